@@ -1,0 +1,259 @@
+"""Project configuration: config.yml, endpoints.yml, credentials.yml, and where things live.
+
+The only module that reads the environment. Everything is validated once at startup into
+frozen objects; components get their own section, never the whole dict.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Mapping
+
+from bot.errors import ConfigError
+from bot.yaml_reader import plain, read_yaml, where
+
+logger = logging.getLogger(__name__)
+
+# Pipeline components we run. Rasa's own names are accepted: tokenizers and featurizers are
+# served by our Transformer's tokenizer, DIET by our intent classifier plus LUKE extractor.
+OUR_COMPONENTS = ("IntentClassifier", "LukeSpanExtractor", "BioTagger")
+RASA_COMPONENTS = (
+    "WhitespaceTokenizer", "JiebaTokenizer", "MitieTokenizer", "SpacyTokenizer",
+    "LanguageModelTokenizer", "LanguageModelFeaturizer", "RegexFeaturizer",
+    "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer", "ConveRTFeaturizer",
+    "SpacyNLP", "MitieNLP", "SpacyFeaturizer", "MitieFeaturizer", "DIETClassifier",
+    "SklearnIntentClassifier", "KeywordIntentClassifier", "MitieIntentClassifier",
+    "LogisticRegressionClassifier", "CRFEntityExtractor", "MitieEntityExtractor",
+    "SpacyEntityExtractor", "DucklingEntityExtractor", "EntitySynonymMapper",
+    "RegexEntityExtractor", "ResponseSelector", "FallbackClassifier",
+)
+PIPELINE_COMPONENTS = OUR_COMPONENTS + RASA_COMPONENTS
+POLICIES = (
+    "RulePolicy", "MemoizationPolicy", "AugmentedMemoizationPolicy", "TEDPolicy",
+    "UnexpecTEDIntentPolicy",
+)
+DEFAULT_PIPELINE = (
+    {"name": "IntentClassifier"},
+    {"name": "LukeSpanExtractor"},
+    {"name": "EntitySynonymMapper"},
+    {"name": "RegexEntityExtractor"},
+    {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1},
+)
+DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
+_ENV_REF = re.compile(r"\$\{([^}]+)\}")
+
+
+class Secret:
+    """A value read from an environment variable; never shown in repr, logs or JSON."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str) -> None:
+        self._value = value
+        self.source = source
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret({self.source}, ***)"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentConfig:
+    name: str
+    params: Mapping[str, Any]
+    at: str
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectConfig:
+    language: str
+    assistant_id: str
+    pipeline: tuple[ComponentConfig, ...]
+    policies: tuple[ComponentConfig, ...]
+    sections: Mapping[str, Any] = field(default_factory=dict)  # our own: retrieval, generation
+    source: str = "config.yml"
+
+    def component(self, name: str) -> ComponentConfig | None:
+        return next((c for c in (*self.pipeline, *self.policies) if c.name == name), None)
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointConfig:
+    url: str | None
+    token: Secret | str | None = None
+    type: str | None = None
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    action_endpoint: EndpointConfig | None = None
+    tracker_store: EndpointConfig | None = None
+    lock_store: EndpointConfig | None = None
+    nlu: EndpointConfig | None = None
+    models: EndpointConfig | None = None
+    event_broker: EndpointConfig | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProjectPaths:
+    root: Path
+    config: Path
+    domain: Path
+    data: tuple[Path, ...]
+    endpoints: Path
+    credentials: Path
+    models: Path
+
+    @classmethod
+    def at(cls, root: Path, *, domain: Path | None = None, config: Path | None = None,
+           data: tuple[Path, ...] | None = None, endpoints: Path | None = None,
+           credentials: Path | None = None, models: Path | None = None) -> ProjectPaths:
+        root = root.resolve()
+        default_domain = root / "domain.yml" if (root / "domain.yml").exists() else root / "domain"
+        return cls(
+            root=root,
+            config=config if config is not None else root / "config.yml",
+            domain=domain if domain is not None else default_domain,
+            data=data if data is not None else (root / "data",),
+            endpoints=endpoints if endpoints is not None else root / "endpoints.yml",
+            credentials=credentials if credentials is not None else root / "credentials.yml",
+            models=models if models is not None else root / "models",
+        )
+
+
+def load_config(path: Path) -> ProjectConfig:
+    if not path.exists():
+        logger.warning("config.missing path=%s using=defaults", path)
+        return _build_config({}, path)
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where(path, data)}: config.yml must be a mapping.")
+    return _build_config(data, path)
+
+
+def _build_config(data: Any, path: Path) -> ProjectConfig:
+    known = {"recipe", "language", "pipeline", "policies", "assistant_id", "version",
+             "retrieval", "generation", "logging", "importers", "data", "spaces"}
+    for key in data:
+        if key not in known:
+            logger.warning("config.unknown_key key=%s at=%s", key, where(path, data, key))
+    pipeline = _components(path, data, "pipeline", PIPELINE_COMPONENTS, DEFAULT_PIPELINE)
+    policies = _components(path, data, "policies", POLICIES, DEFAULT_POLICIES)
+    sections = {k: plain(data[k]) for k in ("retrieval", "generation", "logging") if k in data}
+    return ProjectConfig(
+        language=str(data.get("language") or "en"),
+        assistant_id=str(data.get("assistant_id") or "xingkong"),
+        pipeline=pipeline,
+        policies=policies,
+        sections=sections,
+        source=str(path),
+    )
+
+
+def _components(path: Path, data: Any, key: str, valid: tuple[str, ...],
+                default: tuple[dict[str, Any], ...]) -> tuple[ComponentConfig, ...]:
+    items = data.get(key)
+    if items is None:
+        return tuple(ComponentConfig(d["name"], {k: v for k, v in d.items() if k != "name"},
+                                     f"{path} (default)") for d in default)
+    if not isinstance(items, list):
+        raise ConfigError(f"{where(path, data, key)}: '{key}' must be a list of components.")
+    out = []
+    for i, item in enumerate(items):
+        at = f"{path}:{key}[{i}]"
+        if not isinstance(item, dict) or not isinstance(item.get("name"), str):
+            raise ConfigError(f"{at}: each entry needs a 'name'.")
+        name = item["name"]
+        short = name.rsplit(".", 1)[-1]
+        if short not in valid:
+            hint = difflib.get_close_matches(short, valid, n=1)
+            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(f"Unknown {key[:-1] if key != 'policies' else 'policy'} '{name}' in "
+                              f"{at}.{did_you_mean} Available: {', '.join(sorted(valid))}.")
+        params = {k: plain(v) for k, v in item.items() if k != "name"}
+        out.append(ComponentConfig(short, params, where(path, items, i)))
+    return tuple(out)
+
+
+def load_endpoints(path: Path) -> Endpoints:
+    data = _read_optional(path)
+    kwargs: dict[str, EndpointConfig | None] = {}
+    for key in ("action_endpoint", "tracker_store", "lock_store", "nlu", "models", "event_broker"):
+        spec = data.get(key)
+        if spec is None:
+            continue
+        if not isinstance(spec, dict):
+            raise ConfigError(f"{where(path, data, key)}: '{key}' must be a mapping.")
+        spec = _interpolate(plain(spec), f"{path}:{key}")
+        token = spec.pop("token", None)
+        kwargs[key] = EndpointConfig(
+            url=spec.pop("url", None), token=token, type=spec.pop("type", None), params=spec
+        )
+    for key in data:
+        if key not in kwargs and key not in ("version",):
+            logger.warning("endpoints.unknown_key key=%s at=%s", key, where(path, data, key))
+    return Endpoints(**kwargs)
+
+
+def load_credentials(path: Path) -> dict[str, dict[str, Any]]:
+    data = _read_optional(path)
+    out: dict[str, dict[str, Any]] = {}
+    for channel, spec in data.items():
+        if spec is not None and not isinstance(spec, dict):
+            raise ConfigError(f"{where(path, data, channel)}: credentials for '{channel}' "
+                              "must be a mapping (or empty).")
+        out[str(channel)] = _interpolate(plain(spec) or {}, f"{path}:{channel}")
+    return out
+
+
+def env_flag(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    return default if value is None else value.strip().lower() in ("1", "true", "yes", "on")
+
+
+def env_value(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(name, default)
+
+
+def _read_optional(path: Path) -> dict[str, Any]:
+    if not path.exists():
+        return {}
+    data = read_yaml(path) or {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where(path, data)}: {path.name} must be a mapping.")
+    return data
+
+
+def _interpolate(spec: dict[str, Any], at: str) -> dict[str, Any]:
+    """Replace ${VAR} references by Secrets (whole value) or text (inside a string)."""
+    out: dict[str, Any] = {}
+    for key, value in spec.items():
+        if isinstance(value, str) and _ENV_REF.search(value):
+            names = _ENV_REF.findall(value)
+            missing = [n for n in names if n not in os.environ]
+            if missing:
+                raise ConfigError(f"{at}.{key}: environment variable {missing[0]} is not set. "
+                                  f"Export it or write the value in the file.")
+            resolved = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
+            out[key] = Secret(resolved, f"${{{names[0]}}}") if value.strip() == f"${{{names[0]}}}" \
+                else resolved
+        elif isinstance(value, dict):
+            out[key] = _interpolate(value, f"{at}.{key}")
+        else:
+            out[key] = value
+    return out
+
+
+def reveal(value: Any) -> Any:
+    """The plain value of a Secret (for the one place that sends it), else the value."""
+    return value.reveal() if isinstance(value, Secret) else value
