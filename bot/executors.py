@@ -1,0 +1,123 @@
+"""Custom action executors behind one interface: in-process (rasa_sdk) and HTTP (action server).
+
+Both take a Rasa action-server call ({next_action, sender_id, tracker, domain, version}) and
+return {"events": [...], "responses": [...]}; a refusal raises ActionRejected, anything else
+that goes wrong raises ActionError naming the action.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import logging
+from typing import Any, Protocol
+
+from bot.errors import ActionError, ActionRejected, ConfigError
+
+logger = logging.getLogger(__name__)
+
+PROTOCOL_VERSION = "3.6.0"  # the Rasa version we speak for (rasa_sdk checks compatibility)
+
+
+class ActionExecutor(Protocol):
+    def names(self) -> set[str] | None:
+        """Actions this executor knows, or None when it cannot tell (a remote server)."""
+        ...
+
+    async def run(self, action_call: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def close(self) -> None: ...
+
+
+class InProcessExecutor:
+    """Runs rasa_sdk actions of a Python package in this process (the embedded default)."""
+
+    def __init__(self, package: str = "actions", timeout_s: float = 30.0) -> None:
+        from rasa_sdk.executor import ActionExecutor as SdkExecutor
+
+        self.package = package
+        self.timeout_s = timeout_s
+        self._executor = SdkExecutor()
+        try:
+            importlib.import_module(package)
+            self._executor.register_package(package)
+        except (ImportError, SystemExit) as exc:
+            raise ConfigError(f"Cannot import the actions package '{package}': {exc}. Check that "
+                              "it exists next to domain.yml and that its imports install.") from exc
+
+    def names(self) -> set[str] | None:
+        return set(self._executor.actions)
+
+    async def run(self, action_call: dict[str, Any]) -> dict[str, Any]:
+        from rasa_sdk.interfaces import ActionExecutionRejection, ActionNotFoundException
+
+        name = action_call.get("next_action")
+        try:
+            result = await asyncio.wait_for(self._executor.run(action_call), self.timeout_s)
+        except ActionExecutionRejection as exc:
+            raise ActionRejected(f"Action '{name}' rejected execution: {exc.message}") from exc
+        except ActionNotFoundException as exc:
+            raise ActionError(f"Action '{name}' is not in package '{self.package}'.") from exc
+        except asyncio.TimeoutError as exc:
+            raise ActionError(f"Action '{name}' timed out after {self.timeout_s}s.") from exc
+        except Exception as exc:  # noqa: BLE001 - an action's own bug must not kill the turn
+            raise ActionError(f"Action '{name}' raised {type(exc).__name__}.") from exc
+        if result is None:
+            return {"events": [], "responses": []}
+        return {"events": list(result.events), "responses": list(result.responses)}
+
+    async def close(self) -> None:
+        return None
+
+
+class HttpExecutor:
+    """POSTs to a rasa-sdk (or compatible) action server's /webhook."""
+
+    def __init__(self, url: str, timeout_s: float = 10.0, token: str | None = None) -> None:
+        import httpx
+
+        self.url = url
+        self.timeout_s = timeout_s
+        params = {"token": token} if token else None
+        self._client = httpx.AsyncClient(timeout=timeout_s, params=params)
+
+    def names(self) -> set[str] | None:
+        return None
+
+    async def run(self, action_call: dict[str, Any]) -> dict[str, Any]:
+        import httpx
+
+        name = action_call.get("next_action")
+        try:
+            response = await self._client.post(self.url, json=action_call)
+        except httpx.TimeoutException as exc:
+            raise ActionError(f"Action '{name}': the action server at {self.url} did not answer "
+                              f"within {self.timeout_s}s.") from exc
+        except httpx.HTTPError as exc:
+            raise ActionError(f"Action '{name}': cannot reach the action server at {self.url} "
+                              f"({type(exc).__name__}). Is it running (xingkong run actions)?") from exc
+        if response.status_code == 400:
+            body = _json(response)
+            if body.get("action_name"):
+                raise ActionRejected(f"Action '{name}' rejected execution: {body.get('error')}")
+        if response.status_code == 404:
+            raise ActionError(f"Action '{name}' is not known to the action server at {self.url}.")
+        if response.status_code != 200:
+            raise ActionError(f"Action '{name}': the action server answered HTTP "
+                              f"{response.status_code}.")
+        body = _json(response)
+        events, responses = body.get("events") or [], body.get("responses") or []
+        if not isinstance(events, list) or not isinstance(responses, list):
+            raise ActionError(f"Action '{name}': the action server's reply has no event list.")
+        return {"events": events, "responses": responses}
+
+    async def close(self) -> None:
+        await self._client.aclose()
+
+
+def _json(response: Any) -> dict[str, Any]:
+    try:
+        body = response.json()
+    except ValueError:
+        return {}
+    return body if isinstance(body, dict) else {}

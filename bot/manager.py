@@ -1,0 +1,271 @@
+"""The dialogue manager: one user message in, bot messages out, the tracker saved.
+
+    tracker = store.retrieve(sender_id)       (under a per-sender lock)
+    session start if new or expired
+    parse (`/intent` payloads skip the NLU) -> UserUttered, action_extract_slots
+    loop: policies predict -> run action -> events, until action_listen or the cap
+    store.save(tracker)
+A failing action ends the turn with utter_error; every event before the failure is kept.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.domain import Domain
+from bot.errors import ActionError, ActionRejected, BotError
+from bot.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    BotUttered,
+    Event,
+    LoopInterrupted,
+    UserUttered,
+)
+from bot.executors import ActionExecutor
+from bot.intent_payload import parse_intent_payload
+from bot.policies import PolicyEnsemble
+from bot.responses import ResponseRenderer
+from bot.runtime_actions import ActionContext, action_for_name, bot_event
+from bot.slot_mapping import extract_slots
+from bot.stores import InMemoryTrackerStore, TrackerStore
+from bot.tracker import DialogueStateTracker
+
+logger = logging.getLogger(__name__)
+
+ACTION_LISTEN = "action_listen"
+MAX_TEXT_CHARS = 10_000
+
+Parser = Callable[[str], Awaitable[dict[str, Any]]]
+
+
+@dataclass(frozen=True, slots=True)
+class UserMessage:
+    text: str
+    sender_id: str
+    input_channel: str = "rest"
+    message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class TurnResult:
+    messages: list[dict[str, Any]]
+    tracker: DialogueStateTracker
+    diagnostics: list[dict[str, Any]] = field(default_factory=list)
+
+
+class DialogueManager:
+    def __init__(self, domain: Domain, policies: PolicyEnsemble, *,
+                 parser: Parser | None = None,
+                 store: TrackerStore | None = None,
+                 executor: ActionExecutor | None = None,
+                 renderer: ResponseRenderer | None = None,
+                 max_predictions: int = 10) -> None:
+        self.domain = domain
+        self.policies = policies
+        self.parser = parser
+        self.store = store if store is not None else InMemoryTrackerStore(domain.slot_defaults())
+        self.executor = executor
+        self.renderer = renderer if renderer is not None else ResponseRenderer(domain)
+        self.max_predictions = max_predictions
+        self._locks: dict[str, asyncio.Lock] = {}
+        self._executor_names = executor.names() if executor is not None else set()
+
+    # public entry points ---------------------------------------------------------------------
+    async def handle_message(self, message: UserMessage) -> TurnResult:
+        async with self._lock(message.sender_id):
+            tracker = await self.get_tracker(message.sender_id, message.input_channel)
+            parse = await self.parse(message.text)
+            tracker.update(UserUttered(text=message.text, parse_data=parse,
+                                       input_channel=message.input_channel,
+                                       message_id=message.message_id, metadata=message.metadata))
+            return await self._respond(tracker, message.input_channel, message.message_id)
+
+    async def trigger_intent(self, sender_id: str, intent: str, entities: dict[str, Any],
+                             channel: str = "rest") -> TurnResult:
+        async with self._lock(sender_id):
+            tracker = await self.get_tracker(sender_id, channel)
+            ents = [{"entity": k, "value": v} for k, v in entities.items()]
+            parse = {"intent": {"name": intent, "confidence": 1.0},
+                     "intent_ranking": [{"name": intent, "confidence": 1.0}],
+                     "entities": ents, "text": f"EXTERNAL: {intent}"}
+            tracker.update(UserUttered(text=f"EXTERNAL: {intent}", parse_data=parse,
+                                       input_channel=channel))
+            return await self._respond(tracker, channel, None)
+
+    async def execute_action(self, sender_id: str, action: str, policy: str | None = None,
+                             confidence: float | None = None, channel: str = "rest") -> TurnResult:
+        async with self._lock(sender_id):
+            tracker = await self.get_tracker(sender_id, channel)
+            messages: list[dict[str, Any]] = []
+            ok = await self._run_action(tracker, action, policy, confidence, channel, messages, None)
+            if ok:
+                await self._prediction_loop(tracker, channel, messages, None, [])
+            self.store.save(tracker)
+            return TurnResult(messages, tracker)
+
+    async def update_tracker(self, sender_id: str, events: list[Event]) -> DialogueStateTracker:
+        async with self._lock(sender_id):
+            tracker = self.store.retrieve(sender_id) or self._new_tracker(sender_id)
+            tracker.update_many(events)
+            self.store.save(tracker)
+            return tracker
+
+    async def parse(self, text: str) -> dict[str, Any]:
+        payload = parse_intent_payload(text)
+        if payload is not None:
+            if payload["intent"]["name"] not in self.domain.intent_names:
+                logger.warning("dialogue.unknown_intent_payload intent=%s",
+                               payload["intent"]["name"])
+                payload["intent"] = {"name": "nlu_fallback", "confidence": 1.0}
+            return payload
+        if self.parser is None:
+            return {"text": text, "intent": {"name": None, "confidence": 0.0}, "entities": [],
+                    "intent_ranking": []}
+        return await self.parser(text)
+
+    async def get_tracker(self, sender_id: str, channel: str | None = None) -> DialogueStateTracker:
+        """The sender's tracker, with a session started when it is new or expired."""
+        tracker = self.store.retrieve(sender_id) or self._new_tracker(sender_id)
+        if self._needs_session_start(tracker):
+            messages: list[dict[str, Any]] = []
+            await self._run_action(tracker, "action_session_start", None, None, channel,
+                                   messages, None)
+        return tracker
+
+    def retrieve(self, sender_id: str) -> DialogueStateTracker:
+        return self.store.retrieve(sender_id) or self._new_tracker(sender_id)
+
+    # the turn --------------------------------------------------------------------------------
+    async def _respond(self, tracker: DialogueStateTracker, channel: str | None,
+                       message_id: str | None) -> TurnResult:
+        messages: list[dict[str, Any]] = []
+        diagnostics: list[dict[str, Any]] = []
+        if tracker.is_paused:
+            logger.info("dialogue.paused sender=%s", _hash(tracker.sender_id))
+        else:
+            tracker.update_many(extract_slots(tracker, self.domain))
+            await self._prediction_loop(tracker, channel, messages, message_id, diagnostics)
+        self.store.save(tracker)
+        return TurnResult(messages, tracker, diagnostics)
+
+    async def _prediction_loop(self, tracker: DialogueStateTracker, channel: str | None,
+                               messages: list[dict[str, Any]], message_id: str | None,
+                               diagnostics: list[dict[str, Any]]) -> None:
+        for _ in range(self.max_predictions):
+            followup = tracker.followup_action
+            if followup:
+                action, policy, confidence = followup, "followup", 1.0
+            else:
+                best, votes = self.policies.predict(tracker, self.domain)
+                action, policy, confidence = best.action or ACTION_LISTEN, best.policy, best.confidence
+                diagnostics.append({"action": action, "policy": policy, "confidence": confidence,
+                                    "reason": best.diagnostics.get("reason"),
+                                    "votes": [{"policy": v.policy, "action": v.action,
+                                               "confidence": v.confidence} for v in votes]})
+                self._mark_interruption(tracker, action)
+            if action == ACTION_LISTEN:
+                tracker.update(ActionExecuted(name=ACTION_LISTEN, policy=policy,
+                                              confidence=confidence))
+                return
+            ok = await self._run_action(tracker, action, policy, confidence, channel, messages,
+                                        message_id)
+            if not ok:
+                return
+        logger.warning("dialogue.prediction_cap sender=%s cap=%d", _hash(tracker.sender_id),
+                       self.max_predictions)
+        tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="prediction_cap"))
+
+    async def _run_action(self, tracker: DialogueStateTracker, name: str, policy: str | None,
+                          confidence: float | None, channel: str | None,
+                          messages: list[dict[str, Any]], message_id: str | None) -> bool:
+        """Run one action; False when the turn must end (the action failed)."""
+        started = time.perf_counter()
+        try:
+            action = action_for_name(name, self.domain, self._executor_names)
+            ctx = ActionContext(tracker, self.domain, self.renderer, self.executor, channel)
+            events = await action.run(ctx)
+        except ActionRejected as exc:
+            logger.info("dialogue.action.rejected action=%s message_id=%s", name, message_id)
+            logger.debug("dialogue.action.rejected.detail %s", exc)
+            tracker.update(ActionExecutionRejected(name=name, policy=policy, confidence=confidence))
+            return True
+        except (ActionError, BotError) as exc:
+            logger.error("dialogue.action.failed action=%s message_id=%s sender=%s error=%s",
+                         name, message_id, _hash(tracker.sender_id), exc, exc_info=True)
+            self._fail(tracker, channel, messages)
+            return False
+        except Exception:  # noqa: BLE001 - stay up in the middle: the user still gets an answer
+            logger.exception("dialogue.action.crashed action=%s message_id=%s", name, message_id)
+            self._fail(tracker, channel, messages)
+            return False
+        tracker.update(ActionExecuted(name=name, policy=policy, confidence=confidence))
+        for event in events:
+            tracker.update(event)
+            if isinstance(event, BotUttered):
+                messages.append(_message(event, tracker.sender_id))
+        logger.debug("dialogue.action.done action=%s ms=%.1f", name,
+                     (time.perf_counter() - started) * 1000)
+        return True
+
+    def _fail(self, tracker: DialogueStateTracker, channel: str | None,
+              messages: list[dict[str, Any]]) -> None:
+        rendered = self.renderer.render("utter_error", tracker.slots, channel)
+        if rendered is not None:
+            event = bot_event(rendered)
+            tracker.update(ActionExecuted(name="utter_error", policy="error_handler"))
+            tracker.update(event)
+            messages.append(_message(event, tracker.sender_id))
+        tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="error_handler"))
+
+    def _mark_interruption(self, tracker: DialogueStateTracker, action: str) -> None:
+        loop = tracker.active_loop_name
+        if loop and tracker.latest_action_name == ACTION_LISTEN and action not in (
+                loop, ACTION_LISTEN, "action_deactivate_loop"):
+            tracker.update(LoopInterrupted(is_interrupted=True))
+
+    def _needs_session_start(self, tracker: DialogueStateTracker) -> bool:
+        events = tracker.events
+        if not any(isinstance(e, ActionExecuted) and e.name == "action_session_start"
+                   for e in events):
+            return True
+        expiry_min = self.domain.session_config.session_expiration_time_min
+        if expiry_min <= 0:
+            return False
+        last_user = next((e for e in reversed(events) if isinstance(e, UserUttered)), None)
+        return last_user is not None and time.time() - last_user.timestamp > expiry_min * 60
+
+    def _new_tracker(self, sender_id: str) -> DialogueStateTracker:
+        return DialogueStateTracker(sender_id, self.domain.slot_defaults())
+
+    def _lock(self, sender_id: str) -> asyncio.Lock:
+        lock = self._locks.get(sender_id)
+        if lock is None:
+            lock = self._locks[sender_id] = asyncio.Lock()
+        return lock
+
+
+def _message(event: BotUttered, sender_id: str) -> dict[str, Any]:
+    """A bot message in the REST channel's shape."""
+    out: dict[str, Any] = {"recipient_id": sender_id}
+    if event.text is not None:
+        out["text"] = event.text
+    for key, value in event.data.items():
+        if value is not None:
+            out[key] = value
+    if event.metadata:
+        out["metadata"] = dict(event.metadata)
+    return out
+
+
+def _hash(sender_id: str) -> str:
+    return hashlib.sha256(sender_id.encode()).hexdigest()[:12]
+

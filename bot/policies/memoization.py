@@ -1,0 +1,83 @@
+"""MemoizationPolicy: remembers the stories' state histories and replays their next action.
+
+AugmentedMemoizationPolicy also tries the history with its oldest turns forgotten, so a story
+written from the middle of a conversation still matches later in a live one.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from bot.domain import Domain
+from bot.policies.base import PolicyPrediction
+from bot.policies.states import State, event_turns
+from bot.policies.story_graph import story_trajectories
+from bot.tracker import DialogueStateTracker
+from bot.training_data import TrainingData
+
+logger = logging.getLogger(__name__)
+_CONFLICT = "__conflict__"
+
+
+def history_key(states: list[State]) -> str:
+    return json.dumps([sorted(s) for s in states], separators=(",", ":"))
+
+
+class MemoizationPolicy:
+    name = "MemoizationPolicy"
+
+    def __init__(self, max_history: int | None = 5, priority: int = 3,
+                 augmented: bool = False) -> None:
+        self.max_history = max_history
+        self.priority = priority
+        self.augmented = augmented
+        self.lookup: dict[str, str] = {}
+        if augmented:
+            self.name = "AugmentedMemoizationPolicy"
+
+    def train(self, domain: Domain, data: TrainingData) -> list[str]:
+        self.lookup = {}
+        for trajectory in story_trajectories(data.stories):
+            turns, _ = event_turns(domain, trajectory.events)
+            states = [t.state for t in turns]
+            for i, turn in enumerate(turns):
+                window = self._window(states[: i + 1])
+                for key in self._keys(window):
+                    known = self.lookup.get(key)
+                    if known is None:
+                        self.lookup[key] = turn.action
+                    elif known != turn.action:
+                        self.lookup[key] = _CONFLICT
+        conflicts = sum(1 for v in self.lookup.values() if v == _CONFLICT)
+        self.lookup = {k: v for k, v in self.lookup.items() if v != _CONFLICT}
+        logger.info("policy.memoization.trained entries=%d ambiguous=%d", len(self.lookup), conflicts)
+        return []
+
+    def predict(self, tracker: DialogueStateTracker, domain: Domain) -> PolicyPrediction:
+        turns, now = event_turns(domain, tracker.applied_events())
+        states = [t.state for t in turns] + [now]
+        window = self._window(states)
+        for key in self._keys(window):
+            action = self.lookup.get(key)
+            if action is not None:
+                return PolicyPrediction(action, 1.0, self.name, self.priority,
+                                        diagnostics={"history": len(json.loads(key))})
+        return PolicyPrediction.abstain(self.name, self.priority)
+
+    def _window(self, states: list[State]) -> list[State]:
+        return states[-self.max_history:] if self.max_history else states
+
+    def _keys(self, window: list[State]) -> list[str]:
+        if not self.augmented:
+            return [history_key(window)]
+        # Forget the oldest states one by one, down to the current state alone.
+        return [history_key(window[i:]) for i in range(len(window))]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"max_history": self.max_history, "augmented": self.augmented,
+                "lookup": self.lookup}
+
+    def load_dict(self, data: dict[str, Any]) -> None:
+        self.lookup = dict(data["lookup"])
