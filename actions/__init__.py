@@ -1,0 +1,73 @@
+"""Custom actions of the Starlight Hotels demo assistant (run by a rasa_sdk action server).
+
+Importing this package imports every action module, so ``ActionExecutor.register_package``
+finds all actions.
+"""
+
+from __future__ import annotations
+
+from actions.booking_actions import (
+    ActionCancelBooking,
+    ActionChangeBooking,
+    ActionCheckBooking,
+    ActionSubmitBooking,
+    booking_details,
+    describe_booking,
+)
+from actions.bookings import (
+    Booking,
+    BookingCancelledError,
+    BookingError,
+    BookingNotFoundError,
+    BookingStore,
+    BookingStoreError,
+    normalize_booking_id,
+    open_store,
+)
+from actions.catalog import (
+    Catalog,
+    CatalogError,
+    Hotel,
+    RoomType,
+    get_catalog,
+    load_catalog,
+)
+from actions.dates import current_date, parse_date
+from actions.forms import (
+    ValidateBookingForm,
+    ValidateCancelForm,
+    ValidateChangeForm,
+)
+from actions.values import clean_guest_name, find_email, parse_guests, parse_room_type
+
+__all__ = [
+    "ActionCancelBooking",
+    "ActionChangeBooking",
+    "ActionCheckBooking",
+    "ActionSubmitBooking",
+    "Booking",
+    "BookingCancelledError",
+    "BookingError",
+    "BookingNotFoundError",
+    "BookingStore",
+    "BookingStoreError",
+    "Catalog",
+    "CatalogError",
+    "Hotel",
+    "RoomType",
+    "ValidateBookingForm",
+    "ValidateCancelForm",
+    "ValidateChangeForm",
+    "booking_details",
+    "clean_guest_name",
+    "current_date",
+    "describe_booking",
+    "find_email",
+    "get_catalog",
+    "load_catalog",
+    "normalize_booking_id",
+    "open_store",
+    "parse_date",
+    "parse_guests",
+    "parse_room_type",
+]

@@ -1,0 +1,184 @@
+"""Turn what a guest writes about a date into a ``datetime.date``.
+
+Understood shapes (case-insensitive, anywhere in the text, first match wins):
+ISO "2027-01-15" (a time part is ignored), day-first "15/01/2027" or "15.01.27",
+"March 3", "3rd of March", "Mar 3rd 2027", "Dec 24th", "today", "tomorrow",
+"the day after tomorrow", "Friday", "this Friday", "next Friday", "in 3 days",
+"in two weeks", "this weekend" (Saturday) and "next weekend".
+
+Dates without a year, and bare weekdays, mean the first such day on or after
+``not_before`` (by default ``today``): "March 3" said in April means next year.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from datetime import date, timedelta
+
+TODAY_ENV = "XINGKONG_TODAY"
+
+_MONTH_NAMES = [
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+]
+_WEEKDAY_NAMES = ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+_ORDINALS = [
+    "first",
+    "second",
+    "third",
+    "fourth",
+    "fifth",
+    "sixth",
+    "seventh",
+    "eighth",
+    "ninth",
+    "tenth",
+    "eleventh",
+    "twelfth",
+    "thirteenth",
+    "fourteenth",
+    "fifteenth",
+    "sixteenth",
+    "seventeenth",
+    "eighteenth",
+    "nineteenth",
+    "twentieth",
+]
+
+MONTHS = {name: number for number, name in enumerate(_MONTH_NAMES, 1)}
+MONTHS |= {name[:3]: number for name, number in list(MONTHS.items())} | {"sept": 9}
+WEEKDAYS = {name: number for number, name in enumerate(_WEEKDAY_NAMES)}
+WEEKDAYS |= {name[:3]: number for name, number in list(WEEKDAYS.items())}
+WEEKDAYS |= {"tues": 1, "thur": 3, "thurs": 3}
+NUMBER_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6,
+    "seven": 7, "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12,
+    "a couple of": 2, "a few": 3,
+}  # fmt: skip
+ORDINAL_WORDS = {name: number for number, name in enumerate(_ORDINALS, 1)}
+ORDINAL_WORDS |= {f"twenty {name}": 20 + n for n, name in enumerate(_ORDINALS[:9], 1)}
+ORDINAL_WORDS |= {"thirtieth": 30, "thirty first": 31}
+
+_MONTH = "(?P<month>" + "|".join(sorted(MONTHS, key=len, reverse=True)) + r")\b\.?"
+_ORD = "|".join(sorted(ORDINAL_WORDS, key=len, reverse=True))
+_DAY = rf"(?P<day>\d{{1,2}}(?:st|nd|rd|th)?|{_ORD})"
+_YEAR = r"(?:,?\s*(?P<year>\d{4}))?"
+_WEEKDAY = "(?P<weekday>" + "|".join(sorted(WEEKDAYS, key=len, reverse=True)) + ")"
+_AMOUNT = "(?P<amount>\\d+|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True)) + ")"
+
+_ISO = re.compile(r"\b(?P<year>\d{4})[-/.](?P<month>\d{1,2})[-/.](?P<day>\d{1,2})(?![\d])")
+_NUMERIC = re.compile(
+    r"\b(?P<day>\d{1,2})[/.-](?P<month>\d{1,2})(?:[/.-](?P<year>\d{4}|\d{2}))?(?![\d/.-]*\d)"
+)
+_MONTH_DAY = re.compile(rf"\b{_MONTH}\s+(?:the\s+)?{_DAY}\b{_YEAR}")
+_DAY_MONTH = re.compile(rf"\b{_DAY}\s+(?:of\s+)?{_MONTH}{_YEAR}")
+_RELATIVE = re.compile(rf"\bin\s+{_AMOUNT}\s+(?P<unit>days?|weeks?)\b")
+_WEEKDAY_PHRASE = re.compile(rf"\b(?:(?P<which>this|next|coming|on)\s+)?{_WEEKDAY}\b")
+_WEEKEND = re.compile(r"\b(?P<which>this|next|the)?\s*weekend\b")
+
+
+def current_date() -> date:
+    """Today, or the ISO date in XINGKONG_TODAY (for demos and tests)."""
+    fixed = os.environ.get(TODAY_ENV, "").strip()
+    if fixed:
+        try:
+            return date.fromisoformat(fixed)
+        except ValueError:
+            raise ValueError(f"{TODAY_ENV} must be an ISO date, not {fixed!r}") from None
+    return date.today()
+
+
+def parse_date(text: str, today: date, not_before: date | None = None) -> date | None:
+    """The date meant by ``text`` as seen on ``today``; None when it is not a date."""
+    if not isinstance(text, str):
+        return None
+    clean = re.sub(r"(?<=[a-z])-(?=[a-z])", " ", text.lower())
+    clean = " ".join(clean.replace(",", " , ").split()).replace(" , ", ", ")
+    if not clean:
+        return None
+    floor = not_before or today
+    found, day = _parse_absolute(clean, floor)
+    return day if found else _parse_relative(clean, today, floor)
+
+
+def _parse_absolute(text: str, floor: date) -> tuple[bool, date | None]:
+    """(whether text holds a calendar date shape, that date or None if it is invalid)."""
+    match = _ISO.search(text)
+    if match:
+        return True, _make(int(match["year"]), int(match["month"]), int(match["day"]))
+    match = _NUMERIC.search(text)
+    if match:
+        day, month, year = int(match["day"]), int(match["month"]), match["year"]
+        if year:
+            return True, _make(int(year) + (2000 if len(year) == 2 else 0), month, day)
+        return True, _next_yearless(month, day, floor)
+    found = [m for m in (_MONTH_DAY.search(text), _DAY_MONTH.search(text)) if m]
+    if found:
+        match = min(found, key=lambda m: m.start())
+        month, day = MONTHS[match["month"]], _day_number(match["day"])
+        if match["year"]:
+            return True, _make(int(match["year"]), month, day)
+        return True, _next_yearless(month, day, floor)
+    return False, None
+
+
+def _parse_relative(text: str, today: date, floor: date) -> date | None:
+    if re.search(r"\bday after tomorrow\b", text):
+        return today + timedelta(days=2)
+    if re.search(r"\b(?:tomorrow|tmrw|tmr)\b", text):
+        return today + timedelta(days=1)
+    if re.search(r"\b(?:today|tonight)\b", text):
+        return today
+    match = _RELATIVE.search(text)
+    if match:
+        amount = match["amount"]
+        count = int(amount) if amount.isdigit() else NUMBER_WORDS[amount]
+        days = count * 7 if match["unit"].startswith("week") else count
+        return today + timedelta(days=days)
+    match = _WEEKEND.search(text)
+    if match:
+        saturday = today + timedelta(days=(5 - today.weekday()) % 7)
+        return saturday + timedelta(days=7) if match["which"] == "next" else saturday
+    match = _WEEKDAY_PHRASE.search(text)
+    if match:
+        target = WEEKDAYS[match["weekday"]]
+        if match["which"] == "this":
+            # "this Friday" can be today
+            return floor + timedelta(days=(target - floor.weekday()) % 7)
+        # "Friday" / "next Friday": the first one after today (or on/after floor)
+        start = floor if floor > today else today + timedelta(days=1)
+        return start + timedelta(days=(target - start.weekday()) % 7)
+    return None
+
+
+def _day_number(text: str) -> int:
+    if text in ORDINAL_WORDS:
+        return ORDINAL_WORDS[text]
+    return int(re.sub(r"\D", "", text))
+
+
+def _make(year: int, month: int, day: int) -> date | None:
+    try:
+        return date(year, month, day)
+    except ValueError:
+        return None
+
+
+def _next_yearless(month: int, day: int, floor: date) -> date | None:
+    # the first such day on or after floor; Feb 29 may be a few years away
+    for year in range(floor.year, floor.year + 9):
+        found = _make(year, month, day)
+        if found and found >= floor:
+            return found
+    return None

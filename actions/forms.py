@@ -1,0 +1,343 @@
+"""Slot validation for booking_form, cancel_form and change_form.
+
+Each ``validate_<slot>`` method returns the cleaned value, or None (with a message to
+the guest) to make the form ask again. Values are stored in plain shapes: canonical
+city, hotel and room type names, ISO dates ("2027-03-03"), an int guest count.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import date, timedelta
+from typing import Any
+
+from rasa_sdk import Tracker
+from rasa_sdk.executor import CollectingDispatcher
+from rasa_sdk.forms import FormValidationAction
+from rasa_sdk.types import DomainDict
+
+from actions.bookings import (
+    MAX_GUESTS,
+    MAX_NIGHTS,
+    BookingError,
+    normalize_booking_id,
+    open_store,
+)
+from actions.catalog import Catalog, get_catalog
+from actions.dates import current_date, parse_date
+from actions.values import (
+    as_text,
+    clean_guest_name,
+    find_email,
+    format_date,
+    join_words,
+    parse_guests,
+    parse_room_type,
+)
+
+logger = logging.getLogger(__name__)
+
+BOOKING_FORM_SLOTS = (
+    "city",
+    "hotel",
+    "checkin_date",
+    "checkout_date",
+    "guests",
+    "room_type",
+    "guest_name",
+    "email",
+)
+CANCEL_FORM_SLOTS = ("booking_id",)
+CHANGE_FORM_SLOTS = ("booking_id", "checkin_date", "checkout_date")
+
+Result = dict[str, Any]
+
+
+def _pending(tracker: Tracker) -> set[str]:
+    """Slots whose new values this validation call is checking."""
+    return set(tracker.slots_to_validate())
+
+
+def _say(dispatcher: CollectingDispatcher, text: str) -> None:
+    dispatcher.utter_message(text=text)
+
+
+def _quote(value: Any) -> str:
+    text = as_text(value)
+    return f'"{text[:40]}…"' if len(text) > 40 else f'"{text}"'
+
+
+class DateRules:
+    """Check-in and check-out checks shared by booking_form and change_form.
+
+    ``today`` may be set on the class or instance for tests; otherwise the
+    XINGKONG_TODAY environment variable or the real date is used.
+    """
+
+    today: date | None = None
+
+    def current_day(self) -> date:
+        return self.today or current_date()
+
+    def validate_checkin_date(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        today = self.current_day()
+        day = parse_date(as_text(value), today)
+        if day is None:
+            _say(
+                dispatcher,
+                f"Sorry, I couldn't read {_quote(value)} as a date. "
+                'Try something like "March 3", "next Friday" or "2027-03-03".',
+            )
+            return {"checkin_date": None}
+        if day < today:
+            _say(
+                dispatcher,
+                f"{format_date(day)} is in the past. Check-in can be today or any later day.",
+            )
+            return {"checkin_date": None}
+        result: Result = {"checkin_date": day.isoformat()}
+        old_checkout = tracker.get_slot("checkout_date")
+        if old_checkout and "checkout_date" not in _pending(tracker):
+            checkout = parse_date(as_text(old_checkout), today, day + timedelta(days=1))
+            if checkout is None or not 1 <= (checkout - day).days <= MAX_NIGHTS:
+                _say(
+                    dispatcher,
+                    "Your check-out date doesn't fit the new check-in date, "
+                    "so I'll ask for it again.",
+                )
+                result["checkout_date"] = None
+        return result
+
+    def validate_checkout_date(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        today = self.current_day()
+        checkin = parse_date(as_text(tracker.get_slot("checkin_date")), today)
+        floor = checkin + timedelta(days=1) if checkin else today + timedelta(days=1)
+        day = parse_date(as_text(value), today, floor)
+        if day is None:
+            _say(
+                dispatcher,
+                f"Sorry, I couldn't read {_quote(value)} as a date. "
+                'Try something like "March 7" or "2027-03-07".',
+            )
+            return {"checkout_date": None}
+        if checkin is None:
+            if day <= today:
+                _say(dispatcher, "Check-out has to be after today. When will you leave?")
+                return {"checkout_date": None}
+            return {"checkout_date": day.isoformat()}
+        nights = (day - checkin).days
+        # "March 1" after a March 3 check-in: a slip, not a stay of 363 nights
+        plain = parse_date(as_text(value), today)
+        if nights < 1 or (nights > MAX_NIGHTS and plain is not None and plain <= checkin):
+            _say(
+                dispatcher,
+                f"Check-out has to be after check-in ({format_date(checkin)}). "
+                "When will you leave?",
+            )
+            return {"checkout_date": None}
+        if nights > MAX_NIGHTS:
+            _say(
+                dispatcher,
+                f"That would be {nights} nights; we can book at most {MAX_NIGHTS} nights "
+                "at a time. Please choose an earlier check-out date.",
+            )
+            return {"checkout_date": None}
+        return {"checkout_date": day.isoformat()}
+
+
+def check_booking_id(value: Any, dispatcher: CollectingDispatcher, action: str) -> str | None:
+    """The id of an active booking named by ``value``, or None after telling why not."""
+    booking_id = normalize_booking_id(as_text(value))
+    if booking_id is None:
+        _say(
+            dispatcher,
+            "Booking references look like SL-123456. Could you check yours and send it again?",
+        )
+        return None
+    try:
+        booking = open_store().get(booking_id)
+    except BookingError:
+        logger.exception("bookings store unavailable")
+        _say(dispatcher, "I can't reach our bookings right now. Please try again in a moment.")
+        return None
+    if booking is None:
+        _say(dispatcher, f"I can't find a booking with reference {booking_id}. Please check it.")
+        return None
+    if not booking.active:
+        _say(dispatcher, f"Booking {booking_id} is already cancelled, so I can't {action} it.")
+        return None
+    return booking_id
+
+
+class ValidateBookingForm(DateRules, FormValidationAction):
+    def name(self) -> str:
+        return "validate_booking_form"
+
+    @property
+    def catalog(self) -> Catalog:
+        return get_catalog()
+
+    def validate_city(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        catalog = self.catalog
+        city = catalog.find_city(as_text(value))
+        if city is None:
+            _say(
+                dispatcher,
+                f"Sorry, we have no hotel in {as_text(value) or 'that city'}. "
+                f"Our hotels are in {join_words(catalog.cities())}. Which city would you like?",
+            )
+            return {"city": None}
+        result: Result = {"city": city}
+        hotel = catalog.find_hotel(as_text(tracker.get_slot("hotel")))
+        if hotel and hotel.city != city and "hotel" not in _pending(tracker):
+            _say(dispatcher, f"{hotel.name} is in {hotel.city}, so let's pick a hotel in {city}.")
+            result["hotel"] = None
+        return result
+
+    def validate_hotel(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        catalog = self.catalog
+        city = catalog.find_city(as_text(tracker.get_slot("city")))
+        hotel = catalog.find_hotel(as_text(value), city)
+        if hotel is None:
+            place = city or catalog.find_city(as_text(value))
+            similar = catalog.hotels_like(as_text(value))
+            if len(similar) > 1:
+                names = join_words([h.name for h in similar], "or")
+                _say(dispatcher, f"Do you mean {names}?")
+            elif place:
+                names = join_words([h.name for h in catalog.hotels_in(place)], "or")
+                _say(dispatcher, f"In {place} you can choose {names}. Which hotel would you like?")
+            else:
+                names = join_words([h.name for h in catalog.hotels])
+                _say(
+                    dispatcher,
+                    f"Sorry, I don't know a hotel called {_quote(value)}. Our hotels are {names}.",
+                )
+            return {"hotel": None}
+        if city and hotel.city != city:
+            names = join_words([h.name for h in catalog.hotels_in(city)], "or")
+            _say(
+                dispatcher,
+                f"{hotel.name} is in {hotel.city}, not {city}. In {city} you can choose {names}.",
+            )
+            return {"hotel": None}
+        result: Result = {"hotel": hotel.name}
+        if city is None:
+            result["city"] = hotel.city
+        room = parse_room_type(tracker.get_slot("room_type"), catalog)
+        if room and not hotel.offers(room) and "room_type" not in _pending(tracker):
+            _say(
+                dispatcher,
+                f"{hotel.name} has no {room} rooms, so I'll ask for the room type again.",
+            )
+            result["room_type"] = None
+        return result
+
+    def validate_guests(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        guests = parse_guests(value)
+        if guests is None:
+            _say(
+                dispatcher,
+                f"How many guests will stay? Please give a number from 1 to {MAX_GUESTS}.",
+            )
+            return {"guests": None}
+        if not 1 <= guests <= MAX_GUESTS:
+            _say(dispatcher, f"We can book 1 to {MAX_GUESTS} guests at a time. How many are you?")
+            return {"guests": None}
+        room_name = parse_room_type(tracker.get_slot("room_type"), self.catalog)
+        room = self.catalog.room_type(room_name) if room_name else None
+        if room and guests > room.max_guests and "room_type" not in _pending(tracker):
+            _say(
+                dispatcher,
+                f"A {room.name} room sleeps at most {room.max_guests}. "
+                f"How many guests will stay in it?",
+            )
+            return {"guests": None}
+        return {"guests": guests}
+
+    def validate_room_type(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        catalog = self.catalog
+        hotel = catalog.find_hotel(as_text(tracker.get_slot("hotel")))
+        offered = list(hotel.rooms) if hotel else list(catalog.room_types)
+        name = parse_room_type(value, catalog)
+        if name is None:
+            _say(dispatcher, f"We have {join_words(offered, 'or')} rooms. Which would you like?")
+            return {"room_type": None}
+        if hotel and not hotel.offers(name):
+            _say(
+                dispatcher,
+                f"{hotel.name} has no {name} rooms. It offers {join_words(offered, 'or')} rooms.",
+            )
+            return {"room_type": None}
+        guests = parse_guests(tracker.get_slot("guests"))
+        room = catalog.room_types[name]
+        if guests and guests > room.max_guests:
+            fitting = [r for r in offered if catalog.room_types[r].max_guests >= guests]
+            if fitting:
+                _say(
+                    dispatcher,
+                    f"A {name} room sleeps at most {room.max_guests}. For {guests} guests "
+                    f"you can choose a {join_words(fitting, 'or')} room.",
+                )
+                return {"room_type": None}
+            largest = max(catalog.room_types[r].max_guests for r in offered)
+            _say(
+                dispatcher,
+                f"Our largest rooms sleep {largest} guests, so one booking can be for at most "
+                f"{largest}. How many guests will stay in this room?",
+            )
+            return {"room_type": None, "guests": None}
+        return {"room_type": name}
+
+    def validate_guest_name(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        name = clean_guest_name(value)
+        if name is None:
+            _say(dispatcher, "Which name should the booking be under? For example: Ana Ruiz.")
+            return {"guest_name": None}
+        return {"guest_name": name}
+
+    def validate_email(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        email = find_email(value)
+        if email is None:
+            _say(
+                dispatcher,
+                "That doesn't look like an email address. Please send one like ana@example.com.",
+            )
+            return {"email": None}
+        return {"email": email}
+
+
+class ValidateCancelForm(FormValidationAction):
+    def name(self) -> str:
+        return "validate_cancel_form"
+
+    def validate_booking_id(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        return {"booking_id": check_booking_id(value, dispatcher, "cancel")}
+
+
+class ValidateChangeForm(DateRules, FormValidationAction):
+    def name(self) -> str:
+        return "validate_change_form"
+
+    def validate_booking_id(
+        self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        return {"booking_id": check_booking_id(value, dispatcher, "change")}
