@@ -105,11 +105,20 @@ def train_nlu(project: Project, out: Path, progress: bool = True) -> dict[str, A
         logger.info("train.nlu.skipped reason=no_examples")
         return {}
     try:
-        from nlu.training import train_pipeline
-    except ImportError as exc:  # the NLU extra is missing
+        from nlu.training import TrainingSet, train_pipeline
+        from nlu.types import Entity, Example
+    except ImportError as exc:  # the NLU dependencies are missing
         raise TrainingError(f"The NLU package cannot be imported ({exc}). "
                             "Reinstall with `make install`.") from exc
-    return train_pipeline(project.data, project.config, out, progress=progress)
+    data = project.data
+    examples = [
+        Example(e.text, e.intent, tuple(Entity(a.start, a.end, a.value, a.entity, a.role, a.group)
+                                        for a in e.entities))
+        for e in data.examples
+    ]
+    components = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
+    training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups))
+    return train_pipeline(training_set, components, out, progress=progress)
 
 
 def load_policies(project: Project) -> PolicyEnsemble:

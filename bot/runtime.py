@@ -1,0 +1,118 @@
+"""Wire a trained project into a running DialogueManager: NLU, stores, action executor."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bot.assistant import Project, load_policies
+from bot.config import Endpoints, load_endpoints, reveal
+from bot.errors import ConfigError
+from bot.executors import ActionExecutor, HttpExecutor, InProcessExecutor
+from bot.manager import DialogueManager, Parser
+from bot.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Runtime:
+    project: Project
+    manager: DialogueManager
+    model_info: dict[str, Any]
+
+
+def build_runtime(project: Project, endpoints_path: Path | None = None,
+                  actions_package: str | None = "actions") -> Runtime:
+    started = time.perf_counter()
+    endpoints = load_endpoints(endpoints_path if endpoints_path is not None
+                               else project.paths.endpoints)
+    policies = load_policies(project)
+    parser = load_parser(project)
+    store = make_tracker_store(endpoints, project)
+    executor = make_executor(endpoints, project, actions_package)
+    max_predictions = 10
+    for component in project.config.policies:
+        if "max_number_of_predictions" in component.params:
+            max_predictions = int(component.params["max_number_of_predictions"])
+    manager = DialogueManager(project.domain, policies, parser=parser, store=store,
+                              executor=executor, max_predictions=max_predictions)
+    logger.info("runtime.ready seconds=%.2f nlu=%s executor=%s store=%s",
+                time.perf_counter() - started, parser is not None,
+                type(executor).__name__ if executor else None, type(store).__name__)
+    info = {"model_file": str(project.paths.models), "model_id": project.config.assistant_id}
+    return Runtime(project, manager, info)
+
+
+def load_parser(project: Project) -> Parser | None:
+    nlu_dir = project.paths.models / "nlu"
+    if not (nlu_dir / "pipeline.json").exists():
+        logger.warning("runtime.nlu.missing path=%s effect=only_/intent_payloads_understood", nlu_dir)
+        return None
+    from nlu.interpreter import load_interpreter
+
+    interpreter = load_interpreter(nlu_dir)
+
+    async def parse(text: str) -> dict[str, Any]:
+        return await interpreter.parse_async(text)
+
+    return parse
+
+
+def make_tracker_store(endpoints: Endpoints, project: Project) -> TrackerStore:
+    spec = endpoints.tracker_store
+    defaults = project.domain.slot_defaults()
+    if spec is None or (spec.type or "").lower() in ("", "in_memory", "inmemory"):
+        return InMemoryTrackerStore(defaults)
+    kind = (spec.type or "").lower()
+    if kind == "sql":
+        url = spec.url or _sql_url(spec.params)
+        return SQLTrackerStore(url, slot_defaults=defaults)
+    if kind == "redis":
+        try:
+            from bot.stores import RedisTrackerStore  # type: ignore[attr-defined]
+        except ImportError as exc:
+            raise ConfigError("endpoints.yml tracker_store type 'redis' is not available yet in "
+                              "this version; use 'sql' or 'in_memory'.") from exc
+        return RedisTrackerStore(spec, slot_defaults=defaults)  # type: ignore[no-any-return]
+    raise ConfigError(f"endpoints.yml tracker_store: unknown type '{spec.type}'. "
+                      "Valid: in_memory, sql, redis.")
+
+
+def make_executor(endpoints: Endpoints, project: Project,
+                  actions_package: str | None) -> ActionExecutor | None:
+    spec = endpoints.action_endpoint
+    if spec is not None and spec.url:
+        timeout = float(spec.params.get("timeout", 10))
+        token = reveal(spec.token) if spec.token is not None else None
+        return HttpExecutor(spec.url, timeout_s=timeout, token=token)
+    if not project.domain.custom_actions:
+        return None
+    if actions_package is None:
+        return None
+    package_dir = project.paths.root / actions_package.replace(".", "/")
+    if not package_dir.exists() and not (package_dir.with_suffix(".py")).exists():
+        logger.warning("runtime.actions.missing package=%s", actions_package)
+        return None
+    import sys
+
+    root = str(project.paths.root)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+    return InProcessExecutor(actions_package)
+
+
+def _sql_url(params: Any) -> str:
+    dialect = params.get("dialect", "sqlite")
+    db = params.get("db", "rasa.db")
+    if dialect == "sqlite":
+        return f"sqlite:///{db}"
+    user = params.get("username", "")
+    password = reveal(params.get("password", ""))
+    host = params.get("host", "localhost")
+    port = params.get("port")
+    auth = f"{user}:{password}@" if user else ""
+    return f"{dialect}://{auth}{host}{':' + str(port) if port else ''}/{db}"
