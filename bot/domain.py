@@ -92,6 +92,8 @@ class Domain:
     def action_names(self) -> tuple[str, ...]:
         names = list(DEFAULT_ACTIONS) + list(self.custom_actions)
         names += [r for r in self.responses if r.startswith("utter_")] + list(self.forms)
+        # Retrieval intents: responses utter_faq/ask_x make `utter_faq` an action.
+        names += [r.split("/")[0] for r in self.responses if "/" in r]
         return tuple(dict.fromkeys(names))
 
     @property

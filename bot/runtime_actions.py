@@ -67,7 +67,24 @@ class UtterAction:
     name: str
 
     async def run(self, ctx: ActionContext) -> list[Event]:
+        if self.name not in ctx.domain.responses:
+            sub = _retrieval_response(ctx, self.name)
+            if sub is not None:
+                return ctx.utter(sub)
         return ctx.utter(self.name)
+
+
+def _retrieval_response(ctx: ActionContext, name: str) -> str | None:
+    """`utter_faq` answers with `utter_faq/<key>` from the message's retrieval intent."""
+    message = ctx.tracker.latest_message
+    if message is None:
+        return None
+    base = name[len("utter_"):]
+    full = message.parse_data.get("intent", {}).get("full_retrieval_intent_name")
+    selector = (message.parse_data.get("response_selector") or {}).get(base) or {}
+    key = full or (selector.get("response") or {}).get("intent_response_key")
+    candidate = f"utter_{key}" if key else None
+    return candidate if candidate in ctx.domain.responses else None
 
 
 @dataclass(slots=True)

@@ -47,29 +47,39 @@ def validate_project(paths: ProjectPaths, max_history: int = 5) -> list[Finding]
 
 def check_nlu(domain: Domain, data: TrainingData) -> list[Finding]:
     out: list[Finding] = []
+    # Like Rasa: NLU intents/entities missing from the domain are ignored in training (a
+    # warning, one per name with its first place); broken annotations are errors.
+    missing: dict[tuple[str, str], tuple[str, int]] = {}
     for ex in data.examples:
         if ex.intent and ex.intent.split("/")[0] not in domain.intents:
-            out.append(_unknown("intent", ex.intent, domain.intents, f"{ex.source}", "domain.yml intents"))
+            first, count = missing.get(("intent", ex.intent), (str(ex.source), 0))
+            missing[("intent", ex.intent)] = (first, count + 1)
         for ent in ex.entities:
             if ent.entity not in domain.entities:
-                out.append(_unknown("entity", ent.entity, domain.entities, str(ex.source),
-                                    "domain.yml entities"))
-            if ent.role and ent.role not in domain.roles.get(ent.entity, ()):
+                first, count = missing.get(("entity", ent.entity), (str(ex.source), 0))
+                missing[("entity", ent.entity)] = (first, count + 1)
+            elif ent.role and ent.role not in domain.roles.get(ent.entity, ()):
                 out.append(Finding("error", f"{ex.source}: role '{ent.role}' of entity "
                                    f"'{ent.entity}' is not declared. Add it under the entity's "
                                    "'roles' in domain.yml."))
-            if ent.group and ent.group not in domain.groups.get(ent.entity, ()):
+            elif ent.group and ent.group not in domain.groups.get(ent.entity, ()):
                 out.append(Finding("error", f"{ex.source}: group '{ent.group}' of entity "
                                    f"'{ent.entity}' is not declared in domain.yml."))
             if _misaligned(ex.text, ent.start, ent.end):
                 out.append(Finding("error", f"{ex.source}: entity '{ent.entity}' span "
                                    f"{ex.text[ent.start:ent.end]!r} cuts through a word in "
                                    f"{ex.text!r}. Annotate whole words."))
+    for (kind, name), (first, count) in missing.items():
+        known = domain.intents if kind == "intent" else domain.entities
+        hint = difflib.get_close_matches(name, [str(k) for k in known], n=1)
+        did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+        out.append(Finding("warning", f"{first}: {kind} '{name}' ({count} example(s)) is not in "
+                           f"domain.yml; training ignores it.{did_you_mean}"))
     seen: dict[str, str] = {}
     for ex in data.examples:
         key = ex.text.strip().lower()
         if key in seen and seen[key] != ex.intent:
-            out.append(Finding("error", f"{ex.source}: example {ex.text!r} is labelled "
+            out.append(Finding("warning", f"{ex.source}: example {ex.text!r} is labelled "
                                f"'{ex.intent}' here and '{seen[key]}' elsewhere. Keep one."))
         seen.setdefault(key, ex.intent or "")
     for name, patterns in data.regexes.items():
@@ -79,7 +89,7 @@ def check_nlu(domain: Domain, data: TrainingData) -> list[Finding]:
             except re.error as exc:
                 out.append(Finding("error", f"regex '{name}': pattern {pattern!r} does not compile "
                                    f"({exc})."))
-    trained = data.intents
+    trained = {i.split("/")[0] for i in data.intents}
     for intent in domain.intents:
         if intent not in trained and intent not in DEFAULT_INTENTS and data.examples:
             out.append(Finding("warning", f"intent '{intent}' is in the domain but has no NLU "

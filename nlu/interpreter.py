@@ -1,0 +1,197 @@
+"""Text in, Rasa-shaped parse out: intent classifier, entity extractor, regex and lookup
+entities, synonyms, and the FallbackClassifier's thresholds.
+
+`parse_async` batches concurrent requests (dynamic batching): callers that arrive while a
+batch runs are parsed together in the next one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from nlu.errors import NLUModelError
+from nlu.types import Entity, IntentScore, ParseResult
+
+logger = logging.getLogger(__name__)
+
+NLU_FALLBACK = "nlu_fallback"
+MAX_BATCH = 32
+
+
+class NLUInterpreter:
+    def __init__(self, steps: dict[str, Any], intent_model: Any | None, entity_model: Any | None,
+                 synonyms: dict[str, str], regexes: dict[str, list[str]],
+                 lookups: dict[str, list[str]]) -> None:
+        self.steps = steps
+        self.intent_model = intent_model
+        self.entity_model = entity_model
+        self.synonyms = {k.lower(): v for k, v in synonyms.items()} if steps.get("synonyms") else {}
+        self._patterns = _compile_patterns(steps.get("regex"), regexes, lookups)
+        self._queue: asyncio.Queue[tuple[str, asyncio.Future[dict[str, Any]]]] | None = None
+        self._worker: asyncio.Task[None] | None = None
+
+    # batch API first; single-item helpers wrap it
+    def parse_batch(self, texts: list[str]) -> list[ParseResult]:
+        if not texts:
+            return []
+        intents = self.intent_model.predict_batch(texts) if self.intent_model is not None else None
+        spans = self.entity_model.extract_batch(texts) if self.entity_model is not None else None
+        out = []
+        for i, text in enumerate(texts):
+            ranking: tuple[IntentScore, ...] = ()
+            uncertainty: dict[str, float] = {}
+            if intents is not None:
+                ranking = tuple(intents[i].ranking)
+                uncertainty = dict(intents[i].uncertainty)
+            elif self.steps.get("single_intent"):
+                ranking = (IntentScore(self.steps["single_intent"], 1.0),)
+            entities = list(spans[i]) if spans is not None else []
+            entities = self._add_pattern_entities(text, entities)
+            entities = [self._synonym(e) for e in entities]
+            intent, ranking = self._fallback(ranking)
+            out.append(ParseResult(text, intent, ranking, tuple(entities), uncertainty))
+        return out
+
+    def parse(self, text: str) -> dict[str, Any]:
+        return to_rasa(self.parse_batch([text])[0])
+
+    async def parse_async(self, text: str) -> dict[str, Any]:
+        if self._queue is None or self._worker is None or self._worker.done():
+            self._queue = asyncio.Queue()
+            self._worker = asyncio.create_task(self._batch_worker(self._queue))
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        await self._queue.put((text, future))
+        return await future
+
+    async def _batch_worker(self, queue: asyncio.Queue[tuple[str, asyncio.Future[dict[str, Any]]]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            batch = [await queue.get()]
+            while not queue.empty() and len(batch) < MAX_BATCH:
+                batch.append(queue.get_nowait())
+            texts = [t for t, _ in batch]
+            try:
+                results = await loop.run_in_executor(None, self.parse_batch, texts)
+            except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
+                for _, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+                continue
+            for (_, future), result in zip(batch, results):
+                if not future.done():
+                    future.set_result(to_rasa(result))
+
+    def _fallback(self, ranking: tuple[IntentScore, ...]) -> tuple[IntentScore | None,
+                                                                  tuple[IntentScore, ...]]:
+        if not ranking:
+            return None, ranking
+        config = self.steps.get("fallback")
+        if not config:
+            return ranking[0], ranking
+        top = ranking[0].confidence
+        second = ranking[1].confidence if len(ranking) > 1 else 0.0
+        if top < config["threshold"] or top - second < config["ambiguity_threshold"]:
+            fallback = IntentScore(NLU_FALLBACK, config["threshold"])
+            return fallback, (fallback, *ranking)
+        return ranking[0], ranking
+
+    def _add_pattern_entities(self, text: str, entities: list[Entity]) -> list[Entity]:
+        if not self._patterns:
+            return entities
+        taken = [(e.start, e.end) for e in entities]
+        out = list(entities)
+        for name, pattern in self._patterns:
+            for match in pattern.finditer(text):
+                start, end = match.span()
+                if start == end or any(s < end and start < e for s, e in taken):
+                    continue
+                out.append(Entity(start, end, text[start:end], name, confidence=1.0,
+                                  extractor="RegexEntityExtractor"))
+                taken.append((start, end))
+        return sorted(out, key=lambda e: e.start)
+
+    def _synonym(self, entity: Entity) -> Entity:
+        if not isinstance(entity.value, str):
+            return entity
+        mapped = self.synonyms.get(entity.value.lower())
+        if mapped is None or mapped == entity.value:
+            return entity
+        return Entity(entity.start, entity.end, mapped, entity.entity, entity.role, entity.group,
+                      entity.confidence, entity.extractor, (*entity.processors, "EntitySynonymMapper"))
+
+
+def to_rasa(result: ParseResult) -> dict[str, Any]:
+    """Rasa's parse dict. Retrieval intents ('faq/ask_wifi') become intent 'faq' with
+    `full_retrieval_intent_name` and a `response_selector` entry, as Rasa's ResponseSelector."""
+    parse = result.to_dict()
+    name = parse["intent"].get("name")
+    if not name or "/" not in name:
+        return parse
+    base = name.split("/")[0]
+    confidence = parse["intent"]["confidence"]
+    parse["intent"] = {"name": base, "confidence": confidence, "full_retrieval_intent_name": name}
+    merged: dict[str, float] = {}
+    for item in parse["intent_ranking"]:
+        key = item["name"].split("/")[0]
+        merged[key] = merged.get(key, 0.0) + item["confidence"]
+    parse["intent_ranking"] = [{"name": k, "confidence": v}
+                               for k, v in sorted(merged.items(), key=lambda kv: -kv[1])]
+    parse["response_selector"] = {
+        "all_retrieval_intents": [base],
+        base: {"response": {"intent_response_key": name, "confidence": confidence,
+                            "utter_action": f"utter_{name}"},
+               "ranking": [{"intent_response_key": name, "confidence": confidence}]},
+    }
+    return parse
+
+
+def load_interpreter(directory: Path) -> NLUInterpreter:
+    manifest_path = directory / "pipeline.json"
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except (OSError, ValueError) as exc:
+        raise NLUModelError(f"No NLU model at {directory} ({exc}). Run `xingkong train nlu`.") from exc
+    steps = manifest["steps"]
+    intent_model = None
+    if steps.get("intent") and (directory / "intent").exists():
+        from nlu.intent import IntentClassifier
+
+        intent_model = IntentClassifier.load_from(directory / "intent")
+    entity_model = None
+    if steps.get("entity") == "LukeSpanExtractor":
+        from nlu.luke_spans import LukeSpanExtractor
+
+        entity_model = LukeSpanExtractor.load_from(directory / "entities")
+    elif steps.get("entity") == "BioTagger":
+        from nlu.bio_tagger import BioTagger
+
+        entity_model = BioTagger.load_from(directory / "entities")
+    return NLUInterpreter(steps, intent_model, entity_model, manifest.get("synonyms", {}),
+                          manifest.get("regexes", {}), manifest.get("lookups", {}))
+
+
+def _compile_patterns(config: dict[str, Any] | None, regexes: dict[str, list[str]],
+                      lookups: dict[str, list[str]]) -> list[tuple[str, re.Pattern[str]]]:
+    if not config:
+        return []
+    flags = 0 if config.get("case_sensitive") else re.IGNORECASE
+    out: list[tuple[str, re.Pattern[str]]] = []
+    if config.get("use_regexes", True):
+        for name, patterns in regexes.items():
+            for pattern in patterns:
+                try:
+                    out.append((name, re.compile(pattern, flags)))
+                except re.error:
+                    logger.warning("nlu.regex.invalid name=%s", name)
+    if config.get("use_lookup_tables", True):
+        for name, values in lookups.items():
+            words = sorted({v.strip() for v in values if v.strip()}, key=len, reverse=True)
+            if words:
+                alternation = "|".join(re.escape(w) for w in words)
+                out.append((name, re.compile(rf"\b(?:{alternation})\b", flags)))
+    return out
