@@ -1,0 +1,299 @@
+"""Tracker stores: where conversations live between messages.
+
+A store keeps each conversation's events (never derived state) and rebuilds a
+``DialogueStateTracker`` from them on ``retrieve``, using the ``slot_defaults`` it was built
+with. Stores implement the ``TrackerStore`` protocol:
+
+- ``InMemoryTrackerStore``: a dict, for tests and single-process development.
+- ``SQLTrackerStore``: any SQLAlchemy URL. One append-only ``events`` table with Rasa's schema
+  (id, sender_id, type_name, timestamp, intent_name, action_name, data), so databases written
+  by Rasa's SQLTrackerStore can be read and vice versa.
+
+Log-structured stores (SQL now, Redis next: a list per conversation, RPUSH/LLEN/LINDEX) save
+incrementally with ``plan_save``: given how many events are stored and the last stored one, it
+returns the events to append, or asks for a rewrite when the stored log is not a prefix of
+the tracker's history (a different or reset tracker was saved under the same id).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Connection
+from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.pool import StaticPool
+
+from bot.errors import EventError, StoreError
+from bot.events import ActionExecuted, Event, UserUttered, event_from_dict
+from bot.tracker import DialogueStateTracker
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SQL_URL = "sqlite:///.xingkong/trackers.sqlite"
+
+
+@runtime_checkable
+class TrackerStore(Protocol):
+    """What the engine needs from a tracker store."""
+
+    def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        """The conversation rebuilt from its stored events, or None when there is none."""
+        ...
+
+    def save(self, tracker: DialogueStateTracker) -> None:
+        """Store the tracker's events (replacing what was stored under its sender id)."""
+        ...
+
+    def keys(self) -> list[str]:
+        """The sender ids of every stored conversation."""
+        ...
+
+    def delete(self, sender_id: str) -> None:
+        """Forget a conversation; no error when it does not exist."""
+        ...
+
+
+class InMemoryTrackerStore:
+    """Keeps the events of each conversation in a dict (lost when the process ends)."""
+
+    def __init__(self, slot_defaults: Mapping[str, Any] | None = None, *,
+                 max_event_history: int | None = None) -> None:
+        self.slot_defaults = None if slot_defaults is None else dict(slot_defaults)
+        self.max_event_history = max_event_history
+        self._events: dict[str, tuple[Event, ...]] = {}
+
+    def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        events = self._events.get(sender_id)
+        if events is None:
+            return None
+        return DialogueStateTracker(sender_id, self.slot_defaults, events, self.max_event_history)
+
+    def save(self, tracker: DialogueStateTracker) -> None:
+        if tracker.events:
+            self._events[tracker.sender_id] = tracker.events  # a tuple of frozen events
+        else:  # like the SQL store: a conversation without events is not stored
+            self._events.pop(tracker.sender_id, None)
+
+    def keys(self) -> list[str]:
+        return list(self._events)
+
+    def delete(self, sender_id: str) -> None:
+        self._events.pop(sender_id, None)
+
+
+@dataclass(frozen=True, slots=True)
+class SavePlan:
+    """What a log-structured store must write: ``events`` appended, after clearing the stored
+    log first when ``rewrite`` is set."""
+
+    events: tuple[Event, ...]
+    rewrite: bool = False
+
+
+def plan_save(tracker: DialogueStateTracker, stored_count: int,
+              last_stored: Mapping[str, Any] | None) -> SavePlan:
+    """Which of the tracker's events a log holding ``stored_count`` events (the last one
+    being the wire dict ``last_stored``) lacks, found by count as Rasa does, plus a check
+    that the log's last event is the tracker's event at that position."""
+    events = tracker.events
+    dropped = tracker.total_event_count - len(events)  # cut off by max_event_history
+    if stored_count > tracker.total_event_count:
+        logger.warning("store.rewrite sender_id=%s stored=%d tracker=%d: the stored history is "
+                       "longer than the tracker's", tracker.sender_id, stored_count,
+                       tracker.total_event_count)
+        return SavePlan(events, rewrite=True)
+    index = stored_count - 1 - dropped
+    if last_stored is not None and 0 <= index < len(events) and not _same_event(
+            events[index], last_stored):
+        logger.warning("store.rewrite sender_id=%s: the stored history is not a prefix of the "
+                       "tracker's", tracker.sender_id)
+        return SavePlan(events, rewrite=True)
+    if stored_count < dropped:
+        logger.warning("store.events_lost sender_id=%s count=%d: dropped by max_event_history "
+                       "before they were saved", tracker.sender_id, dropped - stored_count)
+    return SavePlan(events[max(0, stored_count - dropped):])
+
+
+def _same_event(event: Event, stored: Mapping[str, Any]) -> bool:
+    try:
+        other = event_from_dict(stored)
+    except EventError:
+        return False
+    return other.type_name == event.type_name and other.timestamp == event.timestamp
+
+
+def serialise_event(event: Event) -> str:
+    """The event's wire dict as JSON text; StoreError when a value is not JSON-serialisable."""
+    try:
+        return json.dumps(event.to_dict(), ensure_ascii=False)
+    except (TypeError, ValueError) as exc:
+        raise StoreError(f"Cannot store a '{event.type_name}' event: {exc}. Event values "
+                         f"(slot values, metadata, ...) must be JSON-serialisable.") from exc
+
+
+def rebuild_tracker(sender_id: str, rows: Sequence[str], slot_defaults: Mapping[str, Any] | None,
+                    max_event_history: int | None = None) -> DialogueStateTracker:
+    """A tracker replaying events stored as JSON texts (StoreError when one is corrupt)."""
+    events: list[Event] = []
+    for index, row in enumerate(rows):
+        try:
+            events.append(event_from_dict(json.loads(row)))
+        except (ValueError, TypeError) as exc:  # EventError is a ValueError
+            raise StoreError(f"Stored event #{index} of conversation '{sender_id}' is "
+                             f"corrupt: {exc}") from exc
+    return DialogueStateTracker(sender_id, slot_defaults, events, max_event_history)
+
+
+def redact_url(url: str | URL) -> str:
+    """The URL with its password replaced by ***, for messages and logs."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except (ArgumentError, ValueError, TypeError):
+        return "<unparsable database URL>"
+
+
+class SQLTrackerStore:
+    """Stores events in one SQL table, appending only the events not stored yet.
+
+    ``url`` is any SQLAlchemy URL (``sqlite:///path``, ``sqlite://`` for in-memory,
+    ``postgresql+psycopg://user:pw@host/db``, ...); the parent folder of a SQLite file is
+    created. Errors reaching the database raise StoreError naming the URL without password.
+    Concurrent saves of one conversation from several processes need a lock (as in Rasa).
+    """
+
+    def __init__(self, url: str = DEFAULT_SQL_URL, *,
+                 slot_defaults: Mapping[str, Any] | None = None,
+                 max_event_history: int | None = None, table_name: str = "events",
+                 engine_kwargs: Mapping[str, Any] | None = None) -> None:
+        self.slot_defaults = None if slot_defaults is None else dict(slot_defaults)
+        self.max_event_history = max_event_history
+        self.url = redact_url(url)
+        try:
+            parsed = sa.make_url(url)
+            kwargs = dict(engine_kwargs or {})
+            if parsed.get_backend_name() == "sqlite":
+                kwargs.update(_sqlite_engine_kwargs(parsed))
+            self._engine = sa.create_engine(parsed, **kwargs)
+        except (ArgumentError, NoSuchModuleError, ImportError, OSError, ValueError) as exc:
+            raise StoreError(f"Cannot open tracker database {self.url}: "
+                             f"{_redact(str(exc), url)}") from exc
+        metadata = sa.MetaData()
+        self._table = sa.Table(
+            table_name, metadata,
+            sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+            sa.Column("sender_id", sa.String(255), nullable=False, index=True),
+            sa.Column("type_name", sa.String(255), nullable=False),
+            sa.Column("timestamp", sa.Float),
+            sa.Column("intent_name", sa.String(255)),
+            sa.Column("action_name", sa.String(255)),
+            sa.Column("data", sa.Text),
+        )
+        with self._connect("connect and create the events table", begin=True) as conn:
+            metadata.create_all(conn, checkfirst=True)
+
+    @contextmanager
+    def _connect(self, doing: str, *, begin: bool = False) -> Iterator[Connection]:
+        try:
+            with (self._engine.begin() if begin else self._engine.connect()) as conn:
+                yield conn
+        except SQLAlchemyError as exc:
+            raise StoreError(f"Tracker database {self.url}: cannot {doing}: "
+                             f"{_redact(_first_line(exc), self._engine.url)}") from exc
+
+    def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
+        t = self._table
+        query = sa.select(t.c.data).where(t.c.sender_id == sender_id).order_by(t.c.id)
+        with self._connect(f"read conversation '{sender_id}'") as conn:
+            rows = list(conn.execute(query).scalars())
+        if not rows:
+            return None
+        return rebuild_tracker(sender_id, rows, self.slot_defaults, self.max_event_history)
+
+    def save(self, tracker: DialogueStateTracker) -> None:
+        t, sender_id = self._table, tracker.sender_id
+        of_sender = t.c.sender_id == sender_id
+        with self._connect(f"save conversation '{sender_id}'", begin=True) as conn:
+            count = conn.execute(sa.select(sa.func.count()).select_from(t).where(of_sender))
+            stored_count = count.scalar_one()
+            last_row = conn.execute(sa.select(t.c.data).where(of_sender)
+                                    .order_by(t.c.id.desc()).limit(1)).scalar_one_or_none()
+            plan = plan_save(tracker, stored_count, _loads_or_none(last_row))
+            if plan.rewrite:
+                conn.execute(sa.delete(t).where(of_sender))
+            if plan.events:
+                conn.execute(t.insert(), [_row(sender_id, e) for e in plan.events])
+        logger.debug("store.saved sender_id=%s appended=%d rewrite=%s", sender_id,
+                     len(plan.events), plan.rewrite)
+
+    def keys(self) -> list[str]:
+        with self._connect("list conversations") as conn:
+            return list(conn.execute(sa.select(self._table.c.sender_id).distinct()).scalars())
+
+    def delete(self, sender_id: str) -> None:
+        t = self._table
+        with self._connect(f"delete conversation '{sender_id}'", begin=True) as conn:
+            conn.execute(sa.delete(t).where(t.c.sender_id == sender_id))
+
+    def close(self) -> None:
+        """Release the database connections."""
+        self._engine.dispose()
+
+
+def _sqlite_engine_kwargs(url: URL) -> dict[str, Any]:
+    database = url.database or ""
+    if database in ("", ":memory:") or url.query.get("mode") == "memory":
+        # One shared connection, or each connection would see its own empty database.
+        return {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    if not database.startswith("file:"):
+        Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+    return {}
+
+
+def _row(sender_id: str, event: Event) -> dict[str, Any]:
+    return {
+        "sender_id": sender_id,
+        "type_name": event.type_name,
+        "timestamp": event.timestamp,
+        "intent_name": event.intent_name if isinstance(event, UserUttered) else None,
+        "action_name": event.name if isinstance(event, ActionExecuted) else None,
+        "data": serialise_event(event),
+    }
+
+
+def _loads_or_none(text: str | None) -> dict[str, Any] | None:
+    try:
+        loaded = json.loads(text) if text else None
+    except ValueError:
+        return None
+    return loaded if isinstance(loaded, dict) else None
+
+
+def _redact(text: str, url: str | URL) -> str:
+    """``text`` without the URL's password (nor the raw URL, which may hold it)."""
+    text = text.replace(str(url), redact_url(url))
+    try:
+        password = sa.make_url(url).password
+    except (ArgumentError, ValueError, TypeError):
+        password = None
+    return text.replace(str(password), "***") if password else text
+
+
+def _first_line(exc: BaseException) -> str:
+    return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
+
+
+def create_tracker_store(url: str | None = None, *,
+                         slot_defaults: Mapping[str, Any] | None = None,
+                         max_event_history: int | None = None) -> TrackerStore:
+    """The store for ``url``: None or "memory://" keeps conversations in memory, any other URL
+    is an SQLAlchemy database URL."""
+    if url is None or url.lower().startswith("memory://"):
+        return InMemoryTrackerStore(slot_defaults, max_event_history=max_event_history)
+    return SQLTrackerStore(url, slot_defaults=slot_defaults, max_event_history=max_event_history)
