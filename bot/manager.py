@@ -81,7 +81,7 @@ class DialogueManager:
 
     # public entry points ---------------------------------------------------------------------
     async def handle_message(self, message: UserMessage) -> TurnResult:
-        async with self._lock(message.sender_id):
+        async with self.lock(message.sender_id):
             tracker = await self.get_tracker(message.sender_id, message.input_channel)
             parse = await self.parse(message.text)
             tracker.update(UserUttered(text=message.text, parse_data=parse,
@@ -91,7 +91,7 @@ class DialogueManager:
 
     async def trigger_intent(self, sender_id: str, intent: str, entities: dict[str, Any],
                              channel: str = "rest") -> TurnResult:
-        async with self._lock(sender_id):
+        async with self.lock(sender_id):
             tracker = await self.get_tracker(sender_id, channel)
             ents = [{"entity": k, "value": v} for k, v in entities.items()]
             parse = {"intent": {"name": intent, "confidence": 1.0},
@@ -103,17 +103,16 @@ class DialogueManager:
 
     async def execute_action(self, sender_id: str, action: str, policy: str | None = None,
                              confidence: float | None = None, channel: str = "rest") -> TurnResult:
-        async with self._lock(sender_id):
+        async with self.lock(sender_id):
             tracker = await self.get_tracker(sender_id, channel)
             messages: list[dict[str, Any]] = []
-            ok = await self._run_action(tracker, action, policy, confidence, channel, messages, None)
-            if ok:
-                await self._prediction_loop(tracker, channel, messages, None, [])
+            # Like Rasa's /execute: run this one action, then wait for the user.
+            await self._run_action(tracker, action, policy, confidence, channel, messages, None)
             self.store.save(tracker)
             return TurnResult(messages, tracker)
 
     async def update_tracker(self, sender_id: str, events: list[Event]) -> DialogueStateTracker:
-        async with self._lock(sender_id):
+        async with self.lock(sender_id):
             tracker = self.store.retrieve(sender_id) or self._new_tracker(sender_id)
             tracker.update_many(events)
             self.store.save(tracker)
@@ -246,7 +245,8 @@ class DialogueManager:
     def _new_tracker(self, sender_id: str) -> DialogueStateTracker:
         return DialogueStateTracker(sender_id, self.domain.slot_defaults())
 
-    def _lock(self, sender_id: str) -> asyncio.Lock:
+    def lock(self, sender_id: str) -> asyncio.Lock:
+        """The per-conversation lock: hold it to read-modify-save a tracker."""
         lock = self._locks.get(sender_id)
         if lock is None:
             lock = self._locks[sender_id] = asyncio.Lock()

@@ -37,6 +37,11 @@ def story_trajectories(stories: list[Story]) -> list[Trajectory]:
         for steps in _join(story, starts, depth=0):
             for variant in _expand_or(steps)[:MAX_EXPANSIONS]:
                 events, sources = steps_to_events(variant, first_listen=True)
+                if events and isinstance(events[-1], ActionExecuted) \
+                        and events[-1].name != ACTION_LISTEN:
+                    # After a story's last action the bot waits for the user.
+                    events.append(ActionExecuted(name=ACTION_LISTEN))
+                    sources.append(sources[-1])
                 out.append(Trajectory(story.name, tuple(events), tuple(sources)))
     return out
 

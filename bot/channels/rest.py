@@ -1,0 +1,68 @@
+"""Rasa's REST channel.
+
+    GET  /webhooks/rest/          -> {"status": "ok"}
+    POST /webhooks/rest/webhook   {"sender": "id", "message": "hi", "metadata": {...}}
+                                  -> [{"recipient_id": "id", "text": ..., "buttons": [...]}, ...]
+
+``sender`` defaults to "default" as in Rasa; the answer lists the bot messages of the turn as
+the dialogue manager returns them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Request
+from pydantic import BaseModel, ConfigDict, StrictStr
+
+from bot.channels.base import (
+    CollectingOutputChannel,
+    MessageHandler,
+    check_sender_id,
+    read_json,
+    validate,
+)
+from bot.manager import UserMessage
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SENDER_ID = "default"
+
+
+class RestPayload(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    sender: StrictStr = DEFAULT_SENDER_ID
+    message: StrictStr
+    metadata: dict[str, Any] | None = None
+
+
+class RestInput:
+    """Answers each message in the HTTP response."""
+
+    name = "rest"
+
+    def __init__(self, config: dict[str, Any] | None = None) -> None:
+        self.config = dict(config or {})
+
+    def router(self, on_message: MessageHandler) -> APIRouter:
+        router = APIRouter()
+
+        @router.get("/")
+        async def health() -> dict[str, str]:
+            return {"status": "ok"}
+
+        @router.post("/webhook")
+        async def receive(request: Request) -> list[dict[str, Any]]:
+            payload = validate(RestPayload, await read_json(request))
+            check_sender_id(payload.sender, "sender")
+            message = UserMessage(payload.message, payload.sender, input_channel=self.name,
+                                  metadata=payload.metadata or {})
+            collector = CollectingOutputChannel()
+            for bot_message in await on_message(message):
+                await collector.send_response(bot_message.get("recipient_id", payload.sender),
+                                              bot_message)
+            return collector.messages
+
+        return router
