@@ -235,23 +235,26 @@ def _read_optional(path: Path) -> dict[str, Any]:
 
 
 def _interpolate(spec: dict[str, Any], at: str) -> dict[str, Any]:
-    """Replace ${VAR} references by Secrets (whole value) or text (inside a string)."""
-    out: dict[str, Any] = {}
-    for key, value in spec.items():
-        if isinstance(value, str) and _ENV_REF.search(value):
-            names = _ENV_REF.findall(value)
-            missing = [n for n in names if n not in os.environ]
-            if missing:
-                raise ConfigError(f"{at}.{key}: environment variable {missing[0]} is not set. "
-                                  f"Export it or write the value in the file.")
-            resolved = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
-            out[key] = Secret(resolved, f"${{{names[0]}}}") if value.strip() == f"${{{names[0]}}}" \
-                else resolved
-        elif isinstance(value, dict):
-            out[key] = _interpolate(value, f"{at}.{key}")
-        else:
-            out[key] = value
-    return out
+    """Replace ${VAR} references: a whole value becomes a Secret, a part becomes text."""
+    return {key: _interpolate_value(value, f"{at}.{key}") for key, value in spec.items()}
+
+
+def _interpolate_value(value: Any, at: str) -> Any:
+    if isinstance(value, dict):
+        return _interpolate(value, at)
+    if isinstance(value, list):
+        return [_interpolate_value(v, f"{at}[{i}]") for i, v in enumerate(value)]
+    if not isinstance(value, str) or not _ENV_REF.search(value):
+        return value
+    names = _ENV_REF.findall(value)
+    missing = [n for n in names if n not in os.environ]
+    if missing:
+        raise ConfigError(f"{at}: environment variable {missing[0]} is not set. "
+                          "Export it or write the value in the file.")
+    resolved = _ENV_REF.sub(lambda m: os.environ[m.group(1)], value)
+    if value.strip() == f"${{{names[0]}}}":
+        return Secret(resolved, f"${{{names[0]}}}")
+    return resolved  # a reference inside a longer text (a URL, a path) reads as text
 
 
 def reveal(value: Any) -> Any:

@@ -50,6 +50,7 @@ class SlotSpec:
     min_value: float = 0.0
     max_value: float = 1.0
     mappings: tuple[dict[str, Any], ...] = ()
+    source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +58,7 @@ class FormSpec:
     name: str
     required_slots: tuple[str, ...]
     ignored_intents: tuple[str, ...] = ()
+    source: str = field(default="", compare=False)
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +134,7 @@ class Domain:
                 "influence_conversation": s.influence_conversation,
                 "mappings": [dict(m) for m in s.mappings],
                 **({"values": list(s.values)} if s.type == "categorical" else {}),
+                **({"min_value": s.min_value, "max_value": s.max_value} if s.type == "float" else {}),
             }
             for s in self.slots.values()
         }
@@ -156,7 +159,8 @@ class Domain:
 
 def load_domain(path: Path, extra_responses: dict[str, Any] | None = None) -> Domain:
     """Load a domain file or a folder of *.yml domain files (merged, later keys win)."""
-    files = sorted(p for p in path.rglob("*.yml") if p.is_file()) if path.is_dir() else [path]
+    files = sorted(p for p in path.rglob("*") if p.suffix in (".yml", ".yaml") and p.is_file()) \
+        if path.is_dir() else [path]
     if not files:
         raise ConfigError(f"No domain found at {path}. Create domain.yml or pass --domain.")
     builder = _DomainBuilder()
@@ -215,14 +219,15 @@ class _DomainBuilder:
             )
 
     def _entities(self, file: Path, data: dict[str, Any]) -> None:
-        for item in _expect(file, data, "entities", list, []):
+        items = _expect(file, data, "entities", list, [])
+        for i, item in enumerate(items):
             if isinstance(item, str):
                 name, props = item, {}
             elif isinstance(item, dict) and len(item) == 1:
                 name, props = next(iter(item.items()))
                 props = plain(props) or {}
             else:
-                raise ConfigError(f"{where(file, data, 'entities')}: bad entity entry {plain(item)!r}.")
+                raise ConfigError(f"{where(file, items, i)}: bad entity entry {plain(item)!r}.")
             if name not in self.entities:
                 self.entities.append(str(name))
             if props.get("roles"):
@@ -263,6 +268,7 @@ class _DomainBuilder:
                 min_value=float(spec.get("min_value", 0.0)),
                 max_value=float(spec.get("max_value", 1.0)),
                 mappings=tuple(mappings),
+                source=at,
             )
 
     def _responses(self, file: Path, data: dict[str, Any]) -> None:
@@ -288,7 +294,8 @@ class _DomainBuilder:
                 raise ConfigError(f"{where(file, forms, name)}: 'required_slots' of form '{name}' "
                                   "must be a list of slot names.")
             self.forms[str(name)] = FormSpec(
-                str(name), tuple(str(s) for s in required), tuple(spec.get("ignored_intents") or [])
+                str(name), tuple(str(s) for s in required), tuple(spec.get("ignored_intents") or []),
+                source=where(file, forms, name),
             )
 
     def _actions(self, file: Path, data: dict[str, Any]) -> None:
@@ -327,6 +334,8 @@ def _expect(file: Path, data: dict[str, Any], key: str, kind: type, default: Any
     if value is None:
         return default
     if not isinstance(value, kind):
+        got = "a list" if isinstance(value, list) else "a mapping" if isinstance(value, dict) \
+            else f"a {type(value).__name__}"
         raise ConfigError(f"{where(file, data, key)}: '{key}' must be a "
-                          f"{'list' if kind is list else 'mapping'}, got {type(value).__name__}.")
+                          f"{'list' if kind is list else 'mapping'}, got {got}.")
     return value

@@ -244,7 +244,9 @@ def _example_lines(examples: Any, at: Source, item: Any) -> list[tuple[int, str]
             text = ex.get("text") if isinstance(ex, dict) else ex
             if not isinstance(text, str):
                 raise ConfigError(f"{at}: example {i} has no text.")
-            out.append((i + 1, text.strip()))
+            item_line = line_of(examples, i)
+            offset = item_line - at.line if item_line is not None and at.line is not None else i + 1
+            out.append((offset, text.strip()))
         return out
     if not isinstance(examples, str):
         raise ConfigError(f"{at}: 'examples' must be a block of '- ' lines.")
@@ -263,32 +265,33 @@ def _example_lines(examples: Any, at: Source, item: Any) -> list[tuple[int, str]
 
 def _read_nlu_json(file: Path, data: TrainingData) -> None:
     try:
-        content = json.loads(file.read_text(encoding="utf-8"))
+        json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg}).") from exc
+    content = read_yaml(file)  # JSON is YAML 1.2: this keeps line numbers for messages
     nlu = content.get("rasa_nlu_data") if isinstance(content, dict) else None
     if not isinstance(nlu, dict):
-        logger.info("data.skip_json file=%s reason=no_rasa_nlu_data", file)
+        logger.debug("data.skip_json file=%s reason=no_rasa_nlu_data", file)
         return
-    for i, ex in enumerate(nlu.get("common_examples") or []):
-        at = Source(str(file), None)
-        text = ex.get("text", "")
+    examples = nlu.get("common_examples") or []
+    for i, ex in enumerate(examples):
+        at = Source(str(file), line_of(examples, i))
+        text = str(ex.get("text", ""))
         entities = []
         for ent in ex.get("entities") or []:
             start, end = ent.get("start"), ent.get("end")
             if not isinstance(start, int) or not isinstance(end, int) or not 0 <= start < end <= len(text):
-                raise ConfigError(f"{file}: common_examples[{i}] entity {ent.get('entity')!r} has span "
+                raise ConfigError(f"{at}: common_examples[{i}] entity {ent.get('entity')!r} has span "
                                   f"[{start}, {end}) outside the text ({len(text)} chars).")
             entities.append(EntityAnnotation(start, end, str(ent.get("value", text[start:end])),
                                              str(ent.get("entity")), ent.get("role"), ent.get("group")))
-        data.examples.append(NluExample(text, ex.get("intent"), tuple(entities),
-                                        Source(f"{file}#common_examples[{i}]", None)))
-    for syn in nlu.get("entity_synonyms") or []:
+        data.examples.append(NluExample(text, ex.get("intent"), tuple(entities), at))
+    for syn in plain(nlu.get("entity_synonyms")) or []:
         for form in syn.get("synonyms") or []:
             data.synonyms[str(form).lower()] = str(syn.get("value"))
-    for rx in nlu.get("regex_features") or []:
+    for rx in plain(nlu.get("regex_features")) or []:
         data.regexes.setdefault(str(rx.get("name")), []).append(str(rx.get("pattern")))
-    for lk in nlu.get("lookup_tables") or []:
+    for lk in plain(nlu.get("lookup_tables")) or []:
         elements = lk.get("elements")
         if isinstance(elements, list):
             data.lookups.setdefault(str(lk.get("name")), []).extend(map(str, elements))

@@ -112,9 +112,17 @@ def check_stories(domain: Domain, data: TrainingData) -> list[Finding]:
                     out.append(_unknown("intent", step.intent, domain.intent_names, at,
                                         "domain.yml intents", f" ({kind} '{story.name}')"))
                 for ent in step.entities:
-                    if ent.get("entity") not in domain.entities:
-                        out.append(_unknown("entity", str(ent.get("entity")), domain.entities, at,
+                    name = str(ent.get("entity"))
+                    if name not in domain.entities:
+                        out.append(_unknown("entity", name, domain.entities, at,
                                             "domain.yml entities"))
+                        continue
+                    for key, declared in (("role", domain.roles), ("group", domain.groups)):
+                        value = ent.get(key)
+                        if value and value not in declared.get(name, ()):
+                            out.append(Finding("error", f"{at}: {key} '{value}' of entity "
+                                               f"'{name}' is not declared in domain.yml (under "
+                                               f"the entity's '{key}s')."))
             elif step.kind == "action" and step.name not in actions:
                 out.append(_unknown("action", str(step.name), actions, at,
                                     "domain.yml actions or responses", f" ({kind} '{story.name}')"))
@@ -138,13 +146,14 @@ def check_domain(domain: Domain, data: TrainingData) -> list[Finding]:
     for form in domain.forms.values():
         for slot in form.required_slots:
             if slot not in domain.slots:
-                out.append(Finding("error", f"form '{form.name}' requires slot '{slot}', which is "
-                                   "not in domain.yml slots."))
+                out.append(Finding("error", f"{form.source}: form '{form.name}' requires slot "
+                                   f"'{slot}', which is not in domain.yml slots."))
                 continue
             asks = {f"utter_ask_{form.name}_{slot}", f"utter_ask_{slot}",
                     f"action_ask_{form.name}_{slot}", f"action_ask_{slot}"}
             if not asks & set(domain.action_names):
-                out.append(Finding("warning", f"form '{form.name}' has no way to ask for '{slot}': "
+                out.append(Finding("warning", f"{form.source}: form '{form.name}' has no way to "
+                                   f"ask for '{slot}': "
                                    f"add response utter_ask_{slot} (or action_ask_{slot})."))
     for action in domain.custom_actions:
         if action.startswith("utter_") and action not in domain.responses:
@@ -154,8 +163,8 @@ def check_domain(domain: Domain, data: TrainingData) -> list[Finding]:
         for m in slot.mappings:
             ent = m.get("entity")
             if m.get("type") == "from_entity" and ent not in domain.entities:
-                out.append(Finding("error", f"slot '{slot.name}' maps from entity '{ent}', which "
-                                   "is not in domain.yml entities."))
+                out.append(Finding("error", f"{slot.source}: slot '{slot.name}' maps from entity "
+                                   f"'{ent}', which is not in domain.yml entities."))
     return out
 
 
