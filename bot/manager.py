@@ -24,6 +24,7 @@ from bot.errors import ActionError, ActionRejected, BotError
 from bot.events import (
     ActionExecuted,
     ActionExecutionRejected,
+    ActiveLoop,
     BotUttered,
     Event,
     LoopInterrupted,
@@ -164,12 +165,16 @@ class DialogueManager:
             if followup:
                 action, policy, confidence = followup, "followup", 1.0
             else:
-                best, votes = self.policies.predict(tracker, self.domain)
+                last = tracker.events[-1] if tracker.events else None
+                # Like Rasa: an action that just refused to run is not predicted again.
+                exclude = {last.name} if isinstance(last, ActionExecutionRejected) else None
+                best, votes = self.policies.predict(tracker, self.domain, exclude=exclude)
                 action, policy, confidence = best.action or ACTION_LISTEN, best.policy, best.confidence
                 diagnostics.append({"action": action, "policy": policy, "confidence": confidence,
                                     "reason": best.diagnostics.get("reason"),
                                     "votes": [{"policy": v.policy, "action": v.action,
                                                "confidence": v.confidence} for v in votes]})
+                tracker.update_many(best.events)
                 self._mark_interruption(tracker, action)
             if action == ACTION_LISTEN:
                 tracker.update(ActionExecuted(name=ACTION_LISTEN, policy=policy,
@@ -223,12 +228,20 @@ class DialogueManager:
             tracker.update(ActionExecuted(name="utter_error", policy="error_handler"))
             tracker.update(event)
             messages.append(_message(event, tracker.sender_id))
+        loop = tracker.active_loop_name
+        if loop and tracker.is_active_loop_rejected:
+            # Re-arm the form: its next input is read as an answer again.
+            tracker.update(ActiveLoop(name=loop))
         tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="error_handler"))
 
     def _mark_interruption(self, tracker: DialogueStateTracker, action: str) -> None:
+        """Right after the user spoke while a loop is active: another action interrupts the
+        loop, and a loop resumed after it refused the turn must not validate this message."""
         loop = tracker.active_loop_name
-        if loop and tracker.latest_action_name == ACTION_LISTEN and action not in (
-                loop, ACTION_LISTEN, "action_deactivate_loop"):
+        if not loop or tracker.latest_action_name != ACTION_LISTEN:
+            return
+        if action not in (loop, ACTION_LISTEN, "action_deactivate_loop") or (
+                action == loop and tracker.is_active_loop_rejected):
             tracker.update(LoopInterrupted(is_interrupted=True))
 
     def _needs_session_start(self, tracker: DialogueStateTracker) -> bool:

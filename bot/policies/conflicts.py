@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from bot.domain import Domain
-from bot.policies.memoization import history_key
+from bot.policies.memoization import applied, history_key
 from bot.policies.rules import RulePolicy
 from bot.policies.states import event_turns
 from bot.policies.story_graph import story_trajectories
@@ -15,8 +15,10 @@ def find_conflicts(domain: Domain, data: TrainingData, max_history: int = 5) -> 
     problems: list[str] = []
     seen: dict[str, tuple[str, str, str]] = {}
     for trajectory in story_trajectories(data.stories):
-        turns, _ = event_turns(domain, trajectory.events)
-        action_sources = [s for e, s in zip(trajectory.events, trajectory.sources)
+        events = applied(trajectory.events)
+        source_of = {id(e): s for e, s in zip(trajectory.events, trajectory.sources)}
+        turns, _ = event_turns(domain, events)
+        action_sources = [source_of.get(id(e), trajectory.name) for e in events
                           if type(e).__name__ == "ActionExecuted"]
         states = [t.state for t in turns]
         for i, turn in enumerate(turns):

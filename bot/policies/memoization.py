@@ -14,11 +14,18 @@ from bot.domain import Domain
 from bot.policies.base import PolicyPrediction
 from bot.policies.states import State, event_turns
 from bot.policies.story_graph import story_trajectories
+from bot.events import Event
 from bot.tracker import DialogueStateTracker
 from bot.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
 _CONFLICT = "__conflict__"
+
+
+def applied(events: tuple[Event, ...] | list[Event]) -> list[Event]:
+    """A story's events as a live tracker applies them (form turns collapsed), so training
+    sees the same histories as prediction."""
+    return DialogueStateTracker("story", None, events).applied_events()
 
 
 def history_key(states: list[State]) -> str:
@@ -40,7 +47,7 @@ class MemoizationPolicy:
     def train(self, domain: Domain, data: TrainingData) -> list[str]:
         self.lookup = {}
         for trajectory in story_trajectories(data.stories):
-            turns, _ = event_turns(domain, trajectory.events)
+            turns, _ = event_turns(domain, applied(trajectory.events))
             states = [t.state for t in turns]
             for i, turn in enumerate(turns):
                 window = self._window(states[: i + 1])

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain import Domain
-from bot.events import ActiveLoop, SlotSet, UserUttered
+from bot.events import ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
 from bot.policies.base import PolicyPrediction
 from bot.policies.states import ACTION_LISTEN, State, StateWalker
 from bot.policies.story_graph import rule_trajectories, story_trajectories
@@ -41,7 +41,8 @@ class RuleEntry:
 
     @property
     def specificity(self) -> tuple[int, int]:
-        return len(self.states), sum(len(s) for s in self.states)
+        # A conversation_start rule is more specific than the same rule anywhere (as in Rasa).
+        return len(self.states) + int(self.conversation_start), sum(len(s) for s in self.states)
 
     def matches(self, states: list[State], n_user: int) -> bool:
         if len(self.states) > len(states):
@@ -76,9 +77,9 @@ class RulePolicy:
 
     def contradictions(self, domain: Domain, data: TrainingData) -> list[str]:
         problems: list[str] = []
-        by_key: dict[tuple[State, ...], RuleEntry] = {}
+        by_key: dict[tuple[tuple[State, ...], bool], RuleEntry] = {}
         for entry in self.entries:
-            other = by_key.setdefault(entry.states, entry)
+            other = by_key.setdefault((entry.states, entry.conversation_start), entry)
             if other.action != entry.action:
                 problems.append(f"{entry.source}: rule '{entry.rule}' predicts '{entry.action}' where "
                                 f"rule '{other.rule}' ({other.source}) predicts '{other.action}' "
@@ -87,7 +88,10 @@ class RulePolicy:
             walker = StateWalker(domain)
             states: list[State] = []
             n_user = 0
-            for event, source in zip(trajectory.events, trajectory.sources):
+            source_of = {id(e): s for e, s in zip(trajectory.events, trajectory.sources)}
+            events = DialogueStateTracker("story", None, trajectory.events).applied_events()
+            for event in events:
+                source = source_of.get(id(event), trajectory.name)
                 if isinstance(event, UserUttered):
                     n_user += 1
                 turn = walker.apply(event)
@@ -130,8 +134,9 @@ class RulePolicy:
             if turn is not None:
                 states.append(turn.state)
         states.append(walker.state())
-        entry = self._best(states, n_user, exclude=loop if rejected and latest_action == ACTION_LISTEN
-                           else None)
+        last = tracker.events[-1] if tracker.events else None
+        just_rejected = isinstance(last, ActionExecutionRejected) and last.name == loop
+        entry = self._best(states, n_user, exclude=loop if just_rejected else None)
         if entry is not None:
             return self._predict(entry.action, f"rule '{entry.rule}'", rule=entry.rule)
         if self.enable_fallback_prediction:
@@ -180,12 +185,16 @@ def rule_entries(domain: Domain, data: TrainingData) -> list[RuleEntry]:
             turn = walker.apply(event)
             if turn is None:
                 continue
-            states.append(frozenset(f for f in turn.state if allowed(f)))
             if first:
                 # The listen before the first user step, or a leading action, is what the rule
-                # starts from: a condition, not something the rule predicts.
+                # starts from: not something it predicts. The state before it is dropped too (as
+                # Rasa drops everything up to the rule snippet); conditions live on in the
+                # states after it. Only a conversation_start rule keeps it.
                 first = False
+                if rule.conversation_start:
+                    states.append(frozenset(f for f in turn.state if allowed(f)))
                 continue
+            states.append(frozenset(f for f in turn.state if allowed(f)))
             entries.append(RuleEntry(tuple(_trim(states)), turn.action, rule.name, source,
                                      rule.conversation_start, n_user))
     return entries
