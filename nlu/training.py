@@ -1,0 +1,131 @@
+"""Train the NLU pipeline from Rasa-style data and a Rasa-style component list.
+
+Rasa pipelines run unchanged: tokenizers and featurizers are served by the Transformer's own
+tokenizer, DIETClassifier (and the other intent classifiers) by IntentClassifier, DIET's and
+CRF's entity extraction by LukeSpanExtractor. Only our own components' parameters are passed
+on: DIET's `epochs: 100` means something else to a fine-tuned Transformer.
+
+models/nlu/
+  pipeline.json   components, fallback thresholds, synonyms, regexes, lookups, report
+  intent/         IntentClassifier.save
+  entities/       LukeSpanExtractor.save (or BioTagger)
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from nlu.errors import NLUTrainingError
+from nlu.types import Example
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+INTENT_COMPONENTS = ("IntentClassifier", "DIETClassifier", "SklearnIntentClassifier",
+                     "LogisticRegressionClassifier", "KeywordIntentClassifier",
+                     "MitieIntentClassifier")
+ENTITY_COMPONENTS = ("LukeSpanExtractor", "BioTagger", "DIETClassifier", "CRFEntityExtractor",
+                     "MitieEntityExtractor", "SpacyEntityExtractor")
+
+
+@dataclass(slots=True)
+class TrainingSet:
+    examples: list[Example]
+    synonyms: dict[str, str] = field(default_factory=dict)
+    regexes: dict[str, list[str]] = field(default_factory=dict)
+    lookups: dict[str, list[str]] = field(default_factory=dict)
+
+
+def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
+    """Which of our components serve a Rasa pipeline, with their parameters."""
+    names = [c["name"] for c in components]
+    params = {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in components}
+    intent = "IntentClassifier" if any(n in INTENT_COMPONENTS for n in names) else None
+    entity = None
+    if "BioTagger" in names:
+        entity = "BioTagger"
+    elif any(n in ENTITY_COMPONENTS for n in names):
+        diet = params.get("DIETClassifier", {})
+        if "DIETClassifier" not in names or diet.get("entity_recognition", True) or \
+                any(n in ENTITY_COMPONENTS and n != "DIETClassifier" for n in names):
+            entity = "LukeSpanExtractor"
+    fallback = params.get("FallbackClassifier")
+    regex = params.get("RegexEntityExtractor")
+    return {
+        "intent": intent,
+        "intent_params": params.get("IntentClassifier", {}),
+        "entity": entity,
+        "entity_params": params.get(entity or "", {}) if entity in ("LukeSpanExtractor", "BioTagger") else {},
+        "synonyms": "EntitySynonymMapper" in names,
+        "regex": None if regex is None else {
+            "use_regexes": bool(regex.get("use_regexes", True)),
+            "use_lookup_tables": bool(regex.get("use_lookup_tables", True)),
+            "case_sensitive": bool(regex.get("case_sensitive", False)),
+        },
+        "fallback": None if fallback is None else {
+            "threshold": float(fallback.get("threshold", 0.3)),
+            "ambiguity_threshold": float(fallback.get("ambiguity_threshold", 0.1)),
+        },
+    }
+
+
+def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Path,
+                   progress: bool = True) -> dict[str, Any]:
+    started = time.perf_counter()
+    steps = plan(components)
+    out.mkdir(parents=True, exist_ok=True)
+    report: dict[str, Any] = {"examples": len(data.examples)}
+    intents = sorted({e.intent for e in data.examples if e.intent})
+    if steps["intent"] and len(intents) >= 2:
+        from nlu.intent import IntentClassifier, IntentClassifierConfig
+
+        config = IntentClassifierConfig(**_known(IntentClassifierConfig, steps["intent_params"]))
+        classifier = IntentClassifier(config)
+        logger.info("nlu.train.intent examples=%d intents=%d", len(data.examples), len(intents))
+        report["intent"] = classifier.train(data.examples, progress=progress)
+        classifier.save(out / "intent")
+    elif steps["intent"]:
+        steps["single_intent"] = intents[0] if intents else None
+    has_entities = any(e.entities for e in data.examples)
+    if steps["entity"] and has_entities:
+        extractor = _entity_component(steps["entity"], steps["entity_params"])
+        logger.info("nlu.train.entities component=%s", steps["entity"])
+        report["entities"] = extractor.train(data.examples, progress=progress)
+        extractor.save(out / "entities")
+    else:
+        steps["entity"] = None
+    report["seconds"] = time.perf_counter() - started
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "steps": steps,
+        "synonyms": data.synonyms,
+        "regexes": data.regexes,
+        "lookups": data.lookups,
+        "report": report,
+    }
+    (out / "pipeline.json").write_text(json.dumps(manifest, indent=1, default=str))
+    return report
+
+
+def _entity_component(name: str, params: dict[str, Any]) -> Any:
+    if name == "BioTagger":
+        from nlu.bio_tagger import BioTagger, BioTaggerConfig
+
+        return BioTagger(BioTaggerConfig(**_known(BioTaggerConfig, params)))
+    from nlu.luke_spans import LukeSpanConfig, LukeSpanExtractor
+
+    return LukeSpanExtractor(LukeSpanConfig(**_known(LukeSpanConfig, params)))
+
+
+def _known(config_cls: Any, params: dict[str, Any]) -> dict[str, Any]:
+    names = {f.name for f in fields(config_cls)}
+    unknown = sorted(set(params) - names)
+    if unknown:
+        raise NLUTrainingError(f"{config_cls.__name__} has no parameter(s) {', '.join(unknown)} "
+                               f"(config.yml). Valid: {', '.join(sorted(names))}.")
+    return dict(params)
