@@ -7,6 +7,7 @@ message; usage problems exit 2 (click's own).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import sys
@@ -151,6 +152,30 @@ def shell(root: str, sender: str) -> None:
                     click.echo(f"  Image: {message['image']}")
 
     asyncio.run(loop())
+
+
+@main.group()
+def test() -> None:
+    """Evaluate trained models on held-out data."""
+
+
+@test.command("nlu")
+@click.option("--project", "root", default=".", show_default=True)
+@click.option("--nlu", "nlu_path", default="tests/nlu_test.yml", show_default=True,
+              help="Held-out NLU examples (Rasa YAML or JSON).")
+@click.option("--out", default="results", show_default=True, help="Report folder.")
+@click.option("--cross-validation", is_flag=True, help="Train and test on N folds of data/.")
+@click.option("--folds", default=5, show_default=True, type=int)
+def test_nlu(root: str, nlu_path: str, out: str, cross_validation: bool, folds: int) -> None:
+    """Intent accuracy, macro-F1, ECE, entity P/R/F1; Rasa's report files in --out."""
+    from bot.nlu_eval import cross_validate, evaluate_saved
+
+    project = _project(root)
+    if cross_validation:
+        summary = cross_validate(project, folds, Path(out))
+    else:
+        summary = evaluate_saved(project, Path(root) / nlu_path, Path(out))
+    click.echo(json.dumps(summary, indent=1))
 
 
 @main.group()

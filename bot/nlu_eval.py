@@ -1,0 +1,83 @@
+"""`xingkong test nlu`: evaluate the trained NLU on held-out data, or cross-validate."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from bot.assistant import Project
+from bot.errors import TrainingError
+from bot.training_data import NluExample, load_training_data
+
+logger = logging.getLogger(__name__)
+
+
+def to_examples(items: list[NluExample]) -> list[Any]:
+    from nlu.types import Entity, Example
+
+    return [Example(e.text, e.intent, tuple(Entity(a.start, a.end, a.value, a.entity, a.role,
+                                                    a.group) for a in e.entities))
+            for e in items]
+
+
+def evaluate_saved(project: Project, test_path: Path, out: Path) -> dict[str, Any]:
+    from nlu.evaluation import evaluate
+    from nlu.interpreter import load_interpreter
+
+    model_dir = project.paths.models / "nlu"
+    if not (model_dir / "pipeline.json").exists():
+        raise TrainingError(f"No NLU model at {model_dir}. Run `xingkong train nlu` first.")
+    if not test_path.exists():
+        raise TrainingError(f"No test data at {test_path}. Pass --nlu PATH.")
+    examples = to_examples(load_training_data([test_path]).examples)
+    interpreter = load_interpreter(model_dir)
+    report = evaluate(interpreter.parse_batch, examples, out)
+    return _summary(report, out)
+
+
+def cross_validate(project: Project, folds: int, out: Path) -> dict[str, Any]:
+    from nlu.evaluation import evaluate
+    from nlu.interpreter import load_interpreter
+    from nlu.training import TrainingSet, train_pipeline
+
+    if folds < 2:
+        raise TrainingError("--folds must be at least 2.")
+    examples = to_examples(project.data.examples)
+    random.Random(42).shuffle(examples)
+    components = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
+    data = project.data
+    rows = []
+    for fold in range(folds):
+        test = examples[fold::folds]
+        train = [e for i, e in enumerate(examples) if i % folds != fold]
+        with tempfile.TemporaryDirectory() as tmp:
+            train_pipeline(TrainingSet(train, dict(data.synonyms), dict(data.regexes),
+                                       dict(data.lookups)), components, Path(tmp), progress=False)
+            report = evaluate(load_interpreter(Path(tmp)).parse_batch, test,
+                              out / f"fold_{fold}")
+        rows.append(_summary(report, out / f"fold_{fold}"))
+        logger.info("nlu.cv.fold fold=%d accuracy=%.3f", fold, rows[-1]["intent_accuracy"])
+    keys = ("intent_accuracy", "intent_macro_f1", "intent_ece", "entity_f1")
+    summary = {k: sum(r[k] for r in rows) / folds for k in keys}
+    summary["folds"] = folds
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "cross_validation.json").write_text(json.dumps({"mean": summary, "folds": rows},
+                                                          indent=1))
+    return summary
+
+
+def _summary(report: dict[str, Any], out: Path) -> dict[str, Any]:
+    return {
+        "intent_accuracy": report["intent"]["accuracy"],
+        "intent_macro_f1": report["intent"]["macro_f1"],
+        "intent_ece": report["intent"]["ece"],
+        "entity_precision": report["entities"]["precision"],
+        "entity_recall": report["entities"]["recall"],
+        "entity_f1": report["entities"]["f1"],
+        "n": report["intent"]["n"],
+        "reports": str(out),
+    }
