@@ -30,7 +30,7 @@ validate: install
 
 run: install
 	$(BIN)/xingkong train
-	$(BIN)/xingkong run --port $(PORT) --enable-api
+	$(BIN)/xingkong run --port $(PORT) --enable-api --ui-port $(UI_PORT)
 
 test: install
 	$(BIN)/python -m pytest -q

@@ -87,9 +87,12 @@ def train(root: str, force: bool, part: str | None) -> None:
 @click.option("--auth-token", default=None, help="Token the HTTP API requires (?token=...).")
 @click.option("--endpoints", default=None, help="endpoints.yml path.")
 @click.option("--credentials", default=None, help="credentials.yml path.")
+@click.option("--ui-port", default=None, type=int,
+              help="Also start the Gradio UI on this port (needs --enable-api).")
 @click.pass_context
 def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
-        auth_token: str | None, endpoints: str | None, credentials: str | None) -> None:
+        auth_token: str | None, endpoints: str | None, credentials: str | None,
+        ui_port: int | None) -> None:
     """Serve the assistant over HTTP (`xingkong run actions` serves the custom actions)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -105,7 +108,28 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
     app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
                      credentials=creds, model_info=runtime.model_info)
     click.echo(f"Assistant server: http://{host}:{port}  (REST: POST /webhooks/rest/webhook)")
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    ui = _start_ui(host, port, ui_port, auth_token, enable_api) if ui_port else None
+    try:
+        uvicorn.run(app, host=host, port=port, log_level="warning")
+    finally:
+        if ui is not None:
+            ui.terminate()
+
+
+def _start_ui(host: str, port: int, ui_port: int, token: str | None, enable_api: bool) -> Any:
+    """The Gradio UI as its own process: it talks to the server over HTTP like any client."""
+    import subprocess
+
+    if not enable_api:
+        raise click.UsageError("--ui-port needs --enable-api (the UI's inspector reads the "
+                               "tracker through the HTTP API).")
+    command = [sys.executable, "-m", "ui", "--server", f"http://{host}:{port}",
+               "--host", host, "--port", str(ui_port)]
+    env = dict(os.environ)
+    if token:
+        env["XINGKONG_TOKEN"] = token  # not on the command line, where `ps` would show it
+    click.echo(f"Chat UI: http://{host}:{ui_port}")
+    return subprocess.Popen(command, env=env)
 
 
 @run.command("actions")

@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.domain import Domain
-from bot.events import ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
+from bot.events import (
+    ActionExecutionRejected,
+    ActiveLoop,
+    SlotSet,
+    UserUttered,
+    UserUtteranceReverted,
+)
 from bot.policies.base import PolicyPrediction
 from bot.policies.states import ACTION_LISTEN, State, StateWalker
 from bot.policies.story_graph import rule_trajectories, story_trajectories
@@ -114,6 +120,9 @@ class RulePolicy:
         latest_action = tracker.latest_action_name
         message = tracker.latest_message
         intent = message.intent_name if message is not None else None
+        if tracker.events and isinstance(tracker.events[-1], UserUtteranceReverted):
+            # A fallback (or /back) took the message back: wait for the user, as Rasa does.
+            return self._predict(ACTION_LISTEN, "after_rewind")
         if latest_action == ACTION_LISTEN and intent in DEFAULT_INTENT_ACTIONS:
             return self._predict(DEFAULT_INTENT_ACTIONS[intent], "default_intent")
 
