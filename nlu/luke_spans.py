@@ -1,0 +1,632 @@
+"""LUKE entity-span extractor (Yamada et al., 2020).
+
+Every word span of up to `max_span_length` words is a candidate entity. LUKE reads it as a [MASK]
+entity over the word pieces it covers, and `LukeForEntitySpanClassification` classifies the
+concatenation of its start-piece, end-piece and entity hidden states. Labels are entity types,
+with Rasa roles and groups folded in ("date#checkin"), plus "O" for "no entity".
+
+    text -> words (pre-tokens with char offsets) <-> word pieces (through char offsets)
+         -> windows of <= max_length pieces -> candidate spans, <= max_entities per forward
+         -> softmax per span -> non-overlapping spans, highest score first -> Entity
+
+About 95% of the candidates are "O": trained on all of them the model learns to say "O"
+everywhere. So training keeps every gold span plus `negative_ratio` "O" spans per gold span (half
+of them overlapping the gold span: the boundary mistakes), and the new entity-side parameters and
+head learn at `entity_learning_rate`, faster than the copied encoder. Alternatively
+`negative_ratio=0` trains on every span with the "O" loss down-weighted (`negative_weight=0.25`):
+on the demo data that scored ~3 F1 points higher, at ~3x the training time, since the spans then
+see as many other [MASK] entities in training as at inference.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import re
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+from transformers import AutoTokenizer, LukeForEntitySpanClassification, PreTrainedTokenizerBase
+
+from nlu.entity_metrics import entity_prf
+from nlu.errors import NLUModelError, NLUTrainingError
+from nlu.luke_build import ENTITY_MASK_ID, build_luke_from_bert, load_pretrained_luke
+from nlu.types import Entity, Example
+from resolver import ModelNotFoundError, resolve_model
+
+logger = logging.getLogger(__name__)
+
+EXTRACTOR_NAME = "LukeSpanExtractor"
+_STATE_FILE = "luke_spans.json"
+_FORMAT_VERSION = 1
+_MAX_MENTION_TOKENS = 30  # LUKE's max_mention_length: entity position ids per span
+_IGNORE = -100
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # ideographs are one word each, as in BERT
+_LETTERS = rf"(?:(?![{_CJK}])[\w\u0300-\u036f])+"  # letters, digits, combining accents
+# A word: letters joined by inner . @ - + / (emails, SL-482913, 2027-01-15, 15/01/2027 stay
+# whole), one CJK ideograph, or one other punctuation mark or symbol.
+_WORD_RE = re.compile(rf"{_LETTERS}(?:[.@\-+/]{_LETTERS})*|[{_CJK}]|[^\w\s]")
+
+SpanLabel = tuple[str, str | None, str | None]  # (entity, role, group)
+
+
+@dataclass(frozen=True, slots=True)
+class LukeSpanConfig:
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"  # BERT encoder LUKE is built from
+    luke_model: str | None = None  # a pretrained LUKE (studio-ousia/luke-base) wins over `model`
+    max_span_length: int = 8  # words per candidate span; Rasa entities are short
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-4  # the copied encoder (MiniLM is small and tolerates 1e-4)
+    entity_learning_rate: float = 1e-3  # entity embeddings, entity positions and head are new
+    negative_ratio: float = 4.0  # "O" spans kept per gold span and epoch; <= 0 keeps them all
+    negative_weight: float = 1.0  # loss weight of "O" spans
+    freeze_word_embeddings: bool = True  # half of MiniLM's weights; unseen words stay in place
+    max_length: int = 96  # word pieces per window, [CLS]/[SEP] included
+    max_entities: int = 128  # candidate spans per forward
+    val_fraction: float = 0.1  # held out for early stopping; none when it leaves < 1 example
+    early_stopping_patience: int = 3  # epochs without a better validation F1 (0: never stop)
+    warmup_ratio: float = 0.1
+    seed: int = 42
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("max_span_length", "epochs", "batch_size", "max_entities"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LukeSpanConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.max_length < 4:
+            raise ValueError(f"LukeSpanConfig.max_length must be >= 4, got {self.max_length}.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"LukeSpanConfig.val_fraction must be in [0, 1): {self.val_fraction}.")
+
+
+@dataclass(frozen=True, slots=True)
+class Word:
+    """A pre-token: characters [start, end) of the text, word pieces [first_token, last_token]."""
+
+    start: int
+    end: int
+    first_token: int
+    last_token: int
+
+
+@dataclass(frozen=True, slots=True)
+class EncodedText:
+    text: str
+    token_ids: tuple[int, ...]  # word pieces, no special tokens
+    words: tuple[Word, ...]  # only words that have at least one word piece
+
+
+@dataclass(frozen=True, slots=True)
+class _Window:
+    text_index: int
+    input_ids: tuple[int, ...]  # [CLS] pieces [SEP]
+    spans: tuple[tuple[int, int], ...]  # candidates as (first word, last word), inclusive
+    token_spans: tuple[tuple[int, int], ...]  # their (start, end) positions in input_ids
+    labels: tuple[int, ...]  # gold label per candidate (0 = "O"); empty at inference
+
+
+# -- words, word pieces, spans -----------------------------------------------------------------
+
+
+def split_words(text: str) -> list[tuple[int, int]]:
+    """Char spans of the words (whitespace/punctuation pre-tokens, see _WORD_RE)."""
+    return [match.span() for match in _WORD_RE.finditer(text)]
+
+
+def align_words(text: str, offsets: list[tuple[int, int]]) -> tuple[Word, ...]:
+    """Give each word the word pieces whose char offsets overlap it; a piece's word is read back
+    the same way. Words with no piece (a zero-width space, say) are dropped."""
+    spans = split_words(text)
+    char_word = [-1] * len(text)
+    for index, (start, end) in enumerate(spans):
+        char_word[start:end] = [index] * (end - start)
+    first, last = [-1] * len(spans), [-1] * len(spans)
+    for token, (start, end) in enumerate(offsets):
+        for index in {char_word[c] for c in range(start, end)} - {-1}:
+            first[index] = token if first[index] < 0 else first[index]
+            last[index] = token
+    return tuple(Word(s, e, first[i], last[i]) for i, (s, e) in enumerate(spans) if first[i] >= 0)
+
+
+def encode_texts(tokenizer: PreTrainedTokenizerBase, texts: list[str]) -> list[EncodedText]:
+    if not texts:
+        return []
+    encoding = tokenizer(
+        texts,
+        add_special_tokens=False,
+        return_offsets_mapping=True,
+        padding=False,
+        truncation=False,
+    )
+    rows = zip(texts, encoding["input_ids"], encoding["offset_mapping"], strict=True)
+    return [
+        EncodedText(text, tuple(ids), align_words(text, [tuple(o) for o in offsets]))
+        for text, ids, offsets in rows
+    ]
+
+
+def word_windows(words: tuple[Word, ...], max_tokens: int, overlap: int) -> list[tuple[int, int]]:
+    """Cut words into windows [w0, w1) of at most `max_tokens` pieces (a longer single word gets a
+    window of its own, cropped). Neighbours share `overlap` words, so every span of up to
+    overlap + 1 words lies whole inside some window."""
+    windows: list[tuple[int, int]] = []
+    w0 = 0
+    while w0 < len(words):
+        w1 = w0 + 1
+        while w1 < len(words) and words[w1].last_token - words[w0].first_token < max_tokens:
+            w1 += 1
+        windows.append((w0, w1))
+        if w1 == len(words):
+            break
+        w0 = max(w0 + 1, w1 - overlap)
+    return windows
+
+
+def enumerate_spans(start: int, stop: int, max_span_length: int) -> list[tuple[int, int]]:
+    """All (i, j) with start <= i <= j < stop and j - i < max_span_length, by start then length."""
+    return [(i, j) for i in range(start, stop) for j in range(i, min(i + max_span_length, stop))]
+
+
+def label_name(label: SpanLabel) -> str:
+    entity, role, group = label
+    role_part = f"#{role}" if role is not None else ""
+    return entity + role_part + (f"@{group}" if group is not None else "")
+
+
+def decode_spans(
+    text: str, char_spans: list[tuple[int, int]], probs: torch.Tensor, labels: list[SpanLabel]
+) -> list[Entity]:
+    """Keep the spans whose best label is not "O" (index 0); then, highest probability first,
+    every span that overlaps no span kept so far. `probs` is (n_spans, 1 + len(labels))."""
+    scores, best = probs.max(dim=-1)  # (n_spans,), (n_spans,)
+    candidates = [k for k in range(len(char_spans)) if int(best[k]) != 0]
+    candidates.sort(key=lambda k: (-float(scores[k]), char_spans[k]))
+    kept: list[int] = []
+    for k in candidates:
+        start, end = char_spans[k]
+        if all(end <= char_spans[o][0] or char_spans[o][1] <= start for o in kept):
+            kept.append(k)
+    entities = []
+    for k in sorted(kept, key=lambda k: char_spans[k]):
+        (start, end), (entity, role, group) = char_spans[k], labels[int(best[k]) - 1]
+        value, score = text[start:end], float(scores[k])
+        entities.append(Entity(start, end, value, entity, role, group, score, EXTRACTOR_NAME))
+    return entities
+
+
+def sample_spans(
+    spans: tuple[tuple[int, int], ...], labels: tuple[int, ...], ratio: float, rng: random.Random
+) -> list[int]:
+    """The spans to train on: every gold span (label > 0) plus ceil(ratio * max(1, n_gold)) "O"
+    spans, half of them overlapping a gold span where there are enough. ratio <= 0: all spans."""
+    if ratio <= 0:
+        return list(range(len(labels)))
+    positives = [k for k, label in enumerate(labels) if label]
+    negatives = [k for k, label in enumerate(labels) if not label]
+    wanted = min(len(negatives), math.ceil(ratio * max(1, len(positives))))
+    gold = [spans[k] for k in positives]
+    hard = [k for k in negatives if any(spans[k][0] <= j and i <= spans[k][1] for i, j in gold)]
+    easy = sorted(set(negatives) - set(hard))
+    chosen = rng.sample(hard, min(len(hard), wanted // 2))
+    chosen += rng.sample(easy, min(len(easy), wanted - len(chosen)))
+    if len(chosen) < wanted:
+        chosen += rng.sample(sorted(set(hard) - set(chosen)), wanted - len(chosen))
+    return sorted(positives + chosen)
+
+
+# -- training data helpers (shared with the BIO tagger) ------------------------------------------
+
+
+def collect_labels(examples: list[Example], component: str) -> list[SpanLabel]:
+    """The sorted (entity, role, group) labels of the data; NLUTrainingError when there are none."""
+    if not examples:
+        raise NLUTrainingError(f"{component}: no training examples. Give at least one Example.")
+    labels = {(e.entity, e.role, e.group) for ex in examples for e in ex.entities}
+    if not labels:
+        raise NLUTrainingError(
+            f"{component}: none of the {len(examples)} training examples has an entity. Annotate "
+            "entities in the NLU data, e.g. 'book a room in [Lisbon](city)', or leave the "
+            "entity extractor out of the pipeline."
+        )
+    return sorted(labels, key=lambda lab: (lab[0], lab[1] or "", lab[2] or ""))
+
+
+def gold_word_spans(example: Example, words: tuple[Word, ...]) -> list[tuple[int, int, SpanLabel]]:
+    """Each gold entity as (first word, last word, label): the words its characters overlap."""
+    spans = []
+    for entity in example.entities:
+        covered = [i for i, w in enumerate(words) if w.start < entity.end and entity.start < w.end]
+        if covered:
+            spans.append((covered[0], covered[-1], (entity.entity, entity.role, entity.group)))
+        else:
+            logger.warning("nlu.entities.unaligned entity=%s start=%d", entity.entity, entity.start)
+    return spans
+
+
+def split_validation(
+    examples: list[Example], fraction: float, seed: int
+) -> tuple[list[Example], list[Example]]:
+    n_val = int(len(examples) * fraction)
+    if n_val < 1 or n_val >= len(examples):
+        return list(examples), []
+    order = list(range(len(examples)))
+    random.Random(seed).shuffle(order)
+    held = set(order[:n_val])
+    return [e for i, e in enumerate(examples) if i not in held], [examples[i] for i in sorted(held)]
+
+
+def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / max(1, warmup_steps)
+        return max(0.0, (total_steps - step) / max(1, total_steps - warmup_steps))
+
+    return factor
+
+
+# -- the extractor -----------------------------------------------------------------------------
+
+
+class LukeSpanExtractor:
+    """Entity spans from text with LUKE. `train`, then `extract_batch`; `save` and `load_from`."""
+
+    def __init__(self, config: LukeSpanConfig | None = None) -> None:
+        self.config = config if config is not None else LukeSpanConfig()
+        self.labels: list[SpanLabel] = []
+        self._model: LukeForEntitySpanClassification | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._backbone = "bert"  # "bert": built from BERT, positions from 0; "luke": pretrained
+        self._source: Path | None = None
+
+    def load(self) -> None:
+        """Load the saved model once (after `load_from`); a trained extractor is already loaded."""
+        if self._model is not None:
+            return
+        if self._source is None:
+            raise NLUModelError(
+                f"{EXTRACTOR_NAME} has no model: call train(examples) or "
+                "LukeSpanExtractor.load_from(directory) first."
+            )
+        try:
+            model = LukeForEntitySpanClassification.from_pretrained(self._source)
+            self._tokenizer = AutoTokenizer.from_pretrained(self._source)
+        except (OSError, ValueError) as exc:
+            raise NLUModelError(
+                f"Cannot load {EXTRACTOR_NAME} from '{self._source}': {exc}"
+            ) from exc
+        self._model = model.to(self.config.device).eval()
+        logger.info("nlu.luke.loaded path=%s labels=%d", self._source, len(self.labels))
+
+    @classmethod
+    def load_from(cls, directory: str | Path, device: str | None = None) -> LukeSpanExtractor:
+        directory = Path(directory)
+        state_path = directory / _STATE_FILE
+        needed = (_STATE_FILE, "config.json", "model.safetensors")
+        missing = [name for name in needed if not (directory / name).is_file()]
+        if missing:
+            raise NLUModelError(
+                f"No saved {EXTRACTOR_NAME} in '{directory}': missing {', '.join(missing)}. "
+                "Save one with LukeSpanExtractor.save(directory)."
+            )
+        try:
+            state = json.loads(state_path.read_text(encoding="utf-8"))
+            known = {f.name for f in fields(LukeSpanConfig)}
+            values = {k: v for k, v in state["config"].items() if k in known}
+            values.update({"device": device} if device is not None else {})
+            extractor = cls(LukeSpanConfig(**values))
+            extractor.labels = [(e, r, g) for e, r, g in state["labels"]]
+            extractor._backbone = state["backbone"]
+        except (KeyError, TypeError, ValueError) as exc:
+            raise NLUModelError(f"Unreadable {state_path}: {exc!r}. Save the model again.") from exc
+        if state.get("format_version") != _FORMAT_VERSION:
+            raise NLUModelError(
+                f"{state_path} has format {state.get('format_version')}, this version reads "
+                f"{_FORMAT_VERSION}. Train and save the model again."
+            )
+        extractor._source = directory
+        extractor.load()
+        return extractor
+
+    def save(self, directory: str | Path) -> Path:
+        """Write model.safetensors + config.json, the tokenizer, and luke_spans.json (config,
+        labels): everything `load_from` needs, without the model resolver."""
+        model, tokenizer = self._require_model()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        model.save_pretrained(directory)
+        tokenizer.save_pretrained(directory)
+        state = {
+            "format_version": _FORMAT_VERSION,
+            "extractor": EXTRACTOR_NAME,
+            "config": asdict(self.config),
+            "labels": [list(label) for label in self.labels],
+            "backbone": self._backbone,
+        }
+        (directory / _STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
+        logger.info("nlu.luke.saved path=%s", directory)
+        return directory
+
+    # -- training ------------------------------------------------------------------------------
+
+    def train(self, examples: list[Example], progress: bool = True) -> dict[str, Any]:
+        """Fine-tune on `examples`. Returns the learning curve (per-epoch train loss, validation
+        span P/R/F1, seconds), the best epoch and the total seconds; keeps the best epoch."""
+        began = time.perf_counter()
+        cfg = self.config
+        self.labels = collect_labels(examples, EXTRACTOR_NAME)
+        torch.manual_seed(cfg.seed)
+        rng = random.Random(cfg.seed)
+        train_set, val_set = split_validation(examples, cfg.val_fraction, cfg.seed)
+        model = self._build_model()
+        windows = self._training_windows(train_set)
+        optimizer = torch.optim.AdamW(self._parameter_groups(model), weight_decay=0.01)
+        sizes = [
+            len(sample_spans(w.spans, w.labels, cfg.negative_ratio, random.Random(0)))
+            for w in windows
+        ]
+        n_chunks = sum(math.ceil(size / cfg.max_entities) for size in sizes)
+        steps = math.ceil(n_chunks / cfg.batch_size) * cfg.epochs
+        schedule = linear_schedule(int(cfg.warmup_ratio * steps), steps)
+        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
+        weight = torch.ones(1 + len(self.labels), device=cfg.device)  # (L,)
+        weight[0] = cfg.negative_weight
+        logger.info(
+            "nlu.luke.train.start examples=%d validation=%d labels=%d backbone=%s",
+            len(train_set), len(val_set), len(self.labels), self._backbone,
+        )  # fmt: skip
+        curve: list[dict[str, Any]] = []
+        best_f1, best_epoch, stale = -1.0, 0, 0
+        best_state: dict[str, torch.Tensor] | None = None
+        bar = tqdm(range(1, cfg.epochs + 1), desc=EXTRACTOR_NAME, disable=not progress)
+        for epoch in bar:
+            epoch_began = time.perf_counter()
+            point: dict[str, Any] = {"epoch": epoch}
+            point["train_loss"] = self._train_epoch(windows, optimizer, scheduler, weight, rng)
+            if val_set:
+                with torch.inference_mode():
+                    predicted = self._predict([e.text for e in val_set])
+                scores = entity_prf([list(e.entities) for e in val_set], predicted)
+                point.update({f"val_{k}": scores[k] for k in ("precision", "recall", "f1")})
+            point["seconds"] = round(time.perf_counter() - epoch_began, 2)
+            curve.append(point)
+            bar.set_postfix(loss=f"{point['train_loss']:.4f}", val_f1=point.get("val_f1"))
+            logger.info(
+                "nlu.luke.epoch epoch=%d train_loss=%.4f val_f1=%s seconds=%.1f",
+                epoch, point["train_loss"], point.get("val_f1"), point["seconds"],
+            )  # fmt: skip
+            if not val_set:
+                continue
+            if point["val_f1"] > best_f1:
+                best_f1, best_epoch, stale = point["val_f1"], epoch, 0
+                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+            elif best_f1 > 0:  # patience starts once something was learned
+                stale += 1
+                if stale >= cfg.early_stopping_patience > 0:
+                    logger.info("nlu.luke.early_stop epoch=%d best_epoch=%d", epoch, best_epoch)
+                    break
+        if best_state is not None:
+            model.load_state_dict(best_state)
+        model.eval()
+        seconds = round(time.perf_counter() - began, 2)
+        logger.info("nlu.luke.train.done seconds=%.1f best_epoch=%d", seconds, best_epoch)
+        return {
+            "extractor": EXTRACTOR_NAME,
+            "labels": [label_name(label) for label in self.labels],
+            "n_train": len(train_set),
+            "n_validation": len(val_set),
+            "epochs": curve,
+            "best_epoch": best_epoch if val_set else len(curve),
+            "best_val_f1": best_f1 if val_set else None,
+            "seconds": seconds,
+        }
+
+    def _build_model(self) -> LukeForEntitySpanClassification:
+        cfg = self.config
+        id2label = {0: "O", **{i + 1: label_name(label) for i, label in enumerate(self.labels)}}
+        model_id = cfg.luke_model if cfg.luke_model is not None else cfg.model
+        try:
+            path = resolve_model(model_id)
+        except ModelNotFoundError as exc:
+            raise NLUModelError(f"{EXTRACTOR_NAME}: {exc}") from exc
+        if cfg.luke_model is not None:
+            model, tokenizer = load_pretrained_luke(path, id2label)
+            self._backbone, offset = "luke", (model.config.pad_token_id or 0) + 1
+        else:
+            model, tokenizer = build_luke_from_bert(path, id2label)
+            self._backbone, offset = "bert", 0
+        if cfg.max_length + offset > model.config.max_position_embeddings:
+            raise NLUTrainingError(
+                f"LukeSpanConfig.max_length={cfg.max_length} exceeds the "
+                f"{model.config.max_position_embeddings} positions of '{model_id}'. Lower it."
+            )
+        self._model, self._tokenizer, self._source = model.to(cfg.device), tokenizer, None
+        return self._model
+
+    def _training_windows(self, examples: list[Example]) -> list[_Window]:
+        _, tokenizer = self._require_model()
+        index = {label: i + 1 for i, label in enumerate(self.labels)}
+        encoded = encode_texts(tokenizer, [e.text for e in examples])
+        windows: list[_Window] = []
+        too_long = 0
+        for i, (example, text) in enumerate(zip(examples, encoded, strict=True)):
+            gold: dict[tuple[int, int], int] = {}
+            for first, last, label in gold_word_spans(example, text.words):
+                if last - first < self.config.max_span_length:
+                    gold[(first, last)] = index[label]
+                else:
+                    too_long += 1
+            windows.extend(self._windows(i, text, gold))
+        if too_long:
+            logger.warning(
+                "nlu.luke.entities_too_long count=%d max_span_length=%d",
+                too_long, self.config.max_span_length,
+            )  # fmt: skip
+        if not any(any(w.labels) for w in windows):
+            raise NLUTrainingError(
+                f"{EXTRACTOR_NAME}: no training entity fits a candidate span (max_span_length="
+                f"{self.config.max_span_length} words). Raise it or check the annotations."
+            )
+        return windows
+
+    def _parameter_groups(self, model: LukeForEntitySpanClassification) -> list[dict[str, Any]]:
+        """New entity-side parameters and the head learn faster than the copied encoder."""
+        model.luke.embeddings.word_embeddings.weight.requires_grad_(
+            not self.config.freeze_word_embeddings
+        )
+        entity_side: list[nn.Parameter] = []
+        encoder: list[nn.Parameter] = []
+        for name, param in model.named_parameters():
+            if param.requires_grad:
+                new = name.startswith(("luke.entity_embeddings.", "classifier."))
+                (entity_side if new else encoder).append(param)
+        return [
+            {"params": encoder, "lr": self.config.learning_rate},
+            {"params": entity_side, "lr": self.config.entity_learning_rate},
+        ]
+
+    def _train_epoch(
+        self,
+        windows: list[_Window],
+        optimizer: torch.optim.Optimizer,
+        scheduler: torch.optim.lr_scheduler.LRScheduler,
+        weight: torch.Tensor,
+        rng: random.Random,
+    ) -> float:
+        model, _ = self._require_model()
+        model.train()
+        ratio, size = self.config.negative_ratio, self.config.batch_size
+        chunks = [
+            c for w in windows for c in self._chunks(w, sample_spans(w.spans, w.labels, ratio, rng))
+        ]
+        rng.shuffle(chunks)
+        losses = []
+        for i in range(0, len(chunks), size):
+            inputs, labels = self._collate(chunks[i : i + size])
+            logits = model(**inputs).logits  # (B, E, L)
+            loss = nn.functional.cross_entropy(
+                logits.flatten(0, 1), labels.flatten(), weight=weight, ignore_index=_IGNORE
+            )
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(loss.item())
+        return sum(losses) / max(1, len(losses))
+
+    # -- inference -----------------------------------------------------------------------------
+
+    def extract_batch(self, texts: list[str]) -> list[list[Entity]]:
+        self.load()
+        with torch.inference_mode():
+            return self._predict(texts)
+
+    def extract(self, text: str) -> list[Entity]:
+        return self.extract_batch([text])[0]
+
+    def _predict(self, texts: list[str]) -> list[list[Entity]]:
+        model, tokenizer = self._require_model()
+        model.eval()
+        encoded = encode_texts(tokenizer, texts)
+        windows = [w for i, text in enumerate(encoded) for w in self._windows(i, text, None)]
+        chunks = [c for w in windows for c in self._chunks(w, list(range(len(w.spans))))]
+        chunks.sort(key=lambda chunk: len(chunk[0].input_ids))  # less padding
+        char_spans: list[list[tuple[int, int]]] = [[] for _ in texts]
+        probs: list[list[torch.Tensor]] = [[] for _ in texts]
+        for i in range(0, len(chunks), self.config.batch_size):
+            batch = chunks[i : i + self.config.batch_size]
+            inputs, _ = self._collate(batch)
+            span_probs = model(**inputs).logits.float().softmax(dim=-1).cpu()  # (B, E, L)
+            for row, (window, indices) in enumerate(batch):
+                words = encoded[window.text_index].words
+                for k in indices:
+                    first, last = window.spans[k]
+                    char_spans[window.text_index].append((words[first].start, words[last].end))
+                probs[window.text_index].append(span_probs[row, : len(indices)])
+        empty = torch.zeros(0, 1 + len(self.labels))
+        return [
+            decode_spans(text, spans, torch.cat(p) if p else empty, self.labels)
+            for text, spans, p in zip(texts, char_spans, probs, strict=True)
+        ]
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def _windows(
+        self, text_index: int, encoded: EncodedText, gold: dict[tuple[int, int], int] | None
+    ) -> list[_Window]:
+        _, tokenizer = self._require_model()
+        length, max_tokens = self.config.max_span_length, self.config.max_length - 2
+        words, out = encoded.words, []
+        for w0, w1 in word_windows(words, max_tokens, overlap=length - 1):
+            first = words[w0].first_token
+            stop = min(words[w1 - 1].last_token + 1, first + max_tokens)
+            spans = enumerate_spans(w0, w1, length)
+            token_spans = tuple(
+                (1 + words[i].first_token - first, 1 + min(words[j].last_token, stop - 1) - first)
+                for i, j in spans
+            )
+            labels = tuple(gold.get(span, 0) for span in spans) if gold is not None else ()
+            ids = (tokenizer.cls_token_id, *encoded.token_ids[first:stop], tokenizer.sep_token_id)
+            out.append(_Window(text_index, ids, tuple(spans), token_spans, labels))
+        return out
+
+    def _chunks(self, window: _Window, indices: list[int]) -> list[tuple[_Window, list[int]]]:
+        step = self.config.max_entities
+        return [(window, indices[i : i + step]) for i in range(0, len(indices), step)]
+
+    def _collate(
+        self, batch: list[tuple[_Window, list[int]]]
+    ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        _, tokenizer = self._require_model()
+        B = len(batch)
+        T = max(len(w.input_ids) for w, _ in batch)
+        E = max(1, max(len(indices) for _, indices in batch))
+        widths = [w.token_spans[k][1] - w.token_spans[k][0] + 1 for w, ks in batch for k in ks]
+        M = min(_MAX_MENTION_TOKENS, max(widths, default=1))
+        input_ids = torch.full((B, T), tokenizer.pad_token_id or 0, dtype=torch.long)  # (B, T)
+        attention_mask = torch.zeros(B, T, dtype=torch.long)  # (B, T)
+        entity_ids = torch.zeros(B, E, dtype=torch.long)  # (B, E): [PAD] entities
+        entity_position_ids = torch.full((B, E, M), -1, dtype=torch.long)  # (B, E, M)
+        starts = torch.zeros(B, E, dtype=torch.long)  # (B, E)
+        ends = torch.zeros(B, E, dtype=torch.long)  # (B, E)
+        labels = torch.full((B, E), _IGNORE, dtype=torch.long)  # (B, E)
+        for b, (window, indices) in enumerate(batch):
+            input_ids[b, : len(window.input_ids)] = torch.tensor(window.input_ids)
+            attention_mask[b, : len(window.input_ids)] = 1
+            for e, k in enumerate(indices):
+                start, end = window.token_spans[k]
+                width = min(end - start + 1, M)
+                entity_ids[b, e] = ENTITY_MASK_ID
+                entity_position_ids[b, e, :width] = torch.arange(start, start + width)
+                starts[b, e], ends[b, e] = start, end
+                if window.labels:
+                    labels[b, e] = window.labels[k]
+        inputs = {
+            "input_ids": input_ids,
+            "attention_mask": attention_mask,
+            "token_type_ids": torch.zeros_like(input_ids),
+            "entity_ids": entity_ids,
+            "entity_attention_mask": (entity_ids != 0).long(),
+            "entity_position_ids": entity_position_ids,
+            "entity_start_positions": starts,
+            "entity_end_positions": ends,
+        }
+        if self._backbone == "bert":  # BERT counts positions from 0, LUKE's default from pad + 1
+            inputs["position_ids"] = torch.arange(T).expand(B, T)  # (B, T)
+        device = self.config.device
+        return {k: v.to(device) for k, v in inputs.items()}, labels.to(device)
+
+    def _require_model(self) -> tuple[LukeForEntitySpanClassification, PreTrainedTokenizerBase]:
+        self.load()
+        if self._model is None or self._tokenizer is None:
+            raise NLUModelError(f"{EXTRACTOR_NAME} failed to load its model from '{self._source}'.")
+        return self._model, self._tokenizer
