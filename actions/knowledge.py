@@ -1,0 +1,133 @@
+"""Answer guests' questions from the knowledge base (hotel policies, hotels, city guides).
+
+`action_answer_question` answers the text of the latest user message with the extractive
+question answering of `retrieval` (retrieve passages, read a span). It utters the sentence
+around the answer span, with message metadata that lets a UI highlight the span:
+
+    {"knowledge": {"answer": "25 EUR per pet per night", "span": [13, 37],   # in the text
+                   "passage": "...", "passage_span": [s, e], "source": "Pets Policy > Fees",
+                   "doc_id": "policies/pets.md", "passage_id": "...", "confidence": 0.83}}
+
+When the knowledge base has no answer (or the reader is unsure) it utters
+`utter_cannot_answer`; when the knowledge model is missing or broken it logs a warning and
+utters `utter_cannot_answer` too - it never crashes. It returns no events, so an active form
+keeps its state (the stories and rules re-run the form after it).
+
+The knowledge model directory is `$XINGKONG_KNOWLEDGE_DIR` (default "models/knowledge"), as
+written by `retrieval.kb_eval.build_knowledge`:
+
+    models/knowledge/
+      knowledge.json   embedder id, top_k, calibrated no-answer margin and min_confidence
+      index/           the passage index (manifest.json, passages.jsonl, documents.json,
+                       index.faiss)
+      reader/          the reader: model.safetensors, config.json, tokenizer files,
+                       reader_config.json, training_report.json
+
+The answerer loads once per process, on the first question (torch and the models are not
+imported before), and answering runs in a worker thread so the action server stays
+responsive.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import threading
+import time
+from typing import Any
+
+from rasa_sdk import Action, Tracker
+from rasa_sdk.executor import CollectingDispatcher
+
+logger = logging.getLogger(__name__)
+
+KNOWLEDGE_DIR_ENV = "XINGKONG_KNOWLEDGE_DIR"
+DEFAULT_KNOWLEDGE_DIR = "models/knowledge"
+CANNOT_ANSWER = "utter_cannot_answer"
+
+RETRY_SECONDS = 60.0  # a knowledge dir that failed to load is tried again after this
+
+_LOCK = threading.Lock()
+_ANSWERERS: dict[str, tuple[Any, float]] = {}  # dir -> (Answerer or None, when loaded/failed)
+
+
+def knowledge_dir() -> str:
+    return os.environ.get(KNOWLEDGE_DIR_ENV) or DEFAULT_KNOWLEDGE_DIR
+
+
+def load_answerer(path: str) -> Any:
+    """The Answerer of the knowledge directory `path`, models loaded (the patch point)."""
+    from retrieval.answerer import load_answerer as load
+
+    return load(path).load()
+
+
+def get_answerer(path: str | None = None) -> Any | None:
+    """The cached Answerer for `path` (default: knowledge_dir()); None when it cannot be
+    loaded (warned once; tried again after RETRY_SECONDS, so a model trained while the action
+    server runs is picked up). `reset_answerers()` forgets them (after a retrain)."""
+    path = path or knowledge_dir()
+    with _LOCK:
+        cached = _ANSWERERS.get(path)
+        if cached is not None and (cached[0] is not None
+                                   or time.monotonic() - cached[1] < RETRY_SECONDS):
+            return cached[0]
+        try:
+            answerer = load_answerer(path)
+        except Exception as exc:  # noqa: BLE001 - a missing or broken model must not crash
+            log = logger.debug if cached is not None else logger.warning
+            log("actions.knowledge.unavailable dir=%s error=%s: %s. Questions get %s until "
+                "`xingkong train` builds it.", path, type(exc).__name__, exc, CANNOT_ANSWER)
+            answerer = None
+        _ANSWERERS[path] = (answerer, time.monotonic())
+        return answerer
+
+
+def reset_answerers() -> None:
+    with _LOCK:
+        _ANSWERERS.clear()
+
+
+def knowledge_metadata(answer: Any) -> dict[str, Any]:
+    """The `knowledge` metadata of an answer uttered as its sentence (see module docstring)."""
+    start, end = answer.span_in_sentence
+    return {"knowledge": {
+        "answer": answer.text, "span": [start, end], "passage": answer.passage,
+        "passage_span": list(answer.span), "sentence_span": list(answer.sentence_span),
+        "source": answer.title, "doc_id": answer.doc_id, "passage_id": answer.passage_id,
+        "confidence": round(float(answer.confidence), 4)}}
+
+
+class ActionAnswerQuestion(Action):
+    """Answer the latest user message from the knowledge base, or say it cannot."""
+
+    def name(self) -> str:
+        return "action_answer_question"
+
+    async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  domain: dict[str, Any]) -> list[dict[str, Any]]:
+        question = (tracker.latest_message or {}).get("text") or ""
+        if not question.strip():
+            dispatcher.utter_message(response=CANNOT_ANSWER)
+            return []
+        try:
+            answer = await asyncio.to_thread(self._answer, question)
+        except Exception:  # noqa: BLE001 - answering failed: say so, do not crash the turn
+            logger.exception("actions.knowledge.failed question=%r", question[:200])
+            answer = None
+        if answer is None or answer.text is None:
+            logger.info("actions.knowledge.no_answer question=%r confidence=%s", question[:200],
+                        getattr(answer, "confidence", None))
+            dispatcher.utter_message(response=CANNOT_ANSWER)
+            return []
+        logger.info("actions.knowledge.answer doc=%s confidence=%.3f", answer.doc_id,
+                    answer.confidence)
+        dispatcher.utter_message(text=answer.sentence or answer.text,
+                                 metadata=knowledge_metadata(answer))
+        return []
+
+    @staticmethod
+    def _answer(question: str) -> Any:
+        answerer = get_answerer()
+        return answerer.answer(question) if answerer is not None else None

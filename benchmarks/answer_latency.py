@@ -1,0 +1,163 @@
+"""Latency of answering one question: retrieve (embed + FAISS/BM25) + read, on this CPU.
+
+    python benchmarks/answer_latency.py                       # the trained models/knowledge
+    python benchmarks/answer_latency.py --synthetic           # no trained model needed
+
+Per variant (reader precision fp32 / int8 dynamic quantisation x passages read x max_length),
+one question at a time after a warm-up: p50/p95 of the whole answer, of retrieval alone and of
+reading alone, and - with a trained knowledge dir - EM/F1/no-answer accuracy on the reader's
+held-out training questions (data/kb/qa.json, never the test set), so a faster variant's cost
+in quality shows. `--synthetic` indexes data/kb with the real embedder in a temp dir and reads
+with the MiniLM backbone under an untrained QA head (same cost, meaningless answers). Prints
+ONE JSON line and appends it to benchmarks/results/answer_latency.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from retrieval.answerer import Answerer, load_answerer  # noqa: E402
+from retrieval.qa_metrics import load_qa, percentile, squad_scores  # noqa: E402
+from retrieval.reader import Reader, ReaderConfig  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "answer_latency.jsonl"
+TARGET_P50_MS = 80.0
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--knowledge-dir", type=Path, default=ROOT / "models" / "knowledge")
+    p.add_argument("--kb", type=Path, default=ROOT / "data" / "kb")
+    p.add_argument("--synthetic", action="store_true", help="untrained reader, temp index")
+    p.add_argument("--iterations", type=int, default=40, help="timed questions per variant")
+    p.add_argument("--warmup", type=int, default=5)
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=1,
+                   help="torch threads (1: on a shared 2-core box a 2-thread team waits on "
+                        "its descheduled straggler)")
+    p.add_argument("--read-k", default="5,3,2", help="comma list: passages read per question")
+    p.add_argument("--max-length", default="256", help="comma list of reader max_length")
+    p.add_argument("--precision", default="fp32,int8", help="comma list: fp32, int8")
+    p.add_argument("--accuracy-questions", type=int, default=60,
+                   help="held-out training questions scored per variant (0: none)")
+    p.add_argument("--out", type=Path, default=RESULTS)
+    return p.parse_args(argv)
+
+
+def environment() -> dict[str, Any]:
+    import torch
+    import transformers
+
+    try:
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
+                                capture_output=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        commit = None
+    return {"versions": {"python": platform.python_version(), "torch": torch.__version__,
+                         "transformers": transformers.__version__},
+            "commit": commit, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "load_avg_1m": round(os.getloadavg()[0], 2)}
+
+
+def base_answerer(args: argparse.Namespace, tmp: Path) -> Answerer:
+    if not args.synthetic:
+        return load_answerer(args.knowledge_dir, device=args.device)
+    from retrieval.embedder import get_embedder
+    from retrieval.index import build_or_load
+
+    embedder = get_embedder(device=args.device)
+    index = build_or_load(args.kb, tmp / "index", embedder)
+    return Answerer(index, None, Reader(ReaderConfig(device=args.device)))
+
+
+def held_out(args: argparse.Namespace) -> list[Any]:
+    """The reader's held-out training questions (ids from its training report)."""
+    report = args.knowledge_dir / "reader" / "training_report.json"
+    if args.synthetic or args.accuracy_questions <= 0 or not report.exists():
+        return []
+    ids = set(json.loads(report.read_text())["holdout"].get("ids", []))
+    return [e for e in load_qa(args.kb / "qa.json") if e.id in ids][:args.accuracy_questions]
+
+
+def measure(answerer: Answerer, questions: list[str], args: argparse.Namespace,
+            examples: list[Any]) -> dict[str, Any]:
+    for q in questions[:args.warmup]:
+        answerer.answer(q)
+    total, retrieve, read = [], [], []
+    for n in range(args.iterations):
+        q = questions[n % len(questions)]
+        t0 = time.perf_counter()
+        trace = answerer.trace_batch([q])[0]
+        total.append((time.perf_counter() - t0) * 1000)
+        retrieve.append(trace.retrieve_ms)
+        read.append(trace.read_ms)
+    out: dict[str, Any] = {
+        "p50_ms": round(percentile(total, 50), 1), "p95_ms": round(percentile(total, 95), 1),
+        "retrieve_p50_ms": round(percentile(retrieve, 50), 1),
+        "read_p50_ms": round(percentile(read, 50), 1)}
+    if examples:
+        answers = answerer.answer_batch([e.question for e in examples])
+        scores = squad_scores({e.id: a.text for e, a in zip(examples, answers)}, examples)
+        out["holdout"] = {"n": len(examples), "exact": round(scores["has_ans_exact"], 3),
+                          "f1": round(scores["has_ans_f1"], 3),
+                          "no_answer_accuracy": round(scores["no_ans_exact"], 3)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parse_args(argv)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    examples = held_out(args)
+    questions = [e.question for e in load_qa(args.kb / "qa.json")][:200]
+    variants = []
+    with tempfile.TemporaryDirectory() as tmp:
+        base = base_answerer(args, Path(tmp)).load()
+        for precision in [x.strip() for x in args.precision.split(",") if x.strip()]:
+            reader = base.reader
+            if precision == "int8":
+                reader = Reader(replace(base.reader.config, quantize=True)).load()
+            for max_length in [int(x) for x in args.max_length.split(",") if x.strip()]:
+                sized = Reader(replace(reader.config, max_length=max_length))
+                sized.model, sized.tokenizer = reader.model, reader.tokenizer
+                for read_k in [int(x) for x in args.read_k.split(",") if x.strip()]:
+                    config = replace(base.config, top_k=max(base.config.top_k, read_k),
+                                     read_k=read_k)
+                    answerer = Answerer(base.index, None, sized, config=config)
+                    row = {"precision": precision, "max_length": max_length, "read_k": read_k,
+                           **measure(answerer, questions, args, examples)}
+                    variants.append(row)
+                    print(json.dumps(row), file=sys.stderr)
+    fast = [v for v in variants if v["p50_ms"] <= TARGET_P50_MS]
+    report = {"benchmark": "answer_latency", "synthetic": args.synthetic,
+              "device": args.device, "iterations": args.iterations,
+              "target_p50_ms": TARGET_P50_MS, "variants": variants,
+              "fastest": min(variants, key=lambda v: v["p50_ms"]) if variants else None,
+              "meets_target": bool(fast), **environment(),
+              "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+    line = json.dumps(report)
+    print(line)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    with open(args.out, "a", encoding="utf-8") as fh:
+        fh.write(line + "\n")
+    return report
+
+
+if __name__ == "__main__":
+    main()

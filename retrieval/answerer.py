@@ -1,0 +1,301 @@
+"""Question answering over the knowledge base: retrieve passages, read them, pick one span.
+
+    answerer = load_answerer("models/knowledge")
+    answer = answerer.answer("Can I bring my dog?")   # Answer(text="...", sentence=..., ...)
+
+Pipeline per question: embed -> FAISS (+ BM25 when the index is hybrid) top-k passages ->
+reader over each passage -> the best non-null span across passages.
+
+Confidence. For read passage i let s_i be its best span score (start + end logit), g_i =
+s_i - null_i its gap over the no-answer score, m the reader's calibrated margin and c_i the
+retrieval cosine (the dense score; for a passage only BM25 found, the lowest dense score seen).
+The retrieval prior is w_i = softmax_i(c_i / T) (T = `retrieval_temperature`), the share of
+passage i is p_i = softmax_i(s_i + log w_i) (span softmax weighted by the retrieval prior) and
+its confidence is p_i * sigmoid(g_i - m) (the reader's belief that the span, not "no answer",
+is right). Passages whose best spans are the same text (overlapping chunks) add up. A passage
+answers only when g_i > m; `Answer.text` is None when none does or the best confidence is
+below `min_confidence`. The answer is always `passage.text[span[0]:span[1]]`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from retrieval.errors import RetrievalConfigError, RetrievalError
+from retrieval.qa_metrics import normalize_answer
+from retrieval.reader import Reader, ReaderResult
+from retrieval.types import Embedder, SearchHit
+
+logger = logging.getLogger(__name__)
+
+KNOWLEDGE_FILE = "knowledge.json"
+INDEX_DIR, READER_DIR = "index", "reader"
+KNOWLEDGE_FORMAT = 1
+_BULLET = "-*+>#|"
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """The answer to one question. `span` and `sentence_span` are (start, end) character
+    offsets in `passage` (the passage text); `text` is None when the knowledge base does not
+    answer (then `confidence` is that of the best rejected candidate, 0.0 when none)."""
+
+    text: str | None
+    score: float
+    no_answer_score: float
+    doc_id: str | None
+    passage_id: str | None
+    title: str | None
+    span: tuple[int, int] | None
+    sentence: str | None
+    sentence_span: tuple[int, int] | None
+    confidence: float
+    passage: str | None = None
+    question: str = ""
+
+    @property
+    def span_in_sentence(self) -> tuple[int, int] | None:
+        """Where `text` sits inside `sentence`."""
+        if self.span is None or self.sentence_span is None:
+            return None
+        return self.span[0] - self.sentence_span[0], self.span[1] - self.sentence_span[0]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True, slots=True)
+class AnswererConfig:
+    """`top_k` passages retrieved, the first `read_k` of them read (None: all);
+    `min_confidence` in [0, 1]; `retrieval_temperature` > 0 (see the module docstring)."""
+
+    top_k: int = 5
+    min_confidence: float = 0.1
+    retrieval_temperature: float = 0.05
+    read_k: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or (self.read_k is not None and self.read_k < 1):
+            raise RetrievalConfigError("top_k and read_k must be >= 1")
+        if not 0.0 <= self.min_confidence <= 1.0 or self.retrieval_temperature <= 0:
+            raise RetrievalConfigError("min_confidence must be in [0, 1] and "
+                                       "retrieval_temperature > 0")
+
+
+@dataclass(frozen=True, slots=True)
+class AnswerTrace:
+    """Everything behind one answer: all hits, the readings of the first len(results) hits,
+    their confidences, and the per-question share of the batch's timings."""
+
+    question: str
+    hits: tuple[SearchHit, ...]
+    results: tuple[ReaderResult, ...]
+    answer: Answer
+    confidences: tuple[float, ...] = ()
+    retrieve_ms: float = 0.0
+    read_ms: float = 0.0
+
+
+class Answerer:
+    """Retriever + reader. `embedder=None` (or the index's own) searches with the index's text
+    search (hybrid when the index is); another embedder's vectors search the dense index."""
+
+    def __init__(self, index: Any, embedder: Embedder | None, reader: Reader,
+                 top_k: int = 5, min_confidence: float = 0.1, *,
+                 config: AnswererConfig | None = None) -> None:
+        self.index = index
+        self.embedder = embedder
+        self.reader = reader
+        self.config = config or AnswererConfig(top_k=top_k, min_confidence=min_confidence)
+
+    def __repr__(self) -> str:
+        return (f"Answerer(passages={len(self.index)}, reader={self.reader!r}, "
+                f"top_k={self.config.top_k}, min_confidence={self.config.min_confidence})")
+
+    def load(self) -> Answerer:
+        self.reader.load()
+        if self.embedder is not None and hasattr(self.embedder, "load"):
+            self.embedder.load()
+        return self
+
+    def answer(self, question: str) -> Answer:
+        return self.answer_batch([question])[0]
+
+    def answer_batch(self, questions: Sequence[str]) -> list[Answer]:
+        return [t.answer for t in self.trace_batch(questions)]
+
+    def retrieve(self, questions: Sequence[str]) -> list[list[SearchHit]]:
+        own = getattr(self.index, "embedder", None)
+        if self.embedder is None or self.embedder is own:
+            return self.index.search(list(questions), top_k=self.config.top_k)
+        vectors = self.embedder.encode(list(questions), query=True)  # (n, dim)
+        return self.index.search(vectors, top_k=self.config.top_k)
+
+    def trace_batch(self, questions: Sequence[str]) -> list[AnswerTrace]:
+        """Retrieve for all questions at once, then read every (question, hit) pair at once."""
+        if isinstance(questions, str):
+            raise TypeError("answer_batch takes a sequence of questions, not one string")
+        if not questions:
+            return []
+        t0 = time.perf_counter()
+        hits = self.retrieve(questions)
+        t1 = time.perf_counter()
+        k = self.config.read_k or self.config.top_k
+        pairs = [(q, h.passage) for q, hs in zip(questions, hits) for h in hs[:k]]
+        read = self.reader.read_pairs([q for q, _ in pairs], [p for _, p in pairs])
+        t2 = time.perf_counter()
+        traces, at = [], 0
+        share = ((t1 - t0) * 1000 / len(questions), (t2 - t1) * 1000 / len(questions))
+        for question, hs in zip(questions, hits):
+            results = tuple(read[at:at + len(hs[:k])])
+            at += len(results)
+            answer, confidences = self.combine(question, hs, results)
+            traces.append(AnswerTrace(question, tuple(hs), results, answer, confidences,
+                                      *share))
+        return traces
+
+    def combine(self, question: str, hits: Sequence[SearchHit],
+                results: Sequence[ReaderResult]) -> tuple[Answer, tuple[float, ...]]:
+        """The answer from the readings of `hits` (see the module docstring)."""
+        confidences = passage_confidences(hits, results, self.config.retrieval_temperature)
+        totals: dict[str, float] = {}
+        for r, conf in zip(results, confidences):
+            if r.has_answer and r.best is not None:
+                key = normalize_answer(r.best.text) or r.best.text
+                totals[key] = totals.get(key, 0.0) + conf
+        ranked = sorted(((totals[normalize_answer(r.best.text) or r.best.text], confidences[i], i)
+                         for i, r in enumerate(results) if r.has_answer and r.best is not None),
+                        reverse=True)
+        if not ranked or ranked[0][0] < self.config.min_confidence:
+            return self._no_answer(question, results, ranked[0][0] if ranked else 0.0), \
+                confidences
+        total, _, i = ranked[0]
+        hit, span = hits[i], results[i].best
+        assert span is not None
+        text = hit.passage.text
+        s0, s1 = sentence_bounds(text, span.start, span.end)
+        return Answer(span.text, span.score, results[i].null_score, hit.passage.doc_id,
+                      hit.passage.id, hit.passage.title, (span.start, span.end), text[s0:s1],
+                      (s0, s1), round(min(1.0, total), 6), text, question), confidences
+
+    def _no_answer(self, question: str, results: Sequence[ReaderResult],
+                   confidence: float) -> Answer:
+        best = max(results, key=lambda r: r.gap, default=None)
+        score = best.best.score if best is not None and best.best is not None else 0.0
+        null = best.null_score if best is not None else 0.0
+        return Answer(None, score, null, None, None, None, None, None, None,
+                      round(confidence, 6), None, question)
+
+
+def passage_confidences(hits: Sequence[SearchHit], results: Sequence[ReaderResult],
+                        temperature: float) -> tuple[float, ...]:
+    """Per read passage: softmax(span score + log retrieval prior) * sigmoid(gap - margin)."""
+    if not results:
+        return ()
+    hits = hits[:len(results)]
+    known = [h.dense_score for h in hits if h.dense_score is not None]
+    floor = min(known) if known else 0.0
+    cos = [h.dense_score if h.dense_score is not None else (floor if known else h.score)
+           for h in hits]
+    prior = _softmax([c / temperature for c in cos])
+    logits = [(r.best.score if r.best is not None else -1e4) + math.log(max(p, 1e-12))
+              for r, p in zip(results, prior)]
+    share = _softmax(logits)
+    return tuple(s * _sigmoid(r.gap - r.margin) for s, r in zip(share, results))
+
+
+def sentence_bounds(text: str, start: int, end: int) -> tuple[int, int]:
+    """(start, end) of the sentence (or Markdown line) around text[start:end], without
+    surrounding whitespace and list/heading/table markers; always covers the span."""
+    s = start
+    while s > 0:
+        ch = text[s - 1]
+        if ch == "\n" or (s >= 2 and text[s - 2] in ".!?" and ch.isspace()):
+            break
+        s -= 1
+    while s < start and (text[s].isspace() or text[s] in _BULLET):
+        s += 1
+    e = end
+    while e < len(text):
+        ch = text[e]
+        if ch == "\n":
+            break
+        if ch in ".!?" and (e + 1 == len(text) or text[e + 1].isspace()):
+            e += 1
+            break
+        e += 1
+    while e > end and (text[e - 1].isspace() or text[e - 1] == "|"):
+        e -= 1
+    return s, e
+
+
+def _softmax(values: Sequence[float]) -> list[float]:
+    top = max(values)
+    exps = [math.exp(v - top) for v in values]
+    total = sum(exps)
+    return [x / total for x in exps]
+
+
+def _sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+# ------------------------------------------------------------------ the knowledge directory
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeSettings:
+    """knowledge.json: how the knowledge directory was built and how to answer with it."""
+
+    embedder: str
+    top_k: int = 5
+    min_confidence: float = 0.1
+    read_k: int | None = None
+    reader_margin: float | None = None
+    built_at: str = ""
+    fingerprint: str = ""
+    report: dict[str, Any] = field(default_factory=dict)
+    format_version: int = KNOWLEDGE_FORMAT
+
+
+def read_settings(knowledge_dir: str | Path) -> KnowledgeSettings:
+    path = Path(knowledge_dir) / KNOWLEDGE_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise RetrievalError(f"No knowledge model at {path.parent} ({KNOWLEDGE_FILE} missing). "
+                             "Fix: build it with build_knowledge() / `xingkong train`.") from exc
+    names = set(KnowledgeSettings.__dataclass_fields__)
+    return KnowledgeSettings(**{k: v for k, v in data.items() if k in names})
+
+
+def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
+                  embedder: Embedder | None = None, device: str | None = None,
+                  quantize: bool | None = None, **config: Any) -> Answerer:
+    """The Answerer of a knowledge directory (layout: knowledge.json, index/, reader/).
+    Loads lazily: the models load on the first answer (or `.load()`). `config` overrides
+    AnswererConfig fields (top_k, min_confidence, read_k, retrieval_temperature)."""
+    from retrieval.embedder import get_embedder
+    from retrieval.index import KnowledgeIndex
+
+    root = Path(knowledge_dir)
+    settings = read_settings(root)
+    embedder = embedder or get_embedder(settings.embedder, device=device or "cpu")
+    index = KnowledgeIndex.load(root / INDEX_DIR, embedder)
+    overrides: dict[str, Any] = {}
+    if device is not None:
+        overrides["device"] = device
+    if quantize is not None:
+        overrides["quantize"] = quantize
+    if settings.reader_margin is not None:
+        overrides["no_answer_margin"] = settings.reader_margin
+    reader = Reader.from_dir(root / READER_DIR, **overrides)
+    values = {"top_k": settings.top_k, "min_confidence": settings.min_confidence,
+              "read_k": settings.read_k, **config}
+    return Answerer(index, None, reader, config=AnswererConfig(**values))

@@ -1,0 +1,264 @@
+"""The answerer on the tiny KB with a fake embedder and a fake reader: the combination of
+retrieval and span scores, no-answer decisions, sentences and offsets, batch API; evaluation
+and calibration of the pipeline; building and loading a knowledge directory."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import re
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from retrieval.answerer import (KNOWLEDGE_FILE, Answer, Answerer, AnswererConfig,
+                                load_answerer, passage_confidences, sentence_bounds)
+from retrieval.errors import RetrievalConfigError, RetrievalError
+from retrieval.index import KnowledgeIndex
+from retrieval.kb_eval import build_knowledge, calibrate_answerer, doc_key, evaluate_kb
+from retrieval.passages import load_documents
+from retrieval.reader import ReaderConfig, ReaderResult, Span
+from retrieval.types import IndexConfig, Passage, SearchHit
+
+KB_TINY = Path(__file__).resolve().parent.parent / "fixtures" / "kb_tiny"
+
+
+class FakeEmbedder:
+    """Bag of hashed words (each word a fixed random vector); texts sharing words are close."""
+
+    name, dimension, normalize = "fake-hash", 32, True
+
+    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
+                out[i] += np.random.default_rng(seed).standard_normal(self.dimension)
+            out[i] /= np.linalg.norm(out[i]) or 1.0
+        return out
+
+
+class FakeReader:
+    """Answers from a table: question -> (answer text, span score, null score). A passage that
+    contains the text gets that span; any other gets its first word at score -2, null 3."""
+
+    def __init__(self, table: dict[str, tuple[str, float, float]], margin: float = 0.0) -> None:
+        self.table, self.config = table, ReaderConfig(no_answer_margin=margin)
+        self.calls: list[int] = []
+
+    @property
+    def margin(self) -> float:
+        return self.config.no_answer_margin
+
+    def load(self) -> FakeReader:
+        return self
+
+    def read_pairs(self, questions: Sequence[str],
+                   passages: Sequence[str | Passage]) -> list[ReaderResult]:
+        self.calls.append(len(passages))
+        out = []
+        for q, p in zip(questions, passages):
+            text = p.text if isinstance(p, Passage) else p
+            answer, score, null = self.table.get(q, ("", -2.0, 3.0))
+            at = text.find(answer) if answer else -1
+            if at < 0:
+                word = re.match(r"\S+", text)
+                span = Span(word.group(), 0, word.end(), -2.0, -1.0, -1.0) if word else None
+                null = 3.0
+            else:
+                span = Span(answer, at, at + len(answer), score, score / 2, score / 2)
+            out.append(ReaderResult(q, text, (span,) if span else (),
+                                    Span("", 0, 0, null, null / 2, null / 2, True), self.margin))
+        return out
+
+
+TABLE = {"How much is a shirt?": ("6 EUR", 9.0, 1.0),
+         "When does the shuttle leave?": ("every 30 minutes", 8.0, 1.0)}
+
+
+@pytest.fixture(scope="module")
+def index() -> KnowledgeIndex:
+    return KnowledgeIndex.build(load_documents(KB_TINY), FakeEmbedder(),
+                                IndexConfig(hybrid=False))
+
+
+def _answerer(index: KnowledgeIndex, table: dict = TABLE, **kw: object) -> Answerer:
+    return Answerer(index, None, FakeReader(table), **kw)  # type: ignore[arg-type]
+
+
+def test_answer_is_a_span_of_a_passage_with_its_sentence(index: KnowledgeIndex) -> None:
+    answer = _answerer(index).answer("How much is a shirt?")
+    assert answer.text == "6 EUR" and answer.doc_id == "laundry.md"
+    assert answer.passage is not None and answer.span is not None
+    assert answer.passage[answer.span[0]:answer.span[1]] == "6 EUR"
+    assert answer.sentence_span is not None
+    assert answer.passage[slice(*answer.sentence_span)] == answer.sentence
+    assert answer.sentence == ("Washing and ironing a shirt costs 6 EUR, trousers 8 EUR and a "
+                               "dress 10 EUR.")
+    start, end = answer.span_in_sentence or (0, 0)
+    assert answer.sentence[start:end] == "6 EUR"
+    assert answer.passage_id and answer.title and 0 < answer.confidence <= 1
+    assert answer.score == 9.0 and answer.no_answer_score == 1.0
+    assert json.loads(json.dumps(answer.to_dict()))["text"] == "6 EUR"
+
+
+def test_no_answer_when_every_null_wins_or_confidence_is_low(index: KnowledgeIndex) -> None:
+    nothing = _answerer(index).answer("Is there a casino?")
+    assert nothing.text is None and nothing.span is None and nothing.confidence == 0.0
+    timid = _answerer(index, {"How much is a shirt?": ("6 EUR", 2.0, 1.5)},
+                      min_confidence=0.5).answer("How much is a shirt?")
+    assert timid.text is None and 0 < timid.confidence < 0.5
+    assert timid.score == 2.0 and timid.no_answer_score == 1.5
+
+
+def test_confidence_combines_retrieval_and_span_scores() -> None:
+    def hit(cos: float | None) -> SearchHit:
+        return SearchHit(Passage("p", "d", "t", "x y", 0, 3), cos or 0.01, 1, cos)
+
+    def result(score: float, null: float) -> ReaderResult:
+        return ReaderResult("q", "x y", (Span("x", 0, 1, score, 0, 0),),
+                            Span("", 0, 0, null, 0, 0, True), 0.5)
+
+    hits, results = [hit(0.8), hit(0.6), hit(None)], [result(6, 1), result(7, 1), result(2, 4)]
+    got = passage_confidences(hits, results, temperature=0.1)
+    prior = np.exp(np.array([0.8, 0.6, 0.6]) / 0.1)
+    prior /= prior.sum()
+    share = np.exp(np.array([6, 7, 2]) + np.log(prior))
+    share /= share.sum()
+    gate = 1 / (1 + np.exp(-(np.array([5, 6, -2]) - 0.5)))
+    assert got == pytest.approx(tuple(share * gate))
+    assert math.isclose(sum(share), 1.0)
+
+
+def test_same_text_from_overlapping_passages_adds_up(index: KnowledgeIndex) -> None:
+    answerer = _answerer(index, {"What costs 8 EUR?": ("EUR", 5.0, 0.0)})
+    trace = answerer.trace_batch(["What costs 8 EUR?"])[0]
+    answering = [c for c, r in zip(trace.confidences, trace.results) if r.text == "EUR"]
+    assert len(answering) > 1
+    assert trace.answer.confidence == pytest.approx(min(1.0, sum(answering)), rel=1e-4)
+
+
+def test_batch_api_order_read_k_and_errors(index: KnowledgeIndex) -> None:
+    answerer = _answerer(index, config=AnswererConfig(top_k=4, read_k=3))
+    questions = ["When does the shuttle leave?", "Is there a casino?", "How much is a shirt?"]
+    answers = answerer.answer_batch(questions)
+    assert [a.question for a in answers] == questions
+    assert [a.text for a in answers] == ["every 30 minutes", None, "6 EUR"]
+    assert answerer.reader.calls == [9]  # 3 questions x read_k passages, in one call
+    trace = answerer.trace_batch(["How much is a shirt?"])[0]
+    assert len(trace.hits) == 4 and len(trace.results) == 3
+    assert answerer.answer_batch([]) == []
+    with pytest.raises(TypeError):
+        answerer.answer_batch("one string")  # type: ignore[arg-type]
+    with pytest.raises(RetrievalConfigError):
+        AnswererConfig(top_k=0)
+
+
+def test_another_embedder_searches_by_vector(index: KnowledgeIndex) -> None:
+    answerer = Answerer(index, FakeEmbedder(), FakeReader(TABLE))  # type: ignore[arg-type]
+    assert answerer.answer("How much is a shirt?").text == "6 EUR"
+
+
+@pytest.mark.parametrize(("text", "span", "sentence"), [
+    ("One. Two three. Four.", "three", "Two three."),
+    ("- Item one costs 5 EUR\n- Item two", "5 EUR", "Item one costs 5 EUR"),
+    ("No end here", "end", "No end here"),
+    ("| a | 7 EUR |\n| b | 9 |", "7 EUR", "a | 7 EUR"),
+])
+def test_sentence_bounds(text: str, span: str, sentence: str) -> None:
+    start = text.index(span)
+    s, e = sentence_bounds(text, start, start + len(span))
+    assert text[s:e] == sentence and s <= start and e >= start + len(span)
+
+
+# ------------------------------------------------------------------ evaluation, calibration
+
+def _test_set(tmp_path: Path) -> Path:
+    laundry = (KB_TINY / "laundry.md").read_text()
+    paragraph = next(p for p in laundry.split("\n\n") if "shirt" in p)
+    data = {"data": [{"title": "laundry", "paragraphs": [{"context": paragraph, "qas": [
+        {"id": "1", "question": "How much is a shirt?", "is_impossible": False,
+         "answers": [{"text": "6 EUR", "answer_start": paragraph.index("6 EUR")}]},
+        {"id": "2", "question": "Washing and ironing trousers costs?", "is_impossible": False,
+         "answers": [{"text": "8 EUR", "answer_start": paragraph.index("8 EUR")}]},
+        {"id": "3", "question": "Is there a casino?", "is_impossible": True,
+         "answers": []}]}]}]}
+    path = tmp_path / "kb_test.json"
+    path.write_text(json.dumps(data))
+    return path
+
+
+def test_evaluate_kb_reports_every_metric(index: KnowledgeIndex, tmp_path: Path) -> None:
+    report = evaluate_kb(_answerer(index), _test_set(tmp_path), out_path=tmp_path / "r.json")
+    assert report["questions"] == 3 and report["answerable"] == 2
+    assert report["retrieval"]["recall@5"] == 1.0
+    assert report["pipeline"]["exact"] == 0.5 and report["pipeline"]["no_answer_accuracy"] == 1
+    assert report["gold_context"]["exact"] == 0.5
+    assert report["error_counts"] == {"missed_answer": 1}
+    assert report["errors"][0]["id"] == "2"
+    assert report["latency_ms"]["p50"] >= 0
+    assert json.loads((tmp_path / "r.json").read_text())["questions"] == 3
+    assert doc_key("policies/pets.md") == "policies/pets" == doc_key("policies/pets")
+
+
+def test_calibration_replays_the_decision(index: KnowledgeIndex, tmp_path: Path) -> None:
+    from retrieval.qa_metrics import load_qa
+
+    examples = load_qa(_test_set(tmp_path))
+    chosen = calibrate_answerer(_answerer(index), examples)
+    assert chosen["no_ans_accuracy"] == 1.0 and chosen["has_ans_exact"] == 0.5
+    assert chosen["margin"] == 0.0 and chosen["min_confidence"] == 0.1  # smallest change
+
+
+# ------------------------------------------------------------------ knowledge directory
+
+def _tiny_model(path: Path) -> Path:
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
+
+    words = sorted({w for f in KB_TINY.glob("*.md") for w in re.findall(r"\w+|[^\w\s]",
+                                                                          f.read_text().lower())})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "?"]
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=256)
+    BertForQuestionAnswering(config).save_pretrained(str(path))
+    BertTokenizer(vocab=dict(zip(dict.fromkeys(vocab), range(len(vocab))))).save_pretrained(
+        str(path))
+    return path
+
+
+def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
+    kb = tmp_path / "kb"
+    shutil.copytree(KB_TINY, kb)
+    qa = json.loads(_test_set(tmp_path).read_text())
+    qa["data"].append({"title": "shuttle_bus", "paragraphs": [{
+        "context": "The bus leaves every 30 minutes.", "qas": [
+            {"id": f"s{n}", "question": f"When does bus {n} leave?", "is_impossible": False,
+             "answers": [{"text": "every 30 minutes", "answer_start": 15}]}
+            for n in range(8)]}]})
+    (kb / "qa.json").write_text(json.dumps(qa))
+    options = {"base_model": str(_tiny_model(tmp_path / "tiny")), "epochs": 1, "lr": 1e-3,
+               "batch_size": 4, "max_length": 96, "doc_stride": 16, "max_question_tokens": 16,
+               "holdout_fraction": 0.2, "progress": False, "num_threads": None}
+    out = tmp_path / "knowledge"
+    report = build_knowledge(kb, out, reader_options=options, embedder=FakeEmbedder())
+    assert report["index"]["documents"] == 5 and not report["reused_reader"]
+    assert {"margin", "min_confidence"} <= set(report["calibration"])
+    assert (out / KNOWLEDGE_FILE).exists() and (out / "index" / "manifest.json").exists()
+    assert (out / "reader" / "model.safetensors").exists()
+    answerer = load_answerer(out, embedder=FakeEmbedder())
+    assert answerer.reader.margin == report["calibration"]["margin"]
+    answer = answerer.answer("How much is a shirt?")
+    assert isinstance(answer, Answer)
+    if answer.text is not None:
+        assert answer.passage and answer.span
+        assert answer.passage[answer.span[0]:answer.span[1]] == answer.text
+    again = build_knowledge(kb, out, reader_options=options, embedder=FakeEmbedder())
+    assert again["reused_reader"] and again["calibration"] == report["calibration"]
+    with pytest.raises(RetrievalError):
+        load_answerer(tmp_path / "nowhere", embedder=FakeEmbedder())
