@@ -59,7 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="extra small sizes, flat and HNSW (library efSearch) latency only")
     p.add_argument("--hnsw-m", type=int, default=DEFAULTS.hnsw_m)
     p.add_argument("--ef-construction", type=int, default=DEFAULTS.hnsw_ef_construction)
-    p.add_argument("--ef-search", type=ints, default=[16, 32, 64, 128, 256])
+    p.add_argument("--ef-search", type=ints, default=[32, 64, 128, 256, 384])
     p.add_argument("--nprobe", type=ints, default=[8, 32])
     p.add_argument("--build-threads", type=int, default=1,
                    help="OpenMP threads for builds (0: faiss default, all cores). 1 by default: "

@@ -41,7 +41,8 @@ _NEG = -1e9
 class ReaderConfig:
     """Reader settings, saved beside the weights as reader_config.json. `model` is a model id
     or directory (resolved offline first); `doc_stride` is the overlap between windows in
-    tokens; `no_answer_margin` is the calibrated threshold on best span score - null score."""
+    tokens; `no_answer_margin` is the calibrated threshold on best span score - null score.
+    `num_threads`, when set, is applied with torch.set_num_threads at load (process-wide)."""
 
     model: str = DEFAULT_READER_BASE
     max_length: int = 256
