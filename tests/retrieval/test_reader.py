@@ -332,7 +332,7 @@ def test_minilm_reader_learns_spans(tmp_path: Path) -> None:
     report = train_reader(examples, out_dir=tmp_path / "minilm", epochs=4, lr=3e-4,
                           batch_size=8, max_length=96, doc_stride=16, max_question_tokens=24,
                           negatives_per_question=0, holdout_fraction=0.0, progress=False,
-                          num_threads=2)
+                          num_threads=1)
     reader = Reader.from_dir(tmp_path / "minilm", no_answer_margin=-100.0)
     context = ("Room 555 is a large room on floor 3. Its walls are painted green, and it "
                "costs 160 EUR per night.")
