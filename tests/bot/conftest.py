@@ -110,3 +110,17 @@ def make_tiny_manager(tiny_project: Project) -> Callable[..., DialogueManager]:
 def tiny_manager(make_tiny_manager: Callable[..., DialogueManager]) -> DialogueManager:
     """A DialogueManager on the tiny project, without NLU (use `/intent` messages)."""
     return make_tiny_manager()
+
+
+@pytest.fixture(scope="session")
+def demo() -> Project:
+    """The demo assistant at the repository root, loaded once."""
+    return Project.load(ProjectPaths.at(Path(__file__).resolve().parents[2]))
+
+
+@pytest.fixture(scope="session")
+def ensemble(demo: Project) -> PolicyEnsemble:
+    """The demo's policies, trained once (tests only predict with them)."""
+    policies = PolicyEnsemble(build_policies(demo.config.policies))
+    policies.train(demo.domain, demo.data)
+    return policies

@@ -21,11 +21,10 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project
-from bot.config import ProjectPaths
 from bot.events import ActionExecuted
 from bot.executors import InProcessExecutor
 from bot.manager import DialogueManager, UserMessage
-from bot.policies import PolicyEnsemble, build_policies
+from bot.policies import PolicyEnsemble
 from bot.training_data import Story, StoryStep, load_training_data
 
 REPO = Path(__file__).resolve().parents[2]
@@ -80,18 +79,6 @@ class KnowledgeStandIn:
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-@pytest.fixture(scope="module")
-def demo() -> Project:
-    return Project.load(ProjectPaths.at(REPO))
-
-
-@pytest.fixture(scope="module")
-def ensemble(demo: Project) -> PolicyEnsemble:
-    policies = PolicyEnsemble(build_policies(demo.config.policies))
-    policies.train(demo.domain, demo.data)
-    return policies
 
 
 @pytest.fixture

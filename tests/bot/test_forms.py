@@ -15,13 +15,12 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project
-from bot.config import ProjectPaths
 from bot.domain import REQUESTED_SLOT
 from bot.errors import ActionError
 from bot.events import ActionExecuted, ActionExecutionRejected
 from bot.executors import InProcessExecutor
 from bot.manager import DialogueManager, TurnResult, UserMessage
-from bot.policies import PolicyEnsemble, build_policies
+from bot.policies import PolicyEnsemble
 
 REPO = Path(__file__).resolve().parents[2]
 TODAY = "2030-01-01"
@@ -73,18 +72,6 @@ class KnowledgeStandIn:
 
     async def close(self) -> None:
         await self.inner.close()
-
-
-@pytest.fixture(scope="module")
-def demo() -> Project:
-    return Project.load(ProjectPaths.at(REPO))
-
-
-@pytest.fixture(scope="module")
-def ensemble(demo: Project) -> PolicyEnsemble:
-    policies = PolicyEnsemble(build_policies(demo.config.policies))
-    policies.train(demo.domain, demo.data)
-    return policies
 
 
 @pytest.fixture

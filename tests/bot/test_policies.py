@@ -31,7 +31,6 @@ from bot.policies.conflicts import find_conflicts
 from bot.policies.story_graph import story_trajectories
 from bot.tracker import DialogueStateTracker
 
-REPO = Path(__file__).resolve().parents[2]
 
 BUG_FORM_SUBMIT_RULE = (
     "engine bug: rule_entries keeps the state before a rule's first step (here {loop:F} before "
@@ -115,18 +114,6 @@ GREETINGS_DOMAIN = """\
 
 
 # ---------------------------------------------------------------- the demo project
-
-
-@pytest.fixture(scope="module")
-def demo() -> Project:
-    return Project.load(ProjectPaths.at(REPO))
-
-
-@pytest.fixture(scope="module")
-def ensemble(demo: Project) -> PolicyEnsemble:
-    policies = PolicyEnsemble(build_policies(demo.config.policies))
-    policies.train(demo.domain, demo.data)
-    return policies
 
 
 def rule_policy(ensemble: PolicyEnsemble) -> RulePolicy:
