@@ -5,10 +5,13 @@ models/
   domain.json        the domain as trained
   core/policies.json the policy ensemble's learned tables
   nlu/               the NLU pipeline (when the config has Transformer components)
+  knowledge/         the knowledge answers (when the project has a knowledge base, data/kb by
+                     default): index/, reader/, knowledge.json, by retrieval's build_knowledge
 """
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import logging
@@ -17,15 +20,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.config import ProjectConfig, ProjectPaths, load_config
+from bot.config import KnowledgeConfig, ProjectConfig, ProjectPaths, load_config
 from bot.domain import Domain, load_domain
-from bot.errors import TrainingError
+from bot.errors import ConfigError, TrainingError
 from bot.policies import PolicyEnsemble, build_policies
 from bot.training_data import TrainingData, load_training_data
 
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+KNOWLEDGE_DIR = "knowledge"  # models/knowledge: where actions/knowledge.py looks by default
+QA_FILE = "qa.json"  # the reader's training questions, inside the knowledge base folder
 
 
 @dataclass(slots=True)
@@ -47,9 +52,11 @@ class Project:
 class TrainReport:
     core_trained: bool = False
     nlu_trained: bool = False
+    knowledge_trained: bool = False
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     nlu_report: dict[str, Any] = field(default_factory=dict)
+    knowledge_report: dict[str, Any] = field(default_factory=dict)
 
 
 def fingerprints(project: Project) -> dict[str, str]:
@@ -68,11 +75,19 @@ def fingerprints(project: Project) -> dict[str, str]:
 
 
 def train(project: Project, *, force: bool = False, progress: bool = True,
-          nlu: bool = True, core: bool = True) -> TrainReport:
+          nlu: bool = True, core: bool = True, knowledge: bool = True) -> TrainReport:
+    """Train the parts asked for whose fingerprint changed (all of them with `force`). The
+    knowledge part runs only when the project has a knowledge base folder."""
     started = time.perf_counter()
     out = project.paths.models
     out.mkdir(parents=True, exist_ok=True)
     wanted = fingerprints(project)
+    kb = knowledge_base(project) if knowledge else None
+    if kb is not None:
+        wanted["knowledge"] = knowledge_fingerprint(project, kb)
+    elif knowledge:
+        logger.info("train.knowledge.skipped reason=no_knowledge_base path=%s",
+                    project.paths.root / project.config.knowledge.kb_path)
     old = _read_json(out / "fingerprint.json")
     report = TrainReport()
     if core and (force or old.get("core") != wanted["core"] or not (out / "core").exists()):
@@ -82,8 +97,13 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     if nlu and (force or old.get("nlu") != wanted["nlu"] or not (out / "nlu").exists()):
         report.nlu_report = train_nlu(project, out / "nlu", progress=progress)
         report.nlu_trained = bool(report.nlu_report)
-    fresh = {**old, **{k: v for k, v in wanted.items()
-                       if (k == "core" and core) or (k == "nlu" and nlu)}}
+    target = out / KNOWLEDGE_DIR
+    if kb is not None and (force or old.get("knowledge") != wanted["knowledge"]
+                           or not _has_knowledge_model(target)):
+        report.knowledge_report = train_knowledge(project, kb, target, retrain=force)
+        report.knowledge_trained = True
+    asked = {"core": core, "nlu": nlu, "knowledge": knowledge}
+    fresh = {**old, **{k: v for k, v in wanted.items() if asked[k]}}
     (out / "fingerprint.json").write_text(json.dumps(fresh, indent=1))
     report.seconds = time.perf_counter() - started
     return report
@@ -119,6 +139,194 @@ def train_nlu(project: Project, out: Path, progress: bool = True) -> dict[str, A
     components = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
     training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups))
     return train_pipeline(training_set, components, out, progress=progress)
+
+
+# ------------------------------------------------------------------ knowledge
+
+def knowledge_base(project: Project, *, required: bool = False) -> Path | None:
+    """The project's knowledge base folder (config.yml knowledge.kb, default data/kb), or None
+    when the default one does not exist. A folder that config.yml names must exist, and so
+    must the default one when `required` (`xingkong train knowledge`)."""
+    settings = project.config.knowledge
+    path = project.paths.root / settings.kb_path
+    if path.exists():
+        return path
+    if settings.kb is not None:
+        raise ConfigError(f"Knowledge base folder {path} does not exist (knowledge.kb in "
+                          f"{settings.at}). Create it, or fix the path.")
+    if required:
+        raise TrainingError(f"No knowledge base folder at {path}. Put the documents (.md, .txt, "
+                            f".json) and a SQuAD-format {QA_FILE} there, or set knowledge.kb "
+                            "in config.yml.")
+    return None
+
+
+def knowledge_fingerprint(project: Project, kb: Path) -> str:
+    """What the knowledge model is built from: every file of the knowledge base (qa.json
+    included), the extra QA files and the knowledge settings of config.yml."""
+    settings = project.config.knowledge
+    files = sorted(p for p in (kb.rglob("*") if kb.is_dir() else [kb]) if p.is_file() and not
+                   any(part.startswith(".") for part in p.relative_to(kb).parts))
+    contents = [[p.relative_to(kb).as_posix(), _file_digest(p)] for p in files]
+    extra = [_file_digest(project.paths.root / p) for p in settings.reader.get("extra_qa", [])]
+    knobs = [settings.kb_path, settings.embedder, settings.top_k, settings.read_k,
+             settings.hybrid, dict(settings.reader)]
+    blob = json.dumps([FORMAT_VERSION, contents, extra, knobs], sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def train_knowledge(project: Project, kb: Path, out: Path, *,
+                    retrain: bool = False) -> dict[str, Any]:
+    """Build the knowledge directory `out` (index, reader, calibration) with
+    retrieval.build_knowledge: the index is updated in place and the reader is retrained only
+    when qa.json or the reader settings changed (always with `retrain`)."""
+    from retrieval.kb_eval import build_knowledge
+
+    settings = project.config.knowledge
+    qa = kb / QA_FILE
+    if not qa.is_file():
+        raise TrainingError(f"No {QA_FILE} in the knowledge base {kb}: the reader is trained on "
+                            "its questions (SQuAD 2.0 format, the title of an article is the "
+                            "path of its document without suffix).")
+    options = reader_options(project)
+    logger.info("train.knowledge.start kb=%s out=%s", kb, out)
+    return build_knowledge(kb, out, settings.embedder, options, qa_path=qa,
+                           index_config=index_config(settings), top_k=settings.top_k,
+                           read_k=settings.read_k, retrain=retrain)
+
+
+def reader_options(project: Project) -> dict[str, Any]:
+    """config.yml knowledge.reader as train_reader options. Only what config.yml sets: the
+    rest (epochs, lr, ...) keeps retrieval's defaults. `extra_qa` paths are relative to the
+    project."""
+    from retrieval.reader_training import config_fields
+
+    settings = project.config.knowledge
+    valid = sorted({*config_fields(), "extra_qa"} - {"extra_qa_paths"})
+    for key in settings.reader:
+        if key not in valid:
+            hint = difflib.get_close_matches(key, valid, n=1)
+            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(f"Unknown reader option 'knowledge.reader.{key}' in "
+                              f"{settings.at}.{did_you_mean} Available: {', '.join(valid)}.")
+    options = dict(settings.reader)
+    if "extra_qa" in options:
+        options["extra_qa_paths"] = [str(project.paths.root / p) for p in options.pop("extra_qa")]
+    return options
+
+
+def index_config(settings: KnowledgeConfig) -> Any:
+    """The retrieval IndexConfig of config.yml's knowledge section (retrieval's defaults for
+    what it leaves out)."""
+    from retrieval.types import IndexConfig
+
+    return IndexConfig() if settings.hybrid is None else IndexConfig(hybrid=settings.hybrid)
+
+
+@dataclass(frozen=True, slots=True)
+class IndexReport:
+    """What `build_index` did. `rebuilt` says why the index was built from scratch (None when
+    it was updated in place or already up to date)."""
+
+    path: Path
+    kind: str
+    hybrid: bool
+    documents: int
+    passages: int
+    added: tuple[str, ...]
+    changed: tuple[str, ...]
+    removed: tuple[str, ...]
+    unchanged: int
+    rebuilt: str | None
+    seconds: float
+
+
+def build_index(kb: Path, out: Path, settings: KnowledgeConfig, *,
+                rebuild: bool = False) -> IndexReport:
+    """Build or update the index of the knowledge base `kb` in `out`/index (no reader
+    training): only new or changed documents are embedded, unless the embedder, the split
+    settings or the index kind changed, or `rebuild`."""
+    from retrieval.answerer import INDEX_DIR
+    from retrieval.embedder import DEFAULT_MODEL, get_embedder
+    from retrieval.index import DOCUMENTS, MANIFEST, build_or_load
+    from retrieval.types import Manifest
+
+    if not kb.exists():
+        raise ConfigError(f"Knowledge base folder {kb} does not exist. Pass --kb, set "
+                          "knowledge.kb in config.yml, or put the documents there.")
+    started = time.perf_counter()
+    path = out / INDEX_DIR
+    embedder = get_embedder(settings.embedder if settings.embedder is not None
+                            else DEFAULT_MODEL)
+    config = index_config(settings)
+    before: dict[str, str] = {}
+    reason: str | None = "--rebuild" if rebuild else "no index yet"
+    if not rebuild and (path / MANIFEST).exists():
+        before = _read_json(path / DOCUMENTS)
+        try:
+            reason = Manifest.read(path).stale_reason(embedder, config, path)
+        except ValueError as exc:  # another format, or an unreadable manifest
+            reason = str(exc)
+    index = build_or_load(kb, path, embedder, config, rebuild=rebuild)
+    after = dict(index.doc_hashes)
+    return IndexReport(
+        path=path, kind=index.kind, hybrid=index.bm25 is not None, documents=len(after),
+        passages=len(index),
+        added=tuple(sorted(d for d in after if d not in before)),
+        changed=tuple(sorted(d for d in after if d in before and before[d] != after[d])),
+        removed=tuple(sorted(d for d in before if d not in after)),
+        unchanged=sum(1 for d in after if before.get(d) == after[d]),
+        rebuilt=reason, seconds=time.perf_counter() - started)
+
+
+def evaluate_knowledge(model_dir: Path, test_path: Path, out_path: Path | None = None, *,
+                       limit: int | None = None) -> dict[str, Any]:
+    """retrieval.evaluate_kb of the knowledge model in `model_dir` on the SQuAD-format test
+    set `test_path` (its first `limit` questions); the report is also written to `out_path`."""
+    from retrieval.answerer import KNOWLEDGE_FILE, load_answerer
+    from retrieval.errors import CorpusError
+    from retrieval.kb_eval import evaluate_kb
+    from retrieval.qa_metrics import load_qa
+
+    if not (model_dir / KNOWLEDGE_FILE).is_file():
+        raise TrainingError(f"No knowledge model at {model_dir} ({KNOWLEDGE_FILE} missing). "
+                            "Run `xingkong train knowledge` first.")
+    if not test_path.is_file():
+        raise ConfigError(f"KB test set {test_path} does not exist. Pass --kb-test with a "
+                          "SQuAD 2.0 JSON file (or a QA JSONL file).")
+    try:
+        examples = load_qa(test_path, limit=limit)
+    except (CorpusError, KeyError, TypeError, AttributeError) as exc:
+        detail = str(exc) if isinstance(exc, CorpusError) else f"{test_path}: {exc!r}"
+        raise ConfigError(f"Malformed KB test set: {detail}. Expected SQuAD 2.0 JSON: "
+                          '{"data": [{"title": ..., "paragraphs": [{"context": ..., '
+                          '"qas": [...]}]}]}.') from exc
+    if not examples:
+        raise ConfigError(f"KB test set {test_path} has no questions.")
+    report = evaluate_kb(load_answerer(model_dir), examples)
+    report["test_path"] = str(test_path)
+    if out_path is not None:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        out_path.write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
+                            encoding="utf-8")
+    return report
+
+
+def _has_knowledge_model(path: Path) -> bool:
+    from retrieval.answerer import KNOWLEDGE_FILE
+
+    return (path / KNOWLEDGE_FILE).is_file()
+
+
+def _file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    try:
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                digest.update(block)
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path} for the knowledge model: {exc.strerror}.") from exc
+    return digest.hexdigest()
 
 
 def load_policies(project: Project) -> PolicyEnsemble:

@@ -1,4 +1,4 @@
-"""The `xingkong` command: train, run, shell, run actions, data validate.
+"""The `xingkong` command: train, index, run, shell, run actions, test, data validate.
 
 Logging is configured here (and nowhere in library code). Config problems exit 1 with the
 message; usage problems exit 2 (click's own).
@@ -19,6 +19,8 @@ import click
 from bot.errors import BotError
 
 logger = logging.getLogger(__name__)
+
+_LISTED = 20  # document names listed per kind of change by `xingkong index`
 
 
 def _setup_logging(verbose: int) -> None:
@@ -44,8 +46,9 @@ class _Group(click.Group):
         except Exception as exc:
             from nlu.errors import NLUError
             from resolver import ModelNotFoundError
+            from retrieval.errors import RetrievalError
 
-            if isinstance(exc, (NLUError, ModelNotFoundError)):
+            if isinstance(exc, (NLUError, ModelNotFoundError, RetrievalError)):
                 raise click.ClickException(str(exc)) from exc
             raise
 
@@ -61,22 +64,81 @@ def main(verbose: int) -> None:
 @main.command()
 @click.option("--project", "root", default=".", show_default=True, help="Project folder.")
 @click.option("--force", is_flag=True, help="Retrain even if nothing changed.")
-@click.argument("part", required=False, type=click.Choice(["core", "nlu"]))
+@click.argument("part", required=False, type=click.Choice(["core", "nlu", "knowledge"]))
 def train(root: str, force: bool, part: str | None) -> None:
-    """Train NLU and dialogue policies; parts whose data did not change are skipped."""
+    """Train NLU, policies and knowledge answers; unchanged parts are skipped.
+
+    The knowledge part runs when the project has a knowledge base (config.yml knowledge.kb,
+    default data/kb) and writes models/knowledge."""
+    from bot.assistant import knowledge_base
     from bot.assistant import train as train_project
 
     project = _project(root)
+    if part == "knowledge":
+        knowledge_base(project, required=True)
     click.echo(f"Training {project.paths.root} -> {project.paths.models}")
     report = train_project(project, force=force, progress=sys.stderr.isatty(),
-                           core=part in (None, "core"), nlu=part in (None, "nlu"))
+                           core=part in (None, "core"), nlu=part in (None, "nlu"),
+                           knowledge=part in (None, "knowledge"))
     for warning in report.warnings:
         click.echo(f"WARNING: {warning}", err=True)
-    if not report.core_trained and not report.nlu_trained:
+    done = [name for name, trained in (("core", report.core_trained),
+                                       ("nlu", report.nlu_trained),
+                                       ("knowledge", report.knowledge_trained)) if trained]
+    if report.knowledge_trained:
+        _echo_knowledge(report.knowledge_report)
+    if not done:
         click.echo("Nothing changed since the last training: model is up to date.")
     else:
-        parts = [p for p, done in (("core", report.core_trained), ("nlu", report.nlu_trained)) if done]
-        click.echo(f"Trained {', '.join(parts)} in {report.seconds:.1f}s.")
+        click.echo(f"Trained {', '.join(done)} in {report.seconds:.1f}s.")
+
+
+def _echo_knowledge(built: dict[str, Any]) -> None:
+    kb_index, calibration = built.get("index", {}), built.get("calibration", {})
+    reader = "reused (qa.json and reader settings unchanged)" if built.get("reused_reader") \
+        else f"trained in {built.get('reader', {}).get('seconds', 0):.0f}s"
+    click.echo(f"Knowledge: {kb_index.get('documents')} documents, {kb_index.get('passages')} "
+               f"passages ({kb_index.get('kind')} index); reader {reader}; no-answer margin "
+               f"{calibration.get('margin')}, min_confidence "
+               f"{calibration.get('min_confidence')} -> {built.get('out_dir')}")
+
+
+@main.command()
+@click.option("--project", "root", default=".", show_default=True, help="Project folder.")
+@click.option("--kb", default=None,
+              help="Knowledge base folder, relative to the project. [default: config.yml "
+                   "knowledge.kb, else data/kb]")
+@click.option("--out", default="models/knowledge", show_default=True,
+              help="Knowledge model folder, relative to the project; the index goes to "
+                   "its index/.")
+@click.option("--rebuild", is_flag=True, help="Embed every document again.")
+def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
+    """Build or update the knowledge base index (no reader training).
+
+    New and changed documents are embedded, removed ones dropped; the rest is kept."""
+    from bot.assistant import build_index
+    from bot.config import ProjectPaths, load_config
+
+    paths = ProjectPaths.at(Path(root))
+    settings = load_config(paths.config).knowledge
+    kb_dir = paths.root / (kb if kb is not None else settings.kb_path)
+    report = build_index(kb_dir, paths.root / out, settings, rebuild=rebuild)
+    if report.rebuilt is not None:
+        state = f"built from scratch ({report.rebuilt})"
+    elif report.added or report.changed or report.removed:
+        state = "updated in place"
+    else:
+        state = "up to date"
+    search = f"{report.kind}{' + BM25' if report.hybrid else ''}"
+    click.echo(f"Index {report.path}: {state}, {report.documents} documents, "
+               f"{report.passages} passages, {search}, {report.seconds:.1f}s.")
+    click.echo(f"Documents: {len(report.added)} added, {len(report.changed)} changed, "
+               f"{len(report.removed)} removed, {report.unchanged} unchanged.")
+    for sign, names in (("+", report.added), ("~", report.changed), ("-", report.removed)):
+        for name in names[:_LISTED]:
+            click.echo(f"  {sign} {name}")
+        if len(names) > _LISTED:
+            click.echo(f"  {sign} ... and {len(names) - _LISTED} more")
 
 
 @main.group(invoke_without_command=True)
@@ -190,16 +252,62 @@ def test() -> None:
 @click.option("--out", default="results", show_default=True, help="Report folder.")
 @click.option("--cross-validation", is_flag=True, help="Train and test on N folds of data/.")
 @click.option("--folds", default=5, show_default=True, type=int)
-def test_nlu(root: str, nlu_path: str, out: str, cross_validation: bool, folds: int) -> None:
-    """Intent accuracy, macro-F1, ECE, entity P/R/F1; Rasa's report files in --out."""
+@click.option("--ood", "ood_path", default="tests/nlu_ood.yml", show_default=True,
+              help="Out-of-domain messages (YAML `ood:` list); skipped when the file is absent.")
+def test_nlu(root: str, nlu_path: str, out: str, cross_validation: bool, folds: int,
+             ood_path: str) -> None:
+    """Intent accuracy, macro-F1, ECE, entity P/R/F1, out-of-domain detection; Rasa's report
+    files in --out."""
     from bot.nlu_eval import cross_validate, evaluate_saved
 
     project = _project(root)
     if cross_validation:
         summary = cross_validate(project, folds, Path(out))
     else:
-        summary = evaluate_saved(project, Path(root) / nlu_path, Path(out))
+        ood = Path(root) / ood_path
+        summary = evaluate_saved(project, Path(root) / nlu_path, Path(out),
+                                 ood if ood.exists() else None)
     click.echo(json.dumps(summary, indent=1))
+
+
+@test.command("kb")
+@click.option("--project", "root", default=".", show_default=True)
+@click.option("--kb-test", "test_path", default="tests/kb_test.json", show_default=True,
+              help="Held-out questions (SQuAD 2.0 JSON), relative to the project.")
+@click.option("--model", "model_dir", default="models/knowledge", show_default=True,
+              help="Knowledge model folder, relative to the project.")
+@click.option("--out", default="results/kb_report.json", show_default=True,
+              help="JSON report, relative to the project.")
+@click.option("--limit", default=None, type=click.IntRange(min=1),
+              help="Only the first N questions.")
+def test_kb(root: str, test_path: str, model_dir: str, out: str, limit: int | None) -> None:
+    """Knowledge answers: recall@k, MRR, EM/F1, no-answer accuracy, latency.
+
+    Needs the knowledge model (`xingkong train knowledge`); writes a JSON report with the
+    wrong answers and what went wrong with each."""
+    from bot.assistant import evaluate_knowledge
+
+    base = Path(root)
+    report = evaluate_knowledge(base / model_dir, base / test_path, base / out, limit=limit)
+    retrieval, pipeline = report["retrieval"], report["pipeline"]
+    latency = report["latency_ms"]
+    click.echo(f"{report['questions']} questions ({report['answerable']} answerable, "
+               f"{report['unanswerable']} unanswerable) from {report['test_path']}")
+    click.echo(f"retrieval   recall@1 {retrieval['recall@1']:.3f}  recall@5 "
+               f"{retrieval['recall@5']:.3f}  MRR {retrieval['mrr']:.3f}  "
+               f"(top_k {retrieval['top_k']})")
+    click.echo(f"answers     EM {pipeline['exact']:.3f}  F1 {pipeline['f1']:.3f}  "
+               f"no-answer accuracy {pipeline['no_answer_accuracy']:.3f}")
+    if "gold_context" in report:
+        gold = report["gold_context"]
+        click.echo(f"gold passage EM {gold['exact']:.3f}  F1 {gold['f1']:.3f}  "
+                   f"no-answer accuracy {gold['no_answer_accuracy']:.3f}  (reader alone)")
+    click.echo(f"latency     p50 {latency['p50']:.1f} ms  p95 {latency['p95']:.1f} ms "
+               "per question")
+    if report["error_counts"]:
+        counts = ", ".join(f"{k} {v}" for k, v in report["error_counts"].items())
+        click.echo(f"errors      {counts}")
+    click.echo(f"Report: {base / out}")
 
 
 @main.group()

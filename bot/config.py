@@ -45,6 +45,8 @@ DEFAULT_PIPELINE = (
     {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1},
 )
 DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
+DEFAULT_KB = "data/kb"  # the knowledge base sits next to the NLU data in a Rasa project
+KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -74,6 +76,26 @@ class ComponentConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class KnowledgeConfig:
+    """config.yml `knowledge:`, how `xingkong train knowledge` builds models/knowledge.
+    None keeps retrieval's own default, so the reader's tuned epochs and lr live in one place
+    (retrieval/reader_training.py). `reader` holds train_reader options as written, with
+    `extra_qa` for extra_qa_paths; their names are checked when training."""
+
+    kb: str | None = None  # None: DEFAULT_KB, and a project without it has no knowledge step
+    embedder: str | None = None  # None: retrieval.embedder.DEFAULT_MODEL
+    top_k: int = 5  # passages retrieved per question, build_knowledge's default
+    read_k: int | None = None  # None: the reader reads all top_k passages
+    hybrid: bool | None = None  # None: IndexConfig's default (BM25 fused with the dense search)
+    reader: Mapping[str, Any] = field(default_factory=dict)
+    at: str = "config.yml"
+
+    @property
+    def kb_path(self) -> str:
+        return self.kb if self.kb is not None else DEFAULT_KB
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectConfig:
     language: str
     assistant_id: str
@@ -81,6 +103,7 @@ class ProjectConfig:
     policies: tuple[ComponentConfig, ...]
     sections: Mapping[str, Any] = field(default_factory=dict)  # our own: retrieval, generation
     source: str = "config.yml"
+    knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
 
     def component(self, name: str) -> ComponentConfig | None:
         return next((c for c in (*self.pipeline, *self.policies) if c.name == name), None)
@@ -143,7 +166,7 @@ def load_config(path: Path) -> ProjectConfig:
 
 def _build_config(data: Any, path: Path) -> ProjectConfig:
     known = {"recipe", "language", "pipeline", "policies", "assistant_id", "version",
-             "retrieval", "generation", "logging", "importers", "data", "spaces"}
+             "retrieval", "generation", "logging", "importers", "data", "spaces", "knowledge"}
     for key in data:
         if key not in known:
             logger.warning("config.unknown_key key=%s at=%s", key, where(path, data, key))
@@ -157,7 +180,63 @@ def _build_config(data: Any, path: Path) -> ProjectConfig:
         policies=policies,
         sections=sections,
         source=str(path),
+        knowledge=_knowledge(path, data),
     )
+
+
+def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
+    section = data.get("knowledge")
+    at = where(path, data, "knowledge") if "knowledge" in data else f"{path} (default)"
+    if section is None:
+        return KnowledgeConfig(at=at)
+    if not isinstance(section, dict):
+        raise ConfigError(f"{at}: 'knowledge' must be a mapping with keys "
+                          f"{', '.join(KNOWLEDGE_KEYS)}.")
+    for key in section:
+        if key not in KNOWLEDGE_KEYS:
+            hint = difflib.get_close_matches(str(key), KNOWLEDGE_KEYS, n=1)
+            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(f"Unknown key 'knowledge.{key}' in {where(path, section, key)}."
+                              f"{did_you_mean} Available: {', '.join(KNOWLEDGE_KEYS)}.")
+    reader = section.get("reader")
+    if reader is not None and not isinstance(reader, dict):
+        raise ConfigError(f"{where(path, section, 'reader')}: knowledge.reader must be a "
+                          "mapping (base_model, epochs, lr, extra_qa, ...).")
+    reader = reader or {}
+    values = {
+        "kb": _typed(path, section, "kb", (str,), "a folder path"),
+        "embedder": _typed(path, section, "embedder", (str,), "a model id or path"),
+        "top_k": _typed(path, section, "top_k", (int,), "an integer >= 1", low=1),
+        "read_k": _typed(path, section, "read_k", (int,), "an integer >= 1 or null", low=1),
+        "hybrid": _typed(path, section, "hybrid", (bool,), "true or false"),
+    }
+    _typed(path, reader, "base_model", (str,), "a model id or path", prefix="knowledge.reader")
+    _typed(path, reader, "epochs", (int, float), "a number >= 0", low=0,
+           prefix="knowledge.reader")
+    lr = _typed(path, reader, "lr", (int, float), "a number > 0", prefix="knowledge.reader")
+    if lr is not None and lr <= 0:
+        raise ConfigError(f"{where(path, reader, 'lr')}: knowledge.reader.lr must be a number "
+                          f"> 0, got {lr}.")
+    extra = plain(reader.get("extra_qa"))
+    if extra is not None and (not isinstance(extra, list)
+                              or not all(isinstance(p, str) for p in extra)):
+        raise ConfigError(f"{where(path, reader, 'extra_qa')}: knowledge.reader.extra_qa must "
+                          f"be a list of SQuAD-format JSON paths, got {extra!r}.")
+    return KnowledgeConfig(**{k: v for k, v in values.items() if v is not None},
+                           reader={str(k): plain(v) for k, v in reader.items()}, at=at)
+
+
+def _typed(path: Path, node: Any, key: str, kinds: tuple[type, ...], what: str, *,
+           low: float | None = None, prefix: str = "knowledge") -> Any:
+    """node[key] as plain Python (None when absent), or a ConfigError naming file and line."""
+    item = plain(node.get(key))
+    if item is None:
+        return None
+    wrong_type = not isinstance(item, kinds) or (isinstance(item, bool) and bool not in kinds)
+    if wrong_type or (low is not None and item < low):
+        raise ConfigError(f"{where(path, node, key)}: {prefix}.{key} must be {what}, "
+                          f"got {item!r}.")
+    return item
 
 
 def _components(path: Path, data: Any, key: str, valid: tuple[str, ...],
