@@ -12,6 +12,7 @@ from typing import Any
 from bot.assistant import Project
 from bot.errors import TrainingError
 from bot.training_data import NluExample, load_training_data
+from bot.yaml_reader import read_yaml
 
 logger = logging.getLogger(__name__)
 
@@ -24,9 +25,13 @@ def to_examples(items: list[NluExample]) -> list[Any]:
             for e in items]
 
 
-def evaluate_saved(project: Project, test_path: Path, out: Path) -> dict[str, Any]:
+def evaluate_saved(project: Project, test_path: Path, out: Path,
+                   ood_path: Path | None = None) -> dict[str, Any]:
+    """Score the saved NLU on `test_path`; with `ood_path` (YAML `ood:` list of messages no
+    intent covers) also the out-of-domain report (nlu/ood.py), written to ood_report.json."""
     from nlu.evaluation import evaluate
     from nlu.interpreter import load_interpreter
+    from nlu.ood import ood_report
 
     model_dir = project.paths.models / "nlu"
     if not (model_dir / "pipeline.json").exists():
@@ -36,7 +41,26 @@ def evaluate_saved(project: Project, test_path: Path, out: Path) -> dict[str, An
     examples = to_examples(load_training_data([test_path]).examples)
     interpreter = load_interpreter(model_dir)
     report = evaluate(interpreter.parse_batch, examples, out)
-    return _summary(report, out)
+    summary = _summary(report, out)
+    if ood_path is not None:
+        ood = ood_report(examples, interpreter.parse_batch([e.text for e in examples]),
+                         interpreter.parse_batch(load_ood_messages(ood_path)))
+        out.mkdir(parents=True, exist_ok=True)
+        (out / "ood_report.json").write_text(json.dumps(ood, indent=1))
+        summary["ood"] = {k: v for k, v in ood.items() if k != "ood_missed"}
+    return summary
+
+
+def load_ood_messages(path: Path) -> list[str]:
+    """The messages of an OOD file: YAML with a top-level `ood:` list of strings."""
+    if not path.exists():
+        raise TrainingError(f"No out-of-domain messages at {path}. Pass --ood PATH.")
+    data = read_yaml(path)
+    items = data.get("ood") if isinstance(data, dict) else None
+    if not isinstance(items, list) or not all(isinstance(x, str) for x in items) or not items:
+        raise TrainingError(f"{path}: expected a top-level 'ood:' list of messages, e.g.\n"
+                            "ood:\n  - what's the capital of Peru")
+    return [str(x).strip() for x in items if str(x).strip()]
 
 
 def cross_validate(project: Project, folds: int, out: Path) -> dict[str, Any]:
