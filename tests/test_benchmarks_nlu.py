@@ -1,0 +1,124 @@
+"""The NLU benchmarks still run: nlu_public on its generated data and nlu_latency on the model it
+trained, both with a tiny random BERT (hidden 32, 2 layers), one epoch and a handful of parses.
+The figures mean nothing here; the test checks the JSON line's shape."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _benchmark(name: str) -> ModuleType:
+    """benchmarks/ is not a package: load the script by path (it puts the root on sys.path)."""
+    spec = importlib.util.spec_from_file_location(f"benchmarks.{name}",
+                                                  REPO_ROOT / "benchmarks" / f"{name}.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def nlu_public() -> ModuleType:
+    return _benchmark("nlu_public")
+
+
+@pytest.fixture(scope="module")
+def nlu_latency(nlu_public: ModuleType) -> ModuleType:
+    return _benchmark("nlu_latency")
+
+
+@pytest.fixture(scope="module")
+def tiny_bert(tmp_path_factory: pytest.TempPathFactory, nlu_public: ModuleType) -> Path:
+    """A random 2-layer BERT whose WordPiece vocabulary has the generated data's words."""
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    directory = tmp_path_factory.mktemp("tiny_bert")
+    texts = [t for ts in nlu_public.TEMPLATES.values() for t in ts]
+    texts += [v for vs in nlu_public.VALUES.values() for v in vs]
+    words = sorted({w for t in texts for w in re.findall(r"[a-z]+", t.lower())})
+    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789")
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *",.?!-/@", *words,
+             *(c for c in chars if c not in words), *(f"##{c}" for c in chars)]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=128)
+    torch.manual_seed(0)
+    BertModel(config).save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    return directory
+
+
+def test_nlu_public_and_latency_print_one_json_line(
+    nlu_public: ModuleType, nlu_latency: ModuleType, tiny_bert: Path, tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    threads = torch.get_num_threads()
+    try:
+        report = nlu_public.main([
+            "--backbone", str(tiny_bert), "--epochs", "1", "--limit-train", "40",
+            "--limit-test", "12", "--iterations", "2", "--out-dir", str(tmp_path / "run"),
+            "--entity-param", "max_length=48", "--out", str(tmp_path / "public.jsonl")])
+        printed = capsys.readouterr().out.strip().splitlines()[-1]
+        assert json.loads(printed) == report
+        assert (tmp_path / "public.jsonl").read_text().strip() == printed
+        assert {"benchmark", "data", "settings", "intent", "slots", "training", "throughput",
+                "reference", "versions", "commit"} <= report.keys()
+        assert report["data"] == "synthetic"
+        assert report["settings"]["n_train"] == 40 and report["settings"]["n_test"] == 12
+        assert report["settings"]["entities"]["max_length"] == 48
+        assert set(report["intent"]) == {"accuracy", "macro_f1", "ece"}
+        assert {"precision", "recall", "f1", "unreachable_gold"} <= report["slots"].keys()
+        assert report["training"]["intent_seconds"] >= 0
+        assert report["throughput"]["batch_64_parses_per_s"] > 0
+        assert (tmp_path / "run" / "reports" / "intent_report.json").is_file()
+
+        latency = nlu_latency.main([
+            "--model", str(tmp_path / "run" / "model"), "--iterations", "2", "--warmup", "1",
+            "--n-samples", "2", "--batch-sizes", "2", "--concurrency", "4",
+            "--out", str(tmp_path / "latency.jsonl")])
+    finally:
+        torch.set_num_threads(threads)
+    assert json.loads(capsys.readouterr().out.strip().splitlines()[-1]) == latency
+    assert set(latency["single"]) == {"5w", "15w", "40w"}
+    assert latency["mc_samples"] == 2
+    assert {"intent_p50_ms_15w", "entities_p50_ms_15w"} <= latency["components"].keys()
+    assert latency["concurrent"][0]["callers"] == 4
+    assert {"targets", "meets_p50_target", "meets_throughput_target", "rss_mb"} <= latency.keys()
+
+
+def test_stratified_subsample_keeps_intent_shares(nlu_public: ModuleType) -> None:
+    from nlu.types import Example
+
+    examples = [Example(f"a{i}", "a") for i in range(60)] + \
+        [Example(f"b{i}", "b") for i in range(30)] + [Example(f"c{i}", "c") for i in range(10)]
+    picked = nlu_public.stratified(examples, 10, seed=0)
+    assert [e.intent for e in picked].count("a") == 6
+    assert [e.intent for e in picked].count("b") == 3
+    assert len(picked) == 10
+    assert picked == nlu_public.stratified(examples, 10, seed=0)
+    assert nlu_public.stratified(examples, None, seed=0) == examples
+
+
+def test_latency_messages_have_their_lengths(nlu_latency: ModuleType) -> None:
+    for words, texts in nlu_latency.MESSAGES.items():
+        assert [len(t.split()) for t in texts] == [words] * len(texts)
+
+
+def test_latency_without_a_model_exits_2(nlu_latency: ModuleType, tmp_path: Path,
+                                         capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        nlu_latency.main(["--model", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2
+    assert "xingkong train nlu" in capsys.readouterr().err
