@@ -1,6 +1,6 @@
 """The dialogue manager: one user message in, bot messages out, the tracker saved.
 
-    tracker = store.retrieve(sender_id)       (under a per-sender lock)
+    tracker = store.retrieve(sender_id)       (under the conversation's lock, from lock_store)
     session start if new or expired
     parse (`/intent` payloads skip the NLU) -> UserUttered, action_extract_slots
     loop: policies predict -> run action -> events, until action_listen or the cap
@@ -10,12 +10,12 @@ A failing action ends the turn with utter_error; every event before the failure 
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import logging
 import time
 import uuid
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -32,6 +32,7 @@ from bot.events import (
 )
 from bot.executors import ActionExecutor
 from bot.intent_payload import parse_intent_payload
+from bot.locks import InMemoryLockStore, LockStore
 from bot.policies import PolicyEnsemble
 from bot.responses import ResponseRenderer
 from bot.runtime_actions import ActionContext, action_for_name, bot_event
@@ -69,7 +70,8 @@ class DialogueManager:
                  store: TrackerStore | None = None,
                  executor: ActionExecutor | None = None,
                  renderer: ResponseRenderer | None = None,
-                 max_predictions: int = 10) -> None:
+                 max_predictions: int = 10,
+                 lock_store: LockStore | None = None) -> None:
         self.domain = domain
         self.policies = policies
         self.parser = parser
@@ -77,7 +79,7 @@ class DialogueManager:
         self.executor = executor
         self.renderer = renderer if renderer is not None else ResponseRenderer(domain)
         self.max_predictions = max_predictions
-        self._locks: dict[str, asyncio.Lock] = {}
+        self.lock_store = lock_store if lock_store is not None else InMemoryLockStore()
         self._executor_names = executor.names() if executor is not None else set()
 
     # public entry points ---------------------------------------------------------------------
@@ -258,12 +260,10 @@ class DialogueManager:
     def _new_tracker(self, sender_id: str) -> DialogueStateTracker:
         return DialogueStateTracker(sender_id, self.domain.slot_defaults())
 
-    def lock(self, sender_id: str) -> asyncio.Lock:
-        """The per-conversation lock: hold it to read-modify-save a tracker."""
-        lock = self._locks.get(sender_id)
-        if lock is None:
-            lock = self._locks[sender_id] = asyncio.Lock()
-        return lock
+    def lock(self, sender_id: str) -> AbstractAsyncContextManager[None]:
+        """The conversation's lock from the lock store: ``async with manager.lock(sender_id)``
+        around every read-modify-save of a tracker."""
+        return self.lock_store.lock(sender_id)
 
 
 def _message(event: BotUttered, sender_id: str) -> dict[str, Any]:

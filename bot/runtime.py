@@ -1,4 +1,8 @@
-"""Wire a trained project into a running DialogueManager: NLU, stores, action executor."""
+"""Wire a trained project into a running DialogueManager: NLU, stores, action executor.
+
+Stores come from endpoints.yml as in Rasa: ``tracker_store`` (in_memory, sql, redis) and
+``lock_store`` (in_memory, redis). A store that cannot be reached stops startup with a
+StoreError naming it."""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from bot.assistant import Project, load_policies
 from bot.config import Endpoints, load_endpoints, reveal
 from bot.errors import ConfigError
 from bot.executors import ActionExecutor, HttpExecutor, InProcessExecutor
+from bot.locks import InMemoryLockStore, LockStore
 from bot.manager import DialogueManager, Parser
 from bot.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
 
@@ -33,16 +38,19 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
     policies = load_policies(project)
     parser = load_parser(project)
     store = make_tracker_store(endpoints, project)
+    lock_store = make_lock_store(endpoints)
     executor = make_executor(endpoints, project, actions_package)
     max_predictions = 10
     for component in project.config.policies:
         if "max_number_of_predictions" in component.params:
             max_predictions = int(component.params["max_number_of_predictions"])
     manager = DialogueManager(project.domain, policies, parser=parser, store=store,
-                              executor=executor, max_predictions=max_predictions)
-    logger.info("runtime.ready seconds=%.2f nlu=%s executor=%s store=%s",
+                              executor=executor, max_predictions=max_predictions,
+                              lock_store=lock_store)
+    logger.info("runtime.ready seconds=%.2f nlu=%s executor=%s store=%s lock_store=%s",
                 time.perf_counter() - started, parser is not None,
-                type(executor).__name__ if executor else None, type(store).__name__)
+                type(executor).__name__ if executor else None, type(store).__name__,
+                type(lock_store).__name__)
     info = {"model_file": str(project.paths.models), "model_id": project.config.assistant_id}
     return Runtime(project, manager, info)
 
@@ -72,14 +80,24 @@ def make_tracker_store(endpoints: Endpoints, project: Project) -> TrackerStore:
         url = spec.url or _sql_url(spec.params)
         return SQLTrackerStore(url, slot_defaults=defaults)
     if kind == "redis":
-        try:
-            from bot.stores import RedisTrackerStore  # type: ignore[attr-defined]
-        except ImportError as exc:
-            raise ConfigError("endpoints.yml tracker_store type 'redis' is not available yet in "
-                              "this version; use 'sql' or 'in_memory'.") from exc
-        return RedisTrackerStore(spec, slot_defaults=defaults)  # type: ignore[no-any-return]
+        from bot.redis_store import tracker_store_from_endpoint
+
+        return tracker_store_from_endpoint(spec, slot_defaults=defaults)
     raise ConfigError(f"endpoints.yml tracker_store: unknown type '{spec.type}'. "
                       "Valid: in_memory, sql, redis.")
+
+
+def make_lock_store(endpoints: Endpoints) -> LockStore:
+    spec = endpoints.lock_store
+    kind = (spec.type or "").lower() if spec is not None else ""
+    if spec is None or kind in ("", "in_memory", "inmemory"):
+        return InMemoryLockStore()
+    if kind == "redis":
+        from bot.redis_store import lock_store_from_endpoint
+
+        return lock_store_from_endpoint(spec)
+    raise ConfigError(f"endpoints.yml lock_store: unknown type '{spec.type}'. "
+                      "Valid: in_memory, redis.")
 
 
 def make_executor(endpoints: Endpoints, project: Project,

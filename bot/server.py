@@ -25,13 +25,13 @@ before the dialogue manager is called, so a rejected request leaves the tracker 
 
 from __future__ import annotations
 
-import asyncio
 import hmac
 import importlib.metadata
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractAsyncContextManager
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -387,9 +387,10 @@ def _predict(manager: DialogueManager, tracker: DialogueStateTracker) -> dict[st
             "policy": policy, "confidence": confidence}
 
 
-def _conversation_lock(manager: DialogueManager, sender_id: str) -> asyncio.Lock:
-    """The manager's per-conversation lock, so API writes never interleave with a turn.
-    TODO(lead): DialogueManager has no public accessor for it yet."""
+def _conversation_lock(manager: DialogueManager,
+                       sender_id: str) -> AbstractAsyncContextManager[None]:
+    """The manager's per-conversation lock (its lock store), so API writes never interleave
+    with a turn."""
     return manager.lock(sender_id)
 
 

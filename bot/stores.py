@@ -8,8 +8,9 @@ with. Stores implement the ``TrackerStore`` protocol:
 - ``SQLTrackerStore``: any SQLAlchemy URL. One append-only ``events`` table with Rasa's schema
   (id, sender_id, type_name, timestamp, intent_name, action_name, data), so databases written
   by Rasa's SQLTrackerStore can be read and vice versa.
+- ``RedisTrackerStore`` (``bot/redis_store.py``): a Redis list per conversation.
 
-Log-structured stores (SQL now, Redis next: a list per conversation, RPUSH/LLEN/LINDEX) save
+Log-structured stores (SQL, and Redis: a list per conversation, RPUSH/LLEN/LINDEX) save
 incrementally with ``plan_save``: given how many events are stored and the last stored one, it
 returns the events to append, or asks for a rewrite when the stored log is not a prefix of
 the tracker's history (a different or reset tracker was saved under the same id).

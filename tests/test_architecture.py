@@ -25,6 +25,7 @@ BOT_INTERNALS = (
     "bot.manager", "bot.policies", "bot.tracker", "bot.stores", "bot.events", "bot.executors",
     "bot.forms", "bot.slot_mapping", "bot.runtime_actions", "bot.responses", "bot.training_data",
     "bot.domain", "bot.intent_payload", "bot.yaml_reader", "bot.assistant", "bot.validate",
+    "bot.locks", "bot.redis_store",
 )
 SKIP_DIRS = {".venv", "venv", ".git", "node_modules", "build", "dist", "__pycache__", "models"}
 
