@@ -43,7 +43,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from nlu.evaluation import entity_report, intent_report, write_reports  # noqa: E402
 from nlu.interpreter import load_interpreter  # noqa: E402
-from nlu.luke_spans import split_words  # noqa: E402
+from nlu.words import split_words  # noqa: E402
 from nlu.training import TrainingSet, train_pipeline  # noqa: E402
 from nlu.types import Entity, Example  # noqa: E402
 

@@ -30,7 +30,7 @@ from transformers import (
 
 from nlu.entity_metrics import entity_prf
 from nlu.errors import NLUModelError, NLUTrainingError
-from nlu.luke_spans import (
+from nlu.words import (
     EncodedText,
     SpanLabel,
     collect_labels,

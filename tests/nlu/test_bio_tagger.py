@@ -14,7 +14,7 @@ import nlu.bio_tagger as bio_tagger
 from nlu.bio_tagger import BioTagger, BioTaggerConfig, decode_tags, tag_names
 from nlu.entity_metrics import entity_prf
 from nlu.errors import NLUModelError, NLUTrainingError
-from nlu.luke_spans import encode_texts
+from nlu.words import encode_texts
 from nlu.types import Entity, Example
 
 CITIES = ["Lisbon", "Paris", "Berlin", "Rome", "Madrid", "Vienna"]

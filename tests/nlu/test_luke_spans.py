@@ -22,17 +22,8 @@ from transformers import BertConfig, BertModel, BertTokenizerFast, LukeConfig, L
 import nlu.luke_spans as luke_spans
 from nlu.entity_metrics import entity_prf
 from nlu.errors import NLUModelError, NLUTrainingError
-from nlu.luke_spans import (
-    LukeSpanConfig,
-    LukeSpanExtractor,
-    Word,
-    decode_spans,
-    encode_texts,
-    enumerate_spans,
-    sample_spans,
-    split_words,
-    word_windows,
-)
+from nlu.luke_spans import LukeSpanConfig, LukeSpanExtractor, decode_spans, sample_spans
+from nlu.words import Word, encode_texts, enumerate_spans, split_words, word_windows
 from nlu.types import Entity, Example
 
 CITIES = ["lisbon", "paris", "berlin", "rome", "madrid", "vienna"]
