@@ -35,6 +35,7 @@ from nlu.calibration import (
 )
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.mc_dropout import sampled_states
+from nlu.quantize import quantize_linear, wants_quantization
 from nlu.types import Example, IntentScore
 from resolver import ModelNotFoundError, resolve_model
 
@@ -64,6 +65,7 @@ class IntentClassifierConfig:
     dropout: float = 0.1
     n_samples: int = 8
     mc_layers: int = 1  # top encoder layers sampled by MC dropout; 0: all (8x the cost)
+    quantize: bool = False  # int8 Linear layers when loaded on CPU (nlu/quantize.py)
     label_smoothing: float = 0.1
     val_fraction: float = 0.15
     early_stopping_patience: int = 2
@@ -203,9 +205,11 @@ class IntentClassifier:
 
     @classmethod
     def load_from(
-        cls, directory: Path, *, device: str | None = None, n_samples: int | None = None
+        cls, directory: Path, *, device: str | None = None, n_samples: int | None = None,
+        quantize: bool | None = None,
     ) -> IntentClassifier:
-        """Load a classifier written by `save`; `device`/`n_samples` override the saved config."""
+        """Load a classifier written by `save`; `device`/`n_samples`/`quantize` override the
+        saved config."""
         directory = Path(directory)
         needed = (_CONFIG, _LABELS, _WEIGHTS, f"{_ENCODER_DIR}/config.json")
         missing = [name for name in needed if not (directory / name).is_file()]
@@ -229,7 +233,7 @@ class IntentClassifier:
             )
         known = {f.name for f in fields(IntentClassifierConfig)}
         saved = {k: v for k, v in saved.items() if k in known}
-        overrides = {"device": device, "n_samples": n_samples}
+        overrides = {"device": device, "n_samples": n_samples, "quantize": quantize}
         config = IntentClassifierConfig(
             **saved | {k: v for k, v in overrides.items() if v is not None})
         clf = cls(config)
@@ -249,8 +253,11 @@ class IntentClassifier:
                 f"Intent classifier in '{directory}' is incomplete or incompatible: {exc}. "
                 "Fix: retrain and save it again."
             ) from exc
-        self._tokenizer, self._encoder, self._labels = tokenizer, encoder, tuple(labels)
-        self._net = net.to(self.config.device).eval()
+        net = net.to(self.config.device).eval()
+        if wants_quantization(self.config.quantize, self.config.device):
+            net = quantize_linear(net)
+        self._tokenizer, self._encoder, self._labels = tokenizer, net.encoder, tuple(labels)
+        self._net = net
 
     def save(self, directory: Path) -> Path:
         """Write model.safetensors (encoder + head), config.json (classifier config and

@@ -37,6 +37,7 @@ from transformers import AutoTokenizer, LukeForEntitySpanClassification, PreTrai
 from nlu.entity_metrics import entity_prf
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_from_bert, load_pretrained_luke
+from nlu.quantize import quantize_linear, wants_quantization
 from nlu.types import Entity, Example
 from nlu.words import (
     EncodedText,
@@ -80,6 +81,7 @@ class LukeSpanConfig:
     warmup_ratio: float = 0.1
     seed: int = 42
     device: str = "cpu"
+    quantize: bool = False  # int8 Linear layers when loaded on CPU (nlu/quantize.py)
 
     def __post_init__(self) -> None:
         for name in ("max_span_length", "epochs", "batch_size", "max_entities"):
@@ -174,11 +176,16 @@ class LukeSpanExtractor:
             raise NLUModelError(
                 f"Cannot load {EXTRACTOR_NAME} from '{self._source}': {exc}"
             ) from exc
-        self._model = model.to(self.config.device).eval()
-        logger.info("nlu.luke.loaded path=%s labels=%d", self._source, len(self.labels))
+        model = model.to(self.config.device).eval()
+        if wants_quantization(self.config.quantize, self.config.device):
+            model = quantize_linear(model)
+        self._model = model
+        logger.info("nlu.luke.loaded path=%s labels=%d quantized=%s", self._source,
+                    len(self.labels), self.config.quantize)
 
     @classmethod
-    def load_from(cls, directory: str | Path, device: str | None = None) -> LukeSpanExtractor:
+    def load_from(cls, directory: str | Path, device: str | None = None,
+                  quantize: bool | None = None) -> LukeSpanExtractor:
         directory = Path(directory)
         state_path = directory / _STATE_FILE
         needed = (_STATE_FILE, "config.json", "model.safetensors")
@@ -193,6 +200,7 @@ class LukeSpanExtractor:
             known = {f.name for f in fields(LukeSpanConfig)}
             values = {k: v for k, v in state["config"].items() if k in known}
             values.update({"device": device} if device is not None else {})
+            values.update({"quantize": quantize} if quantize is not None else {})
             extractor = cls(LukeSpanConfig(**values))
             extractor.labels = [(e, r, g) for e, r, g in state["labels"]]
             extractor._backbone = state["backbone"]

@@ -129,6 +129,12 @@ def test_save_load_round_trip(trained: tuple[IntentClassifier, dict], tmp_path: 
     for a, b in zip(mc_loaded, mc, strict=True):
         assert a.intent.name == b.intent.name
         assert a.intent.confidence == pytest.approx(b.intent.confidence, abs=1e-5)
+    quantized = IntentClassifier.load_from(out, quantize=True)
+    assert quantized.config.quantize
+    assert any("quantized.dynamic" in type(m).__module__ for m in quantized._require_net().modules())
+    for a, b in zip(quantized.predict_batch(texts, n_samples=0), clf.predict_batch(texts, 0)):
+        assert a.intent.confidence == pytest.approx(b.intent.confidence, abs=0.1)
+    assert all(p.std > 0 for p in quantized.predict_batch(texts))  # MC dropout still samples
 
 
 def test_training_is_seeded(tiny_model: Path) -> None:

@@ -286,6 +286,12 @@ def test_save_and_load_round_trip(
         assert [e.confidence for e in ours] == pytest.approx(
             [e.confidence for e in theirs], abs=1e-5
         )
+    quantized = LukeSpanExtractor.load_from(tmp_path / "luke", quantize=True)
+    assert quantized.config.quantize
+    assert "quantized.dynamic" in type(quantized._model.classifier).__module__  # int8 Linear
+    for ours, theirs in zip(quantized.extract_batch(texts), extractor.extract_batch(texts)):
+        assert [e.confidence for e in ours] == pytest.approx(
+            [e.confidence for e in theirs], abs=0.1) or len(ours) != len(theirs)
 
 
 def test_pretrained_luke_checkpoint_is_fine_tuned(bert_dir: Path, tmp_path: Path) -> None:
