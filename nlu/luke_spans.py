@@ -9,13 +9,13 @@ with Rasa roles and groups folded in ("date#checkin"), plus "O" for "no entity".
          -> windows of <= max_length pieces -> candidate spans, <= max_entities per forward
          -> softmax per span -> non-overlapping spans, highest score first -> Entity
 
-About 95% of the candidates are "O": trained on all of them the model learns to say "O"
-everywhere. So training keeps every gold span plus `negative_ratio` "O" spans per gold span (half
-of them overlapping the gold span: the boundary mistakes), and the new entity-side parameters and
-head learn at `entity_learning_rate`, faster than the copied encoder. Alternatively
-`negative_ratio=0` trains on every span with the "O" loss down-weighted (`negative_weight=0.25`):
-on the demo data that scored ~3 F1 points higher, at ~3x the training time, since the spans then
-see as many other [MASK] entities in training as at inference.
+About 95% of the candidates are "O": trained on all of them with plain cross-entropy the model
+learns to say "O" everywhere. By default training sees every span (as inference does: each span
+attends to all the other [MASK] entities) with the "O" loss down-weighted (`negative_weight`
+0.25), and the new entity-side parameters and head learn at `entity_learning_rate`, faster than
+the copied encoder. The faster alternative, `negative_ratio` > 0, keeps every gold span plus that
+many "O" spans per gold span (half of them overlapping the gold span: the boundary mistakes):
+about 3x cheaper to train, ~3-5 F1 points lower on the demo data (0.894 vs 0.921-0.947).
 """
 
 from __future__ import annotations
@@ -71,8 +71,8 @@ class LukeSpanConfig:
     batch_size: int = 16
     learning_rate: float = 1e-4  # the copied encoder (MiniLM is small and tolerates 1e-4)
     entity_learning_rate: float = 1e-3  # entity embeddings, entity positions and head are new
-    negative_ratio: float = 4.0  # "O" spans kept per gold span and epoch; <= 0 keeps them all
-    negative_weight: float = 1.0  # loss weight of "O" spans
+    negative_ratio: float = 0.0  # "O" spans kept per gold span and epoch; <= 0 keeps them all
+    negative_weight: float = 0.25  # loss weight of "O" spans
     freeze_word_embeddings: bool = True  # half of MiniLM's weights; unseen words stay in place
     max_length: int = 96  # word pieces per window, [CLS]/[SEP] included
     max_entities: int = 128  # candidate spans per forward
