@@ -17,8 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,6 +29,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from benchmarks.common import emit, environment  # noqa: E402
 from retrieval.answerer import Answerer, load_answerer  # noqa: E402
 from retrieval.qa_metrics import load_qa, percentile, squad_scores  # noqa: E402
 from retrieval.reader import Reader, ReaderConfig  # noqa: E402
@@ -57,21 +56,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    help="held-out training questions scored per variant (0: none)")
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
-
-
-def environment() -> dict[str, Any]:
-    import torch
-    import transformers
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                                capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {"versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "transformers": transformers.__version__},
-            "commit": commit, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def base_answerer(args: argparse.Namespace, tmp: Path) -> Answerer:
@@ -151,11 +135,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "fastest": min(variants, key=lambda v: v["p50_ms"]) if variants else None,
               "meets_target": bool(fast), **environment(),
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    line = json.dumps(report)
-    print(line)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    emit(report, args.out)
     return report
 
 

@@ -33,7 +33,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.nlu_public import environment, percentile, synthetic_data  # noqa: E402
+from benchmarks.common import emit, environment  # noqa: E402
+from benchmarks.nlu_public import percentile, synthetic_data  # noqa: E402
 from nlu.interpreter import NLUInterpreter, load_interpreter  # noqa: E402
 from nlu.training import TrainingSet, train_pipeline  # noqa: E402
 
@@ -269,11 +270,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         **rss_mb(), **environment(),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    line = json.dumps(report)
-    print(line)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    emit(report, args.out)
     return report
 
 

@@ -25,10 +25,8 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,6 +39,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+from benchmarks.common import emit, environment  # noqa: E402
 from nlu.evaluation import entity_report, intent_report, write_reports  # noqa: E402
 from nlu.interpreter import load_interpreter  # noqa: E402
 from nlu.words import split_words  # noqa: E402
@@ -114,21 +113,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--progress", action="store_true", help="training progress bars on stderr")
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
-
-
-def environment() -> dict[str, Any]:
-    import torch
-    import transformers
-
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                                capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {"versions": {"python": platform.python_version(), "torch": torch.__version__,
-                         "transformers": transformers.__version__},
-            "commit": commit, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-            "load_avg_1m": round(os.getloadavg()[0], 2)}
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -338,11 +322,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "device": args.device, "iterations": args.iterations, **environment(),
         "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
     }
-    line = json.dumps(result)
-    print(line)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    emit(result, args.out)
     return result
 
 

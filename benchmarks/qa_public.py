@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.answer_latency import environment  # noqa: E402
+from benchmarks.common import emit, environment  # noqa: E402
 from retrieval.answerer import Answerer, AnswererConfig  # noqa: E402
 from retrieval.qa_metrics import (QAExample, first_hit_rank, load_qa,  # noqa: E402
                                   mean_reciprocal_rank, recall_at_k, squad_scores)
@@ -183,11 +183,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "iterations": args.iterations, "device": args.device, "readers": results,
               "extra_training": training, **environment(),
               "at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
-    line = json.dumps(report)
-    print(line)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    emit(report, args.out)
     return report
 
 

@@ -15,7 +15,6 @@ import argparse
 import asyncio
 import json
 import logging
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,6 +23,8 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import emit, git_commit  # noqa: E402
 
 
 def replay_story(manager: Any, story: Any, sender: str) -> tuple[int, int]:
@@ -136,22 +137,9 @@ def main() -> None:
         "bots": rows,
         "loaded": sum(1 for r in rows if r.get("loads")),
         "validated": sum(1 for r in rows if r.get("validate_errors") == 0),
-        "commit": _commit(),
+        "commit": git_commit(),
     }
-    line = json.dumps(summary)
-    print(line)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "rasa_examples.jsonl").open("a") as handle:
-        handle.write(line + "\n")
-
-
-def _commit() -> str:
-    try:
-        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                              capture_output=True, check=False).stdout.strip()
-    except OSError:
-        return "unknown"
+    emit(summary, ROOT / "benchmarks" / "results" / "rasa_examples.jsonl")
 
 
 if __name__ == "__main__":

@@ -21,9 +21,7 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import re
-import subprocess
 import sys
 import tempfile
 import time
@@ -35,6 +33,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import emit, environment  # noqa: E402
 from retrieval.index import VectorStore, import_faiss  # noqa: E402
 from retrieval.types import IndexConfig  # noqa: E402
 
@@ -245,26 +244,6 @@ def embedding_cost(n_sentences: int, device: str) -> dict[str, Any]:
             "load_s": round(load_s, 2), "batch_size": emb.batch_size, "runs": runs}
 
 
-def environment() -> dict[str, Any]:
-    import faiss
-
-    versions = {"python": platform.python_version(), "numpy": np.__version__,
-                "faiss": faiss.__version__}
-    for name in ("torch", "sentence_transformers"):
-        try:
-            versions[name] = __import__(name).__version__
-        except ImportError:
-            versions[name] = None
-    try:
-        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                                capture_output=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        commit = None
-    return {"versions": versions, "commit": commit, "cpus": os.cpu_count(),
-            "faiss_threads": faiss.omp_get_max_threads(), "machine": platform.machine(),
-            "load_avg_1m": round(os.getloadavg()[0], 2) if hasattr(os, "getloadavg") else None}
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     faiss = import_faiss()
@@ -306,11 +285,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     report["peak_rss_bytes"] = rss_bytes().get("peak_rss")
     if args.embed_sentences:
         report["embedding"] = embedding_cost(args.embed_sentences, args.device)
-    line = json.dumps(report, separators=(",", ":"))
-    print(line)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with open(args.out, "a", encoding="utf-8") as fh:
-        fh.write(line + "\n")
+    emit(report, args.out, compact=True)
     return report
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import socket
 import statistics
@@ -24,6 +23,10 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import emit, git_commit  # noqa: E402
+
 TEXTS = [
     "hi there", "what can you do?", "is breakfast included at Starlight Rome?",
     "thanks a lot", "are you a bot?", "how are you today?", "bye",
@@ -132,17 +135,11 @@ def main() -> None:
         server.terminate()
         server.wait(timeout=30)
         log.close()
-    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, text=True,
-                            capture_output=True, check=False).stdout.strip()
-    line = json.dumps({"benchmark": "turn_latency", "nlu": not use_payloads,
-                       "startup_s": round(startup_s, 2), "server_rss_mb": round(rss, 1),
-                       "iterations": args.iterations, **figures, "device": args.device,
-                       "python": sys.version.split()[0], "commit": commit})
-    print(line)
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / "turn_latency.jsonl").open("a") as handle:
-        handle.write(line + "\n")
+    report = {"benchmark": "turn_latency", "nlu": not use_payloads,
+              "startup_s": round(startup_s, 2), "server_rss_mb": round(rss, 1),
+              "iterations": args.iterations, **figures, "device": args.device,
+              "python": sys.version.split()[0], "commit": git_commit()}
+    emit(report, ROOT / "benchmarks" / "results" / "turn_latency.jsonl")
 
 
 if __name__ == "__main__":

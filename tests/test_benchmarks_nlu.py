@@ -14,6 +14,8 @@ from types import ModuleType
 import pytest
 import torch
 
+from tests.nlu.test_intent import LETTERS, build_tiny_model
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -41,23 +43,11 @@ def nlu_latency(nlu_public: ModuleType) -> ModuleType:
 @pytest.fixture(scope="module")
 def tiny_bert(tmp_path_factory: pytest.TempPathFactory, nlu_public: ModuleType) -> Path:
     """A random 2-layer BERT whose WordPiece vocabulary has the generated data's words."""
-    from transformers import BertConfig, BertModel, BertTokenizerFast
-
-    directory = tmp_path_factory.mktemp("tiny_bert")
     texts = [t for ts in nlu_public.TEMPLATES.values() for t in ts]
     texts += [v for vs in nlu_public.VALUES.values() for v in vs]
     words = sorted({w for t in texts for w in re.findall(r"[a-z]+", t.lower())})
-    chars = [chr(c) for c in range(ord("a"), ord("z") + 1)] + list("0123456789")
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *",.?!-/@", *words,
-             *(c for c in chars if c not in words), *(f"##{c}" for c in chars)]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=128)
-    torch.manual_seed(0)
-    BertModel(config).save_pretrained(directory)
-    tokenizer.save_pretrained(directory)
-    return directory
+    return build_tiny_model(tmp_path_factory.mktemp("tiny_bert"), [*",.?!-/@", *words],
+                            chars=[*LETTERS, *"0123456789"], max_positions=128)
 
 
 def test_nlu_public_and_latency_print_one_json_line(

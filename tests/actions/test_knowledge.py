@@ -5,15 +5,12 @@ tiny KB indexed with a deterministic fake embedder, a tiny BERT reader whose log
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
 import re
-from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import torch
 from rasa_sdk.executor import ActionExecutor
@@ -24,21 +21,9 @@ from retrieval.index import KnowledgeIndex
 from retrieval.passages import load_documents
 from retrieval.reader import Reader, ReaderConfig
 from retrieval.types import IndexConfig
+from tests.fakes import FakeEmbedder
 
 KB_TINY = Path(__file__).resolve().parent.parent / "fixtures" / "kb_tiny"
-
-
-class FakeEmbedder:
-    name, dimension, normalize = "fake-hash", 32, True
-
-    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
-                out[i] += np.random.default_rng(seed).standard_normal(self.dimension)
-            out[i] /= np.linalg.norm(out[i]) or 1.0
-        return out
 
 
 @pytest.fixture(scope="module")

@@ -5,20 +5,18 @@ short epoch; plus the `knowledge:` section of config.yml."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 import shutil
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from pathlib import Path
 
-import numpy as np
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from bot.cli import main
 from bot.config import load_config
 from bot.errors import ConfigError
+from tests.bot.test_cli import invoke
+from tests.fakes import FakeEmbedder, build_tiny_reader
 
 KB_TINY = Path(__file__).resolve().parents[1] / "fixtures" / "kb_tiny"
 
@@ -42,21 +40,6 @@ REPORT_KEYS = {"test_path", "questions", "answerable", "unanswerable", "retrieva
                "gold_context", "latency_ms", "settings", "error_counts", "errors"}
 
 
-class FakeEmbedder:
-    """Bag of hashed words (each word a fixed random vector); texts sharing words are close."""
-
-    name, dimension, normalize = "fake-hash", 32, True
-
-    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
-                out[i] += np.random.default_rng(seed).standard_normal(self.dimension)
-            out[i] /= np.linalg.norm(out[i]) or 1.0
-        return out
-
-
 @pytest.fixture(scope="module", autouse=True)
 def fake_embedder() -> Iterator[list[str]]:
     """Every embedder the commands ask for is the fake one; yields the model ids asked for."""
@@ -74,20 +57,7 @@ def fake_embedder() -> Iterator[list[str]]:
 @pytest.fixture(scope="module")
 def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A random 2-layer BERT QA model whose word vocabulary covers the tiny KB."""
-    import torch
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
-
-    path = tmp_path_factory.mktemp("reader") / "tiny"
-    words = sorted({w for f in KB_TINY.glob("*.md")
-                    for w in re.findall(r"\w+|[^\w\s]", f.read_text().lower())})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "?"]
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=256)
-    BertForQuestionAnswering(config).save_pretrained(str(path))
-    BertTokenizer(vocab=dict(zip(dict.fromkeys(vocab), range(len(vocab))))).save_pretrained(
-        str(path))
-    return path
+    return build_tiny_reader(tmp_path_factory.mktemp("reader") / "tiny")
 
 
 def qa_set() -> dict:
@@ -132,14 +102,6 @@ def make_project(root: Path, reader: Path | None, *, kb: bool = True,
         shutil.copytree(KB_TINY, root / "data" / "kb")
         (root / "data" / "kb" / "qa.json").write_text(json.dumps(qa_set()), encoding="utf-8")
     return root
-
-
-def invoke(*args: str) -> Result:
-    result = CliRunner().invoke(main, list(args))
-    # only click's own exits; an escaping exception would be a crash with a traceback
-    assert result.exception is None or isinstance(result.exception, SystemExit), (
-        f"{type(result.exception).__name__}: {result.exception}\n{result.output}")
-    return result
 
 
 def failed(result: Result, *phrases: str) -> bool:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import FrozenInstanceError
 from pathlib import Path
 
@@ -23,6 +24,7 @@ BYE = ["bye", "goodbye", "see you later", "bye bye friend", "see you soon", "goo
 BOOK = ["book a room", "i want a room", "book a hotel room", "reserve a room please",
         "i need a hotel", "book me a hotel please", "reserve a hotel", "a room for two nights"]
 WORDS = sorted({w for t in GREET + BYE + BOOK for w in t.split()} | {"weather", "pizza"})
+LETTERS = [chr(c) for c in range(ord("a"), ord("z") + 1)]
 
 
 def _examples() -> list[Example]:
@@ -30,19 +32,21 @@ def _examples() -> list[Example]:
             (("greet", GREET), ("goodbye", BYE), ("book_room", BOOK)) for t in texts]
 
 
-def build_tiny_model(directory: Path) -> Path:
-    """A random 2-layer BERT with a WordPiece vocabulary of the test words."""
+def build_tiny_model(directory: Path, words: Sequence[str] = WORDS,
+                     chars: Sequence[str] = LETTERS, max_positions: int = 64) -> Path:
+    """A random 2-layer BERT whose WordPiece vocabulary is `words` (the test words by default)
+    plus each of `chars` alone and as a `##` continuation, saved with its tokenizer."""
     from transformers import BertConfig, BertModel, BertTokenizerFast
 
-    letters = [chr(c) for c in range(ord("a"), ord("z") + 1)]
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *WORDS, *letters,
-             *(f"##{c}" for c in letters)]
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, *chars,
+             *(f"##{c}" for c in chars)]
     (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
     # transformers 5 reads the WordPiece file from `vocab` (`vocab_file` is silently ignored)
     tokenizer = BertTokenizerFast(vocab=str(directory / "vocab.txt"), do_lower_case=True)
-    assert tokenizer.tokenize("hello pizza") == ["hello", "pizza"]
+    assert tokenizer.tokenize(f"{words[0]} {words[-1]}") == [words[0], words[-1]]
     config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=37, max_position_embeddings=64)
+                        num_attention_heads=4, intermediate_size=37,
+                        max_position_embeddings=max_positions)
     torch.manual_seed(0)
     BertModel(config).save_pretrained(directory)
     tokenizer.save_pretrained(directory)

@@ -4,7 +4,6 @@ and calibration of the pipeline; building and loading a knowledge directory."""
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import re
@@ -14,7 +13,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 from retrieval.answerer import (KNOWLEDGE_FILE, Answer, Answerer, AnswererConfig,
                                 load_answerer, passage_confidences, sentence_bounds)
@@ -24,23 +22,9 @@ from retrieval.kb_eval import build_knowledge, calibrate_answerer, doc_key, eval
 from retrieval.passages import load_documents
 from retrieval.reader import ReaderConfig, ReaderResult, Span
 from retrieval.types import IndexConfig, Passage, SearchHit
+from tests.fakes import FakeEmbedder, build_tiny_reader
 
 KB_TINY = Path(__file__).resolve().parent.parent / "fixtures" / "kb_tiny"
-
-
-class FakeEmbedder:
-    """Bag of hashed words (each word a fixed random vector); texts sharing words are close."""
-
-    name, dimension, normalize = "fake-hash", 32, True
-
-    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
-        out = np.zeros((len(texts), self.dimension), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
-                out[i] += np.random.default_rng(seed).standard_normal(self.dimension)
-            out[i] /= np.linalg.norm(out[i]) or 1.0
-        return out
 
 
 class FakeReader:
@@ -217,21 +201,6 @@ def test_calibration_replays_the_decision(index: KnowledgeIndex, tmp_path: Path)
 
 # ------------------------------------------------------------------ knowledge directory
 
-def _tiny_model(path: Path) -> Path:
-    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
-
-    words = sorted({w for f in KB_TINY.glob("*.md") for w in re.findall(r"\w+|[^\w\s]",
-                                                                          f.read_text().lower())})
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "?"]
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=256)
-    BertForQuestionAnswering(config).save_pretrained(str(path))
-    BertTokenizer(vocab=dict(zip(dict.fromkeys(vocab), range(len(vocab))))).save_pretrained(
-        str(path))
-    return path
-
-
 def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     kb = tmp_path / "kb"
     shutil.copytree(KB_TINY, kb)
@@ -242,7 +211,7 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
              "answers": [{"text": "every 30 minutes", "answer_start": 15}]}
             for n in range(8)]}]})
     (kb / "qa.json").write_text(json.dumps(qa))
-    options = {"base_model": str(_tiny_model(tmp_path / "tiny")), "epochs": 1, "lr": 1e-3,
+    options = {"base_model": str(build_tiny_reader(tmp_path / "tiny")), "epochs": 1, "lr": 1e-3,
                "batch_size": 4, "max_length": 96, "doc_stride": 16, "max_question_tokens": 16,
                "holdout_fraction": 0.2, "progress": False, "num_threads": None}
     out = tmp_path / "knowledge"

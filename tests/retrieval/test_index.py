@@ -3,12 +3,9 @@ incremental add/delete, HNSW tombstones, rebuild-only-when-changed, ANN kinds, B
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import re
 import shutil
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,43 +16,9 @@ from retrieval.errors import CorpusError, IndexMismatchError, IndexNotFoundError
 from retrieval.index import KnowledgeIndex, VectorStore, build_or_load
 from retrieval.passages import load_documents
 from retrieval.types import Document, Embedder, IndexConfig, Manifest, SplitConfig
+from tests.fakes import FakeEmbedder
 
 KB_TINY = Path(__file__).resolve().parent.parent / "fixtures" / "kb_tiny"
-
-
-class FakeEmbedder:
-    """Bag of hashed words: each word maps to a fixed random vector (seeded by its hash); a
-    text is the normalised sum. Texts sharing words are close. Counts what it encodes."""
-
-    def __init__(self, name: str = "fake-hash", dimension: int = 32) -> None:
-        self._name, self._dim = name, dimension
-        self.encoded = 0
-
-    @property
-    def name(self) -> str:
-        return self._name
-
-    @property
-    def dimension(self) -> int:
-        return self._dim
-
-    @property
-    def normalize(self) -> bool:
-        return True
-
-    def _word(self, word: str) -> np.ndarray:
-        seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
-        return np.random.default_rng(seed).standard_normal(self._dim)
-
-    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
-        if not query:
-            self.encoded += len(texts)
-        out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        for i, text in enumerate(texts):
-            for word in re.findall(r"\w+", text.lower()):
-                out[i] += self._word(word)
-            out[i] /= np.linalg.norm(out[i]) or 1.0
-        return out
 
 
 def _config(**kw: object) -> IndexConfig:

@@ -1,0 +1,65 @@
+"""Test doubles shared by several test packages (import them as `from tests.fakes import ...`):
+a deterministic embedder and a random tiny reader model."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+KB_TINY = Path(__file__).resolve().parent / "fixtures" / "kb_tiny"
+
+
+class FakeEmbedder:
+    """Bag of hashed words: each word maps to a fixed random vector (seeded by its hash); a
+    text is the normalised sum. Texts sharing words are close. Counts what it encodes."""
+
+    def __init__(self, name: str = "fake-hash", dimension: int = 32) -> None:
+        self._name, self._dim = name, dimension
+        self.encoded = 0
+
+    @property
+    def name(self) -> str:
+        return self._name
+
+    @property
+    def dimension(self) -> int:
+        return self._dim
+
+    @property
+    def normalize(self) -> bool:
+        return True
+
+    def _word(self, word: str) -> np.ndarray:
+        seed = int.from_bytes(hashlib.sha1(word.encode()).digest()[:8], "little")
+        return np.random.default_rng(seed).standard_normal(self._dim)
+
+    def encode(self, texts: Sequence[str], *, query: bool = False) -> np.ndarray:
+        if not query:
+            self.encoded += len(texts)
+        out = np.zeros((len(texts), self._dim), dtype=np.float32)
+        for i, text in enumerate(texts):
+            for word in re.findall(r"\w+", text.lower()):
+                out[i] += self._word(word)
+            out[i] /= np.linalg.norm(out[i]) or 1.0
+        return out
+
+
+def build_tiny_reader(path: Path) -> Path:
+    """A random 2-layer BERT QA model whose word vocabulary covers the tiny KB, saved at `path`."""
+    import torch
+    from transformers import BertConfig, BertForQuestionAnswering, BertTokenizer
+
+    words = sorted({w for f in KB_TINY.glob("*.md")
+                    for w in re.findall(r"\w+|[^\w\s]", f.read_text().lower())})
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "?"]
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=2, intermediate_size=64, max_position_embeddings=256)
+    BertForQuestionAnswering(config).save_pretrained(str(path))
+    BertTokenizer(vocab=dict(zip(dict.fromkeys(vocab), range(len(vocab))))).save_pretrained(
+        str(path))
+    return path
