@@ -267,12 +267,13 @@ class DialogueManager:
 
 
 def _message(event: BotUttered, sender_id: str) -> dict[str, Any]:
-    """A bot message in the REST channel's shape."""
+    """A bot message in the REST channel's shape: as Rasa's output channels, empty parts
+    (rasa_sdk's `custom: {}`, `elements: []`) are left out."""
     out: dict[str, Any] = {"recipient_id": sender_id}
     if event.text is not None:
         out["text"] = event.text
     for key, value in event.data.items():
-        if value is not None:
+        if value not in (None, "", [], {}):
             out[key] = value
     if event.metadata:
         out["metadata"] = dict(event.metadata)

@@ -61,7 +61,7 @@ def bot_chat_message(message: dict[str, Any]) -> dict[str, Any]:
     if isinstance(image, str) and image.startswith(("http://", "https://", "data:image/")):
         parts.append(f"![image]({image.replace(' ', '%20').replace(')', '%29')})")
     custom = message.get("custom")
-    if custom is not None:
+    if custom:  # rasa_sdk sends an empty {} with every message
         parts.append("```json\n" + json.dumps(custom, indent=2, ensure_ascii=False)[:2000]
                      + "\n```")
     if is_generated(message):
