@@ -213,6 +213,15 @@ def window_spans(start: Any, end: Any, offsets: Sequence[tuple[int, int] | None]
     return null, out
 
 
+def snap_to_words(text: str, start: int, end: int) -> tuple[int, int]:
+    """(start, end) widened so that no word is cut: word pieces start and end inside words."""
+    while start > 0 and text[start - 1].isalnum() and text[start].isalnum():
+        start -= 1
+    while end < len(text) and text[end].isalnum() and text[end - 1].isalnum():
+        end += 1
+    return start, end
+
+
 class Reader:
     """An extractive QA reader. Construction is cheap; `load()` (idempotent, also on first use)
     loads the tokenizer and model. `logits(batch)` is the one place the model runs."""
@@ -330,7 +339,12 @@ class Reader:
     def _result(self, question: str, context: str, null: float,
                 spans: dict[tuple[int, int], tuple[float, float, float]],
                 windows: int) -> ReaderResult:
-        ranked = sorted(spans.items(), key=lambda kv: -kv[1][0])[:self.config.n_best]
+        whole: dict[tuple[int, int], tuple[float, float, float]] = {}
+        for (a, e), scores in spans.items():  # a span ending inside "cutl|ery" takes the word
+            key = snap_to_words(context, a, e)
+            if scores[0] > whole.get(key, (_NEG,))[0]:
+                whole[key] = scores
+        ranked = sorted(whole.items(), key=lambda kv: -kv[1][0])[:self.config.n_best]
         best = tuple(Span(context[a:e], a, e, s, sl, el) for (a, e), (s, sl, el) in ranked)
         null = null if windows else 0.0
         return ReaderResult(question, context, best, Span("", 0, 0, null, null / 2, null / 2,

@@ -343,3 +343,15 @@ def test_minilm_reader_learns_spans(tmp_path: Path) -> None:
     assert report.steps == 32  # about a minute on two busy cores
     logging.getLogger(__name__).info("minilm reader test took %.0f s",
                                      time.perf_counter() - started)
+
+
+def test_spans_are_widened_to_whole_words() -> None:
+    from retrieval.reader import snap_to_words
+
+    text = "High chairs and children's cutlery are available."
+    cut = text.index("cutlery") + 4  # a span ending after the piece "cutl"
+    assert snap_to_words(text, text.index("High"), cut) == (0, text.index(" are"))
+    assert snap_to_words(text, text.index("hairs"), text.index(" and")) == (5, 11)
+    assert snap_to_words(text, 0, 4) == (0, 4)  # already whole
+    assert snap_to_words(text, text.index("'s"), text.index(" cut")) == (
+        text.index("'s"), text.index(" cut"))  # punctuation is a boundary
