@@ -70,7 +70,7 @@ def test_hybrid_fuses_bm25(docs: list[Document]) -> None:
     hit = index.search(["How much is dry cleaning of suits?"], top_k=2)[0][0]
     assert hit.passage.title == "Laundry Service > Dry cleaning"
     assert hit.sparse_score is not None and hit.dense_score is not None
-    assert hit.score == pytest.approx(2 / (60 + 1))  # first in both rankings
+    assert hit.score == pytest.approx(2 / (index.config.rrf_k + 1))  # first in both rankings
     assert index.search(np.zeros((1, 32), np.float32), 1)[0][0].sparse_score is None
 
 
