@@ -163,7 +163,13 @@ def knowledge_base(project: Project, *, required: bool = False) -> Path | None:
 
 def knowledge_fingerprint(project: Project, kb: Path) -> str:
     """What the knowledge model is built from: every file of the knowledge base (qa.json
-    included), the extra QA files and the knowledge settings of config.yml."""
+    included), the extra QA files, the knowledge settings of config.yml and retrieval's own
+    defaults (so that a new Xingkong version with other defaults rebuilds)."""
+    from dataclasses import asdict
+
+    from retrieval.reader_training import TrainConfig
+    from retrieval.types import IndexConfig
+
     settings = project.config.knowledge
     files = sorted(p for p in (kb.rglob("*") if kb.is_dir() else [kb]) if p.is_file() and not
                    any(part.startswith(".") for part in p.relative_to(kb).parts))
@@ -171,7 +177,9 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
     extra = [_file_digest(project.paths.root / p) for p in settings.reader.get("extra_qa", [])]
     knobs = [settings.kb_path, settings.embedder, settings.top_k, settings.read_k,
              settings.hybrid, dict(settings.reader)]
-    blob = json.dumps([FORMAT_VERSION, contents, extra, knobs], sort_keys=True, default=str)
+    defaults = [IndexConfig().to_dict(), asdict(TrainConfig())]
+    blob = json.dumps([FORMAT_VERSION, contents, extra, knobs, defaults], sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
