@@ -387,6 +387,8 @@ def build_or_load(kb_dir: str | Path, index_dir: str | Path, embedder: Embedder,
         if reason is None:
             index = KnowledgeIndex.load(path, embedder, config)
             if index.corpus_hash == wanted:
+                if Manifest.read(path).config != config.to_dict():  # search settings changed
+                    index.save(path)
                 logger.info("retrieval.index.up_to_date path=%s passages=%d", path, len(index))
                 return index
             index.sync(documents)

@@ -179,6 +179,8 @@ def test_build_or_load_rebuilds_only_when_changed(tmp_path: Path,
     assert other.encoded == 48 and Manifest.read(idx).index_kind == "hnsw"
     build_or_load(kb, idx, other, _config(kind="hnsw"), rebuild=True)
     assert other.encoded == 64
+    build_or_load(kb, idx, other, _config(kind="hnsw", rrf_k=7))  # a search setting only
+    assert other.encoded == 64 and Manifest.read(idx).config["rrf_k"] == 7  # saved, not rebuilt
 
 
 def test_auto_kind_follows_size(docs: list[Document]) -> None:
