@@ -165,7 +165,7 @@ class AskAffirmationAction:
             return ctx.utter("utter_ask_rephrase")
         intent = candidates[0]["name"]
         label = intent.replace("_", " ")
-        if f"utter_ask_affirmation" in ctx.domain.responses:
+        if "utter_ask_affirmation" in ctx.domain.responses:
             return ctx.utter("utter_ask_affirmation", intent=label)
         text = f"Did you mean '{label}'?"
         buttons = [{"title": "Yes", "payload": f"/{intent}"},

@@ -248,7 +248,7 @@ def test_minilm_fine_tune_end_to_end() -> None:
                                     head_learning_rate=3e-3, n_samples=4, val_fraction=0.2)
     clf = IntentClassifier(config)
     examples = [Example(t, intent) for intent, texts in TRAIN.items() for t in texts]
-    report = clf.train(examples, progress=False)
+    clf.train(examples, progress=False)
     preds = clf.predict_batch([t for t, _ in HELD_OUT] + UNRELATED)
     in_domain, unrelated = preds[: len(HELD_OUT)], preds[len(HELD_OUT):]
     correct = sum(p.intent.name == y for p, (_, y) in zip(in_domain, HELD_OUT, strict=True))
