@@ -20,7 +20,6 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import (
     AutoModelForTokenClassification,
     AutoTokenizer,
@@ -28,7 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from nlu.entity_metrics import entity_prf
+from nlu.entity_fit import fit, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.words import (
     EncodedText,
@@ -226,48 +225,14 @@ class BioTagger:
         steps = math.ceil(len(windows) / cfg.batch_size) * cfg.epochs
         schedule = linear_schedule(int(cfg.warmup_ratio * steps), steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        curve: list[dict[str, Any]] = []
-        best_f1, best_epoch, stale = -1.0, 0, 0
-        best_state: dict[str, torch.Tensor] | None = None
-        bar = tqdm(range(1, cfg.epochs + 1), desc=EXTRACTOR_NAME, disable=not progress)
-        for epoch in bar:
-            epoch_began = time.perf_counter()
-            point: dict[str, Any] = {"epoch": epoch}
-            point["train_loss"] = self._train_epoch(windows, optimizer, scheduler, rng)
-            if val_set:
-                with torch.inference_mode():
-                    predicted = self._predict([e.text for e in val_set])
-                scores = entity_prf([list(e.entities) for e in val_set], predicted)
-                point.update({f"val_{k}": scores[k] for k in ("precision", "recall", "f1")})
-            point["seconds"] = round(time.perf_counter() - epoch_began, 2)
-            curve.append(point)
-            bar.set_postfix(loss=f"{point['train_loss']:.4f}", val_f1=point.get("val_f1"))
-            logger.info(
-                "nlu.bio.epoch epoch=%d train_loss=%.4f val_f1=%s seconds=%.1f",
-                epoch, point["train_loss"], point.get("val_f1"), point["seconds"],
-            )  # fmt: skip
-            if not val_set:
-                continue
-            if point["val_f1"] > best_f1:
-                best_f1, best_epoch, stale = point["val_f1"], epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif best_f1 > 0:  # patience starts once something was learned
-                stale += 1
-                if stale >= cfg.early_stopping_patience > 0:
-                    break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
-        return {
-            "extractor": EXTRACTOR_NAME,
-            "labels": [label_name(label) for label in self.labels],
-            "n_train": len(train_set),
-            "n_validation": len(val_set),
-            "epochs": curve,
-            "best_epoch": best_epoch if val_set else len(curve),
-            "best_val_f1": best_f1 if val_set else None,
-            "seconds": round(time.perf_counter() - began, 2),
-        }
+        fitted = fit(model, lambda: self._train_epoch(windows, optimizer, scheduler, rng),
+                     self._predict, val_set, epochs=cfg.epochs,
+                     patience=cfg.early_stopping_patience, name=EXTRACTOR_NAME,
+                     progress=progress)
+        return {"extractor": EXTRACTOR_NAME,
+                "labels": [label_name(label) for label in self.labels],
+                "n_train": len(train_set), "n_validation": len(val_set), **fitted,
+                "seconds": round(time.perf_counter() - began, 2)}
 
     def _train_epoch(
         self,
@@ -286,12 +251,7 @@ class BioTagger:
             loss = nn.functional.cross_entropy(
                 logits.flatten(0, 1), tags.flatten(), ignore_index=_IGNORE
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(model, loss, optimizer, scheduler))
         return sum(losses) / max(1, len(losses))
 
     def extract_batch(self, texts: list[str]) -> list[list[Entity]]:

@@ -31,10 +31,9 @@ from typing import Any
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 from transformers import AutoTokenizer, LukeForEntitySpanClassification, PreTrainedTokenizerBase
 
-from nlu.entity_metrics import entity_prf
+from nlu.entity_fit import fit, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_from_bert, load_pretrained_luke
 from nlu.quantize import quantize_linear, wants_quantization
@@ -262,51 +261,17 @@ class LukeSpanExtractor:
             "nlu.luke.train.start examples=%d validation=%d labels=%d backbone=%s",
             len(train_set), len(val_set), len(self.labels), self._backbone,
         )  # fmt: skip
-        curve: list[dict[str, Any]] = []
-        best_f1, best_epoch, stale = -1.0, 0, 0
-        best_state: dict[str, torch.Tensor] | None = None
-        bar = tqdm(range(1, cfg.epochs + 1), desc=EXTRACTOR_NAME, disable=not progress)
-        for epoch in bar:
-            epoch_began = time.perf_counter()
-            point: dict[str, Any] = {"epoch": epoch}
-            point["train_loss"] = self._train_epoch(windows, optimizer, scheduler, weight, rng)
-            if val_set:
-                with torch.inference_mode():
-                    predicted = self._predict([e.text for e in val_set])
-                scores = entity_prf([list(e.entities) for e in val_set], predicted)
-                point.update({f"val_{k}": scores[k] for k in ("precision", "recall", "f1")})
-            point["seconds"] = round(time.perf_counter() - epoch_began, 2)
-            curve.append(point)
-            bar.set_postfix(loss=f"{point['train_loss']:.4f}", val_f1=point.get("val_f1"))
-            logger.info(
-                "nlu.luke.epoch epoch=%d train_loss=%.4f val_f1=%s seconds=%.1f",
-                epoch, point["train_loss"], point.get("val_f1"), point["seconds"],
-            )  # fmt: skip
-            if not val_set:
-                continue
-            if point["val_f1"] > best_f1:
-                best_f1, best_epoch, stale = point["val_f1"], epoch, 0
-                best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
-            elif best_f1 > 0:  # patience starts once something was learned
-                stale += 1
-                if stale >= cfg.early_stopping_patience > 0:
-                    logger.info("nlu.luke.early_stop epoch=%d best_epoch=%d", epoch, best_epoch)
-                    break
-        if best_state is not None:
-            model.load_state_dict(best_state)
-        model.eval()
+        fitted = fit(model, lambda: self._train_epoch(windows, optimizer, scheduler, weight, rng),
+                     self._predict, val_set, epochs=cfg.epochs,
+                     patience=cfg.early_stopping_patience, name=EXTRACTOR_NAME,
+                     progress=progress)
         seconds = round(time.perf_counter() - began, 2)
-        logger.info("nlu.luke.train.done seconds=%.1f best_epoch=%d", seconds, best_epoch)
-        return {
-            "extractor": EXTRACTOR_NAME,
-            "labels": [label_name(label) for label in self.labels],
-            "n_train": len(train_set),
-            "n_validation": len(val_set),
-            "epochs": curve,
-            "best_epoch": best_epoch if val_set else len(curve),
-            "best_val_f1": best_f1 if val_set else None,
-            "seconds": seconds,
-        }
+        logger.info("nlu.luke.train.done seconds=%.1f best_epoch=%d", seconds,
+                    fitted["best_epoch"])
+        return {"extractor": EXTRACTOR_NAME,
+                "labels": [label_name(label) for label in self.labels],
+                "n_train": len(train_set), "n_validation": len(val_set), **fitted,
+                "seconds": seconds}
 
     def _build_model(self) -> LukeForEntitySpanClassification:
         cfg = self.config
@@ -394,12 +359,7 @@ class LukeSpanExtractor:
             loss = nn.functional.cross_entropy(
                 logits.flatten(0, 1), labels.flatten(), weight=weight, ignore_index=_IGNORE
             )
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            scheduler.step()
-            losses.append(loss.item())
+            losses.append(optimizer_step(model, loss, optimizer, scheduler))
         return sum(losses) / max(1, len(losses))
 
     # -- inference -----------------------------------------------------------------------------
