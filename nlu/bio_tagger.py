@@ -14,7 +14,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,8 @@ from transformers import (
 
 from nlu.entity_fit import fit, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
+from nlu.saved_state import read_state
+from nlu.types import Entity, Example
 from nlu.words import (
     EncodedText,
     SpanLabel,
@@ -40,7 +42,6 @@ from nlu.words import (
     split_validation,
     word_windows,
 )
-from nlu.types import Entity, Example
 from resolver import ModelNotFoundError, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -162,32 +163,10 @@ class BioTagger:
     @classmethod
     def load_from(cls, directory: str | Path, device: str | None = None) -> BioTagger:
         directory = Path(directory)
-        state_path = directory / _STATE_FILE
-        missing = [
-            n
-            for n in (_STATE_FILE, "config.json", "model.safetensors")
-            if not (directory / n).is_file()
-        ]
-        if missing:
-            raise NLUModelError(
-                f"No saved {EXTRACTOR_NAME} in '{directory}': missing {', '.join(missing)}. "
-                "Save one with BioTagger.save(directory)."
-            )
-        try:
-            state = json.loads(state_path.read_text(encoding="utf-8"))
-            known = {f.name for f in fields(BioTaggerConfig)}
-            values = {k: v for k, v in state["config"].items() if k in known}
-            if device is not None:
-                values["device"] = device
-            tagger = cls(BioTaggerConfig(**values))
-            tagger.labels = [(e, r, g) for e, r, g in state["labels"]]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NLUModelError(f"Unreadable {state_path}: {exc!r}. Save the model again.") from exc
-        if state.get("format_version") != _FORMAT_VERSION:
-            raise NLUModelError(
-                f"{state_path} has format {state.get('format_version')}, this version reads "
-                f"{_FORMAT_VERSION}. Train and save the model again."
-            )
+        config, labels, _ = read_state(directory, _STATE_FILE, EXTRACTOR_NAME, BioTaggerConfig,
+                                       _FORMAT_VERSION, device=device)
+        tagger = cls(config)
+        tagger.labels = labels
         tagger._source = directory
         tagger.load()
         return tagger

@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +37,7 @@ from nlu.entity_fit import fit, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_from_bert, load_pretrained_luke
 from nlu.quantize import quantize_linear, wants_quantization
+from nlu.saved_state import read_state
 from nlu.types import Entity, Example
 from nlu.words import (
     EncodedText,
@@ -186,30 +187,11 @@ class LukeSpanExtractor:
     def load_from(cls, directory: str | Path, device: str | None = None,
                   quantize: bool | None = None) -> LukeSpanExtractor:
         directory = Path(directory)
-        state_path = directory / _STATE_FILE
-        needed = (_STATE_FILE, "config.json", "model.safetensors")
-        missing = [name for name in needed if not (directory / name).is_file()]
-        if missing:
-            raise NLUModelError(
-                f"No saved {EXTRACTOR_NAME} in '{directory}': missing {', '.join(missing)}. "
-                "Save one with LukeSpanExtractor.save(directory)."
-            )
-        try:
-            state = json.loads(state_path.read_text(encoding="utf-8"))
-            known = {f.name for f in fields(LukeSpanConfig)}
-            values = {k: v for k, v in state["config"].items() if k in known}
-            values.update({"device": device} if device is not None else {})
-            values.update({"quantize": quantize} if quantize is not None else {})
-            extractor = cls(LukeSpanConfig(**values))
-            extractor.labels = [(e, r, g) for e, r, g in state["labels"]]
-            extractor._backbone = state["backbone"]
-        except (KeyError, TypeError, ValueError) as exc:
-            raise NLUModelError(f"Unreadable {state_path}: {exc!r}. Save the model again.") from exc
-        if state.get("format_version") != _FORMAT_VERSION:
-            raise NLUModelError(
-                f"{state_path} has format {state.get('format_version')}, this version reads "
-                f"{_FORMAT_VERSION}. Train and save the model again."
-            )
+        config, labels, state = read_state(directory, _STATE_FILE, EXTRACTOR_NAME, LukeSpanConfig,
+                                           _FORMAT_VERSION, device=device, quantize=quantize)
+        extractor = cls(config)
+        extractor.labels = labels
+        extractor._backbone = state.get("backbone", "bert")
         extractor._source = directory
         extractor.load()
         return extractor
