@@ -1,5 +1,5 @@
 """Test doubles shared by several test packages (import them as `from tests.fakes import ...`):
-a deterministic embedder and a random tiny reader model."""
+a deterministic embedder, a random tiny reader model and a random tiny BERT."""
 
 from __future__ import annotations
 
@@ -63,3 +63,18 @@ def build_tiny_reader(path: Path) -> Path:
     BertTokenizer(vocab=dict(zip(dict.fromkeys(vocab), range(len(vocab))))).save_pretrained(
         str(path))
     return path
+
+
+def write_tiny_bert(directory: Path, vocab: Sequence[str], intermediate_size: int = 64) -> Path:
+    """A random 2-layer BERT (hidden 32, seed 0) with a WordPiece tokenizer of `vocab`."""
+    import torch
+    from transformers import BertConfig, BertModel, BertTokenizerFast
+
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizerFast.from_pretrained(directory).save_pretrained(directory)
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                        num_attention_heads=4, intermediate_size=intermediate_size,
+                        max_position_embeddings=64)
+    BertModel(config).save_pretrained(directory)
+    return directory

@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast
+from transformers import BertTokenizerFast
 
 import nlu.bio_tagger as bio_tagger
 from nlu.bio_tagger import BioTagger, BioTaggerConfig, decode_tags, tag_names
 from nlu.entity_metrics import entity_prf
 from nlu.errors import NLUModelError, NLUTrainingError
-from nlu.words import encode_texts
 from nlu.types import Entity, Example
+from nlu.words import encode_texts
+from tests.fakes import write_tiny_bert
 
 CITIES = ["Lisbon", "Paris", "Berlin", "Rome", "Madrid", "Vienna"]
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
@@ -24,27 +23,9 @@ VOCAB = [*SPECIAL, *WORDS, *[c.lower() for c in CITIES]]
 LABELS = [("city", None, None), ("date", "checkin", None), ("date", "checkout", None)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """On 2 shared cores, oversubscribed OpenMP threads made training here 5-10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny_bert")
-    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    BertTokenizerFast.from_pretrained(directory).save_pretrained(directory)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64,
-    )  # fmt: skip
-    BertModel(config).save_pretrained(directory)
-    return directory
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), VOCAB)
 
 
 def _dataset() -> list[Example]:

@@ -9,7 +9,6 @@ import torch
 from transformers import (
     BertConfig,
     BertModel,
-    BertTokenizerFast,
     DistilBertConfig,
     LukeConfig,
     LukeModel,
@@ -23,6 +22,7 @@ from nlu.luke_build import (
     luke_config_from_bert,
     transplant_bert_weights,
 )
+from tests.fakes import write_tiny_bert
 
 SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
 VOCAB = [*SPECIAL, *"book a room in lis ##bon paris hello please , .".split()]
@@ -37,12 +37,7 @@ def _tiny_bert_config() -> BertConfig:
 
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    directory = tmp_path_factory.mktemp("tiny_bert")
-    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    BertTokenizerFast.from_pretrained(directory).save_pretrained(directory)
-    torch.manual_seed(0)
-    BertModel(_tiny_bert_config()).save_pretrained(directory)
-    return directory
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), VOCAB, intermediate_size=37)
 
 
 def test_word_stream_equals_bert_without_entities(bert_dir: Path) -> None:

@@ -10,21 +10,21 @@ import copy
 import json
 import random
 import re
-from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import torch
-from transformers import BertConfig, BertModel, BertTokenizerFast, LukeConfig, LukeModel
+from transformers import BertTokenizerFast, LukeConfig, LukeModel
 
 import nlu.luke_spans as luke_spans
 from nlu.entity_metrics import entity_prf
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.luke_spans import LukeSpanConfig, LukeSpanExtractor, decode_spans, sample_spans
-from nlu.words import Word, encode_texts, enumerate_spans, split_words, word_windows
 from nlu.types import Entity, Example
+from nlu.words import Word, encode_texts, enumerate_spans, split_words, word_windows
+from tests.fakes import write_tiny_bert
 
 CITIES = ["lisbon", "paris", "berlin", "rome", "madrid", "vienna"]
 DAYS = ["monday", "tuesday", "friday", "sunday"]
@@ -33,18 +33,6 @@ WORDS = (
     "book a room in please i want to stay hotel for me hello thanks from cafe ##s , . ! ?".split()
 )
 VOCAB = [*SPECIAL, *WORDS, *CITIES, *DAYS]
-
-
-def _write_tiny_bert(directory: Path) -> Path:
-    (directory / "vocab.txt").write_text("\n".join(VOCAB) + "\n", encoding="utf-8")
-    BertTokenizerFast.from_pretrained(directory).save_pretrained(directory)
-    torch.manual_seed(0)
-    config = BertConfig(
-        vocab_size=len(VOCAB), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-        intermediate_size=64, max_position_embeddings=64,
-    )  # fmt: skip
-    BertModel(config).save_pretrained(directory)
-    return directory
 
 
 def _example(template: str, **values: tuple[str, str, str | None]) -> Example:
@@ -83,18 +71,9 @@ def _dataset() -> list[Example]:
     return examples
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    """On 2 shared cores, oversubscribed OpenMP threads made training here 5-10x slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 @pytest.fixture(scope="module")
 def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"))
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), VOCAB)
 
 
 @pytest.fixture(scope="module")
