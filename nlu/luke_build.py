@@ -46,24 +46,17 @@ ENTITY_PAD_ID = 0
 ENTITY_UNK_ID = 1
 ENTITY_MASK_ID = 2
 _ENTITY_VOCAB_SIZE = 3
+# Encoder settings LUKE takes over from the BERT config unchanged.
+_SHARED_CONFIG = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads",
+                  "intermediate_size", "hidden_act", "hidden_dropout_prob",
+                  "attention_probs_dropout_prob", "max_position_embeddings", "type_vocab_size",
+                  "initializer_range", "layer_norm_eps", "pad_token_id")
 
 
 def luke_config_from_bert(bert_config: BertConfig, id2label: dict[int, str]) -> LukeConfig:
     """A LukeConfig with the BERT encoder's sizes, a tiny entity vocabulary and span labels."""
     return LukeConfig(
-        vocab_size=bert_config.vocab_size,
-        hidden_size=bert_config.hidden_size,
-        num_hidden_layers=bert_config.num_hidden_layers,
-        num_attention_heads=bert_config.num_attention_heads,
-        intermediate_size=bert_config.intermediate_size,
-        hidden_act=bert_config.hidden_act,
-        hidden_dropout_prob=bert_config.hidden_dropout_prob,
-        attention_probs_dropout_prob=bert_config.attention_probs_dropout_prob,
-        max_position_embeddings=bert_config.max_position_embeddings,
-        type_vocab_size=bert_config.type_vocab_size,
-        initializer_range=bert_config.initializer_range,
-        layer_norm_eps=bert_config.layer_norm_eps,
-        pad_token_id=bert_config.pad_token_id,
+        **{name: getattr(bert_config, name) for name in _SHARED_CONFIG},
         entity_vocab_size=_ENTITY_VOCAB_SIZE,
         entity_emb_size=bert_config.hidden_size,  # no entity_embedding_dense projection
         use_entity_aware_attention=True,
