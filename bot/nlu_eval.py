@@ -29,7 +29,7 @@ def evaluate_saved(project: Project, test_path: Path, out: Path,
                    ood_path: Path | None = None) -> dict[str, Any]:
     """Score the saved NLU on `test_path`; with `ood_path` (YAML `ood:` list of messages no
     intent covers) also the out-of-domain report (nlu/ood.py), written to ood_report.json."""
-    from nlu.evaluation import evaluate
+    from nlu.evaluation import parse_all, score
     from nlu.interpreter import load_interpreter
     from nlu.ood import ood_report
 
@@ -40,11 +40,11 @@ def evaluate_saved(project: Project, test_path: Path, out: Path,
         raise TrainingError(f"No test data at {test_path}. Pass --nlu PATH.")
     examples = to_examples(load_training_data([test_path]).examples)
     interpreter = load_interpreter(model_dir)
-    report = evaluate(interpreter.parse_batch, examples, out)
-    summary = _summary(report, out)
+    parses = parse_all(interpreter.parse_batch, [e.text for e in examples])
+    summary = _summary(score(examples, parses, out), out)
     if ood_path is not None:
-        ood = ood_report(examples, interpreter.parse_batch([e.text for e in examples]),
-                         interpreter.parse_batch(load_ood_messages(ood_path)))
+        ood = ood_report(examples, parses,
+                         parse_all(interpreter.parse_batch, load_ood_messages(ood_path)))
         out.mkdir(parents=True, exist_ok=True)
         (out / "ood_report.json").write_text(json.dumps(ood, indent=1))
         summary["ood"] = {k: v for k, v in ood.items() if k != "ood_missed"}

@@ -29,10 +29,20 @@ def evaluate(parse_batch: Any, examples: list[Example], out_dir: Path | None = N
              fallback_intent: str = "nlu_fallback", batch_size: int = 64) -> dict[str, Any]:
     """Parse every example and score intents and entities. `parse_batch(texts)` returns
     ParseResults (nlu.interpreter.NLUInterpreter.parse_batch)."""
-    texts = [e.text for e in examples]
+    parses = parse_all(parse_batch, [e.text for e in examples], batch_size)
+    return score(examples, parses, out_dir, fallback_intent)
+
+
+def parse_all(parse_batch: Any, texts: list[str], batch_size: int = 64) -> list[ParseResult]:
     parses: list[ParseResult] = []
     for i in range(0, len(texts), batch_size):
         parses += parse_batch(texts[i:i + batch_size])
+    return parses
+
+
+def score(examples: list[Example], parses: list[ParseResult], out_dir: Path | None = None,
+          fallback_intent: str = "nlu_fallback") -> dict[str, Any]:
+    """The intent and entity reports of `parses` (one per example), written to `out_dir`."""
     report = {"intent": intent_report(examples, parses, fallback_intent),
               "entities": entity_report(examples, parses)}
     if out_dir is not None:
