@@ -21,7 +21,6 @@ from __future__ import annotations
 import json
 import logging
 import threading
-import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
@@ -388,10 +387,7 @@ class Reader:
 
 
 def quantize_dynamic(model: Any) -> Any:
-    """int8 dynamic quantisation of the Linear layers (CPU inference only)."""
-    import torch
+    """int8 dynamic quantisation of the Linear layers (CPU inference only): the NLU's."""
+    from nlu.quantize import quantize_linear
 
-    with warnings.catch_warnings():  # torch.ao announces its move to torchao
-        warnings.simplefilter("ignore")
-        return torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear},
-                                                      dtype=torch.qint8)
+    return quantize_linear(model)
