@@ -380,14 +380,16 @@ def build_or_load(kb_dir: str | Path, index_dir: str | Path, embedder: Embedder,
     wanted = corpus_hash(documents, config.split, embed_titles=config.embed_titles)
     path = Path(index_dir)
     if not rebuild and (path / MANIFEST).exists():
+        saved: Manifest | None = None
         try:
-            reason = Manifest.read(path).stale_reason(embedder, config, path)
+            saved = Manifest.read(path)
+            reason = saved.stale_reason(embedder, config, path)
         except ValueError as exc:  # another format, or an unreadable manifest
             reason = str(exc)
         if reason is None:
             index = KnowledgeIndex.load(path, embedder, config)
             if index.corpus_hash == wanted:
-                if Manifest.read(path).config != config.to_dict():  # search settings changed
+                if saved is not None and saved.config != config.to_dict():  # search settings
                     index.save(path)
                 logger.info("retrieval.index.up_to_date path=%s passages=%d", path, len(index))
                 return index
