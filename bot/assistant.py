@@ -56,7 +56,7 @@ class TrainReport:
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     nlu_report: dict[str, Any] = field(default_factory=dict)
-    knowledge_report: dict[str, Any] = field(default_factory=dict)
+    knowledge_report: Any = None  # retrieval.KnowledgeReport when the knowledge was built
 
 
 def fingerprints(project: Project) -> dict[str, str]:
@@ -167,7 +167,9 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
     defaults (so that a new Xingkong version with other defaults rebuilds)."""
     from dataclasses import asdict
 
+    from retrieval.answerer import KNOWLEDGE_FORMAT
     from retrieval.reader_training import TrainConfig
+    from retrieval.sentence_encoder import SentenceEncoderConfig
     from retrieval.types import IndexConfig
 
     settings = project.config.knowledge
@@ -176,19 +178,22 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
     contents = [[p.relative_to(kb).as_posix(), _file_digest(p)] for p in files]
     extra = [_file_digest(project.paths.root / p) for p in settings.reader.get("extra_qa", [])]
     knobs = [settings.kb_path, settings.embedder, settings.top_k, settings.read_k,
-             settings.hybrid, dict(settings.reader)]
-    defaults = [IndexConfig().to_dict(), asdict(TrainConfig())]
+             settings.hybrid, dict(settings.reader), dict(settings.encoder)]
+    defaults = [IndexConfig().to_dict(), asdict(TrainConfig()), SentenceEncoderConfig().to_dict(),
+                KNOWLEDGE_FORMAT]
     blob = json.dumps([FORMAT_VERSION, contents, extra, knobs, defaults], sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 
-def train_knowledge(project: Project, kb: Path, out: Path, *,
-                    retrain: bool = False) -> dict[str, Any]:
-    """Build the knowledge directory `out` (index, reader, calibration) with
-    retrieval.build_knowledge: the index is updated in place and the reader is retrained only
-    when qa.json or the reader settings changed (always with `retrain`)."""
-    from retrieval.kb_eval import build_knowledge
+def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = False) -> Any:
+    """Build the knowledge directory `out` (index, reader, sentence encoder, calibration)
+    with retrieval.build_knowledge: the index is updated in place and the models are retrained
+    only when what they are built from changed (always with `retrain`). Returns its
+    KnowledgeReport."""
+    from retrieval.embedder import DEFAULT_MODEL
+    from retrieval.knowledge_build import KnowledgeBuild, build_knowledge
+    from retrieval.sentence_encoder import SentenceEncoderConfig
 
     settings = project.config.knowledge
     qa = kb / QA_FILE
@@ -198,9 +203,17 @@ def train_knowledge(project: Project, kb: Path, out: Path, *,
                             "path of its document without suffix).")
     options = reader_options(project)
     logger.info("train.knowledge.start kb=%s out=%s", kb, out)
-    return build_knowledge(kb, out, settings.embedder, options, qa_path=qa,
-                           index_config=index_config(settings), top_k=settings.top_k,
-                           read_k=settings.read_k, retrain=retrain)
+    try:
+        encoder = SentenceEncoderConfig(**settings.encoder)
+    except TypeError as exc:
+        valid = ", ".join(SentenceEncoderConfig.__dataclass_fields__)
+        raise ConfigError(f"Bad knowledge.encoder option in {settings.at}: {exc}. "
+                          f"Available: {valid}.") from exc
+    build = KnowledgeBuild(kb_dir=kb, out_dir=out, embedder=settings.embedder or DEFAULT_MODEL,
+                           qa_path=qa, index=index_config(settings), reader=options,
+                           encoder=encoder, top_k=settings.top_k, read_k=settings.read_k,
+                           retrain=retrain)
+    return build_knowledge(build)
 
 
 def reader_options(project: Project) -> dict[str, Any]:
@@ -288,9 +301,11 @@ def build_index(kb: Path, out: Path, settings: KnowledgeConfig, *,
 
 
 def evaluate_knowledge(model_dir: Path, test_path: Path, out_path: Path | None = None, *,
-                       limit: int | None = None) -> dict[str, Any]:
-    """retrieval.evaluate_kb of the knowledge model in `model_dir` on the SQuAD-format test
-    set `test_path` (its first `limit` questions); the report is also written to `out_path`."""
+                       limit: int | None = None, answerer: Any = None,
+                       reliability_png: Path | None = None) -> dict[str, Any]:
+    """retrieval.evaluate_kb of the knowledge model in `model_dir` (or an `answerer` already
+    loaded from it) on the SQuAD-format test set `test_path` (its first `limit` questions);
+    the report is also written to `out_path`, the reliability diagram to `reliability_png`."""
     from retrieval.answerer import KNOWLEDGE_FILE, load_answerer
     from retrieval.errors import CorpusError
     from retrieval.kb_eval import evaluate_kb
@@ -311,7 +326,8 @@ def evaluate_knowledge(model_dir: Path, test_path: Path, out_path: Path | None =
                           '"qas": [...]}]}]}.') from exc
     if not examples:
         raise ConfigError(f"KB test set {test_path} has no questions.")
-    report = evaluate_kb(load_answerer(model_dir), examples)
+    report = evaluate_kb(answerer or load_answerer(model_dir), examples,
+                         reliability_png=reliability_png)
     report["test_path"] = str(test_path)
     if out_path is not None:
         out_path.parent.mkdir(parents=True, exist_ok=True)

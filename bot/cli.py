@@ -93,14 +93,15 @@ def train(root: str, force: bool, part: str | None) -> None:
         click.echo(f"Trained {', '.join(done)} in {report.seconds:.1f}s.")
 
 
-def _echo_knowledge(built: dict[str, Any]) -> None:
-    kb_index, calibration = built.get("index", {}), built.get("calibration", {})
-    reader = "reused (qa.json and reader settings unchanged)" if built.get("reused_reader") \
-        else f"trained in {built.get('reader', {}).get('seconds', 0):.0f}s"
-    click.echo(f"Knowledge: {kb_index.get('documents')} documents, {kb_index.get('passages')} "
-               f"passages ({kb_index.get('kind')} index); reader {reader}; no-answer margin "
-               f"{calibration.get('margin')}, min_confidence "
-               f"{calibration.get('min_confidence')} -> {built.get('out_dir')}")
+def _echo_knowledge(built: Any) -> None:
+    """One line about a retrieval.KnowledgeReport."""
+    reused = f" (reused: {', '.join(built.reused)})" if built.reused else ""
+    calibration = built.calibration.get("report", {})
+    click.echo(f"Knowledge: {built.documents} documents, {built.passages} passages, "
+               f"{built.sentences} sentences ({built.index_kind} index); confidence threshold "
+               f"{built.calibration.get('threshold')} (held-out sentence accuracy "
+               f"{calibration.get('selection_accuracy')}){reused}; {built.seconds:.0f}s "
+               f"-> {built.out_dir}")
 
 
 @main.command()
@@ -272,42 +273,75 @@ def test_nlu(root: str, nlu_path: str, out: str, cross_validation: bool, folds: 
 
 @test.command("kb")
 @click.option("--project", "root", default=".", show_default=True)
-@click.option("--kb-test", "test_path", default="tests/kb_test.json", show_default=True,
-              help="Held-out questions (SQuAD 2.0 JSON), relative to the project.")
+@click.option("--kb-test", "test_paths", multiple=True,
+              help="Held-out questions (SQuAD 2.0 JSON), relative to the project; repeat for "
+                   "several sets. [default: tests/kb_test.json and tests/kb_blind.json, those "
+                   "that exist]")
 @click.option("--model", "model_dir", default="models/knowledge", show_default=True,
               help="Knowledge model folder, relative to the project.")
-@click.option("--out", default="results/kb_report.json", show_default=True,
-              help="JSON report, relative to the project.")
+@click.option("--out", default="results", show_default=True,
+              help="Folder for kb_report_<set>.json and kb_reliability_<set>.png (a .json path "
+                   "with one test set: that report, the diagram beside it).")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
-              help="Only the first N questions.")
-def test_kb(root: str, test_path: str, model_dir: str, out: str, limit: int | None) -> None:
-    """Knowledge answers: recall@k, MRR, EM/F1, no-answer accuracy, latency.
+              help="Only the first N questions of each set.")
+def test_kb(root: str, test_paths: tuple[str, ...], model_dir: str, out: str,
+            limit: int | None) -> None:
+    """Knowledge answers: recall@k, reply sentence holds the answer, span EM/F1, no-answer
+    accuracy, confidence reliability, latency; per test set.
 
-    Needs the knowledge model (`xingkong train knowledge`); writes a JSON report with the
-    wrong answers and what went wrong with each."""
+    Needs the knowledge model (`xingkong train knowledge`); writes a JSON report per set with
+    the wrong answers and what went wrong with each, and a reliability diagram (PNG)."""
     from bot.assistant import evaluate_knowledge
+    from retrieval.answerer import KNOWLEDGE_FILE, load_answerer
 
     base = Path(root)
-    report = evaluate_knowledge(base / model_dir, base / test_path, base / out, limit=limit)
+    paths = [base / p for p in test_paths] or [
+        p for p in (base / DEFAULT_KB_TESTS[0], base / DEFAULT_KB_TESTS[1]) if p.is_file()
+    ] or [base / DEFAULT_KB_TESTS[0]]
+    single = out.endswith(".json")
+    if single and len(paths) > 1:
+        raise click.UsageError(f"--out {out} is one file, but there are {len(paths)} test "
+                               "sets; give a folder.")
+    answerer = None
+    if (base / model_dir / KNOWLEDGE_FILE).is_file():
+        answerer = load_answerer(base / model_dir)
+    for path in paths:
+        report_path = base / out if single else base / out / f"kb_report_{path.stem}.json"
+        png = report_path.with_name(f"kb_reliability_{path.stem}.png")
+        report = evaluate_knowledge(base / model_dir, path, report_path, limit=limit,
+                                    answerer=answerer, reliability_png=png)
+        _echo_kb_report(report, report_path)
+
+
+DEFAULT_KB_TESTS = ("tests/kb_test.json", "tests/kb_blind.json")
+
+
+def _echo_kb_report(report: dict[str, Any], path: Path) -> None:
     retrieval, pipeline = report["retrieval"], report["pipeline"]
-    latency = report["latency_ms"]
+    latency, sentence = report["latency_ms"], report["sentence"]
     click.echo(f"{report['questions']} questions ({report['answerable']} answerable, "
                f"{report['unanswerable']} unanswerable) from {report['test_path']}")
     click.echo(f"retrieval   recall@1 {retrieval['recall@1']:.3f}  recall@5 "
                f"{retrieval['recall@5']:.3f}  MRR {retrieval['mrr']:.3f}  "
                f"(top_k {retrieval['top_k']})")
+    click.echo(f"sentence    holds the answer {sentence['answered_right']:.3f} (answered and "
+               f"right)  best sentence {sentence['best_sentence_right']:.3f}  answered "
+               f"{sentence['answered']:.3f}")
     click.echo(f"answers     EM {pipeline['exact']:.3f}  F1 {pipeline['f1']:.3f}  "
                f"no-answer accuracy {pipeline['no_answer_accuracy']:.3f}")
     if "gold_context" in report:
         gold = report["gold_context"]
         click.echo(f"gold passage EM {gold['exact']:.3f}  F1 {gold['f1']:.3f}  "
                    f"no-answer accuracy {gold['no_answer_accuracy']:.3f}  (reader alone)")
+    rel = report["reliability"]
+    click.echo(f"confidence  ECE {rel['ece']:.3f}  threshold {rel['threshold']:.2f}  "
+               f"diagram {rel.get('png', '-')}")
     click.echo(f"latency     p50 {latency['p50']:.1f} ms  p95 {latency['p95']:.1f} ms "
                "per question")
     if report["error_counts"]:
         counts = ", ".join(f"{k} {v}" for k, v in report["error_counts"].items())
         click.echo(f"errors      {counts}")
-    click.echo(f"Report: {base / out}")
+    click.echo(f"Report: {path}")
 
 
 @main.group()

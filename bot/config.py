@@ -46,7 +46,7 @@ DEFAULT_PIPELINE = (
 )
 DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
 DEFAULT_KB = "data/kb"  # the knowledge base sits next to the NLU data in a Rasa project
-KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader")
+KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader", "encoder")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -88,6 +88,7 @@ class KnowledgeConfig:
     read_k: int | None = None  # None: the reader reads all top_k passages
     hybrid: bool | None = None  # None: IndexConfig's default (BM25 fused with the dense search)
     reader: Mapping[str, Any] = field(default_factory=dict)
+    encoder: Mapping[str, Any] = field(default_factory=dict)  # SentenceEncoderConfig fields
     at: str = "config.yml"
 
     @property
@@ -203,6 +204,10 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
         raise ConfigError(f"{where(path, section, 'reader')}: knowledge.reader must be a "
                           "mapping (base_model, epochs, lr, extra_qa, ...).")
     reader = reader or {}
+    encoder = section.get("encoder")
+    if encoder is not None and not isinstance(encoder, dict):
+        raise ConfigError(f"{where(path, section, 'encoder')}: knowledge.encoder must be a "
+                          "mapping (base_model, epochs, lr, batch_size, ...).")
     values = {
         "kb": _typed(path, section, "kb", (str,), "a folder path"),
         "embedder": _typed(path, section, "embedder", (str,), "a model id or path"),
@@ -223,7 +228,9 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
         raise ConfigError(f"{where(path, reader, 'extra_qa')}: knowledge.reader.extra_qa must "
                           f"be a list of SQuAD-format JSON paths, got {extra!r}.")
     return KnowledgeConfig(**{k: v for k, v in values.items() if v is not None},
-                           reader={str(k): plain(v) for k, v in reader.items()}, at=at)
+                           reader={str(k): plain(v) for k, v in reader.items()},
+                           encoder={str(k): plain(v) for k, v in (encoder or {}).items()},
+                           at=at)
 
 
 def _typed(path: Path, node: Any, key: str, kinds: tuple[type, ...], what: str, *,

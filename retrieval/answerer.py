@@ -19,25 +19,32 @@ below `min_confidence`. The answer is always `passage.text[span[0]:span[1]]`.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.qa_metrics import normalize_answer
 from retrieval.reader import Reader, ReaderResult
+from retrieval.sentence_ranker import (Calibration, Candidate, SentenceRanker,
+                                       confidence_features)
+from retrieval.sentences import Sentence, SentenceTable
 from retrieval.types import Embedder, SearchHit
 
 logger = logging.getLogger(__name__)
 
 KNOWLEDGE_FILE = "knowledge.json"
-INDEX_DIR, READER_DIR = "index", "reader"
-KNOWLEDGE_FORMAT = 1
+INDEX_DIR, READER_DIR, ENCODER_DIR = "index", "reader", "sentence_encoder"
+SENTENCE_VECTORS = "sentences.npy"
+KNOWLEDGE_FORMAT = 2  # 2: sentence answers (encoder, vectors, calibration)
 _BULLET = "-*+>#|"
 
 
@@ -91,8 +98,10 @@ class AnswererConfig:
 
 @dataclass(frozen=True, slots=True)
 class AnswerTrace:
-    """Everything behind one answer: all hits, the readings of the first len(results) hits,
-    their confidences, and the per-question share of the batch's timings."""
+    """Everything behind one answer: all hits, the readings (of the first len(results) hits,
+    or of the chosen sentence), their confidences, the per-question share of the batch's
+    timings, and with sentence answers the scored candidates and `best`, the answer before
+    the threshold (what a declined question would have been answered)."""
 
     question: str
     hits: tuple[SearchHit, ...]
@@ -101,19 +110,34 @@ class AnswerTrace:
     confidences: tuple[float, ...] = ()
     retrieve_ms: float = 0.0
     read_ms: float = 0.0
+    candidates: tuple[Candidate, ...] = ()
+    best: Answer | None = None
+    features: dict[str, float] | None = None
 
 
 class Answerer:
     """Retriever + reader. `embedder=None` (or the index's own) searches with the index's text
-    search (hybrid when the index is); another embedder's vectors search the dense index."""
+    search (hybrid when the index is); another embedder's vectors search the dense index.
+    With a `ranker` the answer is a sentence (retrieval.sentence_ranker), read by the reader
+    for its span, and `calibration` gives its confidence and threshold; without one the
+    reader reads the passages (the module docstring)."""
 
     def __init__(self, index: Any, embedder: Embedder | None, reader: Reader,
                  top_k: int = 5, min_confidence: float = 0.1, *,
-                 config: AnswererConfig | None = None) -> None:
+                 config: AnswererConfig | None = None, ranker: SentenceRanker | None = None,
+                 calibration: Calibration | None = None) -> None:
         self.index = index
         self.embedder = embedder
         self.reader = reader
         self.config = config or AnswererConfig(top_k=top_k, min_confidence=min_confidence)
+        self.ranker = ranker
+        self.calibration = calibration or Calibration()
+
+    @property
+    def threshold(self) -> float:
+        """The confidence at or above which an answer is given."""
+        return self.calibration.threshold if self.ranker is not None else \
+            self.config.min_confidence
 
     def __repr__(self) -> str:
         return (f"Answerer(passages={len(self.index)}, reader={self.reader!r}, "
@@ -146,6 +170,8 @@ class Answerer:
             return []
         t0 = time.perf_counter()
         hits = self.retrieve(questions)
+        if self.ranker is not None:
+            return self._sentence_traces(list(questions), hits, t0)
         t1 = time.perf_counter()
         k = self.config.read_k or self.config.top_k
         pairs = [(q, h.passage) for q, hs in zip(questions, hits) for h in hs[:k]]
@@ -160,6 +186,57 @@ class Answerer:
             traces.append(AnswerTrace(question, tuple(hs), results, answer, confidences,
                                       *share))
         return traces
+
+    def _sentence_traces(self, questions: list[str], hits: list[list[SearchHit]],
+                         t0: float) -> list[AnswerTrace]:
+        assert self.ranker is not None
+        ranker, cal = self.ranker, self.calibration
+        candidates = ranker.candidates(questions, hits, cal.selection)
+        t1 = time.perf_counter()
+        chosen = [(i, ranker.table.sentences[c[0].sentence]) for i, c in enumerate(candidates)
+                  if c]
+        read = self.reader.read_pairs([questions[i] for i, _ in chosen],
+                                      [s.text for _, s in chosen])
+        t2 = time.perf_counter()
+        share = ((t1 - t0) * 1000 / len(questions), (t2 - t1) * 1000 / len(questions))
+        by_question = {i: (s, r) for (i, s), r in zip(chosen, read)}
+        traces = []
+        for i, question in enumerate(questions):
+            if i not in by_question:
+                answer = Answer(None, 0.0, 0.0, None, None, None, None, None, None, 0.0, None,
+                                question)
+                traces.append(AnswerTrace(question, tuple(hits[i]), (), answer, (), *share))
+                continue
+            sentence, result = by_question[i]
+            features = confidence_features(candidates[i], result.gap)
+            confidence = round(cal.confidence.prob(features), 6)
+            best = self._sentence_answer(question, hits[i], sentence, result, confidence)
+            answer = best if confidence >= cal.threshold else replace(
+                best, text=None, span=None, sentence=None, sentence_span=None, doc_id=None,
+                passage_id=None, title=None, passage=None)
+            traces.append(AnswerTrace(question, tuple(hits[i]), (result,), answer,
+                                      (confidence,), *share, tuple(candidates[i]), best,
+                                      features))
+        return traces
+
+    def _sentence_answer(self, question: str, hits: Sequence[SearchHit], sentence: Sentence,
+                         result: ReaderResult, confidence: float) -> Answer:
+        """`sentence` as an answer inside the best-ranked passage that holds it; the span is
+        the reader's best span in the sentence (the whole sentence when none fits)."""
+        assert self.ranker is not None
+        slot_of = self.ranker.slot_of
+        slots = [slot_of[h.passage.id] for h in hits if slot_of.get(h.passage.id) in
+                 sentence.passages]
+        slot = slots[0] if slots else min(sentence.passages)
+        passage = self.ranker.passages[slot]
+        at = sentence.passages[slot]
+        span = result.best
+        s0, s1 = (span.start, span.end) if span is not None else (0, len(sentence.text))
+        text = sentence.text[s0:s1]
+        score = span.score if span is not None else 0.0
+        return Answer(text, score, result.null_score, passage.doc_id, passage.id,
+                      passage.title, (at + s0, at + s1), sentence.text,
+                      (at, at + len(sentence.text)), confidence, passage.text, question)
 
     def combine(self, question: str, hits: Sequence[SearchHit],
                 results: Sequence[ReaderResult]) -> tuple[Answer, tuple[float, ...]]:
@@ -251,7 +328,9 @@ def _sigmoid(x: float) -> float:
 
 @dataclass(frozen=True, slots=True)
 class KnowledgeSettings:
-    """knowledge.json: how the knowledge directory was built and how to answer with it."""
+    """knowledge.json: how the knowledge directory was built and how to answer with it.
+    `sentence_encoder` (a folder in the directory) and `calibration` (Calibration.to_dict)
+    make the answers sentences; without them the reader reads passages (format 1)."""
 
     embedder: str
     top_k: int = 5
@@ -262,6 +341,11 @@ class KnowledgeSettings:
     fingerprint: str = ""
     report: dict[str, Any] = field(default_factory=dict)
     format_version: int = KNOWLEDGE_FORMAT
+    sentence_encoder: str | None = None
+    sentences_hash: str = ""
+    calibration: dict[str, Any] = field(default_factory=dict)
+    reader_fingerprint: str = ""
+    encoder_fingerprint: str = ""
 
 
 def read_settings(knowledge_dir: str | Path) -> KnowledgeSettings:
@@ -298,4 +382,34 @@ def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
     reader = Reader.from_dir(root / READER_DIR, **overrides)
     values = {"top_k": settings.top_k, "min_confidence": settings.min_confidence,
               "read_k": settings.read_k, **config}
-    return Answerer(index, None, reader, config=AnswererConfig(**values))
+    ranker = sentence_ranker(root, index, settings, device=device or "cpu") \
+        if settings.sentence_encoder else None
+    return Answerer(index, None, reader, config=AnswererConfig(**values), ranker=ranker,
+                    calibration=Calibration.from_dict(settings.calibration))
+
+
+def sentences_hash(table: SentenceTable) -> str:
+    """Changes when any sentence (or its title) changes: saved vectors are then stale."""
+    digest = hashlib.sha256()
+    for s in table.sentences:
+        digest.update(f"{s.doc_id}\0{s.search_text}\n".encode("utf-8"))
+    return digest.hexdigest()[:16]
+
+
+def sentence_ranker(root: Path, index: Any, settings: KnowledgeSettings, *,
+                    device: str = "cpu") -> SentenceRanker:
+    """The SentenceRanker of a knowledge directory: the sentences of the index, the fine-tuned
+    encoder, and the saved sentence vectors (encoded again when the KB changed since)."""
+    from retrieval.embedder import SentenceTransformerEmbedder
+
+    table = SentenceTable.from_passages(index.passages)
+    encoder = SentenceTransformerEmbedder(str(root / (settings.sentence_encoder or ENCODER_DIR)),
+                                          device=device)
+    path = root / SENTENCE_VECTORS
+    vectors = np.load(path) if path.is_file() else None
+    if vectors is None or settings.sentences_hash != sentences_hash(table) or \
+            vectors.shape[0] != len(table):
+        logger.warning("retrieval.answerer.sentences_stale dir=%s: encoding %d sentences "
+                       "(run `xingkong train knowledge` to save them)", root, len(table))
+        vectors = encoder.encode([s.search_text for s in table.sentences])
+    return SentenceRanker(table, index.passages, encoder, vectors)

@@ -1,34 +1,32 @@
-"""Build, calibrate and evaluate the knowledge-base question answering.
+"""Evaluate the knowledge-base question answering on a SQuAD-format test set.
 
-    report = build_knowledge("data/kb", "models/knowledge")          # index + reader + calibration
     answerer = load_answerer("models/knowledge")
-    result = evaluate_kb(answerer, "tests/kb_test.json", out_path="kb_report.json")
+    result = evaluate_kb(answerer, "tests/kb_test.json", out_path="kb_report.json",
+                         reliability_png="kb_reliability.png")
 
 Evaluation: retrieval recall@1/@5 and MRR on answerable questions (a hit is a retrieved
 passage of the gold document - the SQuAD title is the document path without suffix - that
-contains a gold answer text); EM/F1 on answerable questions through the whole pipeline and
-with the gold context (reader alone); no-answer accuracy on unanswerable ones (both ways);
-latency per question; the list of wrong answers with what went wrong.
+contains a gold answer text); what the guest reads (`sentence`): the share of answerable
+questions whose reply sentence contains a gold answer (answered and right), the same before
+the confidence threshold (the best sentence), the share answered, and the share of
+unanswerable ones declined; span EM/F1 on answerable questions through the whole pipeline and
+with the gold context (reader alone); the reliability of the confidence (10 bins, expected
+calibration error; a PNG diagram when asked); latency per question; the wrong answers.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
-import shutil
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import replace
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-from retrieval.answerer import (INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDGE_FORMAT, READER_DIR, Answerer,
-                                AnswererConfig, AnswerTrace, KnowledgeSettings)
-from retrieval.errors import RetrievalError
+from retrieval.answerer import Answer, Answerer, AnswerTrace
 from retrieval.qa_metrics import (QAExample, exact_match, f1, first_hit_rank, load_qa,
-                                  mean_reciprocal_rank, percentile, recall_at_k, squad_scores)
-from retrieval.reader import Reader
+                                  mean_reciprocal_rank, normalize_answer, percentile, recall_at_k,
+                                  squad_scores)
 
 logger = logging.getLogger(__name__)
 
@@ -46,9 +44,65 @@ def is_hit(hit_doc_id: str, passage_text: str, example: QAExample) -> bool:
         a and a in passage_text for a in example.answer_texts)
 
 
+def contains_answer(sentence: str | None, golds: Sequence[str]) -> bool:
+    """Whether `sentence` holds one of the gold answers (SQuAD-normalised)."""
+    if not sentence:
+        return False
+    norm = normalize_answer(sentence)
+    return any(normalize_answer(g) and normalize_answer(g) in norm for g in golds)
+
+
+def reliability(confidences: Sequence[float], correct: Sequence[bool],
+                bins: int = 10) -> dict[str, Any]:
+    """Per confidence bin: count, mean confidence, accuracy; and the expected calibration
+    error (the count-weighted mean |accuracy - confidence|)."""
+    rows = []
+    for b in range(bins):
+        lo, hi = b / bins, (b + 1) / bins
+        idx = [i for i, c in enumerate(confidences) if lo <= c < hi or (b == bins - 1
+                                                                          and c == 1.0)]
+        if idx:
+            rows.append({"bin": [round(lo, 2), round(hi, 2)], "count": len(idx),
+                         "confidence": round(sum(confidences[i] for i in idx) / len(idx), 4),
+                         "accuracy": round(sum(correct[i] for i in idx) / len(idx), 4)})
+    n = max(1, len(confidences))
+    ece = sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / n
+    return {"bins": rows, "ece": round(ece, 4), "questions": len(confidences)}
+
+
+def plot_reliability(table: Mapping[str, Any], path: str | Path, title: str = "") -> Path:
+    """The reliability diagram of `reliability()` as a PNG (matplotlib, no display)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(5, 6), sharex=True,
+                                      gridspec_kw={"height_ratios": [3, 1]})
+    rows = table["bins"]
+    centres = [(r["bin"][0] + r["bin"][1]) / 2 for r in rows]
+    top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
+    top.bar(centres, [r["accuracy"] for r in rows], width=0.09, alpha=0.7, label="accuracy")
+    top.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-",
+             color="black", label="mean confidence")
+    top.set_ylabel("share right (sentence holds the answer)")
+    top.set_title(f"{title}  ECE {table['ece']:.3f}".strip())
+    top.legend(loc="upper left", fontsize=8)
+    bottom.bar(centres, [r["count"] for r in rows], width=0.09, color="grey")
+    bottom.set_xlabel("confidence")
+    bottom.set_ylabel("questions")
+    bottom.set_xlim(0, 1)
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return Path(path)
+
+
 def evaluate_kb(answerer: Answerer, test_path: str | Path | Sequence[QAExample], *,
                 batch_size: int = 1, limit: int | None = None, gold_context: bool = True,
-                out_path: str | Path | None = None, max_errors: int = 500) -> dict[str, Any]:
+                out_path: str | Path | None = None, max_errors: int = 500,
+                reliability_png: str | Path | None = None) -> dict[str, Any]:
     """The evaluation report (a JSON-able dict; also written to `out_path`). `batch_size=1`
     times each question alone, as a user would see it."""
     examples = (load_qa(test_path) if isinstance(test_path, (str, Path))
@@ -73,7 +127,17 @@ def evaluate_kb(answerer: Answerer, test_path: str | Path | Sequence[QAExample],
                       "mrr": round(mean_reciprocal_rank(ranks), 4),
                       "top_k": answerer.config.top_k},
         "pipeline": pipeline,
+        "sentence": sentence_scores(examples, traces),
     }
+    best = [_best(t) for t in traces]
+    right = [not e.is_impossible and b.text is not None and contains_answer(
+        b.sentence, e.answer_texts) for e, b in zip(examples, best)]
+    report["reliability"] = reliability([b.confidence for b in best], right)
+    report["reliability"]["threshold"] = answerer.threshold
+    if reliability_png is not None:
+        name = Path(str(report["test_path"])).name
+        report["reliability"]["png"] = str(plot_reliability(report["reliability"],
+                                                             reliability_png, name))
     if gold_context:
         read = answerer.reader.read_pairs([e.question for e in examples],
                                           [e.context for e in examples])
@@ -86,6 +150,7 @@ def evaluate_kb(answerer: Answerer, test_path: str | Path | Sequence[QAExample],
         "retrieve_p50": round(percentile([t.retrieve_ms for t in traces], 50), 2),
         "read_p50": round(percentile([t.read_ms for t in traces], 50), 2)}
     report["settings"] = {"reader": answerer.reader.config.to_dict(),
+                          "mode": "sentence" if answerer.ranker is not None else "passage",
                           "answerer": {"top_k": answerer.config.top_k,
                                        "read_k": answerer.config.read_k,
                                        "min_confidence": answerer.config.min_confidence,
@@ -100,10 +165,31 @@ def evaluate_kb(answerer: Answerer, test_path: str | Path | Sequence[QAExample],
         Path(out_path).parent.mkdir(parents=True, exist_ok=True)
         Path(out_path).write_text(json.dumps(report, indent=2, ensure_ascii=False) + "\n",
                                   encoding="utf-8")
-    logger.info("retrieval.kb_eval recall@5=%.3f em=%.3f f1=%.3f no_answer=%.3f",
-                report["retrieval"]["recall@5"], pipeline["exact"], pipeline["f1"],
-                pipeline["no_answer_accuracy"])
+    logger.info("retrieval.kb_eval recall@5=%.3f answered_right=%.3f f1=%.3f no_answer=%.3f",
+                report["retrieval"]["recall@5"], report["sentence"]["answered_right"],
+                pipeline["f1"], pipeline["no_answer_accuracy"])
     return report
+
+
+def sentence_scores(examples: Sequence[QAExample],
+                    traces: Sequence[AnswerTrace]) -> dict[str, float]:
+    """What the guest reads: see the module docstring."""
+    pairs = [(e, t) for e, t in zip(examples, traces) if not e.is_impossible]
+    none = [t for e, t in zip(examples, traces) if e.is_impossible]
+    n = max(1, len(pairs))
+    return {
+        "answered_right": round(sum(contains_answer(t.answer.sentence, e.answer_texts)
+                                    for e, t in pairs) / n, 4),
+        "best_sentence_right": round(sum(contains_answer(_best(t).sentence, e.answer_texts)
+                                         for e, t in pairs) / n, 4),
+        "answered": round(sum(t.answer.text is not None for _, t in pairs) / n, 4),
+        "declined_unanswerable": round(sum(t.answer.text is None for t in none)
+                                       / max(1, len(none)), 4)}
+
+
+def _best(trace: AnswerTrace) -> Answer:
+    """The answer before the confidence threshold (the answer itself in passage mode)."""
+    return trace.best if trace.best is not None else trace.answer
 
 
 def _summary(scores: Mapping[str, float]) -> dict[str, float]:
@@ -138,132 +224,3 @@ def _count(kinds: Any) -> dict[str, int]:
     for kind in kinds:
         out[kind] = out.get(kind, 0) + 1
     return dict(sorted(out.items()))
-
-
-# ------------------------------------------------------------------ calibration
-
-def calibrate_answerer(answerer: Answerer, examples: Sequence[QAExample], *,
-                       answer_weight: float | None = None,
-                       margin_steps: Sequence[float] = (-4, -3, -2, -1.5, -1, -0.5, 0, 0.5, 1,
-                                                        2),
-                       confidences: Sequence[float] = (0.0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3,
-                                                       0.4, 0.5)) -> dict[str, Any]:
-    """Grid search over (reader margin + step, min_confidence) of the whole pipeline on
-    `examples` (read once; only the decision is replayed), maximising
-    reader_training.objective (by default per question: (EM + F1) / 2 on answerable,
-    no-answer correctness on unanswerable). Ties prefer the smallest change."""
-    from retrieval.reader_training import objective
-
-    traces = answerer.trace_batch([e.question for e in examples])
-    base_margin, base_conf = answerer.reader.margin, answerer.config.min_confidence
-    rows = []
-    for step in margin_steps:
-        for conf in confidences:
-            probe = Answerer(answerer.index, answerer.embedder, answerer.reader,
-                             config=replace(answerer.config, min_confidence=conf))
-            preds = []
-            for t in traces:
-                results = [replace(r, margin=base_margin + step) for r in t.results]
-                preds.append(probe.combine(t.question, t.hits, results)[0].text)
-            em, fs, na = [], [], []
-            for e, p in zip(examples, preds):
-                if e.is_impossible:
-                    na.append(float(p is None))
-                else:
-                    em.append(exact_match(p, e.answer_texts))
-                    fs.append(f1(p, e.answer_texts))
-            score = objective(em, fs, na, answer_weight)
-            cost = abs(step) + abs(conf - base_conf)
-            rows.append((round(score, 6), -cost, base_margin + step, conf, _mean(em),
-                         _mean(fs), _mean(na)))
-    best = max(rows)
-    return {"margin": round(best[2], 4), "min_confidence": best[3], "objective": best[0],
-            "has_ans_exact": round(best[4], 4), "has_ans_f1": round(best[5], 4),
-            "no_ans_accuracy": round(best[6], 4), "questions": len(examples),
-            "before": {"margin": base_margin, "min_confidence": base_conf}}
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0
-
-
-# ------------------------------------------------------------------ building
-
-def build_knowledge(kb_dir: str | Path, out_dir: str | Path = "models/knowledge",
-                    embedder_id: str | None = None,
-                    reader_options: Mapping[str, Any] | None = None, *,
-                    qa_path: str | Path | None = None, index_config: Any = None,
-                    top_k: int = 5, read_k: int | None = None, rebuild: bool = False,
-                    retrain: bool = False, calibrate: bool = True,
-                    embedder: Any = None, reader_from: str | Path | None = None) -> dict[str, Any]:
-    """Build the knowledge directory `out_dir`: index/ (the KB index, updated in place when
-    only documents changed), reader/ (trained on `qa_path`, default kb_dir/qa.json, with
-    `reader_options` for train_reader: base_model, epochs, lr, extra_qa_paths, ...; skipped
-    when the QA data and options are unchanged unless `retrain`) and knowledge.json (embedder,
-    top_k, the pipeline-calibrated margin and min_confidence). `embedder` replaces the one
-    named by `embedder_id` (tests). `reader_from`: copy this already-trained reader directory
-    instead of training (then calibrated on its report's holdout). Returns a report."""
-    from retrieval.embedder import DEFAULT_MODEL, get_embedder
-    from retrieval.index import build_or_load
-    from retrieval.reader_training import TRAINING_REPORT, train_reader
-
-    started = time.perf_counter()
-    root, options = Path(out_dir), dict(reader_options or {})
-    qa = Path(qa_path) if qa_path is not None else Path(kb_dir) / "qa.json"
-    embedder = embedder or get_embedder(embedder_id or DEFAULT_MODEL)
-    index = build_or_load(kb_dir, root / INDEX_DIR, embedder, index_config, rebuild=rebuild)
-    fingerprint = hashlib.sha256(qa.read_bytes() + json.dumps(
-        [options, str(reader_from)], sort_keys=True, default=str).encode()).hexdigest()[:16]
-    previous = _previous(root)
-    reuse = (not retrain and previous is not None and previous.fingerprint == fingerprint
-             and (root / READER_DIR / TRAINING_REPORT).exists())
-    if reuse:
-        assert previous is not None
-        logger.info("retrieval.knowledge.reader_up_to_date path=%s", root / READER_DIR)
-        train = json.loads((root / READER_DIR / TRAINING_REPORT).read_text(encoding="utf-8"))
-        margin, min_conf = previous.reader_margin, previous.min_confidence
-        calibration = previous.report.get("calibration", {})
-    else:
-        if reader_from is not None:
-            target = root / READER_DIR
-            if Path(reader_from).resolve() != target.resolve():
-                shutil.rmtree(target, ignore_errors=True)
-                shutil.copytree(reader_from, target)
-            train = json.loads((target / TRAINING_REPORT).read_text(encoding="utf-8")) if (
-                target / TRAINING_REPORT).exists() else {"holdout": {}}
-        else:
-            options.setdefault("out_dir", root / READER_DIR)
-            train = train_reader(load_qa(qa), **options).to_dict()
-        margin, min_conf, calibration = None, 0.1, {}
-        if calibrate and train["holdout"].get("ids"):
-            held = set(train["holdout"]["ids"])
-            examples = [e for e in load_qa(qa) if e.id in held]
-            device = options.get("device", "cpu")
-            answerer = Answerer(index, None, Reader.from_dir(root / READER_DIR, device=device),
-                                config=AnswererConfig(top_k=top_k, read_k=read_k))
-            calibration = calibrate_answerer(answerer, examples)
-            margin, min_conf = calibration["margin"], calibration["min_confidence"]
-    settings = KnowledgeSettings(
-        embedder=embedder.name, top_k=top_k, min_confidence=min_conf, read_k=read_k,
-        reader_margin=margin, built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        fingerprint=fingerprint, report={"calibration": calibration, "qa_path": str(qa)})
-    data = {k: getattr(settings, k) for k in KnowledgeSettings.__dataclass_fields__}
-    (root / KNOWLEDGE_FILE).write_text(json.dumps(data, indent=2, default=str) + "\n",
-                                       encoding="utf-8")
-    return {"out_dir": str(root), "index": {"passages": len(index), "documents":
-                                            len(index.doc_slots), "kind": index.kind},
-            "reader": {k: v for k, v in train.items() if k != "holdout"},
-            "reader_holdout": {k: v for k, v in train.get("holdout", {}).items() if k != "ids"},
-            "calibration": calibration, "reused_reader": reuse,
-            "seconds": round(time.perf_counter() - started, 1)}
-
-
-def _previous(root: Path) -> KnowledgeSettings | None:
-    from retrieval.answerer import read_settings
-
-    try:
-        settings = read_settings(root)
-    except (RetrievalError, OSError, ValueError, TypeError) as exc:
-        logger.debug("retrieval.knowledge.no_previous reason=%s", exc)
-        return None
-    return settings if settings.format_version == KNOWLEDGE_FORMAT else None

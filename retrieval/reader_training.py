@@ -95,9 +95,11 @@ class TrainReport:
 def train_reader(train_examples: Sequence[QAExample] | str | Path,
                  base_model: str = DEFAULT_READER_BASE, out_dir: str | Path = "models/reader",
                  epochs: float = 3.0, lr: float = 1e-4, *,
-                 extra_qa_paths: Sequence[str | Path] = (), **options: Any) -> TrainReport:
+                 extra_qa_paths: Sequence[str | Path] = (),
+                 extra_examples: Sequence[QAExample] = (), **options: Any) -> TrainReport:
     """Train (or, with epochs=0, only calibrate) a reader; save it to `out_dir` (safetensors
-    weights, tokenizer, reader_config.json with the margin, training_report.json)."""
+    weights, tokenizer, reader_config.json with the margin, training_report.json).
+    `extra_examples` are trained on and never held out (generated questions)."""
     import torch
 
     config = TrainConfig(base_model=base_model, epochs=epochs, lr=lr,
@@ -116,6 +118,7 @@ def train_reader(train_examples: Sequence[QAExample] | str | Path,
                                hard=config.hard_negatives)
     extra = [ex for path in config.extra_qa_paths for ex in load_qa(path,
                                                                     limit=config.extra_limit)]
+    extra += list(extra_examples)
     reader = Reader(config.reader_config())
     tokenizer, model = _load_model(config)
     reader.set_model(model, tokenizer)

@@ -1,6 +1,6 @@
 """The answerer on the tiny KB with a fake embedder and a fake reader: the combination of
 retrieval and span scores, no-answer decisions, sentences and offsets, batch API; evaluation
-and calibration of the pipeline; building and loading a knowledge directory."""
+of the pipeline; building and loading a knowledge directory (sentence answers)."""
 
 from __future__ import annotations
 
@@ -18,11 +18,13 @@ from retrieval.answerer import (KNOWLEDGE_FILE, Answer, Answerer, AnswererConfig
                                 load_answerer, passage_confidences, sentence_bounds)
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.index import KnowledgeIndex
-from retrieval.kb_eval import build_knowledge, calibrate_answerer, doc_key, evaluate_kb
+from retrieval.kb_eval import doc_key, evaluate_kb
+from retrieval.knowledge_build import KnowledgeBuild, build_knowledge
 from retrieval.passages import load_documents
 from retrieval.reader import ReaderConfig, ReaderResult, Span
+from retrieval.sentence_encoder import SentenceEncoderConfig
 from retrieval.types import IndexConfig, Passage, SearchHit
-from tests.fakes import FakeEmbedder, build_tiny_reader
+from tests.fakes import FakeEmbedder, build_tiny_reader, write_tiny_bert
 
 KB_TINY = Path(__file__).resolve().parent.parent / "fixtures" / "kb_tiny"
 
@@ -190,15 +192,6 @@ def test_evaluate_kb_reports_every_metric(index: KnowledgeIndex, tmp_path: Path)
     assert doc_key("policies/pets.md") == "policies/pets" == doc_key("policies/pets")
 
 
-def test_calibration_replays_the_decision(index: KnowledgeIndex, tmp_path: Path) -> None:
-    from retrieval.qa_metrics import load_qa
-
-    examples = load_qa(_test_set(tmp_path))
-    chosen = calibrate_answerer(_answerer(index), examples)
-    assert chosen["no_ans_accuracy"] == 1.0 and chosen["has_ans_exact"] == 0.5
-    assert chosen["margin"] == 0.0 and chosen["min_confidence"] == 0.1  # smallest change
-
-
 # ------------------------------------------------------------------ knowledge directory
 
 def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
@@ -214,20 +207,38 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     options = {"base_model": str(build_tiny_reader(tmp_path / "tiny")), "epochs": 1, "lr": 1e-3,
                "batch_size": 4, "max_length": 96, "doc_stride": 16, "max_question_tokens": 16,
                "holdout_fraction": 0.2, "progress": False, "num_threads": None}
+    encoder = SentenceEncoderConfig(base_model=str(tiny_encoder(tmp_path / "enc")),
+                                    batch_size=8, num_threads=None)
     out = tmp_path / "knowledge"
-    report = build_knowledge(kb, out, reader_options=options, embedder=FakeEmbedder())
-    assert report["index"]["documents"] == 5 and not report["reused_reader"]
-    assert {"margin", "min_confidence"} <= set(report["calibration"])
-    assert (out / KNOWLEDGE_FILE).exists() and (out / "index" / "manifest.json").exists()
-    assert (out / "reader" / "model.safetensors").exists()
+    build = KnowledgeBuild(kb_dir=kb, out_dir=out, reader=options, encoder=encoder,
+                           generated=40, held_generated=10)
+    report = build_knowledge(build, embedder=FakeEmbedder())
+    assert report.documents == 5 and report.sentences > 20 and report.reused == ()
+    assert report.generated["train_generated"] > 0
+    assert 0.0 <= report.calibration["threshold"] <= 1.0
+    for part in (KNOWLEDGE_FILE, "index/manifest.json", "reader/model.safetensors",
+                 "sentence_encoder", "sentences.npy"):
+        assert (out / part).exists(), part
     answerer = load_answerer(out, embedder=FakeEmbedder())
-    assert answerer.reader.margin == report["calibration"]["margin"]
-    answer = answerer.answer("How much is a shirt?")
-    assert isinstance(answer, Answer)
-    if answer.text is not None:
-        assert answer.passage and answer.span
-        assert answer.passage[answer.span[0]:answer.span[1]] == answer.text
-    again = build_knowledge(kb, out, reader_options=options, embedder=FakeEmbedder())
-    assert again["reused_reader"] and again["calibration"] == report["calibration"]
+    assert answerer.ranker is not None
+    assert answerer.threshold == report.calibration["threshold"]
+    trace = answerer.trace_batch(["How much is a shirt?"])[0]
+    best = trace.best
+    assert best is not None and best.sentence and best.passage and best.span
+    assert best.passage[best.sentence_span[0]:best.sentence_span[1]] == best.sentence
+    assert best.passage[best.span[0]:best.span[1]] == best.text
+    assert best.text in best.sentence and 0.0 <= best.confidence <= 1.0
+    assert (trace.answer.text is None) == (best.confidence < answerer.threshold)
+    again = build_knowledge(build, embedder=FakeEmbedder())
+    assert again.reused == ("reader", "encoder", "calibration")
+    assert again.calibration == report.calibration
     with pytest.raises(RetrievalError):
         load_answerer(tmp_path / "nowhere", embedder=FakeEmbedder())
+
+
+def tiny_encoder(path: Path) -> Path:
+    """A random tiny BERT whose vocabulary covers the tiny KB (mean pooling when loaded)."""
+    words = sorted({w for f in KB_TINY.glob("*.md")
+                    for w in re.findall(r"\w+|[^\w\s]", f.read_text().lower())})
+    path.mkdir(parents=True)
+    return write_tiny_bert(path, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "?"])

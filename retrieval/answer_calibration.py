@@ -1,0 +1,117 @@
+"""Fit the sentence selection and the answer confidence on held-out questions.
+
+    calibration = fit_calibration(answerer, held_out)    # a retrieval.sentence_ranker.Calibration
+
+`held_out` are `LabelledQuestion`s nothing was trained on: answerable ones know the ids of
+their gold sentences, unanswerable ones have none. Two passes over the same questions:
+
+1. selection: every candidate sentence of every answerable question is a row (label: it is a
+   gold sentence); a logistic regression over sentence_ranker.FEATURES;
+2. confidence: with that selection, every question is a row (label: the chosen sentence is a
+   gold one; always 0 for an unanswerable question); a logistic regression over
+   CONFIDENCE_FEATURES, so the confidence reads as "probability the sentence answers".
+
+The threshold maximises the mean of the answered-and-right rate on answerable questions and
+the declined rate on unanswerable ones (each kind weighs the same whatever its count); ties
+prefer the lower threshold. Nothing here ever sees a test set.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+from retrieval.sentence_ranker import (CONFIDENCE_FEATURES, DEFAULT_CONFIDENCE,
+                                       DEFAULT_SELECTION, FEATURES, Calibration, Logistic,
+                                       confidence_features)
+
+logger = logging.getLogger(__name__)
+
+THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledQuestion:
+    """A held-out question and the ids of the sentences that answer it (none: unanswerable);
+    `source` says where it came from ("qa", "generated") for the report."""
+
+    question: str
+    gold: tuple[int, ...]
+    source: str = "qa"
+
+
+def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion]) -> Calibration:
+    """The Calibration of `answerer` (which must have a sentence ranker) on `questions`."""
+    ranker = answerer.ranker
+    texts = [q.question for q in questions]
+    hits = answerer.retrieve(texts)
+    first = ranker.candidates(texts, hits, answerer.calibration.selection)
+    rows, labels = [], []
+    for q, cands in zip(questions, first):
+        if q.gold:
+            for c in cands:
+                rows.append(c.features)
+                labels.append(int(c.sentence in q.gold))
+    notes: list[str] = []
+    selection = _fit_or_default(rows, labels, FEATURES, DEFAULT_SELECTION, "selection", notes)
+    chosen = ranker.candidates(texts, hits, selection)
+    picked = [(i, c) for i, c in enumerate(chosen) if c]
+    read = answerer.reader.read_pairs([texts[i] for i, _ in picked],
+                                      [ranker.table.sentences[c[0].sentence].text
+                                       for _, c in picked])
+    features: dict[int, dict[str, float]] = {
+        i: confidence_features(c, r.gap) for (i, c), r in zip(picked, read)}
+    right = [int(bool(chosen[i]) and chosen[i][0].sentence in q.gold)
+             for i, q in enumerate(questions)]
+    kept = [i for i in range(len(questions)) if i in features]
+    confidence = _fit_or_default([features[i] for i in kept], [right[i] for i in kept],
+                                 CONFIDENCE_FEATURES, DEFAULT_CONFIDENCE, "confidence", notes)
+    probs = {i: confidence.prob(features[i]) for i in kept}
+    threshold, table = choose_threshold(questions, right, probs)
+    answerable = [q for q in questions if q.gold]
+    report = {"questions": len(questions), "answerable": len(answerable),
+              "unanswerable": len(questions) - len(answerable),
+              "by_source": _by_source(questions),
+              "selection_accuracy": round(sum(right[i] for i, q in enumerate(questions)
+                                              if q.gold) / max(1, len(answerable)), 4),
+              "threshold_table": table, "notes": notes}
+    logger.info("retrieval.calibration threshold=%.2f selection_accuracy=%.3f", threshold,
+                report["selection_accuracy"])
+    return replace(Calibration(selection, confidence, threshold), report=report)
+
+
+def _fit_or_default(rows: Sequence[dict[str, float]], labels: Sequence[int],
+                    features: Sequence[str], default: Logistic, name: str,
+                    notes: list[str]) -> Logistic:
+    """The fitted regression, or `default` (noted) when the slice has one class only."""
+    if len(set(labels)) < 2:
+        notes.append(f"{name}: held-out slice has only label {set(labels) or '{}'}; "
+                     "untrained default weights kept")
+        logger.warning("retrieval.calibration.default model=%s rows=%d", name, len(rows))
+        return default
+    return Logistic.fit(rows, labels, features)
+
+
+def choose_threshold(questions: Sequence[LabelledQuestion], right: Sequence[int],
+                     probs: dict[int, float]) -> tuple[float, list[dict[str, float]]]:
+    """(threshold, per threshold: answered-and-right rate, declined rate, objective)."""
+    table = []
+    for t in THRESHOLDS:
+        ans = [right[i] and probs.get(i, 0.0) >= t for i, q in enumerate(questions) if q.gold]
+        dec = [probs.get(i, 0.0) < t for i, q in enumerate(questions) if not q.gold]
+        rate_a = sum(ans) / len(ans) if ans else 0.0
+        rate_d = sum(dec) / len(dec) if dec else 1.0
+        table.append({"threshold": t, "answered_right": round(rate_a, 4),
+                      "declined": round(rate_d, 4), "objective": round((rate_a + rate_d) / 2, 4)})
+    best = max(table, key=lambda row: (row["objective"], -row["threshold"]))
+    return best["threshold"], table
+
+
+def _by_source(questions: Sequence[LabelledQuestion]) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for q in questions:
+        key = f"{q.source}_{'answerable' if q.gold else 'unanswerable'}"
+        out[key] = out.get(key, 0) + 1
+    return dict(sorted(out.items()))

@@ -1,0 +1,330 @@
+"""Build the knowledge directory that `load_answerer` reads.
+
+    report = build_knowledge(KnowledgeBuild(kb_dir=Path("data/kb")))
+    answerer = load_answerer("models/knowledge")
+
+Four steps, each its own function, each skipped when what it is built from did not change:
+
+1. `build_index`: the passage index (documents re-embedded in place when they change);
+2. `build_reader`: the extractive reader, trained on qa.json's training split plus every
+   training question again with its answer sentence alone as context plus generated
+   questions (retrieval.question_gen), or copied from `reader_from`, or reused;
+3. `build_encoder`: the sentence encoder fine-tuned (retrieval.sentence_encoder) on the
+   training split and generated questions, and the vectors of every KB sentence;
+4. `calibrate`: sentence selection, answer confidence and its threshold
+   (retrieval.answer_calibration) on the held-out split of qa.json (the reader's own
+   holdout: same fraction and seed), held-out generated questions (from sentences no model
+   trained on) and generated unanswerable ones.
+
+The layout of `out_dir`: knowledge.json (settings, calibration, fingerprints), index/,
+reader/, sentence_encoder/, sentences.npy.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import random
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.answer_calibration import LabelledQuestion, fit_calibration
+from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDGE_FORMAT,
+                                READER_DIR, SENTENCE_VECTORS, Answerer, AnswererConfig,
+                                KnowledgeSettings, read_settings, sentence_ranker,
+                                sentences_hash)
+from retrieval.embedder import DEFAULT_MODEL
+from retrieval.errors import RetrievalConfigError, RetrievalError
+from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
+                                    guest_voice, place_of)
+from retrieval.qa_metrics import QAExample, load_qa
+from retrieval.reader import Reader
+from retrieval.sentence_encoder import SentenceEncoderConfig, Triple, fit_sentence_encoder
+from retrieval.sentences import SentenceTable, answer_sentences
+from retrieval.types import Embedder, IndexConfig
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeBuild:
+    """What to build. `reader` holds train_reader options (base_model, epochs, lr,
+    extra_qa_paths, ...); `generated` caps the generated questions used for training the
+    encoder and the reader (0: none); `held_generated` the generated answerable ones held out
+    for calibration. `rebuild` re-embeds every document; `retrain` trains even when nothing
+    changed; `reader_from` copies an already-trained reader instead of training one."""
+
+    kb_dir: Path
+    out_dir: Path = Path("models/knowledge")
+    embedder: str = DEFAULT_MODEL
+    qa_path: Path | None = None
+    index: IndexConfig = IndexConfig()
+    reader: Mapping[str, Any] = field(default_factory=dict)
+    encoder: SentenceEncoderConfig = SentenceEncoderConfig()
+    top_k: int = 5
+    read_k: int | None = None
+    generated: int = 600
+    held_generated: int = 150
+    rebuild: bool = False
+    retrain: bool = False
+    reader_from: Path | None = None
+    seed: int = 13
+
+    def __post_init__(self) -> None:
+        if self.top_k < 1 or (self.read_k is not None and self.read_k < 1):
+            raise RetrievalConfigError(f"top_k and read_k must be >= 1 (got {self.top_k}, "
+                                       f"{self.read_k})")
+        if self.generated < 0 or self.held_generated < 0:
+            raise RetrievalConfigError("generated and held_generated must be >= 0")
+        unknown = set(self.reader) - _reader_fields()
+        if unknown:
+            raise RetrievalConfigError(f"unknown reader option(s) {sorted(unknown)}; "
+                                       f"known: {sorted(_reader_fields())}")
+
+    @property
+    def qa(self) -> Path:
+        return self.qa_path if self.qa_path is not None else Path(self.kb_dir) / "qa.json"
+
+
+@dataclass(frozen=True, slots=True)
+class KnowledgeReport:
+    """What `build_knowledge` did; `reused` names the steps skipped as up to date."""
+
+    out_dir: str
+    documents: int
+    passages: int
+    sentences: int
+    index_kind: str
+    reader: dict[str, Any]
+    encoder: dict[str, Any]
+    calibration: dict[str, Any]
+    generated: dict[str, int]
+    reused: tuple[str, ...]
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(slots=True)
+class _Data:
+    """The questions of one build, split once: what trains, what calibrates."""
+
+    train: list[QAExample]
+    held: list[QAExample]
+    table: SentenceTable
+    gold: dict[str, list[int]]  # example id -> gold sentence ids
+    generated_train: list[Generated]
+    generated_held: list[Generated]
+
+
+def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
+                    ) -> KnowledgeReport:
+    """Build (or bring up to date) `build.out_dir`; `embedder` replaces the one named by
+    `build.embedder` (tests)."""
+    from retrieval.embedder import get_embedder
+
+    started = time.perf_counter()
+    root = Path(build.out_dir)
+    embedder = embedder if embedder is not None else get_embedder(build.embedder)
+    index = build_index(build, embedder)
+    data = split_data(build, index)
+    previous = _previous(root)
+    reused: list[str] = []
+    reader_fp = _digest(build.qa.read_bytes(), dict(build.reader), str(build.reader_from),
+                        sentences_hash(data.table), build.generated, build.seed)
+    if (not build.retrain and previous is not None and previous.reader_fingerprint == reader_fp
+            and (root / READER_DIR).is_dir()):
+        reused.append("reader")
+        reader_report = previous.report.get("reader", {})
+    else:
+        reader_report = build_reader(build, data)
+    encoder_fp = _digest(reader_fp, build.encoder.to_dict(), build.embedder)
+    encoder_fp_ok = (previous is not None and previous.encoder_fingerprint == encoder_fp
+                     and (root / ENCODER_DIR).is_dir() and (root / SENTENCE_VECTORS).is_file())
+    if not build.retrain and encoder_fp_ok and "reader" in reused:
+        reused.append("encoder")
+        encoder_report = previous.report.get("encoder", {}) if previous else {}
+    else:
+        encoder_report = build_encoder(build, data)
+    settings = KnowledgeSettings(
+        embedder=embedder.name, top_k=build.top_k, read_k=build.read_k,
+        built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        sentence_encoder=ENCODER_DIR, sentences_hash=sentences_hash(data.table),
+        reader_fingerprint=reader_fp, encoder_fingerprint=encoder_fp)
+    if set(reused) == {"reader", "encoder"} and previous is not None and previous.calibration:
+        reused.append("calibration")
+        calibration = previous.calibration
+    else:
+        calibration = json.loads(json.dumps(calibrate(build, data, index, settings).to_dict()))
+    counts = {"train_generated": len(data.generated_train),
+              "held_generated": len(data.generated_held),
+              "held_qa": len(data.held)}
+    settings = replace(settings, calibration=calibration, report={
+        "reader": reader_report, "encoder": encoder_report, "generated": counts,
+        "qa_path": str(build.qa)})
+    _write_settings(root, settings)
+    return KnowledgeReport(str(root), len(index.doc_slots), len(index), len(data.table),
+                           index.kind, reader_report, encoder_report, calibration, counts,
+                           tuple(reused), round(time.perf_counter() - started, 1))
+
+
+def build_index(build: KnowledgeBuild, embedder: Embedder) -> Any:
+    from retrieval.index import build_or_load
+
+    return build_or_load(build.kb_dir, Path(build.out_dir) / INDEX_DIR, embedder, build.index,
+                         rebuild=build.rebuild)
+
+
+def split_data(build: KnowledgeBuild, index: Any) -> _Data:
+    """qa.json split as the reader splits it; generated questions split by sentence."""
+    from retrieval.kb_eval import doc_key
+    from retrieval.passages import load_documents
+    from retrieval.reader_training import TrainConfig, split_holdout
+
+    reader_config = TrainConfig(**{k: v for k, v in build.reader.items()
+                                   if k in _reader_fields() - {"extra_examples"}})
+    examples = load_qa(build.qa)
+    if not examples:
+        raise RetrievalConfigError(f"{build.qa} has no questions")
+    train, held = split_holdout(examples, reader_config.holdout_fraction, reader_config.seed)
+    table = SentenceTable.from_passages(index.passages)
+    texts = {d.id: d.text for d in load_documents(build.kb_dir)}
+    by_key = {doc_key(d): d for d in texts}
+    gold = {e.id: answer_sentences(table, texts, by_key.get(doc_key(e.title)), e.context,
+                                   e.answers) for e in examples if not e.is_impossible}
+    rng = random.Random(build.seed)
+    held_sentences = set(rng.sample(range(len(table)), len(table) // 10))
+    generated = generate_answerable(table.sentences, rng) if build.generated else []
+    rng.shuffle(generated)
+    train_gen = [g for g in generated if g.sentence not in held_sentences][:build.generated]
+    held_gen = [g for g in generated if g.sentence in held_sentences][:build.held_generated]
+    places = sorted({place_of(s) for s in table.sentences} - {""})
+    held_gen += generate_unanswerable(" ".join(texts.values()), places, rng) \
+        if build.held_generated else []
+    voice = random.Random(build.seed + 1)
+    return _Data(train, held, table, gold,
+                 [replace(g, question=guest_voice(g.question, voice)) for g in train_gen],
+                 [replace(g, question=guest_voice(g.question, voice)) for g in held_gen])
+
+
+def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
+    """Train the reader (or copy `reader_from`); its training report without held-out ids."""
+    from retrieval.reader_training import TRAINING_REPORT, train_reader
+
+    target = Path(build.out_dir) / READER_DIR
+    if build.reader_from is not None:
+        if Path(build.reader_from).resolve() != target.resolve():
+            shutil.rmtree(target, ignore_errors=True)
+            shutil.copytree(build.reader_from, target)
+        path = target / TRAINING_REPORT
+        report = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
+        return {"copied_from": str(build.reader_from),
+                **{k: v for k, v in report.items() if k != "holdout"}}
+    extra = sentence_contexts(data) + [
+        QAExample(f"gen-{n}", g.question, data.table.sentences[g.sentence].text,
+                  ((g.answer, g.start),), data.table.sentences[g.sentence].doc_id)
+        for n, g in enumerate(data.generated_train)
+        if g.sentence is not None and g.answer is not None and g.start is not None]
+    options = {"out_dir": target, **build.reader}
+    report = train_reader([*data.train, *data.held], extra_examples=extra, **options).to_dict()
+    held = {k: v for k, v in report.pop("holdout", {}).items() if k != "ids"}
+    return {**report, "holdout": held}
+
+
+def sentence_contexts(data: _Data) -> list[QAExample]:
+    """The training split again, each with its gold sentence alone as the context (what the
+    reader reads at answer time)."""
+    out = []
+    for e in data.train:
+        for sid in data.gold.get(e.id, [])[:1]:
+            sentence = data.table.sentences[sid]
+            answers = tuple((t, sentence.text.find(t)) for t, _ in e.answers
+                            if t in sentence.text)
+            if answers:
+                out.append(QAExample(f"{e.id}#sentence", e.question, sentence.text, answers[:1],
+                                     e.title))
+    return out
+
+
+def build_encoder(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
+    """Fine-tune the sentence encoder and save the vectors of every sentence."""
+    from retrieval.embedder import SentenceTransformerEmbedder
+
+    rng = random.Random(build.seed)
+    triples: list[Triple] = []
+    by_doc: dict[str, list[int]] = {}
+    for s in data.table.sentences:
+        by_doc.setdefault(s.doc_id, []).append(s.id)
+
+    def triple(question: str, sid: int) -> Triple:
+        sentence = data.table.sentences[sid]
+        others = [i for i in by_doc[sentence.doc_id] if i != sid]
+        negative = data.table.sentences[rng.choice(others)].search_text if others else None
+        return question, sentence.search_text, negative
+
+    for e in data.train:
+        if data.gold.get(e.id):
+            triples.append(triple(e.question, data.gold[e.id][0]))
+    triples += [triple(g.question, g.sentence) for g in data.generated_train
+                if g.sentence is not None]
+    if not all(t[2] is not None for t in triples):
+        triples = [(q, p, None) for q, p, _ in triples]
+    out = Path(build.out_dir) / ENCODER_DIR
+    report = fit_sentence_encoder(triples, out, build.encoder)
+    encoder = SentenceTransformerEmbedder(str(out))
+    vectors = encoder.encode([s.search_text for s in data.table.sentences])
+    np.save(Path(build.out_dir) / SENTENCE_VECTORS, vectors)
+    return report
+
+
+def calibrate(build: KnowledgeBuild, data: _Data, index: Any,
+              settings: KnowledgeSettings) -> Any:
+    """fit_calibration on the held-out questions with the models just built."""
+    root = Path(build.out_dir)
+    reader = Reader.from_dir(root / READER_DIR, device=build.reader.get("device", "cpu"))
+    ranker = sentence_ranker(root, index, settings)
+    answerer = Answerer(index, None, reader, ranker=ranker,
+                        config=AnswererConfig(top_k=build.top_k, read_k=build.read_k))
+    held = [LabelledQuestion(e.question, tuple(data.gold.get(e.id, ())), "qa")
+            for e in data.held]
+    held += [LabelledQuestion(g.question, (g.sentence,) if g.sentence is not None else (),
+                              "generated") for g in data.generated_held]
+    return fit_calibration(answerer, held)
+
+
+def _write_settings(root: Path, settings: KnowledgeSettings) -> None:
+    root.mkdir(parents=True, exist_ok=True)
+    data = {k: getattr(settings, k) for k in KnowledgeSettings.__dataclass_fields__}
+    (root / KNOWLEDGE_FILE).write_text(json.dumps(data, indent=2, default=str) + "\n",
+                                       encoding="utf-8")
+
+
+def _previous(root: Path) -> KnowledgeSettings | None:
+    try:
+        settings = read_settings(root)
+    except (RetrievalError, OSError, ValueError, TypeError) as exc:
+        logger.debug("retrieval.knowledge.no_previous reason=%s", exc)
+        return None
+    return settings if settings.format_version == KNOWLEDGE_FORMAT else None
+
+
+def _digest(*parts: Any) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(part if isinstance(part, bytes) else json.dumps(part, sort_keys=True,
+                                                                 default=str).encode())
+    return h.hexdigest()[:16]
+
+
+def _reader_fields() -> set[str]:
+    from retrieval.reader_training import config_fields
+
+    return set(config_fields()) | {"extra_examples"}
