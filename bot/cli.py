@@ -95,12 +95,16 @@ def train(root: str, force: bool, part: str | None) -> None:
 
 def _echo_knowledge(built: Any) -> None:
     """One line about a retrieval.KnowledgeReport."""
-    reused = f" (reused: {', '.join(built.reused)})" if built.reused else ""
+    def state(step: str, seconds: Any) -> str:
+        return f"{step} reused" if step in built.reused else f"{step} trained in {seconds or 0:.0f}s"
+
     calibration = built.calibration.get("report", {})
     click.echo(f"Knowledge: {built.documents} documents, {built.passages} passages, "
-               f"{built.sentences} sentences ({built.index_kind} index); confidence threshold "
+               f"{built.sentences} sentences ({built.index_kind} index); "
+               f"{state('reader', built.reader.get('seconds'))}; "
+               f"{state('encoder', built.encoder.get('seconds'))}; confidence threshold "
                f"{built.calibration.get('threshold')} (held-out sentence accuracy "
-               f"{calibration.get('selection_accuracy')}){reused}; {built.seconds:.0f}s "
+               f"{calibration.get('selection_accuracy')}); {built.seconds:.0f}s in all "
                f"-> {built.out_dir}")
 
 

@@ -138,18 +138,21 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     data = split_data(build, index)
     previous = _previous(root)
     reused: list[str] = []
+    # a changed document retrains the encoder, not the reader (a span finder, trained mostly
+    # on qa.json: the generated questions of the old sentences still teach it spans)
     reader_fp = _digest(build.qa.read_bytes(), dict(build.reader), str(build.reader_from),
-                        sentences_hash(data.table), build.generated, build.seed)
+                        build.generated, build.seed)
     if (not build.retrain and previous is not None and previous.reader_fingerprint == reader_fp
             and (root / READER_DIR).is_dir()):
         reused.append("reader")
         reader_report = previous.report.get("reader", {})
     else:
         reader_report = build_reader(build, data)
-    encoder_fp = _digest(reader_fp, build.encoder.to_dict(), build.embedder)
+    encoder_fp = _digest(reader_fp, build.encoder.to_dict(), build.embedder,
+                         sentences_hash(data.table))
     encoder_fp_ok = (previous is not None and previous.encoder_fingerprint == encoder_fp
                      and (root / ENCODER_DIR).is_dir() and (root / SENTENCE_VECTORS).is_file())
-    if not build.retrain and encoder_fp_ok and "reader" in reused:
+    if not build.retrain and encoder_fp_ok:
         reused.append("encoder")
         encoder_report = previous.report.get("encoder", {}) if previous else {}
     else:

@@ -17,6 +17,7 @@ from bot.config import load_config
 from bot.errors import ConfigError
 from tests.bot.test_cli import invoke
 from tests.fakes import FakeEmbedder, build_tiny_reader
+from tests.retrieval.test_answerer import tiny_encoder
 
 KB_TINY = Path(__file__).resolve().parents[1] / "fixtures" / "kb_tiny"
 
@@ -37,7 +38,8 @@ rules:
 """
 
 REPORT_KEYS = {"test_path", "questions", "answerable", "unanswerable", "retrieval", "pipeline",
-               "gold_context", "latency_ms", "settings", "error_counts", "errors"}
+               "sentence", "reliability", "gold_context", "latency_ms", "settings",
+               "error_counts", "errors"}
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -56,8 +58,14 @@ def fake_embedder() -> Iterator[list[str]]:
 
 @pytest.fixture(scope="module")
 def tiny_reader(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A random 2-layer BERT QA model whose word vocabulary covers the tiny KB."""
-    return build_tiny_reader(tmp_path_factory.mktemp("reader") / "tiny")
+    """A random 2-layer BERT QA model whose word vocabulary covers the tiny KB, with a tiny
+    sentence encoder beside it (ENCODER_NAME: make_project configures both)."""
+    reader = build_tiny_reader(tmp_path_factory.mktemp("reader") / "tiny")
+    tiny_encoder(reader.parent / ENCODER_NAME)
+    return reader
+
+
+ENCODER_NAME = "tiny_encoder"
 
 
 def qa_set() -> dict:
@@ -94,7 +102,9 @@ def make_project(root: Path, reader: Path | None, *, kb: bool = True,
         knowledge = (f"knowledge:\n  hybrid: false\n  reader:\n    base_model: {reader}\n"
                      "    epochs: 1\n    lr: 0.001\n    batch_size: 4\n    max_length: 96\n"
                      "    doc_stride: 16\n    max_question_tokens: 16\n"
-                     "    holdout_fraction: 0.2\n    progress: false\n    num_threads: null\n")
+                     "    holdout_fraction: 0.2\n    progress: false\n    num_threads: null\n"
+                     f"  encoder:\n    base_model: {reader.parent / ENCODER_NAME}\n"
+                     "    batch_size: 8\n    num_threads: null\n")
     (root / "config.yml").write_text(
         "language: en\npipeline: []\npolicies:\n  - name: RulePolicy\n" + (knowledge or ""),
         encoding="utf-8")
@@ -274,7 +284,8 @@ def test_test_kb_prints_the_metrics_and_writes_the_report(trained: tuple[Path, s
     write_test_set(project)
     result = invoke("test", "kb", "--project", str(project), "--out", "results/r.json")
     assert result.exit_code == 0, result.output
-    for metric in ("recall@1", "recall@5", "MRR", "EM", "F1", "no-answer accuracy", "p50"):
+    for metric in ("recall@1", "recall@5", "MRR", "holds the answer", "EM", "F1",
+                   "no-answer accuracy", "ECE", "p50"):
         assert metric in result.output
     assert "12 questions (10 answerable, 2 unanswerable)" in result.output
     report = json.loads((project / "results" / "r.json").read_text())
@@ -283,11 +294,30 @@ def test_test_kb_prints_the_metrics_and_writes_the_report(trained: tuple[Path, s
     assert {"exact", "f1", "no_answer_accuracy"} <= set(report["pipeline"])
     assert report["questions"] == 12 and report["latency_ms"]["p50"] >= 0
     assert report["test_path"].endswith("kb_test.json")
+    assert {"answered_right", "best_sentence_right", "declined_unanswerable"} <= set(
+        report["sentence"])
+    assert (project / "results" / "kb_reliability_kb_test.png").stat().st_size > 1000
 
     limited = invoke("test", "kb", "--project", str(project), "--limit", "3",
                      "--out", "results/three.json")
     assert limited.exit_code == 0, limited.output
     assert json.loads((project / "results" / "three.json").read_text())["questions"] == 3
+
+
+def test_test_kb_reports_the_test_and_the_blind_set_by_default(
+        trained: tuple[Path, str]) -> None:
+    project, _ = trained
+    test = write_test_set(project)
+    shutil.copy(test, project / "tests" / "kb_blind.json")
+    result = invoke("test", "kb", "--project", str(project))
+    assert result.exit_code == 0, result.output
+    assert result.output.count("holds the answer") == 2
+    for name in ("kb_test", "kb_blind"):
+        assert (project / "results" / f"kb_report_{name}.json").is_file()
+        assert (project / "results" / f"kb_reliability_{name}.png").is_file()
+    one_file = invoke("test", "kb", "--project", str(project), "--out", "results/r.json")
+    assert one_file.exit_code == 2 and "give a folder" in one_file.output
+    (project / "tests" / "kb_blind.json").unlink()
 
 
 def test_test_kb_without_a_model_says_to_train_first(tmp_path: Path) -> None:
