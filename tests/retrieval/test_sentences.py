@@ -1,0 +1,129 @@
+"""Sentence candidates, generated questions and the calibration pieces, without models."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from retrieval.answer_calibration import LabelledQuestion, choose_threshold
+from retrieval.errors import RetrievalConfigError
+from retrieval.kb_eval import contains_answer, plot_reliability, reliability
+from retrieval.question_gen import (answers_in, generate_answerable, generate_unanswerable,
+                                    guest_voice)
+from retrieval.sentence_encoder import batches
+from retrieval.sentence_ranker import Calibration, Logistic
+from retrieval.sentences import SentenceTable, answer_sentences, sentence_spans
+from retrieval.types import Passage
+
+DOC = ("Pets are welcome. The fee is 25 EUR per night, or 35 EUR in Rome.\n"
+       "- Dog walks cost 15 EUR and last 30 minutes.\n"
+       "| Breakfast | 07:00 to 10:30 |\n")
+
+
+def passages() -> dict[int, Passage]:
+    """Two overlapping passages of one document (the second starts at its second sentence)."""
+    cut = DOC.index("The fee")
+    return {0: Passage("p0", "pets.md", "Pets Policy > Fees", DOC[:DOC.index("- Dog")].strip(),
+                       0, DOC.index("- Dog") - 1),
+            1: Passage("p1", "pets.md", "Pets Policy > Fees", DOC[cut:], cut, len(DOC))}
+
+
+def test_sentence_spans_cut_lines_and_sentences_without_markers() -> None:
+    spans = [DOC[s:e] for s, e in sentence_spans(DOC)]
+    assert spans == ["Pets are welcome.", "The fee is 25 EUR per night, or 35 EUR in Rome.",
+                     "Dog walks cost 15 EUR and last 30 minutes.", "Breakfast | 07:00 to 10:30"]
+
+
+def test_overlapping_passages_share_their_sentences() -> None:
+    table = SentenceTable.from_passages(passages())
+    assert len(table) == 4
+    fee = next(s for s in table.sentences if s.text.startswith("The fee"))
+    assert set(fee.passages) == {0, 1}
+    for slot, at in fee.passages.items():
+        text = passages()[slot].text
+        assert text[at:at + len(fee.text)] == fee.text
+    assert DOC[fee.start:fee.end] == fee.text
+    assert fee.search_text == "Pets Policy > Fees: " + fee.text
+    assert table.by_passage[1][0] == fee.id
+
+
+def test_answer_sentences_find_the_gold_sentence_by_position() -> None:
+    table = SentenceTable.from_passages(passages())
+    context = DOC[DOC.index("The fee"):DOC.index("\n")]
+    gold = answer_sentences(table, {"pets.md": DOC}, "pets.md", context,
+                            [("35 EUR", context.index("35 EUR"))])
+    assert [table.sentences[i].text[:7] for i in gold] == ["The fee"]
+    assert answer_sentences(table, {"pets.md": DOC}, None, "not in the KB", [("x", 0)]) == []
+
+
+def test_generated_answers_are_verbatim_in_their_sentence() -> None:
+    table = SentenceTable.from_passages(passages())
+    kinds = {k for s in table.sentences for k, _, _ in answers_in(s.text)}
+    assert {"price", "duration", "time"} <= kinds
+    generated = generate_answerable(table.sentences, random.Random(0))
+    assert generated
+    for g in generated:
+        sentence = table.sentences[g.sentence]
+        assert sentence.text[g.start:g.start + len(g.answer)] == g.answer
+        assert g.question.strip()
+
+
+def test_unanswerable_questions_avoid_every_word_of_the_kb() -> None:
+    kb = "Our hotel has a casino and a tennis court. " + DOC
+    out = generate_unanswerable(kb, ["Starlight Rome"], random.Random(0), count=60)
+    assert len(out) == 60 and all(g.sentence is None and g.answer is None for g in out)
+    text = " ".join(g.question.lower() for g in out)
+    assert "casino" not in text and "tennis" not in text
+
+
+def test_guest_voice_is_seeded_and_keeps_the_words_mostly() -> None:
+    one = [guest_voice("How much is the pet fee at Starlight Rome?", random.Random(n))
+           for n in range(20)]
+    two = [guest_voice("How much is the pet fee at Starlight Rome?", random.Random(n))
+           for n in range(20)]
+    assert one == two and len(set(one)) > 5
+
+
+def test_encoder_batches_never_repeat_a_positive() -> None:
+    triples = [(f"q{i}", f"s{i % 5}", None) for i in range(40)]
+    out = batches(triples, 4, random.Random(0))
+    placed = [i for b in out for i in b]
+    assert len(placed) == len(set(placed)) >= 36  # a leftover single (no negative) is dropped
+    for b in out:
+        positives = [triples[i][1] for i in b]
+        assert len(positives) == len(set(positives)) and len(b) <= 4
+
+
+def test_logistic_fits_and_round_trips() -> None:
+    rows = [{"a": x / 10, "b": 1.0} for x in range(10)]
+    model = Logistic.fit(rows, [int(x >= 5) for x in range(10)], ("a", "b"))
+    assert model.prob({"a": 0.9, "b": 1.0}) > 0.5 > model.prob({"a": 0.0, "b": 1.0})
+    assert Logistic.from_dict(model.to_dict()) == model
+    with pytest.raises(RetrievalConfigError, match="one class"):
+        Logistic.fit(rows, [1] * 10, ("a", "b"))
+    calibration = Calibration(threshold=0.3)
+    assert Calibration.from_dict(calibration.to_dict()).threshold == 0.3
+    with pytest.raises(RetrievalConfigError, match=r"\[0, 1\]"):
+        Calibration(threshold=1.5)
+
+
+def test_threshold_balances_answered_right_and_declined() -> None:
+    questions = [LabelledQuestion("a", (1,)), LabelledQuestion("b", (2,)),
+                 LabelledQuestion("c", ()), LabelledQuestion("d", ())]
+    right = [1, 1, 0, 0]
+    probs = {0: 0.9, 1: 0.6, 2: 0.4, 3: 0.2}
+    threshold, table = choose_threshold(questions, right, probs)
+    assert 0.4 < threshold <= 0.6
+    best = next(r for r in table if r["threshold"] == threshold)
+    assert best["answered_right"] == 1.0 and best["declined"] == 1.0
+
+
+def test_reliability_bins_and_diagram(tmp_path) -> None:
+    table = reliability([0.05, 0.15, 0.95, 0.95, 1.0], [False, False, True, True, False])
+    assert table["questions"] == 5 and [r["count"] for r in table["bins"]] == [1, 1, 3]
+    assert 0.0 <= table["ece"] <= 1.0
+    png = plot_reliability(table, tmp_path / "r.png", "test")
+    assert png.read_bytes()[:4] == b"\x89PNG"
+    assert contains_answer("The fee is 25 EUR.", ["25 eur"])
+    assert not contains_answer(None, ["25 EUR"]) and not contains_answer("x", ["25 EUR"])
