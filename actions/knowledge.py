@@ -1,27 +1,35 @@
 """Answer guests' questions from the knowledge base (hotel policies, hotels, city guides).
 
-`action_answer_question` answers the text of the latest user message with the extractive
-question answering of `retrieval` (retrieve passages, read a span). It utters the sentence
-around the answer span, with message metadata that lets a UI highlight the span:
+`action_answer_question` answers the text of the latest user message with `retrieval`'s
+Answerer: it retrieves passages, chooses the answer SENTENCE among their sentences (a
+fine-tuned sentence encoder fused with BM25), and the reader marks the span inside it. It
+utters that sentence, with message metadata that lets a UI highlight the span:
 
     {"knowledge": {"answer": "25 EUR per pet per night", "span": [13, 37],   # in the text
                    "passage": "...", "passage_span": [s, e], "source": "Pets Policy > Fees",
                    "doc_id": "policies/pets.md", "passage_id": "...", "confidence": 0.83}}
 
-When the knowledge base has no answer (or the reader is unsure) it utters
+`answer.confidence` is ONE calibrated probability in [0, 1] that the sentence answers the
+question (fitted on held-out questions when the model was trained); the Answerer answers
+when it is at least `answerer.threshold` (chosen on the same held-out slice, saved in
+knowledge.json), and otherwise returns the explicit no-answer result `answer.text is None`
+(its confidence is still that of the best sentence). Then this action utters
 `utter_cannot_answer`; when the knowledge model is missing or broken it logs a warning and
 utters `utter_cannot_answer` too - it never crashes. It returns no events, so an active form
 keeps its state (the stories and rules re-run the form after it).
 
 The knowledge model directory is `$XINGKONG_KNOWLEDGE_DIR` (default "models/knowledge"), as
-written by `retrieval.kb_eval.build_knowledge`:
+written by `retrieval.knowledge_build.build_knowledge`:
 
     models/knowledge/
-      knowledge.json   embedder id, top_k, calibrated no-answer margin and min_confidence
-      index/           the passage index (manifest.json, passages.jsonl, documents.json,
-                       index.faiss)
-      reader/          the reader: model.safetensors, config.json, tokenizer files,
-                       reader_config.json, training_report.json
+      knowledge.json    embedder id, top_k, the calibration (sentence selection, confidence,
+                        threshold), fingerprints, the build report
+      index/            the passage index (manifest.json, passages.jsonl, documents.json,
+                        index.faiss)
+      reader/           the reader: model.safetensors, config.json, tokenizer files,
+                        reader_config.json, training_report.json
+      sentence_encoder/ the fine-tuned sentence encoder (sentence-transformers format)
+      sentences.npy     the vectors of every KB sentence
 
 The answerer loads once per process, on the first question (torch and the models are not
 imported before), and answering runs in a worker thread so the action server stays

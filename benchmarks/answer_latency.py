@@ -3,8 +3,9 @@
     python benchmarks/answer_latency.py                       # the trained models/knowledge
     python benchmarks/answer_latency.py --synthetic           # no trained model needed
 
-Per variant (reader precision fp32 / int8 dynamic quantisation x passages read x max_length),
-one question at a time after a warm-up: p50/p95 of the whole answer, of retrieval alone and of
+Per variant (reader precision fp32 / int8 dynamic quantisation x passages read x max_length;
+with sentence answers the reader reads only the chosen sentence, so read_k changes nothing but
+the passage mode of old knowledge directories), one question at a time after a warm-up: p50/p95 of the whole answer, of retrieval alone and of
 reading alone, and - with a trained knowledge dir - EM/F1/no-answer accuracy on the reader's
 held-out training questions (data/kb/qa.json, never the test set), so a faster variant's cost
 in quality shows. `--synthetic` indexes data/kb with the real embedder in a temp dir and reads
@@ -123,7 +124,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for read_k in [int(x) for x in args.read_k.split(",") if x.strip()]:
                     config = replace(base.config, top_k=max(base.config.top_k, read_k),
                                      read_k=read_k)
-                    answerer = Answerer(base.index, None, sized, config=config)
+                    answerer = Answerer(base.index, None, sized, config=config,
+                                        ranker=base.ranker, calibration=base.calibration)
                     row = {"precision": precision, "max_length": max_length, "read_k": read_k,
                            **measure(answerer, questions, args, examples)}
                     variants.append(row)
