@@ -32,7 +32,7 @@ def _setup_logging(verbose: int) -> None:
 
 def _project(root: str) -> Any:
     from bot.assistant import Project
-    from bot.config import ProjectPaths
+    from bot.project.config import ProjectPaths
 
     return Project.load(ProjectPaths.at(Path(root)))
 
@@ -122,7 +122,7 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
 
     New and changed documents are embedded, removed ones dropped; the rest is kept."""
     from bot.assistant import build_index
-    from bot.config import ProjectPaths, load_config
+    from bot.project.config import ProjectPaths, load_config
 
     paths = ProjectPaths.at(Path(root))
     settings = load_config(paths.config).knowledge
@@ -165,9 +165,9 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
         return
     import uvicorn
 
-    from bot.config import load_credentials
-    from bot.runtime import build_runtime
-    from bot.server import create_app
+    from bot.project.config import load_credentials
+    from bot.wiring import build_runtime
+    from bot.serving.server import create_app
 
     project = _project(root)
     runtime = build_runtime(project, Path(endpoints) if endpoints else None)
@@ -218,7 +218,7 @@ def run_actions(package: str, port: int) -> None:
 def shell(root: str, sender: str) -> None:
     """Chat with the assistant in the terminal (Ctrl-D or /stop to quit)."""
     from bot.manager import UserMessage
-    from bot.runtime import build_runtime
+    from bot.wiring import build_runtime
 
     runtime = build_runtime(_project(root))
 
@@ -288,10 +288,16 @@ def test_nlu(root: str, nlu_path: str, out: str, cross_validation: bool, folds: 
                    "with one test set: that report, the diagram beside it).")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="Only the first N questions of each set.")
+@click.option("--through-nlu", is_flag=True,
+              help="Type each question into the whole trained assistant (NLU, policies, "
+                   "fallback chain, actions) and score the reply the guest gets.")
+@click.option("--ood", "ood_path", default="tests/nlu_ood.yml", show_default=True,
+              help="With --through-nlu: out-of-domain messages that must not get a KB answer.")
 def test_kb(root: str, test_paths: tuple[str, ...], model_dir: str, out: str,
-            limit: int | None) -> None:
+            limit: int | None, through_nlu: bool, ood_path: str) -> None:
     """Knowledge answers: recall@k, reply sentence holds the answer, span EM/F1, no-answer
-    accuracy, confidence reliability, latency; per test set.
+    accuracy, confidence reliability, latency; per test set (by default tests/kb_test.json
+    and the blind tests/kb_blind.json).
 
     Needs the knowledge model (`xingkong train knowledge`); writes a JSON report per set with
     the wrong answers and what went wrong with each, and a reliability diagram (PNG)."""
@@ -302,6 +308,9 @@ def test_kb(root: str, test_paths: tuple[str, ...], model_dir: str, out: str,
     paths = [base / p for p in test_paths] or [
         p for p in (base / DEFAULT_KB_TESTS[0], base / DEFAULT_KB_TESTS[1]) if p.is_file()
     ] or [base / DEFAULT_KB_TESTS[0]]
+    if through_nlu:
+        _test_kb_through_nlu(base, [str(p) for p in paths], base / model_dir, ood_path, limit)
+        return
     single = out.endswith(".json")
     if single and len(paths) > 1:
         raise click.UsageError(f"--out {out} is one file, but there are {len(paths)} test "
@@ -348,6 +357,30 @@ def _echo_kb_report(report: dict[str, Any], path: Path) -> None:
     click.echo(f"Report: {path}")
 
 
+def _test_kb_through_nlu(base: Path, tests: list[str], model_dir: Path, ood_path: str,
+                         limit: int | None) -> None:
+    from bot.kb_through_nlu import evaluate_through_nlu
+
+    project = _project(str(base))
+    paths = [base / t for t in dict.fromkeys(tests) if (base / t).exists()]
+    out = base / "results" / "kb_through_nlu.json"
+    summary = evaluate_through_nlu(project, paths, out, ood_path=base / ood_path, limit=limit,
+                                   knowledge_dir=model_dir)
+    for item in summary["files"]:
+        click.echo(f"{item['path']}: {item['answerable']} answerable, {item['unanswerable']} "
+                   f"unanswerable")
+        click.echo(f"  reply has the answer {item['right']:.3f}  unanswerable declined "
+                   f"{item['declined']:.3f}  span F1 {item['span_f1']:.3f}  p50 "
+                   f"{item['p50_ms']:.0f} ms")
+        click.echo(f"  answerable {item['answerable_outcomes']}  unanswerable "
+                   f"{item['unanswerable_outcomes']}")
+        click.echo(f"  intents {item['intents']}")
+    if "ood" in summary:
+        click.echo(f"{summary['ood']['path']}: not answered from the KB "
+                   f"{summary['ood']['not_answered_from_kb']:.3f} of {summary['ood']['messages']}")
+    click.echo(f"Report: {out}")
+
+
 @main.group()
 def data() -> None:
     """Check training data."""
@@ -359,7 +392,7 @@ def data() -> None:
 @click.option("--fail-on-warnings", is_flag=True)
 def data_validate(root: str, max_history: int, fail_on_warnings: bool) -> None:
     """Check domain, NLU data, stories and rules together; exit 1 on errors."""
-    from bot.config import ProjectPaths
+    from bot.project.config import ProjectPaths
     from bot.validate import validate_project
 
     findings = validate_project(ProjectPaths.at(Path(root)), max_history=max_history)
