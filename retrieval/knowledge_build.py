@@ -296,11 +296,16 @@ def calibrate(build: KnowledgeBuild, data: _Data, index: Any,
     ranker = sentence_ranker(root, index, settings)
     answerer = Answerer(index, None, reader, ranker=ranker,
                         config=AnswererConfig(top_k=build.top_k, read_k=build.read_k))
+    return fit_calibration(answerer, held_out_questions(data))
+
+
+def held_out_questions(data: _Data) -> list[LabelledQuestion]:
+    """The calibration slice: qa.json's held-out questions, held-out generated ones and the
+    generated unanswerable ones, each with its gold sentence ids."""
     held = [LabelledQuestion(e.question, tuple(data.gold.get(e.id, ())), "qa")
             for e in data.held]
-    held += [LabelledQuestion(g.question, (g.sentence,) if g.sentence is not None else (),
-                              "generated") for g in data.generated_held]
-    return fit_calibration(answerer, held)
+    return held + [LabelledQuestion(g.question, (g.sentence,) if g.sentence is not None
+                                    else (), "generated") for g in data.generated_held]
 
 
 def _write_settings(root: Path, settings: KnowledgeSettings) -> None:
