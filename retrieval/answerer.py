@@ -171,7 +171,7 @@ class Answerer:
         t0 = time.perf_counter()
         hits = self.retrieve(questions)
         if self.ranker is not None:
-            return self._sentence_traces(list(questions), hits, t0)
+            return self._sentence_traces(self.ranker, list(questions), hits, t0)
         t1 = time.perf_counter()
         k = self.config.read_k or self.config.top_k
         pairs = [(q, h.passage) for q, hs in zip(questions, hits) for h in hs[:k]]
@@ -187,10 +187,9 @@ class Answerer:
                                       *share))
         return traces
 
-    def _sentence_traces(self, questions: list[str], hits: list[list[SearchHit]],
-                         t0: float) -> list[AnswerTrace]:
-        assert self.ranker is not None
-        ranker, cal = self.ranker, self.calibration
+    def _sentence_traces(self, ranker: SentenceRanker, questions: list[str],
+                         hits: list[list[SearchHit]], t0: float) -> list[AnswerTrace]:
+        cal = self.calibration
         candidates = ranker.candidates(questions, hits, cal.selection)
         t1 = time.perf_counter()
         chosen = [(i, ranker.table.sentences[c[0].sentence]) for i, c in enumerate(candidates)
@@ -210,7 +209,7 @@ class Answerer:
             sentence, result = by_question[i]
             features = confidence_features(candidates[i], result.gap)
             confidence = round(cal.confidence.prob(features), 6)
-            best = self._sentence_answer(question, hits[i], sentence, result, confidence)
+            best = sentence_answer(ranker, question, hits[i], sentence, result, confidence)
             answer = best if confidence >= cal.threshold else replace(
                 best, text=None, span=None, sentence=None, sentence_span=None, doc_id=None,
                 passage_id=None, title=None, passage=None)
@@ -218,25 +217,6 @@ class Answerer:
                                       (confidence,), *share, tuple(candidates[i]), best,
                                       features))
         return traces
-
-    def _sentence_answer(self, question: str, hits: Sequence[SearchHit], sentence: Sentence,
-                         result: ReaderResult, confidence: float) -> Answer:
-        """`sentence` as an answer inside the best-ranked passage that holds it; the span is
-        the reader's best span in the sentence (the whole sentence when none fits)."""
-        assert self.ranker is not None
-        slot_of = self.ranker.slot_of
-        slots = [slot_of[h.passage.id] for h in hits if slot_of.get(h.passage.id) in
-                 sentence.passages]
-        slot = slots[0] if slots else min(sentence.passages)
-        passage = self.ranker.passages[slot]
-        at = sentence.passages[slot]
-        span = result.best
-        s0, s1 = (span.start, span.end) if span is not None else (0, len(sentence.text))
-        text = sentence.text[s0:s1]
-        score = span.score if span is not None else 0.0
-        return Answer(text, score, result.null_score, passage.doc_id, passage.id,
-                      passage.title, (at + s0, at + s1), sentence.text,
-                      (at, at + len(sentence.text)), confidence, passage.text, question)
 
     def combine(self, question: str, hits: Sequence[SearchHit],
                 results: Sequence[ReaderResult]) -> tuple[Answer, tuple[float, ...]]:
@@ -269,6 +249,25 @@ class Answerer:
         null = best.null_score if best is not None else 0.0
         return Answer(None, score, null, None, None, None, None, None, None,
                       round(confidence, 6), None, question)
+
+
+def sentence_answer(ranker: SentenceRanker, question: str, hits: Sequence[SearchHit],
+                    sentence: Sentence, result: ReaderResult, confidence: float) -> Answer:
+    """`sentence` as an answer inside the best-ranked passage that holds it; the span is
+    the reader's best span in the sentence (the whole sentence when none fits)."""
+    slot_of = ranker.slot_of
+    slots = [slot_of[h.passage.id] for h in hits if slot_of.get(h.passage.id) in
+             sentence.passages]
+    slot = slots[0] if slots else min(sentence.passages)
+    passage = ranker.passages[slot]
+    at = sentence.passages[slot]
+    span = result.best
+    s0, s1 = (span.start, span.end) if span is not None else (0, len(sentence.text))
+    text = sentence.text[s0:s1]
+    score = span.score if span is not None else 0.0
+    return Answer(text, score, result.null_score, passage.doc_id, passage.id,
+                  passage.title, (at + s0, at + s1), sentence.text,
+                  (at, at + len(sentence.text)), confidence, passage.text, question)
 
 
 def passage_confidences(hits: Sequence[SearchHit], results: Sequence[ReaderResult],
