@@ -3,10 +3,7 @@
 Per question the candidates are the sentences of the retrieved passages plus the `extra` best
 sentences of the whole knowledge base by the fine-tuned sentence encoder. Each candidate gets
 FEATURES: the encoder cosine, its gap to the best cosine, BM25 over sentences (relative to the
-best, and raw), the reciprocal rank of the best retrieved passage that holds it, and whether
-the question names its document (`title_match`: it shares a distinctive word of the document
-title, one that at most two titles have, such as a hotel's city) or names only other documents
-(`title_conflict`: "parking in vienna" against a Prague sentence). A
+best, and raw), and the reciprocal rank of the best retrieved passage that holds it. A
 logistic regression over them (the selection model, fitted on held-out questions: is this the
 gold sentence?) scores the candidates; the best one is the answer sentence.
 
@@ -27,15 +24,12 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.bm25 import BM25, tokenize
+from retrieval.bm25 import BM25
 from retrieval.errors import RetrievalConfigError
 from retrieval.sentences import SentenceTable
 from retrieval.types import Embedder, Passage, SearchHit
 
-FEATURES = ("cosine", "cosine_gap", "bm25_rel", "bm25", "passage_rr", "title_match",
-            "title_conflict")
-DISTINCTIVE_TITLES = 2  # a title word in at most this many document titles names them
-COMMON_SHARE = 0.05  # ... unless more than this share of all sentences use it
+FEATURES = ("cosine", "cosine_gap", "bm25_rel", "bm25", "passage_rr")
 CONFIDENCE_FEATURES = ("select_p", "select_lead", "cosine", "bm25_rel", "reader_gap")
 READER_GAP_CLIP = 10.0  # the reader's logit gap, clipped: beyond it nothing changes
 
@@ -85,7 +79,7 @@ class Logistic:
 
 
 # Untrained defaults: encoder cosine dominates, BM25 and the passage rank break ties.
-DEFAULT_SELECTION = Logistic(FEATURES, (12.0, 0.0, 1.0, 0.0, 1.0, 0.5, -1.0), -8.0)
+DEFAULT_SELECTION = Logistic(FEATURES, (12.0, 0.0, 1.0, 0.0, 1.0), -8.0)
 DEFAULT_CONFIDENCE = Logistic(CONFIDENCE_FEATURES, (4.0, 2.0, 4.0, 0.0, 0.2), -4.0)
 
 
@@ -138,7 +132,6 @@ class SentenceRanker:
         self.slot_of = {p.id: slot for slot, p in passages.items()}
         self.bm25 = BM25()
         self.bm25.add(list(range(len(table))), [s.search_text for s in table.sentences])
-        self.title_words = _title_words(table)
 
     def candidates(self, questions: Sequence[str], hits: Sequence[Sequence[SearchHit]],
                    selection: Logistic) -> list[list[Candidate]]:
@@ -154,18 +147,14 @@ class SentenceRanker:
                     rr[sid] = max(rr.get(sid, 0.0), 1.0 / h.rank)
             ids = set(rr) | {int(j) for j in np.argsort(-cos[i])[:self.extra]}
             ids |= {k for k, _ in sparse[i][:self.extra]}
-            named = set(tokenize(questions[i])) & set().union(*self.title_words.values())
             bm = dict(sparse[i])
             top_bm = max(bm.values(), default=0.0) or 1.0
             top_cos = float(cos[i].max()) if cos.shape[1] else 0.0
             rows = []
             for sid in ids:
                 c = float(cos[i, sid])
-                own = named & self.title_words[self.table.sentences[sid].doc_id]
                 f = {"cosine": c, "cosine_gap": top_cos - c, "bm25_rel": bm.get(sid, 0.0) / top_bm,
-                     "bm25": bm.get(sid, 0.0) / 10.0, "passage_rr": rr.get(sid, 0.0),
-                     "title_match": float(bool(own)), "title_conflict": float(bool(named)
-                                                                              and not own)}
+                     "bm25": bm.get(sid, 0.0) / 10.0, "passage_rr": rr.get(sid, 0.0)}
                 rows.append(Candidate(sid, f, selection.prob(f)))
             out.append(sorted(rows, key=lambda c: (-c.prob, c.sentence)))
         return out
@@ -173,24 +162,6 @@ class SentenceRanker:
     def _sentences_of(self, hit: SearchHit) -> list[int]:
         slot = self.slot_of.get(hit.passage.id)
         return self.table.by_passage.get(slot, []) if slot is not None else []
-
-
-def _title_words(table: SentenceTable) -> dict[str, set[str]]:
-    """Per document, the words of its title that at most DISTINCTIVE_TITLES titles share and
-    at most COMMON_SHARE of all sentences use ("hotel", "room" name nothing)."""
-    titles = {s.doc_id: s.title.split(" > ")[0] for s in table.sentences}
-    words = {doc: set(tokenize(title)) for doc, title in titles.items()}
-    df: dict[str, int] = {}
-    for ws in words.values():
-        for w in ws:
-            df[w] = df.get(w, 0) + 1
-    used: dict[str, int] = {}
-    for sentence in table.sentences:
-        for w in set(tokenize(sentence.text)):
-            used[w] = used.get(w, 0) + 1
-    common = COMMON_SHARE * len(table)
-    return {doc: {w for w in ws if df[w] <= DISTINCTIVE_TITLES and used.get(w, 0) <= common}
-            for doc, ws in words.items()}
 
 
 def confidence_features(candidates: Sequence[Candidate], reader_gap: float) -> dict[str, float]:
