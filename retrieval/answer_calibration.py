@@ -3,11 +3,13 @@
     calibration = fit_calibration(answerer, held_out)    # a retrieval.sentence_ranker.Calibration
 
 `held_out` are `LabelledQuestion`s nothing was trained on: answerable ones know the ids of
-their gold sentences, unanswerable ones have none. Two passes over the same questions:
+their gold sentences, unanswerable ones have none. Three fits over the same questions:
 
-1. selection: every candidate sentence of every answerable question is a row (label: it is a
-   gold sentence); a logistic regression over sentence_ranker.FEATURES;
-2. confidence: with that selection, every question is a row (label: the chosen sentence is a
+1. selection: the candidates of every answerable question are a group (label: gold sentence
+   or not); the conditional logit of sentence_ranker.fit_selection;
+2. re-rank: the reader reads the first RERANK_K selected sentences; a conditional logit over
+   (log selection share, reader gap) on the answerable questions;
+3. confidence: with that choice, every question is a row (label: the chosen sentence is a
    gold one; always 0 for an unanswerable question); a logistic regression over
    CONFIDENCE_FEATURES, so the confidence reads as "probability the sentence answers".
 
@@ -20,16 +22,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
+from retrieval.answerer import read_candidates
+from retrieval.errors import RetrievalConfigError
 from retrieval.sentence_ranker import (CONFIDENCE_FEATURES, DEFAULT_CONFIDENCE,
-                                       DEFAULT_SELECTION, FEATURES, Calibration, Logistic,
-                                       confidence_features)
+                                       DEFAULT_RERANK, DEFAULT_SELECTION, RERANK_FEATURES,
+                                       Calibration, Logistic, choose, confidence_features,
+                                       fit_selection, rerank_features)
 
 logger = logging.getLogger(__name__)
 
 THRESHOLDS = tuple(round(0.05 * i, 2) for i in range(1, 20))
+RERANK_K = 3  # sentences the reader reads per question: the right one is in the top 3 ~90 %
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,23 +54,31 @@ def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion]) -> Cal
     texts = [q.question for q in questions]
     hits = answerer.retrieve(texts)
     first = ranker.candidates(texts, hits, answerer.calibration.selection)
-    rows, labels = [], []
-    for q, cands in zip(questions, first):
-        if q.gold:
-            for c in cands:
-                rows.append(c.features)
-                labels.append(int(c.sentence in q.gold))
+    groups = [([c.features for c in cands], [int(c.sentence in q.gold) for c in cands])
+              for q, cands in zip(questions, first) if q.gold]
     notes: list[str] = []
-    selection = _fit_or_default(rows, labels, FEATURES, DEFAULT_SELECTION, "selection", notes)
+    try:
+        selection = fit_selection(groups)
+    except RetrievalConfigError as exc:
+        notes.append(f"selection: {exc}; untrained default weights kept")
+        selection = DEFAULT_SELECTION
     chosen = ranker.candidates(texts, hits, selection)
-    picked = [(i, c) for i, c in enumerate(chosen) if c]
-    read = answerer.reader.read_pairs([texts[i] for i, _ in picked],
-                                      [ranker.table.sentences[c[0].sentence].text
-                                       for _, c in picked])
-    features: dict[int, dict[str, float]] = {
-        i: confidence_features(c, r.gap) for (i, c), r in zip(picked, read)}
-    right = [int(bool(chosen[i]) and chosen[i][0].sentence in q.gold)
-             for i, q in enumerate(questions)]
+    readings = read_candidates(answerer.reader, ranker, texts, chosen, RERANK_K)
+    groups = [([rerank_features(c, r.gap) for c, r in zip(cands, reads)],
+               [int(c.sentence in q.gold) for c in cands[:len(reads)]])
+              for q, cands, reads in zip(questions, chosen, readings) if q.gold]
+    try:
+        rerank = fit_selection(groups, RERANK_FEATURES)
+    except RetrievalConfigError as exc:
+        notes.append(f"rerank: {exc}; the selection's order kept")
+        rerank = DEFAULT_RERANK
+    features: dict[int, dict[str, float]] = {}
+    right = [0] * len(questions)
+    for i, (q, cands, reads) in enumerate(zip(questions, chosen, readings)):
+        if cands:
+            choice = choose(cands, [r.gap for r in reads], rerank)
+            features[i] = confidence_features(cands[choice.index], choice)
+            right[i] = int(cands[choice.index].sentence in q.gold)
     kept = [i for i in range(len(questions)) if i in features]
     confidence = _fit_or_default([features[i] for i in kept], [right[i] for i in kept],
                                  CONFIDENCE_FEATURES, DEFAULT_CONFIDENCE, "confidence", notes)
@@ -79,7 +93,7 @@ def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion]) -> Cal
               "threshold_table": table, "notes": notes}
     logger.info("retrieval.calibration threshold=%.2f selection_accuracy=%.3f", threshold,
                 report["selection_accuracy"])
-    return replace(Calibration(selection, confidence, threshold), report=report)
+    return Calibration(selection, confidence, threshold, report, rerank, RERANK_K)
 
 
 def _fit_or_default(rows: Sequence[dict[str, float]], labels: Sequence[int],

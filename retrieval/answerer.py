@@ -34,7 +34,7 @@ import numpy as np
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.qa_metrics import normalize_answer
 from retrieval.reader import Reader, ReaderResult
-from retrieval.sentence_ranker import (Calibration, Candidate, SentenceRanker,
+from retrieval.sentence_ranker import (Calibration, Candidate, SentenceRanker, choose,
                                        confidence_features)
 from retrieval.sentences import Sentence, SentenceTable
 from retrieval.types import Embedder, SearchHit
@@ -189,31 +189,32 @@ class Answerer:
 
     def _sentence_traces(self, ranker: SentenceRanker, questions: list[str],
                          hits: list[list[SearchHit]], t0: float) -> list[AnswerTrace]:
+        """Select sentences, read the first `rerank_k` of each question, re-rank, decide."""
         cal = self.calibration
         candidates = ranker.candidates(questions, hits, cal.selection)
         t1 = time.perf_counter()
-        chosen = [(i, ranker.table.sentences[c[0].sentence]) for i, c in enumerate(candidates)
-                  if c]
-        read = self.reader.read_pairs([questions[i] for i, _ in chosen],
-                                      [s.text for _, s in chosen])
+        readings = read_candidates(self.reader, ranker, questions, candidates, cal.rerank_k)
         t2 = time.perf_counter()
         share = ((t1 - t0) * 1000 / len(questions), (t2 - t1) * 1000 / len(questions))
-        by_question = {i: (s, r) for (i, s), r in zip(chosen, read)}
         traces = []
         for i, question in enumerate(questions):
-            if i not in by_question:
+            if not candidates[i]:
                 answer = Answer(None, 0.0, 0.0, None, None, None, None, None, None, 0.0, None,
                                 question)
                 traces.append(AnswerTrace(question, tuple(hits[i]), (), answer, (), *share))
                 continue
-            sentence, result = by_question[i]
-            features = confidence_features(candidates[i], result.gap)
+            results = readings[i]
+            choice = choose(candidates[i], [r.gap for r in results], cal.rerank)
+            candidate, result = candidates[i][choice.index], results[choice.index]
+            features = confidence_features(candidate, choice)
             confidence = round(cal.confidence.prob(features), 6)
-            best = sentence_answer(ranker, question, hits[i], sentence, result, confidence)
+            best = sentence_answer(ranker, question, hits[i],
+                                   ranker.table.sentences[candidate.sentence], result,
+                                   confidence)
             answer = best if confidence >= cal.threshold else replace(
                 best, text=None, span=None, sentence=None, sentence_span=None, doc_id=None,
                 passage_id=None, title=None, passage=None)
-            traces.append(AnswerTrace(question, tuple(hits[i]), (result,), answer,
+            traces.append(AnswerTrace(question, tuple(hits[i]), tuple(results), answer,
                                       (confidence,), *share, tuple(candidates[i]), best,
                                       features))
         return traces
@@ -249,6 +250,19 @@ class Answerer:
         null = best.null_score if best is not None else 0.0
         return Answer(None, score, null, None, None, None, None, None, None,
                       round(confidence, 6), None, question)
+
+
+def read_candidates(reader: Reader, ranker: SentenceRanker, questions: Sequence[str],
+                    candidates: Sequence[Sequence[Candidate]], k: int
+                    ) -> list[list[ReaderResult]]:
+    """The reader's results on the first `k` candidate sentences of each question (one batch)."""
+    pairs = [(i, c.sentence) for i, cands in enumerate(candidates) for c in cands[:k]]
+    read = reader.read_pairs([questions[i] for i, _ in pairs],
+                             [ranker.table.sentences[sid].text for _, sid in pairs])
+    out: list[list[ReaderResult]] = [[] for _ in questions]
+    for (i, _), result in zip(pairs, read):
+        out[i].append(result)
+    return out
 
 
 def sentence_answer(ranker: SentenceRanker, question: str, hits: Sequence[SearchHit],

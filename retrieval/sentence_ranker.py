@@ -2,10 +2,12 @@
 
 Per question the candidates are the sentences of the retrieved passages plus the `extra` best
 sentences of the whole knowledge base by the fine-tuned sentence encoder. Each candidate gets
-FEATURES: the encoder cosine, its gap to the best cosine, BM25 over sentences (relative to the
-best, and raw), and the reciprocal rank of the best retrieved passage that holds it. A
-logistic regression over them (the selection model, fitted on held-out questions: is this the
-gold sentence?) scores the candidates; the best one is the answer sentence.
+FEATURES: the encoder cosine, BM25 over sentences (relative to the best, and raw), and the
+reciprocal rank of the best retrieved passage that holds it. The selection model is a
+conditional logit: a linear score per candidate, softmax over the question's candidates, fitted
+on held-out questions by maximising the probability of the gold sentence (a ranking loss:
+pooled per-candidate logistic regression learnt to separate questions, not sentences); the
+best candidate is the answer sentence and its softmax share is `prob`.
 
 The answer's CONFIDENCE is a second logistic regression (`Calibration`) over the evidence of
 the whole answer (CONFIDENCE_FEATURES: the selection probability of the best candidate and its
@@ -29,8 +31,10 @@ from retrieval.errors import RetrievalConfigError
 from retrieval.sentences import SentenceTable
 from retrieval.types import Embedder, Passage, SearchHit
 
-FEATURES = ("cosine", "cosine_gap", "bm25_rel", "bm25", "passage_rr")
-CONFIDENCE_FEATURES = ("select_p", "select_lead", "cosine", "bm25_rel", "reader_gap")
+FEATURES = ("cosine", "bm25_rel", "bm25", "passage_rr")
+RERANK_FEATURES = ("select_logp", "reader_gap")
+CONFIDENCE_FEATURES = ("select_p", "rerank_p", "rerank_lead", "cosine", "bm25_rel",
+                       "reader_gap")
 READER_GAP_CLIP = 10.0  # the reader's logit gap, clipped: beyond it nothing changes
 
 
@@ -79,35 +83,45 @@ class Logistic:
 
 
 # Untrained defaults: encoder cosine dominates, BM25 and the passage rank break ties.
-DEFAULT_SELECTION = Logistic(FEATURES, (12.0, 0.0, 1.0, 0.0, 1.0), -8.0)
-DEFAULT_CONFIDENCE = Logistic(CONFIDENCE_FEATURES, (4.0, 2.0, 4.0, 0.0, 0.2), -4.0)
+DEFAULT_SELECTION = Logistic(FEATURES, (20.0, 1.0, 0.0, 1.0), 0.0)
+DEFAULT_RERANK = Logistic(RERANK_FEATURES, (1.0, 0.0), 0.0)  # keeps the selection's order
+DEFAULT_CONFIDENCE = Logistic(CONFIDENCE_FEATURES, (2.0, 2.0, 2.0, 4.0, 0.0, 0.2), -4.0)
 
 
 @dataclass(frozen=True, slots=True)
 class Calibration:
-    """The models of knowledge.json: `selection` and `confidence` regressions, and the
-    confidence `threshold` in [0, 1] at or above which the knowledge base answers."""
+    """The models of knowledge.json: the `selection` and `rerank` conditional logits (the
+    reader reads the first `rerank_k` selected sentences, and its span-minus-null gap joins
+    the selection score), the `confidence` regression, and the confidence `threshold` in
+    [0, 1] at or above which the knowledge base answers."""
 
     selection: Logistic = DEFAULT_SELECTION
     confidence: Logistic = DEFAULT_CONFIDENCE
     threshold: float = 0.5
     report: dict[str, Any] = field(default_factory=dict)
+    rerank: Logistic = DEFAULT_RERANK
+    rerank_k: int = 3
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
             raise RetrievalConfigError(f"confidence threshold must be in [0, 1], got "
                                        f"{self.threshold}")
+        if self.rerank_k < 1:
+            raise RetrievalConfigError(f"rerank_k must be >= 1, got {self.rerank_k}")
 
     def to_dict(self) -> dict[str, Any]:
-        return {"selection": self.selection.to_dict(), "confidence": self.confidence.to_dict(),
+        return {"selection": self.selection.to_dict(), "rerank": self.rerank.to_dict(),
+                "rerank_k": self.rerank_k, "confidence": self.confidence.to_dict(),
                 "threshold": self.threshold, "report": self.report}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Calibration:
         if not data:
             return cls()
+        rerank = Logistic.from_dict(data["rerank"]) if "rerank" in data else DEFAULT_RERANK
         return cls(Logistic.from_dict(data["selection"]), Logistic.from_dict(data["confidence"]),
-                   float(data["threshold"]), dict(data.get("report") or {}))
+                   float(data["threshold"]), dict(data.get("report") or {}), rerank,
+                   int(data.get("rerank_k", 3)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,13 +163,14 @@ class SentenceRanker:
             ids |= {k for k, _ in sparse[i][:self.extra]}
             bm = dict(sparse[i])
             top_bm = max(bm.values(), default=0.0) or 1.0
-            top_cos = float(cos[i].max()) if cos.shape[1] else 0.0
-            rows = []
-            for sid in ids:
+            feats = []
+            for sid in sorted(ids):
                 c = float(cos[i, sid])
-                f = {"cosine": c, "cosine_gap": top_cos - c, "bm25_rel": bm.get(sid, 0.0) / top_bm,
-                     "bm25": bm.get(sid, 0.0) / 10.0, "passage_rr": rr.get(sid, 0.0)}
-                rows.append(Candidate(sid, f, selection.prob(f)))
+                feats.append((sid, {"cosine": c, "bm25_rel": bm.get(sid, 0.0) / top_bm,
+                                    "bm25": bm.get(sid, 0.0) / 10.0,
+                                    "passage_rr": rr.get(sid, 0.0)}))
+            shares = softmax_scores([selection.logit(f) for _, f in feats])
+            rows = [Candidate(sid, f, p) for (sid, f), p in zip(feats, shares)]
             out.append(sorted(rows, key=lambda c: (-c.prob, c.sentence)))
         return out
 
@@ -164,11 +179,80 @@ class SentenceRanker:
         return self.table.by_passage.get(slot, []) if slot is not None else []
 
 
-def confidence_features(candidates: Sequence[Candidate], reader_gap: float) -> dict[str, float]:
-    """CONFIDENCE_FEATURES of an answer whose sentence is candidates[0]."""
-    best = candidates[0]
-    runner = candidates[1].prob if len(candidates) > 1 else 0.0
-    gap = max(-READER_GAP_CLIP, min(READER_GAP_CLIP, reader_gap)) / READER_GAP_CLIP
-    return {"select_p": best.prob, "select_lead": best.prob - runner,
-            "cosine": best.features["cosine"], "bm25_rel": best.features["bm25_rel"],
-            "reader_gap": gap}
+def softmax_scores(logits: Sequence[float]) -> list[float]:
+    if not logits:
+        return []
+    top = max(logits)
+    exps = [math.exp(x - top) for x in logits]
+    total = sum(exps)
+    return [x / total for x in exps]
+
+
+def fit_selection(groups: Sequence[tuple[Sequence[Mapping[str, float]], Sequence[int]]],
+                  features: Sequence[str] = FEATURES, *, l2: float = 1e-4) -> Logistic:
+    """The conditional logit over `groups` (per question: candidate feature rows and 0/1 gold
+    labels, at least one 1): maximise the mean log softmax share of the gold candidates,
+    with an L2 penalty `l2` on the weights. Groups without a gold candidate are skipped."""
+    from scipy.optimize import minimize
+
+    data = [(np.array([[r[f] for f in features] for r in rows], dtype=np.float64),
+             np.array(labels, dtype=bool)) for rows, labels in groups if any(labels)]
+    if not data:
+        raise RetrievalConfigError("no held-out question has its gold sentence among the "
+                                   "candidates; cannot fit the sentence selection")
+
+    def loss(w: np.ndarray) -> tuple[float, np.ndarray]:
+        total, grad = 0.0, np.zeros_like(w)
+        for x, gold in data:
+            z = x @ w
+            p = np.exp(z - z.max())
+            p /= p.sum()
+            share = p[gold].sum()
+            total -= math.log(max(share, 1e-300))
+            q = np.where(gold, p / max(share, 1e-300), 0.0)  # gold candidates, renormalised
+            grad -= q @ x - p @ x
+        n = len(data)
+        return total / n + l2 * float(w @ w), grad / n + 2 * l2 * w
+
+    start = np.array([DEFAULT_SELECTION.weights[DEFAULT_SELECTION.features.index(f)]
+                      if f in DEFAULT_SELECTION.features else 0.0 for f in features])
+    result = minimize(loss, start, jac=True, method="L-BFGS-B")
+    return Logistic(tuple(features), tuple(float(w) for w in result.x), 0.0)
+
+
+def clip_gap(gap: float) -> float:
+    """The reader's span-minus-null gap scaled to [-1, 1]."""
+    return max(-READER_GAP_CLIP, min(READER_GAP_CLIP, gap)) / READER_GAP_CLIP
+
+
+def rerank_features(candidate: Candidate, reader_gap: float) -> dict[str, float]:
+    return {"select_logp": math.log(max(candidate.prob, 1e-12)),
+            "reader_gap": clip_gap(reader_gap)}
+
+
+@dataclass(frozen=True, slots=True)
+class Choice:
+    """The answer sentence after re-ranking: `index` into the candidates, its re-rank share
+    and lead over the runner-up, and the reader gap inside it."""
+
+    index: int
+    share: float
+    lead: float
+    reader_gap: float
+
+
+def choose(candidates: Sequence[Candidate], gaps: Sequence[float], rerank: Logistic) -> Choice:
+    """The best of the first len(gaps) candidates (read by the reader) by `rerank`."""
+    rows = [rerank_features(c, g) for c, g in zip(candidates, gaps)]
+    shares = softmax_scores([rerank.logit(r) for r in rows])
+    order = sorted(range(len(shares)), key=lambda j: (-shares[j], j))
+    best = order[0]
+    lead = shares[best] - (shares[order[1]] if len(order) > 1 else 0.0)
+    return Choice(best, shares[best], lead, gaps[best])
+
+
+def confidence_features(candidate: Candidate, choice: Choice) -> dict[str, float]:
+    """CONFIDENCE_FEATURES of the answer `candidate` chosen by `choice`."""
+    return {"select_p": candidate.prob, "rerank_p": choice.share, "rerank_lead": choice.lead,
+            "cosine": candidate.features["cosine"], "bm25_rel": candidate.features["bm25_rel"],
+            "reader_gap": clip_gap(choice.reader_gap)}
