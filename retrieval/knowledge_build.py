@@ -6,15 +6,17 @@
 Four steps, each its own function, each skipped when what it is built from did not change:
 
 1. `build_index`: the passage index (documents re-embedded in place when they change);
-2. `build_reader`: the extractive reader, trained on qa.json's training split plus every
-   training question again with its answer sentence alone as context plus generated
-   questions (retrieval.question_gen), or copied from `reader_from`, or reused;
+2. `build_reader`: the extractive reader, trained on qa.json's answerable training split plus
+   every such question again with its answer sentence alone as context plus generated
+   questions (retrieval.question_gen), or copied from `reader_from`, or reused; it learns "no
+   answer" from generated negatives (another document's context), so that qa.json's
+   unanswerable questions stay unseen for calibration;
 3. `build_encoder`: the sentence encoder fine-tuned (retrieval.sentence_encoder) on the
    training split and generated questions, and the vectors of every KB sentence;
-4. `calibrate`: sentence selection, answer confidence and its threshold
+4. `calibrate`: sentence selection, re-ranking, answer confidence and its threshold
    (retrieval.answer_calibration) on the held-out split of qa.json (the reader's own
-   holdout: same fraction and seed), held-out generated questions (from sentences no model
-   trained on) and generated unanswerable ones.
+   holdout: same fraction and seed) plus all of qa.json's unanswerable questions, held-out
+   generated questions (from sentences no model trained on) and generated unanswerable ones.
 
 The layout of `out_dir`: knowledge.json (settings, calibration, fingerprints), index/,
 reader/, sentence_encoder/, sentences.npy.
@@ -236,7 +238,7 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
                   ((g.answer, g.start),), data.table.sentences[g.sentence].doc_id)
         for n, g in enumerate(data.generated_train)
         if g.sentence is not None and g.answer is not None and g.start is not None]
-    options = {"out_dir": target, **build.reader}
+    options = {"out_dir": target, "train_unanswerable": False, **build.reader}
     report = train_reader([*data.train, *data.held], extra_examples=extra, **options).to_dict()
     held = {k: v for k, v in report.pop("holdout", {}).items() if k != "ids"}
     return {**report, "holdout": held}
@@ -300,10 +302,11 @@ def calibrate(build: KnowledgeBuild, data: _Data, index: Any,
 
 
 def held_out_questions(data: _Data) -> list[LabelledQuestion]:
-    """The calibration slice: qa.json's held-out questions, held-out generated ones and the
-    generated unanswerable ones, each with its gold sentence ids."""
+    """The calibration slice: qa.json's held-out questions and all its unanswerable ones (no
+    model trains on them: the reader learns "no answer" from generated negatives), held-out
+    generated questions and the generated unanswerable ones, each with its gold sentences."""
     held = [LabelledQuestion(e.question, tuple(data.gold.get(e.id, ())), "qa")
-            for e in data.held]
+            for e in [*data.held, *(e for e in data.train if e.is_impossible)]]
     return held + [LabelledQuestion(g.question, (g.sentence,) if g.sentence is not None
                                     else (), "generated") for g in data.generated_held]
 

@@ -57,6 +57,7 @@ class TrainConfig:
     seed: int = 13
     extra_qa_paths: tuple[str, ...] = ()
     extra_limit: int | None = None
+    train_unanswerable: bool = True  # False: qa's unanswerable questions are never trained on
     num_threads: int | None = 1  # measured on 2 busy cores: 1 thread 13 s, 2 threads 105 s
     device: str = "cpu"
     progress: bool = True
@@ -114,6 +115,8 @@ def train_reader(train_examples: Sequence[QAExample] | str | Path,
     if config.num_threads:
         torch.set_num_threads(config.num_threads)
     train, holdout = split_holdout(examples, config.holdout_fraction, config.seed)
+    if not config.train_unanswerable:  # kept for calibrating the whole pipeline instead
+        train = [e for e in train if not e.is_impossible]
     negatives = make_negatives(train, examples, config.negatives_per_question, rng,
                                hard=config.hard_negatives)
     extra = [ex for path in config.extra_qa_paths for ex in load_qa(path,
