@@ -12,7 +12,8 @@ from retrieval.kb_eval import contains_answer, plot_reliability, reliability
 from retrieval.question_gen import (answers_in, generate_answerable, generate_unanswerable,
                                     guest_voice)
 from retrieval.sentence_encoder import batches
-from retrieval.sentence_ranker import Calibration, Logistic
+from retrieval.sentence_ranker import (DEFAULT_RERANK, RERANK_FEATURES, Calibration, Candidate,
+                                       Logistic, choose, fit_selection)
 from retrieval.sentences import SentenceTable, answer_sentences, sentence_spans
 from retrieval.types import Passage
 
@@ -127,3 +128,31 @@ def test_reliability_bins_and_diagram(tmp_path) -> None:
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert contains_answer("The fee is 25 EUR.", ["25 eur"])
     assert not contains_answer(None, ["25 EUR"]) and not contains_answer("x", ["25 EUR"])
+
+
+def test_selection_fit_ranks_the_gold_candidate_first() -> None:
+    rng = random.Random(0)
+    groups = []
+    for _ in range(30):  # the gold sentence has the higher cosine, BM25 is noise
+        rows = [{"cosine": rng.uniform(0.2, 0.5), "bm25_rel": rng.random(), "bm25": 0.0,
+                 "passage_rr": 0.0} for _ in range(5)]
+        rows[0]["cosine"] = 0.6
+        groups.append((rows, [1, 0, 0, 0, 0]))
+    model = fit_selection(groups)
+    assert model.weights[model.features.index("cosine")] > 5
+    for rows, _ in groups:
+        assert max(range(5), key=lambda j: model.logit(rows[j])) == 0
+    with pytest.raises(RetrievalConfigError, match="gold sentence"):
+        fit_selection([(groups[0][0], [0] * 5)])
+
+
+def test_choose_lets_the_reader_overturn_a_close_selection() -> None:
+    cands = [Candidate(1, {"cosine": 0.5, "bm25_rel": 1.0}, 0.55),
+             Candidate(2, {"cosine": 0.5, "bm25_rel": 1.0}, 0.45)]
+    kept = choose(cands, [-5.0, 5.0], DEFAULT_RERANK)  # default: selection order only
+    assert kept.index == 0 and kept.reader_gap == -5.0
+    reader_heavy = Logistic(RERANK_FEATURES, (1.0, 4.0), 0.0)
+    flipped = choose(cands, [-5.0, 5.0], reader_heavy)
+    assert flipped.index == 1 and 0.5 < flipped.share <= 1.0 and flipped.lead > 0
+    assert Calibration.from_dict(Calibration(rerank=reader_heavy).to_dict()).rerank == \
+        Logistic(RERANK_FEATURES, (1.0, 4.0), 0.0)
