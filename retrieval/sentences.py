@@ -21,6 +21,8 @@ from retrieval.types import Passage
 
 _BULLET = "-*+>#|"
 _END = re.compile(r"[.!?][\"')\]]*(?=\s)")
+_ABBREVIATION = re.compile(r"(?:\b(?:St|Dr|Mr|Mrs|Ms|Nr|No|approx|ca|incl|e\.g|i\.e|vs)|"
+                           r"\b[A-Z])\.$")  # "St. Stephen's": no sentence ends there
 MIN_CHARS = 3  # shorter lines ("---", "|") are no answers
 
 
@@ -49,7 +51,8 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
     out: list[tuple[int, int]] = []
     offset = 0
     for line in text.splitlines(keepends=True):
-        cuts = [0, *(m.end() for m in _END.finditer(line)), len(line)]
+        cuts = [0, *(m.end() for m in _END.finditer(line)
+                     if not _ABBREVIATION.search(line[:m.end()])), len(line)]
         for s, e in zip(cuts, cuts[1:]):
             while s < e and (line[s].isspace() or line[s] in _BULLET):
                 s += 1
