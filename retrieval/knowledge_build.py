@@ -6,10 +6,10 @@
 Four steps, each its own function, each skipped when what it is built from did not change:
 
 1. `build_index`: the passage index (documents re-embedded in place when they change);
-2. `build_reader`: the extractive reader, trained on qa.json's answerable training split plus
-   every such question again with its answer sentence alone as context plus generated
+2. `build_reader`: the extractive reader, trained on qa.json's answerable training split with
+   each answer's sentence alone as the context (what it reads at answer time) plus generated
    questions (retrieval.question_gen), or copied from `reader_from`, or reused; it learns "no
-   answer" from generated negatives (another document's context), so that qa.json's
+   answer" from generated negatives (a sentence of another document), so that qa.json's
    unanswerable questions stay unseen for calibration;
 3. `build_encoder`: the sentence encoder fine-tuned (retrieval.sentence_encoder) on the
    training split and generated questions, and the vectors of every KB sentence;
@@ -53,6 +53,8 @@ from retrieval.sentences import SentenceTable, answer_sentences
 from retrieval.types import Embedder, IndexConfig
 
 logger = logging.getLogger(__name__)
+
+READER_RECIPE = 2  # 2: sentence contexts; a new recipe retrains readers built by the old one
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,16 +144,16 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     reused: list[str] = []
     # a changed document retrains the encoder, not the reader (a span finder, trained mostly
     # on qa.json: the generated questions of the old sentences still teach it spans)
-    reader_fp = _digest(build.qa.read_bytes(), dict(build.reader), str(build.reader_from),
-                        build.generated, build.seed)
+    reader_fp = _digest(READER_RECIPE, build.qa.read_bytes(), dict(build.reader),
+                        str(build.reader_from), build.generated, build.seed)
     if (not build.retrain and previous is not None and previous.reader_fingerprint == reader_fp
             and (root / READER_DIR).is_dir()):
         reused.append("reader")
         reader_report = previous.report.get("reader", {})
     else:
         reader_report = build_reader(build, data)
-    encoder_fp = _digest(reader_fp, build.encoder.to_dict(), build.embedder,
-                         sentences_hash(data.table))
+    encoder_fp = _digest(build.qa.read_bytes(), build.generated, build.seed,
+                         build.encoder.to_dict(), build.embedder, sentences_hash(data.table))
     encoder_fp_ok = (previous is not None and previous.encoder_fingerprint == encoder_fp
                      and (root / ENCODER_DIR).is_dir() and (root / SENTENCE_VECTORS).is_file())
     if not build.retrain and encoder_fp_ok:
@@ -233,29 +235,27 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
         report = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         return {"copied_from": str(build.reader_from),
                 **{k: v for k, v in report.items() if k != "holdout"}}
-    extra = sentence_contexts(data) + [
-        QAExample(f"gen-{n}", g.question, data.table.sentences[g.sentence].text,
-                  ((g.answer, g.start),), data.table.sentences[g.sentence].doc_id)
-        for n, g in enumerate(data.generated_train)
-        if g.sentence is not None and g.answer is not None and g.start is not None]
+    extra = [QAExample(f"gen-{n}", g.question, data.table.sentences[g.sentence].text,
+                       ((g.answer, g.start),), data.table.sentences[g.sentence].doc_id)
+             for n, g in enumerate(data.generated_train)
+             if g.sentence is not None and g.answer is not None and g.start is not None]
     options = {"out_dir": target, "train_unanswerable": False, **build.reader}
-    report = train_reader([*data.train, *data.held], extra_examples=extra, **options).to_dict()
+    report = train_reader(sentence_contexts(data), extra_examples=extra, **options).to_dict()
     held = {k: v for k, v in report.pop("holdout", {}).items() if k != "ids"}
     return {**report, "holdout": held}
 
 
 def sentence_contexts(data: _Data) -> list[QAExample]:
-    """The training split again, each with its gold sentence alone as the context (what the
-    reader reads at answer time)."""
+    """qa.json's answerable questions with their gold sentence alone as the context (what
+    the reader reads at answer time; short, so training is fast), under their own ids so the
+    reader holds out the same questions; unanswerable ones as they are."""
     out = []
-    for e in data.train:
-        for sid in data.gold.get(e.id, [])[:1]:
-            sentence = data.table.sentences[sid]
-            answers = tuple((t, sentence.text.find(t)) for t, _ in e.answers
-                            if t in sentence.text)
-            if answers:
-                out.append(QAExample(f"{e.id}#sentence", e.question, sentence.text, answers[:1],
-                                     e.title))
+    for e in [*data.train, *data.held]:
+        sentence = data.table.sentences[data.gold[e.id][0]] if data.gold.get(e.id) else None
+        answers = tuple((t, sentence.text.find(t)) for t, _ in e.answers
+                        if sentence is not None and t in sentence.text)
+        out.append(QAExample(e.id, e.question, sentence.text, answers[:1], e.title)
+                   if sentence is not None and answers else e)
     return out
 
 
