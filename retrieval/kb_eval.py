@@ -84,7 +84,7 @@ def plot_reliability(table: Mapping[str, Any], path: str | Path, title: str = ""
     top.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfectly calibrated")
     top.bar(centres, [r["accuracy"] for r in rows], width=0.09, alpha=0.7, label="accuracy")
     top.plot([r["confidence"] for r in rows], [r["accuracy"] for r in rows], "o-",
-             color="black", label="mean confidence")
+             color="black", label="share right at the bin's mean confidence")
     top.set_ylabel("share right (sentence holds the answer)")
     top.set_title(f"{title}  ECE {table['ece']:.3f}".strip())
     top.legend(loc="upper left", fontsize=8)
@@ -135,7 +135,8 @@ def evaluate_kb(answerer: Answerer, test_path: str | Path | Sequence[QAExample],
     report["reliability"] = reliability([b.confidence for b in best], right)
     report["reliability"]["threshold"] = answerer.threshold
     if reliability_png is not None:
-        name = Path(str(report["test_path"])).name
+        name = (Path(str(test_path)).name if isinstance(test_path, (str, Path))
+                else Path(reliability_png).stem)
         report["reliability"]["png"] = str(plot_reliability(report["reliability"],
                                                              reliability_png, name))
     if gold_context:
