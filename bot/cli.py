@@ -240,9 +240,90 @@ def shell(root: str, sender: str) -> None:
     asyncio.run(loop())
 
 
-@main.group()
-def test() -> None:
-    """Evaluate trained models on held-out data."""
+_STORY_OPTIONS = [
+    click.option("--project", "root", default=".", show_default=True),
+    click.option("-s", "--stories", default="tests", show_default=True,
+                 help="Test stories: a file, or a folder of test_*.yml files."),
+    click.option("--out", default="results", show_default=True, help="Report folder."),
+    click.option("--execute-actions", is_flag=True,
+                 help="Run actions and forms for real (default: Rasa's mode, where custom "
+                      "actions are only predicted and the story's events applied)."),
+    click.option("--intents-given", is_flag=True,
+                 help="Use the stories' intents and entities instead of parsing their text."),
+    click.option("--fail-on-prediction-errors", is_flag=True,
+                 help="Exit 1 when a story fails."),
+    click.option("--endpoints", default=None, help="endpoints.yml (action server).")
+]
+
+
+def _story_options(func: Any) -> Any:
+    for option in reversed(_STORY_OPTIONS):
+        func = option(func)
+    return func
+
+
+@main.group(invoke_without_command=True)
+@_story_options
+@click.option("--nlu", "nlu_path", default="tests/nlu_test.yml", show_default=True,
+              help="Held-out NLU examples for the NLU part (skipped when absent).")
+@click.pass_context
+def test(ctx: click.Context, root: str, stories: str, out: str, execute_actions: bool,
+         intents_given: bool, fail_on_prediction_errors: bool, endpoints: str | None,
+         nlu_path: str) -> None:
+    """Evaluate the trained assistant: test stories (`test core`), then the NLU (`test nlu`)
+    when both are there, as `rasa test`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints)
+    nlu_file = Path(root) / nlu_path
+    if nlu_file.exists() and (Path(root) / "models" / "nlu" / "pipeline.json").exists():
+        from bot.nlu_eval import evaluate_saved
+
+        ood = Path(root) / "tests" / "nlu_ood.yml"
+        summary = evaluate_saved(_project(root), nlu_file, Path(out),
+                                 ood if ood.exists() else None)
+        click.echo(json.dumps(summary, indent=1))
+    if failed and fail_on_prediction_errors:
+        sys.exit(1)
+
+
+@test.command("core")
+@_story_options
+def test_core(root: str, stories: str, out: str, execute_actions: bool, intents_given: bool,
+              fail_on_prediction_errors: bool, endpoints: str | None) -> None:
+    """Replay the test stories and compare the bot's actions (and the NLU's parses) with
+    theirs; writes failed_test_stories.yml, story_report.json and the confusion matrix."""
+    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints)
+    if failed and fail_on_prediction_errors:
+        sys.exit(1)
+
+
+def _test_core(root: str, stories: str, out: str, execute_actions: bool, intents_given: bool,
+               endpoints: str | None) -> int:
+    from bot.story_runner import run_core_tests
+
+    project = _project(root)
+    outcome = run_core_tests(project, Path(root) / stories, Path(out),
+                             use_text=not intents_given, execute_actions=execute_actions,
+                             endpoints_path=Path(endpoints) if endpoints else None)
+    summary = outcome.report["xingkong"]
+    latency = summary["turn_latency_ms"]
+    click.echo(f"Test stories ({summary['mode']} mode, {summary['nlu']}): "
+               f"{summary['stories']['passed']}/{summary['stories']['total']} stories, "
+               f"{summary['actions']['correct']}/{summary['actions']['total']} actions"
+               + (f", {summary['intents']['correct']}/{summary['intents']['total']} intents, "
+                  f"{summary['entities']['correct']}/{summary['entities']['total']} entity sets"
+                  if summary["intents"]["total"] else ""))
+    if latency.get("turns"):
+        click.echo(f"Turn latency: p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms "
+                   f"over {latency['turns']} turns")
+    for failed in summary["failed"]:
+        first = failed["wrong"][0] if failed["wrong"] else None
+        detail = (f"{first['at']}: {first['kind']} expected {first['expected']!r}, got "
+                  f"{first['predicted']!r}" if first else failed["error"])
+        click.echo(f"FAILED {failed['story']}: {detail}", err=True)
+    click.echo("Reports: " + ", ".join(str(p) for p in outcome.files))
+    return len(summary["failed"])
 
 
 @test.command("nlu")
