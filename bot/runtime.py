@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.assistant import Project, load_policies
-from bot.config import Endpoints, load_endpoints, reveal
+from bot.config import Endpoints, load_endpoints, reveal, skipped_components
 from bot.errors import ConfigError
 from bot.executors import ActionExecutor, HttpExecutor, InProcessExecutor
 from bot.locks import InMemoryLockStore, LockStore
@@ -35,6 +35,8 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
     started = time.perf_counter()
     endpoints = load_endpoints(endpoints_path if endpoints_path is not None
                                else project.paths.endpoints)
+    for note in skipped_components(project.config, bool(project.data.lookups)):
+        logger.warning("runtime.component_skipped %s", note)
     policies = load_policies(project)
     parser = load_parser(project)
     store = make_tracker_store(endpoints, project)

@@ -146,6 +146,12 @@ class RulePolicy:
         last = tracker.events[-1] if tracker.events else None
         just_rejected = isinstance(last, ActionExecutionRejected) and last.name == loop
         entry = self._best(states, n_user, exclude=loop if just_rejected else None)
+        if entry is not None and loop and entry.action == ACTION_LISTEN \
+                and _loop_name(entry.states[-1]) is None and not just_rejected:
+            # As Rasa: a general rule (one that does not mention the loop) ended a digression
+            # inside the loop with action_listen; the loop takes the conversation back.
+            return self._predict(loop, f"back to the loop after rule '{entry.rule}'",
+                                 rule=entry.rule)
         if entry is not None:
             return self._predict(entry.action, f"rule '{entry.rule}'", rule=entry.rule)
         if self.enable_fallback_prediction:

@@ -1,0 +1,204 @@
+"""Rasa behaviours real projects rely on (issue 11), each on an example from Rasa's docs or
+its example bots (formbot, moodbot, the two-stage-fallback and forms pages)."""
+
+from __future__ import annotations
+
+import asyncio
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from bot.assistant import Project, train
+from bot.config import ProjectPaths, load_config, skipped_components
+from bot.events import BotUttered
+from bot.manager import DialogueManager, UserMessage
+from bot.policies import PolicyEnsemble, build_policies
+from bot.story_eval import run_stories
+from bot.training_data import load_training_data
+from bot.validate import validate_project
+
+
+def write_project(root: Path, domain: str, config: str, **data: str) -> Project:
+    """A Rasa project in `root`: domain.yml, config.yml and data/<name>.yml per keyword."""
+    root.mkdir(parents=True, exist_ok=True)
+    (root / "domain.yml").write_text(textwrap.dedent(domain))
+    (root / "config.yml").write_text(textwrap.dedent(config))
+    (root / "data").mkdir(exist_ok=True)
+    for name, text in data.items():
+        (root / "data" / f"{name}.yml").write_text(textwrap.dedent(text))
+    return Project.load(ProjectPaths.at(root))
+
+
+def trained(project: Project) -> PolicyEnsemble:
+    ensemble = PolicyEnsemble(build_policies(project.config.policies))
+    ensemble.train(project.domain, project.data)
+    return ensemble
+
+
+def actions_of_turn(manager: DialogueManager, text: str, sender: str = "u") -> list[str]:
+    result = asyncio.run(manager.handle_message(UserMessage(text, sender)))
+    events = result.tracker.events[result.tracker.idx_after_latest_user_message():]
+    return [e.name for e in events if type(e).__name__ == "ActionExecuted"
+            and e.name not in ("action_listen", "action_extract_slots")]
+
+
+# ---------------------------------------------------------------- formbot (Rasa's example)
+
+FORMBOT_DOMAIN = """
+version: "3.1"
+intents: [greet, request_restaurant, chitchat, inform, thankyou]
+entities: [cuisine, number]
+slots:
+  cuisine:
+    type: text
+    influence_conversation: false
+    mappings:
+    - type: from_entity
+      entity: cuisine
+  num_people:
+    type: float
+    influence_conversation: false
+    mappings:
+    - type: from_entity
+      entity: number
+forms:
+  restaurant_form:
+    required_slots: [cuisine, num_people]
+responses:
+  utter_greet: [{text: "Hello! I am restaurant search assistant! How can I help?"}]
+  utter_chitchat: [{text: "chitchat"}]
+  utter_ask_cuisine: [{text: "What cuisine?"}]
+  utter_ask_num_people: [{text: "How many people?"}]
+  utter_submit: [{text: "All done!"}]
+  utter_noworries: [{text: "You are welcome :)"}]
+"""
+
+FORMBOT_CONFIG = """
+recipe: default.v1
+language: en
+pipeline:
+  - name: WhitespaceTokenizer
+  - name: DucklingEntityExtractor
+    url: http://localhost:8000
+    dimensions: [number]
+  - name: DIETClassifier
+    epochs: 100
+policies:
+  - name: TEDPolicy
+    epochs: 100
+  - name: AugmentedMemoizationPolicy
+  - name: RulePolicy
+"""
+
+FORMBOT_RULES = """
+version: "3.1"
+rules:
+  - rule: Chitchat
+    steps:
+      - intent: chitchat
+      - action: utter_chitchat
+  - rule: activate restaurant form
+    steps:
+      - intent: request_restaurant
+      - action: restaurant_form
+      - active_loop: restaurant_form
+  - rule: submit form
+    condition:
+    - active_loop: restaurant_form
+    steps:
+      - action: restaurant_form
+      - active_loop: null
+      - action: utter_submit
+"""
+
+
+@pytest.fixture
+def formbot(tmp_path: Path) -> Project:
+    return write_project(tmp_path / "formbot", FORMBOT_DOMAIN, FORMBOT_CONFIG,
+                         rules=FORMBOT_RULES)
+
+
+def test_1_skipped_duckling_is_a_loud_warning(formbot: Project) -> None:
+    findings = validate_project(formbot.paths)
+    duckling = [f for f in findings if "DucklingEntityExtractor" in f.message]
+    assert len(duckling) == 1 and duckling[0].level == "warning"
+    assert "number" in duckling[0].message and "config.yml" in duckling[0].message
+    report = train(formbot, progress=False, nlu=False, knowledge=False)
+    assert any("DucklingEntityExtractor" in w for w in report.warnings)
+
+
+def test_1_spacy_regex_featurizer_and_lookup_tables_are_named(tmp_path: Path) -> None:
+    config = """
+    pipeline:
+      - name: SpacyNLP
+        model: en_core_web_md
+      - name: SpacyTokenizer
+      - name: RegexFeaturizer
+      - name: DIETClassifier
+    policies:
+      - name: RulePolicy
+    """
+    path = tmp_path / "config.yml"
+    path.write_text(textwrap.dedent(config))
+    notes = skipped_components(load_config(path), has_lookups=True)
+    for name in ("SpacyNLP", "SpacyTokenizer", "RegexFeaturizer", "lookup tables"):
+        assert any(name in n for n in notes), name
+
+
+def test_2_ted_warning_says_what_really_happens(formbot: Project, tmp_path: Path) -> None:
+    # formbot has its own AugmentedMemoizationPolicy: no stand-in is added, and the
+    # warning says so instead of promising one
+    names = [p.name for p in build_policies(formbot.config.policies)]
+    assert names == ["AugmentedMemoizationPolicy", "RulePolicy"]
+    (note,) = [n for n in skipped_components(formbot.config) if "TEDPolicy" in n]
+    assert "configured AugmentedMemoizationPolicy" in note
+    # moodbot's policies (TED + Memoization + Rule): the stand-in is added and announced
+    path = tmp_path / "config.yml"
+    path.write_text("policies:\n  - name: MemoizationPolicy\n  - name: TEDPolicy\n"
+                    "    max_history: 5\n  - name: RulePolicy\n")
+    config = load_config(path)
+    assert [p.name for p in build_policies(config.policies)] == [
+        "MemoizationPolicy", "AugmentedMemoizationPolicy", "RulePolicy"]
+    assert any("stands in" in n for n in skipped_components(config))
+
+
+def test_8_rule_policy_returns_to_the_form_after_a_general_digression_rule(
+        formbot: Project) -> None:
+    manager = DialogueManager(formbot.domain, trained(formbot))
+    assert actions_of_turn(manager, "/request_restaurant") == ["restaurant_form"]
+    # The form rejects the message (no slot filled), the "Chitchat" rule answers, and as
+    # that rule knows nothing of the form it ends with action_listen: Rasa's RulePolicy
+    # predicts the active loop instead, which asks its question again.
+    assert actions_of_turn(manager, "/chitchat") == ["utter_chitchat", "restaurant_form"]
+    tracker = manager.retrieve("u")
+    assert tracker.active_loop_name == "restaurant_form"
+    said = [e.text for e in tracker.events if isinstance(e, BotUttered)]
+    assert said[-2:] == ["chitchat", "What cuisine?"]
+
+
+def test_8_formbot_unhappy_test_story_passes_in_replay_mode(formbot: Project) -> None:
+    (formbot.paths.root / "tests").mkdir()
+    story_file = formbot.paths.root / "tests" / "test_stories.yml"
+    story_file.write_text(textwrap.dedent("""
+    stories:
+    - story: unhappy path
+      steps:
+      - user: |
+          im looking for a restaurant
+        intent: request_restaurant
+      - action: restaurant_form
+      - active_loop: restaurant_form
+      - user: |
+          can you share your boss with me?
+        intent: chitchat
+      - action: utter_chitchat
+      - action: restaurant_form
+      - active_loop: null
+      - action: utter_submit
+    """))
+    ensemble = trained(formbot)
+    stories = load_training_data([story_file]).stories
+    run = asyncio.run(run_stories(stories, lambda: DialogueManager(formbot.domain, ensemble),
+                                  use_text=False))
+    assert run.results[0].passed, run.results[0].checks
