@@ -199,7 +199,9 @@ class DialogueManager:
                 return
             ok = await self._run_action(tracker, action, policy, confidence, channel, messages,
                                         message_id)
-            if not ok:
+            if not ok or action == "action_session_start":
+                # As Rasa: a session start (the follow-up of action_restart) ends the turn,
+                # with its own action_listen; nothing is predicted for the empty tracker.
                 return
         logger.warning("dialogue.prediction_cap sender=%s cap=%d", _hash(tracker.sender_id),
                        self.max_predictions)

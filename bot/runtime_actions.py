@@ -242,6 +242,11 @@ def action_for_name(name: str, domain: Domain, executor_names: set[str] | None) 
     """Resolve an action name. Custom actions win over responses of the same name, as in Rasa."""
     from bot.forms import FormAction, TwoStageFallbackAction
 
+    if name != "action_listen" and name in domain.custom_actions and (
+            executor_names is None or name in executor_names):
+        # As Rasa: a default action listed under the domain's actions is the project's own
+        # (action_session_start, action_restart, action_default_fallback, ...).
+        return CustomAction(name)
     if name in _DEFAULTS:
         return _DEFAULTS[name]()
     if name == "action_two_stage_fallback":

@@ -202,3 +202,68 @@ def test_8_formbot_unhappy_test_story_passes_in_replay_mode(formbot: Project) ->
     run = asyncio.run(run_stories(stories, lambda: DialogueManager(formbot.domain, ensemble),
                                   use_text=False))
     assert run.results[0].passed, run.results[0].checks
+
+
+# ---------------------------------------------------------------- 4: /restart
+
+def test_4_restart_starts_a_new_session_and_says_nothing_else(formbot: Project) -> None:
+    # Rasa's default action: action_restart (utter_restart when the domain has it), then its
+    # follow-up action_session_start; the turn ends there, with no fallback message.
+    manager = DialogueManager(formbot.domain, trained(formbot))
+    asyncio.run(manager.handle_message(UserMessage("/greet", "u")))
+    result = asyncio.run(manager.handle_message(UserMessage("/restart", "u")))
+    assert result.messages == []
+    names = [d["action"] for d in result.diagnostics]
+    assert names == ["action_restart"]
+    tail = [type(e).__name__ for e in result.tracker.events[-4:]]
+    assert tail == ["Restarted", "ActionExecuted", "SessionStarted", "ActionExecuted"]
+    assert result.tracker.latest_action_name == "action_listen"
+
+
+# ---------------------------------------------------------------- 7: overriding defaults
+
+OVERRIDES = '''
+from rasa_sdk import Action
+from rasa_sdk.events import ActionExecuted, SessionStarted, SlotSet, UserUtteranceReverted
+
+
+class ActionSessionStart(Action):
+    """Rasa docs, "Customizing the session start action": SessionStarted first, then slots,
+    then action_listen."""
+
+    def name(self):
+        return "action_session_start"
+
+    async def run(self, dispatcher, tracker, domain):
+        return [SessionStarted(), SlotSet("cuisine", "from session start"),
+                ActionExecuted("action_listen")]
+
+
+class ActionDefaultFallback(Action):
+    def name(self):
+        return "action_default_fallback"
+
+    def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(text="my own fallback")
+        return [UserUtteranceReverted()]
+'''
+
+
+def test_7_custom_actions_override_default_actions(formbot: Project, tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.executors import InProcessExecutor
+
+    package = tmp_path / "pkg" / "parity_overrides"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "actions.py").write_text(OVERRIDES)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    domain_file = formbot.paths.root / "domain.yml"
+    domain_file.write_text(domain_file.read_text() + "\nactions:\n  - action_session_start\n"
+                           "  - action_default_fallback\n")
+    project = Project.load(formbot.paths)
+    manager = DialogueManager(project.domain, trained(project),
+                              executor=InProcessExecutor("parity_overrides"))
+    result = asyncio.run(manager.handle_message(UserMessage("/thankyou", "u")))
+    assert result.tracker.get_slot("cuisine") == "from session start"
+    assert [m.get("text") for m in result.messages] == ["my own fallback"]
