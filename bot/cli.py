@@ -203,6 +203,14 @@ def run_actions(package: str, port: int) -> None:
     click.echo(f"Action server: http://127.0.0.1:{port}/webhook  (package {package})")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    from bot.executors import import_actions
+
+    sys.path.insert(0, os.getcwd())
+    import_actions(package)  # its own error and place, not rasa_sdk's bare exit code
+    # bot/compat_site/sitecustomize.py gives every process of the server (sanic's workers
+    # too) the ruamel.yaml functions that Rasa 3.6-era actions call.
+    site = str(Path(__file__).resolve().parent / "compat_site")
+    env["PYTHONPATH"] = os.pathsep.join([site, env["PYTHONPATH"]])
     os.execve(sys.executable, [sys.executable, "-m", "rasa_sdk", "--actions", package,
                                "--port", str(port)], env)
 

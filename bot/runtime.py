@@ -120,8 +120,15 @@ def make_executor(endpoints: Endpoints, project: Project,
     import sys
 
     root = str(project.paths.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)  # the project's package wins over an installed one of that name
+    top = actions_package.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None and not str(getattr(loaded, "__file__", "") or "").startswith(root):
+        # another project's package of the same name (the demo's `actions` is installed)
+        for name in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
+            del sys.modules[name]
     return InProcessExecutor(actions_package)
 
 

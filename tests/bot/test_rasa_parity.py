@@ -267,3 +267,96 @@ def test_7_custom_actions_override_default_actions(formbot: Project, tmp_path: P
     result = asyncio.run(manager.handle_message(UserMessage("/thankyou", "u")))
     assert result.tracker.get_slot("cuisine") == "from session start"
     assert [m.get("text") for m in result.messages] == ["my own fallback"]
+
+
+# ---------------------------------------------------------------- 3: custom actions unchanged
+
+RUAMEL_ACTIONS = '''
+import ruamel.yaml
+from rasa_sdk import Action
+
+# Rasa 3.6 era (ruamel.yaml < 0.17.22): module-level safe_load, removed in ruamel.yaml 0.18
+SETTINGS = ruamel.yaml.safe_load("greeting: hello from yaml")
+
+
+class ActionGreetFromYaml(Action):
+    def name(self):
+        return "action_greet_from_yaml"
+
+    def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(text=SETTINGS["greeting"])
+        text = ruamel.yaml.safe_dump({"n": 1})
+        return []
+'''
+
+
+def make_package(root: Path, name: str, code: str) -> None:
+    package = root / name
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text("")
+    (package / "actions.py").write_text(textwrap.dedent(code))
+
+
+def test_3_actions_calling_ruamel_safe_load_run_unchanged(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.executors import InProcessExecutor
+
+    make_package(tmp_path, "parity_ruamel", RUAMEL_ACTIONS)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    executor = InProcessExecutor("parity_ruamel")
+    assert executor.names() == {"action_greet_from_yaml"}
+    call = {"next_action": "action_greet_from_yaml", "sender_id": "u", "version": "3.6.0",
+            "tracker": {"sender_id": "u", "slots": {}, "latest_message": {}, "events": [],
+                        "paused": False, "followup_action": None, "active_loop": {},
+                        "latest_action_name": None},
+            "domain": {}}
+    reply = asyncio.run(executor.run(call))
+    assert reply["responses"][0]["text"] == "hello from yaml"
+
+
+def test_3_the_action_server_gets_the_same_ruamel_functions(repo_root: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [str(repo_root / "bot" / "compat_site"), str(repo_root)]))
+    out = subprocess.run([sys.executable, "-c", "import ruamel.yaml; "
+                          "print(ruamel.yaml.safe_load('a: 1'))"],
+                         capture_output=True, text=True, env=env, timeout=60)
+    assert out.stdout.strip() == "{'a': 1}", out.stderr
+
+
+def test_3_an_import_failure_names_the_module_the_line_and_the_real_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.errors import ConfigError
+    from bot.executors import InProcessExecutor
+
+    make_package(tmp_path, "parity_broken", "import requests_that_is_not_installed\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(ConfigError) as caught:
+        InProcessExecutor("parity_broken")
+    message = str(caught.value)
+    assert "parity_broken.actions" in message
+    assert "actions.py:1" in message
+    assert "No module named 'requests_that_is_not_installed'" in message
+    assert "install the missing package" in message
+
+
+def test_3_shell_reports_a_broken_actions_package_without_a_traceback(
+        formbot: Project) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+
+    root = formbot.paths.root
+    (root / "domain.yml").write_text((root / "domain.yml").read_text()
+                                     + "\nactions:\n  - action_hello\n")
+    make_package(root, "actions", "x = 1 / 0\n")
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", "core", "--project", str(root)]).exit_code == 0
+    result = runner.invoke(main, ["shell", "--project", str(root)], input="/greet\n")
+    assert result.exit_code == 1
+    assert "ZeroDivisionError: division by zero" in result.output
+    assert "actions.py:1" in result.output
+    assert not isinstance(result.exception, ZeroDivisionError)
