@@ -90,7 +90,7 @@ class RulePolicy:
                 problems.append(f"{entry.source}: rule '{entry.rule}' predicts '{entry.action}' where "
                                 f"rule '{other.rule}' ({other.source}) predicts '{other.action}' "
                                 "after the same conversation. Make one of them more specific.")
-        for trajectory in story_trajectories(data.stories):
+        for trajectory in story_trajectories(data.stories, domain):
             walker = StateWalker(domain)
             states: list[State] = []
             n_user = 0
@@ -186,7 +186,7 @@ class RulePolicy:
 
 def rule_entries(domain: Domain, data: TrainingData) -> list[RuleEntry]:
     entries: list[RuleEntry] = []
-    for rule, trajectory in rule_trajectories(data.rules):
+    for rule, trajectory in rule_trajectories(data.rules, domain):
         slots = {e.name for e in trajectory.events if isinstance(e, SlotSet)}
         mentions_loop = any(isinstance(e, ActiveLoop) for e in trajectory.events)
         allowed = _allowed(slots, mentions_loop)

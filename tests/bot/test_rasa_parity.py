@@ -360,3 +360,181 @@ def test_3_shell_reports_a_broken_actions_package_without_a_traceback(
     assert "ZeroDivisionError: division by zero" in result.output
     assert "actions.py:1" in result.output
     assert not isinstance(result.exception, ZeroDivisionError)
+
+
+# ---------------------------------------------------------------- 6: stories that start with an action
+
+FEEDBACK_DOMAIN = """
+version: "3.1"
+intents: [greet, goodbye, affirm, deny]
+entities: [name]
+slots:
+  name:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: name
+responses:
+  utter_greet: [{text: "Hi!"}]
+  utter_ask_feedback: [{text: "Did I help?"}]
+  utter_thanks: [{text: "Thanks for the feedback!"}]
+  utter_sorry: [{text: "Sorry to hear."}]
+"""
+
+FEEDBACK_STORIES = """
+version: "3.1"
+stories:
+- story: greet by name
+  steps:
+  - intent: greet
+    entities:
+    - name: Ana
+  - action: utter_greet
+# Rasa's docs on checkpoints: a story need not start with user input; these two start with
+# the bot's question and hold wherever that question is asked.
+- story: feedback yes
+  steps:
+  - action: utter_ask_feedback
+  - intent: affirm
+  - action: utter_thanks
+- story: feedback no
+  steps:
+  - action: utter_ask_feedback
+  - intent: deny
+  - action: utter_sorry
+"""
+
+FEEDBACK_RULES = """
+version: "3.1"
+rules:
+- rule: ask for feedback when the user leaves
+  steps:
+  - intent: goodbye
+  - action: utter_ask_feedback
+"""
+
+
+@pytest.mark.parametrize("policy", ["AugmentedMemoizationPolicy", "MemoizationPolicy"])
+def test_6_augmented_memoization_forgets_what_came_before_a_story_starting_with_an_action(
+        tmp_path: Path, policy: str) -> None:
+    config = f"policies:\n  - name: {policy}\n    max_history: 5\n  - name: RulePolicy\n"
+    project = write_project(tmp_path, FEEDBACK_DOMAIN, config, stories=FEEDBACK_STORIES,
+                            rules=FEEDBACK_RULES)
+    manager = DialogueManager(project.domain, trained(project))
+    assert actions_of_turn(manager, '/greet{"name": "Ana"}') == ["utter_greet"]
+    assert actions_of_turn(manager, "/goodbye") == ["utter_ask_feedback"]
+    # the earlier greeting and the `name` slot it set are forgotten by the augmented policy
+    after = actions_of_turn(manager, "/affirm")
+    if policy == "AugmentedMemoizationPolicy":
+        assert after == ["utter_thanks"]
+    else:  # plain memoization needs the whole history, as in Rasa
+        assert after == ["action_default_fallback"]
+
+
+def test_6_validator_reports_no_conflict_between_stories_starting_with_actions(
+        tmp_path: Path) -> None:
+    config = "policies:\n  - name: AugmentedMemoizationPolicy\n  - name: RulePolicy\n"
+    project = write_project(tmp_path, FEEDBACK_DOMAIN, config, stories=FEEDBACK_STORIES,
+                            rules=FEEDBACK_RULES)
+    findings = validate_project(project.paths)
+    assert [f for f in findings if "story" in f.message and f.level == "error"] == []
+    # a real conflict (same history, different actions) is still found
+    (tmp_path / "data" / "more.yml").write_text(textwrap.dedent("""
+    stories:
+    - story: feedback yes, other answer
+      steps:
+      - action: utter_ask_feedback
+      - intent: affirm
+      - action: utter_sorry
+    """))
+    findings = validate_project(project.paths)
+    assert any("feedback yes, other answer" in f.message or "feedback yes" in f.message
+               for f in findings if f.level == "error")
+
+
+# ---------------------------------------------------------------- 9: entities set slots
+
+CUISINE_DOMAIN = """
+version: "3.1"
+intents: [inform, affirm]
+entities: [cuisine]
+slots:
+  cuisine:
+    type: text
+    mappings:
+    - type: from_entity
+      entity: cuisine
+responses:
+  utter_ok: [{text: "ok"}]
+  utter_book: [{text: "Booking your table."}]
+  utter_ask_cuisine: [{text: "Which cuisine?"}]
+"""
+
+CUISINE_STORIES = """
+version: "3.1"
+stories:
+# No slot_was_set step: as in Rasa, the entity sets the same-named (from_entity) slot
+- story: cuisine given
+  steps:
+  - intent: inform
+    entities:
+    - cuisine: italian
+  - action: utter_ok
+  - intent: affirm
+  - action: utter_book
+- story: no cuisine yet
+  steps:
+  - intent: inform
+  - action: utter_ok
+  - intent: affirm
+  - action: utter_ask_cuisine
+"""
+
+
+def test_9_story_entities_set_their_slots_in_training(tmp_path: Path) -> None:
+    # max_history 1: only the slot can tell the two `affirm` turns apart
+    config = "policies:\n  - name: MemoizationPolicy\n    max_history: 1\n  - name: RulePolicy\n"
+    project = write_project(tmp_path, CUISINE_DOMAIN, config, stories=CUISINE_STORIES)
+    assert [f for f in validate_project(project.paths) if f.level == "error"] == []
+    manager = DialogueManager(project.domain, trained(project))
+    assert actions_of_turn(manager, '/inform{"cuisine": "italian"}') == ["utter_ok"]
+    assert actions_of_turn(manager, "/affirm") == ["utter_book"]
+    assert actions_of_turn(manager, "/inform", "v") == ["utter_ok"]
+    assert actions_of_turn(manager, "/affirm", "v") == ["utter_ask_cuisine"]
+
+
+def test_9_slots_for_entities_follows_rasa(tmp_path: Path) -> None:
+    from bot.slot_mapping import slots_for_entities
+
+    domain = write_project(tmp_path, """
+    version: "3.1"
+    entities: [city, topping]
+    forms:
+      order_form:
+        required_slots: [size]
+    slots:
+      origin:
+        type: text
+        mappings:
+        - type: from_entity
+          entity: city
+          role: from
+      toppings:
+        type: list
+        mappings:
+        - type: from_entity
+          entity: topping
+      size:
+        type: text
+        mappings:
+        - type: from_entity
+          entity: city
+          conditions:
+          - active_loop: order_form
+    """, "policies:\n  - name: RulePolicy\n").domain
+    events = slots_for_entities(domain, [
+        {"entity": "city", "value": "Berlin", "role": "from"},
+        {"entity": "city", "value": "Lisbon"},
+        {"entity": "topping", "value": "ham"}, {"entity": "topping", "value": "olives"}])
+    assert {(e.name, str(e.value)) for e in events} == {  # type: ignore[attr-defined]
+        ("origin", "Berlin"), ("toppings", "['ham', 'olives']")}
