@@ -120,7 +120,8 @@ class RulePolicy:
         latest_action = tracker.latest_action_name
         message = tracker.latest_message
         intent = message.intent_name if message is not None else None
-        if tracker.events and isinstance(tracker.events[-1], UserUtteranceReverted):
+        last_events = [e for e in tracker.events[-3:] if not isinstance(e, ActiveLoop)]
+        if last_events and isinstance(last_events[-1], UserUtteranceReverted):
             # A fallback (or /back) took the message back: wait for the user, as Rasa does.
             return self._predict(ACTION_LISTEN, "after_rewind")
         if latest_action == ACTION_LISTEN and intent in DEFAULT_INTENT_ACTIONS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import textwrap
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -538,3 +539,134 @@ def test_9_slots_for_entities_follows_rasa(tmp_path: Path) -> None:
         {"entity": "topping", "value": "ham"}, {"entity": "topping", "value": "olives"}])
     assert {(e.name, str(e.value)) for e in events} == {  # type: ignore[attr-defined]
         ("origin", "Berlin"), ("toppings", "['ham', 'olives']")}
+
+
+# ---------------------------------------------------------------- 11: two-stage fallback loop
+
+TWO_STAGE_DOMAIN = """
+version: "3.1"
+intents: [greet, goodbye]
+responses:
+  utter_greet: [{text: "Hello!"}]
+  utter_goodbye: [{text: "Bye!"}]
+  utter_default: [{text: "I give up."}]
+  utter_ask_rephrase: [{text: "Could you rephrase?"}]
+"""
+
+TWO_STAGE_RULES = """
+version: "3.1"
+rules:
+- rule: greet
+  steps:
+  - intent: greet
+  - action: utter_greet
+# Rasa's docs, "Two-Stage Fallback"
+- rule: Implementation of the Two-Stage-Fallback
+  steps:
+  - intent: nlu_fallback
+  - action: action_two_stage_fallback
+  - active_loop: action_two_stage_fallback
+"""
+
+
+@pytest.fixture
+def two_stage(tmp_path: Path) -> DialogueManager:
+    project = write_project(tmp_path, TWO_STAGE_DOMAIN, "policies:\n  - name: RulePolicy\n",
+                            rules=TWO_STAGE_RULES)
+
+    async def unsure(text: str) -> dict[str, Any]:  # what FallbackClassifier hands on
+        ranking = [{"name": "nlu_fallback", "confidence": 1.0},
+                   {"name": "greet", "confidence": 0.45}]
+        return {"text": text, "intent": ranking[0], "intent_ranking": ranking, "entities": []}
+
+    return DialogueManager(project.domain, trained(project), parser=unsure)
+
+
+def said(manager: DialogueManager, text: str) -> list[str]:
+    result = asyncio.run(manager.handle_message(UserMessage(text, "u")))
+    return [m.get("text") or "" for m in result.messages]
+
+
+def test_11_two_stage_fallback_affirmed_answers_the_clarified_message(
+        two_stage: DialogueManager) -> None:
+    assert said(two_stage, "hiya??") == ["Did you mean 'greet'?"]
+    assert two_stage.retrieve("u").active_loop_name == "action_two_stage_fallback"
+    assert said(two_stage, "/greet") == ["Hello!"]
+    tracker = two_stage.retrieve("u")
+    assert tracker.active_loop_name is None
+    assert tracker.latest_message.intent_name == "greet"  # type: ignore[union-attr]
+
+
+def test_11_two_stage_fallback_denied_asks_to_rephrase_then_gives_up(
+        two_stage: DialogueManager) -> None:
+    assert said(two_stage, "hiya??") == ["Did you mean 'greet'?"]
+    assert said(two_stage, "/out_of_scope") == ["Could you rephrase?"]
+    assert said(two_stage, "still unclear") == ["Did you mean 'greet'?"]
+    assert said(two_stage, "/out_of_scope") == ["I give up."]
+    assert two_stage.retrieve("u").active_loop_name is None
+
+
+def test_11_two_stage_fallback_two_unclear_messages_give_up(
+        two_stage: DialogueManager) -> None:
+    assert said(two_stage, "hiya??") == ["Did you mean 'greet'?"]
+    assert said(two_stage, "what") == ["I give up."]
+    assert two_stage.retrieve("u").active_loop_name is None
+    assert said(two_stage, "/greet") == ["Hello!"]
+
+
+# ---------------------------------------------------------------- 11: response templates
+
+def test_11_double_braces_in_responses_are_literal_braces(tmp_path: Path) -> None:
+    from bot.responses import ResponseRenderer
+
+    domain = write_project(tmp_path, """
+    version: "3.1"
+    responses:
+      utter_order:
+      - text: "Order {{id}} for {name}: {{ {count} items }}"
+        buttons:
+        - title: "Yes, {name}"
+          payload: '/affirm{{"name": "x"}}'
+    """, "policies:\n  - name: RulePolicy\n").domain
+    message = ResponseRenderer(domain).render("utter_order", {"name": "Ana", "count": 2.0})
+    assert message is not None
+    assert message["text"] == "Order {id} for Ana: { 2 items }"
+    assert message["buttons"][0] == {"title": "Yes, Ana", "payload": '/affirm{"name": "x"}'}
+    # an unknown placeholder is left as written
+    assert ResponseRenderer(domain).render("utter_order", {})["text"] == (  # type: ignore[index]
+        "Order {id} for {name}: { {count} items }")
+
+
+# ---------------------------------------------------------------- 11: `- entity: value`
+
+def test_11_story_entity_shorthand_is_read_like_rasa(tmp_path: Path) -> None:
+    path = tmp_path / "stories.yml"
+    path.write_text(textwrap.dedent("""
+    stories:
+    - story: Rasa's docs, stories with entities
+      steps:
+      - intent: account_balance
+        entities:
+        - account_type: credit
+        - amount: 20
+        - city: Berlin
+          role: departure
+        - currency
+      - action: action_credit_account_balance
+    - story: older files, several entities in one mapping; the long form
+      steps:
+      - intent: inform
+        entities:
+        - cuisine: italian
+          people: 2
+        - entity: city
+          value: Lisbon
+      - action: utter_ok
+    """))
+    first, second = load_training_data([path]).stories
+    assert list(first.steps[0].entities) == [
+        {"entity": "account_type", "value": "credit"}, {"entity": "amount", "value": 20},
+        {"entity": "city", "value": "Berlin", "role": "departure"}, {"entity": "currency"}]
+    assert list(second.steps[0].entities) == [
+        {"entity": "cuisine", "value": "italian"}, {"entity": "people", "value": 2},
+        {"entity": "city", "value": "Lisbon"}]
