@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
+from bot.state.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
 from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage
-from bot.slot_mapping import slots_for_entities
-from bot.training_data import Story, StoryStep
+from bot.state.slot_mapping import slots_for_entities
+from bot.project.training_data import Story, StoryStep
 
 # Steps a test story may hold: `or` and checkpoints have no single expected path.
 TESTABLE_KINDS = ("user", "action", "slot", "active_loop")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.story_eval import Check, StoryResult, StoryTestRun
-from bot.training_data import StoryStep
+from bot.project.training_data import StoryStep
 
 logger = logging.getLogger(__name__)
 

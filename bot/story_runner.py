@@ -20,13 +20,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.assistant import Project, load_policies
-from bot.config import load_endpoints
+from bot.project.config import load_endpoints
 from bot.errors import ConfigError
 from bot.manager import DialogueManager
 from bot.story_eval import StoryTestRun, run_stories
 from bot.story_report import write_reports
-from bot.stores import InMemoryTrackerStore
-from bot.training_data import Story, load_training_data
+from bot.storage.stores import InMemoryTrackerStore
+from bot.project.training_data import Story, load_training_data
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +67,7 @@ def run_core_tests(project: Project, stories_path: Path, out: Path, *, use_text:
               execute_actions: bool = False, endpoints_path: Path | None = None,
               actions_package: str = "actions", limit: int | None = None) -> CoreTestOutcome:
     """Test the trained project on its test stories and write Rasa's report files to `out`."""
-    from bot.runtime import load_parser, make_executor
+    from bot.wiring import load_parser, make_executor
 
     stories = load_test_stories(stories_path, limit)
     policies = load_policies(project)

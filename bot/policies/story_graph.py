@@ -6,10 +6,10 @@ import itertools
 import logging
 from dataclasses import dataclass
 
-from bot.domain import Domain
-from bot.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
-from bot.slot_mapping import slots_for_entities
-from bot.training_data import Story, StoryStep
+from bot.project.domain import Domain
+from bot.project.training_data import Story, StoryStep
+from bot.state.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from bot.state.slot_mapping import slots_for_entities
 
 logger = logging.getLogger(__name__)
 

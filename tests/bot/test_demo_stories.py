@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project
-from bot.executors import InProcessExecutor
 from bot.manager import DialogueManager
 from bot.policies import PolicyEnsemble
+from bot.project.training_data import Story, load_training_data
+from bot.runtime.executors import InProcessExecutor
 from bot.story_eval import StoryResult, run_stories, unsupported_steps
 from bot.story_runner import story_setup
-from bot.training_data import Story, load_training_data
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_STORIES = REPO / "tests" / "test_stories.yml"

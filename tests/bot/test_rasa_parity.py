@@ -11,12 +11,12 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project, train
-from bot.config import ProjectPaths, load_config, skipped_components
-from bot.events import BotUttered
+from bot.project.config import ProjectPaths, load_config, skipped_components
+from bot.state.events import BotUttered
 from bot.manager import DialogueManager, UserMessage
 from bot.policies import PolicyEnsemble, build_policies
 from bot.story_eval import run_stories
-from bot.training_data import load_training_data
+from bot.project.training_data import load_training_data
 from bot.validate import validate_project
 
 
@@ -252,7 +252,7 @@ class ActionDefaultFallback(Action):
 
 def test_7_custom_actions_override_default_actions(formbot: Project, tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.executors import InProcessExecutor
+    from bot.runtime.executors import InProcessExecutor
 
     package = tmp_path / "pkg" / "parity_overrides"
     package.mkdir(parents=True)
@@ -300,7 +300,7 @@ def make_package(root: Path, name: str, code: str) -> None:
 
 def test_3_actions_calling_ruamel_safe_load_run_unchanged(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.executors import InProcessExecutor
+    from bot.runtime.executors import InProcessExecutor
 
     make_package(tmp_path, "parity_ruamel", RUAMEL_ACTIONS)
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -321,7 +321,7 @@ def test_3_the_action_server_gets_the_same_ruamel_functions(repo_root: Path) -> 
     import sys
 
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [str(repo_root / "bot" / "compat_site"), str(repo_root)]))
+        [str(repo_root / "bot" / "runtime" / "compat_site"), str(repo_root)]))
     out = subprocess.run([sys.executable, "-c", "import ruamel.yaml; "
                           "print(ruamel.yaml.safe_load('a: 1'))"],
                          capture_output=True, text=True, env=env, timeout=60)
@@ -331,7 +331,7 @@ def test_3_the_action_server_gets_the_same_ruamel_functions(repo_root: Path) -> 
 def test_3_an_import_failure_names_the_module_the_line_and_the_real_error(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     from bot.errors import ConfigError
-    from bot.executors import InProcessExecutor
+    from bot.runtime.executors import InProcessExecutor
 
     make_package(tmp_path, "parity_broken", "import requests_that_is_not_installed\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -505,7 +505,7 @@ def test_9_story_entities_set_their_slots_in_training(tmp_path: Path) -> None:
 
 
 def test_9_slots_for_entities_follows_rasa(tmp_path: Path) -> None:
-    from bot.slot_mapping import slots_for_entities
+    from bot.state.slot_mapping import slots_for_entities
 
     domain = write_project(tmp_path, """
     version: "3.1"
@@ -617,7 +617,7 @@ def test_11_two_stage_fallback_two_unclear_messages_give_up(
 # ---------------------------------------------------------------- 11: response templates
 
 def test_11_double_braces_in_responses_are_literal_braces(tmp_path: Path) -> None:
-    from bot.responses import ResponseRenderer
+    from bot.runtime.responses import ResponseRenderer
 
     domain = write_project(tmp_path, """
     version: "3.1"

@@ -17,7 +17,7 @@ from bot.cli import main
 from bot.manager import DialogueManager
 from bot.story_eval import run_stories
 from bot.story_report import failed_stories_yaml, write_reports
-from bot.training_data import load_training_data
+from bot.project.training_data import load_training_data
 
 TEST_STORIES = """
 version: "3.1"

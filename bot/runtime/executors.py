@@ -95,7 +95,7 @@ def import_actions(package: str) -> None:
     import pkgutil
     import traceback
 
-    from bot.action_compat import install
+    from bot.runtime.action_compat import install
 
     install()
     name = package

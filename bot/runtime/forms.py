@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bot.domain import REQUESTED_SLOT
+from bot.project.domain import REQUESTED_SLOT
 from bot.errors import ActionRejected
-from bot.events import (
+from bot.state.events import (
     ActionExecuted,
     ActiveLoop,
     Event,
@@ -20,8 +20,15 @@ from bot.events import (
     UserUttered,
     UserUtteranceReverted,
 )
-from bot.runtime_actions import ActionContext, CustomAction, bot_event
-from bot.slot_mapping import trigger_intent_slots
+from bot.runtime.runtime_actions import (
+    ActionContext,
+    AskAffirmationAction,
+    AskRephraseAction,
+    CustomAction,
+    DefaultFallbackAction,
+    bot_event,
+)
+from bot.state.slot_mapping import trigger_intent_slots
 
 logger = logging.getLogger(__name__)
 
@@ -127,12 +134,6 @@ class TwoStageFallbackAction:
     name: str = "action_two_stage_fallback"
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        from bot.runtime_actions import (
-            AskAffirmationAction,
-            AskRephraseAction,
-            DefaultFallbackAction,
-        )
-
         tracker = ctx.tracker
         if tracker.active_loop_name != self.name:
             return [ActiveLoop(name=self.name), *await AskAffirmationAction().run(ctx)]

@@ -2,6 +2,6 @@
 folder leads PYTHONPATH there, and only there): every process of that server, sanic's
 workers included, gets the ruamel.yaml functions that Rasa 3.6-era actions call."""
 
-from bot.action_compat import install
+from bot.runtime.action_compat import install
 
 install()
