@@ -670,3 +670,82 @@ def test_11_story_entity_shorthand_is_read_like_rasa(tmp_path: Path) -> None:
     assert list(second.steps[0].entities) == [
         {"entity": "cuisine", "value": "italian"}, {"entity": "people", "value": 2},
         {"entity": "city", "value": "Lisbon"}]
+
+
+# ---------------------------------------------------------------- 10: Rasa 2.x domains
+
+RASA2_DOMAIN = """
+version: "2.0"
+intents: [request_restaurant, inform]
+entities: [cuisine, number]
+slots:
+  cuisine:
+    type: text
+    influence_conversation: false
+  num_people:
+    type: float
+    auto_fill: false
+  outdoor_seating:
+    type: bool
+    auto_fill: false
+  note:
+    type: unfeaturized
+forms:
+  restaurant_form:
+    required_slots:
+      cuisine:
+      - type: from_entity
+        entity: cuisine
+      num_people:
+      - type: from_entity
+        entity: number
+      outdoor_seating:
+      - type: from_intent
+        intent: affirm
+        value: true
+responses:
+  utter_ask_cuisine: [{text: "Which cuisine?"}]
+"""
+
+
+def test_10_a_rasa2_domain_is_refused_with_the_fix(tmp_path: Path) -> None:
+    from bot.errors import ConfigError
+    from bot.project.domain import load_domain
+
+    path = tmp_path / "domain.yml"
+    path.write_text(textwrap.dedent(RASA2_DOMAIN))
+    with pytest.raises(ConfigError) as caught:
+        load_domain(path)
+    message = str(caught.value)
+    assert "Rasa 2.x domain" in message and "form 'restaurant_form'" in message
+    assert "xingkong data migrate" in message
+
+
+def test_10_data_migrate_converts_a_rasa2_domain(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from bot.project.domain import load_domain
+
+    source = tmp_path / "domain.yml"
+    source.write_text(textwrap.dedent(RASA2_DOMAIN))
+    out = tmp_path / "new_domain.yml"
+    result = CliRunner().invoke(main, ["data", "migrate", "--domain", str(source),
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    domain = load_domain(out)
+    assert domain.forms["restaurant_form"].required_slots == (
+        "cuisine", "num_people", "outdoor_seating")
+    cuisine = domain.slots["cuisine"].mappings
+    assert {"type": "from_entity", "entity": "cuisine"} in cuisine  # was auto_fill
+    assert {"type": "from_entity", "entity": "cuisine",
+            "conditions": [{"active_loop": "restaurant_form"}]} in cuisine
+    assert domain.slots["num_people"].mappings == (
+        {"type": "from_entity", "entity": "number",
+         "conditions": [{"active_loop": "restaurant_form"}]},)
+    assert domain.slots["outdoor_seating"].mappings == (
+        {"type": "from_intent", "intent": "affirm", "value": True,
+         "conditions": [{"active_loop": "restaurant_form",
+                         "requested_slot": "outdoor_seating"}]},)
+    assert domain.slots["note"].type == "any"
+    assert domain.slots["note"].mappings == ({"type": "custom"},)
