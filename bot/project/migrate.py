@@ -28,14 +28,17 @@ def rasa2_reasons(data: dict[str, Any]) -> list[str]:
     (empty when it is not, or when nothing would change)."""
     data = plain(data)
     reasons = []
-    for name, spec in (data.get("forms") or {}).items():
-        required = (spec or {}).get("required_slots")
+    forms, slots = data.get("forms"), data.get("slots")
+    # wrong shapes are the domain reader's to report, with file and line
+    for name, spec in (forms.items() if isinstance(forms, dict) else ()):
+        required = spec.get("required_slots") if isinstance(spec, dict) else None
         if isinstance(required, dict) and any(required.values()):
             reasons.append(f"form '{name}' maps its slots inside the form")
     entities = _entity_names(data)
     version = str(data.get("version", ""))
-    for name, spec in (data.get("slots") or {}).items():
-        spec = spec or {}
+    for name, spec in (slots.items() if isinstance(slots, dict) else ()):
+        if not isinstance(spec, dict):
+            continue
         if "auto_fill" in spec:
             reasons.append(f"slot '{name}' has auto_fill")
         elif spec.get("type") == "unfeaturized":
@@ -115,6 +118,7 @@ def migrate_domain_file(source: Path, target: Path) -> list[str]:
 
 def _entity_names(data: dict[str, Any]) -> set[str]:
     names = set()
-    for item in data.get("entities") or []:
+    entities = data.get("entities")
+    for item in entities if isinstance(entities, list) else []:
         names.add(str(next(iter(item))) if isinstance(item, dict) else str(item))
     return names
