@@ -12,8 +12,8 @@ through `xingkong test core` (bot.story_runner):
 - `execute_mode`: actions run for real. The examples ship no Python actions, so minimal
   stand-ins are written into the copy (each returns no events; form validators accept every
   value): stories that depend on what the real actions do are expected to fail there.
-Also "answers": each training story replayed with `/intent{entities}` messages, counting the
-story's action steps the bot takes. Prints one JSON line; appends it to benchmarks/results/.
+Also "answers": each training story and rule replayed with `/intent{entities}` messages
+(stand-in actions running), counting the story's action steps the bot takes. Prints one JSON line; appends it to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -111,8 +111,9 @@ def story_tests(project: Any, out: Path, *, use_text: bool, execute: bool) -> di
 def check_bot(source: Path, train_nlu: bool) -> dict[str, Any]:
     from bot.assistant import Project, load_policies, train
     from bot.manager import DialogueManager
-    from bot.project.config import ProjectPaths, skipped_components
+    from bot.project.config import ProjectPaths, load_endpoints, skipped_components
     from bot.validate import validate_project
+    from bot.wiring import make_executor
 
     row: dict[str, Any] = {"bot": source.name}
     with tempfile.TemporaryDirectory() as tmp:
@@ -144,7 +145,19 @@ def check_bot(source: Path, train_nlu: bool) -> dict[str, Any]:
                 row["nlu_train_s"] = round(time.perf_counter() - started, 1)
             except Exception as exc:  # noqa: BLE001
                 row.update(nlu_error=str(exc)[:300])
-        manager = DialogueManager(project.domain, load_policies(project))
+        if (path / "tests").exists():
+            row["rasa_mode"] = story_tests(project, Path(tmp) / "results", use_text=train_nlu,
+                                           execute=False)
+        actions_dir = path / "actions"
+        if project.domain.custom_actions and not actions_dir.exists():
+            actions_dir.mkdir()
+            (actions_dir / "__init__.py").write_text("")
+            (actions_dir / "actions.py").write_text(stand_in_actions(project.domain))
+            row["stand_in_actions"] = list(project.domain.custom_actions)
+        (path / "endpoints.yml").unlink(missing_ok=True)  # the stand-ins run in-process
+        project = Project.load(paths)
+        executor = make_executor(load_endpoints(paths.endpoints), project, "actions")
+        manager = DialogueManager(project.domain, load_policies(project), executor=executor)
         matched = total = 0
         for i, story in enumerate(project.data.stories + project.data.rules):
             m, t = replay_story(manager, story, f"story-{i}")
@@ -153,16 +166,6 @@ def check_bot(source: Path, train_nlu: bool) -> dict[str, Any]:
         row["story_actions_matched"] = matched
         row["story_actions_total"] = total
         if (path / "tests").exists():
-            row["rasa_mode"] = story_tests(project, Path(tmp) / "results", use_text=train_nlu,
-                                           execute=False)
-            actions_dir = path / "actions"
-            if project.domain.custom_actions and not actions_dir.exists():
-                actions_dir.mkdir()
-                (actions_dir / "__init__.py").write_text("")
-                (actions_dir / "actions.py").write_text(stand_in_actions(project.domain))
-                row["stand_in_actions"] = list(project.domain.custom_actions)
-            (path / "endpoints.yml").unlink(missing_ok=True)  # in-process stand-ins
-            project = Project.load(paths)
             row["execute_mode"] = story_tests(project, Path(tmp) / "results_exec",
                                               use_text=train_nlu, execute=True)
     return row
