@@ -124,7 +124,10 @@ async def _check_nlu(manager: DialogueManager, step: StoryStep, index: int,
     if not (use_text and step.text):
         return gold_parse(step)
     parse = await manager.parse(step.text)
-    predicted = (parse.get("intent") or {}).get("name")
+    intent = parse.get("intent") or {}
+    predicted = intent.get("name")
+    if step.intent and "/" in step.intent:  # a retrieval intent: compared in full, as Rasa
+        predicted = intent.get("full_retrieval_intent_name") or predicted
     result.checks.append(Check(index, "intent", step.intent, predicted))
     result.checks.append(Check(index, "entities", entity_key(step.entities),
                                entity_key(parse.get("entities") or [])))
