@@ -13,7 +13,9 @@ through `xingkong test core` (bot.story_runner):
   stand-ins are written into the copy (each returns no events; form validators accept every
   value): stories that depend on what the real actions do are expected to fail there.
 Also "answers": each training story and rule replayed with `/intent{entities}` messages
-(stand-in actions running), counting the story's action steps the bot takes. Prints one JSON line; appends it to benchmarks/results/.
+(stand-in actions running), counting the story's action steps the bot takes; rules are replayed
+from a fresh conversation, without their conditions, so this undercounts for rule-heavy bots.
+Prints one JSON line; appends it to benchmarks/results/.
 """
 
 from __future__ import annotations
@@ -34,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import emit, git_commit  # noqa: E402
 
-STAND_IN_HEADER = '''"""Minimal stand-ins written by benchmarks/rasa_examples.py (the example has no actions)."""
+STAND_IN_HEADER = '''"""Stand-ins by benchmarks/rasa_examples.py: the example ships no actions."""
 from rasa_sdk import Action
 from rasa_sdk.forms import FormValidationAction
 '''

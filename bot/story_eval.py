@@ -22,7 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.state.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
+from bot.state.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActiveLoop,
+    SlotSet,
+    UserUttered,
+)
 from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage
 from bot.state.slot_mapping import slots_for_entities
 from bot.project.training_data import Story, StoryStep
