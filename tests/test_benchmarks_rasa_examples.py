@@ -13,7 +13,8 @@ from bot.project_template import create_project
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
-def test_rasa_examples_checks_a_bot_and_its_test_stories(tmp_path: Path) -> None:
+def test_rasa_examples_checks_a_bot_and_its_test_stories(tmp_path: Path,
+                                                         restore_imports: None) -> None:
     spec = importlib.util.spec_from_file_location("benchmarks.rasa_examples",
                                                   REPO_ROOT / "benchmarks" / "rasa_examples.py")
     assert spec is not None and spec.loader is not None

@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli import main
+
+# `init` projects have their own `actions` package, loaded here by --execute-actions
+pytestmark = pytest.mark.usefixtures("restore_imports")
 
 
 def invoke(*args: str) -> Result:
