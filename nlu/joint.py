@@ -1,0 +1,583 @@
+"""Intent and entities from one encoder pass: `JointIntentEntity`.
+
+One LUKE encoder built from the BERT backbone (nlu/luke_build.py) reads the message as words and
+every candidate span (nlu/span_pruning.py) as a [MASK] entity token. The intent head mean-pools
+the word stream; the span head classifies [start word; end word; entity] states as LUKE does.
+One loss (intent soft cross-entropy + weighted span cross-entropy), one set of weights, one
+training run (the shared loop of nlu/entity_fit.py).
+
+    [CLS] context [SEP] message [SEP]  + [MASK] x candidate spans of the message
+      word stream   --attends to words only-->     mean pool -> intent (MC dropout, T scaling)
+      entity stream --attends to words + entities-> span head -> entities
+
+Words do not attend to the entity tokens (entities attend to both, with LUKE's entity-aware
+queries). So the word stream, and the intent, do not depend on which spans were kept, and the
+MC-dropout samples (top `mc_layers` layers and the intent head, nlu/mc_dropout.py's idea) run
+on the word tokens only. With `use_context: true` the message is the second segment of a text
+pair whose first segment is the dialogue context (empty when there is none); entity offsets stay
+on the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from transformers import AutoTokenizer, LukeConfig, LukeModel, PreTrainedTokenizerBase
+
+from nlu.calibration import apply_temperature, expected_calibration_error, fit_temperature, \
+    predictive_summary
+from nlu.entity_fit import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.errors import NLUModelError, NLUTrainingError
+from nlu.intent import IntentPrediction, noise_texts, stratified_split, usable_examples
+from nlu.luke_build import ENTITY_MASK_ID, build_luke_encoder
+from nlu.luke_spans import decode_spans
+from nlu.quantize import quantize_linear, wants_quantization
+from nlu.span_pruning import SpanPruner
+from nlu.types import Entity, Example, IntentScore
+from nlu.words import EncodedText, SpanLabel, encode_texts, gold_word_spans, label_name
+from resolver import ModelNotFoundError, resolve_model
+
+logger = logging.getLogger(__name__)
+
+COMPONENT_NAME = "JointIntentEntity"
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+FORMAT_VERSION = 1
+_STATE, _WEIGHTS, _ENCODER_DIR = "joint.json", "model.safetensors", "encoder"
+_MAX_MENTION_TOKENS = 30  # LUKE's entity position ids per span
+_IGNORE = -100
+
+
+@dataclass(frozen=True, slots=True)
+class JointConfig:
+    """Hyper-parameters. Defaults were chosen on the demo's validation slice (README, NLU)."""
+
+    model: str = DEFAULT_MODEL
+    epochs: int = 6
+    batch_size: int = 16
+    learning_rate: float = 1e-4  # the copied encoder
+    head_learning_rate: float = 1e-3  # intent head, span head, entity embeddings: new weights
+    max_length: int = 96  # word pieces of context + message with [CLS]/[SEP]
+    max_context_length: int = 32  # word pieces kept of the context (its end)
+    max_span_length: int = 8  # upper bound; the training data's longest entity sets the rest
+    prune_spans: bool = True  # nlu/span_pruning.py; False: every span up to the length
+    dropout: float = 0.1
+    n_samples: int = 8
+    mc_layers: int = 1
+    label_smoothing: float = 0.1
+    noise_fraction: float = 0.1  # word-salad negatives with a uniform intent target
+    negative_weight: float = 0.25  # loss weight of "O" spans
+    entity_loss_weight: float = 1.0
+    freeze_layers: int = 0  # lower encoder layers (with the word embeddings) not trained
+    freeze_word_embeddings: bool = True
+    val_fraction: float = 0.1  # per intent; early stopping and temperature calibration
+    early_stopping_patience: int = 2  # epochs without a better validation score (0: never)
+    use_context: bool = False  # intent input is (dialogue context, message)
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    temperature_prior_std: float = 0.5
+    seed: int = 42
+    device: str = "cpu"
+    quantize: bool = False  # int8 Linear layers when loaded on CPU
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs, batch_size, max_span_length >= 1":
+                min(self.epochs, self.batch_size, self.max_span_length) >= 1,
+            "max_length >= 8": self.max_length >= 8,
+            "learning rates > 0": min(self.learning_rate, self.head_learning_rate) > 0,
+            "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
+                0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
+                                         self.warmup_fraction)),
+            "n_samples, mc_layers, freeze_layers, max_context_length, early_stopping_patience, "
+            "noise_fraction, negative_weight, entity_loss_weight, temperature_prior_std >= 0":
+                min(self.n_samples, self.mc_layers, self.freeze_layers, self.max_context_length,
+                    self.early_stopping_patience, self.noise_fraction, self.negative_weight,
+                    self.entity_loss_weight, self.temperature_prior_std) >= 0,
+        }
+        failed = [rule for rule, ok in checks.items() if not ok]
+        if failed:
+            raise NLUTrainingError(f"Invalid {COMPONENT_NAME} config; need: {'; '.join(failed)}.")
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """One message ready for the encoder; spans in words of the message, token_spans in
+    positions of input_ids."""
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]
+    token_spans: tuple[tuple[int, int], ...]
+    labels: tuple[int, ...] = ()  # gold per span (0: "O"); empty: ignored (inference, noise)
+
+
+class JointNet(nn.Module):
+    """LUKE encoder + intent head over the word stream + span head over the entity stream."""
+
+    def __init__(self, luke: LukeModel, n_intents: int, n_span_labels: int,
+                 dropout: float) -> None:
+        super().__init__()
+        hidden = luke.config.hidden_size
+        self.luke = luke
+        self.dropout = nn.Dropout(dropout)
+        self.intent_head = nn.Linear(hidden, n_intents)
+        self.span_head = nn.Linear(3 * hidden, n_span_labels)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C) intent logits and (B, E, L) span logits."""
+        word, entity, mask = self.encode(batch, len(self.luke.encoder.layer))
+        return self.intent_logits(word, batch["attention_mask"]), \
+            self.span_logits(word, entity, batch)
+
+    def encode(self, batch: dict[str, torch.Tensor], n_layers: int
+               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """Embeddings and the first `n_layers` layers: word (B, T, H), entity (B, E, H) or
+        None, and the additive attention mask (B, 1, T+E, T+E)."""
+        word = self.luke.embeddings(input_ids=batch["input_ids"],
+                                    token_type_ids=batch["token_type_ids"],
+                                    position_ids=batch["position_ids"])
+        entity = None
+        if batch["entity_ids"].shape[1]:
+            entity = self.luke.entity_embeddings(batch["entity_ids"],
+                                                 batch["entity_position_ids"],
+                                                 batch["entity_token_type_ids"])
+        mask = _attention_mask(batch["attention_mask"],
+                               batch["entity_attention_mask"] if entity is not None else None,
+                               word.dtype)
+        for layer in self.luke.encoder.layer[:n_layers]:
+            word, entity = layer(word, entity, mask)[:2]
+        return word, entity, mask
+
+    def intent_logits(self, word: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        weights = attention_mask.unsqueeze(-1).to(word.dtype)  # (B, T, 1)
+        pooled = (word * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
+        return self.intent_head(self.dropout(pooled))  # (B, C)
+
+    def span_logits(self, word: torch.Tensor, entity: torch.Tensor | None,
+                    batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        b, e = batch["entity_ids"].shape
+        if entity is None:
+            return word.new_zeros(b, 0, self.span_head.out_features)  # (B, 0, L)
+        size = word.shape[-1]
+        starts = word.gather(1, batch["entity_start_positions"].unsqueeze(-1).expand(b, e, size))
+        ends = word.gather(1, batch["entity_end_positions"].unsqueeze(-1).expand(b, e, size))
+        features = torch.cat([starts, ends, entity], dim=-1)  # (B, E, 3H)
+        return self.span_head(self.dropout(features))  # (B, E, L)
+
+    def predict(self, batch: dict[str, torch.Tensor], n_samples: int, mc_layers: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, B, C) intent logits (S = 1 without sampling) and (B, E, L) span logits. The
+        lower layers run once; with S > 1 the top `mc_layers` layers run again on the word
+        tokens, S times with dropout on (words never attend to entities, so this is exact)."""
+        self.eval()
+        layers = self.luke.encoder.layer
+        n_top = min(max(mc_layers, 1), len(layers)) if n_samples > 1 else 0
+        word, entity, mask = self.encode(batch, len(layers) - n_top)
+        low_word = word
+        for layer in layers[len(layers) - n_top:]:
+            word, entity = layer(word, entity, mask)[:2]
+        spans = self.span_logits(word, entity, batch)
+        if n_samples <= 1:
+            return self.intent_logits(word, batch["attention_mask"]).unsqueeze(0), spans
+        t = low_word.shape[1]
+        sampled = low_word.repeat(n_samples, 1, 1)  # (S*B, T, H)
+        word_mask = mask[:, :, :t, :t].repeat(n_samples, 1, 1, 1)  # (S*B, 1, T, T)
+        try:
+            for layer in layers[len(layers) - n_top:]:
+                layer.train(True)
+                sampled = layer(sampled, None, word_mask)[0]
+            self.dropout.train(True)
+            logits = self.intent_logits(sampled, batch["attention_mask"].repeat(n_samples, 1))
+        finally:
+            self.eval()
+        return logits.view(n_samples, -1, logits.shape[-1]), spans
+
+
+def _attention_mask(words: torch.Tensor, entities: torch.Tensor | None,
+                    dtype: torch.dtype) -> torch.Tensor:
+    """(B, 1, T+E, T+E) additive mask: word rows see valid words, entity rows valid words and
+    entities."""
+    keys = words.bool() if entities is None else torch.cat([words, entities], 1).bool()
+    n_words, n = words.shape[1], keys.shape[1]
+    allowed = keys[:, None, :].expand(-1, n, -1).clone()  # (B, T+E, T+E)
+    allowed[:, :n_words, n_words:] = False
+    return (~allowed).to(dtype)[:, None] * torch.finfo(dtype).min
+
+
+class JointIntentEntity:
+    """Intent + entities in one pass. `train` or `load_from`, then `parse_batch`; `save`."""
+
+    def __init__(self, config: JointConfig | None = None) -> None:
+        self.config = config or JointConfig()
+        self.intents: tuple[str, ...] = ()
+        self.span_labels: list[SpanLabel] = []
+        self.pruner = SpanPruner(self.config.max_span_length, self.config.prune_spans)
+        self.temperatures = {"deterministic": 1.0, "mc": 1.0}
+        self._net: JointNet | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+
+    @property
+    def is_trained(self) -> bool:
+        return self._net is not None
+
+    # -- saving and loading --------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """model.safetensors (encoder + heads), encoder/ (LUKE config, tokenizer), joint.json."""
+        net, tokenizer = self._require()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(net, str(directory / _WEIGHTS))
+        net.luke.config.save_pretrained(directory / _ENCODER_DIR)
+        tokenizer.save_pretrained(directory / _ENCODER_DIR)
+        state = {"format_version": FORMAT_VERSION, "component": COMPONENT_NAME,
+                 "config": asdict(self.config), "intents": list(self.intents),
+                 "span_labels": [list(label) for label in self.span_labels],
+                 "pruner": self.pruner.to_dict(), "temperatures": self.temperatures}
+        (directory / _STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+        logger.info("nlu.joint.saved path=%s", directory)
+        return directory
+
+    @classmethod
+    def load_from(cls, directory: str | Path, *, device: str | None = None,
+                  n_samples: int | None = None, quantize: bool | None = None) -> JointIntentEntity:
+        """Load what `save` wrote; `device`/`n_samples`/`quantize` override the saved config."""
+        directory = Path(directory)
+        needed = (_STATE, _WEIGHTS, f"{_ENCODER_DIR}/config.json")
+        missing = [name for name in needed if not (directory / name).is_file()]
+        if missing:
+            raise NLUModelError(f"No {COMPONENT_NAME} in '{directory}': missing "
+                                f"{', '.join(missing)}. Fix: run `xingkong train nlu`.")
+        try:
+            state = json.loads((directory / _STATE).read_text(encoding="utf-8"))
+            known = {f.name for f in fields(JointConfig)}
+            values = {k: v for k, v in state["config"].items() if k in known}
+            overrides = {"device": device, "n_samples": n_samples, "quantize": quantize}
+            values |= {k: v for k, v in overrides.items() if v is not None}
+            model = cls(JointConfig(**values))
+            model.intents = tuple(state["intents"])
+            model.span_labels = [(e, r, g) for e, r, g in state["span_labels"]]
+            model.pruner = SpanPruner.from_dict(state["pruner"])
+            model.temperatures = {k: float(v) for k, v in state["temperatures"].items()}
+            version = state.get("format_version")
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise NLUModelError(f"Unreadable {directory / _STATE}: {exc!r}. Fix: retrain.") from exc
+        if version != FORMAT_VERSION:
+            raise NLUModelError(f"{directory / _STATE} has format {version!r}, this code reads "
+                                f"{FORMAT_VERSION}. Fix: retrain with `xingkong train nlu`.")
+        try:
+            luke = LukeModel(LukeConfig.from_pretrained(directory / _ENCODER_DIR))
+            net = JointNet(luke, len(model.intents), 1 + len(model.span_labels),
+                           model.config.dropout)
+            load_model(net, str(directory / _WEIGHTS), strict=True)
+            tokenizer = AutoTokenizer.from_pretrained(directory / _ENCODER_DIR)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise NLUModelError(f"{COMPONENT_NAME} in '{directory}' is incomplete or "
+                                f"incompatible: {exc}. Fix: retrain.") from exc
+        net = net.to(model.config.device).eval()
+        if wants_quantization(model.config.quantize, model.config.device):
+            net = quantize_linear(net)
+        model._net, model._tokenizer = net, tokenizer
+        return model
+
+    # -- training ------------------------------------------------------------------------------
+
+    def train(self, examples: list[Example], contexts: Sequence[str | None] | None = None,
+              progress: bool = True) -> dict[str, Any]:
+        """Fine-tune on `examples` (with their dialogue `contexts` when use_context); return
+        the learning curve, calibration and pruning figures; keeps the best epoch."""
+        cfg, began = self.config, time.perf_counter()
+        pairs = [(e, c) for e, c in zip(examples, contexts or [None] * len(examples), strict=True)
+                 if e.intent and e.text.strip()]
+        usable_examples([e for e, _ in pairs])  # a clear error when there is nothing to learn
+        intents = tuple(sorted({e.intent for e, _ in pairs if e.intent}))
+        if len(intents) < 2:
+            raise NLUTrainingError(f"{COMPONENT_NAME} needs at least 2 distinct intents, got "
+                                   f"{list(intents)}. Fix: add examples of another intent.")
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        self.intents = intents
+        self.span_labels = sorted({(a.entity, a.role, a.group) for e, _ in pairs
+                                   for a in e.entities}, key=lambda x: (x[0], x[1] or "", x[2] or ""))
+        net, tokenizer = self._build()
+        y = np.array([intents.index(e.intent) for e, _ in pairs])
+        train_idx, val_idx = stratified_split(y, cfg.val_fraction, rng)
+        train = [pairs[i] for i in train_idx]
+        val = [pairs[i] for i in val_idx]
+        encoded = encode_texts(tokenizer, [e.text for e, _ in train])  # tokenised once
+        self.pruner = SpanPruner.from_training([e for e, _ in train], encoded,
+                                               cfg.max_span_length, cfg.prune_spans)
+        index = {label: i + 1 for i, label in enumerate(self.span_labels)}
+        inputs = [self._input(text, context, _gold(example, text, index))
+                  for (example, context), text in zip(train, encoded, strict=True)]
+        noise = noise_texts([e.text for e, _ in train], round(cfg.noise_fraction * len(train)),
+                            rng)
+        inputs += [self._input(text, None, None) for text in encode_texts(tokenizer, noise)]
+        n_real, n_intents = len(train), len(intents)
+        targets = torch.full((len(inputs), n_intents), 1.0 / n_intents)  # (N, C) noise: uniform
+        targets[:n_real] = cfg.label_smoothing / n_intents
+        targets[torch.arange(n_real), torch.as_tensor(y[train_idx])] += 1.0 - cfg.label_smoothing
+        optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay)
+        steps = math.ceil(len(inputs) / cfg.batch_size) * cfg.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, linear_schedule(int(cfg.warmup_fraction * steps), steps))
+        weight = torch.ones(1 + len(self.span_labels), device=cfg.device)  # (L,)
+        weight[0] = cfg.negative_weight
+        logger.info("nlu.joint.train.start train=%d validation=%d noise=%d intents=%d labels=%d "
+                    "spans_per_message=%.1f", n_real, len(val), len(noise), n_intents,
+                    len(self.span_labels), sum(len(i.spans) for i in inputs) / len(inputs))
+
+        def run_epoch() -> float:
+            return self._train_epoch(inputs, targets, optimizer, scheduler, weight, rng)
+
+        fitted = fit(net, run_epoch, self._validation(val), epochs=cfg.epochs,
+                     patience=cfg.early_stopping_patience, name=COMPONENT_NAME,
+                     progress=progress, score="val_score")
+        report = {"component": COMPONENT_NAME, "intents": list(intents),
+                  "entity_labels": [label_name(label) for label in self.span_labels],
+                  "n_train": n_real, "n_val": len(val), "n_noise": len(noise),
+                  "pruner": self.pruner.to_dict(),
+                  "spans_per_message": sum(len(i.spans) for i in inputs[:n_real]) / max(1, n_real),
+                  **fitted, **self._calibrate(val)}
+        report["seconds"] = round(time.perf_counter() - began, 2)
+        logger.info("nlu.joint.train.done seconds=%.1f best_epoch=%d", report["seconds"],
+                    report["best_epoch"])
+        return report
+
+    def _build(self) -> tuple[JointNet, PreTrainedTokenizerBase]:
+        cfg = self.config
+        try:
+            path = resolve_model(cfg.model)
+        except ModelNotFoundError as exc:
+            raise NLUModelError(f"{COMPONENT_NAME}: {exc}") from exc
+        luke, tokenizer = build_luke_encoder(path, cfg.dropout)
+        if cfg.max_length > luke.config.max_position_embeddings:
+            raise NLUTrainingError(f"{COMPONENT_NAME}: max_length={cfg.max_length} exceeds the "
+                                   f"{luke.config.max_position_embeddings} positions of "
+                                   f"'{cfg.model}'. Lower it in config.yml.")
+        net = JointNet(luke, len(self.intents), 1 + len(self.span_labels), cfg.dropout)
+        self._net, self._tokenizer = net.to(cfg.device), tokenizer
+        return self._net, tokenizer
+
+    def _parameter_groups(self, net: JointNet) -> list[dict[str, Any]]:
+        """New weights (heads, entity embeddings) learn at head_learning_rate; the copied
+        encoder at learning_rate, minus the frozen lower layers and word embeddings."""
+        cfg = self.config
+        frozen = [net.luke.encoder.layer[i] for i in range(cfg.freeze_layers)]
+        if cfg.freeze_layers:
+            frozen.append(net.luke.embeddings)
+        for module in frozen:
+            module.requires_grad_(False)
+        if cfg.freeze_word_embeddings:
+            net.luke.embeddings.word_embeddings.weight.requires_grad_(False)
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for name, param in net.named_parameters():
+            if param.requires_grad:
+                new = name.startswith(("luke.entity_embeddings.", "intent_head.", "span_head."))
+                groups.setdefault((new, param.dim() >= 2), []).append(param)
+        return [{"params": params, "lr": cfg.head_learning_rate if new else cfg.learning_rate,
+                 "weight_decay": cfg.weight_decay if matrix else 0.0}
+                for (new, matrix), params in groups.items()]
+
+    def _train_epoch(self, inputs: list[_Input], targets: torch.Tensor,
+                     optimizer: torch.optim.Optimizer, scheduler: Any, weight: torch.Tensor,
+                     rng: np.random.Generator) -> float:
+        net, _ = self._require()
+        net.train()
+        order, size, losses = rng.permutation(len(inputs)), self.config.batch_size, []
+        for start in range(0, len(inputs), size):
+            idx = order[start:start + size]
+            batch, labels = self._collate([inputs[i] for i in idx])
+            intent_logits, span_logits = net(batch)
+            target = targets[torch.as_tensor(idx)].to(intent_logits.device)  # (B, C)
+            loss = -(target * torch.log_softmax(intent_logits, -1)).sum(-1).mean()
+            if (labels != _IGNORE).any():
+                loss = loss + self.config.entity_loss_weight * nn.functional.cross_entropy(
+                    span_logits.flatten(0, 1), labels.flatten(), weight=weight,
+                    ignore_index=_IGNORE)
+            losses.append(optimizer_step(net, loss, optimizer, scheduler))
+        return sum(losses) / max(1, len(losses))
+
+    def _validation(self, val: list[tuple[Example, str | None]]) -> Any:
+        """Score = mean of intent accuracy and entity F1 (intent alone without entities)."""
+        if not val:
+            return None
+        examples = [e for e, _ in val]
+        contexts = [c for _, c in val]
+        y = [self.intents.index(e.intent) for e in examples]
+        cache: dict[str, Any] = {}
+
+        def predict_entities(texts: list[str]) -> list[list[Entity]]:
+            logits, entities = self._run(texts, contexts, 0)
+            cache["accuracy"] = float((logits[0].argmax(-1) == torch.as_tensor(y)).float().mean())
+            return entities
+
+        entity_eval = entity_scores(predict_entities, examples)
+
+        def evaluate() -> dict[str, float]:
+            scores = entity_eval() if entity_eval and self.span_labels else {}
+            if not scores:
+                predict_entities([e.text for e in examples])
+            out = {"val_intent_accuracy": cache["accuracy"], **scores}
+            parts = [cache["accuracy"]] + ([scores["val_f1"]] if scores else [])
+            return out | {"val_score": sum(parts) / len(parts)}
+
+        return evaluate
+
+    def _calibrate(self, val: list[tuple[Example, str | None]]) -> dict[str, Any]:
+        """One temperature per inference mode on the validation slice (as IntentClassifier)."""
+        self.temperatures = {"deterministic": 1.0, "mc": 1.0}
+        if not val:
+            return {"temperatures": dict(self.temperatures)}
+        texts, contexts = [e.text for e, _ in val], [c for _, c in val]
+        y = torch.as_tensor([self.intents.index(e.intent) for e, _ in val])
+        prior = self.config.temperature_prior_std or None
+        logits = self._run(texts, contexts, 0)[0]  # (1, N, C)
+        self.temperatures["deterministic"] = fit_temperature(logits, y, prior_std=prior)
+        key = "deterministic"
+        if self.config.n_samples > 1:
+            logits, key = self._run(texts, contexts, self.config.n_samples)[0], "mc"
+            self.temperatures["mc"] = fit_temperature(logits, y, prior_std=prior)
+        return {"temperatures": dict(self.temperatures),
+                "val_ece_before": expected_calibration_error(apply_temperature(logits, 1), y),
+                "val_ece_after": expected_calibration_error(
+                    apply_temperature(logits, self.temperatures[key]), y)}
+
+    # -- inference -----------------------------------------------------------------------------
+
+    def parse_batch(self, texts: list[str], contexts: Sequence[str | None] | None = None,
+                    n_samples: int | None = None
+                    ) -> tuple[list[IntentPrediction], list[list[Entity]]]:
+        """Intent ranking with its uncertainty, and entities, for each text."""
+        if not texts:
+            return [], []
+        n = self.config.n_samples if n_samples is None else n_samples
+        with torch.inference_mode():
+            logits, entities = self._run(list(texts), contexts, n)
+        s = logits.shape[0]
+        summary = predictive_summary(logits, self.temperatures["mc" if s > 1 else "deterministic"])
+        out = []
+        for i, row in enumerate(summary.mean.tolist()):
+            order = sorted(range(len(row)), key=lambda j: -row[j])
+            out.append(IntentPrediction(
+                ranking=tuple(IntentScore(self.intents[j], row[j]) for j in order),
+                entropy=float(summary.entropy[i]), std=float(summary.std[i]), n_samples=s,
+                mutual_information=float(summary.mutual_information[i])))
+        return out, entities
+
+    def _run(self, texts: list[str], contexts: Sequence[str | None] | None, n_samples: int
+             ) -> tuple[torch.Tensor, list[list[Entity]]]:
+        """(S, N, C) intent logits and the decoded entities, in batches of batch_size."""
+        net, tokenizer = self._require()
+        cfg = self.config
+        contexts = list(contexts) if contexts is not None else [None] * len(texts)
+        encoded = encode_texts(tokenizer, texts)
+        inputs = [self._input(text, c, None) for text, c in zip(encoded, contexts, strict=True)]
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].input_ids) +
+                       len(inputs[i].spans))  # less padding
+        chunks: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+        entities: list[list[Entity]] = [[] for _ in texts]
+        devices = [torch.device(cfg.device).index or 0] if cfg.device.startswith("cuda") else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(cfg.seed)  # reproducible MC samples, global RNG untouched
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                batch, _ = self._collate([inputs[i] for i in idx])
+                intent_logits, span_logits = net.predict(batch, n_samples, cfg.mc_layers)
+                probs = span_logits.float().softmax(-1).cpu()  # (B, E, L)
+                for row, i in enumerate(idx):
+                    chunks[i] = intent_logits[:, row].float().cpu()  # (S, C)
+                    words = encoded[i].words
+                    char_spans = [(words[a].start, words[b].end) for a, b in inputs[i].spans]
+                    entities[i] = decode_spans(texts[i], char_spans,
+                                               probs[row, :len(char_spans)], self.span_labels,
+                                               COMPONENT_NAME)
+        return torch.stack(chunks, dim=1), entities  # (S, N, C)
+
+    def _input(self, text: EncodedText, context: str | None,
+               gold: dict[tuple[int, int], int] | None) -> _Input:
+        """[CLS] message [SEP], or [CLS] context [SEP] message [SEP] with use_context (the
+        context's end kept, the message's start kept); candidate spans of the kept words."""
+        _, tokenizer = self._require()
+        cfg = self.config
+        cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        prefix: list[int] = [cls_id]
+        if cfg.use_context:
+            ctx = tokenizer(context or "", add_special_tokens=False)["input_ids"]
+            prefix += [*ctx[max(0, len(ctx) - cfg.max_context_length):], sep_id]
+        room = max(1, cfg.max_length - len(prefix) - 1)
+        pieces = text.token_ids[:room]
+        n_words = sum(1 for w in text.words if w.last_token < len(pieces))
+        spans = tuple(self.pruner.candidates(text, n_words)) if self.span_labels else ()
+        offset = len(prefix)
+        token_spans = tuple((offset + text.words[i].first_token, offset + text.words[j].last_token)
+                            for i, j in spans)
+        types = (0,) * len(prefix) + (int(cfg.use_context),) * (len(pieces) + 1)
+        labels = tuple(gold.get(span, 0) for span in spans) if gold is not None else ()
+        return _Input((*prefix, *pieces, sep_id), types, spans, token_spans, labels)
+
+    def _collate(self, items: list[_Input]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        _, tokenizer = self._require()
+        b = len(items)
+        t = max(len(item.input_ids) for item in items)
+        e = max(len(item.spans) for item in items)
+        widths = [end - start + 1 for item in items for start, end in item.token_spans]
+        m = min(_MAX_MENTION_TOKENS, max(widths, default=1))
+        input_ids = torch.full((b, t), tokenizer.pad_token_id or 0, dtype=torch.long)  # (B, T)
+        token_type_ids = torch.zeros(b, t, dtype=torch.long)  # (B, T)
+        attention_mask = torch.zeros(b, t, dtype=torch.long)  # (B, T)
+        entity_ids = torch.zeros(b, e, dtype=torch.long)  # (B, E): [PAD] entities
+        entity_types = torch.zeros(b, e, dtype=torch.long)  # (B, E)
+        positions = torch.full((b, e, m), -1, dtype=torch.long)  # (B, E, M)
+        starts = torch.zeros(b, e, dtype=torch.long)  # (B, E)
+        ends = torch.zeros(b, e, dtype=torch.long)  # (B, E)
+        labels = torch.full((b, e), _IGNORE, dtype=torch.long)  # (B, E)
+        for row, item in enumerate(items):
+            n = len(item.input_ids)
+            input_ids[row, :n] = torch.tensor(item.input_ids)
+            token_type_ids[row, :n] = torch.tensor(item.token_type_ids)
+            attention_mask[row, :n] = 1
+            k = len(item.spans)
+            if not k:
+                continue
+            entity_ids[row, :k] = ENTITY_MASK_ID
+            entity_types[row, :k] = item.token_type_ids[-1]
+            spans = torch.tensor(item.token_spans)  # (k, 2)
+            starts[row, :k], ends[row, :k] = spans[:, 0], spans[:, 1]
+            offsets = torch.arange(m)  # (M,)
+            pos = spans[:, :1] + offsets  # (k, M)
+            positions[row, :k] = torch.where(pos <= spans[:, 1:], pos, -1)
+            if item.labels:
+                labels[row, :k] = torch.tensor(item.labels)
+        batch = {"input_ids": input_ids, "token_type_ids": token_type_ids,
+                 "attention_mask": attention_mask,
+                 "position_ids": torch.arange(t).expand(b, t),  # BERT positions from 0
+                 "entity_ids": entity_ids, "entity_attention_mask": (entity_ids != 0).long(),
+                 "entity_token_type_ids": entity_types, "entity_position_ids": positions,
+                 "entity_start_positions": starts, "entity_end_positions": ends}
+        device = self.config.device
+        return {k: v.to(device) for k, v in batch.items()}, labels.to(device)
+
+    def _require(self) -> tuple[JointNet, PreTrainedTokenizerBase]:
+        if self._net is None or self._tokenizer is None:
+            raise NLUModelError(f"{COMPONENT_NAME} is not trained. Fix: call train(examples) or "
+                                f"{COMPONENT_NAME}.load_from(directory) first.")
+        return self._net, self._tokenizer
+
+
+def _gold(example: Example, text: EncodedText,
+          index: dict[SpanLabel, int]) -> dict[tuple[int, int], int]:
+    return {(first, last): index[label] for first, last, label in gold_word_spans(example, text.words)}
