@@ -27,7 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from nlu.entity_fit import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.saved_state import read_state
 from nlu.types import Entity, Example

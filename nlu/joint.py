@@ -4,7 +4,7 @@ One LUKE encoder built from the BERT backbone (nlu/luke_build.py) reads the mess
 every candidate span (nlu/span_pruning.py) as a [MASK] entity token. The intent head mean-pools
 the word stream; the span head classifies [start word; end word; entity] states as LUKE does.
 One loss (intent soft cross-entropy + weighted span cross-entropy), one set of weights, one
-training run (the shared loop of nlu/entity_fit.py).
+training run (the shared loop of nlu/fitting.py).
 
     [CLS] context [SEP] message [SEP]  + [MASK] x candidate spans of the message
       word stream   --attends to words only-->     mean pool -> intent (MC dropout, T scaling)
@@ -38,7 +38,7 @@ from transformers import AutoTokenizer, LukeConfig, LukeModel, PreTrainedTokeniz
 
 from nlu.calibration import apply_temperature, expected_calibration_error, fit_temperature, \
     predictive_summary
-from nlu.entity_fit import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.intent import IntentPrediction, noise_texts, stratified_split, usable_examples
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_encoder
@@ -84,6 +84,9 @@ class JointConfig:
     val_fraction: float = 0.1  # per intent; early stopping and temperature calibration
     early_stopping_patience: int = 2  # epochs without a better validation score (0: never)
     use_context: bool = False  # intent input is (dialogue context, message)
+    # True: words attend to the entity tokens too (LUKE's way); the intent then depends on the
+    # candidate spans and MC dropout samples the entity tokens as well (slower)
+    words_see_entities: bool = False
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     temperature_prior_std: float = 0.5
@@ -127,10 +130,11 @@ class JointNet(nn.Module):
     """LUKE encoder + intent head over the word stream + span head over the entity stream."""
 
     def __init__(self, luke: LukeModel, n_intents: int, n_span_labels: int,
-                 dropout: float) -> None:
+                 dropout: float, words_see_entities: bool = False) -> None:
         super().__init__()
         hidden = luke.config.hidden_size
         self.luke = luke
+        self.words_see_entities = words_see_entities
         self.dropout = nn.Dropout(dropout)
         self.intent_head = nn.Linear(hidden, n_intents)
         self.span_head = nn.Linear(3 * hidden, n_span_labels)
@@ -155,7 +159,7 @@ class JointNet(nn.Module):
                                                  batch["entity_token_type_ids"])
         mask = _attention_mask(batch["attention_mask"],
                                batch["entity_attention_mask"] if entity is not None else None,
-                               word.dtype)
+                               word.dtype, self.words_see_entities)
         for layer in self.luke.encoder.layer[:n_layers]:
             word, entity = layer(word, entity, mask)[:2]
         return word, entity, mask
@@ -180,12 +184,13 @@ class JointNet(nn.Module):
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, B, C) intent logits (S = 1 without sampling) and (B, E, L) span logits. The
         lower layers run once; with S > 1 the top `mc_layers` layers run again on the word
-        tokens, S times with dropout on (words never attend to entities, so this is exact)."""
+        tokens, S times with dropout on (exact, as words do not attend to entities), or on words
+        and entities with `words_see_entities`."""
         self.eval()
         layers = self.luke.encoder.layer
         n_top = min(max(mc_layers, 1), len(layers)) if n_samples > 1 else 0
         word, entity, mask = self.encode(batch, len(layers) - n_top)
-        low_word = word
+        low_word, low_entity = word, entity
         for layer in layers[len(layers) - n_top:]:
             word, entity = layer(word, entity, mask)[:2]
         spans = self.span_logits(word, entity, batch)
@@ -193,11 +198,16 @@ class JointNet(nn.Module):
             return self.intent_logits(word, batch["attention_mask"]).unsqueeze(0), spans
         t = low_word.shape[1]
         sampled = low_word.repeat(n_samples, 1, 1)  # (S*B, T, H)
-        word_mask = mask[:, :, :t, :t].repeat(n_samples, 1, 1, 1)  # (S*B, 1, T, T)
+        sampled_entity = None
+        if self.words_see_entities and low_entity is not None:
+            sampled_entity = low_entity.repeat(n_samples, 1, 1)  # (S*B, E, H)
+            sample_mask = mask.repeat(n_samples, 1, 1, 1)  # (S*B, 1, T+E, T+E)
+        else:
+            sample_mask = mask[:, :, :t, :t].repeat(n_samples, 1, 1, 1)  # (S*B, 1, T, T)
         try:
             for layer in layers[len(layers) - n_top:]:
                 layer.train(True)
-                sampled = layer(sampled, None, word_mask)[0]
+                sampled, sampled_entity = layer(sampled, sampled_entity, sample_mask)[:2]
             self.dropout.train(True)
             logits = self.intent_logits(sampled, batch["attention_mask"].repeat(n_samples, 1))
         finally:
@@ -206,13 +216,14 @@ class JointNet(nn.Module):
 
 
 def _attention_mask(words: torch.Tensor, entities: torch.Tensor | None,
-                    dtype: torch.dtype) -> torch.Tensor:
-    """(B, 1, T+E, T+E) additive mask: word rows see valid words, entity rows valid words and
-    entities."""
+                    dtype: torch.dtype, words_see_entities: bool = False) -> torch.Tensor:
+    """(B, 1, T+E, T+E) additive mask: word rows see valid words (and entities with
+    `words_see_entities`, LUKE's own way), entity rows valid words and entities."""
     keys = words.bool() if entities is None else torch.cat([words, entities], 1).bool()
     n_words, n = words.shape[1], keys.shape[1]
     allowed = keys[:, None, :].expand(-1, n, -1).clone()  # (B, T+E, T+E)
-    allowed[:, :n_words, n_words:] = False
+    if not words_see_entities:
+        allowed[:, :n_words, n_words:] = False
     return (~allowed).to(dtype)[:, None] * torch.finfo(dtype).min
 
 
@@ -280,7 +291,7 @@ class JointIntentEntity:
         try:
             luke = LukeModel(LukeConfig.from_pretrained(directory / _ENCODER_DIR))
             net = JointNet(luke, len(model.intents), 1 + len(model.span_labels),
-                           model.config.dropout)
+                           model.config.dropout, model.config.words_see_entities)
             load_model(net, str(directory / _WEIGHTS), strict=True)
             tokenizer = AutoTokenizer.from_pretrained(directory / _ENCODER_DIR)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -368,7 +379,8 @@ class JointIntentEntity:
             raise NLUTrainingError(f"{COMPONENT_NAME}: max_length={cfg.max_length} exceeds the "
                                    f"{luke.config.max_position_embeddings} positions of "
                                    f"'{cfg.model}'. Lower it in config.yml.")
-        net = JointNet(luke, len(self.intents), 1 + len(self.span_labels), cfg.dropout)
+        net = JointNet(luke, len(self.intents), 1 + len(self.span_labels), cfg.dropout,
+                       cfg.words_see_entities)
         self._net, self._tokenizer = net.to(cfg.device), tokenizer
         return self._net, tokenizer
 

@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, LukeForEntitySpanClassification, PreTrainedTokenizerBase
 
-from nlu.entity_fit import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_from_bert, load_pretrained_luke
 from nlu.quantize import quantize_linear, wants_quantization

@@ -220,3 +220,19 @@ def test_unknown_joint_parameter_names_the_valid_ones(bert_dir: Path, tmp_path: 
     components = [{"name": "JointIntentEntity", "model": str(bert_dir), "epoch": 2}]
     with pytest.raises(NLUTrainingError, match="no parameter.*epoch.*Valid:.*epochs"):
         train_pipeline(TrainingSet(_dataset()), components, tmp_path, progress=False)
+
+
+def test_words_may_see_entities_as_in_luke(config: JointConfig) -> None:
+    model = JointIntentEntity(replace(config, words_see_entities=True, epochs=2))
+    model.train(_dataset(), progress=False)
+    net, _ = model._require()
+    (text,) = encode_texts(model._tokenizer, ["i want to stay in Rome please"])
+    item = model._input(text, None, None)
+    batch, _ = model._collate([item])
+    without, _ = model._collate([replace(item, spans=(), token_spans=())])
+    with torch.inference_mode():
+        a, _ = net.predict(batch, 1, 1)
+        b, _ = net.predict(without, 1, 1)
+        sampled, spans = net.predict(batch, 3, 1)
+    assert not torch.allclose(a, b)  # the intent now reads the entity tokens
+    assert sampled.shape[0] == 3 and spans.shape[1] == len(item.spans)

@@ -1,9 +1,11 @@
-"""The training loop every NLU model shares (LUKE spans, the BIO baseline, the joint model).
+"""The training loop every NLU model shares (intent classifier, LUKE spans, the BIO baseline,
+the joint model).
 
 Each model brings its own epoch (`run_epoch`, returning the mean loss) and its own validation
 (`evaluate`, returning `val_*` figures, one of them the `score` to maximise); this module runs
 the epochs, stops after `patience` epochs without a better score (counted once the score passed
-`learned_above`: an entity F1 of 0 means nothing was learned yet), keeps the best epoch's
+`learned_above`: an entity F1 of 0 means nothing was learned yet; a gain under `min_delta` is
+no gain), keeps the best epoch's
 weights, and writes the learning curve the models return from `train`. `entity_scores` is the
 validation of the entity extractors (exact span + type P/R/F1); `linear_schedule` the warm-up
 schedule of them all.
@@ -65,7 +67,7 @@ def entity_scores(predict: Callable[[list[str]], list[list[Entity]]],
 
 def fit(model: nn.Module, run_epoch: Callable[[], float], evaluate: Evaluate | None, *,
         epochs: int, patience: int, name: str, progress: bool, score: str = "val_f1",
-        learned_above: float = 0.0) -> dict[str, Any]:
+        learned_above: float = 0.0, min_delta: float = 0.0) -> dict[str, Any]:
     """Train for up to `epochs`; {"epochs": learning curve, "best_epoch", f"best_{score}"}."""
     curve: list[dict[str, Any]] = []
     best, best_epoch, stale = float("-inf"), 0, 0
@@ -85,7 +87,7 @@ def fit(model: nn.Module, run_epoch: Callable[[], float], evaluate: Evaluate | N
                     name, epoch, point["train_loss"], score, point.get(score), point["seconds"])
         if evaluate is None:
             continue
-        if point[score] > best:
+        if point[score] > best + min_delta:
             best, best_epoch, stale = point[score], epoch, 0
             best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
         elif best > learned_above:  # patience starts once something was learned
