@@ -1,9 +1,10 @@
 """Train the NLU pipeline from Rasa-style data and a Rasa-style component list.
 
 Rasa pipelines run unchanged: tokenizers and featurizers are served by the Transformer's own
-tokenizer, DIETClassifier (and the other intent classifiers) by IntentClassifier, DIET's and
-CRF's entity extraction by LukeSpanExtractor. Only our own components' parameters are passed
-on: DIET's `epochs: 100` means something else to a fine-tuned Transformer.
+tokenizer, DIETClassifier by JointIntentEntity (intent and entities in one encoder pass), the
+other intent classifiers by IntentClassifier, CRF's entity extraction by LukeSpanExtractor.
+Only our own components' parameters are passed on: DIET's `epochs: 100` means something else
+to a fine-tuned Transformer.
 
 models/nlu/
   pipeline.json   components, fallback thresholds, synonyms, regexes, lookups, report
@@ -45,10 +46,15 @@ class TrainingSet:
 
 
 def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
-    """Which of our components serve a Rasa pipeline, with their parameters."""
+    """Which of our components serve a Rasa pipeline, with their parameters. DIETClassifier,
+    itself a joint intent and entity model, is served by JointIntentEntity (one encoder pass)
+    unless the pipeline lists our separate components or turns DIET's entities off."""
     names = [c["name"] for c in components]
     params = {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in components}
-    joint = JOINT_COMPONENT in names
+    separate = {"IntentClassifier", "LukeSpanExtractor", "BioTagger"} & set(names)
+    diet_joint = "DIETClassifier" in names and not separate and \
+        params["DIETClassifier"].get("entity_recognition", True)
+    joint = JOINT_COMPONENT in names or bool(diet_joint)
     intent = "IntentClassifier" if not joint and any(n in INTENT_COMPONENTS for n in names) \
         else None
     entity = None
@@ -64,7 +70,7 @@ def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
     fallback = params.get("FallbackClassifier")
     regex = params.get("RegexEntityExtractor")
     return {
-        "joint": params.get(JOINT_COMPONENT) if joint else None,
+        "joint": params.get(JOINT_COMPONENT, {}) if joint else None,
         "intent": intent,
         "intent_params": params.get("IntentClassifier", {}),
         "entity": entity,

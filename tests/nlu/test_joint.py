@@ -236,3 +236,14 @@ def test_words_may_see_entities_as_in_luke(config: JointConfig) -> None:
         sampled, spans = net.predict(batch, 3, 1)
     assert not torch.allclose(a, b)  # the intent now reads the entity tokens
     assert sampled.shape[0] == 3 and spans.shape[1] == len(item.spans)
+
+
+def test_diet_is_served_by_the_joint_model_unless_separate_components_are_listed() -> None:
+    assert plan([{"name": "DIETClassifier", "epochs": 100}])["joint"] == {}
+    separate = plan([{"name": "DIETClassifier"}, {"name": "LukeSpanExtractor"}])
+    assert separate["joint"] is None and separate["intent"] == "IntentClassifier"
+    assert separate["entity"] == "LukeSpanExtractor"
+    no_entities = plan([{"name": "DIETClassifier", "entity_recognition": False}])
+    assert no_entities["joint"] is None and no_entities["entity"] is None
+    listed = plan([{"name": "IntentClassifier"}, {"name": "LukeSpanExtractor"}])
+    assert listed["joint"] is None and listed["entity"] == "LukeSpanExtractor"
