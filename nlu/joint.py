@@ -87,6 +87,7 @@ class JointConfig:
     # True: words attend to the entity tokens too (LUKE's way); the intent then depends on the
     # candidate spans and MC dropout samples the entity tokens as well (slower)
     words_see_entities: bool = False
+    entity_layers: int = 0  # entity tokens join the top N layers only (0: all, as in LUKE)
     warmup_fraction: float = 0.1
     weight_decay: float = 0.01
     temperature_prior_std: float = 0.5
@@ -103,9 +104,11 @@ class JointConfig:
             "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
                 0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
                                          self.warmup_fraction)),
-            "n_samples, mc_layers, freeze_layers, max_context_length, early_stopping_patience, "
-            "noise_fraction, negative_weight, entity_loss_weight, temperature_prior_std >= 0":
-                min(self.n_samples, self.mc_layers, self.freeze_layers, self.max_context_length,
+            "n_samples, mc_layers, freeze_layers, entity_layers, max_context_length, "
+            "early_stopping_patience, noise_fraction, negative_weight, entity_loss_weight, "
+            "temperature_prior_std >= 0":
+                min(self.n_samples, self.mc_layers, self.freeze_layers, self.entity_layers,
+                    self.max_context_length,
                     self.early_stopping_patience, self.noise_fraction, self.negative_weight,
                     self.entity_loss_weight, self.temperature_prior_std) >= 0,
         }
@@ -126,42 +129,51 @@ class _Input:
     labels: tuple[int, ...] = ()  # gold per span (0: "O"); empty: ignored (inference, noise)
 
 
-class JointNet(nn.Module):
-    """LUKE encoder + intent head over the word stream + span head over the entity stream."""
+_State = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]  # word, entity, mask
 
-    def __init__(self, luke: LukeModel, n_intents: int, n_span_labels: int,
-                 dropout: float, words_see_entities: bool = False) -> None:
+
+class JointNet(nn.Module):
+    """LUKE encoder + intent head over the word stream + span head over the entity stream.
+    Entity tokens join at layer `entity_start` (0: from the embeddings on, as in LUKE)."""
+
+    def __init__(self, luke: LukeModel, n_intents: int, n_span_labels: int, dropout: float,
+                 words_see_entities: bool = False, entity_layers: int = 0) -> None:
         super().__init__()
-        hidden = luke.config.hidden_size
+        hidden, n_layers = luke.config.hidden_size, luke.config.num_hidden_layers
         self.luke = luke
         self.words_see_entities = words_see_entities
+        self.entity_start = n_layers - min(entity_layers, n_layers) if entity_layers else 0
         self.dropout = nn.Dropout(dropout)
         self.intent_head = nn.Linear(hidden, n_intents)
         self.span_head = nn.Linear(3 * hidden, n_span_labels)
 
     def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """(B, C) intent logits and (B, E, L) span logits."""
-        word, entity, mask = self.encode(batch, len(self.luke.encoder.layer))
+        word, entity, _ = self.run_layers(self.embed(batch), batch, 0,
+                                          len(self.luke.encoder.layer))
         return self.intent_logits(word, batch["attention_mask"]), \
             self.span_logits(word, entity, batch)
 
-    def encode(self, batch: dict[str, torch.Tensor], n_layers: int
-               ) -> tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]:
-        """Embeddings and the first `n_layers` layers: word (B, T, H), entity (B, E, H) or
-        None, and the additive attention mask (B, 1, T+E, T+E)."""
+    def embed(self, batch: dict[str, torch.Tensor]) -> _State:
+        """Word embeddings (B, T, H), no entities yet, the words' mask (B, 1, T, T)."""
         word = self.luke.embeddings(input_ids=batch["input_ids"],
                                     token_type_ids=batch["token_type_ids"],
                                     position_ids=batch["position_ids"])
-        entity = None
-        if batch["entity_ids"].shape[1]:
-            entity = self.luke.entity_embeddings(batch["entity_ids"],
-                                                 batch["entity_position_ids"],
-                                                 batch["entity_token_type_ids"])
-        mask = _attention_mask(batch["attention_mask"],
-                               batch["entity_attention_mask"] if entity is not None else None,
-                               word.dtype, self.words_see_entities)
-        for layer in self.luke.encoder.layer[:n_layers]:
-            word, entity = layer(word, entity, mask)[:2]
+        return word, None, _attention_mask(batch["attention_mask"], None, word.dtype)
+
+    def run_layers(self, state: _State, batch: dict[str, torch.Tensor], start: int,
+                   stop: int) -> _State:
+        """Layers [start, stop); the [MASK] entity tokens (B, E, H) join at `entity_start`,
+        and the mask grows to (B, 1, T+E, T+E)."""
+        word, entity, mask = state
+        for index in range(start, stop):
+            if index == self.entity_start and entity is None and batch["entity_ids"].shape[1]:
+                entity = self.luke.entity_embeddings(batch["entity_ids"],
+                                                     batch["entity_position_ids"],
+                                                     batch["entity_token_type_ids"])
+                mask = _attention_mask(batch["attention_mask"], batch["entity_attention_mask"],
+                                       word.dtype, self.words_see_entities)
+            word, entity = self.luke.encoder.layer[index](word, entity, mask)[:2]
         return word, entity, mask
 
     def intent_logits(self, word: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -183,33 +195,36 @@ class JointNet(nn.Module):
     def predict(self, batch: dict[str, torch.Tensor], n_samples: int, mc_layers: int
                 ) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, B, C) intent logits (S = 1 without sampling) and (B, E, L) span logits. The
-        lower layers run once; with S > 1 the top `mc_layers` layers run again on the word
-        tokens, S times with dropout on (exact, as words do not attend to entities), or on words
-        and entities with `words_see_entities`."""
+        lower layers run once; with S > 1 the top `mc_layers` layers run again, S times with
+        dropout on: on the word tokens alone (exact, as words do not attend to entities), or
+        on words and entities with `words_see_entities`."""
         self.eval()
-        layers = self.luke.encoder.layer
-        n_top = min(max(mc_layers, 1), len(layers)) if n_samples > 1 else 0
-        word, entity, mask = self.encode(batch, len(layers) - n_top)
-        low_word, low_entity = word, entity
-        for layer in layers[len(layers) - n_top:]:
-            word, entity = layer(word, entity, mask)[:2]
+        n_layers = len(self.luke.encoder.layer)
+        split = n_layers - (min(max(mc_layers, 1), n_layers) if n_samples > 1 else 0)
+        low = self.run_layers(self.embed(batch), batch, 0, split)
+        word, entity, _ = self.run_layers(low, batch, split, n_layers)
         spans = self.span_logits(word, entity, batch)
         if n_samples <= 1:
             return self.intent_logits(word, batch["attention_mask"]).unsqueeze(0), spans
-        t = low_word.shape[1]
-        sampled = low_word.repeat(n_samples, 1, 1)  # (S*B, T, H)
-        sampled_entity = None
-        if self.words_see_entities and low_entity is not None:
-            sampled_entity = low_entity.repeat(n_samples, 1, 1)  # (S*B, E, H)
-            sample_mask = mask.repeat(n_samples, 1, 1, 1)  # (S*B, 1, T+E, T+E)
-        else:
-            sample_mask = mask[:, :, :t, :t].repeat(n_samples, 1, 1, 1)  # (S*B, 1, T, T)
+        low_word, low_entity, low_mask = low
+        if self.words_see_entities:
+            repeated = {k: v.repeat(n_samples, *([1] * (v.dim() - 1))) for k, v in batch.items()}
+            sampled: _State = (low_word.repeat(n_samples, 1, 1),
+                               None if low_entity is None else low_entity.repeat(n_samples, 1, 1),
+                               low_mask.repeat(n_samples, 1, 1, 1))
+        else:  # words only: no entity tokens join, the mask is the words' part
+            t = low_word.shape[1]
+            repeated = {k: v.repeat(n_samples, *([1] * (v.dim() - 1))) for k, v in batch.items()
+                        if k in ("attention_mask",)}
+            repeated["entity_ids"] = batch["entity_ids"][:, :0].repeat(n_samples, 1)
+            sampled = (low_word.repeat(n_samples, 1, 1), None,
+                       low_mask[:, :, :t, :t].repeat(n_samples, 1, 1, 1))
         try:
-            for layer in layers[len(layers) - n_top:]:
+            for layer in self.luke.encoder.layer[split:]:
                 layer.train(True)
-                sampled, sampled_entity = layer(sampled, sampled_entity, sample_mask)[:2]
             self.dropout.train(True)
-            logits = self.intent_logits(sampled, batch["attention_mask"].repeat(n_samples, 1))
+            word = self.run_layers(sampled, repeated, split, n_layers)[0]  # (S*B, T, H)
+            logits = self.intent_logits(word, repeated["attention_mask"])
         finally:
             self.eval()
         return logits.view(n_samples, -1, logits.shape[-1]), spans
@@ -291,7 +306,8 @@ class JointIntentEntity:
         try:
             luke = LukeModel(LukeConfig.from_pretrained(directory / _ENCODER_DIR))
             net = JointNet(luke, len(model.intents), 1 + len(model.span_labels),
-                           model.config.dropout, model.config.words_see_entities)
+                           model.config.dropout, model.config.words_see_entities,
+                           model.config.entity_layers)
             load_model(net, str(directory / _WEIGHTS), strict=True)
             tokenizer = AutoTokenizer.from_pretrained(directory / _ENCODER_DIR)
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
@@ -380,7 +396,7 @@ class JointIntentEntity:
                                    f"{luke.config.max_position_embeddings} positions of "
                                    f"'{cfg.model}'. Lower it in config.yml.")
         net = JointNet(luke, len(self.intents), 1 + len(self.span_labels), cfg.dropout,
-                       cfg.words_see_entities)
+                       cfg.words_see_entities, cfg.entity_layers)
         self._net, self._tokenizer = net.to(cfg.device), tokenizer
         return self._net, tokenizer
 

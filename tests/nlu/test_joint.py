@@ -247,3 +247,15 @@ def test_diet_is_served_by_the_joint_model_unless_separate_components_are_listed
     assert no_entities["joint"] is None and no_entities["entity"] is None
     listed = plan([{"name": "IntentClassifier"}, {"name": "LukeSpanExtractor"}])
     assert listed["joint"] is None and listed["entity"] == "LukeSpanExtractor"
+
+
+def test_entity_tokens_may_join_the_top_layers_only(config: JointConfig, tmp_path: Path) -> None:
+    model = JointIntentEntity(replace(config, entity_layers=1))
+    model.train(_dataset(), progress=False)
+    assert model._require()[0].entity_start == 1  # of 2 layers
+    texts = ["book a room in Paris", "thanks !"]
+    intents, entities = model.parse_batch(texts)
+    assert [p.intent.name for p in intents] == ["book_room", "thank"]
+    assert [(e.value, e.entity) for e in entities[0]] == [("Paris", "city")]
+    model.save(tmp_path / "late")
+    assert JointIntentEntity.load_from(tmp_path / "late").parse_batch(texts) == (intents, entities)
