@@ -280,7 +280,7 @@ class IntentClassifier:
     def train(self, examples: list[Example], progress: bool = True) -> dict[str, Any]:
         """Fine-tune encoder + head on `examples`; return the training report."""
         cfg, started = self.config, time.perf_counter()
-        texts, intents = usable_examples(examples)
+        texts, intents = _usable(examples)
         labels = tuple(sorted(set(intents)))
         if len(labels) < 2:
             raise NLUTrainingError(
@@ -294,9 +294,9 @@ class IntentClassifier:
         torch.manual_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         y = np.array([labels.index(i) for i in intents])
-        train_idx, val_idx = stratified_split(y, cfg.val_fraction, rng)
+        train_idx, val_idx = _stratified_split(y, cfg.val_fraction, rng)
         train_texts = [texts[i] for i in train_idx]
-        noise = noise_texts(train_texts, round(cfg.noise_fraction * len(train_idx)), rng)
+        noise = _noise_texts(train_texts, round(cfg.noise_fraction * len(train_idx)), rng)
         all_texts = train_texts + noise
         n_real, n_labels = len(train_idx), len(labels)
         targets = torch.full((len(all_texts), n_labels), 1.0 / n_labels)  # (N, C) noise: uniform
@@ -445,7 +445,7 @@ class IntentClassifier:
         return self._net
 
 
-def usable_examples(examples: list[Example]) -> tuple[list[str], list[str]]:
+def _usable(examples: list[Example]) -> tuple[list[str], list[str]]:
     pairs = [(e.text.strip(), e.intent) for e in examples if e.intent and e.text.strip()]
     if not pairs:
         raise NLUTrainingError(
@@ -455,7 +455,7 @@ def usable_examples(examples: list[Example]) -> tuple[list[str], list[str]]:
     return [t for t, _ in pairs], [i for _, i in pairs]
 
 
-def stratified_split(
+def _stratified_split(
     y: np.ndarray, fraction: float, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
     """Per intent, hold out round(n * fraction) examples, always keeping one for training."""
@@ -468,7 +468,7 @@ def stratified_split(
     return np.array(sorted(train), dtype=int), np.array(sorted(val), dtype=int)
 
 
-def noise_texts(texts: list[str], n: int, rng: np.random.Generator) -> list[str]:
+def _noise_texts(texts: list[str], n: int, rng: np.random.Generator) -> list[str]:
     """Negatives unlike any intent: alternately word salad drawn from the whole training
     vocabulary (across intents, so no intent's phrasing survives) and random letter strings."""
     vocab = sorted({w for t in texts for w in t.lower().split()})

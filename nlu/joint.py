@@ -40,7 +40,11 @@ from nlu.calibration import apply_temperature, expected_calibration_error, fit_t
     predictive_summary
 from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
-from nlu.intent import IntentPrediction, noise_texts, stratified_split, usable_examples
+# the intent classifier's data helpers: the same split, noise negatives and checks
+from nlu.intent import IntentPrediction
+from nlu.intent import _noise_texts as noise_texts
+from nlu.intent import _stratified_split as stratified_split
+from nlu.intent import _usable as usable_examples
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_encoder
 from nlu.luke_spans import decode_spans
 from nlu.quantize import quantize_linear, wants_quantization
