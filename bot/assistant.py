@@ -110,7 +110,7 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
             _train_knowledge_job, (project.paths, kb, target, force))
         if train_nlu_now:
             report.nlu_report = train_nlu(project, out / "nlu", progress=progress,
-                                          threads=_threads_per_job(2 if parallel else 1))
+                                          threads=_threads_per_job(2) if parallel else None)
             report.nlu_trained = bool(report.nlu_report)
         if train_kb_now and kb is not None:
             report.knowledge_report = knowledge_job.get() if knowledge_job is not None \
