@@ -25,7 +25,7 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -88,6 +88,7 @@ class JointConfig:
     val_fraction: float = 0.1  # per intent; early stopping and temperature calibration
     early_stopping_patience: int = 2  # epochs without a better validation score (0: never)
     use_context: bool = False  # intent input is (dialogue context, message)
+    context_fraction: float = 0.5  # examples also trained with a context their intent follows
     # True: words attend to the entity tokens too (LUKE's way); the intent then depends on the
     # candidate spans and MC dropout samples the entity tokens as well (slower)
     words_see_entities: bool = False
@@ -105,6 +106,7 @@ class JointConfig:
                 min(self.epochs, self.batch_size, self.max_span_length) >= 1,
             "max_length >= 8": self.max_length >= 8,
             "learning rates > 0": min(self.learning_rate, self.head_learning_rate) > 0,
+            "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
             "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
                 0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
                                          self.warmup_fraction)),
@@ -262,6 +264,11 @@ class JointIntentEntity:
     def is_trained(self) -> bool:
         return self._net is not None
 
+    @property
+    def uses_context(self) -> bool:
+        """Whether parse_batch reads `contexts` (config `use_context`)."""
+        return self.config.use_context
+
     # -- saving and loading --------------------------------------------------------------------
 
     def save(self, directory: str | Path) -> Path:
@@ -325,14 +332,17 @@ class JointIntentEntity:
 
     # -- training ------------------------------------------------------------------------------
 
-    def train(self, examples: list[Example], contexts: Sequence[str | None] | None = None,
-              progress: bool = True) -> dict[str, Any]:
-        """Fine-tune on `examples` (with their dialogue `contexts` when use_context); return
-        the learning curve, calibration and pruning figures; keeps the best epoch."""
+    def train(self, examples: list[Example], progress: bool = True,
+              contexts: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+        """Fine-tune on `examples`; return the learning curve, calibration and pruning figures;
+        keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
+        stories}, DialogueContext or text) is read only with `use_context`: every example
+        trains context-free, and a `context_fraction` of them also as a copy paired with one
+        of its intent's contexts."""
         cfg, began = self.config, time.perf_counter()
-        pairs = [(e, c) for e, c in zip(examples, contexts or [None] * len(examples), strict=True)
-                 if e.intent and e.text.strip()]
-        usable_examples([e for e, _ in pairs])  # a clear error when there is nothing to learn
+        pairs: list[tuple[Example, str]] = [(e, "") for e in examples
+                                            if e.intent and e.text.strip()]
+        usable_examples(examples)  # a clear error when there is nothing to learn
         intents = tuple(sorted({e.intent for e, _ in pairs if e.intent}))
         if len(intents) < 2:
             raise NLUTrainingError(f"{COMPONENT_NAME} needs at least 2 distinct intents, got "
@@ -348,6 +358,11 @@ class JointIntentEntity:
         train_idx, val_idx = stratified_split(y, cfg.val_fraction, rng)
         train = [pairs[i] for i in train_idx]
         val = [pairs[i] for i in val_idx]
+        if cfg.use_context and contexts:
+            train += _context_copies(train, contexts, cfg.context_fraction, rng)
+            y_train = np.array([intents.index(e.intent) for e, _ in train])
+        else:
+            y_train = y[train_idx]
         encoded = encode_texts(tokenizer, [e.text for e, _ in train])  # tokenised once
         self.pruner = SpanPruner.from_training([e for e, _ in train], encoded,
                                                cfg.max_span_length, cfg.prune_spans)
@@ -360,7 +375,7 @@ class JointIntentEntity:
         n_real, n_intents = len(train), len(intents)
         targets = torch.full((len(inputs), n_intents), 1.0 / n_intents)  # (N, C) noise: uniform
         targets[:n_real] = cfg.label_smoothing / n_intents
-        targets[torch.arange(n_real), torch.as_tensor(y[train_idx])] += 1.0 - cfg.label_smoothing
+        targets[torch.arange(n_real), torch.as_tensor(y_train)] += 1.0 - cfg.label_smoothing
         optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay)
         steps = math.ceil(len(inputs) / cfg.batch_size) * cfg.epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -380,6 +395,7 @@ class JointIntentEntity:
         report = {"component": COMPONENT_NAME, "intents": list(intents),
                   "entity_labels": [label_name(label) for label in self.span_labels],
                   "n_train": n_real, "n_val": len(val), "n_noise": len(noise),
+                  "n_context_pairs": n_real - len(train_idx),
                   "pruner": self.pruner.to_dict(),
                   "spans_per_message": sum(len(i.spans) for i in inputs[:n_real]) / max(1, n_real),
                   **fitted, **self._calibrate(val)}
@@ -490,10 +506,11 @@ class JointIntentEntity:
 
     # -- inference -----------------------------------------------------------------------------
 
-    def parse_batch(self, texts: list[str], contexts: Sequence[str | None] | None = None,
+    def parse_batch(self, texts: list[str], contexts: Sequence[Any] | None = None,
                     n_samples: int | None = None
                     ) -> tuple[list[IntentPrediction], list[list[Entity]]]:
-        """Intent ranking with its uncertainty, and entities, for each text."""
+        """Intent ranking with its uncertainty, and entities, for each text. `contexts`: one
+        DialogueContext (nlu/context.py), text or None per text; read only with use_context."""
         if not texts:
             return [], []
         n = self.config.n_samples if n_samples is None else n_samples
@@ -510,14 +527,14 @@ class JointIntentEntity:
                 mutual_information=float(summary.mutual_information[i])))
         return out, entities
 
-    def _run(self, texts: list[str], contexts: Sequence[str | None] | None, n_samples: int
+    def _run(self, texts: list[str], contexts: Sequence[Any] | None, n_samples: int
              ) -> tuple[torch.Tensor, list[list[Entity]]]:
         """(S, N, C) intent logits and the decoded entities, in batches of batch_size."""
         net, tokenizer = self._require()
         cfg = self.config
-        contexts = list(contexts) if contexts is not None else [None] * len(texts)
+        rendered = [_context_text(c) for c in contexts] if contexts else [""] * len(texts)
         encoded = encode_texts(tokenizer, texts)
-        inputs = [self._input(text, c, None) for text, c in zip(encoded, contexts, strict=True)]
+        inputs = [self._input(text, c, None) for text, c in zip(encoded, rendered, strict=True)]
         order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].input_ids) +
                        len(inputs[i].spans))  # less padding
         chunks: list[torch.Tensor] = [torch.empty(0)] * len(texts)
@@ -608,6 +625,30 @@ class JointIntentEntity:
             raise NLUModelError(f"{COMPONENT_NAME} is not trained. Fix: call train(examples) or "
                                 f"{COMPONENT_NAME}.load_from(directory) first.")
         return self._net, self._tokenizer
+
+
+def _context_text(context: Any) -> str:
+    """The text the encoder reads as the first segment: a string as it is, "" for None, a
+    DialogueContext rendered by nlu/context.py (the dialogue manager's, imported when used)."""
+    if context is None or isinstance(context, str):
+        return context or ""
+    from nlu.context import render_context
+
+    return render_context(context)
+
+
+def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Sequence[Any]],
+                    fraction: float, rng: np.random.Generator) -> list[tuple[Example, str]]:
+    """(example, context text) copies: about `fraction` of the examples whose intent follows
+    some context in the stories, each with one of those contexts drawn at random."""
+    options = {intent: [t for t in (_context_text(c) for c in found) if t]
+               for intent, found in contexts.items()}
+    out = []
+    for example, _ in train:
+        texts = options.get(example.intent or "", [])
+        if texts and rng.random() < fraction:
+            out.append((example, texts[int(rng.integers(len(texts)))]))
+    return out
 
 
 def _gold(example: Example, text: EncodedText,

@@ -100,7 +100,10 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
 
         joint = JointIntentEntity(JointConfig(**_known(JointConfig, steps["joint"])))
         logger.info("nlu.train.joint examples=%d intents=%d", len(data.examples), len(intents))
-        report["joint"] = joint.train(data.examples, progress=progress)
+        # {intent: contexts} mined from the stories, once TrainingSet carries them (the
+        # dialogue-context work adds the field); read only with use_context
+        report["joint"] = joint.train(data.examples, progress=progress,
+                                      contexts=getattr(data, "contexts", None))
         joint.save(out / "joint")
     elif steps["joint"] is not None:
         steps["joint"], steps["single_intent"] = None, intents[0] if intents else None

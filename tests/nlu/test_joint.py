@@ -147,10 +147,9 @@ def test_bad_config_and_data_fail_clearly(config: JointConfig) -> None:
 
 def test_context_is_the_first_segment_and_entities_stay_on_the_message(
         config: JointConfig) -> None:
-    model = JointIntentEntity(replace(config, use_context=True, epochs=25))
-    examples = _dataset()
-    contexts = ["which city" if e.entities else None for e in examples]
-    model.train(examples, contexts, progress=False)
+    model = JointIntentEntity(replace(config, use_context=True, epochs=25, context_fraction=1.0))
+    report = model.train(_dataset(), contexts={"book_room": ["which city"]}, progress=False)
+    assert report["n_context_pairs"] == 24 and model.uses_context
     (text,) = encode_texts(model._tokenizer, ["Paris please"])
     item = model._input(text, "which city", None)
     tokens = model._tokenizer.convert_ids_to_tokens(list(item.input_ids))
