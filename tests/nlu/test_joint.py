@@ -94,7 +94,7 @@ def test_intent_does_not_depend_on_the_entity_tokens(trained: tuple[JointIntentE
     with_spans = model._input(text, None, None)
     batch, _ = model._collate([with_spans])
     without, _ = model._collate([replace(with_spans, spans=(), token_spans=())])
-    assert batch["entity_ids"].shape[1] > 0 and without["entity_ids"].shape[1] == 0
+    assert batch["entity_ids"].shape[1] > 1 and not without["entity_attention_mask"].any()
     with torch.inference_mode():
         a, spans = net.predict(batch, 1, 1)
         b, _ = net.predict(without, 1, 1)
@@ -114,14 +114,47 @@ def test_mc_samples_are_reproducible_and_deterministic_mode_is_one_pass(
     assert single[0].n_samples == 1 and single[0].std == 0
 
 
+def _same_parse(a: Any, b: Any) -> bool:
+    """Same ranking order and entities; confidences equal up to float rounding (ONNX)."""
+    (intents_a, entities_a), (intents_b, entities_b) = a, b
+    return all(
+        [s.name for s in p.ranking] == [s.name for s in q.ranking]
+        and all(abs(s.confidence - r.confidence) < 1e-4 for s, r in zip(p.ranking, q.ranking))
+        for p, q in zip(intents_a, intents_b, strict=True)
+    ) and [[(e.start, e.end, e.entity) for e in found] for found in entities_a] == \
+        [[(e.start, e.end, e.entity) for e in found] for found in entities_b]
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
 def test_save_and_load_give_the_same_parse(trained: tuple[JointIntentEntity, Any],
-                                           tmp_path: Path) -> None:
+                                           tmp_path: Path, runtime: str) -> None:
     model, _ = trained
     model.save(tmp_path / "joint")
+    assert (tmp_path / "joint" / "joint.onnx").is_file()
     loaded = JointIntentEntity.load_from(tmp_path / "joint")
-    texts = ["a hotel in Vienna for me", "hi"]
-    assert loaded.parse_batch(texts) == model.parse_batch(texts)
+    if runtime == "torch":
+        state = json.loads((tmp_path / "joint" / "joint.json").read_text())
+        state["config"]["runtime"] = "torch"
+        (tmp_path / "joint" / "joint.json").write_text(json.dumps(state))
+        loaded = JointIntentEntity.load_from(tmp_path / "joint")
+    assert (loaded._onnx is not None) == (runtime == "onnx")
+    texts = ["a hotel in Vienna for me", "hi", "thanks !"]  # the last two: no candidate span
+    for n_samples in (None, 0):
+        assert _same_parse(loaded.parse_batch(texts, n_samples=n_samples),
+                           model.parse_batch(texts, n_samples=n_samples))
+    assert _same_parse(loaded.parse_batch(texts[1:]), model.parse_batch(texts[1:]))
     assert loaded.pruner == model.pruner and loaded.temperatures == model.temperatures
+
+
+def test_an_onnx_graph_is_exported_at_load_when_missing(trained: tuple[JointIntentEntity, Any],
+                                                        tmp_path: Path) -> None:
+    model, _ = trained
+    model.save(tmp_path / "j")
+    (tmp_path / "j" / "joint.onnx").unlink()
+    loaded = JointIntentEntity.load_from(tmp_path / "j")
+    assert loaded._onnx is not None
+    assert _same_parse(loaded.parse_batch(["book a room in Rome"]),
+                       model.parse_batch(["book a room in Rome"]))
 
 
 def test_load_errors_name_the_folder_and_the_fix(trained: tuple[JointIntentEntity, Any],
@@ -257,4 +290,5 @@ def test_entity_tokens_may_join_the_top_layers_only(config: JointConfig, tmp_pat
     assert [p.intent.name for p in intents] == ["book_room", "thank"]
     assert [(e.value, e.entity) for e in entities[0]] == [("Paris", "city")]
     model.save(tmp_path / "late")
-    assert JointIntentEntity.load_from(tmp_path / "late").parse_batch(texts) == (intents, entities)
+    assert _same_parse(JointIntentEntity.load_from(tmp_path / "late").parse_batch(texts),
+                       (intents, entities))
