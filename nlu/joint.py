@@ -24,6 +24,7 @@ import json
 import logging
 import math
 import random
+import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
@@ -681,12 +682,15 @@ class JointIntentEntity:
 
 def _context_text(context: Any) -> str:
     """The text the encoder reads as the first segment: a string as it is, "" for None, a
-    DialogueContext rendered by nlu/context.py (the dialogue manager's, imported when used)."""
+    DialogueContext rendered by the `render_context` of the module that defines it
+    (nlu/context.py, already imported by whoever built the context)."""
     if context is None or isinstance(context, str):
         return context or ""
-    from nlu.context import render_context
-
-    return render_context(context)
+    render = getattr(sys.modules.get(type(context).__module__), "render_context", None)
+    if render is None:
+        raise NLUModelError(f"{COMPONENT_NAME} cannot read a dialogue context of type "
+                            f"{type(context).__name__}; give a DialogueContext or a text.")
+    return str(render(context))
 
 
 def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Sequence[Any]],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -292,3 +292,22 @@ def test_entity_tokens_may_join_the_top_layers_only(config: JointConfig, tmp_pat
     model.save(tmp_path / "late")
     assert _same_parse(JointIntentEntity.load_from(tmp_path / "late").parse_batch(texts),
                        (intents, entities))
+
+
+def test_a_context_object_is_rendered_by_its_own_module(trained: tuple[JointIntentEntity, Any]
+                                                        ) -> None:
+    from nlu.joint import _context_text
+
+    assert _context_text(None) == "" and _context_text("asks city") == "asks city"
+    assert _context_text(_Asked("city")) == "asks city"
+    with pytest.raises(NLUModelError, match="cannot read a dialogue context of type int"):
+        _context_text(3)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    slot: str
+
+
+def render_context(context: _Asked) -> str:  # what nlu/context.py provides for its contexts
+    return f"asks {context.slot}"
