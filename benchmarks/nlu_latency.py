@@ -104,6 +104,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--batch-sizes", default="8,32", help="comma list for parse_batch")
     p.add_argument("--concurrency", default="1,64", help="comma list of parse_async callers")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--runtime", choices=("onnx", "torch"), default=None,
+                   help="the joint model's CPU runtime (default: the saved config's)")
+    p.add_argument("--quantize", action="store_true", help="load with int8 Linear layers")
     p.add_argument("--out", type=Path, default=RESULTS)
     return p.parse_args(argv)
 
@@ -135,8 +138,9 @@ def load(args: argparse.Namespace, tmp: Path) -> NLUInterpreter:
     interpreter = load_interpreter(model)
     joint = interpreter.joint_model
     if joint is not None:
-        if args.device != "cpu":
-            joint = type(joint).load_from(model / "joint", device=args.device)
+        if args.device != "cpu" or args.runtime or args.quantize:
+            joint = type(joint).load_from(model / "joint", device=args.device,
+                                          runtime=args.runtime, quantize=args.quantize or None)
         if args.n_samples is not None:
             joint.config = replace(joint.config, n_samples=args.n_samples)
         interpreter.joint_model = joint
@@ -280,6 +284,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "entity_model": entity.config.model if entity is not None else None,
         "mc_samples": intent.config.n_samples if intent is not None else None,
         "mc_layers": getattr(intent.config, "mc_layers", None) if intent is not None else None,
+        "runtime": getattr(getattr(interpreter.joint_model, "config", None), "runtime", None),
+        "quantize": args.quantize,
         "device": args.device, "iterations": args.iterations, "warmup": args.warmup,
         "load_seconds": round(load_seconds, 2),
         "single": single, "components": parts, "batched": batched, "concurrent": concurrent,

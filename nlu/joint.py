@@ -311,8 +311,10 @@ class JointIntentEntity:
 
     @classmethod
     def load_from(cls, directory: str | Path, *, device: str | None = None,
-                  n_samples: int | None = None, quantize: bool | None = None) -> JointIntentEntity:
-        """Load what `save` wrote; `device`/`n_samples`/`quantize` override the saved config."""
+                  n_samples: int | None = None, quantize: bool | None = None,
+                  runtime: str | None = None) -> JointIntentEntity:
+        """Load what `save` wrote; `device`/`n_samples`/`quantize`/`runtime` override the
+        saved config."""
         directory = Path(directory)
         needed = (_STATE, _WEIGHTS, f"{_ENCODER_DIR}/config.json")
         missing = [name for name in needed if not (directory / name).is_file()]
@@ -323,7 +325,8 @@ class JointIntentEntity:
             state = json.loads((directory / _STATE).read_text(encoding="utf-8"))
             known = {f.name for f in fields(JointConfig)}
             values = {k: v for k, v in state["config"].items() if k in known}
-            overrides = {"device": device, "n_samples": n_samples, "quantize": quantize}
+            overrides = {"device": device, "n_samples": n_samples, "quantize": quantize,
+                         "runtime": runtime}
             values |= {k: v for k, v in overrides.items() if v is not None}
             model = cls(JointConfig(**values))
             model.intents = tuple(state["intents"])
