@@ -488,9 +488,8 @@ class JointIntentEntity:
                      rng: np.random.Generator) -> float:
         net, _ = self._require()
         net.train()
-        order, size, losses = rng.permutation(len(inputs)), self.config.batch_size, []
-        for start in range(0, len(inputs), size):
-            idx = order[start:start + size]
+        size, losses = self.config.batch_size, []
+        for idx in _length_batches(inputs, size, rng):
             batch, labels = self._collate([inputs[i] for i in idx])
             intent_logits, span_logits = net(batch)
             target = targets[torch.as_tensor(idx)].to(intent_logits.device)  # (B, C)
@@ -681,6 +680,19 @@ class JointIntentEntity:
             raise NLUModelError(f"{COMPONENT_NAME} is not trained. Fix: call train(examples) or "
                                 f"{COMPONENT_NAME}.load_from(directory) first.")
         return self._net, self._tokenizer
+
+
+def _length_batches(inputs: list[_Input], size: int, rng: np.random.Generator
+                    ) -> list[np.ndarray]:
+    """Shuffled batches of similar sizes (words + spans) within pools of 32 batches, less
+    padding; the batches come in random order."""
+    order, pool = rng.permutation(len(inputs)), 32 * size
+    batches = []
+    for start in range(0, len(order), pool):
+        part = sorted(order[start:start + pool],
+                      key=lambda i: len(inputs[i].input_ids) + len(inputs[i].spans))
+        batches += [np.array(part[k:k + size]) for k in range(0, len(part), size)]
+    return [batches[k] for k in rng.permutation(len(batches))]
 
 
 def _context_text(context: Any) -> str:
