@@ -17,6 +17,7 @@ import torch
 from transformers import BertTokenizerFast
 
 from nlu.errors import NLUModelError, NLUTrainingError
+from nlu.evaluation import score
 from nlu.interpreter import load_interpreter
 from nlu.joint import JointConfig, JointIntentEntity
 from nlu.span_pruning import SpanPruner, recall
@@ -246,6 +247,12 @@ def test_pipeline_trains_saves_and_serves_the_joint_model(bert_dir: Path, tmp_pa
     assert parse["intent"]["name"] in {"book_room", "greet", "thank"}
     assert parse["uncertainty"]["samples"] == 2.0
     assert all(re.fullmatch(r"\w+", e["entity"]) for e in parse["entities"])
+    examples = _dataset()[:6]
+    parses = interpreter.parse_batch([e.text for e in examples])
+    score(examples, parses, tmp_path / "reports")
+    found = {e.extractor for p in parses for e in p.entities}
+    if found:  # the entity files are named after the model that found the entities
+        assert (tmp_path / "reports" / "JointIntentEntity_report.json").is_file()
 
 
 def test_unknown_joint_parameter_names_the_valid_ones(bert_dir: Path, tmp_path: Path) -> None:
