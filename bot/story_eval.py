@@ -201,8 +201,9 @@ async def _execute(manager: DialogueManager, story: Story, sender: str,
             got = done[position] if position < len(done) else ACTION_LISTEN
             result.checks.append(Check(index, "action", name, got))
         last = wanted[-1][0] if wanted else user_index
-        for extra in done[len(wanted):]:  # the bot did more than the story says
-            result.checks.append(Check(last, "action", ACTION_LISTEN, extra))
+        if user_index != turns[-1][0]:  # as Rasa: nothing is checked after the story's end
+            for extra in done[len(wanted):]:  # the bot did more than the story says
+                result.checks.append(Check(last, "action", ACTION_LISTEN, extra))
         loops = [i for i in following if story.steps[i].kind == "active_loop"]
         for index in following:
             expected = story.steps[index]
