@@ -8,7 +8,9 @@ it and no story sees another's bookings.
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sqlite3
 import tempfile
 from datetime import date
@@ -25,6 +27,7 @@ def prepare_test_story(story_entities: list[dict[str, Any]]) -> list[str]:
     global _folder
     if _folder is None:
         _folder = Path(tempfile.mkdtemp(prefix="xingkong-stories-"))
+        atexit.register(shutil.rmtree, _folder, True)  # the test run leaves nothing behind
     path = _folder / "bookings.sqlite"
     path.unlink(missing_ok=True)  # one database, emptied before each story
     os.environ[BOOKINGS_DB_ENV] = str(path)
