@@ -311,7 +311,10 @@ def shell(root: str, sender: str) -> None:
                 if message.get("image"):
                     click.echo(f"  Image: {message['image']}")
 
-    asyncio.run(loop())
+    try:
+        asyncio.run(loop())
+    except KeyboardInterrupt:  # Ctrl-C ends the chat like Ctrl-D, without a traceback
+        click.echo()
 
 
 _STORY_OPTIONS = [
