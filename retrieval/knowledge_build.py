@@ -76,6 +76,7 @@ class KnowledgeBuild:
     read_k: int | None = None
     generated: int = 600
     held_generated: int = 150
+    paragraphs: bool = False
     rebuild: bool = False
     retrain: bool = False
     reader_from: Path | None = None
@@ -145,7 +146,7 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     # a changed document retrains the encoder, not the reader (a span finder, trained mostly
     # on qa.json: the generated questions of the old sentences still teach it spans)
     reader_fp = _digest(READER_RECIPE, build.qa.read_bytes(), dict(build.reader),
-                        str(build.reader_from), build.generated, build.seed)
+                        str(build.reader_from), build.generated, build.seed, build.paragraphs)
     if (not build.retrain and previous is not None and previous.reader_fingerprint == reader_fp
             and (root / READER_DIR).is_dir()):
         reused.append("reader")
@@ -240,6 +241,8 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
              for n, g in enumerate(data.generated_train)
              if g.sentence is not None and g.answer is not None and g.start is not None]
     options = {"out_dir": target, "train_unanswerable": False, **build.reader}
+    if build.paragraphs:  # the whole contexts as well, under other ids (never held out)
+        extra += [replace(e, id=f"{e.id}#paragraph") for e in data.train if not e.is_impossible]
     report = train_reader(sentence_contexts(data), extra_examples=extra, **options).to_dict()
     held = {k: v for k, v in report.pop("holdout", {}).items() if k != "ids"}
     return {**report, "holdout": held}

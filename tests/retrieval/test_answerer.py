@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 import re
 import shutil
 from collections.abc import Sequence
@@ -232,6 +233,9 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     again = build_knowledge(build, embedder=FakeEmbedder())
     assert again.reused == ("reader", "encoder", "calibration")
     assert again.calibration == report.calibration
+    whole = build_knowledge(replace(build, paragraphs=True), embedder=FakeEmbedder())
+    assert whole.reused == ("encoder",) and whole.reader["counts"]["extra"] > \
+        report.reader["counts"]["extra"]
     with pytest.raises(RetrievalError):
         load_answerer(tmp_path / "nowhere", embedder=FakeEmbedder())
 
