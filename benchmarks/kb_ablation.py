@@ -11,7 +11,7 @@ Variants, each re-calibrated on the build's own held-out slice (never on a test 
 * `encoder_qa_only`: an encoder fine-tuned on qa.json's training split alone, without the
   generated questions (trained here, same settings);
 * `reader_baseline` (with --baseline-reader): another reader (e.g. one trained on qa.json
-  passages only) marking the span in the same chosen sentences.
+  passages only) re-ranking and marking the span in the same selected sentences.
 
 Per variant and test set: reply sentence holds the answer (answered and right), best sentence
 right (before the threshold), unanswerable declined, span EM/F1. Prints ONE JSON line and
@@ -111,8 +111,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             variants["encoder_qa_only"] = scores(with_encoder(built, encoder, held), tests)
     if "reader_baseline" in wanted and args.baseline_reader is not None:
         reader = Reader.from_dir(args.baseline_reader).load()
+        probe = Answerer(built.index, None, reader, config=built.config, ranker=built.ranker)
         other = Answerer(built.index, None, reader, config=built.config, ranker=built.ranker,
-                         calibration=built.calibration)
+                         calibration=fit_calibration(probe, held))
         variants["reader_baseline"] = scores(other, tests)
     report = {"benchmark": "kb_ablation", "knowledge_dir": str(args.knowledge_dir),
               "held_out": len(held), "variants": variants, **environment(),
