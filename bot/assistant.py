@@ -259,6 +259,7 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
                             "its questions (SQuAD 2.0 format, the title of an article is the "
                             "path of its document without suffix).")
     options = reader_options(project)
+    paragraphs = bool(options.pop("paragraphs", False))
     logger.info("train.knowledge.start kb=%s out=%s", kb, out)
     try:
         encoder = SentenceEncoderConfig(**settings.encoder)
@@ -269,7 +270,7 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
     build = KnowledgeBuild(kb_dir=kb, out_dir=out, embedder=settings.embedder or DEFAULT_MODEL,
                            qa_path=qa, index=index_config(settings), reader=options,
                            encoder=encoder, top_k=settings.top_k, read_k=settings.read_k,
-                           retrain=retrain)
+                           retrain=retrain, paragraphs=paragraphs)
     return build_knowledge(build)
 
 
@@ -280,7 +281,7 @@ def reader_options(project: Project) -> dict[str, Any]:
     from retrieval.reader_training import config_fields
 
     settings = project.config.knowledge
-    valid = sorted({*config_fields(), "extra_qa"} - {"extra_qa_paths"})
+    valid = sorted({*config_fields(), "extra_qa", "paragraphs"} - {"extra_qa_paths"})
     for key in settings.reader:
         if key not in valid:
             hint = difflib.get_close_matches(key, valid, n=1)

@@ -233,6 +233,16 @@ def test_train_all_includes_knowledge_and_force_retrains(trained: tuple[Path, st
     assert "Trained knowledge" in forced.output and "reader trained" in forced.output
 
 
+def test_reader_paragraphs_option_retrains_only_the_reader(trained: tuple[Path, str],
+                                                           tmp_path: Path) -> None:
+    project = copy_project(trained, tmp_path)
+    config = project / "config.yml"
+    config.write_text(config.read_text().replace("  reader:\n", "  reader:\n    paragraphs: true\n"))
+    result = invoke("train", "knowledge", "--project", str(project))
+    assert result.exit_code == 0, result.output
+    assert "reader trained" in result.output and "encoder reused" in result.output
+
+
 def test_train_without_a_kb_folder_has_no_knowledge_step(tmp_path: Path) -> None:
     project = make_project(tmp_path / "bot", None, kb=False)
     result = invoke("train", "--project", str(project))
