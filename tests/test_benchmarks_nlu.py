@@ -112,3 +112,12 @@ def test_latency_without_a_model_exits_2(nlu_latency: ModuleType, tmp_path: Path
         nlu_latency.main(["--model", str(tmp_path / "missing")])
     assert exit_info.value.code == 2
     assert "xingkong train nlu" in capsys.readouterr().err
+
+
+def test_formbot_without_a_project_exits_2(tmp_path: Path,
+                                           capsys: pytest.CaptureFixture[str]) -> None:
+    formbot = _benchmark("formbot")
+    with pytest.raises(SystemExit) as exit_info:
+        formbot.main(["--formbot", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2 and "Pass --formbot DIR" in capsys.readouterr().err
+    assert formbot.RASA_3_6["parse_p50_ms"] == 8.7  # issue 13's reference figures

@@ -1,0 +1,50 @@
+"""`xingkong train` trains the reader in a spawned process while the NLU trains. Tiny real
+models only: a spawned process does not see the fakes other tests patch in."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from bot.assistant import Project, train
+from bot.project.config import ProjectPaths
+from tests.bot.test_cli_knowledge import make_project
+from tests.fakes import build_tiny_reader, write_tiny_bert
+
+NLU = """version: "3.1"
+nlu:
+  - intent: greet
+    examples: |
+      - hello
+      - hi there
+      - hello hello
+      - hi
+  - intent: ask
+    examples: |
+      - shirt price in [Lisbon](city)
+      - bus to [Rome](city)
+      - laundry in [Paris](city)
+      - shirt in [Rome](city) please
+"""
+VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
+         *"hello hi there shirt price in bus to laundry please lisbon rome paris".split()]
+
+
+def test_nlu_and_knowledge_train_side_by_side(tmp_path: Path) -> None:
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    write_tiny_bert(bert, VOCAB)
+    reader = build_tiny_reader(tmp_path / "reader")
+    root = make_project(tmp_path / "bot", reader)
+    config = (root / "config.yml").read_text()
+    (root / "config.yml").write_text(
+        config.replace("pipeline: []", f"pipeline:\n  - name: JointIntentEntity\n"
+                                       f"    model: {bert}\n    epochs: 1\n    max_length: 32")
+        .replace("hybrid: false", f"hybrid: false\n  embedder: {bert}"))
+    domain = (root / "domain.yml").read_text().replace("  - greet\n", "  - greet\n  - ask\n")
+    (root / "domain.yml").write_text(domain + "entities:\n  - city\n")
+    (root / "data" / "nlu.yml").write_text(NLU)
+    report = train(Project.load(ProjectPaths.at(root)), progress=False)
+    assert report.nlu_trained and report.knowledge_trained
+    assert (root / "models" / "nlu" / "joint" / "joint.onnx").is_file()
+    assert report.knowledge_report and (root / "models" / "knowledge").is_dir()
+
