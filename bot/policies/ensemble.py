@@ -90,3 +90,6 @@ class PolicyEnsemble:
         for policy in self.policies:
             if policy.name in data:
                 policy.load_dict(data[policy.name])
+            else:  # trained before this policy was configured: it abstains until retrained
+                logger.warning("policy.not_trained name=%s fix=xingkong_train_core_--force",
+                               policy.name)

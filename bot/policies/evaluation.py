@@ -29,6 +29,8 @@ class Miss:
     expected: str
     predicted: str
     policy: str
+    confidence: float
+    reason: str  # the winning policy's own reason (a rule's name, "core_fallback", ...)
 
 
 @dataclass(slots=True)
@@ -99,8 +101,9 @@ def evaluate_stories(ensemble: PolicyEnsemble, domain: Domain,
                     result.by_policy[best.policy] += 1
                 else:
                     story_ok = False
+                    why = best.diagnostics.get("rule") or best.diagnostics.get("reason") or ""
                     result.misses.append(Miss(trajectory.name, source, expected, predicted,
-                                              best.policy))
+                                              best.policy, best.confidence, str(why)))
             elif isinstance(event, UserUttered):
                 seen_user = True
             tracker.update(event)
