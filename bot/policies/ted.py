@@ -50,7 +50,6 @@ IGNORED_OPTIONS = {
     "key_relative_attention": "positions count back from the latest turn",
     "value_relative_attention": "positions count back from the latest turn",
     "max_relative_position": "positions count back from the latest turn",
-    "batch_strategy": "batches are shuffled examples",
     "number_of_negative_examples": "scores cover every action (full softmax)",
     "similarity_type": "always inner product", "loss_type": "always cross entropy",
     "maximum_positive_similarity": "margin loss only", "maximum_negative_similarity":
@@ -78,6 +77,7 @@ class TEDConfig:
     max_history: int | None = None  # None: the whole conversation since the last restart
     epochs: int = 1  # Rasa's default; real configs set 100 or more
     batch_size: tuple[int, int] = (64, 256)  # grows linearly from the first to the last epoch
+    batch_strategy: str = "balanced"  # rare actions drawn more often; "sequence": plain shuffle
     learning_rate: float = 0.001
     random_seed: int = DEFAULT_SEED
     embedding_dimension: int = 20
@@ -159,6 +159,10 @@ def _check(key: str, value: Any, at: str) -> Any:
         if not isinstance(value, bool):
             raise fail("true or false")
         return value
+    if key == "batch_strategy":
+        if value not in ("balanced", "sequence"):
+            raise fail("'balanced' or 'sequence'")
+        return value
     if key == "model_confidence":
         if value != "softmax":
             raise fail("'softmax' (Rasa 3 removed the others)")
@@ -224,9 +228,10 @@ class TEDPolicy:
         for epoch in bar:
             # Rasa's linearly increasing batch size
             size = first + (last - first) * epoch // max(cfg.epochs - 1, 1)
-            order = torch.randperm(len(y), generator=generator)
+            order = balanced_order(y, size, generator) if cfg.batch_strategy == "balanced" \
+                else torch.randperm(len(y), generator=generator)
             total, right, seen = 0.0, 0, 0
-            for start in range(0, len(y), size):
+            for start in range(0, len(order), size):
                 batch = order[start:start + size]
                 scores = model(x[batch], lengths[batch])  # (B, A)
                 loss = F.cross_entropy(scores, y[batch])
@@ -362,6 +367,35 @@ def training_examples(domain: Domain, data: TrainingData, config: TEDConfig,
         logger.warning("policy.ted.unknown_actions count=%d effect=not_learned first=%s",
                        len(unknown), sorted(unknown)[0][:60])
     return windows, labels
+
+
+def balanced_order(y: torch.Tensor, batch_size: int, generator: torch.Generator) -> torch.Tensor:
+    """One epoch's example order with rare actions drawn more often (Rasa's 'balanced'
+    batches): in each round every action adds its share of a batch plus one example, cycling
+    through its own shuffled examples, until every action has been seen in full. An action
+    already seen in full takes part in every other round only."""
+    groups = [torch.nonzero(y == label).flatten() for label in torch.unique(y)]
+    groups = [g[torch.randperm(len(g), generator=generator)] for g in groups]
+    total = len(y)
+    position = [0] * len(groups)
+    cycles = [0] * len(groups)
+    resting = [False] * len(groups)
+    chunks: list[torch.Tensor] = []
+    while min(cycles) == 0:
+        for i in torch.randperm(len(groups), generator=generator).tolist():
+            if cycles[i] > 0 and not resting[i]:
+                resting[i] = True
+                continue
+            resting[i] = False
+            take = len(groups[i]) * batch_size // total + 1
+            chunks.append(groups[i][position[i]:position[i] + take])
+            position[i] += take
+            if position[i] >= len(groups[i]):
+                cycles[i] += 1
+                position[i] = 0
+            if min(cycles) > 0:
+                break
+    return torch.cat(chunks)
 
 
 def _augmented(stories: list[Trajectory], config: TEDConfig) -> list[list[Event]]:

@@ -17,7 +17,7 @@ from bot.errors import ConfigError
 from bot.policies import MemoizationPolicy, PolicyEnsemble, PolicyPrediction, build_policies
 from bot.policies.evaluation import evaluate_stories
 from bot.policies.states import StateWalker
-from bot.policies.ted import TEDConfig, TEDPolicy
+from bot.policies.ted import TEDConfig, TEDPolicy, balanced_order
 from bot.policies.ted_features import StateFeaturizer
 from bot.project.config import ComponentConfig, ProjectPaths
 from bot.project.domain import Domain, load_domain
@@ -250,6 +250,15 @@ def test_an_untrained_policy_abstains(tmp_path: Path) -> None:
     policy = TEDPolicy()
     policy.load_dict({"trained": False})
     assert policy.model is None
+
+
+def test_balanced_batches_draw_rare_actions_more_often() -> None:
+    y = torch.tensor([0] * 90 + [1] * 9 + [2])
+    order = balanced_order(y, 10, torch.Generator().manual_seed(0))
+    assert set(order.tolist()) == set(range(100))  # every example at least once
+    drawn = torch.bincount(y[order], minlength=3)
+    assert drawn[0] == 90 and drawn[2] > 1  # the frequent action once, the rare one often
+    assert drawn[2] / drawn[0] > 1 / 90
 
 
 # ---------------------------------------------------------------- the ensemble
