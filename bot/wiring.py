@@ -16,6 +16,7 @@ from bot.assistant import Project, load_policies
 from bot.project.config import Endpoints, load_endpoints, reveal
 from bot.errors import ConfigError
 from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor
+from bot.runtime.fallback_chain import FallbackChain
 from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.manager import DialogueManager, Parser
 from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
@@ -46,13 +47,24 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
             max_predictions = int(component.params["max_number_of_predictions"])
     manager = DialogueManager(project.domain, policies, parser=parser, store=store,
                               executor=executor, max_predictions=max_predictions,
-                              lock_store=lock_store)
+                              lock_store=lock_store, fallback=load_fallback(project))
     logger.info("runtime.ready seconds=%.2f nlu=%s executor=%s store=%s lock_store=%s",
                 time.perf_counter() - started, parser is not None,
                 type(executor).__name__ if executor else None, type(store).__name__,
                 type(lock_store).__name__)
     info = {"model_file": str(project.paths.models), "model_id": project.config.assistant_id}
     return Runtime(project, manager, info)
+
+
+def load_fallback(project: Project) -> FallbackChain | None:
+    """config.yml's `fallback:` chain (bot/runtime/fallback_chain.py); None without one."""
+    section = project.config.sections.get("fallback")
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{project.config.source}: 'fallback' must be a mapping with keys "
+                          "attempts, give_up, below, keep, declines.")
+    return FallbackChain.from_config(section, f"{project.config.source}: fallback")
 
 
 def load_parser(project: Project) -> Parser | None:
