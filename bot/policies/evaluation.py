@@ -5,7 +5,8 @@ as written, no NLU); the story's events, not the prediction, then carry the conv
 as `rasa test core` does. As in Rasa, when the ensemble predicts the active form and the story
 runs something else, the form is taken to have rejected the message: an
 ActionExecutionRejected is added and the ensemble asked again. The listen before a story's
-first user message is not predicted (nothing comes before it).
+first user message is not predicted (nothing comes before it), nor the listen that training
+adds after a story's last action (the story does not say what comes next).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from bot.policies.states import ACTION_LISTEN
 from bot.policies.story_graph import story_trajectories
 from bot.project.domain import Domain
 from bot.project.training_data import Story
-from bot.state.events import ActionExecuted, ActionExecutionRejected, UserUttered
+from bot.state.events import ActionExecuted, ActionExecutionRejected, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 
 
@@ -81,7 +82,10 @@ def evaluate_stories(ensemble: PolicyEnsemble, domain: Domain,
         tracker = DialogueStateTracker("evaluation", defaults)
         story_ok = True
         seen_user = False
-        for event, source in zip(trajectory.events, trajectory.sources):
+        events = list(trajectory.events)
+        if _ends_with_added_listen(trajectory.events, trajectory.sources):
+            events.pop()
+        for event, source in zip(events, trajectory.sources):
             if isinstance(event, ActionExecuted) and seen_user:
                 expected = event.name or f"text:{event.action_text}"
                 best, _ = ensemble.predict(tracker, domain)
@@ -110,3 +114,10 @@ def evaluate_stories(ensemble: PolicyEnsemble, domain: Domain,
         result.stories += 1
         result.stories_correct += int(story_ok)
     return result
+
+
+def _ends_with_added_listen(events: tuple[Event, ...], sources: tuple[str, ...]) -> bool:
+    """story_graph adds a listen after a story's last action, with that action's source."""
+    return (len(events) >= 2 and isinstance(events[-1], ActionExecuted)
+            and events[-1].name == ACTION_LISTEN and not isinstance(events[-2], UserUttered)
+            and sources[-1] == sources[-2])

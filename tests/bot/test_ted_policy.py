@@ -206,6 +206,9 @@ def test_ted_generalises_where_memoization_cannot(tmp_path: Path) -> None:
     heldout = load_training_data([tmp_path / "heldout.yml"]).stories
     alone = evaluate_stories(trained(memo_only), memo_only.domain, heldout)
     assert alone.accuracy < 0.7, alone.summary()  # unseen histories: memoization abstains
+    # 7 bot actions, 5 listens between messages; not the listen before the first message nor
+    # the one training adds after a story's last action
+    assert (alone.actions, alone.by_action["action_listen"]) == (12, 5)
 
     with_ted = toy_project(tmp_path, "- name: MemoizationPolicy\n  max_history: 3\n"
                            + ted_yaml())
