@@ -112,7 +112,16 @@ class TEDConfig:
                                close[0] if close else None)
             else:
                 values[key] = _check(key, value, at)
-        return cls(**values)
+        try:
+            return cls(**values)
+        except ConfigError as exc:
+            raise ConfigError(f"{exc} ({at})") from exc
+
+    def __post_init__(self) -> None:
+        if self.transformer_size % self.number_of_attention_heads:
+            raise ConfigError(
+                f"TEDPolicy transformer_size {self.transformer_size} is not divisible by "
+                f"number_of_attention_heads {self.number_of_attention_heads}")
 
 
 def _check(key: str, value: Any, at: str) -> Any:
@@ -167,9 +176,8 @@ def _check(key: str, value: Any, at: str) -> Any:
         if value != "softmax":
             raise fail("'softmax' (Rasa 3 removed the others)")
         return value
-    if key == "number_of_attention_heads":
-        return positive_int(value)
-    return positive_int(value)  # epochs, embedding_dimension, encoding_dimension
+    # epochs, embedding_dimension, encoding_dimension, number_of_attention_heads
+    return positive_int(value)
 
 
 class TEDPolicy:
@@ -182,10 +190,6 @@ class TEDPolicy:
         self.featurizer: StateFeaturizer | None = None
         self.model: TEDModel | None = None
         self.report: dict[str, Any] = {}
-        if self.config.transformer_size % self.config.number_of_attention_heads:
-            raise ConfigError(
-                f"TEDPolicy transformer_size {self.config.transformer_size} is not divisible "
-                f"by number_of_attention_heads {self.config.number_of_attention_heads}.")
 
     # training -------------------------------------------------------------------------------
     def train(self, domain: Domain, data: TrainingData) -> list[str]:
