@@ -46,8 +46,7 @@ def build_policies(components: tuple[ComponentConfig, ...],
             policies.append(TEDPolicy(TEDConfig.from_params(params, component.at),
                                       progress=progress))
         elif component.name in NOT_YET_AVAILABLE:
-            logger.warning("policy.unavailable name=%s at=%s effect=skipped", component.name,
-                           component.at)
+            pass  # warned about by bot.config.skipped_components
         else:
             raise ConfigError(f"Policy '{component.name}' ({component.at}) has no implementation.")
     kept: dict[str, Policy] = {}
