@@ -231,6 +231,16 @@ def test_training_is_deterministic_under_a_seed(tmp_path: Path) -> None:
     assert not torch.equal(one.model.dialogue.weight, three.model.dialogue.weight)
 
 
+def test_training_and_prediction_leave_the_callers_torch_threads(tmp_path: Path) -> None:
+    project = toy_project(tmp_path, ted_yaml(epochs=2))
+    torch.set_num_threads(2)  # TED runs its small ops on one thread, then gives them back
+    ensemble = trained(project)
+    assert torch.get_num_threads() == 2
+    tracker = DialogueStateTracker("t", {}, [ActionExecuted(name="action_listen"), user("joke")])
+    ensemble.policies[0].predict(tracker, project.domain)
+    assert torch.get_num_threads() == 2
+
+
 def test_save_and_load_give_the_same_prediction(tmp_path: Path) -> None:
     project = toy_project(tmp_path, ted_yaml(epochs=10))
     train_core(project, project.paths.models / "core")
