@@ -74,7 +74,7 @@ class TEDConfig:
     augmentation_factor (Rasa's `rasa train --augmentation`, here a policy option)."""
 
     priority: int = 1
-    max_history: int | None = None  # None: the whole conversation since the last restart
+    max_history: int | None = None  # None: the conversation since the last restart (<= 128)
     epochs: int = 1  # Rasa's default; real configs set 100 or more
     batch_size: tuple[int, int] = (64, 256)  # grows linearly from the first to the last epoch
     batch_strategy: str = "balanced"  # rare actions drawn more often; "sequence": plain shuffle
