@@ -129,3 +129,4 @@ def ensemble(demo: Project) -> PolicyEnsemble:
     policies = PolicyEnsemble(build_policies(without_ted(demo.config.policies)))
     policies.train(demo.domain, demo.data)
     return policies
+
