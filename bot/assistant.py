@@ -102,7 +102,7 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     for warning in report.warnings:
         logger.info("train.component_skipped %s", warning)  # the CLI prints report.warnings
     if core and (force or old.get("core") != wanted["core"] or not (out / "core").exists()):
-        report.warnings += train_core(project, out / "core")
+        report.warnings += train_core(project, out / "core", progress=progress)
         (out / "domain.json").write_text(json.dumps(project.domain.to_dict(), indent=1))
         report.core_trained = True
     train_nlu_now = nlu and (force or old.get("nlu") != wanted["nlu"]
@@ -136,8 +136,8 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     return report
 
 
-def train_core(project: Project, out: Path) -> list[str]:
-    ensemble = PolicyEnsemble(build_policies(project.config.policies))
+def train_core(project: Project, out: Path, progress: bool = False) -> list[str]:
+    ensemble = PolicyEnsemble(build_policies(project.config.policies, progress=progress))
     problems = ensemble.train(project.domain, project.data)
     for problem in problems:
         logger.warning("train.core.conflict %s", problem)

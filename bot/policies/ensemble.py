@@ -16,11 +16,13 @@ from bot.project.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
 
-# Learned policies plug in here once they exist (TEDPolicy comes with its own issue).
-NOT_YET_AVAILABLE = ("TEDPolicy", "UnexpecTEDIntentPolicy")
+# Rasa policies with no implementation here yet: skipped with a warning.
+NOT_YET_AVAILABLE = ("UnexpecTEDIntentPolicy",)
 
 
-def build_policies(components: tuple[ComponentConfig, ...]) -> list[Policy]:
+def build_policies(components: tuple[ComponentConfig, ...],
+                   progress: bool = False) -> list[Policy]:
+    """The configured policies; `progress` shows training progress bars (learned ones)."""
     policies: list[Policy] = []
     for component in components:
         params = dict(component.params)
@@ -39,16 +41,22 @@ def build_policies(components: tuple[ComponentConfig, ...]) -> list[Policy]:
                 enable_fallback_prediction=bool(params.get("enable_fallback_prediction", True)),
                 check_for_contradictions=bool(params.get("check_for_contradictions", True))))
         elif component.name == "TEDPolicy":
-            # Until the learned policy lands, augmented memoization stands in for TED (it
-            # generalises over forgotten history) unless the config already has one; the
-            # warning saying which is bot.config.skipped_components.
-            if not any(c.name == "AugmentedMemoizationPolicy" for c in components):
-                policies.append(MemoizationPolicy(max_history=params.get("max_history", 5),
-                                                  priority=1, augmented=True))
+            from bot.policies.ted import TEDConfig, TEDPolicy  # torch: only when configured
+
+            policies.append(TEDPolicy(TEDConfig.from_params(params, component.at),
+                                      progress=progress))
         elif component.name in NOT_YET_AVAILABLE:
             pass  # warned about by bot.config.skipped_components
         else:
             raise ConfigError(f"Policy '{component.name}' ({component.at}) has no implementation.")
+    kept: dict[str, Policy] = {}
+    for policy in policies:
+        if policy.name in kept:
+            # Their saved tables share one key in policies.json: only one can be kept.
+            logger.warning("policy.duplicate name=%s effect=later_entry_ignored", policy.name)
+            continue
+        kept[policy.name] = policy
+    policies = list(kept.values())
     if not policies:
         raise ConfigError("No usable policy in config.yml: add RulePolicy and MemoizationPolicy.")
     return policies
@@ -81,3 +89,6 @@ class PolicyEnsemble:
         for policy in self.policies:
             if policy.name in data:
                 policy.load_dict(data[policy.name])
+            else:  # trained before this policy was configured: it abstains until retrained
+                logger.warning("policy.not_trained name=%s fix=xingkong_train_core_--force",
+                               policy.name)

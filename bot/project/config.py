@@ -371,8 +371,8 @@ def reveal(value: Any) -> Any:
 
 
 def skipped_components(config: ProjectConfig, has_lookups: bool = False) -> list[str]:
-    """One warning per configured component that does nothing here (and per policy that is
-    stood in for), naming where it is configured and what happens instead."""
+    """One warning per configured component that does nothing here, naming where it is
+    configured and what happens instead."""
     notes = []
     for component in config.pipeline:
         reason = SKIPPED_COMPONENTS.get(component.name)
@@ -388,17 +388,8 @@ def skipped_components(config: ProjectConfig, has_lookups: bool = False) -> list
         notes.append(f"The lookup tables of the NLU data are not used ({config.source}): add "
                      "RegexEntityExtractor with use_lookup_tables: true to extract entities "
                      "with them.")
-    names = [p.name for p in config.policies]
     for component in config.policies:
-        if component.name == "TEDPolicy":
-            if "AugmentedMemoizationPolicy" in names:
-                instead = "the configured AugmentedMemoizationPolicy and the other policies " \
-                          "decide without it"
-            else:
-                instead = "an AugmentedMemoizationPolicy (priority 1) stands in for it, which " \
-                          "matches story histories but does not generalise like TED"
-            notes.append(f"TEDPolicy ({component.at}) is not available yet: {instead}.")
-        elif component.name == "UnexpecTEDIntentPolicy":
+        if component.name == "UnexpecTEDIntentPolicy":
             notes.append(f"UnexpecTEDIntentPolicy ({component.at}) is skipped: "
                          "action_unlikely_intent is never predicted.")
     return notes

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.assistant import Project
-from bot.project.config import ProjectPaths
+from bot.project.config import ComponentConfig, ProjectPaths
 from bot.manager import DialogueManager, Parser
 from bot.policies import PolicyEnsemble, build_policies
 
@@ -118,10 +118,15 @@ def demo() -> Project:
     return Project.load(ProjectPaths.at(Path(__file__).resolve().parents[2]))
 
 
+def without_ted(components: tuple[ComponentConfig, ...]) -> tuple[ComponentConfig, ...]:
+    return tuple(c for c in components if c.name != "TEDPolicy")
+
+
 @pytest.fixture(scope="session")
 def ensemble(demo: Project) -> PolicyEnsemble:
-    """The demo's policies, trained once (tests only predict with them)."""
-    policies = PolicyEnsemble(build_policies(demo.config.policies))
+    """The demo's rules and memoization, trained once (tests only predict with them). TED is
+    left out: it takes a minute to train, and tests/bot/test_ted_policy.py covers it."""
+    policies = PolicyEnsemble(build_policies(without_ted(demo.config.policies)))
     policies.train(demo.domain, demo.data)
     return policies
 

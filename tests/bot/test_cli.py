@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from click.testing import CliRunner, Result
 
 from bot.cli import main
@@ -20,7 +21,11 @@ REPO = Path(__file__).resolve().parents[2]
 def copy_demo(dst: Path) -> Path:
     dst.mkdir(parents=True, exist_ok=True)
     shutil.copy2(REPO / "domain.yml", dst / "domain.yml")
-    shutil.copy2(REPO / "config.yml", dst / "config.yml")
+    config = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
+    for policy in config["policies"]:
+        if policy["name"] == "TEDPolicy":
+            policy["epochs"] = 2  # the CLI is under test here, not TED's accuracy
+    (dst / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     shutil.copytree(REPO / "data", dst / "data")
     return dst
 

@@ -34,7 +34,7 @@ def test_demo_config_loads() -> None:
     config = load_config(REPO / "config.yml")
     assert config.language == "en"
     assert config.assistant_id == "starlight-concierge"
-    assert [c.name for c in config.policies] == ["MemoizationPolicy", "RulePolicy"]
+    assert [c.name for c in config.policies] == ["MemoizationPolicy", "TEDPolicy", "RulePolicy"]
     assert config.pipeline[0].name == "JointIntentEntity"
     assert config.component("MemoizationPolicy").params == {"max_history": 5}
     assert config.component("FallbackClassifier").params["threshold"] == 0.4

@@ -121,7 +121,9 @@ def rule_policy(ensemble: PolicyEnsemble) -> RulePolicy:
 
 
 def test_the_demo_trains_without_conflicts(demo: Project) -> None:
-    policies = PolicyEnsemble(build_policies(demo.config.policies))
+    # TED adds no conflicts and takes a minute: tests/bot/test_ted_policy.py trains it
+    policies = PolicyEnsemble(build_policies(
+        tuple(c for c in demo.config.policies if c.name != "TEDPolicy")))
     assert policies.train(demo.domain, demo.data) == []
     assert find_conflicts(demo.domain, demo.data) == []
 

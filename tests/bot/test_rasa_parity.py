@@ -147,21 +147,21 @@ def test_1_spacy_regex_featurizer_and_lookup_tables_are_named(tmp_path: Path) ->
         assert any(name in n for n in notes), name
 
 
-def test_2_ted_warning_says_what_really_happens(formbot: Project, tmp_path: Path) -> None:
-    # formbot has its own AugmentedMemoizationPolicy: no stand-in is added, and the
-    # warning says so instead of promising one
-    names = [p.name for p in build_policies(formbot.config.policies)]
-    assert names == ["AugmentedMemoizationPolicy", "RulePolicy"]
-    (note,) = [n for n in skipped_components(formbot.config) if "TEDPolicy" in n]
-    assert "configured AugmentedMemoizationPolicy" in note
-    # moodbot's policies (TED + Memoization + Rule): the stand-in is added and announced
+def test_2_ted_is_a_real_learned_policy_below_memoization_and_rules(formbot: Project,
+                                                                    tmp_path: Path) -> None:
+    # formbot lists TED first: Rasa's priorities still put it last on ties
+    policies = build_policies(formbot.config.policies)
+    assert [(p.name, p.priority) for p in policies] == [
+        ("TEDPolicy", 1), ("AugmentedMemoizationPolicy", 3), ("RulePolicy", 6)]
+    assert not [n for n in skipped_components(formbot.config) if "TEDPolicy" in n]
+    # moodbot's policies (Memoization + TED + Rule): no stand-in, nothing skipped
     path = tmp_path / "config.yml"
     path.write_text("policies:\n  - name: MemoizationPolicy\n  - name: TEDPolicy\n"
                     "    max_history: 5\n  - name: RulePolicy\n")
     config = load_config(path)
     assert [p.name for p in build_policies(config.policies)] == [
-        "MemoizationPolicy", "AugmentedMemoizationPolicy", "RulePolicy"]
-    assert any("stands in" in n for n in skipped_components(config))
+        "MemoizationPolicy", "TEDPolicy", "RulePolicy"]
+    assert skipped_components(config) == []
 
 
 def test_8_rule_policy_returns_to_the_form_after_a_general_digression_rule(
@@ -263,7 +263,11 @@ def test_7_custom_actions_override_default_actions(formbot: Project, tmp_path: P
     domain_file.write_text(domain_file.read_text() + "\nactions:\n  - action_session_start\n"
                            "  - action_default_fallback\n")
     project = Project.load(formbot.paths)
-    manager = DialogueManager(project.domain, trained(project),
+    # Without TED: it would guess an answer to /thankyou, and the core fallback is under test.
+    ensemble = PolicyEnsemble(build_policies(
+        tuple(c for c in project.config.policies if c.name != "TEDPolicy")))
+    ensemble.train(project.domain, project.data)
+    manager = DialogueManager(project.domain, ensemble,
                               executor=InProcessExecutor("parity_overrides"))
     result = asyncio.run(manager.handle_message(UserMessage("/thankyou", "u")))
     assert result.tracker.get_slot("cuisine") == "from session start"

@@ -226,7 +226,7 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 # two cores. The full settings and their figures are in the benchmarks and `xingkong test`.
 QUICK = {"JointIntentEntity": {"epochs": 3}, "IntentClassifier": {"epochs": 3},
          "LukeSpanExtractor": {"epochs": 3, "negative_ratio": 4.0},
-         "reader": {"epochs": 2, "progress": False}}
+         "reader": {"epochs": 2, "progress": False}, "TEDPolicy": {"epochs": 20}}
 QUICK_PER_INTENT = 30  # NLU examples kept per intent
 QUICK_QA_EVERY = 5  # every 5th KB question kept, plus the one the test asks
 KB_QUESTION = "How much do kids aged 4 to 11 pay for breakfast?"
@@ -242,7 +242,7 @@ def _quick_demo(folder: Path, log: Path) -> Path:
     _cut_nlu(folder / "data" / "nlu.yml")
     _cut_qa(folder / "data" / "kb" / "qa.json")
     config = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
-    for component in config["pipeline"]:
+    for component in config["pipeline"] + config["policies"]:
         component.update(QUICK.get(component["name"], {}))
     knowledge = config.get("knowledge") or {}
     knowledge["reader"] = {**(knowledge.get("reader") or {}), **QUICK["reader"]}
