@@ -85,7 +85,8 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
           generation: bool = True, budget_s: float | None = None) -> TrainReport:
     """Train the parts asked for whose fingerprint changed (all of them with `force`). The
     knowledge part runs only when the project has a knowledge base folder, the generation
-    part only when config.yml has a generation: section (`budget_s` overrides its budget)."""
+    part only when config.yml has a generation: section (`budget_s` overrides its budget and
+    retrains it)."""
     started = time.perf_counter()
     out = project.paths.models
     out.mkdir(parents=True, exist_ok=True)
@@ -118,11 +119,13 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
         report.knowledge_trained = True
     target = out / GENERATION_DIR
     if settings is not None and "generation" in wanted and (
-            force or old.get("generation") != wanted["generation"]
+            force or budget_s is not None or old.get("generation") != wanted["generation"]
             or not (target / "generation.json").is_file()):
         report.generation_report = train_generation(project, settings, target, budget_s=budget_s,
                                                     progress=progress)
         report.generation_trained = True
+    elif settings is not None and "generation" in wanted:
+        refresh_generation(settings, target)
     asked = {"core": core, "nlu": nlu, "knowledge": knowledge, "generation": generation}
     fresh = {**old, **{k: v for k, v in wanted.items() if asked[k]}}
     (out / "fingerprint.json").write_text(json.dumps(fresh, indent=1))
@@ -363,8 +366,8 @@ def _file_digest(path: Path) -> str:
 def generation_options(settings: GenerationConfig, budget_s: float | None = None) -> Any:
     """(ModelConfig, TrainingConfig, SamplingConfig) of config.yml's generation section; a
     ConfigError names the section when an option is unknown or out of range."""
-    from generation.config import (ModelConfig, SamplingConfig, TrainingConfig, config_keys,
-                                   from_mapping)
+    from generation.config import (ModelConfig, SamplingConfig, TrainingConfig, check_keys,
+                                   config_keys, from_mapping)
     from generation.errors import GenerationConfigError
 
     model_keys = set(config_keys(ModelConfig))
@@ -374,9 +377,7 @@ def generation_options(settings: GenerationConfig, budget_s: float | None = None
         train["budget_s"] = budget
     where = f"generation.train ({settings.at})"
     try:
-        for key in train:
-            if key not in model_keys and key not in config_keys(TrainingConfig):
-                from_mapping(TrainingConfig, {key: train[key]}, where)  # names the key
+        check_keys(train, config_keys(ModelConfig) + config_keys(TrainingConfig), where)
         model = from_mapping(ModelConfig, {k: v for k, v in train.items() if k in model_keys},
                              where)
         training = from_mapping(TrainingConfig, {k: v for k, v in train.items()
@@ -390,21 +391,23 @@ def generation_options(settings: GenerationConfig, budget_s: float | None = None
 
 def generation_fingerprint(project: Project, settings: GenerationConfig,
                            budget_s: float | None = None) -> str:
-    """What the generator is built from: its settings (with generation's defaults filled in),
-    the chitchat-dataset version and the assistant's own texts."""
+    """What the generator is built from: its model and training settings (with generation's
+    defaults filled in), the chitchat-dataset version and the assistant's own texts. Sampling
+    settings are not in it: they change the manifest, not the model (refresh_generation)."""
     from dataclasses import asdict
     from importlib.metadata import PackageNotFoundError, version
 
     from generation.generator import FORMAT_VERSION as GENERATOR_FORMAT
 
-    model, training, sampling = generation_options(settings, budget_s)
+    model, training, _ = generation_options(settings, budget_s)
     try:
         corpus_version = version("chitchat-dataset")
     except PackageNotFoundError:
         corpus_version = None
     pairs, vocabulary = assistant_texts(project)
-    blob = json.dumps([FORMAT_VERSION, GENERATOR_FORMAT, settings.model, asdict(model), asdict(training),
-                       asdict(sampling), corpus_version, pairs, vocabulary], sort_keys=True,
+    run = {k: v for k, v in asdict(training).items() if k not in ("budget_s", "max_steps")}
+    blob = json.dumps([FORMAT_VERSION, GENERATOR_FORMAT, settings.model, asdict(model), run,
+                       corpus_version, pairs, vocabulary], sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
@@ -426,6 +429,24 @@ def assistant_texts(project: Project) -> tuple[list[list[str]], list[str]]:
         vocabulary += [p.read_text(encoding="utf-8", errors="replace")
                        for p in sorted(kb.rglob("*.md")) + sorted(kb.rglob("*.txt"))]
     return pairs, vocabulary
+
+
+def refresh_generation(settings: GenerationConfig, out: Path) -> None:
+    """Write config.yml's sampling settings into an up-to-date generator's manifest."""
+    from generation.generator import read_manifest, write_manifest
+
+    _, _, sampling = generation_options(settings)
+    manifest = read_manifest(out)
+    if manifest.get("sampling") != asdict_of(sampling):
+        write_manifest(out, model=str(manifest.get("model") or "."), sampling=sampling,
+                       report=manifest.get("report"))
+        logger.info("train.generation.sampling_updated out=%s", out)
+
+
+def asdict_of(config: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config)
 
 
 def train_generation(project: Project, settings: GenerationConfig, out: Path, *,

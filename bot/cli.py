@@ -65,7 +65,8 @@ def main(verbose: int) -> None:
 @click.option("--project", "root", default=".", show_default=True, help="Project folder.")
 @click.option("--force", is_flag=True, help="Retrain even if nothing changed.")
 @click.option("--budget", "budget_s", type=click.FloatRange(min=1), default=None,
-              help="Seconds of generator training (overrides config.yml generation.budget_s).")
+              help="Retrain the generator for this many seconds "
+                   "(config.yml: generation.budget_s).")
 @click.argument("part", required=False,
                 type=click.Choice(["core", "nlu", "knowledge", "generation"]))
 def train(root: str, force: bool, budget_s: float | None, part: str | None) -> None:

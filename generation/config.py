@@ -108,15 +108,19 @@ def config_keys(kind: type[Any]) -> list[str]:
     return [f.name for f in fields(kind)]
 
 
-def from_mapping(kind: type[T], values: Mapping[str, Any], where: str = "generation") -> T:
-    """`kind(**values)`, with unknown keys named (and a close match suggested)."""
-    known = config_keys(kind)
+def check_keys(values: Mapping[str, Any], known: list[str], where: str) -> None:
+    """A GenerationConfigError naming the first key of `values` not in `known`."""
     for key in values:
         if key not in known:
             hint = difflib.get_close_matches(str(key), known, n=1)
             did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
             raise GenerationConfigError(f"Unknown key '{key}' in {where}.{did_you_mean} "
                                         f"Available: {', '.join(known)}.")
+
+
+def from_mapping(kind: type[T], values: Mapping[str, Any], where: str = "generation") -> T:
+    """`kind(**values)`, with unknown keys named (and a close match suggested)."""
+    check_keys(values, config_keys(kind), where)
     try:
         return kind(**dict(values))
     except TypeError as exc:  # a wrong type reached a comparison

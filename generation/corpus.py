@@ -65,15 +65,18 @@ def render(turns: Sequence[str], *, reply_next: bool = False) -> str:
 def chitchat_conversations(limit: int | None = None) -> list[Conversation]:
     """The conversations of the chitchat-dataset package: a turn is one person's consecutive
     messages joined; empty turns are dropped and the same speaker's turns merged."""
+    import json
+    from importlib.resources import files
+
     try:
-        import chitchat_dataset
-    except ImportError as exc:
+        source = files("chitchat_dataset") / "dataset.json"
+    except ModuleNotFoundError as exc:
         raise CorpusError("The chitchat-dataset package is not installed: "
                           "pip install chitchat-dataset (pinned in constraints.txt).") from exc
     try:
-        raw = chitchat_dataset.Dataset()
+        raw = json.loads(source.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise CorpusError(f"chitchat-dataset cannot be read: {exc}") from exc
+        raise CorpusError(f"chitchat-dataset's {source} cannot be read: {exc}") from exc
     out = []
     for conv_id, conv in raw.items():
         turns: list[str] = []

@@ -3,7 +3,7 @@
 A reply is dropped when it holds, and the user's message does not:
   number       digits or a number word ("two", "fifty", ...)
   price        a currency sign or word, price, cost, fee
-  time / date  am/pm, o'clock, noon, midnight, weekday and month names
+  time / date  8 pm, 10:30, o'clock, noon, midnight, weekday and month names
   email, url, booking id
   hotel name   any of `protected_terms` (the hotels and cities of the catalog)
 and always when it holds
@@ -26,7 +26,7 @@ NUMBER_WORDS = (
 ).split()
 PRICE_WORDS = ("price prices priced cost costs costing fee fees euro euros eur dollar dollars "
                "usd pound pounds gbp cash cheap expensive discount charge charged free").split()
-TIME_WORDS = "am pm a.m. p.m. o'clock noon midnight".split()
+TIME_WORDS = "o'clock noon midnight".split()
 DATE_WORDS = (
     "monday tuesday wednesday thursday friday saturday sunday weekend january february april "
     "june july august september october november december tomorrow yesterday tonight"
@@ -57,6 +57,7 @@ _EMAIL = re.compile(r"[\w.+-]+@[\w-]+\.[\w.-]+")
 _URL = re.compile(r"https?://|www\.|\.(?:com|org|net|io)\b", re.IGNORECASE)
 _BOOKING_ID = re.compile(r"\b[a-z]{2,4}-?\d{3,}\b", re.IGNORECASE)
 _DIGITS = re.compile(r"\d+")
+_CLOCK = re.compile(r"\d\s*(?:a\.?m\b|p\.?m\b)|\d:\d\d", re.IGNORECASE)
 _CURRENCY = re.compile(r"[$€£¥]")
 _WORD = re.compile(r"[a-z][a-z'.-]*[a-z.]|[a-z]")
 
@@ -86,7 +87,7 @@ class SafetyFilter:
             found.append("number")
         if (_CURRENCY.search(text) and not _CURRENCY.search(user)) or new & set(PRICE_WORDS):
             found.append("price")
-        if new & set(TIME_WORDS):
+        if new & set(TIME_WORDS) or (_CLOCK.search(text) and not _CLOCK.search(user)):
             found.append("time")
         if new & set(DATE_WORDS):
             found.append("date")

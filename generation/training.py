@@ -147,7 +147,7 @@ def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tupl
         loss.backward()
         torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
         optimizer.step()
-        losses.append(float(loss))
+        losses.append(loss.item())
         step += 1
         bar.update(1)
         bar.set_postfix(loss=f"{losses[-1]:.3f}", left_s=f"{training.budget_s - elapsed:.0f}")

@@ -128,6 +128,7 @@ def test_reply_logprobs_prefer_the_forced_token(tiny_dir: Path) -> None:
     ("it costs a fortune", "is it nice", "price"),
     ("that is worth a few $ i guess", "is it nice", "price"),
     ("see you at noon then", "when do we meet", "time"),
+    ("see you at 8pm", "when do we meet", "time"),
     ("let's meet on friday", "when shall we meet", "date"),
     ("write to me at anna@example.com", "how do i reach you", "email"),
     ("look at www.fun.org", "anything to read", "url"),
@@ -150,6 +151,7 @@ def test_safety_filter_drops_facts_and_unsafe_words(reply: str, user: str, probl
     ("lisbon sounds lovely", "have you been to lisbon"),
     ("5 cats is a lot", "i have 5 cats"),
     ("may the best one win", "who will win"),
+    ("i am good thanks and you", "how are you doing"),
 ])
 def test_safety_filter_keeps_plain_small_talk(reply: str, user: str) -> None:
     assert SafetyFilter.with_terms(["Lisbon"]).problems(reply, user) == []
