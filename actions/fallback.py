@@ -13,9 +13,11 @@ It utters the generated reply, marked for the UI and REST clients,
                                  "kept": 3, "score": 0.41, "ms": 180.2}}}
 
 then steers back to the stay (`utter_steer_back`). It declines - utters nothing, so the chain
-goes on to the canned response - when there is no generator model, when a form is asking for
-a slot, when the message is empty, or when every candidate was unsafe or broken
-(generation/safety.py). It never crashes the turn and returns no events.
+goes on to the canned response - when the message's intent is not small talk (chitchat,
+out_of_scope, nlu_fallback; `$XINGKONG_GENERATION_INTENTS` lists others, comma-separated: an
+unsure booking request must reach its form, not get a chat), when there is no generator model,
+when a form is asking for a slot, when the message is empty, or when every candidate was
+unsafe or broken (generation/safety.py). It never crashes the turn and returns no events.
 
 The model directory is `$XINGKONG_GENERATION_DIR` (default "models/generation", written by
 `xingkong train` from config.yml's `generation:` section). The generator loads once per
@@ -37,6 +39,8 @@ from rasa_sdk.executor import CollectingDispatcher
 logger = logging.getLogger(__name__)
 
 GENERATION_DIR_ENV = "XINGKONG_GENERATION_DIR"
+INTENTS_ENV = "XINGKONG_GENERATION_INTENTS"
+SMALL_TALK_INTENTS = ("chitchat", "out_of_scope", "nlu_fallback")
 DEFAULT_GENERATION_DIR = "models/generation"
 STEER_BACK = "utter_steer_back"
 RETRY_SECONDS = 60.0  # a model dir that failed to load is tried again after this
@@ -47,6 +51,13 @@ _GENERATORS: dict[str, tuple[Any, float]] = {}  # dir -> (Generator or None, whe
 
 def generation_dir() -> str:
     return os.environ.get(GENERATION_DIR_ENV) or DEFAULT_GENERATION_DIR
+
+
+def small_talk_intents() -> tuple[str, ...]:
+    names = os.environ.get(INTENTS_ENV)
+    if not names:
+        return SMALL_TALK_INTENTS
+    return tuple(n.strip() for n in names.split(",") if n.strip())
 
 
 def protected_terms() -> list[str]:
@@ -122,8 +133,13 @@ class ActionGenerateReply(Action):
 
     async def run(self, dispatcher: CollectingDispatcher, tracker: Tracker,
                   domain: dict[str, Any]) -> list[dict[str, Any]]:
-        text = ((tracker.latest_message or {}).get("text") or "").strip()
+        latest = tracker.latest_message or {}
+        text = (latest.get("text") or "").strip()
         if not text or text.startswith("/"):
+            return []
+        intent = (latest.get("intent") or {}).get("name")
+        if intent not in small_talk_intents():
+            logger.info("actions.fallback.declined reason=not_small_talk intent=%s", intent)
             return []
         if tracker.active_loop.get("name") and tracker.get_slot("requested_slot"):
             logger.info("actions.fallback.declined reason=form_asks_slot form=%s",

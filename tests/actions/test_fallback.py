@@ -30,10 +30,10 @@ def generating(trained_tiny_generator: Path, monkeypatch: pytest.MonkeyPatch) ->
 
 
 def _call(text: str, *, form: str | None = None, requested: str | None = None,
-          history: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+          history: list[dict[str, Any]] | None = None, intent: str = "chitchat") -> dict[str, Any]:
     executor = ActionExecutor()
     executor.register_action(fallback.ActionGenerateReply())
-    parse = {"text": text, "intent": {"name": "chitchat", "confidence": 0.9}, "entities": []}
+    parse = {"text": text, "intent": {"name": intent, "confidence": 0.9}, "entities": []}
     events = [*(history or []), {"event": "user", "text": text, "parse_data": parse}]
     tracker = {"sender_id": "guest", "slots": {"requested_slot": requested},
                "latest_message": parse, "paused": False, "events": events,
@@ -55,6 +55,16 @@ def test_a_generated_reply_is_marked_and_steers_back(generating: Path) -> None:
     assert reply["metadata"]["generated"] is True
     assert reply["metadata"]["generation"]["kept"] >= 1
     assert steer["response"] == fallback.STEER_BACK
+
+
+def test_only_small_talk_intents_get_a_generated_reply(generating: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    assert _call("do you like music", intent="nlu_fallback")["responses"]
+    assert _call("do you like music", intent="out_of_scope")["responses"]
+    assert _call("do you like music", intent="book_room")["responses"] == []
+    monkeypatch.setenv(fallback.INTENTS_ENV, "book_room, other")
+    assert _call("do you like music", intent="book_room")["responses"]
+    assert _call("do you like music")["responses"] == []
 
 
 def test_it_declines_inside_a_slot_question_and_for_payloads(generating: Path) -> None:
