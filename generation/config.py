@@ -80,6 +80,7 @@ class SamplingConfig:
     mmi_weight: float = 0.1  # log p(reply | context) - log p(reply): penalises generic replies
     min_relevance: float = 0.1  # below it, a reply is off-topic and dropped
     history_turns: int = 4  # earlier turns kept in the prompt
+    seed: int | None = None  # set: every reply is sampled from this seed (deterministic mode)
 
     def __post_init__(self) -> None:
         _at_least("n_candidates", self.n_candidates, 1)

@@ -140,7 +140,8 @@ class Generator:
     def reply(self, user_text: str, history: Sequence[str] = (), *,
               seed: int | None = None) -> GeneratedReply:
         """The best safe reply to `user_text` after `history` (earlier turns, oldest first,
-        ending with the bot's); `seed` makes sampling repeatable."""
+        ending with the bot's); `seed` (default: the sampling config's) makes sampling
+        repeatable."""
         from generation.sampler import build_prompt, reply_logprobs, sample
 
         self.load()
@@ -149,7 +150,8 @@ class Generator:
         prompt = build_prompt(self._tokenizer, user_text, list(history)[-config.history_turns:]
                               if config.history_turns else [],
                               self._window - config.max_new_tokens)
-        samples = sample(self._lm, self._tokenizer, prompt, config, self._stop_ids, seed=seed)
+        samples = sample(self._lm, self._tokenizer, prompt, config, self._stop_ids,
+                         seed=seed if seed is not None else config.seed)
         candidates = []
         for s in samples:
             problems = quality_problems(s.text, s.finished, user_text, config,

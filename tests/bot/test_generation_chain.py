@@ -83,8 +83,8 @@ def texts(result: TurnResult) -> list[str]:
     return [m.get("text") or "" for m in result.messages]
 
 
-async def say(bot: DialogueManager, text: str) -> TurnResult:
-    return await bot.handle_message(UserMessage(text, "guest"))
+async def say(bot: DialogueManager, text: str, sender: str = "guest") -> TurnResult:
+    return await bot.handle_message(UserMessage(text, sender))
 
 
 def test_the_demo_chain_is_knowledge_then_generation(demo: Project) -> None:
@@ -101,7 +101,7 @@ async def test_small_talk_gets_a_generated_reply_and_a_steer_back(
     assert result.messages[0]["metadata"]["generated"] is True
     steer = {v["text"] for v in demo.domain.responses["utter_steer_back"]}
     assert texts(result)[1] in steer
-    out_of_scope = await say(bot, "do you like rainy days")
+    out_of_scope = await say(bot, "do you like rainy days", "another guest")
     assert texts(out_of_scope)[0] == "i love rainy days with a good book"
 
 
