@@ -36,32 +36,68 @@ def build_prompt(tokenizer: Any, user_text: str, history: Sequence[str],
 def sample(lm: Any, tokenizer: Any, prompt_ids: Sequence[int], config: SamplingConfig,
            stop_ids: Sequence[int], seed: int | None = None) -> list[Sample]:
     """`config.n_candidates` sampled continuations of the prompt (one greedy one when the
-    temperature is 0), each cut at its first turn-ending token."""
+    temperature is 0), each cut at its first turn-ending token. The candidates are one batch
+    sharing the prompt's key/value cache; the loop ends when every candidate has ended its
+    turn or after max_new_tokens (a small loop of our own: transformers' generate costs about
+    twice as much per token on a small model)."""
     import torch
-    from transformers import GenerationConfig
 
+    generator = torch.Generator(device=lm.device)
     if seed is not None:
-        torch.manual_seed(seed)
-    greedy = config.temperature == 0
-    options: dict[str, Any] = {
-        "max_new_tokens": config.max_new_tokens, "eos_token_id": list(stop_ids),
-        "pad_token_id": tokenizer.pad_token_id, "do_sample": not greedy,
-        "repetition_penalty": config.repetition_penalty,
-        "num_return_sequences": 1 if greedy else config.n_candidates}
-    if not greedy:
-        options.update(temperature=config.temperature, top_k=config.top_k, top_p=config.top_p)
-    inputs = torch.tensor([list(prompt_ids)], dtype=torch.long, device=lm.device)  # (1, T)
+        generator.manual_seed(seed)
+    else:
+        generator.seed()  # fresh randomness, the global generator untouched
+    n = 1 if config.temperature == 0 else config.n_candidates
+    ids = torch.tensor([list(prompt_ids)] * n, dtype=torch.long, device=lm.device)  # (N, T)
+    stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=lm.device)
+    pad = int(stops[0]) if len(stops) else int(tokenizer.pad_token_id or 0)
+    done = torch.zeros(n, dtype=torch.bool, device=lm.device)  # (N,)
+    new: list[Any] = []
     with torch.inference_mode():
-        out = lm.generate(inputs, attention_mask=torch.ones_like(inputs),
-                          generation_config=GenerationConfig(**options))  # (N, T + new)
-    stops = set(stop_ids)
+        out = lm(input_ids=ids, use_cache=True)
+        for _ in range(config.max_new_tokens):
+            logits = out.logits[:, -1].float()  # (N, V)
+            seen = torch.cat([ids, *new], dim=1) if new else ids  # (N, T + t)
+            token = _next_token(logits, seen, config, generator)  # (N, 1)
+            token[done] = pad  # a finished candidate only pads
+            new.append(token)
+            done |= torch.isin(token.squeeze(1), stops)
+            if bool(done.all()):
+                break
+            out = lm(input_ids=token, past_key_values=out.past_key_values, use_cache=True)
+    rows = torch.cat(new, dim=1).tolist() if new else [[] for _ in range(n)]
+    stop_set = set(stop_ids)
     samples = []
-    for row in out[:, inputs.shape[1]:].tolist():
-        end = next((i for i, t in enumerate(row) if t in stops), None)
-        ids = row if end is None else row[: end + 1]
-        text = tokenizer.decode(ids, skip_special_tokens=True).split("\n")[0].strip()
-        samples.append(Sample(text, end is not None, tuple(ids)))
+    for row in rows:
+        end = next((i for i, t in enumerate(row) if t in stop_set), None)
+        kept = row if end is None else row[: end + 1]
+        text = tokenizer.decode(kept, skip_special_tokens=True).split("\n")[0].strip()
+        samples.append(Sample(text, end is not None, tuple(kept)))
     return samples
+
+
+def _next_token(logits: Any, seen: Any, config: SamplingConfig, generator: Any) -> Any:
+    """(N, 1) next tokens: repetition penalty on the tokens seen, then greedy, or temperature,
+    top-k and top-p (nucleus) sampling."""
+    import torch
+
+    if config.repetition_penalty != 1.0:
+        picked = logits.gather(1, seen)  # (N, T)
+        picked = torch.where(picked > 0, picked / config.repetition_penalty,
+                             picked * config.repetition_penalty)
+        logits = logits.scatter(1, seen, picked)
+    if config.temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / config.temperature
+    if 0 < config.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, config.top_k, dim=-1).values[:, -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if config.top_p < 1.0:
+        ordered, order = torch.sort(logits, descending=True, dim=-1)  # (N, V)
+        cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+        drop = cumulative - torch.softmax(ordered, dim=-1) > config.top_p  # keep the first
+        logits = logits.scatter(1, order, ordered.masked_fill(drop, float("-inf")))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
 
 
 def reply_logprobs(lm: Any, prefix_ids: Sequence[int],
