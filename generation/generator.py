@@ -147,8 +147,8 @@ class Generator:
         self.load()
         started = time.perf_counter()
         config = self.sampling
-        prompt = build_prompt(self._tokenizer, user_text, list(history)[-config.history_turns:]
-                              if config.history_turns else [],
+        earlier = list(history)[-config.history_turns:] if config.history_turns else []
+        prompt = build_prompt(self._tokenizer, user_text, earlier,
                               self._window - config.max_new_tokens)
         samples = sample(self._lm, self._tokenizer, prompt, config, self._stop_ids,
                          seed=seed if seed is not None else config.seed)
