@@ -7,6 +7,8 @@ models/
   nlu/               the NLU pipeline (when the config has Transformer components)
   knowledge/         the knowledge answers (when the project has a knowledge base, data/kb by
                      default): index/, reader/, knowledge.json, by retrieval's build_knowledge
+  generation/        the small-talk generator (when config.yml has a generation: section):
+                     generation.json, GPT-2 weights and tokenizer, by generation's training
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.project.config import (
+    GenerationConfig,
     KnowledgeConfig,
     ProjectConfig,
     ProjectPaths,
@@ -38,6 +41,7 @@ logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 KNOWLEDGE_DIR = "knowledge"  # models/knowledge: where actions/knowledge.py looks by default
+GENERATION_DIR = "generation"  # models/generation: where actions/fallback.py looks by default
 QA_FILE = "qa.json"  # the reader's training questions, inside the knowledge base folder
 
 
@@ -61,10 +65,12 @@ class TrainReport:
     core_trained: bool = False
     nlu_trained: bool = False
     knowledge_trained: bool = False
+    generation_trained: bool = False
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0
     nlu_report: dict[str, Any] = field(default_factory=dict)
     knowledge_report: Any = None  # retrieval.KnowledgeReport when the knowledge was built
+    generation_report: dict[str, Any] = field(default_factory=dict)
 
 
 def fingerprints(project: Project) -> dict[str, str]:
@@ -83,9 +89,12 @@ def fingerprints(project: Project) -> dict[str, str]:
 
 
 def train(project: Project, *, force: bool = False, progress: bool = True,
-          nlu: bool = True, core: bool = True, knowledge: bool = True) -> TrainReport:
+          nlu: bool = True, core: bool = True, knowledge: bool = True,
+          generation: bool = True, budget_s: float | None = None) -> TrainReport:
     """Train the parts asked for whose fingerprint changed (all of them with `force`). The
-    knowledge part runs only when the project has a knowledge base folder."""
+    knowledge part runs only when the project has a knowledge base folder, the generation
+    part only when config.yml has a generation: section (`budget_s` overrides its budget and
+    retrains it)."""
     started = time.perf_counter()
     out = project.paths.models
     out.mkdir(parents=True, exist_ok=True)
@@ -96,6 +105,12 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     elif knowledge:
         logger.info("train.knowledge.skipped reason=no_knowledge_base path=%s",
                     project.paths.root / project.config.knowledge.kb_path)
+    settings = project.config.generation
+    if generation and settings is not None:
+        wanted["generation"] = generation_fingerprint(project, settings, budget_s)
+    elif generation:
+        logger.info("train.generation.skipped reason=no_generation_section config=%s",
+                    project.config.source)
     old = _read_json(out / "fingerprint.json")
     report = TrainReport()
     report.warnings += skipped_components(project.config, bool(project.data.lookups))
@@ -129,7 +144,16 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
         if pool is not None:
             pool.terminate()  # done by now, or the NLU failed: no reader left training
             pool.join()
-    asked = {"core": core, "nlu": nlu, "knowledge": knowledge}
+    target = out / GENERATION_DIR
+    if settings is not None and "generation" in wanted and (
+            force or budget_s is not None or old.get("generation") != wanted["generation"]
+            or not (target / "generation.json").is_file()):
+        report.generation_report = train_generation(project, settings, target, budget_s=budget_s,
+                                                    progress=progress)
+        report.generation_trained = True
+    elif settings is not None and "generation" in wanted:
+        refresh_generation(settings, target)
+    asked = {"core": core, "nlu": nlu, "knowledge": knowledge, "generation": generation}
     fresh = {**old, **{k: v for k, v in wanted.items() if asked[k]}}
     (out / "fingerprint.json").write_text(json.dumps(fresh, indent=1))
     report.seconds = time.perf_counter() - started
@@ -409,6 +433,121 @@ def _file_digest(path: Path) -> str:
     except OSError as exc:
         raise ConfigError(f"Cannot read {path} for the knowledge model: {exc.strerror}.") from exc
     return digest.hexdigest()
+
+
+# ----------------------------------------------------------------- generation
+
+def generation_options(settings: GenerationConfig, budget_s: float | None = None) -> Any:
+    """(ModelConfig, TrainingConfig, SamplingConfig) of config.yml's generation section; a
+    ConfigError names the section when an option is unknown or out of range."""
+    from generation.config import (ModelConfig, SamplingConfig, TrainingConfig, check_keys,
+                                   config_keys, from_mapping)
+    from generation.errors import GenerationConfigError
+
+    model_keys = set(config_keys(ModelConfig))
+    train = dict(settings.train)
+    budget = budget_s if budget_s is not None else settings.budget_s
+    if budget is not None:
+        train["budget_s"] = budget
+    where = f"generation.train ({settings.at})"
+    try:
+        check_keys(train, config_keys(ModelConfig) + config_keys(TrainingConfig), where)
+        model = from_mapping(ModelConfig, {k: v for k, v in train.items() if k in model_keys},
+                             where)
+        training = from_mapping(TrainingConfig, {k: v for k, v in train.items()
+                                                 if k not in model_keys}, where)
+        sampling = from_mapping(SamplingConfig, settings.sampling,
+                                f"generation.sampling ({settings.at})")
+    except GenerationConfigError as exc:
+        raise ConfigError(str(exc)) from exc
+    return model, training, sampling
+
+
+def generation_fingerprint(project: Project, settings: GenerationConfig,
+                           budget_s: float | None = None) -> str:
+    """What the generator is built from: its model and training settings (with generation's
+    defaults filled in), the chitchat-dataset version and the assistant's own texts. Sampling
+    settings are not in it: they change the manifest, not the model (refresh_generation)."""
+    from dataclasses import asdict
+    from importlib.metadata import PackageNotFoundError, version
+
+    from generation.generator import FORMAT_VERSION as GENERATOR_FORMAT
+
+    model, training, _ = generation_options(settings, budget_s)
+    try:
+        corpus_version = version("chitchat-dataset")
+    except PackageNotFoundError:
+        corpus_version = None
+    pairs, vocabulary = assistant_texts(project)
+    run = {k: v for k, v in asdict(training).items() if k not in ("budget_s", "max_steps")}
+    blob = json.dumps([FORMAT_VERSION, GENERATOR_FORMAT, settings.model, asdict(model), run,
+                       corpus_version, pairs, vocabulary], sort_keys=True,
+                      default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()
+
+
+def assistant_texts(project: Project) -> tuple[list[list[str]], list[str]]:
+    """The assistant's own texts for the generator: (user example, reply) pairs wherever an
+    intent has a response of the same name (chitchat -> utter_chitchat), and, for the
+    tokenizer's vocabulary only, every response text and knowledge base document."""
+    responses = {name: [str(v["text"]) for v in variations if v.get("text")]
+                 for name, variations in project.domain.responses.items()}
+    pairs = []
+    for i, example in enumerate(project.data.examples):
+        replies = responses.get(f"utter_{example.intent}") or []
+        if replies:
+            pairs.append([example.text, replies[i % len(replies)]])
+    vocabulary = [t for texts in responses.values() for t in texts]
+    kb = project.paths.root / project.config.knowledge.kb_path
+    if kb.is_dir():
+        vocabulary += [p.read_text(encoding="utf-8", errors="replace")
+                       for p in sorted(kb.rglob("*.md")) + sorted(kb.rglob("*.txt"))]
+    return pairs, vocabulary
+
+
+def refresh_generation(settings: GenerationConfig, out: Path) -> None:
+    """Write config.yml's sampling settings into an up-to-date generator's manifest."""
+    from generation.generator import read_manifest, write_manifest
+
+    _, _, sampling = generation_options(settings)
+    manifest = read_manifest(out)
+    if manifest.get("sampling") != asdict_of(sampling):
+        write_manifest(out, model=str(manifest.get("model") or "."), sampling=sampling,
+                       report=manifest.get("report"))
+        logger.info("train.generation.sampling_updated out=%s", out)
+
+
+def asdict_of(config: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return asdict(config)
+
+
+def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
+                     budget_s: float | None = None, progress: bool = True) -> dict[str, Any]:
+    """Build models/generation: the named pretrained model's manifest, or a GPT-2 trained
+    from scratch on chitchat-dataset plus the assistant's own small talk."""
+    from generation.corpus import chitchat_conversations, pair_conversations
+    from generation.errors import GenerationError
+    from generation.generator import write_manifest
+    from generation.training import train_generator
+
+    model, training, sampling = generation_options(settings, budget_s)
+    if settings.model is not None:
+        write_manifest(out, model=settings.model, sampling=sampling,
+                       report={"pretrained": settings.model})
+        logger.info("train.generation.pretrained model=%s", settings.model)
+        return {"pretrained": settings.model, "out_dir": str(out)}
+    pairs, vocabulary = assistant_texts(project)
+    try:
+        conversations = chitchat_conversations(training.max_conversations)
+        conversations += pair_conversations(pairs, "assistant")
+        report = train_generator(conversations, out, model=model, training=training,
+                                 sampling=sampling, vocabulary_texts=vocabulary,
+                                 progress=progress)
+    except GenerationError as exc:
+        raise TrainingError(f"Training the generator failed: {exc}") from exc
+    return report.to_dict()
 
 
 def load_policies(project: Project) -> PolicyEnsemble:

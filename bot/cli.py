@@ -113,15 +113,21 @@ def main(verbose: int) -> None:
 @click.option("--out", default=None, help="Folder for trained models. [default: models]")
 @click.option("--fixed-model-name", default=None,
               help="Train into <out>/<name> instead of <out> (Rasa's model file name).")
-@click.argument("part", required=False, type=click.Choice(["core", "nlu", "knowledge"]))
+@click.option("--budget", "budget_s", type=click.FloatRange(min=1), default=None,
+              help="Retrain the generator for this many seconds "
+                   "(config.yml: generation.budget_s).")
+@click.argument("part", required=False,
+                type=click.Choice(["core", "nlu", "knowledge", "generation"]))
 def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
-          part: str | None) -> None:
-    """Train NLU, policies and knowledge answers; unchanged parts are skipped.
+          budget_s: float | None, part: str | None) -> None:
+    """Train NLU, policies, knowledge answers and the generator; unchanged parts are skipped.
 
     The knowledge part runs when the project has a knowledge base (config.yml knowledge.kb,
-    default data/kb) and writes models/knowledge."""
+    default data/kb) and writes models/knowledge; the generation part runs when config.yml
+    has a generation: section and writes models/generation."""
     from bot.assistant import Project, knowledge_base
     from bot.assistant import train as train_project
+    from bot.errors import ConfigError
 
     paths = _paths(root)
     if out is not None or fixed_model_name is not None:
@@ -137,21 +143,40 @@ def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
     project = Project.load(paths)
     if part == "knowledge":
         knowledge_base(project, required=True)
+    if part == "generation" and project.config.generation is None:
+        raise ConfigError(f"{project.config.source} has no generation: section. Add one "
+                          "(an empty `generation: {}` trains the default GPT-2).")
     click.echo(f"Training {project.paths.root} -> {project.paths.models}")
     report = train_project(project, force=force, progress=sys.stderr.isatty(),
                            core=part in (None, "core"), nlu=part in (None, "nlu"),
-                           knowledge=part in (None, "knowledge"))
+                           knowledge=part in (None, "knowledge"),
+                           generation=part in (None, "generation"), budget_s=budget_s)
     for warning in report.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     done = [name for name, trained in (("core", report.core_trained),
                                        ("nlu", report.nlu_trained),
-                                       ("knowledge", report.knowledge_trained)) if trained]
+                                       ("knowledge", report.knowledge_trained),
+                                       ("generation", report.generation_trained)) if trained]
     if report.knowledge_trained:
         _echo_knowledge(report.knowledge_report)
+    if report.generation_trained:
+        _echo_generation(report.generation_report)
     if not done:
         click.echo("Nothing changed since the last training: model is up to date.")
     else:
         click.echo(f"Trained {', '.join(done)} in {report.seconds:.1f}s.")
+
+
+def _echo_generation(built: dict[str, Any]) -> None:
+    if "pretrained" in built:
+        click.echo(f"Generation: pretrained model {built['pretrained']} -> {built['out_dir']}")
+        return
+    corpus = built.get("corpus", {})
+    click.echo(f"Generation: {corpus.get('conversations')} conversations, "
+               f"{built.get('train_tokens')} training tokens; GPT-2 of "
+               f"{built.get('parameters', 0) / 1e6:.1f}M parameters, {built.get('steps')} steps "
+               f"in {built.get('seconds', 0):.0f}s; held-out perplexity "
+               f"{built.get('heldout_perplexity', float('nan')):.1f} -> {built.get('out_dir')}")
 
 
 def _echo_knowledge(built: Any) -> None:

@@ -47,3 +47,31 @@ def restore_imports(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     for name in [n for n in sys.modules if n == "actions" or n.startswith("actions.")]:
         del sys.modules[name]
     sys.modules.update(saved)
+
+
+@pytest.fixture(scope="session")
+def trained_tiny_generator(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A 2-layer GPT-2 trained for 150 steps (about 15 s on one core) on the five chat pairs
+    of tests/fakes.TINY_CHAT: it has learnt them, so its replies (sampled from seed 0) are
+    predictable."""
+    import torch
+
+    from generation import ModelConfig, SamplingConfig, TrainingConfig, train_generator
+    from generation.corpus import pair_conversations
+    from tests.fakes import TINY_CHAT
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    out = tmp_path_factory.mktemp("trained_tiny_generator")
+    try:
+        train_generator(pair_conversations(list(TINY_CHAT) * 40, "tiny"), out,
+                        model=ModelConfig(n_layer=2, n_embd=64, n_head=2, n_positions=64,
+                                          vocab_size=400),
+                        training=TrainingConfig(budget_s=120, max_steps=150, batch_size=8,
+                                                lr=3e-3, warmup_steps=10, heldout_fraction=0.1,
+                                                eval_blocks=4),
+                        sampling=SamplingConfig(n_candidates=4, max_new_tokens=16, seed=0),
+                        progress=False)
+    finally:
+        torch.set_num_threads(before)
+    return out

@@ -1,5 +1,6 @@
 """Test doubles shared by several test packages (import them as `from tests.fakes import ...`):
-a deterministic embedder, a random tiny reader model and a random tiny BERT."""
+a deterministic embedder, a random tiny reader model, a random tiny BERT and a random tiny
+GPT-2 generator directory."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import hashlib
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -77,4 +79,34 @@ def write_tiny_bert(directory: Path, vocab: Sequence[str], intermediate_size: in
                         num_attention_heads=4, intermediate_size=intermediate_size,
                         max_position_embeddings=64)
     BertModel(config).save_pretrained(directory)
+    return directory
+
+
+TINY_CHAT = (
+    ("hi there", "hello how are you"),
+    ("how are you doing", "i am good thanks and you"),
+    ("do you like music", "yes i love music a lot"),
+    ("what do you do for fun", "i like to read and walk outside"),
+    ("do you like rainy days", "i love rainy days with a good book"),
+)
+
+
+def write_tiny_gpt2(directory: Path, sampling: Any = None, seed: int = 0) -> Path:
+    """A random 1-layer GPT-2 (width 32) with a byte-level BPE tokenizer trained on a few
+    chat lines, saved with generation.json and words.txt as training lays them out."""
+    from generation.config import ModelConfig, SamplingConfig
+    from generation.corpus import render
+    from generation.generator import write_manifest
+    from generation.model import build_gpt2, save_model
+    from generation.tokenizer import train_tokenizer
+    from generation.training import write_words
+
+    texts = [render(pair) for pair in TINY_CHAT]
+    tokenizer = train_tokenizer(texts * 3, vocab_size=320)
+    lm = build_gpt2(ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64, vocab_size=320),
+                    tokenizer, seed=seed)
+    save_model(lm, tokenizer, directory)
+    write_words(directory, texts, min_count=1)
+    write_manifest(directory, model=".", sampling=sampling if sampling is not None
+                   else SamplingConfig(max_new_tokens=12))
     return directory

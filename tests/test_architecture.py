@@ -1,6 +1,8 @@
 """Dependency rules between the packages, checked statically with `ast` on every .py file.
 
     nlu/, retrieval/  -> nothing from bot, actions, ui (they are libraries the bot uses)
+    generation/       -> nothing from bot, actions, ui, nlu (a library; it may use retrieval's
+                         sentence embedder and the resolver)
     actions/          -> never bot (custom actions talk to the bot only through rasa_sdk)
     ui/               -> no bot internals (it talks to the server, not to the engine)
     bot/ layers       -> each imports only the layers below it (BOT_LAYERS, bottom first)
@@ -19,8 +21,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("bot", "nlu", "retrieval", "resolver", "actions", "ui")
-NO_PRINT = ("bot", "nlu", "retrieval", "resolver", "actions")
+PACKAGES = ("bot", "nlu", "retrieval", "generation", "resolver", "actions", "ui")
+NO_PRINT = ("bot", "nlu", "retrieval", "generation", "resolver", "actions")
 MAX_LINES = 1000
 # the engine's internals, which the UI must not reach into
 BOT_INTERNALS = (
@@ -223,12 +225,21 @@ def test_cycle_finder_finds_pairs_and_rings() -> None:
 
 
 def test_there_is_code_to_check() -> None:
-    assert package_files("bot") and package_files("nlu") and package_files("actions")
+    assert package_files("bot") and package_files("nlu") and package_files("actions") \
+        and package_files("generation")
 
 
 @pytest.mark.parametrize("package", ["nlu", "retrieval"])
 def test_libraries_do_not_import_the_bot_actions_or_ui(package: str) -> None:
     assert violations(package, ("bot", "actions", "ui")) == []
+
+
+def test_generation_is_a_leaf_library() -> None:
+    assert violations("generation", ("bot", "actions", "ui", "nlu")) == []
+
+
+def test_retrieval_and_nlu_do_not_import_generation() -> None:
+    assert violations("retrieval", ("generation",)) == violations("nlu", ("generation",)) == []
 
 
 def test_actions_never_import_the_bot() -> None:
@@ -248,7 +259,8 @@ def test_no_import_cycles() -> None:
 
 
 def test_resolver_stands_alone() -> None:
-    assert violations("resolver", ("bot", "nlu", "retrieval", "actions", "ui")) == []
+    assert violations("resolver", ("bot", "nlu", "retrieval", "generation", "actions",
+                                   "ui")) == []
 
 
 def _print_calls(path: Path) -> list[int]:

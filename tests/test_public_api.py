@@ -1,6 +1,6 @@
 """Each package's public API: a sorted `__all__` whose names all exist.
 
-Required: nlu, resolver, actions, bot.policies, and retrieval once it is a package. Any other
+Required: nlu, resolver, actions, bot.policies, generation, and retrieval once it is a package. Any other
 package __init__ (bot itself, bot.serving.channels, ...) is checked when it defines __all__.
 
 "Sorted" accepts the two common conventions: plain `sorted()` order, or the isort style that
@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("bot", "nlu", "retrieval", "resolver", "actions", "ui")
-REQUIRED = ("nlu", "resolver", "actions", "bot.policies")
+PACKAGES = ("bot", "nlu", "retrieval", "generation", "resolver", "actions", "ui")
+REQUIRED = ("nlu", "resolver", "actions", "bot.policies", "generation")
 OPTIONAL_REQUIRED = ("retrieval",)  # required once the package exists
 
 

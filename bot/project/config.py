@@ -67,6 +67,7 @@ SKIPPED_COMPONENTS = {
 DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
 DEFAULT_KB = "data/kb"  # the knowledge base sits next to the NLU data in a Rasa project
 KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader", "encoder")
+GENERATION_KEYS = ("model", "budget_s", "train", "sampling")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -117,6 +118,21 @@ class KnowledgeConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class GenerationConfig:
+    """config.yml `generation:`, the small-talk generator `xingkong train` builds in
+    models/generation. `model` names a pretrained causal LM (used as it is); without it a GPT-2
+    is trained from scratch for `budget_s` seconds. `train` and `sampling` hold the options of
+    generation's ModelConfig/TrainingConfig and SamplingConfig as written; their names and
+    values are checked when training."""
+
+    model: str | None = None
+    budget_s: float | None = None  # None: generation's TrainingConfig default
+    train: Mapping[str, Any] = field(default_factory=dict)
+    sampling: Mapping[str, Any] = field(default_factory=dict)
+    at: str = "config.yml"
+
+
+@dataclass(frozen=True, slots=True)
 class ProjectConfig:
     language: str
     assistant_id: str
@@ -125,6 +141,7 @@ class ProjectConfig:
     sections: Mapping[str, Any] = field(default_factory=dict)  # our own: retrieval, generation
     source: str = "config.yml"
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
+    generation: GenerationConfig | None = None  # None: no generation: section, no generator
 
     def component(self, name: str) -> ComponentConfig | None:
         return next((c for c in (*self.pipeline, *self.policies) if c.name == name), None)
@@ -204,7 +221,39 @@ def _build_config(data: Any, path: Path) -> ProjectConfig:
         sections=sections,
         source=str(path),
         knowledge=_knowledge(path, data),
+        generation=_generation(path, data),
     )
+
+
+def _generation(path: Path, data: Any) -> GenerationConfig | None:
+    if "generation" not in data:
+        return None
+    section = data.get("generation") or {}
+    at = where(path, data, "generation")
+    if not isinstance(section, dict):
+        raise ConfigError(f"{at}: 'generation' must be a mapping with keys "
+                          f"{', '.join(GENERATION_KEYS)}.")
+    for key in section:
+        if key not in GENERATION_KEYS:
+            hint = difflib.get_close_matches(str(key), GENERATION_KEYS, n=1)
+            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise ConfigError(f"Unknown key 'generation.{key}' in {where(path, section, key)}."
+                              f"{did_you_mean} Available: {', '.join(GENERATION_KEYS)}.")
+    model = _typed(path, section, "model", (str,), "a model id or path", prefix="generation")
+    budget = _typed(path, section, "budget_s", (int, float), "a number of seconds > 0",
+                    prefix="generation")
+    if budget is not None and budget <= 0:
+        raise ConfigError(f"{where(path, section, 'budget_s')}: generation.budget_s must be "
+                          f"> 0, got {budget}.")
+    options = {}
+    for key in ("train", "sampling"):
+        value = section.get(key)
+        if value is not None and not isinstance(value, dict):
+            raise ConfigError(f"{where(path, section, key)}: generation.{key} must be a "
+                              "mapping of options.")
+        options[key] = {str(k): plain(v) for k, v in (value or {}).items()}
+    return GenerationConfig(model=model, budget_s=budget, train=options["train"],
+                            sampling=options["sampling"], at=at)
 
 
 def _knowledge(path: Path, data: Any) -> KnowledgeConfig:

@@ -1,0 +1,105 @@
+"""Replies of the trained generator to 25 small-talk messages it never saw.
+
+    python benchmarks/generation_samples.py                  # models/generation
+    python benchmarks/generation_samples.py --show-candidates
+
+The messages below were written for this script, not taken from the training corpus (the
+script checks that none appears in chitchat-dataset). Each reply is sampled from seed i, as
+the action would, and printed as it came out, with why every dropped candidate was dropped.
+Whether a reply is on topic and fluent is a human judgement: the script counts only what a
+machine can (declined turns, candidates kept, relevance). Prints the replies, then ONE JSON
+line, appended to benchmarks/results/generation_samples.jsonl.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+from benchmarks.common import emit, environment  # noqa: E402
+from generation import Generator  # noqa: E402
+from generation.config import to_dict  # noqa: E402
+from generation.corpus import chitchat_conversations, clean  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "generation_samples.jsonl"
+MESSAGES = (
+    "if you were a bird, which city would you fly to first?",
+    "do you enjoy working at a hotel?",
+    "what's the best way to spend a rainy sunday?",
+    "i just finished a really long book and i feel a bit lost now",
+    "do you prefer the mountains or the beach?",
+    "what do you think about people who put pineapple on pizza?",
+    "i've been learning to play the guitar, it's harder than i thought",
+    "if you could have any superpower what would it be?",
+    "my cat keeps knocking things off the table",
+    "do you ever dream about anything?",
+    "what's your favourite kind of weather?",
+    "i think i'm going to start running in the mornings",
+    "tell me something that made you smile recently",
+    "do you like board games?",
+    "i'm so nervous about my presentation at the conference",
+    "what's the most beautiful thing you've ever seen?",
+    "i love the smell of fresh coffee in the morning",
+    "would you rather be really tall or really short?",
+    "how do you stay so cheerful?",
+    "my sister is getting married next summer",
+    "what do you think about robots taking over the world?",
+    "i can't stop watching cooking shows lately",
+    "do you believe in luck?",
+    "what's a good movie for a quiet night in?",
+    "i miss the snow from where i grew up",
+)
+
+
+def unseen(messages: tuple[str, ...]) -> list[str]:
+    """The messages that appear word for word as a turn of chitchat-dataset (should be none)."""
+    turns = {clean(t).lower().strip(" ?!.") for c in chitchat_conversations() for t in c.turns}
+    return [m for m in messages if m.lower().strip(" ?!.") in turns]
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    import torch
+
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--model-dir", type=Path, default=ROOT / "models" / "generation")
+    p.add_argument("--show-candidates", action="store_true")
+    p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--out", type=Path, default=RESULTS)
+    args = p.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    seen = unseen(MESSAGES)
+    generator = Generator(args.model_dir, protected_terms=["Starlight"]).load()
+    declined, kept, relevance, problems = 0, 0, [], {}
+    for i, message in enumerate(MESSAGES):
+        reply = generator.reply(message, seed=i)
+        print(f"{i + 1:2}. > {message}\n    < {reply.text if reply.text else '(declined)'}")
+        declined += reply.text is None
+        kept += sum(c.kept for c in reply.candidates)
+        chosen = next((c for c in reply.candidates if c.kept and c.text == reply.text), None)
+        if chosen is not None:
+            relevance.append(chosen.relevance)
+        for c in reply.candidates:
+            for problem in c.problems:
+                problems[problem] = problems.get(problem, 0) + 1
+            if args.show_candidates:
+                print(f"      {'kept' if c.kept else 'drop'} {c.text!r} {c.problems or ''}")
+    report = {"benchmark": "generation_samples", "model_dir": str(args.model_dir),
+              "messages": len(MESSAGES), "in_training_corpus": seen,
+              "declined": declined, "candidates_kept_per_turn": round(kept / len(MESSAGES), 2),
+              "mean_relevance": round(sum(relevance) / len(relevance), 3) if relevance else None,
+              "dropped_for": dict(sorted(problems.items(), key=lambda kv: -kv[1])),
+              "sampling": to_dict(generator.sampling), **environment()}
+    emit(report, args.out)
+    return report
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,135 @@
+"""Typed settings of the generator: the model trained from scratch, its training run, and how
+replies are sampled and chosen. Each value is checked once, here; `from_mapping` builds them
+from config.yml's `generation:` section and names the unknown key with the ones it knows."""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import asdict, dataclass, fields
+from typing import Any, Mapping, TypeVar
+
+from generation.errors import GenerationConfigError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class ModelConfig:
+    """The GPT-2 trained from scratch. Tiny on purpose: in a 4-minute CPU budget a model of
+    about a million parameters sees several times more text than a 5M one (4 layers x 256
+    wide, 8k vocabulary: 144 steps, perplexity 167, word salad), and is fast to sample; the
+    reranker and filters do the choosing. A longer budget can afford a wider model."""
+
+    n_layer: int = 3
+    n_embd: int = 128
+    n_head: int = 4
+    n_positions: int = 128  # tokens of context: the last few turns of small talk
+    vocab_size: int = 4000  # byte-level BPE merges trained on the corpus; the output layer
+    # costs vocab_size x n_embd per token, as much as the three layers
+
+    def __post_init__(self) -> None:
+        for name in ("n_layer", "n_embd", "n_head", "n_positions"):
+            _at_least(name, getattr(self, name), 1)
+        _at_least("vocab_size", self.vocab_size, 300)  # 256 bytes plus a few merges
+        if self.n_embd % self.n_head:
+            raise GenerationConfigError(f"generation n_embd ({self.n_embd}) must be a multiple "
+                                        f"of n_head ({self.n_head}).")
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingConfig:
+    """One training run. `budget_s` bounds the wall-clock time (the default keeps `make run`
+    short); a longer budget or `max_steps` keeps improving the model."""
+
+    budget_s: float = 240.0
+    max_steps: int | None = None  # None: as many steps as the budget allows
+    batch_size: int = 16
+    lr: float = 3e-3  # tiny models from scratch take a high rate
+    warmup_steps: int = 30
+    weight_decay: float = 0.01
+    heldout_fraction: float = 0.02  # conversations kept out for the perplexity
+    eval_blocks: int = 256  # held-out blocks scored (the perplexity's sample size)
+    max_conversations: int | None = None  # None: the whole corpus
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.budget_s > 0:
+            raise GenerationConfigError(f"generation budget_s must be > 0, got {self.budget_s}.")
+        if self.max_steps is not None:
+            _at_least("max_steps", self.max_steps, 1)
+        _at_least("batch_size", self.batch_size, 1)
+        _at_least("eval_blocks", self.eval_blocks, 1)
+        if not self.lr > 0:
+            raise GenerationConfigError(f"generation lr must be > 0, got {self.lr}.")
+        if not 0 < self.heldout_fraction < 0.5:
+            raise GenerationConfigError("generation heldout_fraction must be in (0, 0.5), got "
+                                        f"{self.heldout_fraction}.")
+
+
+@dataclass(frozen=True, slots=True)
+class SamplingConfig:
+    """How one reply is produced: `n_candidates` samples, each stopped at the turn boundary,
+    then filtered and reranked. temperature 0 decodes greedily (one candidate)."""
+
+    n_candidates: int = 8
+    max_new_tokens: int = 40
+    temperature: float = 0.8
+    top_k: int = 40
+    top_p: float = 0.9
+    repetition_penalty: float = 1.2
+    min_words: int = 2
+    max_words: int = 20  # a weak model stays fluent for a sentence or two, rarely longer
+    relevance_weight: float = 1.0  # cosine of the MiniLM embeddings, user message vs reply
+    mmi_weight: float = 0.1  # log p(reply | context) - log p(reply): penalises generic replies
+    min_relevance: float = 0.1  # below it, a reply is off-topic and dropped
+    history_turns: int = 4  # earlier turns kept in the prompt
+    seed: int | None = None  # set: every reply is sampled from this seed (deterministic mode)
+
+    def __post_init__(self) -> None:
+        _at_least("n_candidates", self.n_candidates, 1)
+        _at_least("max_new_tokens", self.max_new_tokens, 1)
+        _at_least("min_words", self.min_words, 1)
+        _at_least("max_words", self.max_words, self.min_words)
+        _at_least("history_turns", self.history_turns, 0)
+        if self.temperature < 0:
+            raise GenerationConfigError("generation temperature must be >= 0, got "
+                                        f"{self.temperature}.")
+        if not 0 < self.top_p <= 1:
+            raise GenerationConfigError(f"generation top_p must be in (0, 1], got {self.top_p}.")
+        _at_least("top_k", self.top_k, 0)
+        if self.repetition_penalty < 1:
+            raise GenerationConfigError("generation repetition_penalty must be >= 1, got "
+                                        f"{self.repetition_penalty}.")
+
+
+def _at_least(name: str, value: Any, low: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value < low:
+        raise GenerationConfigError(f"generation {name} must be a number >= {low}, "
+                                    f"got {value!r}.")
+
+
+def config_keys(kind: type[Any]) -> list[str]:
+    return [f.name for f in fields(kind)]
+
+
+def check_keys(values: Mapping[str, Any], known: list[str], where: str) -> None:
+    """A GenerationConfigError naming the first key of `values` not in `known`."""
+    for key in values:
+        if key not in known:
+            hint = difflib.get_close_matches(str(key), known, n=1)
+            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+            raise GenerationConfigError(f"Unknown key '{key}' in {where}.{did_you_mean} "
+                                        f"Available: {', '.join(known)}.")
+
+
+def from_mapping(kind: type[T], values: Mapping[str, Any], where: str = "generation") -> T:
+    """`kind(**values)`, with unknown keys named (and a close match suggested)."""
+    check_keys(values, config_keys(kind), where)
+    try:
+        return kind(**dict(values))
+    except TypeError as exc:  # a wrong type reached a comparison
+        raise GenerationConfigError(f"{where}: {exc}") from exc
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    return asdict(config)

@@ -1,0 +1,118 @@
+"""The training conversations: the open-domain chats of the `chitchat-dataset` package (MIT,
+7,168 conversations by pairs of people) plus the assistant's own small talk, as plain text with
+a speaker label per turn and one turn per line:
+
+    User: if you could live anywhere, where would it be?
+    Bot: somewhere by the sea, i think
+    User: ...
+
+The model learns to continue after "Bot:" and to end its turn with a newline (the turn
+boundary the sampler stops at). Conversations are split into training and held-out ones by
+a hash of their id, so the split never changes between runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from generation.errors import CorpusError
+
+logger = logging.getLogger(__name__)
+
+USER = "User:"
+BOT = "Bot:"
+_SPACES = re.compile(r"\s+")
+
+
+@dataclass(frozen=True, slots=True)
+class Conversation:
+    id: str
+    turns: tuple[str, ...]  # speakers alternate, the first one is "User"
+
+
+@dataclass(frozen=True, slots=True)
+class Corpus:
+    train: tuple[Conversation, ...]
+    heldout: tuple[Conversation, ...]
+
+    def stats(self) -> dict[str, int]:
+        turns = [t for c in (*self.train, *self.heldout) for t in c.turns]
+        return {"conversations": len(self.train) + len(self.heldout),
+                "train_conversations": len(self.train), "heldout_conversations": len(self.heldout),
+                "turns": len(turns), "words": sum(len(t.split()) for t in turns)}
+
+
+def clean(text: str) -> str:
+    """One line of text: newlines and runs of spaces become one space (a newline ends a turn)."""
+    return _SPACES.sub(" ", text).strip()
+
+
+def render(turns: Sequence[str], *, reply_next: bool = False) -> str:
+    """Turns as labelled lines, the last turn labelled "User" when `reply_next` (a prompt that
+    ends with "Bot:" for the reply), else speakers alternate from "User"."""
+    offset = (len(turns) - 1) % 2 if reply_next else 0
+    lines = [f"{BOT if (i + offset) % 2 else USER} {clean(t)}" for i, t in enumerate(turns)]
+    if reply_next:
+        lines.append(BOT)
+        return "\n".join(lines)
+    return "\n".join(lines) + "\n"
+
+
+def chitchat_conversations(limit: int | None = None) -> list[Conversation]:
+    """The conversations of the chitchat-dataset package: a turn is one person's consecutive
+    messages joined; empty turns are dropped and the same speaker's turns merged."""
+    import json
+    from importlib.resources import files
+
+    try:
+        source = files("chitchat_dataset") / "dataset.json"
+    except ModuleNotFoundError as exc:
+        raise CorpusError("The chitchat-dataset package is not installed: "
+                          "pip install chitchat-dataset (pinned in constraints.txt).") from exc
+    try:
+        raw = json.loads(source.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CorpusError(f"chitchat-dataset's {source} cannot be read: {exc}") from exc
+    out = []
+    for conv_id, conv in raw.items():
+        turns: list[str] = []
+        speakers: list[str] = []
+        for message in conv.get("messages", []):
+            text = clean(" ".join(u.get("text", "") for u in message))
+            speaker = message[0].get("sender", "") if message else ""
+            if not text:
+                continue
+            if speakers and speakers[-1] == speaker:
+                turns[-1] = f"{turns[-1]} {text}"
+            else:
+                turns.append(text)
+                speakers.append(speaker)
+        if len(turns) >= 2:
+            out.append(Conversation(str(conv_id), tuple(turns)))
+        if limit is not None and len(out) >= limit:
+            break
+    if not out:
+        raise CorpusError("chitchat-dataset holds no conversations.")
+    return out
+
+
+def pair_conversations(pairs: Iterable[tuple[str, str]], prefix: str) -> list[Conversation]:
+    """(user text, reply) pairs as two-turn conversations (the assistant's own small talk)."""
+    return [Conversation(f"{prefix}-{i}", (clean(u), clean(r)))
+            for i, (u, r) in enumerate(pairs) if clean(u) and clean(r)]
+
+
+def split(conversations: Sequence[Conversation], heldout_fraction: float) -> Corpus:
+    """Training and held-out conversations, by a stable hash of the id."""
+    train, heldout = [], []
+    for conv in conversations:
+        bucket = int.from_bytes(hashlib.sha1(conv.id.encode()).digest()[:4], "little") / 2**32
+        (heldout if bucket < heldout_fraction else train).append(conv)
+    if not train or not heldout:
+        raise CorpusError(f"{len(conversations)} conversations are too few to keep "
+                          f"{heldout_fraction:.0%} held out; add conversations.")
+    return Corpus(tuple(train), tuple(heldout))

@@ -1,0 +1,175 @@
+"""The Generator: one small-talk reply for a user message, or None.
+
+    generator = Generator("models/generation", protected_terms=["Starlight Lisbon", "Lisbon"])
+    reply = generator.reply("if you were a bird, where would you fly?", seed=0)
+    reply.text          # the chosen reply, or None when every candidate was dropped
+    reply.metadata()    # {"generated": True, "generation": {...}} for the bot message
+
+A turn: build the prompt -> sample n_candidates (sampler.py) -> drop unsafe and broken ones
+(safety.py, rerank.quality_problems) -> score the rest by relevance and MMI (rerank.py) -> the
+best one. The model directory holds `generation.json` (written by training or by
+`write_manifest` for a named pretrained model) next to the weights.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from generation.config import SamplingConfig, from_mapping, to_dict
+from generation.corpus import BOT
+from generation.errors import GenerationError, ModelLoadError
+from generation.rerank import Candidate, quality_problems, rank, relevance
+from generation.safety import SafetyFilter
+
+logger = logging.getLogger(__name__)
+
+MANIFEST = "generation.json"
+WORDS_FILE = "words.txt"  # known words, written by training (absent for pretrained models)
+FORMAT_VERSION = 1
+DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+
+
+def write_manifest(out: Path, *, model: str, sampling: SamplingConfig,
+                   report: dict[str, Any] | None = None) -> Path:
+    """generation.json: the model ("." is this directory, else an id or path), the sampling
+    settings and the training report."""
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / MANIFEST
+    path.write_text(json.dumps({"format": FORMAT_VERSION, "model": model,
+                                "sampling": to_dict(sampling), "report": report or {}},
+                               indent=1) + "\n", encoding="utf-8")
+    return path
+
+
+def read_manifest(model_dir: Path) -> dict[str, Any]:
+    path = model_dir / MANIFEST
+    try:
+        manifest = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as exc:
+        raise ModelLoadError(f"No generator model at {model_dir} ({MANIFEST} missing). Add a "
+                             "generation: section to config.yml and run `xingkong train`.") from exc
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"Unreadable {path}: {exc}. Run `xingkong train generation "
+                             "--force`.") from exc
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT_VERSION:
+        raise ModelLoadError(f"{path} has another format (expected {FORMAT_VERSION}). Run "
+                             "`xingkong train generation --force`.")
+    return manifest
+
+
+@dataclass(frozen=True, slots=True)
+class GeneratedReply:
+    text: str | None  # None: nothing could be said safely; the caller uses its fallback
+    candidates: tuple[Candidate, ...]
+    seconds: float
+
+    def metadata(self) -> dict[str, Any]:
+        kept = sum(1 for c in self.candidates if c.kept)
+        return {"generated": True, "generation": {
+            "candidates": len(self.candidates), "kept": kept,
+            "score": round(max((c.score for c in self.candidates if c.kept), default=0.0), 4),
+            "ms": round(self.seconds * 1000, 1)}}
+
+
+class Generator:
+    """Small talk from a causal LM; see the module docstring. Construction is cheap; `load()`
+    (idempotent, also run on first use) loads the model, tokenizer and encoder."""
+
+    def __init__(self, model_dir: str | Path, *, sampling: SamplingConfig | None = None,
+                 encoder: Any = None, protected_terms: Iterable[str] = (),
+                 device: str = "cpu") -> None:
+        self.model_dir = Path(model_dir)
+        self._sampling = sampling
+        self._encoder = encoder
+        self.safety = SafetyFilter.with_terms(protected_terms)
+        self.device = device
+        self._lm: Any = None
+        self._tokenizer: Any = None
+        self._stop_ids: list[int] = []
+        self._prior_ids: list[int] = []
+        self._window = 0
+        self._known_words: frozenset[str] = frozenset()
+        self._lock = threading.Lock()
+
+    @property
+    def sampling(self) -> SamplingConfig:
+        if self._sampling is None:
+            raise GenerationError("Generator.sampling is read after load().")
+        return self._sampling
+
+    def load(self) -> Generator:
+        with self._lock:
+            if self._lm is not None:
+                return self
+            from generation.model import context_window, load_causal_lm
+            from generation.tokenizer import turn_end_ids
+
+            manifest = read_manifest(self.model_dir)
+            if self._sampling is None:
+                self._sampling = from_mapping(SamplingConfig, manifest.get("sampling") or {},
+                                              str(self.model_dir / MANIFEST))
+            name = str(manifest.get("model") or ".")
+            lm, tokenizer = load_causal_lm(str(self.model_dir) if name == "." else name,
+                                           self.device)
+            self._stop_ids = turn_end_ids(tokenizer)
+            eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
+            self._prior_ids = [eos, *tokenizer(BOT, add_special_tokens=False)["input_ids"]]
+            self._window = context_window(lm)
+            if self._window <= self._sampling.max_new_tokens + 8:
+                raise ModelLoadError(f"The model's window ({self._window} tokens) leaves no room "
+                                     f"for a prompt with max_new_tokens="
+                                     f"{self._sampling.max_new_tokens}; lower it.")
+            if self._encoder is None:
+                from retrieval.embedder import get_embedder
+
+                self._encoder = get_embedder(DEFAULT_ENCODER, device=self.device)
+            words = self.model_dir / WORDS_FILE
+            if name == "." and words.is_file():
+                self._known_words = frozenset(words.read_text(encoding="utf-8").split())
+            self._tokenizer = tokenizer
+            self._lm = lm
+        return self
+
+    def reply(self, user_text: str, history: Sequence[str] = (), *,
+              seed: int | None = None) -> GeneratedReply:
+        """The best safe reply to `user_text` after `history` (earlier turns, oldest first,
+        ending with the bot's); `seed` (default: the sampling config's) makes sampling
+        repeatable."""
+        from generation.sampler import build_prompt, reply_logprobs, sample
+
+        self.load()
+        started = time.perf_counter()
+        config = self.sampling
+        earlier = list(history)[-config.history_turns:] if config.history_turns else []
+        prompt = build_prompt(self._tokenizer, user_text, earlier,
+                              self._window - config.max_new_tokens)
+        samples = sample(self._lm, self._tokenizer, prompt, config, self._stop_ids,
+                         seed=seed if seed is not None else config.seed)
+        candidates = []
+        for s in samples:
+            problems = quality_problems(s.text, s.finished, user_text, config,
+                                        self._known_words)
+            problems += self.safety.problems(s.text, user_text)
+            candidates.append(Candidate(s.text, s.finished, problems))
+        alive = [(c, s) for c, s in zip(candidates, samples) if c.kept]
+        if alive:
+            ids = [list(s.token_ids) for _, s in alive]
+            pad = self._tokenizer.pad_token_id or 0
+            given = reply_logprobs(self._lm, prompt, ids, pad)
+            prior = reply_logprobs(self._lm, self._prior_ids, ids, pad)
+            sims = relevance(self._encoder, user_text, [c.text for c, _ in alive])
+            for (c, _), g, p, r in zip(alive, given, prior, sims):
+                c.mmi, c.relevance = g - p, r
+        ranked = rank(candidates, config)
+        seconds = time.perf_counter() - started
+        text = ranked[0].text if ranked else None
+        logger.info("generation.reply candidates=%d kept=%d ms=%.0f", len(candidates),
+                    len(ranked), seconds * 1000)
+        return GeneratedReply(text, tuple(candidates), seconds)

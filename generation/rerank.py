@@ -1,0 +1,97 @@
+"""Choosing among sampled replies: quality checks, then a score that rewards relevance to
+the user's message (cosine of MiniLM sentence embeddings) and, MMI-style, replies the context
+made more likely than they are on their own (log p(reply | context) - log p(reply)), which
+pushes down the generic "i don't know" that a small model prefers."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from generation.config import SamplingConfig
+
+DANGLING = {"and", "or", "but", "the", "a", "an", "to", "of", "with", "because", "so", "if",
+            "my", "your", "i", "is", "are", "in", "for", "that", "like"}
+_WORD = re.compile(r"[\w']+")
+
+
+@dataclass(slots=True)
+class Candidate:
+    """One sampled reply with everything that decided its fate."""
+
+    text: str
+    finished: bool
+    problems: list[str] = field(default_factory=list)
+    relevance: float = 0.0
+    mmi: float = 0.0
+    score: float = float("-inf")
+
+    @property
+    def kept(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"text": self.text, "problems": list(self.problems),
+                "relevance": round(self.relevance, 4), "mmi": round(self.mmi, 4),
+                "score": round(self.score, 4) if self.kept else None}
+
+
+def words_of(text: str) -> list[str]:
+    return _WORD.findall(text.lower())
+
+
+def quality_problems(text: str, finished: bool, user_text: str, config: SamplingConfig,
+                     known_words: frozenset[str] = frozenset()) -> list[str]:
+    """Why `text` is not a usable reply: cut off, too short or long, repetitive, an echo, or
+    (when `known_words` is given) more than one word in five that is no word of the corpus
+    nor of the user's message."""
+    words = words_of(text)
+    found = []
+    if not finished:
+        found.append("unfinished")
+    if len(words) < config.min_words:
+        found.append("too short")
+    if len(words) > config.max_words:
+        found.append("too long")
+    if words and words[-1] in DANGLING and not text.rstrip().endswith(("?", "!", ".")):
+        found.append("unfinished sentence")
+    if _repetitive(words):
+        found.append("repetition")
+    if words and words == words_of(user_text):
+        found.append("echo")
+    if known_words and words:
+        unknown = set(words) - known_words - set(words_of(user_text))
+        if sum(w in unknown for w in words) > len(words) / 5:
+            found.append("misspelt")
+    return found
+
+
+def _repetitive(words: Sequence[str]) -> bool:
+    """A word three times in a row, or under 60% distinct word pairs in a longer reply."""
+    if any(words[i] == words[i + 1] == words[i + 2] for i in range(len(words) - 2)):
+        return True
+    pairs = list(zip(words, words[1:]))
+    return len(pairs) >= 5 and len(set(pairs)) / len(pairs) < 0.6
+
+
+def relevance(encoder: Any, user_text: str, texts: Sequence[str]) -> list[float]:
+    """Cosine similarity of each text to the user's message (unit-length embeddings)."""
+    if not texts:
+        return []
+    vectors = encoder.encode([user_text, *texts])  # (1 + N, D), rows of unit length
+    return [float(v @ vectors[0]) for v in vectors[1:]]
+
+
+def rank(candidates: Sequence[Candidate], config: SamplingConfig) -> list[Candidate]:
+    """Score the kept candidates (relevance and mmi already set), drop the off-topic ones, and
+    return the kept ones best first."""
+    kept = []
+    for c in candidates:
+        if c.kept and c.relevance < config.min_relevance:
+            c.problems.append("off topic")
+        if c.kept:
+            c.score = config.relevance_weight * c.relevance + config.mmi_weight * c.mmi
+            kept.append(c)
+    return sorted(kept, key=lambda c: c.score, reverse=True)

@@ -1,0 +1,124 @@
+"""Prompt building and bounded sampling. The prompt is the last turns as labelled lines,
+ending with "Bot:"; it is cropped to the model's window (oldest turns first) so that
+`max_new_tokens` still fit. Every candidate stops at the turn boundary (a newline or the
+end-of-text token) or after `max_new_tokens` (then it is marked unfinished)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from generation.config import SamplingConfig
+from generation.corpus import render
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    text: str  # the reply, cut at the turn boundary, stripped
+    finished: bool  # the model ended the turn itself (not cut by max_new_tokens)
+    token_ids: tuple[int, ...]  # generated ids, the turn-ending token included
+
+
+def build_prompt(tokenizer: Any, user_text: str, history: Sequence[str],
+                 max_tokens: int) -> list[int]:
+    """Token ids of the prompt for a reply to `user_text` after `history` (earlier turns,
+    oldest first, alternating and ending with the bot's). At most `max_tokens` ids: whole old
+    turns are dropped first; a user message longer than the window keeps its end."""
+    turns = [*history, user_text]
+    while True:
+        ids = tokenizer(render(turns, reply_next=True), add_special_tokens=False)["input_ids"]
+        if len(ids) <= max_tokens or len(turns) == 1:
+            return list(ids[-max_tokens:])
+        turns = turns[1:]
+
+
+def sample(lm: Any, tokenizer: Any, prompt_ids: Sequence[int], config: SamplingConfig,
+           stop_ids: Sequence[int], seed: int | None = None) -> list[Sample]:
+    """`config.n_candidates` sampled continuations of the prompt (one greedy one when the
+    temperature is 0), each cut at its first turn-ending token. The candidates are one batch
+    sharing the prompt's key/value cache; the loop ends when every candidate has ended its
+    turn or after max_new_tokens (a small loop of our own: transformers' generate costs about
+    twice as much per token on a small model)."""
+    import torch
+
+    generator = torch.Generator(device=lm.device)
+    if seed is not None:
+        generator.manual_seed(seed)
+    else:
+        generator.seed()  # fresh randomness, the global generator untouched
+    n = 1 if config.temperature == 0 else config.n_candidates
+    ids = torch.tensor([list(prompt_ids)] * n, dtype=torch.long, device=lm.device)  # (N, T)
+    stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=lm.device)
+    pad = int(stops[0]) if len(stops) else int(tokenizer.pad_token_id or 0)
+    done = torch.zeros(n, dtype=torch.bool, device=lm.device)  # (N,)
+    new: list[Any] = []
+    with torch.inference_mode():
+        out = lm(input_ids=ids, use_cache=True)
+        for _ in range(config.max_new_tokens):
+            logits = out.logits[:, -1].float()  # (N, V)
+            seen = torch.cat([ids, *new], dim=1) if new else ids  # (N, T + t)
+            token = _next_token(logits, seen, config, generator)  # (N, 1)
+            token[done] = pad  # a finished candidate only pads
+            new.append(token)
+            done |= torch.isin(token.squeeze(1), stops)
+            if bool(done.all()):
+                break
+            out = lm(input_ids=token, past_key_values=out.past_key_values, use_cache=True)
+    rows = torch.cat(new, dim=1).tolist() if new else [[] for _ in range(n)]
+    stop_set = set(stop_ids)
+    samples = []
+    for row in rows:
+        end = next((i for i, t in enumerate(row) if t in stop_set), None)
+        kept = row if end is None else row[: end + 1]
+        text = tokenizer.decode(kept, skip_special_tokens=True).split("\n")[0].strip()
+        samples.append(Sample(text, end is not None, tuple(kept)))
+    return samples
+
+
+def _next_token(logits: Any, seen: Any, config: SamplingConfig, generator: Any) -> Any:
+    """(N, 1) next tokens: repetition penalty on the tokens seen, then greedy, or temperature,
+    top-k and top-p (nucleus) sampling."""
+    import torch
+
+    if config.repetition_penalty != 1.0:
+        picked = logits.gather(1, seen)  # (N, T)
+        picked = torch.where(picked > 0, picked / config.repetition_penalty,
+                             picked * config.repetition_penalty)
+        logits = logits.scatter(1, seen, picked)
+    if config.temperature == 0:
+        return logits.argmax(dim=-1, keepdim=True)
+    logits = logits / config.temperature
+    if 0 < config.top_k < logits.shape[-1]:
+        kth = torch.topk(logits, config.top_k, dim=-1).values[:, -1:]  # (N, 1)
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    if config.top_p < 1.0:
+        ordered, order = torch.sort(logits, descending=True, dim=-1)  # (N, V)
+        cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
+        drop = cumulative - torch.softmax(ordered, dim=-1) > config.top_p  # keep the first
+        logits = logits.scatter(1, order, ordered.masked_fill(drop, float("-inf")))
+    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+
+
+def reply_logprobs(lm: Any, prefix_ids: Sequence[int],
+                   replies: Sequence[Sequence[int]], pad_id: int) -> list[float]:
+    """Mean log-probability per token of each reply after `prefix_ids` (one batched pass)."""
+    import torch
+
+    if not replies:
+        return []
+    longest = max(len(r) for r in replies)
+    rows = [list(prefix_ids) + list(r) + [pad_id] * (longest - len(r)) for r in replies]
+    ids = torch.tensor(rows, dtype=torch.long, device=lm.device)  # (N, P + R)
+    mask = torch.tensor([[1] * (len(prefix_ids) + len(r)) + [0] * (longest - len(r))
+                         for r in replies], dtype=torch.long, device=lm.device)
+    with torch.inference_mode():
+        logits = lm(input_ids=ids, attention_mask=mask).logits.float()  # (N, P + R, V)
+    logprobs = torch.log_softmax(logits[:, :-1], dim=-1)  # position t predicts token t + 1
+    picked = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, P + R - 1)
+    start = len(prefix_ids) - 1
+    out = []
+    for i, reply in enumerate(replies):
+        span = picked[i, start:start + len(reply)]
+        out.append(float(span.mean()) if len(reply) else float("-inf"))
+    return out

@@ -1,0 +1,172 @@
+"""Train the generator from scratch: byte-level BPE tokenizer, then a small GPT-2 on the
+conversations packed into blocks of `n_positions` tokens, for a wall-clock budget. The held-out
+conversations give the perplexity (per BPE token of this tokenizer, so it compares only
+between models with the same tokenizer).
+
+    out/                     what Generator.load reads
+      generation.json        manifest: model ".", sampling settings, the training report
+      words.txt              the corpus's known words (replies made of other "words" are
+                             dropped: a small model spells badly)
+      config.json, model.safetensors, tokenizer.json, ...
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from generation.config import ModelConfig, SamplingConfig, TrainingConfig
+from generation.corpus import Conversation, render, split
+from generation.errors import CorpusError
+from generation.generator import WORDS_FILE, write_manifest
+from generation.rerank import words_of
+from generation.model import build_gpt2, parameter_count, save_model
+from generation.tokenizer import END, train_tokenizer
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class GenerationReport:
+    """What a training run did and how good the result is."""
+
+    corpus: dict[str, int] = field(default_factory=dict)
+    train_tokens: int = 0
+    heldout_tokens: int = 0
+    parameters: int = 0
+    vocab_size: int = 0
+    steps: int = 0
+    tokens_seen: int = 0
+    seconds: float = 0.0
+    final_loss: float = float("nan")
+    heldout_perplexity: float = float("nan")
+    out_dir: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def train_generator(conversations: Sequence[Conversation], out: Path, *,
+                    model: ModelConfig | None = None, training: TrainingConfig | None = None,
+                    sampling: SamplingConfig | None = None,
+                    vocabulary_texts: Iterable[str] = (),
+                    progress: bool = True) -> GenerationReport:
+    """Train tokenizer and GPT-2 on `conversations` and save them with the manifest in `out`.
+    `vocabulary_texts` (documents, responses) only shape the tokenizer's vocabulary."""
+    model = model if model is not None else ModelConfig()
+    training = training if training is not None else TrainingConfig()
+    sampling = sampling if sampling is not None else SamplingConfig()
+    started = time.perf_counter()
+    corpus = split(conversations, training.heldout_fraction)
+    texts = [render(c.turns) for c in corpus.train]
+    tokenizer = train_tokenizer([*texts, *vocabulary_texts], model.vocab_size)
+    train_blocks = encode_blocks(tokenizer, texts, model.n_positions)
+    heldout_blocks = encode_blocks(tokenizer, [render(c.turns) for c in corpus.heldout],
+                                   model.n_positions)[: training.eval_blocks]
+    report = GenerationReport(corpus=corpus.stats(), train_tokens=train_blocks.numel(),
+                              heldout_tokens=heldout_blocks.numel(), vocab_size=len(tokenizer),
+                              out_dir=str(out))
+    lm = build_gpt2(model, tokenizer, seed=training.seed)
+    report.parameters = parameter_count(lm)
+    logger.info("generation.train.start conversations=%d train_tokens=%d parameters=%d "
+                "budget_s=%.0f", len(corpus.train), report.train_tokens, report.parameters,
+                training.budget_s)
+    report.steps, report.final_loss = _fit(lm, train_blocks, training, progress)
+    report.tokens_seen = report.steps * training.batch_size * model.n_positions
+    report.heldout_perplexity = heldout_perplexity(lm, heldout_blocks, training.batch_size)
+    save_model(lm, tokenizer, out)
+    write_words(out, texts)
+    report.seconds = time.perf_counter() - started
+    write_manifest(out, model=".", sampling=sampling, report=report.to_dict())
+    logger.info("generation.train.done steps=%d loss=%.3f heldout_ppl=%.1f seconds=%.0f",
+                report.steps, report.final_loss, report.heldout_perplexity, report.seconds)
+    return report
+
+
+def write_words(out: Path, texts: Iterable[str], min_count: int = 3) -> Path:
+    """words.txt: every word seen at least `min_count` times, one per line."""
+    counts: Counter[str] = Counter()
+    for text in texts:
+        counts.update(words_of(text))
+    path = out / WORDS_FILE
+    path.write_text("\n".join(sorted(w for w, n in counts.items() if n >= min_count)) + "\n",
+                    encoding="utf-8")
+    return path
+
+
+def encode_blocks(tokenizer: Any, texts: Sequence[str], block: int) -> Any:
+    """(n_blocks, block) token ids: the texts joined by the end-of-text token, cut into
+    blocks (the last partial block is dropped)."""
+    import torch
+
+    ids: list[int] = []
+    for encoded in tokenizer([t + END for t in texts], add_special_tokens=False)["input_ids"]:
+        ids.extend(encoded)
+    n_blocks = len(ids) // block
+    if n_blocks == 0:
+        raise CorpusError(f"The corpus has {len(ids)} tokens, fewer than one block of {block}.")
+    return torch.tensor(ids[: n_blocks * block], dtype=torch.long).view(n_blocks, block)
+
+
+def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tuple[int, float]:
+    """Train until the budget or max_steps; (steps, mean loss of the last 20 steps)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    rng = random.Random(training.seed)
+    torch.manual_seed(training.seed)
+    decay = [p for n, p in lm.named_parameters() if p.dim() >= 2]
+    other = [p for n, p in lm.named_parameters() if p.dim() < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": training.weight_decay},
+                                   {"params": other, "weight_decay": 0.0}], lr=training.lr,
+                                  betas=(0.9, 0.95))
+    lm.train()
+    started = time.perf_counter()
+    losses: list[float] = []
+    step = 0
+    bar = tqdm(total=training.max_steps, desc="generation", unit="step", disable=not progress)
+    while True:
+        elapsed = time.perf_counter() - started
+        done = max(elapsed / training.budget_s,
+                   step / training.max_steps if training.max_steps is not None else 0.0)
+        if done >= 1.0:
+            break
+        lr = training.lr * min(1.0, (step + 1) / training.warmup_steps) * max(0.05, 1.0 - done)
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        batch = blocks[rng.sample(range(len(blocks)), min(training.batch_size, len(blocks)))]
+        loss = lm(input_ids=batch, attention_mask=torch.ones_like(batch), labels=batch).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(lm.parameters(), 1.0)
+        optimizer.step()
+        losses.append(loss.item())
+        step += 1
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}", left_s=f"{training.budget_s - elapsed:.0f}")
+    bar.close()
+    lm.eval()
+    tail = losses[-20:]
+    return step, (sum(tail) / len(tail) if tail else float("nan"))
+
+
+def heldout_perplexity(lm: Any, blocks: Any, batch_size: int = 16) -> float:
+    """exp(mean next-token loss) over the held-out blocks."""
+    import torch
+
+    total, count = 0.0, 0
+    with torch.inference_mode():
+        for start in range(0, len(blocks), batch_size):
+            batch = blocks[start:start + batch_size]
+            n = batch.numel() - len(batch)  # next-token predictions in the batch
+            total += float(lm(input_ids=batch, attention_mask=torch.ones_like(batch),
+                              labels=batch).loss) * n
+            count += n
+    return math.exp(total / count) if count else float("nan")

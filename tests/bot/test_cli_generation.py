@@ -1,0 +1,121 @@
+"""`xingkong train [generation]` and config.yml's `generation:` section, on a tiny project: a
+1-layer GPT-2 trained for a few steps on 30 chitchat-dataset conversations plus the project's
+own small talk; fingerprints, sampling refresh, `--budget`, and the errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.errors import ConfigError
+from bot.project.config import load_config
+from tests.bot.test_cli import invoke
+
+DOMAIN = """version: "3.1"
+intents:
+  - chitchat
+responses:
+  utter_chitchat:
+    - text: "I'd rather talk about hotels."
+"""
+
+NLU = """version: "3.1"
+nlu:
+  - intent: chitchat
+    examples: |
+      - how are you
+      - do you like music
+"""
+
+CONFIG = """language: en
+pipeline: []
+policies:
+  - name: RulePolicy
+generation:
+  budget_s: 60
+  train: {max_conversations: 30, max_steps: 3, n_layer: 1, n_embd: 32, n_head: 2,
+          n_positions: 64, vocab_size: 400, eval_blocks: 2, heldout_fraction: 0.2}
+"""
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    (tmp_path / "data").mkdir()
+    (tmp_path / "domain.yml").write_text(DOMAIN)
+    (tmp_path / "data" / "nlu.yml").write_text(NLU)
+    (tmp_path / "config.yml").write_text(CONFIG)
+    return tmp_path
+
+
+def _manifest(project: Path) -> dict:
+    return json.loads((project / "models" / "generation" / "generation.json").read_text())
+
+
+def test_train_builds_the_generator_once(project: Path) -> None:
+    first = invoke("train", "generation", "--project", str(project))
+    assert first.exit_code == 0, first.output
+    assert "Generation: 32 conversations" in first.output  # 30 + the project's own 2 pairs
+    assert "held-out perplexity" in first.output
+    manifest = _manifest(project)
+    assert manifest["model"] == "." and manifest["report"]["steps"] == 3
+    assert (project / "models" / "generation" / "words.txt").is_file()
+    fingerprint = json.loads((project / "models" / "fingerprint.json").read_text())
+    assert set(fingerprint) == {"generation"}
+    again = invoke("train", "generation", "--project", str(project))
+    assert "Nothing changed" in again.output
+
+    # new sampling settings reach the manifest without retraining
+    (project / "config.yml").write_text(CONFIG + "  sampling: {n_candidates: 3}\n")
+    refreshed = invoke("train", "generation", "--project", str(project))
+    assert "Nothing changed" in refreshed.output
+    assert _manifest(project)["sampling"]["n_candidates"] == 3
+
+    # --budget asks for a run; a longer budget in config.yml alone does not retrain
+    (project / "config.yml").write_text(CONFIG.replace("budget_s: 60", "budget_s: 90"))
+    assert "Nothing changed" in invoke("train", "generation", "--project", str(project)).output
+    rerun = invoke("train", "generation", "--budget", "30", "--project", str(project))
+    assert "Trained generation" in rerun.output
+
+
+def test_a_project_without_the_section_has_no_generator(project: Path) -> None:
+    (project / "config.yml").write_text(CONFIG.split("generation:")[0])
+    assert "generation" not in invoke("train", "--project", str(project)).output.lower()
+    assert not (project / "models" / "generation").exists()
+    result = invoke("train", "generation", "--project", str(project))
+    assert result.exit_code == 1 and "no generation: section" in result.output
+
+
+def test_a_pretrained_model_is_named_not_trained(project: Path) -> None:
+    (project / "config.yml").write_text(CONFIG.replace("budget_s: 60", "model: distilgpt2"))
+    result = invoke("train", "generation", "--project", str(project))
+    assert result.exit_code == 0 and "pretrained model distilgpt2" in result.output
+    assert _manifest(project)["model"] == "distilgpt2"
+
+
+@pytest.mark.parametrize(("section", "message"), [
+    ("generation: [1]", "'generation' must be a mapping"),
+    ("generation: {budjet_s: 3}", "Did you mean 'budget_s'"),
+    ("generation: {budget_s: -1}", "budget_s must be > 0"),
+    ("generation: {sampling: 3}", "generation.sampling must be a mapping"),
+])
+def test_section_errors_name_the_key(tmp_path: Path, section: str, message: str) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text(section + "\n")
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+@pytest.mark.parametrize(("options", "message"), [
+    ("train: {n_layr: 2}", "Did you mean 'n_layer'"),
+    ("train: {n_embd: 30, n_head: 4}", "multiple of n_head"),
+    ("sampling: {temprature: 1}", "Did you mean 'temperature'"),
+    ("sampling: {top_p: 2}", "top_p must be in"),
+])
+def test_option_errors_stop_training_with_the_key(project: Path, options: str,
+                                                  message: str) -> None:
+    (project / "config.yml").write_text(CONFIG.split("generation:")[0]
+                                        + "generation:\n  " + options + "\n")
+    result = invoke("train", "generation", "--project", str(project))
+    assert result.exit_code == 1 and message in result.output

@@ -1,0 +1,31 @@
+"""benchmarks/generation_latency.py still runs: --synthetic (an untrained default-size GPT-2)
+with one timed turn. The figures mean nothing here; the test checks the JSON line's shape."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.test_benchmarks_nlu import _benchmark
+
+
+@pytest.mark.slow
+def test_generation_latency_smoke(tmp_path: Path) -> None:
+    import torch
+
+    before = torch.get_num_threads()
+    script = _benchmark("generation_latency")
+    out = tmp_path / "generation_latency.jsonl"
+    try:
+        report = script.main(["--synthetic", "--iterations", "1", "--warmup", "0",
+                              "--candidates", "2", "--new-tokens", "4", "--out", str(out)])
+    finally:
+        torch.set_num_threads(before)
+    line = json.loads(out.read_text().splitlines()[-1])
+    assert line == json.loads(json.dumps(report))
+    assert set(line["raw_by_candidates"]) == {"2"}
+    assert line["raw_by_candidates"]["2"]["tokens_per_s"] > 0
+    assert line["turn"]["turns"] == 1 and line["turn"]["p50_ms"] > 0
+    assert line["parameters"] > 500_000 and line["target_p50_ms"] == 300.0
