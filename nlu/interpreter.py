@@ -67,9 +67,9 @@ class NLUInterpreter:
             elif self.steps.get("single_intent"):
                 ranking = (IntentScore(self.steps["single_intent"], 1.0),)
             entities = list(spans[i]) if spans is not None else []
-            if dates is not None:
-                entities = _with_duckling(entities, dates[i])
             entities = self._add_pattern_entities(text, entities)
+            if dates is not None:  # after the patterns: "SL-123456" is a booking id, not -123456
+                entities = _with_duckling(entities, dates[i])
             entities = [self._synonym(e) for e in entities]
             intent, ranking = self._fallback(ranking)
             out.append(ParseResult(text, intent, ranking, tuple(entities), uncertainty))

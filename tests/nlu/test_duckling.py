@@ -158,3 +158,13 @@ def test_interpreter_merges_duckling_with_the_model() -> None:
     assert any(e[0] == "time" and "2027-05-03" in str(e[2]) for e in got)
     assert [e[0] for e in got].count("number") == 1 and ("booking_id", None, "SL-123456",
                                                           None) in got
+
+
+def test_regex_booking_ids_are_not_numbers() -> None:
+    duckling = DucklingEntityExtractor(DucklingConfig(dimensions=("number",)))
+    steps = {"regex": {"use_regexes": True, "use_lookup_tables": False, "case_sensitive": False}}
+    interpreter = NLUInterpreter(steps, None, None, {}, {"booking_id": [r"SL-[0-9]{6}"]}, {},
+                                 duckling)
+    parse = interpreter.parse("please cancel SL-482913 for 2 guests", reference_time=REF)
+    assert [(e["entity"], e["value"]) for e in parse["entities"]] == [
+        ("booking_id", "SL-482913"), ("number", 2)]
