@@ -52,3 +52,15 @@ def test_context_inside_a_form_names_the_requested_slot() -> None:
                          ActionExecuted("utter_ask_continue"), ActionExecuted("action_listen")])
     assert dialogue_context(tracker) == DialogueContext("utter_ask_continue", "checkin_date",
                                                         "booking_form")
+
+
+def test_training_contexts_come_from_the_demo_stories_and_rules(demo: Any) -> None:
+    from bot.assistant import _step_dicts, fingerprints
+    from nlu.context import mine_contexts
+
+    mined = mine_contexts(_step_dicts(s.steps) for s in [*demo.data.stories, *demo.data.rules])
+    assert DialogueContext("utter_confirm_booking") in mined["affirm"]
+    assert any(c.active_loop == "booking_form" and c.requested_slot for c in mined["stop"])
+    # stories shape the NLU fingerprint only when the classifier reads the context
+    assert demo.config.component("IntentClassifier").params.get("use_context")
+    assert fingerprints(demo)["nlu"]
