@@ -146,7 +146,7 @@ def load(args: argparse.Namespace, tmp: Path) -> NLUInterpreter:
 def duckling_pipeline() -> list[dict[str, Any]]:
     """The DucklingEntityExtractor of the project's config.yml (the demo's), if it has one:
     it is not trained, so it is timed with whichever model is loaded."""
-    from bot.config import load_config
+    from bot.project.config import load_config
 
     config = load_config(ROOT / "config.yml")
     return [{"name": c.name, **dict(c.params)} for c in config.pipeline

@@ -35,13 +35,13 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import emit, environment  # noqa: E402
 from bot.assistant import Project  # noqa: E402
-from bot.config import ProjectPaths  # noqa: E402
-from bot.executors import InProcessExecutor  # noqa: E402
+from bot.project.config import ProjectPaths  # noqa: E402
+from bot.runtime.executors import InProcessExecutor  # noqa: E402
 from bot.manager import DialogueManager  # noqa: E402
 from bot.policies import PolicyEnsemble, build_policies  # noqa: E402
-from bot.runtime import load_parser  # noqa: E402
+from bot.wiring import load_parser  # noqa: E402
 from bot.story_eval import booking_ids, replay_story, summary  # noqa: E402
-from bot.training_data import Story, load_training_data  # noqa: E402
+from bot.project.training_data import Story, load_training_data  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "story_pass.jsonl"
 TARGET_PASS_RATE = 0.90

@@ -4,6 +4,7 @@
     session start if new or expired
     parse (`/intent` payloads skip the NLU) -> UserUttered, action_extract_slots
     loop: policies predict -> run action -> events, until action_listen or the cap
+          (before a give-up action, the fallback chain's attempts may answer instead)
     store.save(tracker)
 A failing action ends the turn with utter_error; every event before the failure is kept.
 """
@@ -20,9 +21,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain import Domain
+from bot.project.domain import Domain
 from bot.errors import ActionError, ActionRejected, BotError
-from bot.events import (
+from bot.state.events import (
     ActionExecuted,
     ActionExecutionRejected,
     ActiveLoop,
@@ -31,15 +32,17 @@ from bot.events import (
     LoopInterrupted,
     UserUttered,
 )
-from bot.executors import ActionExecutor
-from bot.intent_payload import parse_intent_payload
-from bot.locks import InMemoryLockStore, LockStore
+from bot.runtime.executors import ActionExecutor
+from bot.runtime.fallback_chain import FallbackChain
+from bot.state.intent_payload import parse_intent_payload
+from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.policies import PolicyEnsemble
-from bot.responses import ResponseRenderer
-from bot.runtime_actions import ActionContext, action_for_name, bot_event
-from bot.slot_mapping import extract_slots
-from bot.stores import InMemoryTrackerStore, TrackerStore
-from bot.tracker import DialogueStateTracker
+from bot.runtime.responses import ResponseRenderer
+from bot.runtime.resolve import action_for_name
+from bot.runtime.runtime_actions import ActionContext, bot_event
+from bot.state.slot_mapping import extract_slots
+from bot.storage.stores import InMemoryTrackerStore, TrackerStore
+from bot.state.tracker import DialogueStateTracker
 from nlu.context import DialogueContext
 
 logger = logging.getLogger(__name__)
@@ -75,7 +78,8 @@ class DialogueManager:
                  executor: ActionExecutor | None = None,
                  renderer: ResponseRenderer | None = None,
                  max_predictions: int = 10,
-                 lock_store: LockStore | None = None) -> None:
+                 lock_store: LockStore | None = None,
+                 fallback: FallbackChain | None = None) -> None:
         self.domain = domain
         self.policies = policies
         self.parser = parser
@@ -86,6 +90,8 @@ class DialogueManager:
         self.max_predictions = max_predictions
         self.lock_store = lock_store if lock_store is not None else InMemoryLockStore()
         self._executor_names = executor.names() if executor is not None else set()
+        known = set(domain.action_names) | (self._executor_names or set())
+        self.fallback = fallback.available(known) if fallback is not None else None
 
     # public entry points ---------------------------------------------------------------------
     async def handle_message(self, message: UserMessage) -> TurnResult:
@@ -185,6 +191,10 @@ class DialogueManager:
                                                "confidence": v.confidence} for v in votes]})
                 tracker.update_many(best.events)
                 self._mark_interruption(tracker, action)
+                chain = self.fallback
+                if (chain is not None and chain.applies(tracker, action)
+                        and await self._try_fallbacks(chain, tracker, channel, messages)):
+                    return
             if action == ACTION_LISTEN:
                 tracker.update(ActionExecuted(name=ACTION_LISTEN, policy=policy,
                                               confidence=confidence))
@@ -228,6 +238,36 @@ class DialogueManager:
         logger.debug("dialogue.action.done action=%s ms=%.1f", name,
                      (time.perf_counter() - started) * 1000)
         return True
+
+    async def _try_fallbacks(self, chain: FallbackChain, tracker: DialogueStateTracker,
+                             channel: str | None, messages: list[dict[str, Any]]) -> bool:
+        """Run the chain's attempts in order; the first that answers is kept (the form, if
+        one is active, asks its question again) and ends the turn. Attempts that decline or
+        fail leave no event behind, so the predicted action runs as if nothing happened."""
+        for name in chain.attempts:
+            try:
+                action = action_for_name(name, self.domain, self._executor_names)
+                ctx = ActionContext(tracker, self.domain, self.renderer, self.executor, channel)
+                events = await action.run(ctx)
+            except Exception as exc:  # noqa: BLE001 - a failed attempt is a declined attempt
+                logger.warning("dialogue.fallback.failed action=%s error=%s: %s", name,
+                               type(exc).__name__, exc)
+                continue
+            if not chain.answered(events):
+                continue
+            logger.info("dialogue.fallback.answered action=%s", name)
+            tracker.update(ActionExecuted(name=name, policy="fallback_chain", confidence=1.0))
+            for event in events:
+                tracker.update(event)
+                if isinstance(event, BotUttered):
+                    messages.append(_message(event, tracker.sender_id))
+            loop = tracker.active_loop_name
+            if loop and not await self._run_action(tracker, loop, "fallback_chain", 1.0,
+                                                   channel, messages, None):
+                return True
+            tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="fallback_chain"))
+            return True
+        return False
 
     def _fail(self, tracker: DialogueStateTracker, channel: str | None,
               messages: list[dict[str, Any]]) -> None:

@@ -16,9 +16,9 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.events import ActionExecuted, UserUttered
+from bot.state.events import ActionExecuted, UserUttered
 from bot.manager import DialogueManager, UserMessage
-from bot.training_data import Story, StoryStep
+from bot.project.training_data import Story, StoryStep
 
 BOOKING_ID = re.compile(r"\bSL-?\d{6}\b", re.IGNORECASE)
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from bot.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
+from bot.state.events import ActionExecuted, ActiveLoop, BotUttered, SlotSet, UserUttered
 from bot.manager import DialogueManager, UserMessage, dialogue_context
-from bot.tracker import DialogueStateTracker
+from bot.state.tracker import DialogueStateTracker
 from nlu.context import DialogueContext
 
 

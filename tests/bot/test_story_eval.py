@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project
-from bot.executors import InProcessExecutor
+from bot.runtime.executors import InProcessExecutor
 from bot.manager import DialogueManager
 from bot.policies import PolicyEnsemble
 from bot.story_eval import booking_ids, message_text, replay_story, summary, turns_of
-from bot.training_data import Story, load_training_data
+from bot.project.training_data import Story, load_training_data
 
 REPO = Path(__file__).resolve().parents[2]
 DEMO_STORIES = load_training_data([REPO / "tests" / "test_stories.yml"]).stories
@@ -104,7 +104,7 @@ def test_booking_ids_are_found_annotated_or_written() -> None:
 async def test_blind_stories_pass_with_the_trained_nlu(
         demo: Project, ensemble: PolicyEnsemble, story_env: None,
         monkeypatch: pytest.MonkeyPatch) -> None:
-    from bot.runtime import load_parser
+    from bot.wiring import load_parser
 
     monkeypatch.delenv("XINGKONG_TODAY")  # the NLU reads dates on the real today
     parser = load_parser(demo)

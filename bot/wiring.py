@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from bot.assistant import Project, load_policies
-from bot.config import Endpoints, load_endpoints, reveal
+from bot.project.config import Endpoints, load_endpoints, reveal
 from bot.errors import ConfigError
-from bot.executors import ActionExecutor, HttpExecutor, InProcessExecutor
-from bot.locks import InMemoryLockStore, LockStore
+from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor
+from bot.runtime.fallback_chain import FallbackChain
+from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.manager import DialogueManager, Parser
-from bot.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
+from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
 
 logger = logging.getLogger(__name__)
 
@@ -46,13 +47,24 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
             max_predictions = int(component.params["max_number_of_predictions"])
     manager = DialogueManager(project.domain, policies, parser=parser, store=store,
                               executor=executor, max_predictions=max_predictions,
-                              lock_store=lock_store)
+                              lock_store=lock_store, fallback=load_fallback(project))
     logger.info("runtime.ready seconds=%.2f nlu=%s executor=%s store=%s lock_store=%s",
                 time.perf_counter() - started, parser is not None,
                 type(executor).__name__ if executor else None, type(store).__name__,
                 type(lock_store).__name__)
     info = {"model_file": str(project.paths.models), "model_id": project.config.assistant_id}
     return Runtime(project, manager, info)
+
+
+def load_fallback(project: Project) -> FallbackChain | None:
+    """config.yml's `fallback:` chain (bot/runtime/fallback_chain.py); None without one."""
+    section = project.config.sections.get("fallback")
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{project.config.source}: 'fallback' must be a mapping with keys "
+                          "attempts, give_up, below, keep, declines.")
+    return FallbackChain.from_config(section, f"{project.config.source}: fallback")
 
 
 def load_parser(project: Project) -> Parser | None:
@@ -81,7 +93,7 @@ def make_tracker_store(endpoints: Endpoints, project: Project) -> TrackerStore:
         url = spec.url or _sql_url(spec.params)
         return SQLTrackerStore(url, slot_defaults=defaults)
     if kind == "redis":
-        from bot.redis_store import tracker_store_from_endpoint
+        from bot.storage.redis_store import tracker_store_from_endpoint
 
         return tracker_store_from_endpoint(spec, slot_defaults=defaults)
     raise ConfigError(f"endpoints.yml tracker_store: unknown type '{spec.type}'. "
@@ -94,7 +106,7 @@ def make_lock_store(endpoints: Endpoints) -> LockStore:
     if spec is None or kind in ("", "in_memory", "inmemory"):
         return InMemoryLockStore()
     if kind == "redis":
-        from bot.redis_store import lock_store_from_endpoint
+        from bot.storage.redis_store import lock_store_from_endpoint
 
         return lock_store_from_endpoint(spec)
     raise ConfigError(f"endpoints.yml lock_store: unknown type '{spec.type}'. "
