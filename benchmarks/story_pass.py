@@ -7,7 +7,7 @@
 Every user step's text goes through the trained NLU (models/nlu, with the config's Duckling)
 and the dialogue manager (the project's policies, trained here; the demo actions in-process,
 action_answer_question with models/knowledge when it exists). Each story gets a fresh bookings
-store holding the booking numbers it mentions. bot/story_eval.py does the replay and the
+store holding the booking numbers it mentions. bot/story_pass.py does the replay and the
 scoring. Prints ONE JSON line (pass rate, turn intent and action accuracy, per category) and
 appends it to benchmarks/results/story_pass.jsonl; the per-story detail goes to
 results/story_pass.json.
@@ -40,7 +40,7 @@ from bot.runtime.executors import InProcessExecutor  # noqa: E402
 from bot.manager import DialogueManager  # noqa: E402
 from bot.policies import PolicyEnsemble, build_policies  # noqa: E402
 from bot.wiring import load_parser  # noqa: E402
-from bot.story_eval import booking_ids, replay_story, summary  # noqa: E402
+from bot.story_pass import booking_ids, replay_story, summary  # noqa: E402
 from bot.project.training_data import Story, load_training_data  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "story_pass.jsonl"

@@ -1,4 +1,4 @@
-"""bot/story_eval.py: test stories replayed as text, scored per story and per turn.
+"""bot/story_pass.py: test stories replayed as text, scored per story and per turn.
 
 The default run checks the runner with a parser that answers from the stories' own
 annotations (so every demo test story must pass, and a wrong intent must fail its story).
@@ -18,7 +18,7 @@ from bot.assistant import Project
 from bot.runtime.executors import InProcessExecutor
 from bot.manager import DialogueManager
 from bot.policies import PolicyEnsemble
-from bot.story_eval import booking_ids, message_text, replay_story, summary, turns_of
+from bot.story_pass import booking_ids, message_text, replay_story, summary, turns_of
 from bot.project.training_data import Story, load_training_data
 
 REPO = Path(__file__).resolve().parents[2]
