@@ -89,6 +89,14 @@ class DateRules:
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:
         today = self.current_day()
+        previous = _previous_value(tracker, "checkin_date")
+        if (tracker.get_slot("requested_slot") == "checkout_date" and previous
+                and "checkout_date" not in _pending(tracker)
+                and len(said_dates(tracker.latest_message)) <= 1
+                and not any(d.is_stay for d in said_dates(tracker.latest_message))):
+            # the form asked for check-out: one date labelled check-in is the answer to that
+            return {"checkin_date": previous} | self._checkout(value, dispatcher, tracker,
+                                                               previous)
         stay = _stay_said(tracker, value, today)
         day = stay[0] if stay else parse_date(as_text(value), today)
         if day is None:
@@ -122,8 +130,12 @@ class DateRules:
     def validate_checkout_date(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:
+        return self._checkout(value, dispatcher, tracker, tracker.get_slot("checkin_date"))
+
+    def _checkout(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  checkin_value: Any) -> Result:
         today = self.current_day()
-        checkin = parse_date(as_text(tracker.get_slot("checkin_date")), today)
+        checkin = parse_date(as_text(checkin_value), today)
         floor = checkin + timedelta(days=1) if checkin else today + timedelta(days=1)
         stay = _stay_said(tracker, value, today, checkin)
         if stay and stay[1] is not None:
@@ -166,6 +178,18 @@ class DateRules:
             )
             return {"checkout_date": None}
         return {"checkout_date": day.isoformat()}
+
+
+def _previous_value(tracker: Tracker, slot: str) -> Any:
+    """The slot's value before the latest user message (the tracker's slots already hold
+    what this message set)."""
+    value = before = None
+    for event in tracker.events:
+        if event.get("event") == "user":
+            before = value
+        elif event.get("event") == "slot" and event.get("name") == slot:
+            value = event.get("value")
+    return before
 
 
 def _stay_said(tracker: Tracker, value: Any, today: date,

@@ -35,6 +35,8 @@ class NLUInterpreter:
         self.intent_model = intent_model
         self.entity_model = entity_model
         self.duckling = duckling
+        # entity names the trained model knows; for those, Duckling only normalises its spans
+        self._model_entities = {label[0] for label in getattr(entity_model, "labels", None) or []}
         self.synonyms = {k.lower(): v for k, v in synonyms.items()} if steps.get("synonyms") else {}
         self._patterns = _compile_patterns(steps.get("regex"), regexes, lookups)
         self._queue: asyncio.Queue[_Request] | None = None
@@ -69,7 +71,7 @@ class NLUInterpreter:
             entities = list(spans[i]) if spans is not None else []
             entities = self._add_pattern_entities(text, entities)
             if dates is not None:  # after the patterns: "SL-123456" is a booking id, not -123456
-                entities = _with_duckling(entities, dates[i])
+                entities = _with_duckling(entities, dates[i], self._model_entities)
             entities = [self._synonym(e) for e in entities]
             intent, ranking = self._fallback(ranking)
             out.append(ParseResult(text, intent, ranking, tuple(entities), uncertainty))
@@ -151,12 +153,15 @@ class NLUInterpreter:
 _Request = tuple[str, "DialogueContext | None", "float | None", "asyncio.Future[dict[str, Any]]"]
 
 
-def _with_duckling(entities: list[Entity], found: list[Entity]) -> list[Entity]:
+def _with_duckling(entities: list[Entity], found: list[Entity],
+                   model_entities: set[str] | frozenset[str] = frozenset()) -> list[Entity]:
     """Duckling's entities added to the model's. A model entity of the same name over the same
     characters (a number, an email) gives way to Duckling's normalised one; a model entity of
     another name is kept ("date" with its role next to Duckling's "time", as in Rasa), except
-    that a Duckling number inside it is dropped: "123456" in booking id "SL-123456" or the
-    "14" of a date is not a count."""
+    that a Duckling number inside it, or inside Duckling's own date, is dropped: "123456" in
+    booking id "SL-123456" or the "12/05" of a date is not a count. A number the trained model
+    knows as an entity is kept only over a span the model tagged: "the cheaper one" or "room
+    12" is no guest count; the model decides what the number is, Duckling what it is worth."""
     if not found:
         return entities
 
@@ -166,7 +171,11 @@ def _with_duckling(entities: list[Entity], found: list[Entity]) -> list[Entity]:
     kept = [e for e in entities if not any(d.entity == e.entity and overlap(d, e) for d in found)]
     added = [d for d in found
              if not (d.entity == "number"
-                     and any(e.entity != "number" and overlap(d, e) for e in entities))]
+                     and (any(e.entity != "number" and overlap(d, e)
+                              for e in [*entities, *found])
+                          or ("number" in model_entities
+                              and not any(e.entity == "number" and overlap(d, e)
+                                          for e in entities))))]
     return sorted([*kept, *added], key=lambda e: (e.start, e.end))
 
 

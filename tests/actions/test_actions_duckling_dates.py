@@ -105,3 +105,22 @@ def test_without_duckling_dates_the_text_is_parsed_by_hand(run: Any, helpers: An
 ])
 def test_not_a_day_is_ignored(entity: dict[str, Any]) -> None:
     assert said_dates({"entities": [entity]}) == []
+
+
+def test_a_checkin_label_on_the_checkout_answer_is_read_as_checkout(run: Any, helpers: Any,
+                                                                     domain: Any) -> None:
+    # the form asked for check-out; the entity model labelled the one date "checkin"
+    from rasa_sdk import Tracker
+    from rasa_sdk.executor import CollectingDispatcher
+
+    text = "the 19th of February 2028"
+    state = helpers.tracker_state(slots={"checkin_date": "2028-02-15",
+                                         "requested_slot": "checkout_date"},
+                                  candidates={"checkin_date": text}, text=text,
+                                  entities=_entities(text), form="change_form")
+    state["events"].insert(0, {"event": "slot", "name": "checkin_date", "value": "2028-02-15"})
+    action = ValidateChangeForm()
+    slots = action.validate_checkin_date(text, CollectingDispatcher(), Tracker.from_dict(state),
+                                         domain)
+    assert slots == {"checkin_date": "2028-02-15", "checkout_date": "2028-02-19"}
+

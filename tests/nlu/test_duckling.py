@@ -168,3 +168,19 @@ def test_regex_booking_ids_are_not_numbers() -> None:
     parse = interpreter.parse("please cancel SL-482913 for 2 guests", reference_time=REF)
     assert [(e["entity"], e["value"]) for e in parse["entities"]] == [
         ("booking_id", "SL-482913"), ("number", 2)]
+
+
+def test_a_number_the_model_knows_is_kept_only_where_the_model_tagged_it() -> None:
+    class Spans:
+        labels = [("number", None, None), ("hotel", None, None)]
+
+        def extract_batch(self, texts: list[str]) -> list[list[Entity]]:
+            return [[Entity(0, 3, "two", "number"), Entity(9, 22, "the comet inn", "hotel")]]
+
+    duckling = DucklingEntityExtractor(DucklingConfig(dimensions=("number", "time")))
+    interpreter = NLUInterpreter({}, None, Spans(), {}, {}, {}, duckling)
+    parse = interpreter.parse("two, at the comet inn, the cheaper one, on 12/05",
+                              reference_time=REF)
+    assert [(e["entity"], e["value"]) for e in parse["entities"] if e["entity"] == "number"] == [
+        ("number", 2)]
+
