@@ -91,7 +91,6 @@ class DateRules:
         today = self.current_day()
         previous = _previous_value(tracker, "checkin_date")
         if (tracker.get_slot("requested_slot") == "checkout_date" and previous
-                and "checkout_date" not in _pending(tracker)
                 and len(said_dates(tracker.latest_message)) <= 1
                 and not any(d.is_stay for d in said_dates(tracker.latest_message))):
             # the form asked for check-out: one date labelled check-in is the answer to that

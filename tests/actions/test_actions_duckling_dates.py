@@ -3,6 +3,7 @@ action server gets them), with the real in-process Duckling on the actions' fixe
 
 from __future__ import annotations
 
+import asyncio
 from datetime import datetime, timezone
 from typing import Any
 
@@ -114,13 +115,20 @@ def test_a_checkin_label_on_the_checkout_answer_is_read_as_checkout(run: Any, he
     from rasa_sdk.executor import CollectingDispatcher
 
     text = "the 19th of February 2028"
-    state = helpers.tracker_state(slots={"checkin_date": "2028-02-15",
-                                         "requested_slot": "checkout_date"},
-                                  candidates={"checkin_date": text}, text=text,
-                                  entities=_entities(text), form="change_form")
-    state["events"].insert(0, {"event": "slot", "name": "checkin_date", "value": "2028-02-15"})
-    action = ValidateChangeForm()
-    slots = action.validate_checkin_date(text, CollectingDispatcher(), Tracker.from_dict(state),
-                                         domain)
-    assert slots == {"checkin_date": "2028-02-15", "checkout_date": "2028-02-19"}
+    for candidates in ({"checkin_date": text},  # Duckling's time also filled check-out:
+                       {"checkin_date": text, "checkout_date": "2028-02-19T00:00:00.000+00:00"}):
+        state = helpers.tracker_state(slots={"checkin_date": "2028-02-15",
+                                             "requested_slot": "checkout_date"},
+                                      candidates=candidates, text=text,
+                                      entities=_entities(text), form="change_form")
+        state["events"].insert(0, {"event": "slot", "name": "checkin_date",
+                                   "value": "2028-02-15"})
+        slots = ValidateChangeForm().validate_checkin_date(
+            text, CollectingDispatcher(), Tracker.from_dict(state), domain)
+        assert slots == {"checkin_date": "2028-02-15", "checkout_date": "2028-02-19"}
+    # the whole validation (both slots, check-out validated after check-in) agrees
+    events = asyncio.run(ValidateChangeForm().run(CollectingDispatcher(),
+                                                  Tracker.from_dict(state), domain))
+    assert helpers.slot_values(events) == {"checkin_date": "2028-02-15",
+                                           "checkout_date": "2028-02-19"}
 
