@@ -80,9 +80,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--nlu", nargs="+", default=["tests/nlu_test.yml"])
     parser.add_argument("--project", default=str(ROOT))
+    parser.add_argument("--models", default=None, help="models folder (default: the project's)")
     parser.add_argument("--show", action="store_true", help="print the misses")
     args = parser.parse_args()
-    project = Project.load(ProjectPaths.at(Path(args.project)))
+    project = Project.load(ProjectPaths.at(
+        Path(args.project), models=Path(args.models).resolve() if args.models else None))
     pipeline = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
     interpreter = load_interpreter(project.paths.models / "nlu", pipeline,
                                    project.config.language)

@@ -3,6 +3,7 @@
     python benchmarks/story_pass.py                                   # tests/test_stories_blind.yml
     python benchmarks/story_pass.py --stories tests/test_stories.yml
     python benchmarks/story_pass.py --no-context                     # the parse without context
+    python benchmarks/story_pass.py --intents-given                  # payloads: no NLU, the ceiling
 
 Every user step's text goes through the trained NLU (models/nlu, with the config's Duckling)
 and the dialogue manager (the project's policies, trained here; the demo actions in-process,
@@ -71,7 +72,8 @@ def category(story: Story) -> str:
     return "other"
 
 
-async def run(project: Project, stories: list[Story], use_context: bool) -> list[Any]:
+async def run(project: Project, stories: list[Story], use_context: bool,
+              intents_given: bool = False) -> list[Any]:
     policies = PolicyEnsemble(build_policies(project.config.policies))
     policies.train(project.domain, project.data)
     parser = load_parser(project)
@@ -92,7 +94,8 @@ async def run(project: Project, stories: list[Story], use_context: bool) -> list
             seed_bookings(story)
             manager = DialogueManager(project.domain, policies, parser=parser,
                                       executor=executor)
-            outcomes.append(await replay_story(story, manager, sender=f"story-{number}"))
+            outcomes.append(await replay_story(story, manager, sender=f"story-{number}",
+                                               intents_given=intents_given))
     await executor.close()
     return outcomes
 
@@ -101,14 +104,18 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--stories", default="tests/test_stories_blind.yml")
     parser.add_argument("--project", default=str(ROOT))
+    parser.add_argument("--models", default=None, help="models folder (default: the project's)")
     parser.add_argument("--no-context", action="store_true")
+    parser.add_argument("--intents-given", action="store_true",
+                        help="send /intent payloads instead of the text: the engine's ceiling")
     parser.add_argument("--out", default="results/story_pass.json")
     args = parser.parse_args()
-    project = Project.load(ProjectPaths.at(Path(args.project)))
+    project = Project.load(ProjectPaths.at(
+        Path(args.project), models=Path(args.models).resolve() if args.models else None))
     os.environ.setdefault("XINGKONG_HOTELS", str(Path(args.project) / "data" / "hotels.yml"))
     stories = load_training_data([Path(args.project) / args.stories]).stories
     started = time.perf_counter()
-    outcomes = asyncio.run(run(project, stories, not args.no_context))
+    outcomes = asyncio.run(run(project, stories, not args.no_context, args.intents_given))
     report = summary(outcomes)
     per_category: dict[str, list[bool]] = defaultdict(list)
     for story, outcome in zip(stories, outcomes):
@@ -118,7 +125,7 @@ def main() -> None:
     out.write_text(json.dumps({**report, "stories_detail": [o.to_dict() for o in outcomes]},
                               indent=1))
     emit({"benchmark": "story_pass", "stories_file": args.stories,
-          "context": not args.no_context,
+          "context": not args.no_context, "intents_given": args.intents_given,
           **{k: v for k, v in report.items() if k != "failed"},
           "per_category": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(per_category.items())},
           "failed_stories": [f["story"] for f in report["failed"]],
