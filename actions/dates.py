@@ -198,7 +198,8 @@ def _next_yearless(month: int, day: int, floor: date) -> date | None:
 # parse text by hand only when no Duckling date is there.
 
 DUCKLING = "DucklingEntityExtractor"
-_DAY_GRAINS = ("day", "hour", "minute", "second")
+# "tomorrow at 3pm" is a day; minutes and seconds are "in 4" from "checking in 4th of August"
+_DAY_GRAINS = ("day", "hour")
 _NIGHTS = re.compile(rf"\b{_AMOUNT}\s+nights?\b")
 
 

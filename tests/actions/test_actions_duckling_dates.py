@@ -74,6 +74,13 @@ def test_checkout_before_checkin_is_refused(run: Any, helpers: Any) -> None:
     assert slots == {"checkout_date": None} and "after check-in" in said
 
 
+def test_seconds_are_not_a_date(run: Any, helpers: Any) -> None:
+    # Duckling also reads "in 4" (seconds from now) inside "checking in 4th of August"
+    slots, _ = _validate(run, helpers, "checking in 4th of August",
+                         {"checkin_date": "4th of August"})
+    assert slots == {"checkin_date": "2027-08-04"}
+
+
 def test_past_dates_are_refused(run: Any, helpers: Any) -> None:
     slots, said = _validate(run, helpers, "the 3rd of January 2027", {"checkin_date": "3rd"})
     assert slots == {"checkin_date": None} and "in the past" in said
