@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.assistant import Project, load_policies
-from bot.project.config import Endpoints, load_endpoints, reveal
+from bot.project.config import Endpoints, load_endpoints, reveal, skipped_components
 from bot.errors import ConfigError
 from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor
 from bot.runtime.fallback_chain import FallbackChain
@@ -36,6 +36,8 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
     started = time.perf_counter()
     endpoints = load_endpoints(endpoints_path if endpoints_path is not None
                                else project.paths.endpoints)
+    for note in skipped_components(project.config, bool(project.data.lookups)):
+        logger.warning("runtime.component_skipped %s", note)
     policies = load_policies(project)
     parser = load_parser(project)
     store = make_tracker_store(endpoints, project)
@@ -131,8 +133,15 @@ def make_executor(endpoints: Endpoints, project: Project,
     import sys
 
     root = str(project.paths.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)  # the project's package wins over an installed one of that name
+    top = actions_package.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None and not str(getattr(loaded, "__file__", "") or "").startswith(root):
+        # another project's package of the same name (the demo's `actions` is installed)
+        for name in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
+            del sys.modules[name]
     return InProcessExecutor(actions_package)
 
 

@@ -29,14 +29,18 @@ MAX_BATCH = 32
 class NLUInterpreter:
     def __init__(self, steps: dict[str, Any], intent_model: Any | None, entity_model: Any | None,
                  synonyms: dict[str, str], regexes: dict[str, list[str]],
-                 lookups: dict[str, list[str]],
+                 lookups: dict[str, list[str]], joint_model: Any | None = None,
                  duckling: DucklingEntityExtractor | None = None) -> None:
         self.steps = steps
+        self.joint_model = joint_model  # intent and entities in one pass (nlu/joint.py)
         self.intent_model = intent_model
         self.entity_model = entity_model
         self.duckling = duckling
         # entity names the trained model knows; for those, Duckling only normalises its spans
-        self._model_entities = {label[0] for label in getattr(entity_model, "labels", None) or []}
+        self._model_entities = {label[0] for model in (entity_model, joint_model)
+                                for label in (getattr(model, "labels", None)
+                                              or getattr(model, "span_labels", None) or [])
+                                if isinstance(label, (tuple, list))}
         self.synonyms = {k.lower(): v for k, v in synonyms.items()} if steps.get("synonyms") else {}
         self._patterns = _compile_patterns(steps.get("regex"), regexes, lookups)
         self._queue: asyncio.Queue[_Request] | None = None
@@ -57,6 +61,11 @@ class NLUInterpreter:
             else:
                 intents = self.intent_model.predict_batch(texts)
         spans = self.entity_model.extract_batch(texts) if self.entity_model is not None else None
+        if self.joint_model is not None:
+            if getattr(self.joint_model, "uses_context", False):
+                intents, spans = self.joint_model.parse_batch(texts, contexts)
+            else:
+                intents, spans = self.joint_model.parse_batch(texts)
         dates = (self.duckling.extract_batch(texts, reference_times)
                  if self.duckling is not None else None)
         out = []
@@ -219,6 +228,11 @@ def load_interpreter(directory: Path, pipeline: list[dict[str, Any]] | None = No
         from nlu.intent import IntentClassifier
 
         intent_model = IntentClassifier.load_from(directory / "intent")
+    joint_model = None
+    if steps.get("joint") is not None:
+        from nlu.joint import JointIntentEntity
+
+        joint_model = JointIntentEntity.load_from(directory / "joint")
     entity_model = None
     if steps.get("entity") == "LukeSpanExtractor":
         from nlu.luke_spans import LukeSpanExtractor
@@ -237,7 +251,8 @@ def load_interpreter(directory: Path, pipeline: list[dict[str, Any]] | None = No
         duckling = DucklingEntityExtractor(
             DucklingConfig.from_params(duckling_params, language or manifest.get("language", "en")))
     return NLUInterpreter(steps, intent_model, entity_model, manifest.get("synonyms", {}),
-                          manifest.get("regexes", {}), manifest.get("lookups", {}), duckling)
+                          manifest.get("regexes", {}), manifest.get("lookups", {}), joint_model,
+                          duckling)
 
 
 def _compile_patterns(config: dict[str, Any] | None, regexes: dict[str, list[str]],

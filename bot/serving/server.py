@@ -123,9 +123,11 @@ class ExecuteRequest(_Body):
 def create_app(manager: DialogueManager, *, auth_token: str | None = None,
                enable_api: bool = True, credentials: Mapping[str, Any] | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               model_info: Mapping[str, Any] | None = None) -> FastAPI:
+               model_info: Mapping[str, Any] | None = None,
+               cors_origins: tuple[str, ...] | list[str] = ()) -> FastAPI:
     """The assistant's HTTP app. ``credentials``: {channel: settings} as in credentials.yml
     (None or empty: the REST channel). ``model_info``: "model_file" and "model_id" for /status.
+    ``cors_origins``: origins browsers may call from (Rasa's --cors; "*" for any).
     """
     if auth_token is not None and not auth_token:
         raise ValueError("auth_token must be a non-empty string or None.")
@@ -136,6 +138,11 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
                   openapi_url=None)
     _add_error_handlers(app)
     app.add_middleware(_RequestGuard, max_body_bytes=max_body_bytes)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["*"], allow_headers=["*"])
 
     @app.get("/")
     async def hello() -> Response:

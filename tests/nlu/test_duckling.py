@@ -149,7 +149,7 @@ def test_interpreter_merges_duckling_with_the_model() -> None:
                      Entity(ref_at, ref_at + 9, "SL-123456", "booking_id")]]
 
     duckling = DucklingEntityExtractor(DucklingConfig(dimensions=("time", "number")))
-    interpreter = NLUInterpreter({}, None, Spans(), {}, {}, {}, duckling)
+    interpreter = NLUInterpreter({}, None, Spans(), {}, {}, {}, duckling=duckling)
     parse = interpreter.parse(text, reference_time=REF)
     got = [(e["entity"], e.get("role"), e["value"], e["extractor"] if "extractor" in e else None)
            for e in parse["entities"]]
@@ -164,7 +164,7 @@ def test_regex_booking_ids_are_not_numbers() -> None:
     duckling = DucklingEntityExtractor(DucklingConfig(dimensions=("number",)))
     steps = {"regex": {"use_regexes": True, "use_lookup_tables": False, "case_sensitive": False}}
     interpreter = NLUInterpreter(steps, None, None, {}, {"booking_id": [r"SL-[0-9]{6}"]}, {},
-                                 duckling)
+                                 duckling=duckling)
     parse = interpreter.parse("please cancel SL-482913 for 2 guests", reference_time=REF)
     assert [(e["entity"], e["value"]) for e in parse["entities"]] == [
         ("booking_id", "SL-482913"), ("number", 2)]
@@ -178,7 +178,7 @@ def test_a_number_the_model_knows_is_kept_only_where_the_model_tagged_it() -> No
             return [[Entity(0, 3, "two", "number"), Entity(9, 22, "the comet inn", "hotel")]]
 
     duckling = DucklingEntityExtractor(DucklingConfig(dimensions=("number", "time")))
-    interpreter = NLUInterpreter({}, None, Spans(), {}, {}, {}, duckling)
+    interpreter = NLUInterpreter({}, None, Spans(), {}, {}, {}, duckling=duckling)
     parse = interpreter.parse("two, at the comet inn, the cheaper one, on 12/05",
                               reference_time=REF)
     assert [(e["entity"], e["value"]) for e in parse["entities"] if e["entity"] == "number"] == [
