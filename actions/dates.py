@@ -8,13 +8,19 @@ ISO "2027-01-15" (a time part is ignored), day-first "15/01/2027" or "15.01.27",
 
 Dates without a year, and bare weekdays, mean the first such day on or after
 ``not_before`` (by default ``today``): "March 3" said in April means next year.
+
+`said_dates` reads the dates the NLU's DucklingEntityExtractor already normalised; the
+hand parsing above is the fallback for values without Duckling.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from datetime import date, timedelta
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Any
 
 TODAY_ENV = "XINGKONG_TODAY"
 
@@ -182,3 +188,88 @@ def _next_yearless(month: int, day: int, floor: date) -> date | None:
         if found and found >= floor:
             return found
     return None
+
+
+# ------------------------------------------------------------------ dates Duckling read
+# The NLU's DucklingEntityExtractor (Rasa's entity shape) has already turned what the guest
+# wrote into dates: entity "time", additional_info with grain, from/to for a stay, and
+# `values`, the next occurrences of a date said without a year. The forms read those from the
+# tracker's latest message (plain dicts, so this works on a rasa-sdk action server too) and
+# parse text by hand only when no Duckling date is there.
+
+DUCKLING = "DucklingEntityExtractor"
+# "tomorrow at 3pm" is a day; minutes and seconds are "in 4" from "checking in 4th of August"
+_DAY_GRAINS = ("day", "hour")
+_NIGHTS = re.compile(rf"\b{_AMOUNT}\s+nights?\b")
+
+
+@dataclass(frozen=True)
+class SaidDate:
+    """One date or stay in the message: `options` are (first day, check-out day or None)
+    pairs, the first one Duckling's reading, the others later occurrences of the same words."""
+
+    start: int
+    end: int
+    options: tuple[tuple[date, date | None], ...]
+
+    @property
+    def is_stay(self) -> bool:
+        return self.options[0][1] is not None
+
+    def first_on_or_after(self, floor: date) -> tuple[date, date | None]:
+        return next((o for o in self.options if o[0] >= floor), self.options[0])
+
+
+def said_dates(message: Mapping[str, Any] | None) -> list[SaidDate]:
+    """Dates (day grain or finer) and stays Duckling found in the message, in text order."""
+    out = []
+    for entity in (message or {}).get("entities") or []:
+        if entity.get("extractor") != DUCKLING or entity.get("entity") != "time":
+            continue
+        info = entity.get("additional_info") or {}
+        options = [o for o in map(_option, info.get("values") or [info]) if o is not None]
+        if options:
+            out.append(SaidDate(int(entity.get("start", 0)), int(entity.get("end", 0)),
+                                tuple(options)))
+    return sorted(out, key=lambda d: d.start)
+
+
+def nights_said(text: str) -> int | None:
+    """"for 3 nights" -> 3."""
+    match = _NIGHTS.search(text.lower())
+    if not match:
+        return None
+    amount = match["amount"]
+    return int(amount) if amount.isdigit() else NUMBER_WORDS[amount]
+
+
+def _option(value: Mapping[str, Any]) -> tuple[date, date | None] | None:
+    if value.get("type") == "interval" or "from" in value:
+        start = (value.get("from") or {})
+        if start.get("grain") not in _DAY_GRAINS and start.get("grain") != "week":
+            return None
+        first = _day(start.get("value"))
+        if first is None:
+            return None
+        # Duckling's "to" is exclusive (the 11th said -> the 12th at 00:00): the day before
+        # the end instant is the last day named, the check-out day.
+        end = _instant((value.get("to") or {}).get("value"))
+        return first, (end - timedelta(seconds=1)).date() if end else None
+    if value.get("grain") not in _DAY_GRAINS:
+        return None
+    first = _day(value.get("value"))
+    return (first, None) if first else None
+
+
+def _day(value: Any) -> date | None:
+    try:
+        return date.fromisoformat(str(value)[:10])
+    except ValueError:
+        return None
+
+
+def _instant(value: Any) -> datetime | None:
+    try:
+        return datetime.fromisoformat(str(value))
+    except ValueError:
+        return None

@@ -24,7 +24,7 @@ from actions.bookings import (
     open_store,
 )
 from actions.catalog import Catalog, get_catalog
-from actions.dates import current_date, parse_date
+from actions.dates import current_date, nights_said, parse_date, said_dates
 from actions.values import (
     as_text,
     clean_guest_name,
@@ -70,6 +70,12 @@ def _quote(value: Any) -> str:
 class DateRules:
     """Check-in and check-out checks shared by booking_form and change_form.
 
+    Dates come from Duckling's normalised entities in the latest message when there are any
+    (`said_dates`): a stay ("from the 8th to the 11th of October") fills check-in and
+    check-out together, so do two dates in one message, and "for 3 nights" sets check-out.
+    A date without a year is its next occurrence (on or after today, or after check-in).
+    Values without a Duckling date (typed slot values, payloads) are parsed by hand.
+
     ``today`` may be set on the class or instance for tests; otherwise the
     XINGKONG_TODAY environment variable or the real date is used.
     """
@@ -83,7 +89,15 @@ class DateRules:
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:
         today = self.current_day()
-        day = parse_date(as_text(value), today)
+        previous = _previous_value(tracker, "checkin_date")
+        if (tracker.get_slot("requested_slot") == "checkout_date" and previous
+                and len(said_dates(tracker.latest_message)) <= 1
+                and not any(d.is_stay for d in said_dates(tracker.latest_message))):
+            # the form asked for check-out: one date labelled check-in is the answer to that
+            return {"checkin_date": previous} | self._checkout(value, dispatcher, tracker,
+                                                               previous)
+        stay = _stay_said(tracker, value, today)
+        day = stay[0] if stay else parse_date(as_text(value), today)
         if day is None:
             _say(
                 dispatcher,
@@ -98,6 +112,8 @@ class DateRules:
             )
             return {"checkin_date": None}
         result: Result = {"checkin_date": day.isoformat()}
+        if stay and stay[1] is not None:
+            return result | self._checkout_result(stay[1], day, dispatcher, None)
         old_checkout = tracker.get_slot("checkout_date")
         if old_checkout and "checkout_date" not in _pending(tracker):
             checkout = parse_date(as_text(old_checkout), today, day + timedelta(days=1))
@@ -113,10 +129,21 @@ class DateRules:
     def validate_checkout_date(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:
+        return self._checkout(value, dispatcher, tracker, tracker.get_slot("checkin_date"))
+
+    def _checkout(self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker,
+                  checkin_value: Any) -> Result:
         today = self.current_day()
-        checkin = parse_date(as_text(tracker.get_slot("checkin_date")), today)
+        checkin = parse_date(as_text(checkin_value), today)
         floor = checkin + timedelta(days=1) if checkin else today + timedelta(days=1)
-        day = parse_date(as_text(value), today, floor)
+        stay = _stay_said(tracker, value, today, checkin)
+        if stay and stay[1] is not None:
+            day: date | None = stay[1]
+            # Duckling's own reading, to tell a slip ("March 1" after March 3) from a long stay
+            plain = said_dates(tracker.latest_message)[-1].options[0][0]
+        else:
+            day = parse_date(as_text(value), today, floor)
+            plain = parse_date(as_text(value), today)
         if day is None:
             _say(
                 dispatcher,
@@ -129,9 +156,12 @@ class DateRules:
                 _say(dispatcher, "Check-out has to be after today. When will you leave?")
                 return {"checkout_date": None}
             return {"checkout_date": day.isoformat()}
+        return self._checkout_result(day, checkin, dispatcher, plain)
+
+    def _checkout_result(self, day: date, checkin: date, dispatcher: CollectingDispatcher,
+                         plain: date | None) -> Result:
         nights = (day - checkin).days
         # "March 1" after a March 3 check-in: a slip, not a stay of 363 nights
-        plain = parse_date(as_text(value), today)
         if nights < 1 or (nights > MAX_NIGHTS and plain is not None and plain <= checkin):
             _say(
                 dispatcher,
@@ -147,6 +177,48 @@ class DateRules:
             )
             return {"checkout_date": None}
         return {"checkout_date": day.isoformat()}
+
+
+def _previous_value(tracker: Tracker, slot: str) -> Any:
+    """The slot's value before the latest user message (the tracker's slots already hold
+    what this message set)."""
+    value = before = None
+    for event in tracker.events:
+        if event.get("event") == "user":
+            before = value
+        elif event.get("event") == "slot" and event.get("name") == slot:
+            value = event.get("value")
+    return before
+
+
+def _stay_said(tracker: Tracker, value: Any, today: date,
+               checkin: date | None = None) -> tuple[date, date | None] | None:
+    """(check-in, check-out or None) from the dates Duckling read in the latest message, or
+    None when it read none. Check-out comes from a stay, a second date, or "for N nights".
+    With `checkin` known (validating check-out), the date the guest gave for it is the one
+    after it."""
+    message = tracker.latest_message or {}
+    dates = said_dates(message)
+    if not dates:
+        return None
+    text = str(message.get("text") or "")
+    ranged = next((d for d in dates if d.is_stay), None)
+    if ranged is not None:
+        first, last = ranged.first_on_or_after(today)
+        return first, last
+    if checkin is not None:  # the first said date after check-in is the check-out
+        later = [d.first_on_or_after(checkin + timedelta(days=1))[0] for d in dates]
+        later = [d for d in later if d > checkin]
+        return (checkin, later[0]) if later else (dates[0].first_on_or_after(today)[0], None)
+    where = text.lower().find(as_text(value).lower()) if as_text(value) else -1
+    own = next((i for i, d in enumerate(dates)
+                if where >= 0 and d.start < where + len(as_text(value)) and where < d.end), 0)
+    first = dates[own].first_on_or_after(today)[0]
+    following = dates[own + 1:]
+    if following:
+        return first, following[0].first_on_or_after(first + timedelta(days=1))[0]
+    nights = nights_said(text)
+    return first, first + timedelta(days=nights) if nights else None
 
 
 def check_booking_id(value: Any, dispatcher: CollectingDispatcher, action: str) -> str | None:
@@ -245,6 +317,10 @@ class ValidateBookingForm(DateRules, FormValidationAction):
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:
         guests = parse_guests(value)
+        text = str((tracker.latest_message or {}).get("text") or "")
+        if guests is not None and nights_said(text) == guests \
+                and tracker.get_slot("requested_slot") != "guests":
+            return {"guests": None}  # "for 3 nights" is the stay's length, not a head count
         if guests is None:
             _say(
                 dispatcher,

@@ -41,6 +41,7 @@ from nlu.training import TrainingSet, train_pipeline  # noqa: E402
 RESULTS = ROOT / "benchmarks" / "results" / "nlu_latency.jsonl"
 TARGET_P50_MS = 20.0  # single message of 15 words (issue 13)
 TARGET_PARSES_PER_S = 150.0  # batched
+TARGET_DUCKLING_MS = 5.0  # what the Duckling step adds to one parse, p50
 MESSAGES = {
     5: [
         "book Lisbon for two guests",
@@ -135,7 +136,7 @@ def load(args: argparse.Namespace, tmp: Path) -> NLUInterpreter:
         if args.pipeline == "joint":
             components = [{"name": "JointIntentEntity", "model": args.backbone, "epochs": 1}]
         train_pipeline(TrainingSet(train), components, model, progress=False)
-    interpreter = load_interpreter(model)
+    interpreter = load_interpreter(model, duckling_pipeline())
     joint = interpreter.joint_model
     if joint is not None:
         if args.device != "cpu" or args.runtime or args.quantize:
@@ -157,6 +158,16 @@ def load(args: argparse.Namespace, tmp: Path) -> NLUInterpreter:
         intent.config = replace(intent.config, n_samples=args.n_samples)
     interpreter.intent_model, interpreter.entity_model = intent, entity
     return interpreter
+
+
+def duckling_pipeline() -> list[dict[str, Any]]:
+    """The DucklingEntityExtractor of the project's config.yml (the demo's), if it has one:
+    it is not trained, so it is timed with whichever model is loaded."""
+    from bot.project.config import load_config
+
+    config = load_config(ROOT / "config.yml")
+    return [{"name": c.name, **dict(c.params)} for c in config.pipeline
+            if c.name == "DucklingEntityExtractor"]
 
 
 def timed(call: Any, texts: list[str], iterations: int, warmup: int) -> list[float]:
@@ -195,9 +206,9 @@ async def concurrent_throughput(interpreter: NLUInterpreter, texts: list[str], c
     sizes: list[int] = []
     plain = interpreter.parse_batch
 
-    def counting(batch: list[str]) -> list[Any]:
+    def counting(batch: list[str], *rest: Any) -> list[Any]:
         sizes.append(len(batch))
-        return plain(batch)
+        return plain(batch, *rest)
 
     rounds = max(2, -(-iterations // callers))
 
@@ -232,6 +243,12 @@ def components(interpreter: NLUInterpreter, args: argparse.Namespace) -> dict[st
                                                  iterations, warmup))["p50_ms"]
         out["intent_deterministic_p50_ms_15w"] = summary(timed(
             lambda t: intent.predict_batch([t], n_samples=0), texts, iterations, warmup))["p50_ms"]
+    if interpreter.duckling is not None:  # the Duckling step alone: what it adds per parse
+        duckling = interpreter.duckling
+        for words in (15, 40):
+            out[f"duckling_p50_ms_{words}w"] = summary(timed(
+                lambda t: duckling.extract(t), MESSAGES[words], iterations, warmup))["p50_ms"]
+        out["duckling_target_p50_ms"] = TARGET_DUCKLING_MS
     if interpreter.entity_model is not None:
         entity = interpreter.entity_model
         out["entities_p50_ms_15w"] = summary(timed(lambda t: entity.extract_batch([t]), texts,

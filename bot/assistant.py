@@ -82,9 +82,14 @@ def fingerprints(project: Project) -> dict[str, str]:
     core = digest(FORMAT_VERSION, project.domain.to_dict(),
                   [[c.name, dict(c.params)] for c in project.config.policies],
                   [_story_repr(s) for s in data.stories], [_story_repr(r) for r in data.rules])
-    nlu = digest(FORMAT_VERSION, [[c.name, dict(c.params)] for c in project.config.pipeline],
+    # Duckling is not trained (its settings are read when the model loads); stories shape the
+    # NLU only through an intent classifier with use_context (nlu/context.py)
+    trained = [c for c in project.config.pipeline if c.name != "DucklingEntityExtractor"]
+    uses_context = any(c.params.get("use_context") for c in trained)
+    nlu = digest(FORMAT_VERSION, [[c.name, dict(c.params)] for c in trained],
                  [[e.text, e.intent, [a.to_dict() for a in e.entities]] for e in data.examples],
-                 data.synonyms, data.regexes, data.lookups, sorted(project.domain.intents))
+                 data.synonyms, data.regexes, data.lookups, sorted(project.domain.intents),
+                 *([[_story_repr(s) for s in [*data.stories, *data.rules]]] if uses_context else []))
     return {"core": core, "nlu": nlu}
 
 
@@ -206,6 +211,7 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
         logger.info("train.nlu.skipped reason=no_examples")
         return {}
     try:
+        from nlu.context import mine_contexts
         from nlu.training import TrainingSet, train_pipeline
         from nlu.types import Entity, Example
     except ImportError as exc:  # the NLU dependencies are missing
@@ -218,8 +224,28 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
         for e in data.examples
     ]
     components = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
-    training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups))
+    conversations = [_step_dicts(story.steps) for story in [*data.stories, *data.rules]]
+    training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups),
+                               contexts=mine_contexts(conversations),
+                               language=project.config.language)
     return train_pipeline(training_set, components, out, progress=progress)
+
+
+def _step_dicts(steps: Any) -> list[dict[str, Any]]:
+    """Story steps back in Rasa's YAML step shape, what nlu.context.mine_contexts reads."""
+    out: list[dict[str, Any]] = []
+    for step in steps:
+        if step.kind == "user":
+            out.append({"intent": step.intent})
+        elif step.kind == "action":
+            out.append({"action": step.name})
+        elif step.kind == "active_loop":
+            out.append({"active_loop": step.name})
+        elif step.kind == "slot":
+            out.append({"slot_was_set": dict(step.slots)})
+        elif step.kind == "or":
+            out.append({"or": [{"intent": alt.intent} for alt in step.alternatives]})
+    return out
 
 
 # ------------------------------------------------------------------ knowledge

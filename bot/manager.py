@@ -12,6 +12,7 @@ A failing action ends the turn with utter_error; every event before the failure 
 from __future__ import annotations
 
 import hashlib
+import inspect
 import logging
 import time
 import uuid
@@ -42,13 +43,16 @@ from bot.runtime.runtime_actions import ActionContext, bot_event
 from bot.state.slot_mapping import extract_slots
 from bot.storage.stores import InMemoryTrackerStore, TrackerStore
 from bot.state.tracker import DialogueStateTracker
+from nlu.context import DialogueContext
 
 logger = logging.getLogger(__name__)
 
 ACTION_LISTEN = "action_listen"
 MAX_TEXT_CHARS = 10_000
 
-Parser = Callable[[str], Awaitable[dict[str, Any]]]
+# parser(text) or parser(text, context=DialogueContext): what the bot just asked, for an NLU
+# that reads it (nlu/context.py)
+Parser = Callable[..., Awaitable[dict[str, Any]]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +85,7 @@ class DialogueManager:
         self.domain = domain
         self.policies = policies
         self.parser = parser
+        self._parser_takes_context = parser is not None and _takes_context(parser)
         self.store = store if store is not None else InMemoryTrackerStore(domain.slot_defaults())
         self.executor = executor
         self.renderer = renderer if renderer is not None else ResponseRenderer(domain)
@@ -95,7 +100,7 @@ class DialogueManager:
         async with self.lock(message.sender_id):
             tracker = await self.get_tracker(message.sender_id, message.input_channel)
             parse = (message.parse_data if message.parse_data is not None
-                     else await self.parse(message.text))
+                     else await self.parse(message.text, dialogue_context(tracker)))
             tracker.update(UserUttered(text=message.text, parse_data=parse,
                                        input_channel=message.input_channel,
                                        message_id=message.message_id, metadata=message.metadata))
@@ -130,7 +135,7 @@ class DialogueManager:
             self.store.save(tracker)
             return tracker
 
-    async def parse(self, text: str) -> dict[str, Any]:
+    async def parse(self, text: str, context: DialogueContext | None = None) -> dict[str, Any]:
         payload = parse_intent_payload(text)
         if payload is not None:
             if payload["intent"]["name"] not in self.domain.intent_names:
@@ -141,6 +146,8 @@ class DialogueManager:
         if self.parser is None:
             return {"text": text, "intent": {"name": None, "confidence": 0.0}, "entities": [],
                     "intent_ranking": []}
+        if self._parser_takes_context:
+            return await self.parser(text, context=context)
         return await self.parser(text)
 
     async def get_tracker(self, sender_id: str, channel: str | None = None) -> DialogueStateTracker:
@@ -340,3 +347,26 @@ def _message(event: BotUttered, sender_id: str) -> dict[str, Any]:
 def _hash(sender_id: str) -> str:
     return hashlib.sha256(sender_id.encode()).hexdigest()[:12]
 
+
+def dialogue_context(tracker: DialogueStateTracker) -> DialogueContext:
+    """What the bot just did, for the NLU: the last action before listening, the active form
+    and the slot it asked for."""
+    last = None
+    for event in reversed(tracker.events_after_latest_restart()):
+        if isinstance(event, UserUttered):
+            break
+        if isinstance(event, ActionExecuted) and event.action_name not in (
+                ACTION_LISTEN, "action_extract_slots", "action_session_start") \
+                and not (event.action_name or "").startswith("validate_"):
+            last = event.action_name
+            break
+    loop = tracker.active_loop_name
+    requested = tracker.get_slot("requested_slot") if loop else None
+    return DialogueContext(last, requested if isinstance(requested, str) else None, loop)
+
+
+def _takes_context(parser: Parser) -> bool:
+    try:
+        return "context" in inspect.signature(parser).parameters
+    except (TypeError, ValueError):
+        return False

@@ -76,10 +76,11 @@ def load_parser(project: Project) -> Parser | None:
         return None
     from nlu.interpreter import load_interpreter
 
-    interpreter = load_interpreter(nlu_dir)
+    pipeline = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
+    interpreter = load_interpreter(nlu_dir, pipeline, project.config.language)
 
-    async def parse(text: str) -> dict[str, Any]:
-        return await interpreter.parse_async(text)
+    async def parse(text: str, context: Any = None) -> dict[str, Any]:
+        return await interpreter.parse_async(text, context)
 
     return parse
 

@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from nlu.context import DialogueContext, render_context
 from nlu.calibration import (
     apply_temperature,
     expected_calibration_error,
@@ -77,6 +78,11 @@ class IntentClassifierConfig:
     pooling: str = "mean"
     noise_fraction: float = 0.1
     temperature_prior_std: float = 0.5
+    # Read the dialogue context (nlu/context.py) as the first sentence of a pair. Trained on
+    # every example with an empty context plus, for `context_fraction` of them, a copy paired
+    # with a context its intent follows in the stories.
+    use_context: bool = False
+    context_fraction: float = 0.5
 
     def __post_init__(self) -> None:
         checks = {
@@ -86,6 +92,7 @@ class IntentClassifierConfig:
             "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
                 0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
                                          self.warmup_fraction)),
+            "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
             "n_samples, mc_layers, early_stopping_patience, noise_fraction, "
             "temperature_prior_std >= 0":
                 min(self.n_samples, self.mc_layers, self.early_stopping_patience,
@@ -171,6 +178,11 @@ class IntentClassifier:
     @property
     def is_trained(self) -> bool:
         return self._net is not None
+
+    @property
+    def uses_context(self) -> bool:
+        """Whether predict_batch reads `contexts` (config `use_context`)."""
+        return self.config.use_context
 
     @property
     def temperatures(self) -> dict[str, float]:
@@ -277,8 +289,10 @@ class IntentClassifier:
         return directory
 
     # ------------------------------------------------------------------ training
-    def train(self, examples: list[Example], progress: bool = True) -> dict[str, Any]:
-        """Fine-tune encoder + head on `examples`; return the training report."""
+    def train(self, examples: list[Example], progress: bool = True,
+              contexts: dict[str, list[DialogueContext]] | None = None) -> dict[str, Any]:
+        """Fine-tune encoder + head on `examples`; return the training report. `contexts`
+        ({intent: contexts it follows}, nlu/context.py) is read only with `use_context`."""
         cfg, started = self.config, time.perf_counter()
         texts, intents = _usable(examples)
         labels = tuple(sorted(set(intents)))
@@ -297,11 +311,20 @@ class IntentClassifier:
         train_idx, val_idx = _stratified_split(y, cfg.val_fraction, rng)
         train_texts = [texts[i] for i in train_idx]
         noise = _noise_texts(train_texts, round(cfg.noise_fraction * len(train_idx)), rng)
+        train_y = y[train_idx].tolist()
+        train_ctx = [""] * len(train_texts)
+        if cfg.use_context and contexts:
+            paired = _context_pairs(train_texts, [labels[k] for k in train_y], contexts,
+                                    cfg.context_fraction, rng)
+            train_texts += [t for t, _, _ in paired]
+            train_ctx += [c for _, c, _ in paired]
+            train_y += [labels.index(i) for _, _, i in paired]
         all_texts = train_texts + noise
-        n_real, n_labels = len(train_idx), len(labels)
+        all_ctx = train_ctx + [""] * len(noise)
+        n_real, n_labels = len(train_texts), len(labels)
         targets = torch.full((len(all_texts), n_labels), 1.0 / n_labels)  # (N, C) noise: uniform
         targets[:n_real] = cfg.label_smoothing / n_labels
-        targets[torch.arange(n_real), torch.as_tensor(y[train_idx])] += 1.0 - cfg.label_smoothing
+        targets[torch.arange(n_real), torch.as_tensor(train_y)] += 1.0 - cfg.label_smoothing
         val_texts, val_y = [texts[i] for i in val_idx], torch.as_tensor(y[val_idx])
 
         self._labels = labels
@@ -312,8 +335,9 @@ class IntentClassifier:
 
         def run_epoch() -> float:
             epoch = len(accuracies) + 1
-            loss, acc = self._train_epoch(all_texts, targets, n_real, optimizer, scheduler, rng,
-                                          f"intent epoch {epoch}/{cfg.epochs}", progress)
+            loss, acc = self._train_epoch(all_texts, all_ctx, targets, n_real, optimizer,
+                                          scheduler, rng, f"intent epoch {epoch}/{cfg.epochs}",
+                                          progress)
             accuracies.append(acc)
             return loss
 
@@ -336,13 +360,15 @@ class IntentClassifier:
         report |= self._calibrate(val_texts, val_y)
         report |= {"epochs_run": len(report["train_loss"]), "best_epoch": best_epoch,
                    "labels": list(labels), "n_train": n_real, "n_val": len(val_texts),
+                   "n_context_pairs": n_real - len(train_idx),
                    "n_noise": len(noise), "seconds": time.perf_counter() - started}
         logger.info("intent.train done epochs=%d T=%.3f ece %.4f -> %.4f in %.1fs",
                     report["epochs_run"], report["temperature"], report["val_ece_before"],
                     report["val_ece_after"], report["seconds"])
         return report
 
-    def _train_epoch(self, texts: list[str], targets: torch.Tensor, n_real: int,
+    def _train_epoch(self, texts: list[str], contexts: list[str], targets: torch.Tensor,
+                     n_real: int,
                      optimizer: torch.optim.Optimizer, scheduler: Any,
                      rng: np.random.Generator, desc: str, progress: bool) -> tuple[float, float]:
         net, bs = self._require_net(), self.config.batch_size
@@ -352,7 +378,8 @@ class IntentClassifier:
         with tqdm(total=len(texts), desc=desc, disable=not progress, leave=False) as bar:
             for start in range(0, len(texts), bs):
                 idx = torch.as_tensor(order[start:start + bs])
-                logits = net(self._encode([texts[i] for i in idx]))  # (B, C)
+                logits = net(self._encode([texts[i] for i in idx],
+                                          [contexts[i] for i in idx]))  # (B, C)
                 log_probs = torch.log_softmax(logits, dim=-1)  # (B, C)
                 target = targets[idx].to(logits.device)  # (B, C)
                 loss = -(target * log_probs).sum(-1).mean()  # soft-target cross-entropy
@@ -391,18 +418,22 @@ class IntentClassifier:
                     apply_temperature(logits, temperature), val_y)}
 
     # ------------------------------------------------------------------ inference
-    def predict(self, text: str, n_samples: int | None = None) -> IntentPrediction:
-        return self.predict_batch([text], n_samples)[0]
+    def predict(self, text: str, n_samples: int | None = None,
+                context: DialogueContext | None = None) -> IntentPrediction:
+        return self.predict_batch([text], n_samples, [context])[0]
 
     def predict_batch(
-        self, texts: list[str], n_samples: int | None = None
+        self, texts: list[str], n_samples: int | None = None,
+        contexts: list[DialogueContext | None] | None = None,
     ) -> list[IntentPrediction]:
-        """Rank intents for each text; `n_samples` overrides the config (0/1: deterministic)."""
+        """Rank intents for each text; `n_samples` overrides the config (0/1: deterministic);
+        `contexts` (one per text, or None) is read only with `use_context`."""
         self._require_net()
         if not texts:
             return []
         n = self.config.n_samples if n_samples is None else n_samples
-        logits = self._logits(list(texts), n)  # (S, N, C)
+        rendered = [render_context(c) for c in (contexts or [None] * len(texts))]
+        logits = self._logits(list(texts), n, rendered)  # (S, N, C)
         s = logits.shape[0]
         summary = predictive_summary(logits, self._temperatures["mc" if s > 1 else "deterministic"])
         out = []
@@ -414,7 +445,8 @@ class IntentClassifier:
                 mutual_information=float(summary.mutual_information[i])))
         return out
 
-    def _logits(self, texts: list[str], n_samples: int) -> torch.Tensor:
+    def _logits(self, texts: list[str], n_samples: int,
+                contexts: list[str] | None = None) -> torch.Tensor:
         """(S, N, C) logits; S = n_samples passes with dropout on, or 1 pass with it off."""
         net, cfg = self._require_net(), self.config
         s = n_samples if n_samples > 1 else 1
@@ -424,16 +456,22 @@ class IntentClassifier:
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
             torch.manual_seed(cfg.seed)  # reproducible MC samples, global RNG untouched
             for start in range(0, len(texts), cfg.batch_size):
-                batch = self._encode(texts[start:start + cfg.batch_size])
+                batch = self._encode(texts[start:start + cfg.batch_size],
+                                     contexts[start:start + cfg.batch_size] if contexts else None)
                 b = batch["input_ids"].shape[0]
                 logits = net.sample(batch, s, cfg.mc_layers) if s > 1 else net(batch)
                 chunks.append(logits.float().view(s, b, -1).cpu())  # (S, B, C)
         net.eval()
         return torch.cat(chunks, dim=1)  # (S, N, C)
 
-    def _encode(self, texts: list[str]) -> dict[str, torch.Tensor]:
-        enc = self._tokenizer(texts, padding=True, truncation=True,
-                              max_length=self.config.max_length, return_tensors="pt")
+    def _encode(self, texts: list[str], contexts: list[str] | None = None) -> dict[str, torch.Tensor]:
+        if self.config.use_context:  # (context, message) pairs; "" is the context-free case
+            enc = self._tokenizer(contexts or [""] * len(texts), texts, padding=True,
+                                  truncation=True, max_length=self.config.max_length,
+                                  return_tensors="pt")
+        else:
+            enc = self._tokenizer(texts, padding=True, truncation=True,
+                                  max_length=self.config.max_length, return_tensors="pt")
         return {k: v.to(self.config.device) for k, v in enc.items()}
 
     def _require_net(self) -> _IntentNet:
@@ -453,6 +491,20 @@ def _usable(examples: list[Example]) -> tuple[list[str], list[str]]:
             "text and an intent). Fix: add intent examples to the training data."
         )
     return [t for t, _ in pairs], [i for _, i in pairs]
+
+
+def _context_pairs(texts: list[str], intents: list[str],
+                   contexts: dict[str, list[DialogueContext]], fraction: float,
+                   rng: np.random.Generator) -> list[tuple[str, str, str]]:
+    """(text, context text, intent) copies: a `fraction` of each intent's examples, each paired
+    with one of the contexts that intent follows in the stories, drawn in turn."""
+    out = []
+    for text, intent in zip(texts, intents):
+        options = [render_context(c) for c in contexts.get(intent, [])]
+        options = [o for o in options if o]
+        if options and rng.random() < fraction:
+            out.append((text, options[int(rng.integers(len(options)))], intent))
+    return out
 
 
 def _stratified_split(

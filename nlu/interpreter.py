@@ -8,12 +8,15 @@ batch runs are parsed together in the next one.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import re
 from pathlib import Path
 from typing import Any
 
+from nlu.context import DialogueContext
+from nlu.duckling import DucklingConfig, DucklingEntityExtractor
 from nlu.errors import NLUModelError
 from nlu.types import Entity, IntentScore, ParseResult
 
@@ -26,24 +29,45 @@ MAX_BATCH = 32
 class NLUInterpreter:
     def __init__(self, steps: dict[str, Any], intent_model: Any | None, entity_model: Any | None,
                  synonyms: dict[str, str], regexes: dict[str, list[str]],
-                 lookups: dict[str, list[str]], joint_model: Any | None = None) -> None:
+                 lookups: dict[str, list[str]], joint_model: Any | None = None,
+                 duckling: DucklingEntityExtractor | None = None) -> None:
         self.steps = steps
         self.joint_model = joint_model  # intent and entities in one pass (nlu/joint.py)
         self.intent_model = intent_model
         self.entity_model = entity_model
+        self.duckling = duckling
+        # entity names the trained model knows; for those, Duckling only normalises its spans
+        self._model_entities = {label[0] for model in (entity_model, joint_model)
+                                for label in (getattr(model, "labels", None)
+                                              or getattr(model, "span_labels", None) or [])
+                                if isinstance(label, (tuple, list))}
         self.synonyms = {k.lower(): v for k, v in synonyms.items()} if steps.get("synonyms") else {}
         self._patterns = _compile_patterns(steps.get("regex"), regexes, lookups)
-        self._queue: asyncio.Queue[tuple[str, asyncio.Future[dict[str, Any]]]] | None = None
+        self._queue: asyncio.Queue[_Request] | None = None
         self._worker: asyncio.Task[None] | None = None
 
     # batch API first; single-item helpers wrap it
-    def parse_batch(self, texts: list[str]) -> list[ParseResult]:
+    def parse_batch(self, texts: list[str], contexts: list[DialogueContext | None] | None = None,
+                    reference_times: list[float | None] | None = None) -> list[ParseResult]:
+        """`contexts`: what the bot just asked, one per text (nlu/context.py); only a classifier
+        trained with `use_context` reads it. `reference_times`: the messages' times in seconds
+        since the epoch, Duckling's "now" (None: now)."""
         if not texts:
             return []
-        intents = self.intent_model.predict_batch(texts) if self.intent_model is not None else None
+        intents = None
+        if self.intent_model is not None:
+            if getattr(self.intent_model, "uses_context", False):
+                intents = self.intent_model.predict_batch(texts, contexts=contexts)
+            else:
+                intents = self.intent_model.predict_batch(texts)
         spans = self.entity_model.extract_batch(texts) if self.entity_model is not None else None
         if self.joint_model is not None:
-            intents, spans = self.joint_model.parse_batch(texts)
+            if getattr(self.joint_model, "uses_context", False):
+                intents, spans = self.joint_model.parse_batch(texts, contexts)
+            else:
+                intents, spans = self.joint_model.parse_batch(texts)
+        dates = (self.duckling.extract_batch(texts, reference_times)
+                 if self.duckling is not None else None)
         out = []
         for i, text in enumerate(texts):
             ranking: tuple[IntentScore, ...] = ()
@@ -55,37 +79,44 @@ class NLUInterpreter:
                 ranking = (IntentScore(self.steps["single_intent"], 1.0),)
             entities = list(spans[i]) if spans is not None else []
             entities = self._add_pattern_entities(text, entities)
+            if dates is not None:  # after the patterns: "SL-123456" is a booking id, not -123456
+                entities = _with_duckling(entities, dates[i], self._model_entities)
             entities = [self._synonym(e) for e in entities]
             intent, ranking = self._fallback(ranking)
             out.append(ParseResult(text, intent, ranking, tuple(entities), uncertainty))
         return out
 
-    def parse(self, text: str) -> dict[str, Any]:
-        return to_rasa(self.parse_batch([text])[0])
+    def parse(self, text: str, context: DialogueContext | None = None,
+              reference_time: float | None = None) -> dict[str, Any]:
+        return to_rasa(self.parse_batch([text], [context], [reference_time])[0])
 
-    async def parse_async(self, text: str) -> dict[str, Any]:
+    async def parse_async(self, text: str, context: DialogueContext | None = None,
+                          reference_time: float | None = None) -> dict[str, Any]:
         if self._queue is None or self._worker is None or self._worker.done():
             self._queue = asyncio.Queue()
             self._worker = asyncio.create_task(self._batch_worker(self._queue))
         future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        await self._queue.put((text, future))
+        await self._queue.put((text, context, reference_time, future))
         return await future
 
-    async def _batch_worker(self, queue: asyncio.Queue[tuple[str, asyncio.Future[dict[str, Any]]]]) -> None:
+    async def _batch_worker(self, queue: asyncio.Queue[_Request]) -> None:
         loop = asyncio.get_running_loop()
         while True:
             batch = [await queue.get()]
             while not queue.empty() and len(batch) < MAX_BATCH:
                 batch.append(queue.get_nowait())
-            texts = [t for t, _ in batch]
+            texts = [t for t, _, _, _ in batch]
+            contexts = [c for _, c, _, _ in batch]
+            times = [r for _, _, r, _ in batch]
             try:
-                results = await loop.run_in_executor(None, self.parse_batch, texts)
+                results = await loop.run_in_executor(None, self.parse_batch, texts, contexts,
+                                                     times)
             except Exception as exc:  # noqa: BLE001 - handed to every waiting caller
-                for _, future in batch:
+                for _, _, _, future in batch:
                     if not future.done():
                         future.set_exception(exc)
                 continue
-            for (_, future), result in zip(batch, results):
+            for (_, _, _, future), result in zip(batch, results):
                 if not future.done():
                     future.set_result(to_rasa(result))
 
@@ -124,8 +155,37 @@ class NLUInterpreter:
         mapped = self.synonyms.get(entity.value.lower())
         if mapped is None or mapped == entity.value:
             return entity
-        return Entity(entity.start, entity.end, mapped, entity.entity, entity.role, entity.group,
-                      entity.confidence, entity.extractor, (*entity.processors, "EntitySynonymMapper"))
+        return dataclasses.replace(entity, value=mapped,
+                                   processors=(*entity.processors, "EntitySynonymMapper"))
+
+
+_Request = tuple[str, "DialogueContext | None", "float | None", "asyncio.Future[dict[str, Any]]"]
+
+
+def _with_duckling(entities: list[Entity], found: list[Entity],
+                   model_entities: set[str] | frozenset[str] = frozenset()) -> list[Entity]:
+    """Duckling's entities added to the model's. A model entity of the same name over the same
+    characters (a number, an email) gives way to Duckling's normalised one; a model entity of
+    another name is kept ("date" with its role next to Duckling's "time", as in Rasa), except
+    that a Duckling number inside it, or inside Duckling's own date, is dropped: "123456" in
+    booking id "SL-123456" or the "12/05" of a date is not a count. A number the trained model
+    knows as an entity is kept only over a span the model tagged: "the cheaper one" or "room
+    12" is no guest count; the model decides what the number is, Duckling what it is worth."""
+    if not found:
+        return entities
+
+    def overlap(a: Entity, b: Entity) -> bool:
+        return a.start < b.end and b.start < a.end
+
+    kept = [e for e in entities if not any(d.entity == e.entity and overlap(d, e) for d in found)]
+    added = [d for d in found
+             if not (d.entity == "number"
+                     and (any(e.entity != "number" and overlap(d, e)
+                              for e in [*entities, *found])
+                          or ("number" in model_entities
+                              and not any(e.entity == "number" and overlap(d, e)
+                                          for e in entities))))]
+    return sorted([*kept, *added], key=lambda e: (e.start, e.end))
 
 
 def to_rasa(result: ParseResult) -> dict[str, Any]:
@@ -153,7 +213,10 @@ def to_rasa(result: ParseResult) -> dict[str, Any]:
     return parse
 
 
-def load_interpreter(directory: Path) -> NLUInterpreter:
+def load_interpreter(directory: Path, pipeline: list[dict[str, Any]] | None = None,
+                     language: str | None = None) -> NLUInterpreter:
+    """The trained pipeline in `directory`. `pipeline` (config.yml's components) sets the
+    untrained steps (DucklingEntityExtractor) when given; else the ones saved at training."""
     manifest_path = directory / "pipeline.json"
     try:
         manifest = json.loads(manifest_path.read_text())
@@ -179,8 +242,17 @@ def load_interpreter(directory: Path) -> NLUInterpreter:
         from nlu.bio_tagger import BioTagger
 
         entity_model = BioTagger.load_from(directory / "entities")
+    duckling_params = steps.get("duckling")
+    if pipeline is not None:
+        duckling_params = next(({k: v for k, v in c.items() if k != "name"} for c in pipeline
+                                if c.get("name") == "DucklingEntityExtractor"), None)
+    duckling = None
+    if duckling_params is not None:
+        duckling = DucklingEntityExtractor(
+            DucklingConfig.from_params(duckling_params, language or manifest.get("language", "en")))
     return NLUInterpreter(steps, intent_model, entity_model, manifest.get("synonyms", {}),
-                          manifest.get("regexes", {}), manifest.get("lookups", {}), joint_model)
+                          manifest.get("regexes", {}), manifest.get("lookups", {}), joint_model,
+                          duckling)
 
 
 def _compile_patterns(config: dict[str, Any] | None, regexes: dict[str, list[str]],

@@ -23,7 +23,9 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from nlu.errors import NLUTrainingError
+from nlu.context import DialogueContext
+from nlu.duckling import DucklingConfig
+from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.types import Example
 
 logger = logging.getLogger(__name__)
@@ -43,6 +45,10 @@ class TrainingSet:
     synonyms: dict[str, str] = field(default_factory=dict)
     regexes: dict[str, list[str]] = field(default_factory=dict)
     lookups: dict[str, list[str]] = field(default_factory=dict)
+    # {intent: contexts it follows in the stories} (nlu/context.py mine_contexts), read by an
+    # IntentClassifier with use_context
+    contexts: dict[str, list[DialogueContext]] = field(default_factory=dict)
+    language: str = "en"
 
 
 def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
@@ -76,6 +82,9 @@ def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
         "entity": entity,
         "entity_params": params.get(entity or "", {}) if entity in ("LukeSpanExtractor", "BioTagger") else {},
         "synonyms": "EntitySynonymMapper" in names,
+        # not trained: its config.yml keys, checked now (nlu/duckling.py)
+        "duckling": params.get("DucklingEntityExtractor") if "DucklingEntityExtractor" in names
+        else None,
         "regex": None if regex is None else {
             "use_regexes": bool(regex.get("use_regexes", True)),
             "use_lookup_tables": bool(regex.get("use_lookup_tables", True)),
@@ -92,6 +101,11 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
                    progress: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     steps = plan(components)
+    if steps["duckling"] is not None:
+        try:
+            DucklingConfig.from_params(steps["duckling"], data.language)
+        except NLUModelError as exc:
+            raise NLUTrainingError(str(exc)) from exc
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"examples": len(data.examples)}
     intents = sorted({e.intent for e in data.examples if e.intent})
@@ -113,7 +127,8 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
         config = IntentClassifierConfig(**_known(IntentClassifierConfig, steps["intent_params"]))
         classifier = IntentClassifier(config)
         logger.info("nlu.train.intent examples=%d intents=%d", len(data.examples), len(intents))
-        report["intent"] = classifier.train(data.examples, progress=progress)
+        report["intent"] = classifier.train(data.examples, progress=progress,
+                                            contexts=data.contexts)
         classifier.save(out / "intent")
     elif steps["intent"]:
         steps["single_intent"] = intents[0] if intents else None
@@ -128,6 +143,7 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
     report["seconds"] = time.perf_counter() - started
     manifest = {
         "format_version": FORMAT_VERSION,
+        "language": data.language,
         "steps": steps,
         "synonyms": data.synonyms,
         "regexes": data.regexes,

@@ -19,6 +19,8 @@ class Entity:
     confidence: float | None = None
     extractor: str | None = None
     processors: tuple[str, ...] = ()
+    text: str | None = None  # the span as written (Duckling's "body"); Rasa's key "text"
+    additional_info: Any = None  # Duckling's value object: grain, from/to, values
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -27,6 +29,10 @@ class Entity:
             "end": self.end,
             "value": self.value,
         }
+        if self.text is not None:
+            out["text"] = self.text
+        if self.additional_info is not None:
+            out["additional_info"] = self.additional_info
         if self.confidence is not None:
             out["confidence_entity"] = self.confidence
         if self.role is not None:
@@ -86,8 +92,9 @@ class ParseResult:
 
 
 class Interpreter(Protocol):
-    """Text in, parse out. The dialogue engine depends only on this."""
+    """Text in, parse out. The dialogue engine depends only on this. `context` is an
+    optional nlu.context.DialogueContext (what the bot just asked); None parses without one."""
 
-    def parse(self, text: str) -> ParseResult: ...
+    def parse(self, text: str, context: Any = None) -> ParseResult: ...
 
-    def parse_batch(self, texts: list[str]) -> list[ParseResult]: ...
+    def parse_batch(self, texts: list[str], contexts: list[Any] | None = None) -> list[ParseResult]: ...

@@ -84,6 +84,8 @@ def test_nlu_public_and_latency_print_one_json_line(
     assert set(latency["single"]) == {"5w", "15w", "40w"}
     assert latency["mc_samples"] == 2
     assert {"intent_p50_ms_15w", "entities_p50_ms_15w"} <= latency["components"].keys()
+    # the demo config's DucklingEntityExtractor is timed on its own
+    assert latency["components"]["duckling_p50_ms_15w"] > 0
     assert latency["concurrent"][0]["callers"] == 4
     assert {"targets", "meets_p50_target", "meets_throughput_target", "rss_mb"} <= latency.keys()
 

@@ -177,6 +177,11 @@ def parse_annotated(text: str, at: Source) -> tuple[str, tuple[EntityAnnotation,
             entity = match.group("entity").strip()
             value = (match.group("value") or surface).strip()
             entities.append(EntityAnnotation(start, end, value, entity))
+            if text.startswith("{", pos):  # [x](date){"role": "checkin"}: Rasa reads it as text
+                logger.warning("data.annotation.braces_after_entity at=%s text=%r: the {...} after "
+                               "[%s](%s) is read as part of the message, as Rasa reads it. Write "
+                               "[%s]{\"entity\": \"%s\", \"role\": ...} for a role.", at,
+                               text[:80], surface, entity, surface, entity)
     tail = text[pos:]
     outside.append(tail)
     out.append(tail)

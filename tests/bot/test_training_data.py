@@ -565,3 +565,14 @@ def test_held_out_nlu_shares_no_text_with_training(demo: TrainingData) -> None:
 
 def _normalise(text: str) -> str:
     return re.sub(r"\s+", " ", text.strip().lower())
+
+
+def test_braces_after_an_entity_are_text_with_a_warning(caplog: pytest.LogCaptureFixture) -> None:
+    from bot.project.training_data import Source, parse_annotated
+
+    with caplog.at_level("WARNING", logger="bot.project.training_data"):
+        text, entities = parse_annotated('from [the 8th](date){"role": "checkin"}',
+                                         Source("data/nlu.yml", 3))
+    assert text == 'from the 8th{"role": "checkin"}'  # as Rasa reads it
+    assert [(e.entity, e.role) for e in entities] == [("date", None)]
+    assert "braces_after_entity" in caplog.text and "data/nlu.yml" in caplog.text

@@ -256,3 +256,27 @@ def test_minilm_fine_tune_end_to_end() -> None:
     mean_in = sum(p.intent.confidence for p in in_domain) / len(in_domain)
     assert max(p.intent.confidence for p in unrelated) < mean_in
     assert min(p.entropy for p in unrelated) > sum(p.entropy for p in in_domain) / len(in_domain)
+
+
+def test_use_context_trains_on_pairs_and_reads_the_context(tiny_model: Path,
+                                                           tmp_path: Path) -> None:
+    from nlu.context import DialogueContext
+
+    asked = DialogueContext("utter_greet")  # "greet" is in the tiny vocabulary
+    contexts = {"book_room": [asked], "goodbye": [DialogueContext("utter_goodbye")]}
+    clf = IntentClassifier(_config(tiny_model, use_context=True, context_fraction=1.0,
+                                   n_samples=0))
+    report = clf.train(_examples(), progress=False, contexts=contexts)
+    # every training example of an intent with contexts got one paired copy (n_train counts
+    # the pairs too); the context-free originals are all still there
+    assert report["n_context_pairs"] == 12 and report["n_train"] == 18 + 12
+    assert clf.uses_context
+    plain = clf.predict("book a room please")
+    paired = clf.predict("book a room please", context=asked)
+    assert plain.intent.name == paired.intent.name == "book_room"
+    assert plain.ranking != paired.ranking  # the context is part of the input
+    assert clf.predict("book a room please", context=DialogueContext()).ranking == plain.ranking
+    loaded = IntentClassifier.load_from(clf.save(tmp_path / "ctx"))
+    assert loaded.uses_context
+    assert loaded.predict("hello", context=asked).ranking == clf.predict(
+        "hello", context=asked).ranking

@@ -1,0 +1,113 @@
+"""Dialogue context for the NLU: what the bot just did, so short answers can be read right.
+
+"yes", "the 14th" or "no, keep it" mean different things after different questions. The
+dialogue manager builds a `DialogueContext` from the tracker before each parse; NLU components
+that want it (IntentClassifier with `use_context: true`) read `render_context(context)`, a short
+text the encoder takes as the first sentence of a pair: (context text, message).
+
+The shared contract for every NLU component (names kept plain on purpose):
+- `DialogueContext(last_action, requested_slot, active_loop)`: all optional strings.
+- `render_context(context) -> str`: "" for no context, so a context-free parse is the
+  same as a parse with an empty context.
+- `Interpreter.parse(text, context=None)` / `parse_batch(texts, contexts=None)`: contexts is
+  None or one `DialogueContext | None` per text.
+- `mine_contexts(conversations) -> {intent: [DialogueContext, ...]}`: training contexts from
+  stories and rules written as Rasa's step dicts ({"action": ...}, {"intent": ...},
+  {"active_loop": ...}, {"slot_was_set": {...}}, {"or": [...]}): each intent is paired with the
+  context in which a story has the user say it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+ACTION_LISTEN = "action_listen"
+# Actions that say nothing the guest answers to; the one before them is the context.
+_SILENT_PREFIXES = ("validate_",)
+_SILENT = {ACTION_LISTEN, "action_extract_slots", "action_session_start"}
+
+
+@dataclass(frozen=True, slots=True)
+class DialogueContext:
+    """`last_action`: the last action the bot ran before listening (not action_listen);
+    `requested_slot`: the slot the active form asked for; `active_loop`: the active form."""
+
+    last_action: str | None = None
+    requested_slot: str | None = None
+    active_loop: str | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        return not (self.last_action or self.requested_slot or self.active_loop)
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"last_action": self.last_action, "requested_slot": self.requested_slot,
+                "active_loop": self.active_loop}
+
+
+def render_context(context: DialogueContext | None) -> str:
+    """A short text for the encoder: "ask anything else" or "booking form asks checkin date".
+    Names become words (utter_/action_ prefixes and underscores dropped)."""
+    if context is None or context.is_empty:
+        return ""
+    parts = []
+    if context.active_loop and context.requested_slot:
+        parts.append(f"{_words(context.active_loop)} asks {_words(context.requested_slot)}")
+    elif context.active_loop:
+        parts.append(_words(context.active_loop))
+    if context.last_action and context.last_action != context.active_loop:
+        parts.append(_words(context.last_action))
+    return "; ".join(parts)
+
+
+def mine_contexts(conversations: Iterable[list[Mapping[str, Any]]]) -> dict[str, list[DialogueContext]]:
+    """{intent: distinct contexts it follows} from stories and rules as Rasa step dicts.
+    A user step before any action in its conversation is skipped: a rule's first step can
+    happen anywhere, and the context-free case is trained from every example anyway."""
+    found: dict[str, dict[DialogueContext, None]] = {}
+    for steps in conversations:
+        last, requested, loop = None, None, None
+        for step in steps:
+            if "action" in step:
+                name = str(step["action"])
+                if name not in _SILENT and not name.startswith(_SILENT_PREFIXES):
+                    last = name
+            elif "active_loop" in step:
+                loop = step["active_loop"] or None
+                if loop is None:
+                    requested = None
+            elif "slot_was_set" in step:
+                for name, value in _slot_items(step["slot_was_set"]):
+                    if name == "requested_slot":
+                        requested = value or None
+            elif "intent" in step or "or" in step:
+                if last is None:
+                    continue
+                context = DialogueContext(last, requested if loop else None, loop)
+                alternatives = step.get("or") or [step]
+                for alt in alternatives:
+                    intent = alt.get("intent") if isinstance(alt, Mapping) else None
+                    if intent:
+                        found.setdefault(str(intent), {})[context] = None
+    return {intent: list(contexts) for intent, contexts in found.items()}
+
+
+def _slot_items(value: Any) -> list[tuple[str, Any]]:
+    if isinstance(value, Mapping):
+        return list(value.items())
+    out: list[tuple[str, Any]] = []
+    for item in value or []:
+        if isinstance(item, Mapping):
+            out.extend(item.items())
+        elif isinstance(item, str):
+            out.append((item, None))
+    return out
+
+
+def _words(name: str) -> str:
+    for prefix in ("utter_", "action_"):
+        if name.startswith(prefix):
+            name = name[len(prefix):]
+    return name.replace("_", " ").strip()
