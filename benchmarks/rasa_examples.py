@@ -29,7 +29,7 @@ from benchmarks.common import emit, git_commit  # noqa: E402
 
 def replay_story(manager: Any, story: Any, sender: str) -> tuple[int, int]:
     """(story action steps matched, total) replaying user steps as /intent payloads."""
-    from bot.events import ActionExecuted
+    from bot.state.events import ActionExecuted
 
     matched = total = 0
     expected: list[str] = []
@@ -75,7 +75,7 @@ def _compare(done: list[str], wanted: list[str]) -> tuple[int, int]:
 
 def check_bot(path: Path, train_nlu: bool) -> dict[str, Any]:
     from bot.assistant import Project, train
-    from bot.config import ProjectPaths
+    from bot.project.config import ProjectPaths
     from bot.manager import DialogueManager
     from bot.assistant import load_policies
     from bot.validate import validate_project

@@ -20,11 +20,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.config import KnowledgeConfig, ProjectConfig, ProjectPaths, load_config
-from bot.domain import Domain, load_domain
+from bot.project.config import KnowledgeConfig, ProjectConfig, ProjectPaths, load_config
+from bot.project.domain import Domain, load_domain
 from bot.errors import ConfigError, TrainingError
 from bot.policies import PolicyEnsemble, build_policies
-from bot.training_data import TrainingData, load_training_data
+from bot.project.training_data import TrainingData, load_training_data
 
 logger = logging.getLogger(__name__)
 

@@ -32,7 +32,7 @@ def _setup_logging(verbose: int) -> None:
 
 def _project(root: str) -> Any:
     from bot.assistant import Project
-    from bot.config import ProjectPaths
+    from bot.project.config import ProjectPaths
 
     return Project.load(ProjectPaths.at(Path(root)))
 
@@ -117,7 +117,7 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
 
     New and changed documents are embedded, removed ones dropped; the rest is kept."""
     from bot.assistant import build_index
-    from bot.config import ProjectPaths, load_config
+    from bot.project.config import ProjectPaths, load_config
 
     paths = ProjectPaths.at(Path(root))
     settings = load_config(paths.config).knowledge
@@ -160,9 +160,9 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
         return
     import uvicorn
 
-    from bot.config import load_credentials
-    from bot.runtime import build_runtime
-    from bot.server import create_app
+    from bot.project.config import load_credentials
+    from bot.wiring import build_runtime
+    from bot.serving.server import create_app
 
     project = _project(root)
     runtime = build_runtime(project, Path(endpoints) if endpoints else None)
@@ -213,7 +213,7 @@ def run_actions(package: str, port: int) -> None:
 def shell(root: str, sender: str) -> None:
     """Chat with the assistant in the terminal (Ctrl-D or /stop to quit)."""
     from bot.manager import UserMessage
-    from bot.runtime import build_runtime
+    from bot.wiring import build_runtime
 
     runtime = build_runtime(_project(root))
 
@@ -321,7 +321,7 @@ def data() -> None:
 @click.option("--fail-on-warnings", is_flag=True)
 def data_validate(root: str, max_history: int, fail_on_warnings: bool) -> None:
     """Check domain, NLU data, stories and rules together; exit 1 on errors."""
-    from bot.config import ProjectPaths
+    from bot.project.config import ProjectPaths
     from bot.validate import validate_project
 
     findings = validate_project(ProjectPaths.at(Path(root)), max_history=max_history)

@@ -19,9 +19,9 @@ from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.domain import Domain
+from bot.project.domain import Domain
 from bot.errors import ActionError, ActionRejected, BotError
-from bot.events import (
+from bot.state.events import (
     ActionExecuted,
     ActionExecutionRejected,
     ActiveLoop,
@@ -30,15 +30,16 @@ from bot.events import (
     LoopInterrupted,
     UserUttered,
 )
-from bot.executors import ActionExecutor
-from bot.intent_payload import parse_intent_payload
-from bot.locks import InMemoryLockStore, LockStore
+from bot.runtime.executors import ActionExecutor
+from bot.state.intent_payload import parse_intent_payload
+from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.policies import PolicyEnsemble
-from bot.responses import ResponseRenderer
-from bot.runtime_actions import ActionContext, action_for_name, bot_event
-from bot.slot_mapping import extract_slots
-from bot.stores import InMemoryTrackerStore, TrackerStore
-from bot.tracker import DialogueStateTracker
+from bot.runtime.responses import ResponseRenderer
+from bot.runtime.resolve import action_for_name
+from bot.runtime.runtime_actions import ActionContext, bot_event
+from bot.state.slot_mapping import extract_slots
+from bot.storage.stores import InMemoryTrackerStore, TrackerStore
+from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 

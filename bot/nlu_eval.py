@@ -11,8 +11,8 @@ from typing import Any
 
 from bot.assistant import Project
 from bot.errors import TrainingError
-from bot.training_data import NluExample, load_training_data
-from bot.yaml_reader import read_yaml
+from bot.project.training_data import NluExample, load_training_data
+from bot.project.yaml_reader import read_yaml
 
 logger = logging.getLogger(__name__)
 

@@ -10,10 +10,10 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.config import ProjectPaths, load_config, load_credentials, load_endpoints
-from bot.domain import DEFAULT_INTENTS, Domain, load_domain
+from bot.project.config import ProjectPaths, load_config, load_credentials, load_endpoints
+from bot.project.domain import DEFAULT_INTENTS, Domain, load_domain
 from bot.errors import ConfigError
-from bot.training_data import Story, StoryStep, TrainingData, load_training_data
+from bot.project.training_data import Story, StoryStep, TrainingData, load_training_data
 
 _WORD_CHAR = re.compile(r"\w")
 

@@ -3,6 +3,8 @@
     nlu/, retrieval/  -> nothing from bot, actions, ui (they are libraries the bot uses)
     actions/          -> never bot (custom actions talk to the bot only through rasa_sdk)
     ui/               -> no bot internals (it talks to the server, not to the engine)
+    bot/ layers       -> each imports only the layers below it (BOT_LAYERS, bottom first)
+    every module      -> no import cycles (no two modules import each other, directly or not)
     library modules   -> no print() (logging, or click.echo in the CLI)
     every module      -> at most 1000 lines
 """
@@ -22,10 +24,22 @@ NO_PRINT = ("bot", "nlu", "retrieval", "resolver", "actions")
 MAX_LINES = 1000
 # the engine's internals, which the UI must not reach into
 BOT_INTERNALS = (
-    "bot.manager", "bot.policies", "bot.tracker", "bot.stores", "bot.events", "bot.executors",
-    "bot.forms", "bot.slot_mapping", "bot.runtime_actions", "bot.responses", "bot.training_data",
-    "bot.domain", "bot.intent_payload", "bot.yaml_reader", "bot.assistant", "bot.validate",
-    "bot.locks", "bot.redis_store",
+    "bot.manager", "bot.policies", "bot.state", "bot.storage", "bot.runtime",
+    "bot.project.training_data", "bot.project.domain", "bot.project.yaml_reader", "bot.assistant",
+    "bot.validate",
+)
+# bot/'s layers, bottom first: a module imports only from its own layer or the ones below.
+# The README's picture of bot/ shows the same order.
+BOT_LAYERS = (
+    ("bot.errors",),
+    ("bot.project",),
+    ("bot.state",),
+    ("bot.storage",),
+    ("bot.policies",),
+    ("bot.runtime",),
+    ("bot.manager",),
+    ("bot.serving",),
+    ("bot.assistant", "bot.wiring", "bot.validate", "bot.nlu_eval", "bot.cli", "bot.__main__"),
 )
 SKIP_DIRS = {".venv", "venv", ".git", "node_modules", "build", "dist", "__pycache__", "models"}
 
@@ -101,6 +115,78 @@ def violations(package: str, forbidden: tuple[str, ...]) -> list[str]:
     return out
 
 
+def bot_layer(module: str) -> int | None:
+    """Index in BOT_LAYERS of the layer `module` (or a name inside it) belongs to."""
+    for index, layer in enumerate(BOT_LAYERS):
+        if any(_within(module, prefix) for prefix in layer):
+            return index
+    return None
+
+
+def layer_violations() -> list[str]:
+    out = []
+    for path in package_files("bot"):
+        name = _module_name(path)
+        if name == "bot":
+            continue
+        own = bot_layer(name)
+        if own is None:
+            out.append(f"{path.relative_to(REPO)} is in no layer of BOT_LAYERS")
+            continue
+        for module in sorted(imported_modules(path)):
+            if _within(module, "bot") and module != "bot" and (bot_layer(module) or 0) > own:
+                out.append(f"{path.relative_to(REPO)} imports {module}, a layer above it")
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """Module -> the repository's modules it imports (a name inside a module counts as it)."""
+    modules = {_module_name(path): path for path in _python_files(REPO)}
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        targets = set()
+        for imported in imported_modules(path):
+            parts = imported.split(".")
+            while parts and ".".join(parts) not in modules:
+                parts.pop()
+            if parts and ".".join(parts) != name:
+                targets.add(".".join(parts))
+        graph[name] = targets
+    return graph
+
+
+def import_cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Groups of modules that import each other, directly or through others (Tarjan)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(node: str) -> None:
+        index[node] = low[node] = len(index)
+        stack.append(node)
+        for target in sorted(graph.get(node, ())):
+            if target not in index:
+                visit(target)
+                low[node] = min(low[node], low[target])
+            elif target in stack:
+                low[node] = min(low[node], index[target])
+        if low[node] == index[node]:
+            group = []
+            while True:
+                member = stack.pop()
+                group.append(member)
+                if member == node:
+                    break
+            if len(group) > 1:
+                cycles.append(sorted(group))
+
+    for node in sorted(graph):
+        if node not in index:
+            visit(node)
+    return cycles
+
+
 # ------------------------------------------------------------------- the checker itself
 
 
@@ -125,6 +211,12 @@ def test_import_collector_sees_every_form(tmp_path: Path, monkeypatch: pytest.Mo
             "nlu.errors", "actions.forms", "ui.app"} <= found
 
 
+def test_cycle_finder_finds_pairs_and_rings() -> None:
+    graph = {"a": {"b"}, "b": {"a"}, "c": {"d"}, "d": {"e"}, "e": {"c"}, "f": {"a"}}
+    assert sorted(import_cycles(graph)) == [["a", "b"], ["c", "d", "e"]]
+    assert import_cycles({"a": {"b"}, "b": set()}) == []
+
+
 # ---------------------------------------------------------------------- the rules
 
 
@@ -143,6 +235,14 @@ def test_actions_never_import_the_bot() -> None:
 
 def test_ui_does_not_import_bot_internals() -> None:
     assert violations("ui", BOT_INTERNALS) == []
+
+
+def test_bot_layers_import_only_layers_below() -> None:
+    assert layer_violations() == []
+
+
+def test_no_import_cycles() -> None:
+    assert import_cycles(import_graph()) == [], "move the shared piece down a layer"
 
 
 def test_resolver_stands_alone() -> None:

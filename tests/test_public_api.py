@@ -1,7 +1,7 @@
 """Each package's public API: a sorted `__all__` whose names all exist.
 
 Required: nlu, resolver, actions, bot.policies, and retrieval once it is a package. Any other
-package __init__ (bot itself, bot.channels, ...) is checked when it defines __all__.
+package __init__ (bot itself, bot.serving.channels, ...) is checked when it defines __all__.
 
 "Sorted" accepts the two common conventions: plain `sorted()` order, or the isort style that
 ruff's RUF022 writes (SCREAMING_CASE constants, then CamelCase classes, then the rest).

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from bot.domain import Domain
-from bot.events import Event
-from bot.tracker import DialogueStateTracker
-from bot.training_data import TrainingData
+from bot.project.domain import Domain
+from bot.state.events import Event
+from bot.state.tracker import DialogueStateTracker
+from bot.project.training_data import TrainingData
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from bot.domain import Domain
+from bot.project.domain import Domain
 from bot.policies.memoization import applied, history_key
 from bot.policies.rules import RulePolicy
 from bot.policies.states import event_turns
 from bot.policies.story_graph import story_trajectories
-from bot.training_data import TrainingData
+from bot.project.training_data import TrainingData
 
 
 def find_conflicts(domain: Domain, data: TrainingData, max_history: int = 5) -> list[str]:

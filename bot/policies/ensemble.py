@@ -5,14 +5,14 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.config import ComponentConfig
-from bot.domain import Domain
+from bot.project.config import ComponentConfig
+from bot.project.domain import Domain
 from bot.errors import ConfigError
 from bot.policies.base import Policy, PolicyPrediction
 from bot.policies.memoization import MemoizationPolicy
 from bot.policies.rules import RulePolicy
-from bot.tracker import DialogueStateTracker
-from bot.training_data import TrainingData
+from bot.state.tracker import DialogueStateTracker
+from bot.project.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
 

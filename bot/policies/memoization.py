@@ -10,13 +10,13 @@ import json
 import logging
 from typing import Any
 
-from bot.domain import Domain
+from bot.project.domain import Domain
 from bot.policies.base import PolicyPrediction
 from bot.policies.states import State, event_turns
 from bot.policies.story_graph import story_trajectories
-from bot.events import Event
-from bot.tracker import DialogueStateTracker
-from bot.training_data import TrainingData
+from bot.state.events import Event
+from bot.state.tracker import DialogueStateTracker
+from bot.project.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
 _CONFLICT = "__conflict__"

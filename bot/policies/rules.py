@@ -12,8 +12,8 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import Domain
-from bot.events import (
+from bot.project.domain import Domain
+from bot.state.events import (
     ActionExecutionRejected,
     ActiveLoop,
     SlotSet,
@@ -23,8 +23,8 @@ from bot.events import (
 from bot.policies.base import PolicyPrediction
 from bot.policies.states import ACTION_LISTEN, State, StateWalker
 from bot.policies.story_graph import rule_trajectories, story_trajectories
-from bot.tracker import DialogueStateTracker
-from bot.training_data import TrainingData
+from bot.state.tracker import DialogueStateTracker
+from bot.project.training_data import TrainingData
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from bot.domain import Domain
-from bot.events import (
+from bot.project.domain import Domain
+from bot.state.events import (
     ActionExecuted,
     ActiveLoop,
     AllSlotsReset,

@@ -6,8 +6,8 @@ import itertools
 import logging
 from dataclasses import dataclass
 
-from bot.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
-from bot.training_data import Story, StoryStep
+from bot.state.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from bot.project.training_data import Story, StoryStep
 
 logger = logging.getLogger(__name__)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from bot.assistant import Project
-from bot.config import ProjectPaths
+from bot.project.config import ProjectPaths
 from bot.manager import DialogueManager, Parser
 from bot.policies import PolicyEnsemble, build_policies
 

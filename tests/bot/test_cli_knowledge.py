@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from click.testing import Result
 
-from bot.config import load_config
+from bot.project.config import load_config
 from bot.errors import ConfigError
 from tests.bot.test_cli import invoke
 from tests.fakes import FakeEmbedder, build_tiny_reader

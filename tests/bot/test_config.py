@@ -1,4 +1,4 @@
-"""bot.config: config.yml, endpoints.yml, credentials.yml and project paths."""
+"""bot.project.config: config.yml, endpoints.yml, credentials.yml and project paths."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import (
+from bot.project.config import (
     DEFAULT_PIPELINE,
     DEFAULT_POLICIES,
     ProjectPaths,
@@ -42,7 +42,7 @@ def test_demo_config_loads() -> None:
 
 
 def test_missing_config_uses_defaults(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.config"):
+    with caplog.at_level(logging.WARNING, logger="bot.project.config"):
         config = load_config(tmp_path / "config.yml")
     assert config.language == "en"
     assert [c.name for c in config.pipeline] == [d["name"] for d in DEFAULT_PIPELINE]
@@ -128,7 +128,7 @@ def test_invalid_yaml_names_file_and_line(tmp_path: Path) -> None:
 def test_unknown_top_level_key_warns_but_loads(tmp_path: Path,
                                                caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path / "config.yml", "language: en\nflavour: vanilla\n")
-    with caplog.at_level(logging.WARNING, logger="bot.config"):
+    with caplog.at_level(logging.WARNING, logger="bot.project.config"):
         config = load_config(path)
     assert config.language == "en"
     warnings = [r for r in caplog.records if r.levelno == logging.WARNING]
@@ -138,7 +138,7 @@ def test_unknown_top_level_key_warns_but_loads(tmp_path: Path,
 def test_known_rasa_keys_do_not_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path / "config.yml", "recipe: default.v1\nlanguage: en\n"
                  "assistant_id: a\nretrieval:\n  top_k: 3\n")
-    with caplog.at_level(logging.WARNING, logger="bot.config"):
+    with caplog.at_level(logging.WARNING, logger="bot.project.config"):
         config = load_config(path)
     assert caplog.records == []
     assert config.sections == {"retrieval": {"top_k": 3}}
@@ -218,7 +218,7 @@ def test_endpoint_must_be_a_mapping(tmp_path: Path) -> None:
 
 def test_unknown_endpoints_key_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = write(tmp_path / "endpoints.yml", "version: '3.1'\nmystery_store:\n  url: x\n")
-    with caplog.at_level(logging.WARNING, logger="bot.config"):
+    with caplog.at_level(logging.WARNING, logger="bot.project.config"):
         load_endpoints(path)
     assert "mystery_store" in caplog.text
 

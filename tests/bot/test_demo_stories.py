@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project
-from bot.events import ActionExecuted
-from bot.executors import InProcessExecutor
+from bot.state.events import ActionExecuted
+from bot.runtime.executors import InProcessExecutor
 from bot.manager import DialogueManager, UserMessage
 from bot.policies import PolicyEnsemble
-from bot.training_data import Story, StoryStep, load_training_data
+from bot.project.training_data import Story, StoryStep, load_training_data
 
 REPO = Path(__file__).resolve().parents[2]
 TEST_STORIES = REPO / "tests" / "test_stories.yml"

@@ -1,4 +1,4 @@
-"""bot.domain: Rasa 3.x domain files, one file or a folder of them."""
+"""bot.project.domain: Rasa 3.x domain files, one file or a folder of them."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from bot.domain import (
+from bot.project.domain import (
     DEFAULT_ACTIONS,
     DEFAULT_INTENTS,
     MAPPING_TYPES,
@@ -330,7 +330,7 @@ def test_empty_domain_file_loads(tmp_path: Path) -> None:
 
 
 def test_unknown_top_level_key_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.domain"):
+    with caplog.at_level(logging.WARNING, logger="bot.project.domain"):
         domain = load_text(tmp_path, "intents:\n  - greet\nintnets:\n  - bye\n")
     assert list(domain.intents) == ["greet"]
     assert any("intnets" in r.getMessage() and f"{tmp_path / 'domain.yml'}:3" in r.getMessage()
@@ -338,7 +338,7 @@ def test_unknown_top_level_key_warns(tmp_path: Path, caplog: pytest.LogCaptureFi
 
 
 def test_known_keys_do_not_warn(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.domain"):
+    with caplog.at_level(logging.WARNING, logger="bot.project.domain"):
         load_text(tmp_path, ALL_TYPES.replace("    type: my_package.MySlot\n",
                                               "    type: any\n"))
     assert caplog.records == []

@@ -11,7 +11,7 @@ import pytest
 from rasa_sdk import events as sdk
 
 from bot.errors import BotError
-from bot.events import (
+from bot.state.events import (
     BOT_DATA_KEYS,
     EVENT_TYPES,
     ActionExecuted,

@@ -24,9 +24,9 @@ import httpx
 import pytest
 
 from bot.assistant import Project
-from bot.config import ProjectPaths
+from bot.project.config import ProjectPaths
 from bot.errors import ActionError, ActionRejected
-from bot.events import (
+from bot.state.events import (
     ActionExecuted,
     ActionExecutionRejected,
     ActiveLoop,
@@ -34,10 +34,10 @@ from bot.events import (
     SlotSet,
     UserUttered,
 )
-from bot.executors import PROTOCOL_VERSION, HttpExecutor, InProcessExecutor
+from bot.runtime.executors import PROTOCOL_VERSION, HttpExecutor, InProcessExecutor
 from bot.manager import DialogueManager, TurnResult, UserMessage
 from bot.policies import PolicyEnsemble, build_policies
-from bot.tracker import DialogueStateTracker
+from bot.state.tracker import DialogueStateTracker
 
 PIZZABOT = Path(__file__).resolve().parents[1] / "fixtures" / "pizzabot"
 SERVER_OVEN_DELAY_S = "5"

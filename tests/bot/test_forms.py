@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project
-from bot.domain import REQUESTED_SLOT
+from bot.project.domain import REQUESTED_SLOT
 from bot.errors import ActionError
-from bot.events import ActionExecuted, ActionExecutionRejected
-from bot.executors import InProcessExecutor
+from bot.state.events import ActionExecuted, ActionExecutionRejected
+from bot.runtime.executors import InProcessExecutor
 from bot.manager import DialogueManager, TurnResult, UserMessage
 from bot.policies import PolicyEnsemble
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from bot.locks import InMemoryLockStore, LockStore
+from bot.storage.locks import InMemoryLockStore, LockStore
 
 
 async def _turn(store: LockStore, sender_id: str, log: list[str], name: str) -> None:

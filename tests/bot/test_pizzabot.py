@@ -14,22 +14,22 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project
-from bot.config import ProjectPaths, load_endpoints
-from bot.domain import REQUESTED_SLOT
-from bot.events import (
+from bot.project.config import ProjectPaths, load_endpoints
+from bot.project.domain import REQUESTED_SLOT
+from bot.state.events import (
     ActionExecuted,
     ActionExecutionRejected,
     ActiveLoop,
     SlotSet,
     UserUttered,
 )
-from bot.executors import InProcessExecutor
-from bot.intent_payload import parse_intent_payload
+from bot.runtime.executors import InProcessExecutor
+from bot.state.intent_payload import parse_intent_payload
 from bot.manager import DialogueManager, TurnResult, UserMessage
 from bot.policies import PolicyEnsemble, build_policies
 from bot.policies.conflicts import find_conflicts
-from bot.slot_mapping import extract_slots
-from bot.tracker import DialogueStateTracker
+from bot.state.slot_mapping import extract_slots
+from bot.state.tracker import DialogueStateTracker
 
 PIZZABOT = Path(__file__).resolve().parents[1] / "fixtures" / "pizzabot"
 

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from bot.assistant import Project
-from bot.config import ProjectPaths
-from bot.domain import REQUESTED_SLOT, Domain
-from bot.events import (
+from bot.project.config import ProjectPaths
+from bot.project.domain import REQUESTED_SLOT, Domain
+from bot.state.events import (
     ActionExecuted,
     ActiveLoop,
     Event,
@@ -29,7 +29,7 @@ from bot.manager import DialogueManager, UserMessage
 from bot.policies import MemoizationPolicy, PolicyEnsemble, RulePolicy, build_policies
 from bot.policies.conflicts import find_conflicts
 from bot.policies.story_graph import story_trajectories
-from bot.tracker import DialogueStateTracker
+from bot.state.tracker import DialogueStateTracker
 
 
 BUG_FORM_SUBMIT_RULE = (

@@ -29,21 +29,21 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 
 from bot.assistant import Project, train_core
-from bot.config import EndpointConfig, Secret, load_endpoints
+from bot.project.config import EndpointConfig, Secret, load_endpoints
 from bot.errors import ConfigError, StoreError
-from bot.events import SlotSet, UserUttered
-from bot.locks import LockStore
-from bot.redis_store import (
+from bot.state.events import SlotSet, UserUttered
+from bot.storage.locks import LockStore
+from bot.storage.redis_store import (
     RedisLockStore,
     RedisSettings,
     RedisTrackerStore,
     lock_store_from_endpoint,
     tracker_store_from_endpoint,
 )
-from bot.runtime import Runtime, build_runtime
-from bot.server import create_app
-from bot.stores import TrackerStore
-from bot.tracker import DialogueStateTracker
+from bot.wiring import Runtime, build_runtime
+from bot.serving.server import create_app
+from bot.storage.stores import TrackerStore
+from bot.state.tracker import DialogueStateTracker
 from tests.bot.test_locks import LockStoreContract
 from tests.bot.test_stores import SLOTS, TrackerStoreContract, assert_same, conversation, user
 
@@ -355,7 +355,7 @@ async def test_a_crashed_process_blocks_the_conversation_only_for_the_lifetime(
         make_lock_store: Callable[..., RedisLockStore], prefix: str) -> None:
     script = textwrap.dedent(f"""
         import asyncio, os, sys
-        from bot.redis_store import RedisLockStore, RedisSettings
+        from bot.storage.redis_store import RedisLockStore, RedisSettings
         store = RedisLockStore(RedisSettings(host="{HOST}", port={PORT}, db={DB}),
                                key_prefix="{prefix}", lifetime_s=0.5)
         asyncio.run(store.acquire("ana"))
@@ -610,7 +610,8 @@ async def test_redis_going_down_mid_conversation_answers_500_and_loses_nothing(
     assert reply.json()["error"] == "internal_error"
     for leak in ("Traceback", "StoreError", "Connection refused", "ana"):
         assert leak not in reply.text
-    failures = [r for r in caplog.records if r.name == "bot.server" and r.levelname == "ERROR"]
+    failures = [r for r in caplog.records
+                if r.name == "bot.serving.server" and r.levelname == "ERROR"]
     assert len(failures) == 1 and failures[0].exc_info is not None
     section = "lock_store" if failing == "lock" else "tracker_store"
     assert f"Start redis-server there, or fix url, port and use_ssl in endpoints.yml " \
@@ -632,8 +633,8 @@ def test_a_runtime_whose_redis_is_down_does_not_start(make_runtime: Callable[...
 
 
 def test_unknown_lock_store_type(tiny_project: Project) -> None:
-    from bot.config import Endpoints
-    from bot.runtime import make_lock_store
+    from bot.project.config import Endpoints
+    from bot.wiring import make_lock_store
 
     with pytest.raises(ConfigError, match="lock_store: unknown type 'zookeeper'. Valid: "
                                           "in_memory, redis."):

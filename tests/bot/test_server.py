@@ -14,10 +14,10 @@ import pytest
 import uvicorn
 import yaml
 
-from bot.channels import CollectingOutputChannel, OutputChannel, RestInput, build_channels
-from bot.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
+from bot.serving.channels import CollectingOutputChannel, OutputChannel, RestInput, build_channels
+from bot.state.events import ActionExecuted, BotUttered, SessionStarted, UserUttered
 from bot.manager import MAX_TEXT_CHARS, DialogueManager
-from bot.server import create_app
+from bot.serving.server import create_app
 
 TOKEN = "s3cret-token"
 SECRET_TEXT = "my password is hunter2"
@@ -557,7 +557,7 @@ async def test_a_crashing_parser_gives_internal_error_without_leaking(
             for leak in ("hunter2", "exploded", "RuntimeError", "Traceback"):
                 assert leak not in r.text
         assert await events_of(c, "boom") == before
-    logged = [rec for rec in caplog.records if rec.name == "bot.server"
+    logged = [rec for rec in caplog.records if rec.name == "bot.serving.server"
               and rec.levelname == "ERROR"]
     assert len(logged) == 3
     assert all(rec.exc_info is not None for rec in logged)

@@ -14,7 +14,7 @@ import pytest
 import sqlalchemy as sa
 
 from bot.errors import BotError, StoreError
-from bot.events import (
+from bot.state.events import (
     ActionExecuted,
     ActionExecutionRejected,
     ActiveLoop,
@@ -32,7 +32,7 @@ from bot.events import (
     UserUttered,
     UserUtteranceReverted,
 )
-from bot.stores import (
+from bot.storage.stores import (
     InMemoryTrackerStore,
     SQLTrackerStore,
     TrackerStore,
@@ -40,7 +40,7 @@ from bot.stores import (
     plan_save,
     redact_url,
 )
-from bot.tracker import DialogueStateTracker
+from bot.state.tracker import DialogueStateTracker
 
 SLOTS = {"city": None, "guests": 1.0, "requested_slot": None}
 

@@ -10,7 +10,7 @@ import pytest
 from rasa_sdk.interfaces import Tracker as SdkTracker
 
 from bot.errors import BotError
-from bot.events import (
+from bot.state.events import (
     ActionExecuted,
     ActionExecutionRejected,
     ActionReverted,
@@ -30,7 +30,7 @@ from bot.events import (
     UserUttered,
     UserUtteranceReverted,
 )
-from bot.tracker import DialogueStateTracker, TrackerError
+from bot.state.tracker import DialogueStateTracker, TrackerError
 
 SLOTS = {"city": None, "guests": 1.0, "room_type": None, "requested_slot": None}
 
@@ -73,7 +73,7 @@ def test_slots_defaults_then_slot_sets() -> None:
 
 
 def test_unknown_slot_is_ignored_when_slots_are_known(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.tracker"):
+    with caplog.at_level(logging.WARNING, logger="bot.state.tracker"):
         t = tracker(SlotSet("colour", "red"))
     assert "colour" not in t.slots
     assert "colour" in caplog.text

@@ -1,4 +1,4 @@
-"""bot.training_data: Rasa 3.x NLU data, stories, rules and test stories."""
+"""bot.project.training_data: Rasa 3.x NLU data, stories, rules and test stories."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from bot.errors import ConfigError
-from bot.training_data import (
+from bot.project.training_data import (
     EntityAnnotation,
     Source,
     TrainingData,
@@ -221,7 +221,7 @@ def test_bad_nlu_structure(tmp_path: Path, text: str, needle: str) -> None:
 
 
 def test_unknown_nlu_item_key_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.training_data"):
+    with caplog.at_level(logging.WARNING, logger="bot.project.training_data"):
         data = load_text(tmp_path, "nlu:\n- intent: greet\n  exmaples: x\n  examples: |\n"
                                    "    - hi\n")
     assert [e.text for e in data.examples] == ["hi"]
@@ -504,7 +504,7 @@ def test_responses_in_training_data(tmp_path: Path) -> None:
 
 
 def test_unknown_top_level_key_warns(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.training_data"):
+    with caplog.at_level(logging.WARNING, logger="bot.project.training_data"):
         load_text(tmp_path, "nlu: []\nstroies: []\n")
     assert "stroies" in caplog.text
 

@@ -11,7 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from bot.cli import main
-from bot.config import ProjectPaths
+from bot.project.config import ProjectPaths
 from bot.validate import Finding, validate_project
 
 REPO = Path(__file__).resolve().parents[2]

@@ -1,6 +1,6 @@
 """Read project YAML keeping line numbers, so every error can name file and line.
 
-bot/config.py owns configuration; this module is only the parser they all share (domain,
+bot/project/config.py owns configuration; this module is only the parser they all share (domain,
 training data, config), because each of them must point at the offending line.
 """
 

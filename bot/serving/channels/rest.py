@@ -16,7 +16,7 @@ from typing import Any
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, StrictStr
 
-from bot.channels.base import (
+from bot.serving.channels.base import (
     CollectingOutputChannel,
     MessageHandler,
     check_sender_id,

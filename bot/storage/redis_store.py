@@ -52,10 +52,10 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from bot.config import EndpointConfig, Secret, reveal
+from bot.project.config import EndpointConfig, Secret, reveal
 from bot.errors import ConfigError, StoreError
-from bot.stores import SavePlan, plan_save, rebuild_tracker, serialise_event
-from bot.tracker import DialogueStateTracker
+from bot.storage.stores import SavePlan, plan_save, rebuild_tracker, serialise_event
+from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 

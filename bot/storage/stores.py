@@ -8,7 +8,7 @@ with. Stores implement the ``TrackerStore`` protocol:
 - ``SQLTrackerStore``: any SQLAlchemy URL. One append-only ``events`` table with Rasa's schema
   (id, sender_id, type_name, timestamp, intent_name, action_name, data), so databases written
   by Rasa's SQLTrackerStore can be read and vice versa.
-- ``RedisTrackerStore`` (``bot/redis_store.py``): a Redis list per conversation.
+- ``RedisTrackerStore`` (``bot/storage/redis_store.py``): a Redis list per conversation.
 
 Log-structured stores (SQL, and Redis: a list per conversation, RPUSH/LLEN/LINDEX) save
 incrementally with ``plan_save``: given how many events are stored and the last stored one, it
@@ -32,8 +32,8 @@ from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
 from bot.errors import EventError, StoreError
-from bot.events import ActionExecuted, Event, UserUttered, event_from_dict
-from bot.tracker import DialogueStateTracker
+from bot.state.events import ActionExecuted, Event, UserUttered, event_from_dict
+from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from bot.domain import REQUESTED_SLOT, Domain
-from bot.events import Event, SlotSet, UserUttered
-from bot.tracker import DialogueStateTracker
+from bot.project.domain import REQUESTED_SLOT, Domain
+from bot.state.events import Event, SlotSet, UserUttered
+from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 

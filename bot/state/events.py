@@ -5,7 +5,7 @@ is the JSON ``"name"``), so ``to_dict``/``from_dict`` are generic: ``{"event": t
 "timestamp": ..., "metadata": {...}, <one key per field>}``. Read-only aliases keep Rasa's
 attribute names (``SlotSet.key``, ``ActionExecuted.action_name``, ...).
 
-State transitions: ``apply_to(state)`` mutates the tracker's private ``bot.tracker._State``
+State transitions: ``apply_to(state)`` mutates the tracker's private ``bot.state.tracker._State``
 through its methods (``set_slot``, ``reset``, ...). The history-rewriting events
 (``UserUtteranceReverted``, ``ActionReverted``) are handled by the tracker, which drops
 events and replays; their ``apply_to`` is a no-op.
@@ -25,16 +25,34 @@ import uuid
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
 from bot.errors import EventError
 
 if TYPE_CHECKING:
     from typing import Self
 
-    from bot.tracker import _State
-
 logger = logging.getLogger(__name__)
+
+
+class _State(Protocol):
+    """What ``apply_to`` may change: the tracker's state (``bot.state.tracker._State``
+    implements it). Declared here so that events need not import the tracker, which imports them."""
+
+    paused: bool
+    followup_action: str | None
+    latest_bot_utterance: BotUttered | None
+
+    def reset(self) -> None: ...
+    def reset_slots(self) -> None: ...
+    def set_slot(self, name: str, value: Any) -> None: ...
+    def set_latest_message(self, message: UserUttered) -> None: ...
+    def set_latest_action(self, action: dict[str, str]) -> None: ...
+    def change_loop_to(self, name: str | None) -> None: ...
+    def interrupt_loop(self, is_interrupted: bool) -> None: ...
+    def reject_action(self, name: str) -> None: ...
+    def add_entities(self, entities: list[dict[str, Any]]) -> None: ...
+    def set_featurization(self, use_text: bool) -> None: ...
 
 ACTION_LISTEN_NAME = "action_listen"
 ACTION_SESSION_START_NAME = "action_session_start"

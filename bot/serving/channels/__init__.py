@@ -11,7 +11,7 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from bot.channels.base import (
+from bot.serving.channels.base import (
     CollectingOutputChannel,
     InputChannel,
     MessageHandler,
@@ -19,7 +19,7 @@ from bot.channels.base import (
     PayloadError,
     TextTooLong,
 )
-from bot.channels.rest import RestInput
+from bot.serving.channels.rest import RestInput
 
 logger = logging.getLogger(__name__)
 

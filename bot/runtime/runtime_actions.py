@@ -1,7 +1,7 @@
 """Actions the engine runs: responses (utter_*), Rasa's default actions, and custom actions.
 
 An action gets an ActionContext and returns events; bot messages are BotUttered events.
-Forms (loops) live in bot/forms.py.
+Forms (loops) live in bot/runtime/forms.py.
 """
 
 from __future__ import annotations
@@ -10,9 +10,9 @@ import logging
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from bot.domain import REQUESTED_SLOT, Domain
+from bot.project.domain import REQUESTED_SLOT, Domain
 from bot.errors import ActionError
-from bot.events import (
+from bot.state.events import (
     ActionExecuted,
     ActiveLoop,
     BotUttered,
@@ -23,9 +23,9 @@ from bot.events import (
     UserUtteranceReverted,
     event_from_dict,
 )
-from bot.executors import PROTOCOL_VERSION, ActionExecutor
-from bot.responses import ResponseRenderer
-from bot.tracker import DialogueStateTracker
+from bot.runtime.executors import PROTOCOL_VERSION, ActionExecutor
+from bot.runtime.responses import ResponseRenderer
+from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 
@@ -224,35 +224,3 @@ def _response_events(ctx: ActionContext, response: dict[str, Any]) -> list[Event
             return []
         return [bot_event(message)]
     return [bot_event(response)]
-
-
-_DEFAULTS: dict[str, Any] = {
-    "action_listen": ListenAction,
-    "action_restart": RestartAction,
-    "action_session_start": SessionStartAction,
-    "action_default_fallback": DefaultFallbackAction,
-    "action_deactivate_loop": DeactivateLoopAction,
-    "action_back": BackAction,
-    "action_default_ask_rephrase": AskRephraseAction,
-    "action_default_ask_affirmation": AskAffirmationAction,
-}
-
-
-def action_for_name(name: str, domain: Domain, executor_names: set[str] | None) -> Action:
-    """Resolve an action name. Custom actions win over responses of the same name, as in Rasa."""
-    from bot.forms import FormAction, TwoStageFallbackAction
-
-    if name in _DEFAULTS:
-        return _DEFAULTS[name]()
-    if name == "action_two_stage_fallback":
-        return TwoStageFallbackAction()
-    if name in domain.forms:
-        return FormAction(name)
-    if name in domain.custom_actions and (executor_names is None or name in executor_names
-                                          or name not in domain.responses):
-        return CustomAction(name)
-    if name in domain.responses or name.startswith("utter_"):
-        return UtterAction(name)
-    if name in ("action_unlikely_intent", "action_extract_slots", "action_revert_fallback_events"):
-        return NoOpAction(name)
-    raise ActionError(f"Unknown action '{name}'. Declare it in domain.yml actions or responses.")

@@ -7,7 +7,7 @@ import random
 import re
 from typing import Any
 
-from bot.domain import Domain
+from bot.project.domain import Domain
 
 logger = logging.getLogger(__name__)
 

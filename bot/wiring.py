@@ -13,12 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from bot.assistant import Project, load_policies
-from bot.config import Endpoints, load_endpoints, reveal
+from bot.project.config import Endpoints, load_endpoints, reveal
 from bot.errors import ConfigError
-from bot.executors import ActionExecutor, HttpExecutor, InProcessExecutor
-from bot.locks import InMemoryLockStore, LockStore
+from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor
+from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.manager import DialogueManager, Parser
-from bot.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
+from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def make_tracker_store(endpoints: Endpoints, project: Project) -> TrackerStore:
         url = spec.url or _sql_url(spec.params)
         return SQLTrackerStore(url, slot_defaults=defaults)
     if kind == "redis":
-        from bot.redis_store import tracker_store_from_endpoint
+        from bot.storage.redis_store import tracker_store_from_endpoint
 
         return tracker_store_from_endpoint(spec, slot_defaults=defaults)
     raise ConfigError(f"endpoints.yml tracker_store: unknown type '{spec.type}'. "
@@ -93,7 +93,7 @@ def make_lock_store(endpoints: Endpoints) -> LockStore:
     if spec is None or kind in ("", "in_memory", "inmemory"):
         return InMemoryLockStore()
     if kind == "redis":
-        from bot.redis_store import lock_store_from_endpoint
+        from bot.storage.redis_store import lock_store_from_endpoint
 
         return lock_store_from_endpoint(spec)
     raise ConfigError(f"endpoints.yml lock_store: unknown type '{spec.type}'. "

@@ -44,8 +44,8 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.channels import build_channels
-from bot.channels.base import (
+from bot.serving.channels import build_channels
+from bot.serving.channels.base import (
     PayloadError,
     TextTooLong,
     check_sender_id,
@@ -54,9 +54,9 @@ from bot.channels.base import (
     validate,
 )
 from bot.errors import EventError
-from bot.events import UserUttered, events_from_list
+from bot.state.events import UserUttered, events_from_list
 from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage
-from bot.tracker import EVENT_VERBOSITIES, DialogueStateTracker
+from bot.state.tracker import EVENT_VERBOSITIES, DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 

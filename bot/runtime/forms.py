@@ -10,17 +10,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from bot.domain import REQUESTED_SLOT
+from bot.project.domain import REQUESTED_SLOT
 from bot.errors import ActionRejected
-from bot.events import (
+from bot.state.events import (
     ActiveLoop,
     Event,
     SlotSet,
     UserUttered,
     UserUtteranceReverted,
 )
-from bot.runtime_actions import ActionContext, CustomAction, bot_event
-from bot.slot_mapping import trigger_intent_slots
+from bot.runtime.runtime_actions import (
+    ActionContext,
+    AskAffirmationAction,
+    CustomAction,
+    DefaultFallbackAction,
+    bot_event,
+)
+from bot.state.slot_mapping import trigger_intent_slots
 
 logger = logging.getLogger(__name__)
 
@@ -121,8 +127,6 @@ class TwoStageFallbackAction:
     name: str = "action_two_stage_fallback"
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        from bot.runtime_actions import AskAffirmationAction, DefaultFallbackAction
-
         misses = _recent_fallbacks(ctx)
         if misses <= 1:
             return await AskAffirmationAction().run(ctx)

@@ -6,8 +6,8 @@ other's events, so the dialogue manager holds the conversation's lock from read 
 Stores implement the ``LockStore`` protocol:
 
 - ``InMemoryLockStore``: an ``asyncio.Lock`` per conversation. Enough for one server process.
-- ``RedisLockStore`` (``bot/redis_store.py``): a lock in Redis, shared by every server process
-  that uses the same Redis (as Rasa's lock store, needed when several servers share one
+- ``RedisLockStore`` (``bot/storage/redis_store.py``): a lock in Redis, shared by every server
+  process that uses the same Redis (as Rasa's lock store, needed when several servers share one
   tracker store).
 
 Configured in endpoints.yml as Rasa does (``lock_store: {type: in_memory | redis, ...}``).

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
-from bot.yaml_reader import line_of, plain, read_yaml, where
+from bot.project.yaml_reader import line_of, plain, read_yaml, where
 
 logger = logging.getLogger(__name__)
 

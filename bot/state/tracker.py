@@ -1,7 +1,7 @@
 """The dialogue state tracker: one conversation's state, derived only from its events.
 
 The state (slots, latest message/action, active loop, follow-up action, paused) lives in a
-private ``_State`` that only events change, through ``Event.apply_to`` (bot/events.py). New
+private ``_State`` that only events change, through ``Event.apply_to`` (bot/state/events.py). New
 events are applied incrementally; a rewind or undo drops events from the applied list and
 replays it from a fresh state; a restart or session start resets the state. Semantics are
 Rasa 3.x's, quirks included: a fresh or reset state has ``followup_action == "action_listen"``
@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.errors import BotError
-from bot.events import (ACTION_LISTEN_NAME, ActionExecuted, ActionExecutionRejected,
+from bot.state.events import (ACTION_LISTEN_NAME, ActionExecuted, ActionExecutionRejected,
                         ActionReverted, ActiveLoop, BotUttered, DefinePrevUserUtteredFeaturization,
                         Event, Restarted, SessionStarted, UserUttered, UserUtteranceReverted,
                         event_from_dict, events_from_list)

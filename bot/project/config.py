@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.errors import ConfigError
-from bot.yaml_reader import plain, read_yaml, where
+from bot.project.yaml_reader import plain, read_yaml, where
 
 logger = logging.getLogger(__name__)
 

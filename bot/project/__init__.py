@@ -1,0 +1,1 @@
+"""Project files: YAML reading, config.yml / endpoints / credentials, domain, training data."""

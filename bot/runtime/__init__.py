@@ -1,0 +1,1 @@
+"""The action runtime: built-in actions, forms, responses, custom-action executors."""

@@ -1,0 +1,1 @@
+"""Conversation state: events, the tracker, slot mappings, intent payloads."""

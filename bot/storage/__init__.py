@@ -1,0 +1,1 @@
+"""Where conversations are kept: tracker stores and lock stores (in memory, SQL, Redis)."""
