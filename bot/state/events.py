@@ -81,6 +81,13 @@ def _malformed(type_name: str, problem: str) -> EventError:
     return EventError(f"Malformed '{type_name}' event: {problem}.")
 
 
+def _shown(value: Any) -> str:
+    """A short value as written (a name, a number); anything long only by its type, so that
+    error messages never repeat a client's large values."""
+    text = repr(value)
+    return text if isinstance(value, (str, int, float)) and len(text) <= 40 else _kind(value)
+
+
 def _kind(value: Any) -> str:
     """What a bad value is, for messages: its type, never the value (which may be huge)."""
     return "null" if value is None else type(value).__name__
@@ -93,7 +100,7 @@ def _finite(type_name: str, name: str, value: Any) -> float:
     except (TypeError, ValueError, OverflowError):
         number = math.nan
     if isinstance(value, bool) or not math.isfinite(number):
-        raise _malformed(type_name, f"'{name}' must be a finite number, got {_kind(value)}")
+        raise _malformed(type_name, f"'{name}' must be a number (finite), got {_shown(value)}")
     return number
 
 
@@ -162,7 +169,7 @@ class Event:
         if name != cls.type_name and (
             not isinstance(name, str) or _LEGACY_EVENT_TYPES.get(name) is not cls
         ):
-            raise EventError(f"Cannot parse another event type as '{cls.type_name}'.")
+            raise EventError(f"Cannot parse a {_shown(name)} event as '{cls.type_name}'.")
         kwargs: dict[str, Any] = {
             "timestamp": data.get("timestamp"),
             "metadata": copy.deepcopy(data.get("metadata")),
@@ -595,7 +602,8 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     if cls is None and isinstance(name, str):
         cls = _LEGACY_EVENT_TYPES.get(name)
     if cls is None:
-        raise EventError(f"Unknown event type in 'event'. Valid: {', '.join(sorted(EVENT_TYPES))}.")
+        raise EventError(f"Unknown event type {_shown(name)}. "
+                         f"Valid: {', '.join(sorted(EVENT_TYPES))}.")
     return cls.from_dict(data)
 
 
