@@ -6,12 +6,19 @@ import itertools
 import logging
 from dataclasses import dataclass
 
-from bot.state.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from bot.state.events import (
+    ACTION_LISTEN_NAME,
+    ActionExecuted,
+    ActiveLoop,
+    Event,
+    SlotSet,
+    UserUttered,
+)
 from bot.project.training_data import Story, StoryStep
 
 logger = logging.getLogger(__name__)
 
-ACTION_LISTEN = "action_listen"
+ACTION_LISTEN = ACTION_LISTEN_NAME
 MAX_EXPANSIONS = 200  # per story: `or` and checkpoints multiply; beyond this we stop and warn
 
 
