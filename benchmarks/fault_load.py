@@ -159,12 +159,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             in_store = list(dict.fromkeys(mid for mid in stored if mid in acked_set))
             reordered += int(in_store != [mid for mid in conv.acked if mid in in_store])
         acked = sum(len(c.acked) for c in conversations)
+        logs = "".join(path.read_text(errors="replace") for path in work.glob("server*.log"))
         return {
             "benchmark": "fault_load", "servers": 3, "conversations": args.conversations,
             "turns_per_conversation": args.turns, "turns_acknowledged": acked,
             "turns_unanswered": sum(len(c.unanswered) for c in conversations),
             "acknowledged_lost": lost, "duplicated": duplicated,
             "conversations_reordered": reordered,
+            "stale_saves_refused": logs.count("store.stale_"),
             "attempts": sum(c.attempts for c in conversations),
             "retries": sum(c.retries for c in conversations),
             "freeze_s": args.freeze_s, "lock_lifetime_s": 3.0,
