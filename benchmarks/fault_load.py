@@ -35,7 +35,7 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import emit  # noqa: E402
+from benchmarks.common import emit, git_commit  # noqa: E402
 from benchmarks.faults import (  # noqa: E402
     RedisServer,
     ServerProcess,
@@ -178,7 +178,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                                             marks.get("freeze_at", 0.0)),
             "wall_s": round(elapsed, 1), "turns_per_s": round(acked / elapsed, 1),
             "project": "fault project" if not args.project else str(args.project),
-            "seed": args.seed, "note": "shared 2-core machine",
+            "seed": args.seed, "commit": git_commit(), "note": "shared 2-core machine",
         }
     finally:
         for server in servers:
