@@ -6,6 +6,7 @@
     a message id already stored: answer with its stored bot messages, done (a retry)
     session start if new or expired; UserUttered, action_extract_slots
     loop: policies predict -> run action -> events, until action_listen or the cap
+          (before a give-up action, the fallback chain's attempts may answer instead)
     store.save(tracker, expected_version=version, fence=token)   (refused when stale)
 A failing action ends the turn with utter_error; every event before the failure is kept.
 Every route that changes a conversation goes through ``_turn``, the one place that locks,
@@ -37,6 +38,7 @@ from bot.state.events import (
     UserUttered,
 )
 from bot.runtime.executors import ActionExecutor
+from bot.runtime.fallback_chain import FallbackChain
 from bot.state.intent_payload import parse_intent_payload
 from bot.storage.blocking import DEFAULT_IO_TIMEOUT_S, run_blocking
 from bot.storage.locks import InMemoryLockStore, LockStore
@@ -63,6 +65,8 @@ class UserMessage:
     input_channel: str = "rest"
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A parse given with the message (as Rasa's UserMessage.parse_data): the NLU is skipped.
+    parse_data: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -80,6 +84,7 @@ class DialogueManager:
                  renderer: ResponseRenderer | None = None,
                  max_predictions: int = 10,
                  lock_store: LockStore | None = None,
+                 fallback: FallbackChain | None = None,
                  store_timeout_s: float = DEFAULT_IO_TIMEOUT_S) -> None:
         self.domain = domain
         self.policies = policies
@@ -91,10 +96,13 @@ class DialogueManager:
         self.lock_store = lock_store if lock_store is not None else InMemoryLockStore()
         self.store_timeout_s = store_timeout_s
         self._executor_names = executor.names() if executor is not None else set()
+        known = set(domain.action_names) | (self._executor_names or set())
+        self.fallback = fallback.available(known) if fallback is not None else None
 
     # public entry points: each runs in one `_turn` (lock, read, change, fenced save) -------
     async def handle_message(self, message: UserMessage) -> TurnResult:
-        parse = await self.parse(message.text)  # before the lock: the NLU needs no tracker
+        parse = (message.parse_data if message.parse_data is not None  # before the lock:
+                 else await self.parse(message.text))  # the NLU needs no tracker
         async with self._turn(message.sender_id) as turn:
             replayed = _replay(turn.tracker, message.message_id)
             if replayed is not None:  # a retry of a stored message: its answer, run once
@@ -172,6 +180,14 @@ class DialogueManager:
         stored = await self._io(self.store.load, sender_id, doing=f"read '{sender_id}'")
         return stored.tracker or self._new_tracker(sender_id)
 
+    async def get_tracker(self, sender_id: str,
+                          channel: str | None = None) -> DialogueStateTracker:
+        """The stored conversation with a session started when due, neither locked nor saved
+        (for offline replays such as story evaluation)."""
+        tracker = await self.fetch_tracker(sender_id)
+        await self._start_session_if_due(tracker, channel)
+        return tracker
+
     async def parse(self, text: str) -> dict[str, Any]:
         payload = parse_intent_payload(text)
         if payload is not None:
@@ -229,45 +245,65 @@ class DialogueManager:
             await self._prediction_loop(tracker, channel, messages, message_id, diagnostics)
         return TurnResult(messages, tracker, diagnostics)
 
+    def predict_next(self, tracker: DialogueStateTracker) -> tuple[str, str, float,
+                                                                     dict[str, Any]]:
+        """The next action for the tracker as it stands: the follow-up action when one is set,
+        else the ensemble's best vote (an action that just refused to run is not predicted
+        again, like Rasa). Returns (action, policy, confidence, diagnostics); the winning
+        prediction's events are applied to the tracker."""
+        followup = tracker.followup_action
+        if followup:
+            return followup, "followup", 1.0, {"action": followup, "policy": "followup",
+                                               "confidence": 1.0, "reason": "followup_action",
+                                               "votes": []}
+        last = tracker.events[-1] if tracker.events else None
+        exclude = {last.name} if isinstance(last, ActionExecutionRejected) else None
+        best, votes = self.policies.predict(tracker, self.domain, exclude=exclude)
+        action = best.action or ACTION_LISTEN
+        diagnostics = {"action": action, "policy": best.policy, "confidence": best.confidence,
+                       "reason": best.diagnostics.get("reason"),
+                       "votes": [{"policy": v.policy, "action": v.action,
+                                  "confidence": v.confidence} for v in votes]}
+        tracker.update_many(best.events)
+        return action, best.policy, best.confidence, diagnostics
+
     async def _prediction_loop(self, tracker: DialogueStateTracker, channel: str | None,
                                messages: list[dict[str, Any]], message_id: str | None,
                                diagnostics: list[dict[str, Any]]) -> None:
         for _ in range(self.max_predictions):
-            last = tracker.events[-1] if tracker.events else None
-            # Like Rasa: an action that just refused to run is not predicted again.
-            exclude = {last.name} if isinstance(last, ActionExecutionRejected) else None
-            choice = self._choose(tracker, exclude)
-            action, policy, confidence = choice.action, choice.policy, choice.confidence
-            if choice.best is not None:
-                best = choice.best
-                diagnostics.append({"action": action, "policy": policy, "confidence": confidence,
-                                    "reason": best.diagnostics.get("reason"),
-                                    "votes": [{"policy": v.policy, "action": v.action,
-                                               "confidence": v.confidence}
-                                              for v in choice.predictions]})
-                tracker.update_many(best.events)
-                self._mark_interruption(tracker, action)
+            followup = tracker.followup_action
+            action, policy, confidence, why = self.predict_next(tracker)
+            if not followup:
+                diagnostics.append(why)
+                self.mark_interruption(tracker, action)
+                chain = self.fallback
+                if (chain is not None and chain.applies(tracker, action)
+                        and await self._try_fallbacks(chain, tracker, channel, messages)):
+                    return
             if action == ACTION_LISTEN:
                 tracker.update(ActionExecuted(name=ACTION_LISTEN, policy=policy,
                                               confidence=confidence))
                 return
             ok = await self._run_action(tracker, action, policy, confidence, channel, messages,
                                         message_id)
-            if not ok:
+            if not ok or action == "action_session_start":
+                # As Rasa: a session start (the follow-up of action_restart) ends the turn,
+                # with its own action_listen; nothing is predicted for the empty tracker.
                 return
         logger.warning("dialogue.prediction_cap sender=%s cap=%d", _hash(tracker.sender_id),
                        self.max_predictions)
         tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="prediction_cap"))
 
     def _choose(self, tracker: DialogueStateTracker, exclude: set[str] | None) -> _Choice:
-        """The next action: a pending followup, else the policy ensemble's best."""
+        """What /predict scores: a pending followup, else the ensemble's votes (unlike
+        ``predict_next``, nothing is applied to the tracker)."""
         followup = tracker.followup_action
         if followup:
             return _Choice(followup, "followup", 1.0, [(followup, 1.0)])
         best, predictions = self.policies.predict(tracker, self.domain, exclude=exclude)
         action = best.action or ACTION_LISTEN
         votes = [(action, best.confidence)] + [(p.action, p.confidence) for p in predictions]
-        return _Choice(action, best.policy, best.confidence, votes, best, predictions)
+        return _Choice(action, best.policy, best.confidence, votes)
 
     async def _run_action(self, tracker: DialogueStateTracker, name: str, policy: str | None,
                           confidence: float | None, channel: str | None,
@@ -301,6 +337,36 @@ class DialogueManager:
                      (time.perf_counter() - started) * 1000)
         return True
 
+    async def _try_fallbacks(self, chain: FallbackChain, tracker: DialogueStateTracker,
+                             channel: str | None, messages: list[dict[str, Any]]) -> bool:
+        """Run the chain's attempts in order; the first that answers is kept (the form, if
+        one is active, asks its question again) and ends the turn. Attempts that decline or
+        fail leave no event behind, so the predicted action runs as if nothing happened."""
+        for name in chain.attempts:
+            try:
+                action = action_for_name(name, self.domain, self._executor_names)
+                ctx = ActionContext(tracker, self.domain, self.renderer, self.executor, channel)
+                events = await action.run(ctx)
+            except Exception as exc:  # noqa: BLE001 - a failed attempt is a declined attempt
+                logger.warning("dialogue.fallback.failed action=%s error=%s: %s", name,
+                               type(exc).__name__, exc)
+                continue
+            if not chain.answered(events):
+                continue
+            logger.info("dialogue.fallback.answered action=%s", name)
+            tracker.update(ActionExecuted(name=name, policy="fallback_chain", confidence=1.0))
+            for event in events:
+                tracker.update(event)
+                if isinstance(event, BotUttered):
+                    messages.append(_message(event, tracker.sender_id))
+            loop = tracker.active_loop_name
+            if loop and not await self._run_action(tracker, loop, "fallback_chain", 1.0,
+                                                   channel, messages, None):
+                return True
+            tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="fallback_chain"))
+            return True
+        return False
+
     def _fail(self, tracker: DialogueStateTracker, channel: str | None,
               messages: list[dict[str, Any]]) -> None:
         rendered = self.renderer.render("utter_error", tracker.slots, channel)
@@ -315,7 +381,7 @@ class DialogueManager:
             tracker.update(ActiveLoop(name=loop))
         tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="error_handler"))
 
-    def _mark_interruption(self, tracker: DialogueStateTracker, action: str) -> None:
+    def mark_interruption(self, tracker: DialogueStateTracker, action: str) -> None:
         """Right after the user spoke while a loop is active: another action interrupts the
         loop, and a loop resumed after it refused the turn must not validate this message."""
         loop = tracker.active_loop_name
@@ -362,8 +428,6 @@ class _Choice:
     policy: str | None
     confidence: float | None
     votes: list[tuple[str | None, float]]
-    best: Any = None  # the ensemble's prediction; None for a followup
-    predictions: list[Any] = field(default_factory=list)
 
 
 def _replay(tracker: DialogueStateTracker, message_id: str | None) -> list[dict[str, Any]] | None:

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 
 from bot.assistant import Project, load_policies
-from bot.project.config import Endpoints, load_endpoints, reveal
+from bot.project.config import Endpoints, load_endpoints, reveal, skipped_components
 from bot.errors import ConfigError
 from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor
+from bot.runtime.fallback_chain import FallbackChain
 from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.manager import DialogueManager, Parser
 from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
@@ -35,6 +36,8 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
     started = time.perf_counter()
     endpoints = load_endpoints(endpoints_path if endpoints_path is not None
                                else project.paths.endpoints)
+    for note in skipped_components(project.config, bool(project.data.lookups)):
+        logger.warning("runtime.component_skipped %s", note)
     policies = load_policies(project)
     parser = load_parser(project)
     store = make_tracker_store(endpoints, project)
@@ -46,13 +49,24 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
             max_predictions = int(component.params["max_number_of_predictions"])
     manager = DialogueManager(project.domain, policies, parser=parser, store=store,
                               executor=executor, max_predictions=max_predictions,
-                              lock_store=lock_store)
+                              lock_store=lock_store, fallback=load_fallback(project))
     logger.info("runtime.ready seconds=%.2f nlu=%s executor=%s store=%s lock_store=%s",
                 time.perf_counter() - started, parser is not None,
                 type(executor).__name__ if executor else None, type(store).__name__,
                 type(lock_store).__name__)
     info = {"model_file": str(project.paths.models), "model_id": project.config.assistant_id}
     return Runtime(project, manager, info)
+
+
+def load_fallback(project: Project) -> FallbackChain | None:
+    """config.yml's `fallback:` chain (bot/runtime/fallback_chain.py); None without one."""
+    section = project.config.sections.get("fallback")
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{project.config.source}: 'fallback' must be a mapping with keys "
+                          "attempts, give_up, below, keep, declines.")
+    return FallbackChain.from_config(section, f"{project.config.source}: fallback")
 
 
 def load_parser(project: Project) -> Parser | None:
@@ -118,8 +132,15 @@ def make_executor(endpoints: Endpoints, project: Project,
     import sys
 
     root = str(project.paths.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)  # the project's package wins over an installed one of that name
+    top = actions_package.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None and not str(getattr(loaded, "__file__", "") or "").startswith(root):
+        # another project's package of the same name (the demo's `actions` is installed)
+        for name in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
+            del sys.modules[name]
     return InProcessExecutor(actions_package)
 
 

@@ -129,11 +129,13 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                model_info: Mapping[str, Any] | None = None,
                body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
-               response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S) -> FastAPI:
+               response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
+               cors_origins: tuple[str, ...] | list[str] = ()) -> FastAPI:
     """The assistant's HTTP app. ``credentials``: {channel: settings} as in credentials.yml
     (None or empty: the REST channel). ``model_info``: "model_file" and "model_id" for /status.
     ``body_timeout_s``: longest wait for each part of a request body (then 408);
     ``response_timeout_s``: longest a request may take (then 503).
+    ``cors_origins``: origins browsers may call from (Rasa's --cors; "*" for any).
     """
     if auth_token is not None and not auth_token:
         raise ValueError("auth_token must be a non-empty string or None.")
@@ -147,6 +149,11 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
     _add_error_handlers(app)
     app.add_middleware(_RequestGuard, max_body_bytes=max_body_bytes,
                        body_timeout_s=body_timeout_s, response_timeout_s=response_timeout_s)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["*"], allow_headers=["*"])
 
     @app.get("/")
     async def hello() -> Response:
