@@ -124,7 +124,8 @@ def test_a_frozen_lock_holder_cannot_overwrite_turns_answered_meanwhile(
 
 
 # 2 -----------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("behind_proxy", ["tracker_store", "both"])
+@pytest.mark.parametrize("behind_proxy", [
+    "tracker_store", pytest.param("both", marks=pytest.mark.slow)])  # both: the lock store too
 def test_a_hung_redis_never_freezes_the_server(behind_proxy: str, redis_server: RedisServer,
                                                start: Callable[..., ServerProcess]) -> None:
     proxy = TcpProxy(redis_server.port)
