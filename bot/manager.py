@@ -148,7 +148,7 @@ class DialogueManager:
     async def update_tracker(self, sender_id: str, events: list[Event]) -> DialogueStateTracker:
         """Append events; as in Rasa, a new conversation starts with a session first."""
         async with self._turn(sender_id) as turn:
-            if turn.version == 0 and not turn.tracker.events:
+            if not turn.tracker.events:
                 await self._start_session_if_due(turn.tracker, None)
             turn.tracker.update_many(events)
             return turn.tracker
