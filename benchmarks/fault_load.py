@@ -7,9 +7,10 @@ Starts a private redis-server and three `xingkong run` processes on the fault pr
 benchmarks/faults.py (payload messages, no NLU; --project serves another trained project, whose
 domain must have the `inform` intent and `number` entity). Each conversation is a client that
 sends its turns one after the other to a random server, each turn with a message id, and
-retries the same message (same id) on a refused connection, a timeout or a 503 until it is
-answered 200 (acknowledged). Meanwhile one server is frozen (SIGSTOP) for --freeze-s seconds,
-longer than the lock lifetime, while turns run on it, and another is killed (SIGKILL).
+retries the same message (same id) on another server after a refused connection, a timeout
+(3 s) or a 503, until it is answered 200 (acknowledged). Meanwhile one server is frozen (SIGSTOP) for --freeze-s seconds,
+longer than the lock lifetime, while turns run on it, and another is killed (SIGKILL) while
+turns run on it.
 
 At the end every conversation's stored events are read back and checked: acknowledged turns
 lost, stored twice, or out of order; plus the recovery time: from the kill (or the freeze) to
@@ -70,8 +71,11 @@ async def run_conversation(conv: Conversation, turns: int, servers: list[ServerP
         message_id = f"{conv.sender}-{turn}"
         body = {"sender": conv.sender, "message": text_for(turn), "message_id": message_id}
         deadline = time.monotonic() + TURN_DEADLINE_S
+        failed: set[int] = set()  # as a load balancer: not the server that just failed
         while True:
-            index = rng.randrange(len(servers))
+            choices = [i for i in range(len(servers)) if i not in failed] or \
+                list(range(len(servers)))
+            index = rng.choice(choices)
             conv.attempts += 1
             conv.in_flight[index] = time.monotonic()
             try:
@@ -87,6 +91,7 @@ async def run_conversation(conv: Conversation, turns: int, servers: list[ServerP
                 conv.ack_times.append(time.monotonic())
                 break
             conv.retries += 1
+            failed = {index} if len(failed) >= len(servers) - 1 else failed | {index}
             if time.monotonic() > deadline:
                 conv.unanswered.append(message_id)
                 break
@@ -97,16 +102,27 @@ async def inject_faults(servers: list[ServerProcess], conversations: list[Conver
                         freeze_s: float, marks: dict[str, Any]) -> None:
     await asyncio.sleep(2.0)
     frozen, doomed = servers[0], servers[1]
-    marks["frozen_busy"] = [c.sender for c in conversations if 0 in c.in_flight]
+    marks["frozen_busy"] = await _busy(conversations, 0)  # freeze it mid-turn
     marks["freeze_at"] = time.monotonic()
     frozen.freeze()
     await asyncio.sleep(2.0)
-    marks["killed_busy"] = [c.sender for c in conversations if 1 in c.in_flight]
+    marks["killed_busy"] = await _busy(conversations, 1)  # kill it mid-turn
     marks["kill_at"] = time.monotonic()
     doomed.kill()
     await asyncio.sleep(max(0.0, freeze_s - 2.0))
     frozen.thaw()
     marks["thaw_at"] = time.monotonic()
+
+
+async def _busy(conversations: list[Conversation], index: int) -> list[str]:
+    """Wait (up to 10 s) until server ``index`` has requests in flight; their senders."""
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        busy = [c.sender for c in conversations if index in c.in_flight]
+        if busy:
+            return busy
+        await asyncio.sleep(0.005)
+    return []
 
 
 def recovery_s(conversations: list[Conversation], busy: list[str], since: float) -> float | None:
