@@ -115,9 +115,14 @@ async def inject_faults(servers: list[ServerProcess], conversations: list[Conver
 
 
 async def _busy(conversations: list[Conversation], index: int) -> list[str]:
-    """Wait (up to 10 s) until server ``index`` has requests in flight; their senders."""
+    """Wait (up to 10 s) until server ``index`` has had a request in flight for 0.1 s (a slow
+    turn: it holds the conversation's lock); the senders of its requests then in flight."""
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
+        now = time.monotonic()
+        if not any(now - c.in_flight.get(index, now) > 0.1 for c in conversations):
+            await asyncio.sleep(0.005)
+            continue
         busy = [c.sender for c in conversations if index in c.in_flight]
         if busy:
             return busy
