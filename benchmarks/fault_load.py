@@ -46,6 +46,8 @@ from benchmarks.faults import (  # noqa: E402
 
 CLIENT_TIMEOUT_S = 3.0  # a client gives up on one attempt after this and retries elsewhere
 TURN_DEADLINE_S = 90.0  # a turn not acknowledged by then counts as unanswered
+DOWN_S = 5.0  # as a load balancer's passive health check: a server that failed rests this long
+DOWN_UNTIL: dict[int, float] = {}  # server index -> monotonic time it may be tried again
 
 
 @dataclass
@@ -73,25 +75,30 @@ async def run_conversation(conv: Conversation, turns: int, servers: list[ServerP
         deadline = time.monotonic() + TURN_DEADLINE_S
         failed: set[int] = set()  # as a load balancer: not the server that just failed
         while True:
-            choices = [i for i in range(len(servers)) if i not in failed] or \
-                list(range(len(servers)))
+            now = time.monotonic()
+            choices = [i for i in range(len(servers))
+                       if i not in failed and DOWN_UNTIL.get(i, 0.0) < now] or \
+                [i for i in range(len(servers)) if i not in failed] or list(range(len(servers)))
             index = rng.choice(choices)
             conv.attempts += 1
             conv.in_flight[index] = time.monotonic()
+            status: int | None = None  # None: no answer (refused, reset or timed out)
             try:
                 reply = await client.post(servers[index].url + "/webhooks/rest/webhook",
                                           json=body, timeout=CLIENT_TIMEOUT_S)
-                ok = reply.status_code == 200
+                status = reply.status_code
             except httpx.HTTPError:
-                ok = False
+                pass
             finally:
                 conv.in_flight.pop(index, None)
-            if ok:
+            if status == 200:
                 conv.acked.append(message_id)
                 conv.ack_times.append(time.monotonic())
                 break
             conv.retries += 1
             failed = {index} if len(failed) >= len(servers) - 1 else failed | {index}
+            if status is None:  # the server did not answer at all: rest it a while
+                DOWN_UNTIL[index] = time.monotonic() + DOWN_S
             if time.monotonic() > deadline:
                 conv.unanswered.append(message_id)
                 break
@@ -102,14 +109,14 @@ async def inject_faults(servers: list[ServerProcess], conversations: list[Conver
                         freeze_s: float, marks: dict[str, Any]) -> None:
     await asyncio.sleep(2.0)
     frozen, doomed = servers[0], servers[1]
-    marks["frozen_busy"] = await _busy(conversations, 0)  # freeze it mid-turn
-    marks["freeze_at"] = time.monotonic()
-    frozen.freeze()
-    await asyncio.sleep(2.0)
     marks["killed_busy"] = await _busy(conversations, 1)  # kill it mid-turn
     marks["kill_at"] = time.monotonic()
     doomed.kill()
-    await asyncio.sleep(max(0.0, freeze_s - 2.0))
+    await asyncio.sleep(6.0)
+    marks["frozen_busy"] = await _busy(conversations, 0)  # freeze it mid-turn
+    marks["freeze_at"] = time.monotonic()
+    frozen.freeze()
+    await asyncio.sleep(freeze_s)
     frozen.thaw()
     marks["thaw_at"] = time.monotonic()
 
