@@ -1,6 +1,6 @@
 """Conversations over three real servers sharing Redis while one freezes and one dies.
 
-    python benchmarks/fault_load.py [--conversations 30] [--turns 15] [--freeze-s 8]
+    python benchmarks/fault_load.py [--conversations 30] [--turns 40] [--freeze-s 8]
                                     [--project DIR] [--out benchmarks/results/fault_load.jsonl]
 
 Starts a private redis-server and three `xingkong run` processes on the fault project of
@@ -217,7 +217,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--conversations", type=int, default=30)
-    parser.add_argument("--turns", type=int, default=15)
+    parser.add_argument("--turns", type=int, default=40)
     parser.add_argument("--freeze-s", type=float, default=8.0,
                         help="how long one server stays frozen (lock lifetime is 3 s)")
     parser.add_argument("--project", default=None, help="a trained project to serve instead "
