@@ -245,11 +245,14 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
 @click.option("--cors", multiple=True,
               help="Origin allowed to call the server from a browser ('*' for any); "
                    "repeatable.")
+@click.option("--response-timeout", default=120.0, show_default=True,
+              type=click.FloatRange(min=0, min_open=True),
+              help="Seconds a request may take before it answers 503 (as Rasa's option).")
 @_path_options()
 @click.pass_context
 def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
         auth_token: str | None, endpoints: str | None, credentials: str | None,
-        ui_port: int | None, cors: tuple[str, ...]) -> None:
+        ui_port: int | None, cors: tuple[str, ...], response_timeout: float) -> None:
     """Serve the assistant over HTTP (`xingkong run actions` serves the custom actions)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -263,7 +266,8 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
     runtime = build_runtime(project, Path(endpoints) if endpoints else None)
     creds = load_credentials(Path(credentials) if credentials else project.paths.credentials)
     app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
-                     credentials=creds, model_info=runtime.model_info, cors_origins=cors)
+                     credentials=creds, model_info=runtime.model_info, cors_origins=cors,
+                     response_timeout_s=response_timeout)
     click.echo(f"Assistant server: http://{host}:{port}  (REST: POST /webhooks/rest/webhook)")
     ui = _start_ui(host, port, ui_port, auth_token, enable_api) if ui_port else None
     try:

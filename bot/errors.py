@@ -5,6 +5,10 @@
      |    +-- YamlError                  YAML that does not parse, with file and line
      +-- EventError (ValueError)         an event dict that is not a Rasa event
      +-- StoreError                      a tracker or lock store cannot be reached or used
+     |    +-- StaleWriteError            a save refused: the conversation changed since it was
+     |                                   read, or the writer's lock was taken over (fencing)
+     +-- PayloadError (ValueError)       a request payload that cannot be used (HTTP 400)
+     |    +-- TextTooLong                a message text over the length limit (HTTP 413)
      +-- ActionError                     a custom action failed (server down, timeout, crash)
      |    +-- ActionRejected             the action refused to run; the next policy chooses
      +-- TrainingError                   training data that cannot be trained on
@@ -31,6 +35,27 @@ class EventError(BotError, ValueError):
 
 class StoreError(BotError):
     """A tracker or lock store cannot be reached or used."""
+
+
+class StaleWriteError(StoreError):
+    """A tracker save refused because the conversation changed since the turn read it, or a
+    newer lock grant (a higher fencing token) has written it: the turn must not be
+    acknowledged."""
+
+
+class PayloadError(BotError, ValueError):
+    """A request payload that cannot be used. ``field`` names the offending field (None: the
+    whole body), ``location`` where it is ("body", "query", "path"); the message never repeats
+    the client's values."""
+
+    def __init__(self, message: str, field: str | None = None, location: str = "body") -> None:
+        super().__init__(message)
+        self.field = field
+        self.location = location
+
+
+class TextTooLong(PayloadError):
+    """A message text over the length limit."""
 
 
 class ActionError(BotError):

@@ -1,29 +1,35 @@
 """The dialogue manager: one user message in, bot messages out, the tracker saved.
 
-    tracker = store.retrieve(sender_id)       (under the conversation's lock, from lock_store)
-    session start if new or expired
-    parse (`/intent` payloads skip the NLU) -> UserUttered, action_extract_slots
+    parse (`/intent` payloads skip the NLU)
+    lock (lock_store: a ticket lock; the grant carries a fencing token)
+    tracker, version = store.load(sender_id)     (store I/O on a thread pool, with a deadline)
+    a message id already stored: answer with its stored bot messages, done (a retry)
+    session start if new or expired; UserUttered, action_extract_slots
     loop: policies predict -> run action -> events, until action_listen or the cap
           (before a give-up action, the fallback chain's attempts may answer instead)
-    store.save(tracker)
+    store.save(tracker, expected_version=version, fence=token)   (refused when stale)
 A failing action ends the turn with utter_error; every event before the failure is kept.
+Every route that changes a conversation goes through ``_turn``, the one place that locks,
+reads and saves.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import inspect
 import logging
 import time
 import uuid
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
 from bot.project.domain import Domain
 from bot.errors import ActionError, ActionRejected, BotError
 from bot.state.events import (
+    ACTION_LISTEN_NAME,
     ActionExecuted,
     ActionExecutionRejected,
     ActiveLoop,
@@ -35,6 +41,7 @@ from bot.state.events import (
 from bot.runtime.executors import ActionExecutor
 from bot.runtime.fallback_chain import FallbackChain
 from bot.state.intent_payload import parse_intent_payload
+from bot.storage.blocking import DEFAULT_IO_TIMEOUT_S, run_blocking
 from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.policies import PolicyEnsemble
 from bot.runtime.responses import ResponseRenderer
@@ -47,7 +54,7 @@ from nlu.context import DialogueContext
 
 logger = logging.getLogger(__name__)
 
-ACTION_LISTEN = "action_listen"
+ACTION_LISTEN = ACTION_LISTEN_NAME
 MAX_TEXT_CHARS = 10_000
 
 # parser(text) or parser(text, context=DialogueContext): what the bot just asked, for an NLU
@@ -81,7 +88,8 @@ class DialogueManager:
                  renderer: ResponseRenderer | None = None,
                  max_predictions: int = 10,
                  lock_store: LockStore | None = None,
-                 fallback: FallbackChain | None = None) -> None:
+                 fallback: FallbackChain | None = None,
+                 store_timeout_s: float = DEFAULT_IO_TIMEOUT_S) -> None:
         self.domain = domain
         self.policies = policies
         self.parser = parser
@@ -91,14 +99,22 @@ class DialogueManager:
         self.renderer = renderer if renderer is not None else ResponseRenderer(domain)
         self.max_predictions = max_predictions
         self.lock_store = lock_store if lock_store is not None else InMemoryLockStore()
+        self.store_timeout_s = store_timeout_s
         self._executor_names = executor.names() if executor is not None else set()
         known = set(domain.action_names) | (self._executor_names or set())
         self.fallback = fallback.available(known) if fallback is not None else None
 
-    # public entry points ---------------------------------------------------------------------
+    # public entry points: each runs in one `_turn` (lock, read, change, fenced save) -------
     async def handle_message(self, message: UserMessage) -> TurnResult:
-        async with self.lock(message.sender_id):
-            tracker = await self.get_tracker(message.sender_id, message.input_channel)
+        async with self._turn(message.sender_id) as turn:
+            replayed = _replay(turn.tracker, message.message_id)
+            if replayed is not None:  # a retry of a stored message: its answer, run once
+                logger.info("dialogue.retry_answered message_id=%s", message.message_id)
+                turn.save = False
+                return TurnResult(replayed, turn.tracker)
+            tracker = turn.tracker
+            await self._start_session_if_due(tracker, message.input_channel)
+            # Parsed under the lock: the NLU reads what the bot just asked (dialogue context).
             parse = (message.parse_data if message.parse_data is not None
                      else await self.parse(message.text, dialogue_context(tracker)))
             tracker.update(UserUttered(text=message.text, parse_data=parse,
@@ -108,32 +124,75 @@ class DialogueManager:
 
     async def trigger_intent(self, sender_id: str, intent: str, entities: dict[str, Any],
                              channel: str = "rest") -> TurnResult:
-        async with self.lock(sender_id):
-            tracker = await self.get_tracker(sender_id, channel)
-            ents = [{"entity": k, "value": v} for k, v in entities.items()]
-            parse = {"intent": {"name": intent, "confidence": 1.0},
-                     "intent_ranking": [{"name": intent, "confidence": 1.0}],
-                     "entities": ents, "text": f"EXTERNAL: {intent}"}
-            tracker.update(UserUttered(text=f"EXTERNAL: {intent}", parse_data=parse,
-                                       input_channel=channel))
-            return await self._respond(tracker, channel, None)
+        ents = [{"entity": k, "value": v} for k, v in entities.items()]
+        parse = {"intent": {"name": intent, "confidence": 1.0},
+                 "intent_ranking": [{"name": intent, "confidence": 1.0}],
+                 "entities": ents, "text": f"EXTERNAL: {intent}"}
+        event = UserUttered(text=f"EXTERNAL: {intent}", parse_data=parse, input_channel=channel)
+        async with self._turn(sender_id) as turn:
+            await self._start_session_if_due(turn.tracker, channel)
+            turn.tracker.update(event)
+            return await self._respond(turn.tracker, channel, None)
 
     async def execute_action(self, sender_id: str, action: str, policy: str | None = None,
                              confidence: float | None = None, channel: str = "rest") -> TurnResult:
-        async with self.lock(sender_id):
-            tracker = await self.get_tracker(sender_id, channel)
+        async with self._turn(sender_id) as turn:
+            await self._start_session_if_due(turn.tracker, channel)
             messages: list[dict[str, Any]] = []
             # Like Rasa's /execute: run this one action, then wait for the user.
-            await self._run_action(tracker, action, policy, confidence, channel, messages, None)
-            self.store.save(tracker)
-            return TurnResult(messages, tracker)
+            await self._run_action(turn.tracker, action, policy, confidence, channel, messages,
+                                   None)
+            return TurnResult(messages, turn.tracker)
+
+    async def log_message(self, sender_id: str, event: UserUttered) -> DialogueStateTracker:
+        """Add a user message without predicting (Rasa's POST .../messages)."""
+        async with self._turn(sender_id) as turn:
+            await self._start_session_if_due(turn.tracker, event.input_channel)
+            turn.tracker.update(event)
+            return turn.tracker
 
     async def update_tracker(self, sender_id: str, events: list[Event]) -> DialogueStateTracker:
-        async with self.lock(sender_id):
-            tracker = self.store.retrieve(sender_id) or self._new_tracker(sender_id)
-            tracker.update_many(events)
-            self.store.save(tracker)
-            return tracker
+        """Append events; as in Rasa, a new conversation starts with a session first."""
+        async with self._turn(sender_id) as turn:
+            if not turn.tracker.events:
+                await self._start_session_if_due(turn.tracker, None)
+            turn.tracker.update_many(events)
+            return turn.tracker
+
+    async def replace_tracker(self, sender_id: str, events: list[Event]) -> DialogueStateTracker:
+        """Replace every stored event of the conversation with ``events``."""
+        async with self._turn(sender_id) as turn:
+            turn.tracker = DialogueStateTracker(sender_id, self.domain.slot_defaults(), events)
+            turn.replace = True
+            return turn.tracker
+
+    async def predict(self, sender_id: str) -> tuple[dict[str, Any], DialogueStateTracker]:
+        """Rasa's /predict: a score for every domain action, without running any. As Rasa,
+        a session started on the way is kept."""
+        async with self._turn(sender_id) as turn:
+            await self._start_session_if_due(turn.tracker, None)
+            choice = self._choose(turn.tracker, exclude=None)
+            scores = dict.fromkeys(self.domain.action_names, 0.0)
+            for name, score in choice.votes:
+                if name is not None:
+                    scores[name] = max(scores.get(name, 0.0), float(score))
+            ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
+            return ({"scores": [{"action": name, "score": score} for name, score in ranked],
+                     "policy": choice.policy, "confidence": choice.confidence}, turn.tracker)
+
+    async def fetch_tracker(self, sender_id: str) -> DialogueStateTracker:
+        """The stored conversation (an empty tracker when there is none), read off the event
+        loop without the lock."""
+        stored = await self._io(self.store.load, sender_id, doing=f"read '{sender_id}'")
+        return stored.tracker or self._new_tracker(sender_id)
+
+    async def get_tracker(self, sender_id: str,
+                          channel: str | None = None) -> DialogueStateTracker:
+        """The stored conversation with a session started when due, neither locked nor saved
+        (for offline replays such as story evaluation)."""
+        tracker = await self.fetch_tracker(sender_id)
+        await self._start_session_if_due(tracker, channel)
+        return tracker
 
     async def parse(self, text: str, context: DialogueContext | None = None) -> dict[str, Any]:
         payload = parse_intent_payload(text)
@@ -150,17 +209,37 @@ class DialogueManager:
             return await self.parser(text, context=context)
         return await self.parser(text)
 
-    async def get_tracker(self, sender_id: str, channel: str | None = None) -> DialogueStateTracker:
-        """The sender's tracker, with a session started when it is new or expired."""
-        tracker = self.store.retrieve(sender_id) or self._new_tracker(sender_id)
-        if self._needs_session_start(tracker):
-            messages: list[dict[str, Any]] = []
-            await self._run_action(tracker, "action_session_start", None, None, channel,
-                                   messages, None)
-        return tracker
-
     def retrieve(self, sender_id: str) -> DialogueStateTracker:
+        """The stored conversation, read on the calling thread (tests, the shell)."""
         return self.store.retrieve(sender_id) or self._new_tracker(sender_id)
+
+    # one turn: lock, read, change, save ----------------------------------------------------------
+    @asynccontextmanager
+    async def _turn(self, sender_id: str) -> AsyncIterator[_Turn]:
+        """Hold the conversation's lock, read it, let the caller change ``turn.tracker``,
+        and save it (unless the caller raised or cleared ``turn.save``). The save names the
+        version read and the lock's fencing token: when another turn has written since (this
+        one's lock expired while it was stalled), StaleWriteError, and nothing is saved."""
+        async with self.lock_store.lock(sender_id) as grant:
+            stored = await self._io(self.store.load, sender_id, doing=f"read '{sender_id}'")
+            turn = _Turn(stored.tracker or self._new_tracker(sender_id), stored.version)
+            yield turn
+            if turn.save:
+                fence = getattr(grant, "fence", None)
+                save = functools.partial(self.store.save, turn.tracker,
+                                         expected_version=turn.version, fence=fence,
+                                         replace=turn.replace)
+                await self._io(save, doing=f"save '{sender_id}'")
+
+    async def _io(self, call: Callable[..., Any], *args: Any, doing: str) -> Any:
+        return await run_blocking(call, *args, timeout_s=self.store_timeout_s,
+                                  doing=f"{doing} ({type(self.store).__name__})")
+
+    async def _start_session_if_due(self, tracker: DialogueStateTracker,
+                                    channel: str | None) -> None:
+        if self._needs_session_start(tracker):
+            await self._run_action(tracker, "action_session_start", None, None, channel, [],
+                                   None)
 
     # the turn --------------------------------------------------------------------------------
     async def _respond(self, tracker: DialogueStateTracker, channel: str | None,
@@ -172,7 +251,6 @@ class DialogueManager:
         else:
             tracker.update_many(extract_slots(tracker, self.domain))
             await self._prediction_loop(tracker, channel, messages, message_id, diagnostics)
-        self.store.save(tracker)
         return TurnResult(messages, tracker, diagnostics)
 
     def predict_next(self, tracker: DialogueStateTracker) -> tuple[str, str, float,
@@ -223,6 +301,17 @@ class DialogueManager:
         logger.warning("dialogue.prediction_cap sender=%s cap=%d", _hash(tracker.sender_id),
                        self.max_predictions)
         tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="prediction_cap"))
+
+    def _choose(self, tracker: DialogueStateTracker, exclude: set[str] | None) -> _Choice:
+        """What /predict scores: a pending followup, else the ensemble's votes (unlike
+        ``predict_next``, nothing is applied to the tracker)."""
+        followup = tracker.followup_action
+        if followup:
+            return _Choice(followup, "followup", 1.0, [(followup, 1.0)])
+        best, predictions = self.policies.predict(tracker, self.domain, exclude=exclude)
+        action = best.action or ACTION_LISTEN
+        votes = [(action, best.confidence)] + [(p.action, p.confidence) for p in predictions]
+        return _Choice(action, best.policy, best.confidence, votes)
 
     async def _run_action(self, tracker: DialogueStateTracker, name: str, policy: str | None,
                           confidence: float | None, channel: str | None,
@@ -324,10 +413,46 @@ class DialogueManager:
     def _new_tracker(self, sender_id: str) -> DialogueStateTracker:
         return DialogueStateTracker(sender_id, self.domain.slot_defaults())
 
-    def lock(self, sender_id: str) -> AbstractAsyncContextManager[None]:
-        """The conversation's lock from the lock store: ``async with manager.lock(sender_id)``
-        around every read-modify-save of a tracker."""
+    def lock(self, sender_id: str) -> AbstractAsyncContextManager[Any]:
+        """The conversation's lock from the lock store (every turn takes it in ``_turn``)."""
         return self.lock_store.lock(sender_id)
+
+
+@dataclass(slots=True)
+class _Turn:
+    """A turn in progress: the tracker it changes and the stored version it read."""
+
+    tracker: DialogueStateTracker
+    version: int
+    save: bool = True
+    replace: bool = False
+
+
+@dataclass(slots=True)
+class _Choice:
+    """What the turn runs next, with every (action, score) vote for /predict."""
+
+    action: str
+    policy: str | None
+    confidence: float | None
+    votes: list[tuple[str | None, float]]
+
+
+def _replay(tracker: DialogueStateTracker, message_id: str | None) -> list[dict[str, Any]] | None:
+    """The bot messages stored for the user message ``message_id`` (None when there is no
+    such message): how a retried message is answered without running it twice."""
+    if not message_id:
+        return None
+    messages: list[dict[str, Any]] | None = None
+    for event in tracker.events:
+        if isinstance(event, UserUttered):
+            if messages is not None:
+                break
+            if event.message_id == message_id:
+                messages = []
+        elif messages is not None and isinstance(event, BotUttered):
+            messages.append(_message(event, tracker.sender_id))
+    return messages
 
 
 def _message(event: BotUttered, sender_id: str) -> dict[str, Any]:

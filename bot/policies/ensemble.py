@@ -11,6 +11,7 @@ from bot.errors import ConfigError
 from bot.policies.base import Policy, PolicyPrediction
 from bot.policies.memoization import MemoizationPolicy
 from bot.policies.rules import RulePolicy
+from bot.state.events import ACTION_LISTEN_NAME
 from bot.state.tracker import DialogueStateTracker
 from bot.project.training_data import TrainingData
 
@@ -77,7 +78,7 @@ class PolicyEnsemble:
         votes = [p.predict(tracker, domain) for p in self.policies]
         usable = [v for v in votes if v.action is not None and v.action not in (exclude or set())]
         if not usable:
-            return PolicyPrediction("action_listen", 0.0, "none", 0,
+            return PolicyPrediction(ACTION_LISTEN_NAME, 0.0, "none", 0,
                                     diagnostics={"reason": "no policy predicted"}), votes
         best = max(usable, key=lambda v: (v.confidence, v.priority))
         return best, votes

@@ -17,6 +17,7 @@ from typing import Any
 
 from bot.project.domain import Domain
 from bot.state.events import (
+    ACTION_LISTEN_NAME,
     ActionExecuted,
     ActiveLoop,
     AllSlotsReset,
@@ -28,7 +29,7 @@ from bot.state.events import (
 )
 
 State = frozenset[str]
-ACTION_LISTEN = "action_listen"
+ACTION_LISTEN = ACTION_LISTEN_NAME
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,12 +8,19 @@ from dataclasses import dataclass
 
 from bot.project.domain import Domain
 from bot.project.training_data import Story, StoryStep
-from bot.state.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from bot.state.events import (
+    ACTION_LISTEN_NAME,
+    ActionExecuted,
+    ActiveLoop,
+    Event,
+    SlotSet,
+    UserUttered,
+)
 from bot.state.slot_mapping import slots_for_entities
 
 logger = logging.getLogger(__name__)
 
-ACTION_LISTEN = "action_listen"
+ACTION_LISTEN = ACTION_LISTEN_NAME
 MAX_EXPANSIONS = 200  # per story: `or` and checkpoints multiply; beyond this we stop and warn
 
 

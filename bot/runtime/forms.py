@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.project.domain import REQUESTED_SLOT
 from bot.errors import ActionRejected
 from bot.state.events import (
+    ACTION_LISTEN_NAME,
     ActionExecuted,
     ActiveLoop,
     Event,
@@ -49,7 +50,7 @@ class FormAction:
                           if tracker.get_slot(s) is not None]
             candidates += [e for e in events if isinstance(e, SlotSet)]
             events += await self._validate(ctx, candidates, events)
-        elif tracker.latest_action_name == "action_listen" and tracker.active_loop.get("validate", True):
+        elif tracker.latest_action_name == ACTION_LISTEN_NAME and tracker.active_loop.get("validate", True):
             candidates = _slot_candidates(tracker, form.required_slots)
             validated = await self._validate(ctx, candidates, [])
             filled = [e for e in validated if isinstance(e, SlotSet) and e.name != REQUESTED_SLOT]
@@ -147,7 +148,7 @@ class TwoStageFallbackAction:
             parse = {**message.parse_data,
                      "intent": {**(message.parse_data.get("intent") or {}), "confidence": 1.0}}
             # the unclear turn is taken back; the clarified message takes its place
-            return [UserUtteranceReverted(), ActionExecuted(name="action_listen"),
+            return [UserUtteranceReverted(), ActionExecuted(name=ACTION_LISTEN_NAME),
                     UserUttered(text=message.text, parse_data=parse,
                                 input_channel=message.input_channel),
                     ActiveLoop(name=None)]

@@ -10,6 +10,7 @@ from typing import Any
 
 from bot.errors import ActionError
 from bot.project.domain import Domain
+from bot.state.events import ACTION_LISTEN_NAME
 from bot.runtime.forms import FormAction, TwoStageFallbackAction
 from bot.runtime.runtime_actions import (
     Action,
@@ -27,7 +28,7 @@ from bot.runtime.runtime_actions import (
 )
 
 _DEFAULTS: dict[str, Any] = {
-    "action_listen": ListenAction,
+    ACTION_LISTEN_NAME: ListenAction,
     "action_restart": RestartAction,
     "action_session_start": SessionStartAction,
     "action_default_fallback": DefaultFallbackAction,

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 from bot.project.domain import REQUESTED_SLOT, Domain
 from bot.errors import ActionError
 from bot.state.events import (
+    ACTION_LISTEN_NAME,
     ActionExecuted,
     ActiveLoop,
     BotUttered,
@@ -89,7 +90,7 @@ def _retrieval_response(ctx: ActionContext, name: str) -> str | None:
 
 @dataclass(slots=True)
 class ListenAction:
-    name: str = "action_listen"
+    name: str = ACTION_LISTEN_NAME
 
     async def run(self, ctx: ActionContext) -> list[Event]:
         return []
@@ -114,7 +115,7 @@ class SessionStartAction:
             for name, value in ctx.tracker.slots.items():
                 if value is not None and name != REQUESTED_SLOT:
                     events.append(SlotSet(name=name, value=value))
-        events.append(ActionExecuted(name="action_listen"))
+        events.append(ActionExecuted(name=ACTION_LISTEN_NAME))
         return events
 
 

@@ -25,13 +25,13 @@ before the dialogue manager is called, so a rejected request leaves the tracker 
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import importlib.metadata
 import json
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractAsyncContextManager
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -53,15 +53,18 @@ from bot.serving.channels.base import (
     read_json,
     validate,
 )
-from bot.errors import EventError
+from bot.errors import EventError, StaleWriteError, StoreError
 from bot.state.events import UserUttered, events_from_list
-from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage
-from bot.state.tracker import EVENT_VERBOSITIES, DialogueStateTracker
+from bot.manager import DialogueManager, UserMessage
+from bot.state.tracker import EVENT_VERBOSITIES
 
 logger = logging.getLogger(__name__)
 
 MINIMUM_COMPATIBLE_VERSION = "3.0.0"
 DEFAULT_MAX_BODY_BYTES = 1_000_000
+DEFAULT_BODY_TIMEOUT_S = 10.0  # a client that stops sending halfway holds nothing longer
+DEFAULT_RESPONSE_TIMEOUT_S = 120.0  # above lock_wait_timeout plus a slow action's timeout
+STORE_RETRY_AFTER_S = 2  # a store outage or a busy conversation: seconds before retrying
 
 
 def xingkong_version() -> str:
@@ -106,6 +109,7 @@ class LogMessageRequest(_Body):
     text: StrictStr
     sender: StrictStr
     parse_data: dict[str, Any] | None = None
+    message_id: StrictStr | None = None
 
 
 class TriggerIntentRequest(_Body):
@@ -124,20 +128,27 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
                enable_api: bool = True, credentials: Mapping[str, Any] | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                model_info: Mapping[str, Any] | None = None,
+               body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
+               response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
                cors_origins: tuple[str, ...] | list[str] = ()) -> FastAPI:
     """The assistant's HTTP app. ``credentials``: {channel: settings} as in credentials.yml
     (None or empty: the REST channel). ``model_info``: "model_file" and "model_id" for /status.
+    ``body_timeout_s``: longest wait for each part of a request body (then 408);
+    ``response_timeout_s``: longest a request may take (then 503).
     ``cors_origins``: origins browsers may call from (Rasa's --cors; "*" for any).
     """
     if auth_token is not None and not auth_token:
         raise ValueError("auth_token must be a non-empty string or None.")
     if max_body_bytes < 1:
         raise ValueError("max_body_bytes must be positive.")
+    if not (body_timeout_s > 0 and response_timeout_s > 0):
+        raise ValueError("body_timeout_s and response_timeout_s must be positive.")
     version = xingkong_version()
     app = FastAPI(title="Xingkong", version=version, docs_url=None, redoc_url=None,
                   openapi_url=None)
     _add_error_handlers(app)
-    app.add_middleware(_RequestGuard, max_body_bytes=max_body_bytes)
+    app.add_middleware(_RequestGuard, max_body_bytes=max_body_bytes,
+                       body_timeout_s=body_timeout_s, response_timeout_s=response_timeout_s)
     if cors_origins:
         from fastapi.middleware.cors import CORSMiddleware
 
@@ -201,7 +212,8 @@ def _api_router(manager: DialogueManager, auth_token: str | None,
     async def get_tracker(conversation_id: str, request: Request) -> Response:
         _check_conversation_id(conversation_id)
         verbosity = _verbosity(request)
-        return JSONResponse(manager.retrieve(conversation_id).current_state(verbosity))
+        tracker = await manager.fetch_tracker(conversation_id)
+        return JSONResponse(tracker.current_state(verbosity))
 
     @router.post("/conversations/{conversation_id}/messages")
     async def log_message(conversation_id: str, request: Request) -> Response:
@@ -214,13 +226,10 @@ def _api_router(manager: DialogueManager, auth_token: str | None,
         check_text(body.text, "text")
         if body.parse_data is not None:
             parse_data = body.parse_data
-            _user_event(body.text, parse_data)  # a parse_data UserUttered rejects -> 400 now
         else:
             parse_data = await manager.parse(body.text)
-        async with _conversation_lock(manager, conversation_id):
-            tracker = await manager.get_tracker(conversation_id)  # session start when due
-            tracker.update(_user_event(body.text, parse_data))
-            manager.store.save(tracker)
+        event = _user_event(body.text, parse_data, body.message_id)
+        tracker = await manager.log_message(conversation_id, event)
         return JSONResponse(tracker.current_state(verbosity))
 
     @router.post("/conversations/{conversation_id}/trigger_intent")
@@ -255,10 +264,7 @@ def _api_router(manager: DialogueManager, auth_token: str | None,
     async def predict(conversation_id: str, request: Request) -> Response:
         _check_conversation_id(conversation_id)
         verbosity = _verbosity(request)
-        async with _conversation_lock(manager, conversation_id):
-            tracker = await manager.get_tracker(conversation_id)  # session start when due
-            prediction = _predict(manager, tracker)
-            manager.store.save(tracker)  # as Rasa: the started session is kept
+        prediction, tracker = await manager.predict(conversation_id)
         return JSONResponse({**prediction, "tracker": tracker.current_state(verbosity)})
 
     @router.post("/conversations/{conversation_id}/tracker/events")
@@ -267,12 +273,7 @@ def _api_router(manager: DialogueManager, auth_token: str | None,
         verbosity = _verbosity(request)
         data = await read_json(request)
         events = _parse_events(data if isinstance(data, list) else [data])
-        async with _conversation_lock(manager, conversation_id):
-            tracker = manager.store.retrieve(conversation_id)
-            if tracker is None:  # as Rasa: a new conversation starts with a session
-                tracker = await manager.get_tracker(conversation_id)
-            tracker.update_many(events)
-            manager.store.save(tracker)
+        tracker = await manager.update_tracker(conversation_id, events)
         return JSONResponse(tracker.current_state(verbosity))
 
     @router.put("/conversations/{conversation_id}/tracker/events")
@@ -283,9 +284,7 @@ def _api_router(manager: DialogueManager, auth_token: str | None,
         if not isinstance(data, list):
             raise PayloadError("The request body must be a JSON list of events.")
         events = _parse_events(data, allow_empty=True)
-        tracker = DialogueStateTracker(conversation_id, manager.domain.slot_defaults(), events)
-        async with _conversation_lock(manager, conversation_id):
-            manager.store.save(tracker)
+        tracker = await manager.replace_tracker(conversation_id, events)
         return JSONResponse(tracker.current_state(verbosity))
 
     return router
@@ -355,9 +354,10 @@ def _parse_events(items: list[Any], *, allow_empty: bool = False) -> list[Any]:
         raise PayloadError(f"Invalid 'events': {exc}", "events") from None
 
 
-def _user_event(text: str, parse_data: Mapping[str, Any]) -> UserUttered:
+def _user_event(text: str, parse_data: Mapping[str, Any], message_id: str | None) -> UserUttered:
     try:
-        return UserUttered(text=text, parse_data=dict(parse_data), message_id=uuid.uuid4().hex)
+        return UserUttered(text=text, parse_data=dict(parse_data),
+                           message_id=message_id or uuid.uuid4().hex)
     except EventError as exc:
         raise PayloadError(f"Invalid 'parse_data': {exc}", "parse_data") from None
 
@@ -372,33 +372,6 @@ def _domain_format(accept: str) -> str:
             return "json"
     raise ApiError(406, "NotAcceptable", "Invalid Accept header. Domain can be provided as json "
                    "(\"Accept: application/json\") or yml (\"Accept: application/yaml\").")
-
-
-def _predict(manager: DialogueManager, tracker: DialogueStateTracker) -> dict[str, Any]:
-    """Rasa's /predict body (without the tracker): a score for every domain action."""
-    followup = tracker.followup_action
-    if followup:
-        action, policy, confidence = followup, "followup", 1.0
-        votes: list[tuple[str | None, float]] = [(followup, 1.0)]
-    else:
-        best, predictions = manager.policies.predict(tracker, manager.domain)
-        action = best.action or ACTION_LISTEN
-        policy, confidence = best.policy, best.confidence
-        votes = [(action, confidence)] + [(p.action, p.confidence) for p in predictions]
-    scores = dict.fromkeys(manager.domain.action_names, 0.0)
-    for name, score in votes:
-        if name is not None:
-            scores[name] = max(scores.get(name, 0.0), float(score))
-    ranked = sorted(scores.items(), key=lambda item: item[1], reverse=True)
-    return {"scores": [{"action": name, "score": score} for name, score in ranked],
-            "policy": policy, "confidence": confidence}
-
-
-def _conversation_lock(manager: DialogueManager,
-                       sender_id: str) -> AbstractAsyncContextManager[None]:
-    """The manager's per-conversation lock (its lock store), so API writes never interleave
-    with a turn."""
-    return manager.lock(sender_id)
 
 
 # errors --------------------------------------------------------------------------------------
@@ -435,6 +408,21 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.status_code, phrase.replace(" ", ""), f"{phrase}."),
                             status_code=exc.status_code, headers=exc.headers)
 
+    async def store_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StoreError)
+        stale = isinstance(exc, StaleWriteError)
+        # The message names the conversation: logged at debug only, like the raw path.
+        logger.warning("server.store_unavailable kind=%s route=%s",
+                       "stale_write" if stale else "store_error", _route(request.scope))
+        logger.debug("server.store_unavailable.detail %s", exc)
+        message = ("The conversation changed on another server while this message was "
+                   "handled; it was not processed. Send it again." if stale else
+                   "The conversation store is unavailable or the conversation is busy; the "
+                   "message was not processed. Send it again shortly.")
+        return JSONResponse(error_body(503, "ServiceUnavailable", message), status_code=503,
+                            headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
+
+    app.add_exception_handler(StoreError, store_error)
     app.add_exception_handler(ApiError, api_error)
     app.add_exception_handler(PayloadError, payload_error)
     app.add_exception_handler(RequestValidationError, validation_error)
@@ -451,13 +439,20 @@ class _BodyTooLarge(Exception):
     pass
 
 
+class _BodyTimeout(Exception):
+    pass
+
+
 class _RequestGuard:
     """Outermost app layer: a request id per request (X-Request-ID), the body size limit
     (Content-Length and the bytes actually read: 413), and 500 for unexpected exceptions."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int) -> None:
+    def __init__(self, app: ASGIApp, max_body_bytes: int, body_timeout_s: float,
+                 response_timeout_s: float) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.body_timeout_s = body_timeout_s
+        self.response_timeout_s = response_timeout_s
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -483,22 +478,46 @@ class _RequestGuard:
         if declared is not None and declared > self.max_body_bytes:
             await self._too_large(scope, send_with_id)
             return
-        received = 0
+        received, complete = 0, False
 
         async def receive_limited() -> Message:
-            nonlocal received
-            message = await receive()
+            nonlocal received, complete
+            if complete:  # after the body: only the disconnect, with no deadline
+                return await receive()
+            try:
+                message = await asyncio.wait_for(receive(), self.body_timeout_s)
+            except TimeoutError:
+                raise _BodyTimeout from None
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
+                complete = not message.get("more_body", False)
                 if received > self.max_body_bytes:
                     raise _BodyTooLarge
             return message
 
         try:
-            await self.app(scope, receive_limited, send_with_id)
+            async with asyncio.timeout(self.response_timeout_s) as deadline:
+                await self.app(scope, receive_limited, send_with_id)
         except _BodyTooLarge:
             if not started:
                 await self._too_large(scope, send_with_id)
+        except _BodyTimeout:
+            logger.info("server.error status=408 reason=RequestTimeout limit_s=%g",
+                        self.body_timeout_s)
+            if not started:
+                await _send_json(scope, send_with_id, 408, error_body(
+                    408, "RequestTimeout", f"The request body did not arrive within "
+                    f"{self.body_timeout_s:g} s."))
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            logger.warning("server.error status=503 reason=ResponseTimeout route=%s limit_s=%g",
+                           _route(scope), self.response_timeout_s)
+            if not started:
+                await _send_json(scope, send_with_id, 503, error_body(
+                    503, "ServiceUnavailable", "The request took longer than "
+                    f"{self.response_timeout_s:g} s; it may or may not have been processed."),
+                    headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
         except Exception:
             logger.exception("server.internal_error request_id=%s method=%s route=%s",
                              request_id, scope.get("method"), _route(scope))
@@ -527,8 +546,9 @@ def _content_length(scope: Scope) -> int | None:
     return None
 
 
-async def _send_json(scope: Scope, send: Send, status: int, body: dict[str, Any]) -> None:
-    await JSONResponse(body, status_code=status)(scope, _no_receive, send)
+async def _send_json(scope: Scope, send: Send, status: int, body: dict[str, Any],
+                     headers: Mapping[str, str] | None = None) -> None:
+    await JSONResponse(body, status_code=status, headers=headers)(scope, _no_receive, send)
 
 
 async def _no_receive() -> Message:

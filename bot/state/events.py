@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import functools
 import logging
+import math
 import time
 import uuid
 from collections.abc import Iterable, Mapping
@@ -80,6 +81,29 @@ def _malformed(type_name: str, problem: str) -> EventError:
     return EventError(f"Malformed '{type_name}' event: {problem}.")
 
 
+def _shown(value: Any) -> str:
+    """A short value as written (a name, a number); anything long only by its type, so that
+    error messages never repeat a client's large values."""
+    text = repr(value)
+    return text if isinstance(value, (str, int, float)) and len(text) <= 40 else _kind(value)
+
+
+def _kind(value: Any) -> str:
+    """What a bad value is, for messages: its type, never the value (which may be huge)."""
+    return "null" if value is None else type(value).__name__
+
+
+def _finite(type_name: str, name: str, value: Any) -> float:
+    """``value`` as a finite float (infinity or NaN could never be written back as JSON)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError, OverflowError):
+        number = math.nan
+    if isinstance(value, bool) or not math.isfinite(number):
+        raise _malformed(type_name, f"'{name}' must be a number (finite), got {_shown(value)}")
+    return number
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Event:
     """Base of all events. Not instantiated directly."""
@@ -97,30 +121,26 @@ class Event:
     def __post_init__(self) -> None:
         ts = time.time() if self.timestamp is None else self.timestamp
         if isinstance(ts, bool) or not isinstance(ts, (int, float)):
-            raise _malformed(self.type_name, f"'timestamp' must be a number, got {ts!r}")
-        object.__setattr__(self, "timestamp", float(ts))
+            raise _malformed(self.type_name, f"'timestamp' must be a number, got {_kind(ts)}")
+        object.__setattr__(self, "timestamp", _finite(self.type_name, "timestamp", ts))
         meta = {} if self.metadata is None else self.metadata
         if not isinstance(meta, Mapping):
-            raise _malformed(self.type_name, f"'metadata' must be a dict, got {meta!r}")
+            raise _malformed(self.type_name, f"'metadata' must be a dict, got {_kind(meta)}")
         object.__setattr__(self, "metadata", dict(meta))
         for name in self._str_fields:
             value = getattr(self, name)
             if not isinstance(value, str) and (value is not None or name in _required(type(self))):
-                raise _malformed(self.type_name, f"'{name}' must be a string, got {value!r}")
+                raise _malformed(self.type_name, f"'{name}' must be a string, got {_kind(value)}")
         for name in self._float_fields:
             value = getattr(self, name)
             if value is not None:
-                try:
-                    object.__setattr__(self, name, float(value))
-                except (TypeError, ValueError):
-                    raise _malformed(self.type_name, f"'{name}' must be a number, got "
-                                     f"{value!r}") from None
+                object.__setattr__(self, name, _finite(self.type_name, name, value))
         for name, default in self._bool_fields.items():
             value = getattr(self, name)
             if value is None and default is not None:
                 object.__setattr__(self, name, default)
             elif not isinstance(value, bool):
-                raise _malformed(self.type_name, f"'{name}' must be true or false, got {value!r}")
+                raise _malformed(self.type_name, f"'{name}' must be true or false, got {_kind(value)}")
         self._normalize()
 
     def _normalize(self) -> None:
@@ -149,7 +169,7 @@ class Event:
         if name != cls.type_name and (
             not isinstance(name, str) or _LEGACY_EVENT_TYPES.get(name) is not cls
         ):
-            raise EventError(f"Cannot parse a {name!r} event as '{cls.type_name}'.")
+            raise EventError(f"Cannot parse a {_shown(name)} event as '{cls.type_name}'.")
         kwargs: dict[str, Any] = {
             "timestamp": data.get("timestamp"),
             "metadata": copy.deepcopy(data.get("metadata")),
@@ -187,7 +207,7 @@ class UserUttered(Event):
     def _normalize(self) -> None:
         given = {} if self.parse_data is None else self.parse_data
         if not isinstance(given, Mapping):
-            raise _malformed(self.type_name, f"'parse_data' must be a dict, got {given!r}")
+            raise _malformed(self.type_name, f"'parse_data' must be a dict, got {_kind(given)}")
         parse = {"intent": {}, "entities": [], "text": self.text, "message_id": self.message_id,
                  "metadata": self.metadata, **given}
         parse["intent"] = {} if parse["intent"] is None else parse["intent"]
@@ -195,6 +215,16 @@ class UserUttered(Event):
         if not isinstance(parse["intent"], Mapping) or not isinstance(parse["entities"], list):
             raise _malformed(self.type_name, "'parse_data' needs a dict 'intent' and a list "
                              "'entities'")
+        if not all(isinstance(entity, Mapping) for entity in parse["entities"]):
+            raise _malformed(self.type_name, "each of 'parse_data.entities' must be a dict")
+        intent = dict(parse["intent"])
+        if not isinstance(intent.get("name"), (str, type(None))):
+            raise _malformed(self.type_name, "'parse_data.intent.name' must be a string, got "
+                             f"{_kind(intent.get('name'))}")
+        if intent.get("confidence") is not None:
+            intent["confidence"] = _finite(self.type_name, "parse_data.intent.confidence",
+                                           intent["confidence"])
+        parse["intent"] = intent
         self._set("parse_data", parse)
         if self.use_text_for_featurization is None:
             # Rasa: a text-only message is featurised by text, an intent-only one by intent.
@@ -239,7 +269,7 @@ class BotUttered(Event):
     def _normalize(self) -> None:
         given = {} if self.data is None else self.data
         if not isinstance(given, Mapping):
-            raise _malformed(self.type_name, f"'data' must be a dict, got {given!r}")
+            raise _malformed(self.type_name, f"'data' must be a dict, got {_kind(given)}")
         self._set("data", {**dict.fromkeys(BOT_DATA_KEYS), **given})
 
     @classmethod
@@ -440,7 +470,7 @@ class ReminderScheduled(Event):
         try:
             datetime.fromisoformat(self.date_time)
         except (TypeError, ValueError) as exc:
-            raise _malformed(self.type_name, f"'date_time' {self.date_time!r} is not an ISO "
+            raise _malformed(self.type_name, "'date_time' is not an ISO "
                              "8601 date-time") from exc
         if self.name is None:
             self._set("name", str(uuid.uuid4()))
@@ -490,8 +520,10 @@ class EntitiesAdded(Event):
 
     def _normalize(self) -> None:
         self._set("entities", [] if self.entities is None else self.entities)
-        if not isinstance(self.entities, list):
-            raise _malformed(self.type_name, f"'entities' must be a list, got {self.entities!r}")
+        if not isinstance(self.entities, list) or not all(
+                isinstance(entity, Mapping) for entity in self.entities):
+            raise _malformed(self.type_name, "'entities' must be a list of dicts, got "
+                             f"{_kind(self.entities)}")
 
     def apply_to(self, state: _State) -> None:
         state.add_entities(self.entities)
@@ -565,12 +597,13 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         raise EventError(f"An event must be a dict, got {type(data).__name__}.")
     name = data.get("event")
     if name is None:
-        raise EventError(f"Event dict has no 'event' key (keys: {', '.join(sorted(map(str, data))[:10])}).")
+        raise EventError("Event dict has no 'event' key.")
     cls = EVENT_TYPES.get(name) if isinstance(name, str) else None
     if cls is None and isinstance(name, str):
         cls = _LEGACY_EVENT_TYPES.get(name)
     if cls is None:
-        raise EventError(f"Unknown event type {name!r}. Valid: {', '.join(sorted(EVENT_TYPES))}.")
+        raise EventError(f"Unknown event type {_shown(name)}. "
+                         f"Valid: {', '.join(sorted(EVENT_TYPES))}.")
     return cls.from_dict(data)
 
 

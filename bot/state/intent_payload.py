@@ -3,9 +3,12 @@ RegexMessageHandler), so buttons and tests work with or without NLU models."""
 
 from __future__ import annotations
 
-import json
+import math
 import re
 from typing import Any
+
+from bot.errors import PayloadError
+from bot.state import wire_json
 
 _PAYLOAD = re.compile(
     r"^/(?P<intent>[^{@]+?)(?:@(?P<confidence>[0-9.]+))?(?P<entities>\{.*\})?\s*$", re.S
@@ -20,14 +23,16 @@ def parse_intent_payload(text: str) -> dict[str, Any] | None:
     intent = match.group("intent").strip()
     if not intent or " " in intent:
         return None
-    confidence = float(match.group("confidence")) if match.group("confidence") else 1.0
+    confidence = _confidence(match.group("confidence"))
     entities: list[dict[str, Any]] = []
     raw = match.group("entities")
     if raw:
         try:
-            values = json.loads(raw)
-        except json.JSONDecodeError:
-            values = None
+            values = wire_json.loads(raw, "The message's entities")
+        except PayloadError as exc:
+            if wire_json.nesting_depth(raw) <= wire_json.MAX_DEPTH and "valid JSON" in str(exc):
+                return None  # not a payload after all: plain text for the NLU, as before
+            raise
         if not isinstance(values, dict):
             return None
         start, end = match.start("entities"), match.end("entities")
@@ -42,3 +47,17 @@ def parse_intent_payload(text: str) -> dict[str, Any] | None:
         "entities": entities,
     }
     return parse
+
+
+def _confidence(text: str | None) -> float:
+    """The `@0.9` part of `/intent@0.9`; PayloadError when it is not a number."""
+    if not text:
+        return 1.0
+    try:
+        value = float(text)
+    except ValueError:
+        raise PayloadError("The intent payload's confidence (after '@') is not a number.") \
+            from None
+    if not math.isfinite(value):
+        raise PayloadError("The intent payload's confidence (after '@') is not finite.")
+    return value

@@ -9,8 +9,8 @@
       password: ${REDIS_PASSWORD}             password: ${REDIS_PASSWORD}
       key_prefix: hotel # hotel:tracker:<id>  key_prefix: hotel  # hotel:lock:<id>
       record_exp: 604800                      socket_timeout: 10
-      use_ssl: false                          lock_lifetime: 60      # ours, seconds
-                                              lock_wait_timeout: 60  # ours, seconds
+      use_ssl: false                          lock_lifetime: 3       # ours, seconds
+                                              lock_wait_timeout: 20  # ours, seconds
 
 Both sections also take Rasa's ``username``, ``use_ssl``, ``ssl_keyfile``, ``ssl_certfile``,
 ``ssl_ca_certs`` and ``socket_timeout``.
@@ -23,15 +23,22 @@ transaction. ``record_exp`` (seconds) makes a conversation expire that long afte
 Keys written by Rasa's own RedisTrackerStore (the whole tracker as one JSON string) are read
 too, and become a list at their next save.
 
-Locks: ``<prefix>lock:<sender_id>`` holds a random token, set with SET NX PX: only when free,
-and with a lifetime, so a crashed holder blocks the conversation for ``lock_lifetime`` seconds
-at most. A Lua compare-and-delete releases it, so only its owner can. A waiter retries with a
-growing pause for up to ``lock_wait_timeout`` seconds, then fails with StoreError. Redis calls
-run in a worker thread, so waiting never blocks the event loop.
+Conversations also have ``<prefix>tracker_version:<sender_id>``, a hash with the version and
+the highest fencing token that saved it; a save naming an older version or a lower token is
+refused (``bot/storage/stores.py``), checked and written in the same WATCH/MULTI transaction.
+
+Locks: a ticket lock, as Rasa's. ``<prefix>lock:<sender_id>`` is the queue of tickets taken
+from the counter ``<prefix>lock_tickets`` (the ticket is also the grant's fencing token), and
+``<prefix>lock_expiry:<sender_id>`` when each expires. The lowest live ticket holds the lock;
+waiters are served in arrival order. Tickets live ``lock_lifetime`` seconds and are renewed
+while their turn runs or waits, so a frozen or killed server frees its conversations within a
+lifetime. Lua scripts do each step atomically. A waiter gives up after ``lock_wait_timeout``
+seconds with StoreError. Every Redis call runs on the store thread pool with a deadline
+(``bot/storage/blocking.py``), so neither waiting nor a stalled Redis blocks the event loop.
 
 Errors: a Redis that cannot be reached, refuses the password or has no such db raises
 StoreError naming host:port and what to fix, at startup (each store pings when built) and
-during a turn (the server then answers 500, as for any store failure).
+during a turn (the server then answers 503 with Retry-After, as for any store failure).
 """
 
 from __future__ import annotations
@@ -41,7 +48,6 @@ import hashlib
 import json
 import logging
 import re
-import secrets
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager, contextmanager
@@ -54,24 +60,72 @@ from redis.retry import Retry
 
 from bot.project.config import EndpointConfig, Secret, reveal
 from bot.errors import ConfigError, StoreError
-from bot.storage.stores import SavePlan, plan_save, rebuild_tracker, serialise_event
+from bot.storage.blocking import DEFAULT_IO_TIMEOUT_S, run_blocking
+from bot.storage.locks import Grant
+from bot.storage.stores import (
+    SavePlan,
+    Stored,
+    check_write,
+    plan_save,
+    rebuild_tracker,
+    serialise_event,
+)
 from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SOCKET_TIMEOUT_S = 10.0  # Rasa's lock store default: a dead server fails in 10 s, not never
-DEFAULT_LOCK_LIFETIME_S = 60.0  # Rasa's DEFAULT_LOCK_LIFETIME; far above a turn's action timeouts
-DEFAULT_LOCK_WAIT_TIMEOUT_S = 60.0  # one full lifetime: a crashed holder's lock has expired by then
+DEFAULT_LOCK_LIFETIME_S = 3.0  # renewed every third of it while a turn runs: a dead server's
+# conversations free within 3 s, while a live turn keeps its lock however long it takes
+DEFAULT_LOCK_WAIT_TIMEOUT_S = 20.0  # several lifetimes: queued turns and a dead holder fit
+_HOLDER, _EXPIRED = 1, -1  # answers of _POLL_LUA (0: still waiting)
+_MAX_POLL_S = 0.05  # a waiter polls at least this often once the lock frees
 _SAVE_ATTEMPTS = 5  # WATCH retries when another process saves the same conversation meanwhile
 _KEY_PREFIX = re.compile(r"[A-Za-z0-9_.-]+")
 _COMMON_KEYS = ("port", "db", "username", "password", "use_ssl", "ssl_keyfile", "ssl_certfile",
                 "ssl_ca_certs", "socket_timeout", "key_prefix")
 _TRACKER_KEYS = (*_COMMON_KEYS, "record_exp")
 _LOCK_KEYS = (*_COMMON_KEYS, "lock_lifetime", "lock_wait_timeout")
-# Delete the lock only when it still holds the caller's token (GET and DEL in one atomic step).
-_RELEASE_LUA = """
-if redis.call("GET", KEYS[1]) == ARGV[1] then
-    return redis.call("DEL", KEYS[1])
+# The ticket lock. KEYS: the queue (a sorted set of tickets, scored by ticket), the tickets'
+# expiry times (a sorted set scored by Redis time in ms) and, to enqueue, the ticket counter.
+# Every script drops expired tickets first; the lowest ticket left holds the lock.
+_DROP_EXPIRED = """
+local t = redis.call("TIME")
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+for _, ticket in ipairs(redis.call("ZRANGEBYSCORE", KEYS[2], "-inf", now)) do
+    redis.call("ZREM", KEYS[1], ticket)
+    redis.call("ZREM", KEYS[2], ticket)
+end
+"""
+_KEEP = """
+redis.call("ZADD", KEYS[2], now + tonumber(ARGV[1]), ticket)
+redis.call("PEXPIRE", KEYS[1], 2 * tonumber(ARGV[1]))
+redis.call("PEXPIRE", KEYS[2], 2 * tonumber(ARGV[1]))
+"""
+_ENQUEUE_LUA = _DROP_EXPIRED + """
+local ticket = redis.call("INCR", KEYS[3])
+redis.call("ZADD", KEYS[1], ticket, ticket)
+""" + _KEEP + """
+return ticket
+"""
+# ARGV: ticket, lifetime in ms. Returns 1: holds the lock, 0: waits, -1: the ticket expired.
+_POLL_LUA = _DROP_EXPIRED + """
+local ticket = ARGV[1]
+if not redis.call("ZSCORE", KEYS[1], ticket) then
+    return -1
+end
+""" + _KEEP.replace("ARGV[1]", "ARGV[2]") + """
+if redis.call("ZRANGE", KEYS[1], 0, 0)[1] == ticket then
+    return 1
+end
+return 0
+"""
+_RELEASE_LUA = _DROP_EXPIRED + """
+local holder = redis.call("ZRANGE", KEYS[1], 0, 0)[1] == ARGV[1]
+redis.call("ZREM", KEYS[1], ARGV[1])
+redis.call("ZREM", KEYS[2], ARGV[1])
+if holder then
+    return 1
 end
 return 0
 """
@@ -110,43 +164,62 @@ class RedisTrackerStore:
             raise ValueError(f"record_exp_s must be positive or None, not {record_exp_s}.")
         self.settings = settings if settings is not None else RedisSettings()
         self.prefix = f"{key_prefix}:tracker:" if key_prefix else "tracker:"
+        self.meta_prefix = f"{key_prefix}:tracker_version:" if key_prefix else "tracker_version:"
         self.record_exp_s = record_exp_s
         self.slot_defaults = None if slot_defaults is None else dict(slot_defaults)
         self.max_event_history = max_event_history
         self._client = _connect(self.settings, "tracker store")
 
     def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        key = self.prefix + sender_id
-        with _translated(self.settings, "tracker store", f"read conversation '{sender_id}'"):
-            try:
-                rows: list[str] = self._client.lrange(key, 0, -1)
-            except redis.exceptions.ResponseError as exc:
-                if not _wrong_type(exc):
-                    raise
-                rows = self._rows_written_by_rasa(key)
-        if not rows:
-            return None
-        return rebuild_tracker(sender_id, rows, self.slot_defaults, self.max_event_history)
+        return self.load(sender_id).tracker
 
-    def save(self, tracker: DialogueStateTracker) -> None:
+    def load(self, sender_id: str) -> Stored:
+        key, meta = self.prefix + sender_id, self.meta_prefix + sender_id
+        with _translated(self.settings, "tracker store", f"read conversation '{sender_id}'"):
+            with self._client.pipeline(transaction=True) as pipe:  # one consistent read
+                pipe.lrange(key, 0, -1)
+                pipe.hget(meta, "version")
+                rows_or_error, version = pipe.execute(raise_on_error=False)
+            if isinstance(rows_or_error, redis.exceptions.ResponseError):
+                if not _wrong_type(rows_or_error):
+                    raise rows_or_error
+                rows = self._rows_written_by_rasa(key)
+            else:
+                rows = rows_or_error
+        version = int(version or 0)
+        if not rows:
+            return Stored(None, version)
+        return Stored(rebuild_tracker(sender_id, rows, self.slot_defaults,
+                                      self.max_event_history), version)
+
+    def save(self, tracker: DialogueStateTracker, *, expected_version: int | None = None,
+             fence: int | None = None, replace: bool = False) -> None:
         sender_id, key = tracker.sender_id, self.prefix + tracker.sender_id
+        meta = self.meta_prefix + sender_id
+        serialised = [serialise_event(e) for e in tracker.events]  # before any write
         with _translated(self.settings, "tracker store", f"save conversation '{sender_id}'"):
             for _ in range(_SAVE_ATTEMPTS):
                 with self._client.pipeline() as pipe:
                     try:
-                        pipe.watch(key)
-                        plan = self._plan(pipe, key, tracker)
-                        rows = [serialise_event(e) for e in plan.events]  # before any write
+                        pipe.watch(key, meta)
+                        stored = pipe.hmget(meta, "version", "fence")
+                        version, highest = int(stored[0] or 0), int(stored[1] or 0)
+                        check_write(sender_id, version, highest, expected_version, fence)
+                        plan = self._plan(pipe, key, tracker, replace)
+                        rows = serialised[len(serialised) - len(plan.events):]
                         pipe.multi()
                         if plan.rewrite:
                             pipe.delete(key)
                         if rows:
                             pipe.rpush(key, *rows)
+                        pipe.hset(meta, mapping={"version": version + 1,
+                                                 "fence": max(highest, fence or 0)})
                         if self.record_exp_s is not None and tracker.events:
-                            pipe.pexpire(key, max(1, round(self.record_exp_s * 1000)))
+                            for name in (key, meta):
+                                pipe.pexpire(name, max(1, round(self.record_exp_s * 1000)))
                         pipe.execute()
                     except redis.exceptions.WatchError:
-                        continue  # saved by someone else meanwhile: plan again
+                        continue  # saved by someone else meanwhile: check and plan again
                 logger.debug("store.saved sender_id=%s appended=%d rewrite=%s",
                              _hash(sender_id), len(rows), plan.rewrite)
                 return
@@ -163,20 +236,22 @@ class RedisTrackerStore:
     def delete(self, sender_id: str) -> None:
         with _translated(self.settings, "tracker store", f"delete conversation '{sender_id}'"):
             self._client.delete(self.prefix + sender_id)
+            self._client.hincrby(self.meta_prefix + sender_id, "version", 1)
 
     def close(self) -> None:
         """Release the connections."""
         self._client.close()
 
-    def _plan(self, pipe: Any, key: str, tracker: DialogueStateTracker) -> SavePlan:
+    def _plan(self, pipe: Any, key: str, tracker: DialogueStateTracker,
+              replace: bool) -> SavePlan:
         try:
             stored_count = int(pipe.llen(key))
         except redis.exceptions.ResponseError as exc:
             if not _wrong_type(exc):
                 raise
             return SavePlan(tracker.events, rewrite=True)  # Rasa's layout: rewrite as a list
-        last = pipe.lindex(key, -1) if stored_count else None
-        return plan_save(tracker, stored_count, _json_object(last))
+        last = pipe.lindex(key, -1) if stored_count and not replace else None
+        return plan_save(tracker, stored_count, _json_object(last), replace)
 
     def _rows_written_by_rasa(self, key: str) -> list[str]:
         """The events of a key holding a whole tracker as JSON, as Rasa's store writes it."""
@@ -190,95 +265,140 @@ class RedisTrackerStore:
 
 
 class RedisLockStore:
-    """A lock per conversation in Redis, shared by every process using that Redis."""
+    """A ticket lock per conversation in Redis, shared by every process using that Redis.
+
+    Each turn takes a ticket (INCR of one counter, so tickets also serve as fencing tokens);
+    the lowest live ticket in the conversation's queue holds the lock. A ticket lives
+    ``lifetime_s`` unless its owner renews it (waiters while polling, the holder every third
+    of the lifetime), so a frozen or dead process frees the conversation within one lifetime
+    and waiters are served in arrival order.
+    """
 
     def __init__(self, settings: RedisSettings | None = None, *, key_prefix: str | None = None,
                  lifetime_s: float = DEFAULT_LOCK_LIFETIME_S,
-                 wait_timeout_s: float = DEFAULT_LOCK_WAIT_TIMEOUT_S) -> None:
-        if lifetime_s <= 0 or wait_timeout_s < 0:
-            raise ValueError("lifetime_s must be positive and wait_timeout_s not negative, not "
-                             f"{lifetime_s} and {wait_timeout_s}.")
+                 wait_timeout_s: float = DEFAULT_LOCK_WAIT_TIMEOUT_S,
+                 io_timeout_s: float = DEFAULT_IO_TIMEOUT_S) -> None:
+        if lifetime_s <= 0 or wait_timeout_s < 0 or io_timeout_s <= 0:
+            raise ValueError("lifetime_s and io_timeout_s must be positive and wait_timeout_s "
+                             f"not negative, not {lifetime_s}, {io_timeout_s} and "
+                             f"{wait_timeout_s}.")
         self.settings = settings if settings is not None else RedisSettings(section="lock_store")
         self.prefix = f"{key_prefix}:lock:" if key_prefix else "lock:"
+        self._expiry_prefix = f"{key_prefix}:lock_expiry:" if key_prefix else "lock_expiry:"
+        self._counter = f"{key_prefix}:lock_tickets" if key_prefix else "lock_tickets"
         self.lifetime_s = lifetime_s
         self.wait_timeout_s = wait_timeout_s
+        self.io_timeout_s = io_timeout_s
         self._client = _connect(self.settings, "lock store")
+        self._enqueue_script = self._client.register_script(_ENQUEUE_LUA)
+        self._poll_script = self._client.register_script(_POLL_LUA)
         self._release_script = self._client.register_script(_RELEASE_LUA)
 
     @asynccontextmanager
-    async def lock(self, sender_id: str) -> AsyncIterator[None]:
-        token = await self.acquire(sender_id)
+    async def lock(self, sender_id: str) -> AsyncIterator[Grant]:
+        grant = Grant(await self.acquire(sender_id))
+        renewing = asyncio.create_task(self._renew(sender_id, grant))
         try:
-            yield
+            yield grant
         finally:
-            await self.release(sender_id, token)
+            renewing.cancel()
+            assert grant.fence is not None
+            await self.release(sender_id, grant.fence)
 
-    async def acquire(self, sender_id: str) -> str:
-        """Wait for the conversation's lock and take it; returns the token that releases it."""
-        key, token = self.prefix + sender_id, secrets.token_hex(16)
+    async def acquire(self, sender_id: str) -> int:
+        """Queue for the conversation's lock and wait for its turn; returns the ticket (the
+        fencing token), which releases it."""
         deadline = time.monotonic() + self.wait_timeout_s
+        ticket = await self._io(self._enqueue, sender_id, doing="take a lock ticket")
         pause_s = 0.005
-        while not await self._set_if_free(key, token):
-            remaining_s = deadline - time.monotonic()
-            if remaining_s <= 0:
-                raise StoreError(
-                    f"Conversation '{sender_id}' is still locked by another turn after "
-                    f"{self.wait_timeout_s:g} s (Redis lock store at {self.settings.where}, key "
-                    f"'{key}'). A turn on another server is slow or stuck; its lock frees "
-                    f"itself at the latest {self.lifetime_s:g} s after it was taken. To wait "
-                    "longer, raise lock_wait_timeout in endpoints.yml lock_store.")
-            await asyncio.sleep(min(pause_s, remaining_s))
-            pause_s = min(pause_s * 2, 0.1)
-        return token
-
-    async def release(self, sender_id: str, token: str) -> bool:
-        """Free the lock if ``token`` still owns it. False when it does not (its lifetime ran
-        out, and another turn may hold it now) or Redis failed (it then expires by itself);
-        both are logged, never raised, so a turn that has saved still answers."""
-        key = self.prefix + sender_id
         try:
-            released = await asyncio.to_thread(self._compare_and_delete, key, token)
+            while (state := await self._io(self._poll, sender_id, ticket,
+                                           doing="wait for a lock")) != _HOLDER:
+                if state == _EXPIRED:  # we could not poll for a lifetime (a frozen process)
+                    ticket = await self._io(self._enqueue, sender_id, doing="take a lock ticket")
+                remaining_s = deadline - time.monotonic()
+                if remaining_s <= 0:
+                    raise StoreError(
+                        f"Conversation '{sender_id}' is still locked by another turn after "
+                        f"{self.wait_timeout_s:g} s (Redis lock store at {self.settings.where}, "
+                        f"key '{self.prefix}{sender_id}'). A turn on another server is slow or "
+                        f"stuck; a dead server's lock frees itself within {self.lifetime_s:g} s. "
+                        "To wait longer, raise lock_wait_timeout in endpoints.yml lock_store.")
+                await asyncio.sleep(min(pause_s, remaining_s))
+                pause_s = min(pause_s * 2, _MAX_POLL_S)
+        except BaseException:  # timeout, Redis failure or cancelled: leave the queue
+            asyncio.get_running_loop().run_in_executor(None, self._quietly_remove, sender_id,
+                                                       ticket)
+            raise
+        return ticket
+
+    async def release(self, sender_id: str, ticket: int) -> bool:
+        """Free the lock if ``ticket`` still holds it. False when it does not (its lifetime ran
+        out) or Redis failed (it then expires by itself); both are logged, never raised, so a
+        turn that has saved still answers."""
+        try:
+            released = await self._io(self._remove, sender_id, ticket, doing="release a lock")
         except StoreError:
             logger.exception("lock.release_failed sender=%s effect=expires_after_s=%g",
                              _hash(sender_id), self.lifetime_s)
             return False
         if not released:
-            logger.warning("lock.not_owner sender=%s lifetime_s=%g: the lock had expired or "
-                           "belongs to another turn; if turns take that long, raise "
-                           "lock_lifetime in endpoints.yml lock_store", _hash(sender_id),
-                           self.lifetime_s)
+            logger.warning("lock.not_owner sender=%s lifetime_s=%g: the lock had expired; if "
+                           "turns stall that long, raise lock_lifetime in endpoints.yml "
+                           "lock_store", _hash(sender_id), self.lifetime_s)
         return released
 
     def close(self) -> None:
         """Release the connections."""
         self._client.close()
 
-    async def _set_if_free(self, key: str, token: str) -> bool:
-        attempt = asyncio.ensure_future(asyncio.to_thread(self._set_nx, key, token))
+    async def _renew(self, sender_id: str, grant: Grant) -> None:
+        """Keep the held ticket alive while the turn runs."""
+        assert grant.fence is not None
+        while True:
+            await asyncio.sleep(self.lifetime_s / 3)
+            try:
+                state = await self._io(self._poll, sender_id, grant.fence, doing="renew a lock")
+            except StoreError:
+                logger.warning("lock.renew_failed sender=%s", _hash(sender_id))
+                continue
+            if state != _HOLDER:
+                grant.lost = True
+                logger.warning("lock.lost sender=%s: the lock expired while the turn ran; its "
+                               "save will be refused", _hash(sender_id))
+                return
+
+    async def _io(self, call: Any, *args: Any, doing: str) -> Any:
+        return await run_blocking(call, *args, timeout_s=self.io_timeout_s,
+                                  doing=f"{doing} (Redis lock store at {self.settings.where})")
+
+    def _keys(self, sender_id: str) -> list[str]:
+        return [self.prefix + sender_id, self._expiry_prefix + sender_id]
+
+    def _lifetime_ms(self) -> int:
+        return max(1, round(self.lifetime_s * 1000))
+
+    def _enqueue(self, sender_id: str) -> int:
+        with _translated(self.settings, "lock store", f"take a lock ticket for '{sender_id}'"):
+            return int(self._enqueue_script(keys=[*self._keys(sender_id), self._counter],
+                                            args=[self._lifetime_ms()]))
+
+    def _poll(self, sender_id: str, ticket: int) -> int:
+        with _translated(self.settings, "lock store", f"wait for the lock of '{sender_id}'"):
+            return int(self._poll_script(keys=self._keys(sender_id),
+                                         args=[ticket, self._lifetime_ms()]))
+
+    def _remove(self, sender_id: str, ticket: int) -> bool:
+        """Drop the ticket; True when it was still the holder."""
+        with _translated(self.settings, "lock store", f"release the lock of '{sender_id}'"):
+            return bool(self._release_script(keys=self._keys(sender_id), args=[ticket]))
+
+    def _quietly_remove(self, sender_id: str, ticket: int) -> None:
         try:
-            return await asyncio.shield(attempt)
-        except asyncio.CancelledError:
-            # The SET may still land after the caller stopped waiting: then undo it.
-            attempt.add_done_callback(lambda done: self._undo(done, key, token))
-            raise
-
-    def _set_nx(self, key: str, token: str) -> bool:
-        lifetime_ms = max(1, round(self.lifetime_s * 1000))
-        with _translated(self.settings, "lock store", f"take the lock '{key}'"):
-            return bool(self._client.set(key, token, nx=True, px=lifetime_ms))
-
-    def _compare_and_delete(self, key: str, token: str) -> bool:
-        with _translated(self.settings, "lock store", f"release the lock '{key}'"):
-            return bool(self._release_script(keys=[key], args=[token]))
-
-    def _undo(self, done: asyncio.Future[bool], key: str, token: str) -> None:
-        if done.cancelled() or done.exception() is not None or not done.result():
-            return
-        try:
-            self._compare_and_delete(key, token)
+            self._remove(sender_id, ticket)
         except StoreError:
-            logger.warning("lock.undo_failed key=%s effect=expires_after_s=%g", key,
-                           self.lifetime_s)
+            logger.warning("lock.leave_failed sender=%s effect=expires_after_s=%g",
+                           _hash(sender_id), self.lifetime_s)
 
 
 # endpoints.yml ---------------------------------------------------------------------------------

@@ -14,12 +14,23 @@ Log-structured stores (SQL, and Redis: a list per conversation, RPUSH/LLEN/LINDE
 incrementally with ``plan_save``: given how many events are stored and the last stored one, it
 returns the events to append, or asks for a rewrite when the stored log is not a prefix of
 the tracker's history (a different or reset tracker was saved under the same id).
+``save(..., replace=True)`` always rewrites (PUT tracker/events).
+
+Fenced, versioned writes: every store keeps, per conversation, a version (how many saves it
+has taken) and the highest fencing token that has written it. ``load`` returns the tracker
+with its version; ``save(tracker, expected_version=v, fence=t)`` writes only when the stored
+version is still ``v`` and no save with a token above ``t`` has happened (one atomic step:
+a lock in memory, a conditional UPDATE in SQL, WATCH/MULTI in Redis), else it raises
+StaleWriteError and writes nothing. A turn whose lock expired while it was frozen thus cannot
+overwrite the turns other servers answered meanwhile. Plain ``save(tracker)`` writes
+unconditionally, as before.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -28,16 +39,26 @@ from typing import Any, Protocol, runtime_checkable
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import ArgumentError, NoSuchModuleError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, IntegrityError, NoSuchModuleError, SQLAlchemyError
 from sqlalchemy.pool import StaticPool
 
-from bot.errors import EventError, StoreError
+from bot.errors import EventError, StaleWriteError, StoreError
+from bot.state import wire_json
 from bot.state.events import ActionExecuted, Event, UserUttered, event_from_dict
 from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_SQL_URL = "sqlite:///.xingkong/trackers.sqlite"
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """A conversation as loaded: its tracker (None when nothing is stored) and the version
+    to name when saving it back (0: never saved)."""
+
+    tracker: DialogueStateTracker | None
+    version: int
 
 
 @runtime_checkable
@@ -48,8 +69,15 @@ class TrackerStore(Protocol):
         """The conversation rebuilt from its stored events, or None when there is none."""
         ...
 
-    def save(self, tracker: DialogueStateTracker) -> None:
-        """Store the tracker's events (replacing what was stored under its sender id)."""
+    def load(self, sender_id: str) -> Stored:
+        """The conversation and its version, read together."""
+        ...
+
+    def save(self, tracker: DialogueStateTracker, *, expected_version: int | None = None,
+             fence: int | None = None, replace: bool = False) -> None:
+        """Store the tracker's events (replacing what was stored under its sender id).
+        With ``expected_version``/``fence``: StaleWriteError, nothing written, when the stored
+        version differs or a higher fence has written (see the module docstring)."""
         ...
 
     def keys(self) -> list[str]:
@@ -69,24 +97,41 @@ class InMemoryTrackerStore:
         self.slot_defaults = None if slot_defaults is None else dict(slot_defaults)
         self.max_event_history = max_event_history
         self._events: dict[str, tuple[Event, ...]] = {}
+        self._versions: dict[str, tuple[int, int]] = {}  # sender id -> (version, fence)
+        self._lock = threading.Lock()  # calls come from a thread pool
 
     def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        events = self._events.get(sender_id)
-        if events is None:
-            return None
-        return DialogueStateTracker(sender_id, self.slot_defaults, events, self.max_event_history)
+        return self.load(sender_id).tracker
 
-    def save(self, tracker: DialogueStateTracker) -> None:
-        if tracker.events:
-            self._events[tracker.sender_id] = tracker.events  # a tuple of frozen events
-        else:  # like the SQL store: a conversation without events is not stored
-            self._events.pop(tracker.sender_id, None)
+    def load(self, sender_id: str) -> Stored:
+        with self._lock:
+            events = self._events.get(sender_id)
+            version = self._versions.get(sender_id, (0, 0))[0]
+        if events is None:
+            return Stored(None, version)
+        return Stored(DialogueStateTracker(sender_id, self.slot_defaults, events,
+                                           self.max_event_history), version)
+
+    def save(self, tracker: DialogueStateTracker, *, expected_version: int | None = None,
+             fence: int | None = None, replace: bool = False) -> None:
+        for event in tracker.events:
+            serialise_event(event)  # what the other stores could not store is refused here too
+        sender_id = tracker.sender_id
+        with self._lock:
+            version, highest = self._versions.get(sender_id, (0, 0))
+            check_write(sender_id, version, highest, expected_version, fence)
+            self._versions[sender_id] = (version + 1, max(highest, fence or 0))
+            if tracker.events:
+                self._events[sender_id] = tracker.events  # a tuple of frozen events
+            else:  # like the SQL store: a conversation without events is not stored
+                self._events.pop(sender_id, None)
 
     def keys(self) -> list[str]:
         return list(self._events)
 
     def delete(self, sender_id: str) -> None:
-        self._events.pop(sender_id, None)
+        with self._lock:
+            self._events.pop(sender_id, None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,13 +143,33 @@ class SavePlan:
     rewrite: bool = False
 
 
+def check_write(sender_id: str, version: int, highest_fence: int,
+                expected_version: int | None, fence: int | None) -> None:
+    """StaleWriteError unless a save naming ``expected_version`` and ``fence`` may go over a
+    conversation at ``version`` last written with ``highest_fence``."""
+    if fence is not None and fence < highest_fence:
+        logger.warning("store.stale_fence sender_id=%s fence=%d highest=%d", sender_id, fence,
+                       highest_fence)
+        raise StaleWriteError(f"Conversation '{sender_id}' was written under a newer lock "
+                              f"grant (fencing token {highest_fence} > {fence}): this turn's "
+                              "lock had expired, so its save is refused.")
+    if expected_version is not None and expected_version != version:
+        logger.warning("store.stale_version sender_id=%s expected=%d stored=%d", sender_id,
+                       expected_version, version)
+        raise StaleWriteError(f"Conversation '{sender_id}' changed since this turn read it "
+                              f"(version {version}, read {expected_version}): its save is "
+                              "refused.")
+
+
 def plan_save(tracker: DialogueStateTracker, stored_count: int,
-              last_stored: Mapping[str, Any] | None) -> SavePlan:
+              last_stored: Mapping[str, Any] | None, replace: bool = False) -> SavePlan:
     """Which of the tracker's events a log holding ``stored_count`` events (the last one
     being the wire dict ``last_stored``) lacks, found by count as Rasa does, plus a check
     that the log's last event is the tracker's event at that position."""
     events = tracker.events
     dropped = tracker.total_event_count - len(events)  # cut off by max_event_history
+    if replace:
+        return SavePlan(events, rewrite=True)
     if stored_count > tracker.total_event_count:
         logger.warning("store.rewrite sender_id=%s stored=%d tracker=%d: the stored history is "
                        "longer than the tracker's", tracker.sender_id, stored_count,
@@ -133,10 +198,11 @@ def _same_event(event: Event, stored: Mapping[str, Any]) -> bool:
 def serialise_event(event: Event) -> str:
     """The event's wire dict as JSON text; StoreError when a value is not JSON-serialisable."""
     try:
-        return json.dumps(event.to_dict(), ensure_ascii=False)
+        return wire_json.dumps(event.to_dict())
     except (TypeError, ValueError) as exc:
         raise StoreError(f"Cannot store a '{event.type_name}' event: {exc}. Event values "
-                         f"(slot values, metadata, ...) must be JSON-serialisable.") from exc
+                         "(slot values, metadata, ...) must be JSON-serialisable, with finite "
+                         "numbers.") from exc
 
 
 def rebuild_tracker(sender_id: str, rows: Sequence[str], slot_defaults: Mapping[str, Any] | None,
@@ -196,6 +262,14 @@ class SQLTrackerStore:
             sa.Column("action_name", sa.String(255)),
             sa.Column("data", sa.Text),
         )
+        # Our own table beside Rasa's: per conversation, the version and the highest fencing
+        # token (Rasa never reads it; a database without it gets it at the next start).
+        self._versions = sa.Table(
+            f"{table_name}_versions", metadata,
+            sa.Column("sender_id", sa.String(255), primary_key=True),
+            sa.Column("version", sa.BigInteger, nullable=False),
+            sa.Column("fence", sa.BigInteger, nullable=False),
+        )
         with self._connect("connect and create the events table", begin=True) as conn:
             metadata.create_all(conn, checkfirst=True)
 
@@ -209,29 +283,65 @@ class SQLTrackerStore:
                              f"{_redact(_first_line(exc), self._engine.url)}") from exc
 
     def retrieve(self, sender_id: str) -> DialogueStateTracker | None:
-        t = self._table
-        query = sa.select(t.c.data).where(t.c.sender_id == sender_id).order_by(t.c.id)
-        with self._connect(f"read conversation '{sender_id}'") as conn:
-            rows = list(conn.execute(query).scalars())
-        if not rows:
-            return None
-        return rebuild_tracker(sender_id, rows, self.slot_defaults, self.max_event_history)
+        return self.load(sender_id).tracker
 
-    def save(self, tracker: DialogueStateTracker) -> None:
+    def load(self, sender_id: str) -> Stored:
+        t, v = self._table, self._versions
+        query = sa.select(t.c.data).where(t.c.sender_id == sender_id).order_by(t.c.id)
+        with self._connect(f"read conversation '{sender_id}'", begin=True) as conn:
+            rows = list(conn.execute(query).scalars())
+            version = conn.execute(sa.select(v.c.version).where(v.c.sender_id == sender_id)
+                                   ).scalar_one_or_none() or 0
+        if not rows:
+            return Stored(None, version)
+        return Stored(rebuild_tracker(sender_id, rows, self.slot_defaults,
+                                      self.max_event_history), version)
+
+    def save(self, tracker: DialogueStateTracker, *, expected_version: int | None = None,
+             fence: int | None = None, replace: bool = False) -> None:
         t, sender_id = self._table, tracker.sender_id
         of_sender = t.c.sender_id == sender_id
+        rows = [_row(sender_id, e) for e in tracker.events]  # serialised before any write
         with self._connect(f"save conversation '{sender_id}'", begin=True) as conn:
+            self._claim_version(conn, sender_id, expected_version, fence)
             count = conn.execute(sa.select(sa.func.count()).select_from(t).where(of_sender))
             stored_count = count.scalar_one()
             last_row = conn.execute(sa.select(t.c.data).where(of_sender)
                                     .order_by(t.c.id.desc()).limit(1)).scalar_one_or_none()
-            plan = plan_save(tracker, stored_count, _loads_or_none(last_row))
+            plan = plan_save(tracker, stored_count, _loads_or_none(last_row), replace)
             if plan.rewrite:
                 conn.execute(sa.delete(t).where(of_sender))
             if plan.events:
-                conn.execute(t.insert(), [_row(sender_id, e) for e in plan.events])
+                conn.execute(t.insert(), rows[len(rows) - len(plan.events):])
         logger.debug("store.saved sender_id=%s appended=%d rewrite=%s", sender_id,
                      len(plan.events), plan.rewrite)
+
+    def _claim_version(self, conn: Connection, sender_id: str, expected_version: int | None,
+                       fence: int | None) -> None:
+        """Move the conversation's version one up, in the save's transaction, only when the
+        stored version and fence allow this save (a conditional UPDATE, so two writers can
+        never both pass); StaleWriteError otherwise, which rolls the transaction back."""
+        v = self._versions
+        current = conn.execute(sa.select(v.c.version, v.c.fence)
+                               .where(v.c.sender_id == sender_id)).one_or_none()
+        version, highest = (current.version, current.fence) if current else (0, 0)
+        check_write(sender_id, version, highest, expected_version, fence)
+        new_fence = max(highest, fence or 0)
+        if current is None:
+            try:
+                with conn.begin_nested():
+                    conn.execute(v.insert().values(sender_id=sender_id, version=1,
+                                                   fence=new_fence))
+            except IntegrityError:  # another writer created it first
+                raise StaleWriteError(f"Conversation '{sender_id}' was saved by another "
+                                      "writer at the same time: this save is refused.") from None
+            return
+        updated = conn.execute(sa.update(v).where(
+            v.c.sender_id == sender_id, v.c.version == version, v.c.fence == highest,
+        ).values(version=version + 1, fence=new_fence))
+        if updated.rowcount != 1:
+            raise StaleWriteError(f"Conversation '{sender_id}' was saved by another writer at "
+                                  "the same time: this save is refused.")
 
     def keys(self) -> list[str]:
         with self._connect("list conversations") as conn:
@@ -241,6 +351,8 @@ class SQLTrackerStore:
         t = self._table
         with self._connect(f"delete conversation '{sender_id}'", begin=True) as conn:
             conn.execute(sa.delete(t).where(t.c.sender_id == sender_id))
+            conn.execute(sa.update(self._versions).where(self._versions.c.sender_id == sender_id)
+                         .values(version=self._versions.c.version + 1))
 
     def close(self) -> None:
         """Release the database connections."""

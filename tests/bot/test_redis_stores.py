@@ -309,46 +309,52 @@ async def test_a_lock_whose_holder_never_releases_it_expires(
         make_lock_store: Callable[..., RedisLockStore], raw: redis.Redis, prefix: str,
         caplog: pytest.LogCaptureFixture) -> None:
     crashed, other = make_lock_store(lifetime_s=0.3), make_lock_store(wait_timeout_s=5)
-    stale = await crashed.acquire("ana")  # and never released
+    stale = await crashed.acquire("ana")  # and never released nor renewed
     started = time.monotonic()
     fresh = await other.acquire("ana")
     assert 0.1 < time.monotonic() - started < 3
+    assert fresh > stale  # the fencing token grows with every grant
     assert await crashed.release("ana", stale) is False  # too late: no longer its lock
-    assert raw.get(f"{prefix}:lock:ana") == fresh
+    assert raw.zrange(f"{prefix}:lock:ana", 0, -1) == [str(fresh)]
     assert "lock.not_owner" in caplog.text and "raise lock_lifetime" in caplog.text
     assert await other.release("ana", fresh) is True
+
+
+async def test_a_held_lock_is_renewed_while_its_turn_runs(
+        make_lock_store: Callable[..., RedisLockStore]) -> None:
+    holder, waiter = make_lock_store(lifetime_s=0.3), make_lock_store(wait_timeout_s=0.8)
+    async with holder.lock("ana") as grant:
+        with pytest.raises(StoreError, match="still locked"):
+            await waiter.acquire("ana")  # more than two lifetimes: renewed all along
+        assert not grant.lost and grant.fence is not None
 
 
 async def test_only_the_owner_can_release(make_lock_store: Callable[..., RedisLockStore],
                                           raw: redis.Redis, prefix: str) -> None:
     owner, intruder = make_lock_store(), make_lock_store(wait_timeout_s=0.05)
-    token = await owner.acquire("ana")
-    assert await intruder.release("ana", "not-the-token") is False
-    assert raw.get(f"{prefix}:lock:ana") == token
+    ticket = await owner.acquire("ana")
+    assert await intruder.release("ana", ticket + 1000) is False
+    assert raw.zrange(f"{prefix}:lock:ana", 0, -1) == [str(ticket)]
     with pytest.raises(StoreError, match="still locked"):
         await intruder.acquire("ana")
-    assert await owner.release("ana", token) is True
+    assert await owner.release("ana", ticket) is True
     assert raw.exists(f"{prefix}:lock:ana") == 0
 
 
-async def test_a_cancelled_wait_leaves_no_lock_behind(
-        make_lock_store: Callable[..., RedisLockStore], raw: redis.Redis, prefix: str,
-        monkeypatch: pytest.MonkeyPatch) -> None:
-    store = make_lock_store()
-    real_set = store._set_nx
-
-    def slow_set(key: str, token: str) -> bool:
-        time.sleep(0.3)  # the SET reaches Redis after the caller gave up
-        return real_set(key, token)
-
-    monkeypatch.setattr(store, "_set_nx", slow_set)
+async def test_a_cancelled_wait_leaves_no_ticket_behind(
+        make_lock_store: Callable[..., RedisLockStore], raw: redis.Redis, prefix: str) -> None:
+    holder, store = make_lock_store(), make_lock_store()
+    ticket = await holder.acquire("ana")
     waiting = asyncio.ensure_future(store.acquire("ana"))
-    await asyncio.sleep(0.05)
+    await asyncio.sleep(0.1)
+    assert raw.zcard(f"{prefix}:lock:ana") == 2  # queued behind the holder
     waiting.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiting
-    await asyncio.sleep(0.6)  # the late SET has landed by now
-    assert raw.exists(f"{prefix}:lock:ana") == 0  # and was undone
+    await asyncio.sleep(0.3)
+    assert raw.zrange(f"{prefix}:lock:ana", 0, -1) == [str(ticket)]  # left the queue
+    assert await holder.release("ana", ticket)
+    assert raw.exists(f"{prefix}:lock:ana") == 0
 
 
 async def test_a_crashed_process_blocks_the_conversation_only_for_the_lifetime(
@@ -484,7 +490,7 @@ def test_endpoint_settings_as_rasa_writes_them(redis_server: str, prefix: str,
     lock.close()
     default = lock_store_from_endpoint(EndpointConfig(url=HOST, type="redis",
                                                       params={"db": DB}))
-    assert default.prefix == "lock:" and default.lifetime_s == 60.0
+    assert default.prefix == "lock:" and default.lifetime_s == 3.0
     default.close()
 
 
@@ -585,7 +591,7 @@ async def test_two_servers_take_turns_on_one_conversation(
 
 @pytest.mark.e2e
 @pytest.mark.parametrize("failing", ["lock", "read", "save"])
-async def test_redis_going_down_mid_conversation_answers_500_and_loses_nothing(
+async def test_redis_going_down_mid_conversation_answers_503_and_loses_nothing(
         failing: str, make_runtime: Callable[..., Runtime],
         serve: Callable[[Runtime], httpx.AsyncClient], raw: redis.Redis, prefix: str,
         caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -600,22 +606,24 @@ async def test_redis_going_down_mid_conversation_answers_500_and_loses_nothing(
     # The server is gone (a fault injected at the client): for the lock, for the whole turn,
     # or only for the save at the turn's end, after the conversation was read.
     if failing == "lock":
-        monkeypatch.setattr(lock_store, "_client", down)
+        for script in ("_enqueue_script", "_poll_script", "_release_script"):
+            monkeypatch.setattr(lock_store, script, down.register_script("return 1"))
     elif failing == "read":
         monkeypatch.setattr(store, "_client", down)
     else:
         monkeypatch.setattr(store._client, "pipeline", down.pipeline)
+    caplog.set_level("DEBUG", logger="bot.serving.server")
     reply = await say(client, "ana", "/goodbye")
-    assert reply.status_code == 500
-    assert reply.json()["error"] == "internal_error"
+    assert reply.status_code == 503 and int(reply.headers["Retry-After"]) >= 1
+    assert reply.json()["reason"] == "ServiceUnavailable"
     for leak in ("Traceback", "StoreError", "Connection refused", "ana"):
         assert leak not in reply.text
-    failures = [r for r in caplog.records
-                if r.name == "bot.serving.server" and r.levelname == "ERROR"]
-    assert len(failures) == 1 and failures[0].exc_info is not None
+    details = [r.getMessage() for r in caplog.records if r.name == "bot.serving.server"
+               and r.getMessage().startswith("server.store_unavailable.detail")]
+    assert len(details) == 1
     section = "lock_store" if failing == "lock" else "tracker_store"
     assert f"Start redis-server there, or fix url, port and use_ssl in endpoints.yml " \
-           f"{section}." in str(failures[0].exc_info[1])
+           f"{section}." in details[0]
     assert stored_events(raw, f"{prefix}:tracker:ana") == before  # nothing lost
     monkeypatch.undo()  # Redis is back: the conversation goes on where it was
     down.close()

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from bot.errors import BotError, StoreError
+from bot.errors import BotError, StaleWriteError, StoreError
 from bot.state.events import (
     ActionExecuted,
     ActionExecutionRejected,
@@ -163,6 +163,48 @@ class TrackerStoreContract:
         ])
         store.save(tracker)
         assert_same(store.retrieve("all"), tracker)
+
+    def test_versions_count_saves_and_a_stale_version_is_refused(
+            self, store: TrackerStore) -> None:
+        assert store.load("ana").version == 0
+        store.save(conversation(), expected_version=0, fence=5)
+        first = store.load("ana")
+        assert first.version == 1
+        second = store.load("ana")
+        first.tracker.update(SlotSet("guests", 2.0))
+        store.save(first.tracker, expected_version=first.version, fence=6)
+        second.tracker.update(SlotSet("guests", 9.0))  # read before the save above
+        with pytest.raises(StaleWriteError, match="changed since this turn read it"):
+            store.save(second.tracker, expected_version=second.version, fence=7)
+        assert store.retrieve("ana").get_slot("guests") == 2.0  # nothing written
+        assert store.load("ana").version == 2
+
+    def test_a_lower_fencing_token_is_refused(self, store: TrackerStore) -> None:
+        store.save(conversation(), fence=10)
+        stale = store.load("ana")
+        stale.tracker.update(SlotSet("guests", 3.0))
+        with pytest.raises(StaleWriteError, match="newer lock grant"):
+            store.save(stale.tracker, expected_version=stale.version, fence=9)
+        assert store.retrieve("ana").get_slot("guests") == 1.0
+        store.save(stale.tracker, expected_version=stale.version, fence=10)  # same grant: ok
+        assert store.retrieve("ana").get_slot("guests") == 3.0
+
+    def test_replace_rewrites_a_history_of_the_same_shape(self, store: TrackerStore) -> None:
+        old = conversation()
+        store.save(old)
+        new = DialogueStateTracker("ana", SLOTS, [*old.events[:-2], BotUttered("Other"),
+                                                  old.events[-1]])
+        store.save(new, replace=True)
+        assert_same(store.retrieve("ana"), new)
+
+    def test_non_finite_values_are_never_stored(self, store: TrackerStore) -> None:
+        good = conversation()
+        store.save(good)
+        bad = DialogueStateTracker("ana", SLOTS, good.events)
+        bad.update(SlotSet("guests", float("inf")))
+        with pytest.raises(StoreError, match="finite"):
+            store.save(bad)
+        assert_same(store.retrieve("ana"), good)
 
     def test_tracker_with_history_limit(self, store: TrackerStore) -> None:
         tracker = DialogueStateTracker("lim", SLOTS, conversation().events, max_event_history=4)

@@ -20,7 +20,8 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ValidationError
 
-from bot.errors import BotError
+from bot.errors import PayloadError, TextTooLong
+from bot.state import wire_json
 from bot.manager import MAX_TEXT_CHARS, UserMessage
 
 logger = logging.getLogger(__name__)
@@ -28,21 +29,6 @@ logger = logging.getLogger(__name__)
 MAX_SENDER_ID_CHARS = 255  # the SQL tracker store's sender_id column
 MessageHandler = Callable[[UserMessage], Awaitable[list[dict[str, Any]]]]
 ModelT = TypeVar("ModelT", bound=BaseModel)
-
-
-class PayloadError(BotError, ValueError):
-    """A request payload that cannot be used. ``field`` names the offending field (None: the
-    whole body), ``location`` where it is ("body", "query", "path"); the message never repeats
-    the client's values."""
-
-    def __init__(self, message: str, field: str | None = None, location: str = "body") -> None:
-        super().__init__(message)
-        self.field = field
-        self.location = location
-
-
-class TextTooLong(PayloadError):
-    """A message text over ``MAX_TEXT_CHARS`` characters."""
 
 
 @runtime_checkable
@@ -140,10 +126,7 @@ async def read_json(request: Request) -> Any:
     body = await request.body()
     if not body.strip():
         raise PayloadError("The request body is empty; send a JSON document.")
-    try:
-        return json.loads(body, parse_constant=_reject_constant)
-    except (ValueError, UnicodeDecodeError):  # JSONDecodeError is a ValueError
-        raise PayloadError("The request body is not valid JSON.") from None
+    return wire_json.loads(body)  # no NaN, infinity, absurd nesting or integers
 
 
 def validate(model: type[ModelT], data: Any) -> ModelT:
@@ -174,7 +157,3 @@ def check_sender_id(sender_id: str, field: str = "sender", location: str = "body
     if len(sender_id) > MAX_SENDER_ID_CHARS:
         raise PayloadError(f"Invalid '{field}': a conversation id must not be longer than "
                            f"{MAX_SENDER_ID_CHARS} characters.", field, location)
-
-
-def _reject_constant(name: str) -> Any:
-    raise ValueError(f"{name} is not valid JSON")

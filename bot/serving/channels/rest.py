@@ -1,11 +1,14 @@
 """Rasa's REST channel.
 
     GET  /webhooks/rest/          -> {"status": "ok"}
-    POST /webhooks/rest/webhook   {"sender": "id", "message": "hi", "metadata": {...}}
+    POST /webhooks/rest/webhook   {"sender": "id", "message": "hi", "metadata": {...},
+                                   "message_id": "client-chosen id"}
                                   -> [{"recipient_id": "id", "text": ..., "buttons": [...]}, ...]
 
 ``sender`` defaults to "default" as in Rasa; the answer lists the bot messages of the turn as
-the dialogue manager returns them.
+the dialogue manager returns them. ``message_id`` (ours, optional) makes retries safe: a message
+whose id the conversation already holds is answered with the bot messages stored for it
+instead of being handled again.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ import logging
 from typing import Any
 
 from fastapi import APIRouter, Request
-from pydantic import BaseModel, ConfigDict, StrictStr
+from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
 from bot.serving.channels.base import (
     CollectingOutputChannel,
@@ -36,6 +39,7 @@ class RestPayload(BaseModel):
     sender: StrictStr = DEFAULT_SENDER_ID
     message: StrictStr
     metadata: dict[str, Any] | None = None
+    message_id: StrictStr | None = Field(default=None, min_length=1, max_length=255)
 
 
 class RestInput:
@@ -57,8 +61,9 @@ class RestInput:
         async def receive(request: Request) -> list[dict[str, Any]]:
             payload = validate(RestPayload, await read_json(request))
             check_sender_id(payload.sender, "sender")
+            ids = {"message_id": payload.message_id} if payload.message_id else {}
             message = UserMessage(payload.message, payload.sender, input_channel=self.name,
-                                  metadata=payload.metadata or {})
+                                  metadata=payload.metadata or {}, **ids)
             collector = CollectingOutputChannel()
             for bot_message in await on_message(message):
                 await collector.send_response(bot_message.get("recipient_id", payload.sender),
