@@ -2,7 +2,9 @@
 
     GET  /                                      hello text                      public
     GET  /version                               version, minimum compatible     public
-    *    /webhooks/<channel>/...                the input channels (REST: rest)  public
+    *    /webhooks/<channel>/...                the input channels (rest, callback,  public
+                                                socketio, telegram, slack)
+    *    /socket.io/                            the socketio channel's server    public
     GET  /status                                model file and id               API
     GET  /domain                                JSON, or YAML (Accept: application/yaml)
     POST /model/parse                           {"text", "message_id"?} -> parse data
@@ -44,9 +46,10 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.serving.channels import build_channels
+from bot.serving.channels import ChannelServices, build_channels
 from bot.serving.channels.base import (
     PayloadError,
+    SignatureError,
     TextTooLong,
     check_sender_id,
     check_text,
@@ -123,9 +126,12 @@ class ExecuteRequest(_Body):
 def create_app(manager: DialogueManager, *, auth_token: str | None = None,
                enable_api: bool = True, credentials: Mapping[str, Any] | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-               model_info: Mapping[str, Any] | None = None) -> FastAPI:
+               model_info: Mapping[str, Any] | None = None,
+               channel_services: ChannelServices | None = None) -> FastAPI:
     """The assistant's HTTP app. ``credentials``: {channel: settings} as in credentials.yml
     (None or empty: the REST channel). ``model_info``: "model_file" and "model_id" for /status.
+    ``channel_services``: the channels' outbound HTTP client and retry memory (default: a
+    real client and an in-process memory).
     """
     if auth_token is not None and not auth_token:
         raise ValueError("auth_token must be a non-empty string or None.")
@@ -151,9 +157,14 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
         result = await manager.handle_message(message)
         return result.messages
 
-    for channel in build_channels(credentials):
+    for channel in build_channels(credentials, channel_services):
         app.include_router(channel.router(on_message), prefix=f"/webhooks/{channel.name}")
         logger.info("server.channel name=%s route=/webhooks/%s", channel.name, channel.name)
+        mount = getattr(channel, "mount", None)
+        if mount is not None:  # a channel with an ASGI app of its own (socket.io)
+            path, asgi_app = mount(on_message)
+            app.mount(path, asgi_app)
+            logger.info("server.channel name=%s mount=%s", channel.name, path)
 
     if enable_api:
         app.include_router(_api_router(manager, auth_token, dict(model_info or {})))
@@ -428,7 +439,15 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(error_body(exc.status_code, phrase.replace(" ", ""), f"{phrase}."),
                             status_code=exc.status_code, headers=exc.headers)
 
+    async def signature_error(request: Request, exc: Exception) -> Response:
+        # no detail for the client: what failed (missing, old or wrong) stays in the log
+        logger.warning("server.error status=401 reason=BadSignature route=%s detail=%s",
+                       _route(request.scope), exc)
+        return JSONResponse(error_body(401, "NotAuthenticated", "Not authenticated."),
+                            status_code=401)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(SignatureError, signature_error)
     app.add_exception_handler(PayloadError, payload_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)
