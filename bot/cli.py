@@ -151,27 +151,43 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
 @click.option("--credentials", default=None, help="credentials.yml path.")
 @click.option("--ui-port", default=None, type=int,
               help="Also start the Gradio UI on this port (needs --enable-api).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              help="Server processes on this port (each loads the models); more than 1 needs "
+                   "redis (or sql) tracker and redis lock stores in endpoints.yml.")
 @click.pass_context
 def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
         auth_token: str | None, endpoints: str | None, credentials: str | None,
-        ui_port: int | None) -> None:
+        ui_port: int | None, workers: int) -> None:
     """Serve the assistant over HTTP (`xingkong run actions` serves the custom actions)."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    from bot.project.config import load_credentials
-    from bot.wiring import build_runtime
+    from bot.project.config import load_credentials, load_endpoints
     from bot.serving.server import create_app
+    from bot.wiring import RUN_OPTIONS_ENV, build_runtime, check_shared_stores
 
     project = _project(root)
-    runtime = build_runtime(project, Path(endpoints) if endpoints else None)
-    creds = load_credentials(Path(credentials) if credentials else project.paths.credentials)
-    app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
-                     credentials=creds, model_info=runtime.model_info)
-    click.echo(f"Assistant server: http://{host}:{port}  (REST: POST /webhooks/rest/webhook)")
+    endpoints_path = Path(endpoints) if endpoints else project.paths.endpoints
+    check_shared_stores(load_endpoints(endpoints_path), workers, str(endpoints_path))
+    click.echo(f"Assistant server: http://{host}:{port}  (REST: POST /webhooks/rest/webhook)"
+               + (f", {workers} worker processes" if workers > 1 else ""))
     ui = _start_ui(host, port, ui_port, auth_token, enable_api) if ui_port else None
     try:
+        if workers > 1:  # every worker builds its own app from these options
+            os.environ[RUN_OPTIONS_ENV] = json.dumps({
+                "project": str(project.paths.root), "endpoints": str(endpoints_path),
+                "credentials": credentials, "auth_token": auth_token,
+                "enable_api": enable_api})
+            uvicorn.run("bot.wiring:app_from_environment", factory=True, workers=workers,
+                        host=host, port=port, log_level="warning")
+            return
+        runtime = build_runtime(project, endpoints_path)
+        creds = load_credentials(Path(credentials) if credentials
+                                 else project.paths.credentials)
+        app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
+                         credentials=creds, model_info=runtime.model_info,
+                         channel_services=runtime.channel_services)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         if ui is not None:

@@ -61,14 +61,14 @@ class InMemorySeenIds:
 
 
 class RedisSeenIds:
-    """Claims shared by every server on one Redis: ``SET <prefix>seen:<key> 1 NX EX ttl``.
+    """Claims shared by every server on one Redis: ``SET <prefix><key> 1 NX EX ttl``.
 
     ``client`` is a ``redis.Redis``; the call runs in a worker thread so the event loop never
     waits on Redis."""
 
-    def __init__(self, client: Any, key_prefix: str = "", ttl_s: float = SEEN_TTL_S) -> None:
+    def __init__(self, client: Any, prefix: str = "seen:", ttl_s: float = SEEN_TTL_S) -> None:
         self.client = client
-        self.prefix = f"{key_prefix}:seen:" if key_prefix else "seen:"
+        self.prefix = prefix
         self.ttl_s = ttl_s
 
     async def first_time(self, key: str) -> bool:
