@@ -146,14 +146,17 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
 @click.option("--port", default=5005, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--enable-api", is_flag=True, help="Serve the HTTP API besides the channels.")
-@click.option("--auth-token", default=None, help="Token the HTTP API requires (?token=...).")
+@click.option("--auth-token", default=None, envvar="XINGKONG_AUTH_TOKEN",
+              help="Token the HTTP API requires (?token=...); or $XINGKONG_AUTH_TOKEN.")
 @click.option("--endpoints", default=None, help="endpoints.yml path.")
 @click.option("--credentials", default=None, help="credentials.yml path.")
 @click.option("--ui-port", default=None, type=int,
               help="Also start the Gradio UI on this port (needs --enable-api).")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              envvar="XINGKONG_WORKERS",
               help="Server processes on this port (each loads the models); more than 1 needs "
-                   "redis (or sql) tracker and redis lock stores in endpoints.yml.")
+                   "redis (or sql) tracker and redis lock stores in endpoints.yml. Or "
+                   "$XINGKONG_WORKERS.")
 @click.pass_context
 def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
         auth_token: str | None, endpoints: str | None, credentials: str | None,
