@@ -299,7 +299,15 @@ def test_nlu(root: str, nlu_path: str, out: str, cross_validation: bool, folds: 
               help="JSON report, relative to the project.")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="Only the first N questions.")
-def test_kb(root: str, test_path: str, model_dir: str, out: str, limit: int | None) -> None:
+@click.option("--through-nlu", is_flag=True,
+              help="Type each question into the whole trained assistant (NLU, policies, "
+                   "fallback chain, actions) and score the reply the guest gets.")
+@click.option("--blind", "blind_path", default="tests/kb_blind.json", show_default=True,
+              help="With --through-nlu: a second question file, scored too when present.")
+@click.option("--ood", "ood_path", default="tests/nlu_ood.yml", show_default=True,
+              help="With --through-nlu: out-of-domain messages that must not get a KB answer.")
+def test_kb(root: str, test_path: str, model_dir: str, out: str, limit: int | None,
+            through_nlu: bool, blind_path: str, ood_path: str) -> None:
     """Knowledge answers: recall@k, MRR, EM/F1, no-answer accuracy, latency.
 
     Needs the knowledge model (`xingkong train knowledge`); writes a JSON report with the
@@ -307,6 +315,9 @@ def test_kb(root: str, test_path: str, model_dir: str, out: str, limit: int | No
     from bot.assistant import evaluate_knowledge
 
     base = Path(root)
+    if through_nlu:
+        _test_kb_through_nlu(base, [test_path, blind_path], base / model_dir, ood_path, limit)
+        return
     report = evaluate_knowledge(base / model_dir, base / test_path, base / out, limit=limit)
     retrieval, pipeline = report["retrieval"], report["pipeline"]
     latency = report["latency_ms"]
@@ -327,6 +338,30 @@ def test_kb(root: str, test_path: str, model_dir: str, out: str, limit: int | No
         counts = ", ".join(f"{k} {v}" for k, v in report["error_counts"].items())
         click.echo(f"errors      {counts}")
     click.echo(f"Report: {base / out}")
+
+
+def _test_kb_through_nlu(base: Path, tests: list[str], model_dir: Path, ood_path: str,
+                         limit: int | None) -> None:
+    from bot.kb_through_nlu import evaluate_through_nlu
+
+    project = _project(str(base))
+    paths = [base / t for t in dict.fromkeys(tests) if (base / t).exists()]
+    out = base / "results" / "kb_through_nlu.json"
+    summary = evaluate_through_nlu(project, paths, out, ood_path=base / ood_path, limit=limit,
+                                   knowledge_dir=model_dir)
+    for item in summary["files"]:
+        click.echo(f"{item['path']}: {item['answerable']} answerable, {item['unanswerable']} "
+                   f"unanswerable")
+        click.echo(f"  reply has the answer {item['right']:.3f}  unanswerable declined "
+                   f"{item['declined']:.3f}  span F1 {item['span_f1']:.3f}  p50 "
+                   f"{item['p50_ms']:.0f} ms")
+        click.echo(f"  answerable {item['answerable_outcomes']}  unanswerable "
+                   f"{item['unanswerable_outcomes']}")
+        click.echo(f"  intents {item['intents']}")
+    if "ood" in summary:
+        click.echo(f"{summary['ood']['path']}: not answered from the KB "
+                   f"{summary['ood']['not_answered_from_kb']:.3f} of {summary['ood']['messages']}")
+    click.echo(f"Report: {out}")
 
 
 @main.group()

@@ -4,6 +4,7 @@
     session start if new or expired
     parse (`/intent` payloads skip the NLU) -> UserUttered, action_extract_slots
     loop: policies predict -> run action -> events, until action_listen or the cap
+          (before a give-up action, the fallback chain's attempts may answer instead)
     store.save(tracker)
 A failing action ends the turn with utter_error; every event before the failure is kept.
 """
@@ -31,6 +32,7 @@ from bot.state.events import (
     UserUttered,
 )
 from bot.runtime.executors import ActionExecutor
+from bot.runtime.fallback_chain import FallbackChain
 from bot.state.intent_payload import parse_intent_payload
 from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.policies import PolicyEnsemble
@@ -72,7 +74,8 @@ class DialogueManager:
                  executor: ActionExecutor | None = None,
                  renderer: ResponseRenderer | None = None,
                  max_predictions: int = 10,
-                 lock_store: LockStore | None = None) -> None:
+                 lock_store: LockStore | None = None,
+                 fallback: FallbackChain | None = None) -> None:
         self.domain = domain
         self.policies = policies
         self.parser = parser
@@ -82,6 +85,8 @@ class DialogueManager:
         self.max_predictions = max_predictions
         self.lock_store = lock_store if lock_store is not None else InMemoryLockStore()
         self._executor_names = executor.names() if executor is not None else set()
+        known = set(domain.action_names) | (self._executor_names or set())
+        self.fallback = fallback.available(known) if fallback is not None else None
 
     # public entry points ---------------------------------------------------------------------
     async def handle_message(self, message: UserMessage) -> TurnResult:
@@ -179,6 +184,10 @@ class DialogueManager:
                                                "confidence": v.confidence} for v in votes]})
                 tracker.update_many(best.events)
                 self._mark_interruption(tracker, action)
+                chain = self.fallback
+                if (chain is not None and chain.applies(tracker, action)
+                        and await self._try_fallbacks(chain, tracker, channel, messages)):
+                    return
             if action == ACTION_LISTEN:
                 tracker.update(ActionExecuted(name=ACTION_LISTEN, policy=policy,
                                               confidence=confidence))
@@ -222,6 +231,36 @@ class DialogueManager:
         logger.debug("dialogue.action.done action=%s ms=%.1f", name,
                      (time.perf_counter() - started) * 1000)
         return True
+
+    async def _try_fallbacks(self, chain: FallbackChain, tracker: DialogueStateTracker,
+                             channel: str | None, messages: list[dict[str, Any]]) -> bool:
+        """Run the chain's attempts in order; the first that answers is kept (the form, if
+        one is active, asks its question again) and ends the turn. Attempts that decline or
+        fail leave no event behind, so the predicted action runs as if nothing happened."""
+        for name in chain.attempts:
+            try:
+                action = action_for_name(name, self.domain, self._executor_names)
+                ctx = ActionContext(tracker, self.domain, self.renderer, self.executor, channel)
+                events = await action.run(ctx)
+            except Exception as exc:  # noqa: BLE001 - a failed attempt is a declined attempt
+                logger.warning("dialogue.fallback.failed action=%s error=%s: %s", name,
+                               type(exc).__name__, exc)
+                continue
+            if not chain.answered(events):
+                continue
+            logger.info("dialogue.fallback.answered action=%s", name)
+            tracker.update(ActionExecuted(name=name, policy="fallback_chain", confidence=1.0))
+            for event in events:
+                tracker.update(event)
+                if isinstance(event, BotUttered):
+                    messages.append(_message(event, tracker.sender_id))
+            loop = tracker.active_loop_name
+            if loop and not await self._run_action(tracker, loop, "fallback_chain", 1.0,
+                                                   channel, messages, None):
+                return True
+            tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="fallback_chain"))
+            return True
+        return False
 
     def _fail(self, tracker: DialogueStateTracker, channel: str | None,
               messages: list[dict[str, Any]]) -> None:

@@ -26,6 +26,7 @@ from bot.assistant import Project, load_policies
 from bot.project.config import Endpoints, env_value, load_endpoints, reveal
 from bot.errors import ConfigError
 from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor
+from bot.runtime.fallback_chain import FallbackChain
 from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.manager import DialogueManager, Parser
 from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
@@ -62,7 +63,7 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
             max_predictions = int(component.params["max_number_of_predictions"])
     manager = DialogueManager(project.domain, policies, parser=parser, store=store,
                               executor=executor, max_predictions=max_predictions,
-                              lock_store=lock_store)
+                              lock_store=lock_store, fallback=load_fallback(project))
     logger.info("runtime.ready seconds=%.2f nlu=%s executor=%s store=%s lock_store=%s",
                 time.perf_counter() - started, parser is not None,
                 type(executor).__name__ if executor else None, type(store).__name__,
@@ -133,6 +134,17 @@ def app_from_environment() -> Any:
                       enable_api=bool(options.get("enable_api")), credentials=credentials,
                       model_info=runtime.model_info,
                       channel_services=runtime.channel_services)
+
+
+def load_fallback(project: Project) -> FallbackChain | None:
+    """config.yml's `fallback:` chain (bot/runtime/fallback_chain.py); None without one."""
+    section = project.config.sections.get("fallback")
+    if section is None:
+        return None
+    if not isinstance(section, dict):
+        raise ConfigError(f"{project.config.source}: 'fallback' must be a mapping with keys "
+                          "attempts, give_up, below, keep, declines.")
+    return FallbackChain.from_config(section, f"{project.config.source}: fallback")
 
 
 def load_parser(project: Project) -> Parser | None:

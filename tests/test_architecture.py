@@ -39,7 +39,8 @@ BOT_LAYERS = (
     ("bot.runtime",),
     ("bot.manager",),
     ("bot.serving",),
-    ("bot.assistant", "bot.wiring", "bot.validate", "bot.nlu_eval", "bot.cli", "bot.__main__"),
+    ("bot.assistant", "bot.wiring", "bot.validate", "bot.nlu_eval", "bot.kb_through_nlu",
+     "bot.cli", "bot.__main__"),
 )
 SKIP_DIRS = {".venv", "venv", ".git", "node_modules", "build", "dist", "__pycache__", "models"}
 

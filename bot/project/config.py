@@ -166,13 +166,15 @@ def load_config(path: Path) -> ProjectConfig:
 
 def _build_config(data: Any, path: Path) -> ProjectConfig:
     known = {"recipe", "language", "pipeline", "policies", "assistant_id", "version",
-             "retrieval", "generation", "logging", "importers", "data", "spaces", "knowledge"}
+             "retrieval", "generation", "logging", "importers", "data", "spaces", "knowledge",
+             "fallback"}
     for key in data:
         if key not in known:
             logger.warning("config.unknown_key key=%s at=%s", key, where(path, data, key))
     pipeline = _components(path, data, "pipeline", PIPELINE_COMPONENTS, DEFAULT_PIPELINE)
     policies = _components(path, data, "policies", POLICIES, DEFAULT_POLICIES)
-    sections = {k: plain(data[k]) for k in ("retrieval", "generation", "logging") if k in data}
+    sections = {k: plain(data[k]) for k in ("retrieval", "generation", "logging", "fallback")
+                if k in data}
     return ProjectConfig(
         language=str(data.get("language") or "en"),
         assistant_id=str(data.get("assistant_id") or "xingkong"),

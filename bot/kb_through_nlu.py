@@ -1,0 +1,175 @@
+"""What a guest actually gets for a question: `xingkong test kb --through-nlu`.
+
+Each question of a SQuAD-format file is typed into a fresh conversation of the trained
+assistant (the real NLU, policies, fallback chain and custom actions, in process), and the
+bot's reply is scored:
+
+    answerable    right      a reply contains a gold answer (SQuAD-normalised)
+                  wrong      a knowledge answer was given, without a gold answer in it
+                  declined   the bot said it could not answer (or gave its out-of-scope /
+                             fallback response)
+                  other      the conversation went elsewhere (a form started, small talk...)
+    unanswerable  declined is right; a knowledge answer is wrong; other is reported
+
+The highlighted span (message metadata `knowledge.answer`) gets SQuAD F1 against the gold
+answers. Messages of an out-of-domain file (`ood:` list) are sent the same way: what matters
+is the share the bot does NOT answer from the knowledge base.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from bot.assistant import Project
+from bot.manager import DialogueManager, UserMessage
+from bot.state.events import ActionExecuted, UserUttered
+
+DECLINES = ("utter_cannot_answer", "utter_out_of_scope", "utter_default", "utter_ask_rephrase",
+            "action_default_fallback", "action_two_stage_fallback")
+
+
+@dataclass(slots=True)
+class GuestTurn:
+    question: str
+    golds: list[str]
+    outcome: str  # right | wrong | declined | other
+    intent: str | None
+    confidence: float
+    actions: list[str]
+    reply: str
+    span: str | None
+    span_f1: float | None
+    ms: float
+
+
+@dataclass(slots=True)
+class GuestReport:
+    path: str
+    answerable: int = 0
+    unanswerable: int = 0
+    right: float = 0.0          # share of answerable questions whose reply holds the answer
+    declined: float = 0.0       # share of unanswerable questions declined
+    span_f1: float = 0.0        # mean span F1 over answerable questions (0 when not answered)
+    answerable_outcomes: dict[str, int] = field(default_factory=dict)
+    unanswerable_outcomes: dict[str, int] = field(default_factory=dict)
+    intents: dict[str, int] = field(default_factory=dict)
+    p50_ms: float = 0.0
+    turns: list[GuestTurn] = field(default_factory=list)
+
+
+def contains_answer(reply: str, golds: Sequence[str]) -> bool:
+    from retrieval.qa_metrics import normalize_answer
+
+    said = f" {normalize_answer(reply)} "
+    return any(f" {normalize_answer(g)} " in said for g in golds if normalize_answer(g))
+
+
+def score_turn(question: str, golds: list[str], messages: list[dict[str, Any]],
+               actions: list[str], parse: dict[str, Any], ms: float) -> GuestTurn:
+    from retrieval.qa_metrics import f1
+
+    reply = " ".join(m.get("text") or "" for m in messages)
+    knowledge = next(((m.get("metadata") or {}).get("knowledge") for m in messages
+                      if (m.get("metadata") or {}).get("knowledge")), None)
+    span = knowledge.get("answer") if knowledge else None
+    declined = knowledge is None and any(a in DECLINES for a in actions)
+    if golds:
+        if contains_answer(reply, golds):
+            outcome = "right"
+        else:
+            outcome = "wrong" if knowledge else ("declined" if declined else "other")
+    else:
+        outcome = "wrong" if knowledge else ("declined" if declined else "other")
+    intent = (parse.get("intent") or {})
+    return GuestTurn(question, golds, outcome, intent.get("name"),
+                     round(float(intent.get("confidence") or 0.0), 4), actions, reply, span,
+                     f1(span, golds) if golds else None, round(ms, 1))
+
+
+async def ask(manager: DialogueManager, question: str, golds: list[str],
+               sender: str) -> GuestTurn:
+    """One question typed into a fresh conversation (`sender`), and the reply scored."""
+    started = time.perf_counter()
+    result = await manager.handle_message(UserMessage(question, sender))
+    ms = (time.perf_counter() - started) * 1000
+    events = result.tracker.events
+    user_at = max(i for i, e in enumerate(events) if isinstance(e, UserUttered))
+    actions = [e.name for e in events[user_at:]
+               if isinstance(e, ActionExecuted) and e.name != "action_listen"]
+    parse = events[user_at].parse_data or {}
+    return score_turn(question, golds, result.messages, actions, parse, ms)
+
+
+def _questions(path: Path, limit: int | None) -> list[tuple[str, list[str]]]:
+    from retrieval.qa_metrics import load_qa
+
+    return [(ex.question, ex.answer_texts) for ex in load_qa(path, limit=limit)]
+
+
+def _ood_messages(path: Path) -> list[str]:
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return [str(m) for m in data.get("ood") or []]
+
+
+def _report(path: Path, turns: list[GuestTurn]) -> GuestReport:
+    answerable = [t for t in turns if t.golds]
+    unanswerable = [t for t in turns if not t.golds]
+    report = GuestReport(str(path), len(answerable), len(unanswerable), turns=turns)
+    if answerable:
+        report.right = round(sum(t.outcome == "right" for t in answerable) / len(answerable), 4)
+        report.span_f1 = round(sum(t.span_f1 or 0.0 for t in answerable) / len(answerable), 4)
+    if unanswerable:
+        report.declined = round(
+            sum(t.outcome == "declined" for t in unanswerable) / len(unanswerable), 4)
+    report.answerable_outcomes = dict(collections.Counter(t.outcome for t in answerable))
+    report.unanswerable_outcomes = dict(collections.Counter(t.outcome for t in unanswerable))
+    report.intents = dict(collections.Counter(str(t.intent) for t in turns).most_common())
+    times = sorted(t.ms for t in turns)
+    report.p50_ms = times[len(times) // 2] if times else 0.0
+    return report
+
+
+def evaluate_through_nlu(project: Project, test_paths: Sequence[Path], out: Path, *,
+                         ood_path: Path | None = None, limit: int | None = None,
+                         knowledge_dir: Path | None = None) -> dict[str, Any]:
+    """Send every question (and OOD message) through the trained assistant; write the JSON
+    report to `out` and return its summary (per file: right, declined, span F1, outcomes)."""
+    from bot.wiring import build_runtime
+
+    os.environ.setdefault("XINGKONG_KNOWLEDGE_DIR",
+                          str(knowledge_dir or project.paths.models / "knowledge"))
+    manager = build_runtime(project).manager
+    files = {path: _questions(path, limit) for path in test_paths}
+    ood = _ood_messages(ood_path) if ood_path is not None and ood_path.exists() else []
+
+    async def run_all() -> tuple[dict[Path, list[GuestTurn]], list[GuestTurn]]:
+        turns: dict[Path, list[GuestTurn]] = {}
+        for n, (path, questions) in enumerate(files.items()):
+            turns[path] = [await ask(manager, q, golds, f"kb-{n}-{i}")
+                           for i, (q, golds) in enumerate(questions)]
+        ood_turns = [await ask(manager, text, [], f"ood-{i}") for i, text in enumerate(ood)]
+        return turns, ood_turns
+
+    turns, ood_turns = asyncio.run(run_all())
+    reports = [_report(path, t) for path, t in turns.items()]
+    summary: dict[str, Any] = {"files": [
+        {k: v for k, v in asdict(r).items() if k != "turns"} for r in reports]}
+    if ood_turns:
+        answered = sum(t.outcome == "wrong" for t in ood_turns)  # a KB answer to an OOD message
+        summary["ood"] = {"path": str(ood_path), "messages": len(ood_turns),
+                          "not_answered_from_kb": round(1 - answered / len(ood_turns), 4),
+                          "answered": [t.question for t in ood_turns if t.outcome == "wrong"]}
+    out.parent.mkdir(parents=True, exist_ok=True)
+    full = {**summary, "turns": {r.path: [asdict(t) for t in r.turns] for r in reports}}
+    out.write_text(json.dumps(full, indent=1, ensure_ascii=False), encoding="utf-8")
+    return summary

@@ -1,0 +1,166 @@
+"""The fallback chain: before the demo gives up on a message, the knowledge base may answer.
+
+The knowledge action here is a stand-in at the executor (the network edge of an action
+server): it answers questions about breakfast and declines everything else with
+utter_cannot_answer, as the real action does below its confidence threshold. The NLU is a
+fixed parse per message, so each test says exactly what the classifier decided.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import pytest
+
+from bot.assistant import Project
+from bot.errors import ConfigError
+from bot.manager import DialogueManager, TurnResult, UserMessage
+from bot.policies import PolicyEnsemble
+from bot.runtime.executors import InProcessExecutor
+from bot.runtime.fallback_chain import FallbackChain
+from bot.state.events import ActionExecuted
+
+ANSWER = "Breakfast is served from 7:00 to 10:30."
+
+
+class KnowledgeAtTheEdge:
+    """The demo's actions in-process, with action_answer_question answered at the edge."""
+
+    def __init__(self) -> None:
+        self.inner = InProcessExecutor("actions")
+        self.asked: list[str] = []
+
+    def names(self) -> set[str] | None:
+        return (self.inner.names() or set()) | {"action_answer_question"}
+
+    async def run(self, action_call: dict[str, Any]) -> dict[str, Any]:
+        if action_call["next_action"] != "action_answer_question":
+            return await self.inner.run(action_call)
+        question = action_call["tracker"]["latest_message"]["text"]
+        self.asked.append(question)
+        if "breakfast" not in question:
+            return {"events": [], "responses": [{"response": "utter_cannot_answer"}]}
+        return {"events": [], "responses": [{
+            "text": ANSWER, "metadata": {"knowledge": {"answer": "7:00 to 10:30",
+                                                       "confidence": 0.9}}}]}
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+def parser_for(parses: dict[str, tuple[str, float]]) -> Any:
+    async def parse(text: str) -> dict[str, Any]:
+        name, confidence = parses[text]
+        return {"text": text, "intent": {"name": name, "confidence": confidence},
+                "intent_ranking": [{"name": name, "confidence": confidence}], "entities": []}
+    return parse
+
+
+PARSES = {
+    "when is breakfast at your place": ("out_of_scope", 0.9),
+    "what's the weather on mars": ("out_of_scope", 0.95),
+    "is breakfast any good, thinking of booking": ("book_room", 0.45),
+    "yes breakfast": ("affirm", 0.3),
+    "i want to book a room": ("book_room", 0.98),
+}
+
+
+@pytest.fixture
+def executor(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> KnowledgeAtTheEdge:
+    monkeypatch.setenv("XINGKONG_BOOKINGS_DB", str(tmp_path / "bookings.sqlite"))
+    monkeypatch.setenv("XINGKONG_TODAY", "2030-01-01")
+    return KnowledgeAtTheEdge()
+
+
+def manager(demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge,
+            chain: FallbackChain | None) -> DialogueManager:
+    return DialogueManager(demo.domain, ensemble, parser=parser_for(PARSES), executor=executor,
+                           fallback=chain)
+
+
+def actions(result: TurnResult) -> list[str]:
+    events = result.tracker.events[result.tracker.idx_after_latest_user_message():]
+    return [e.name for e in events if isinstance(e, ActionExecuted) and e.name != "action_listen"]
+
+
+def texts(result: TurnResult) -> list[str]:
+    return [m.get("text") or "" for m in result.messages]
+
+
+async def say(bot: DialogueManager, text: str) -> TurnResult:
+    return await bot.handle_message(UserMessage(text, "guest"))
+
+
+async def test_the_knowledge_base_answers_before_the_bot_gives_up(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    result = await say(manager(demo, ensemble, executor, FallbackChain()),
+                       "when is breakfast at your place")
+    assert texts(result) == [ANSWER]
+    assert actions(result) == ["action_answer_question"]
+    assert result.messages[0]["metadata"]["knowledge"]["answer"] == "7:00 to 10:30"
+
+
+async def test_off_topic_still_gets_the_out_of_scope_response_and_no_trace(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    result = await say(manager(demo, ensemble, executor, FallbackChain()),
+                       "what's the weather on mars")
+    assert executor.asked == ["what's the weather on mars"]
+    assert actions(result) == ["utter_out_of_scope"]
+    assert set(texts(result)) <= {v["text"] for v in demo.domain.responses["utter_out_of_scope"]}
+
+
+async def test_without_a_chain_nothing_changes(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    result = await say(manager(demo, ensemble, executor, None), "when is breakfast at your place")
+    assert executor.asked == []
+    assert actions(result) == ["utter_out_of_scope"]
+
+
+async def test_inside_a_form_the_question_is_asked_again_after_the_answer(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    bot = manager(demo, ensemble, executor, FallbackChain())
+    await say(bot, "i want to book a room")
+    result = await say(bot, "when is breakfast at your place")
+    assert texts(result)[0] == ANSWER
+    assert actions(result) == ["action_answer_question", "booking_form"]
+    assert result.tracker.active_loop_name == "booking_form"
+    asked_again = {v["text"] for v in demo.domain.responses["utter_ask_city"]}
+    assert texts(result)[1] in asked_again
+
+
+async def test_an_unsure_intent_is_tried_only_when_configured_and_not_kept(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    off = await say(manager(demo, ensemble, executor, FallbackChain()),
+                    "is breakfast any good, thinking of booking")
+    assert actions(off)[0] == "booking_form"
+    on = manager(demo, ensemble, executor, FallbackChain(below=0.6))
+    assert actions(await say(on, "is breakfast any good, thinking of booking")) == [
+        "action_answer_question"]
+    executor.asked.clear()
+    only_unsure = manager(demo, ensemble, executor, FallbackChain(below=0.6, give_up=()))
+    await say(only_unsure, "yes breakfast")  # affirm is kept: short answers are never re-routed
+    assert executor.asked == []
+
+
+async def test_intent_payloads_are_never_re_routed(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    result = await say(manager(demo, ensemble, executor, FallbackChain()), "/out_of_scope")
+    assert executor.asked == []
+    assert actions(result) == ["utter_out_of_scope"]
+
+
+def test_a_chain_without_any_available_attempt_is_off() -> None:
+    assert FallbackChain().available({"utter_greet"}) is None
+    assert FallbackChain().available({"action_answer_question"}) == FallbackChain()
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"attemps": []}, "unknown key 'fallback.attemps'"),
+    ({"below": 2}, "fallback.below must be a confidence in [0, 1]"),
+    ({"below": "high"}, "fallback.below must be a number"),
+    ({"give_up": "utter_default"}, "fallback.give_up must be a list of names"),
+])
+def test_config_errors_name_the_key(section: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        FallbackChain.from_config(section, "config.yml: fallback")
