@@ -13,7 +13,8 @@ import json
 import socket
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlencode
 
@@ -24,15 +25,14 @@ from bot.manager import DialogueManager
 from bot.serving.channels import (
     ChannelServices,
     InMemorySeenIds,
-    SlackInput,
-    SocketIOInput,
-    TelegramInput,
+    RedisSeenIds,
     build_channels,
 )
 from bot.serving.channels.slack import SlackOutput
 from bot.serving.channels.telegram import NON_TEXT_REPLY, TelegramOutput
 from bot.serving.server import create_app
 from bot.errors import ConfigError
+from tests.bot.test_redis_stores import redis_server  # noqa: F401 - the fixture
 
 GREETING = "Hello! How can I help?"
 SLACK_SECRET = "8f742231b10e8888abcd99yyyzzz85a5"
@@ -271,7 +271,7 @@ async def test_telegram_set_webhook_registers_url_and_secret(
         "secret_token": TELEGRAM_SECRET}]
 
 
-# slack ----------------------------------------------------------------------------------------------
+# slack --------------------------------------------------------------------------------------------
 def slack_headers(body: bytes, *, timestamp: int | None = None, secret: str = SLACK_SECRET,
                   content_type: str = "application/json") -> dict[str, str]:
     stamp = str(int(time.time()) if timestamp is None else timestamp)
@@ -391,7 +391,7 @@ async def test_slack_rich_responses_degrade(platform: FakePlatform) -> None:
     ]
 
 
-# socketio --------------------------------------------------------------------------------------------
+# socketio -----------------------------------------------------------------------------------------
 def widget_session(url: str, session_id: str | None, messages: list[str],
                    transports: list[str]) -> dict[str, Any]:
     """What the Rasa web-chat widget does: connect, ask for a session, send messages, collect
@@ -483,6 +483,44 @@ async def test_socketio_rich_parts_keep_rasa_shapes() -> None:
                                    "custom": {"kind": "card"}})
     assert sio.emitted == [
         ("bot_uttered", {"text": "One"}, "s1"), ("bot_uttered", {"text": "Two"}, "s1"),
-        ("bot_uttered", {"attachment": {"type": "image", "payload": {"src": "https://e.com/a.png"}}},
-         "s1"),
+        ("bot_uttered",
+         {"attachment": {"type": "image", "payload": {"src": "https://e.com/a.png"}}}, "s1"),
         ("bot_uttered", {"kind": "card"}, "s1")]
+
+
+async def test_slack_answers_in_the_thread_with_use_threads(
+        tiny_manager: DialogueManager, platform: FakePlatform) -> None:
+    app = create_app(tiny_manager, enable_api=False, channel_services=platform.services(),
+                     credentials={"slack": {"slack_token": "xoxb-test", "use_threads": True,
+                                            "slack_signing_secret": SLACK_SECRET}})
+    async with client(app) as c:
+        assert (await post_slack(c, SLACK_MESSAGE)).status_code == 200
+    assert platform.calls[0][1]["thread_ts"] == "1355517523.000005"
+    with pytest.raises(ConfigError, match="use_threads"):
+        build_channels({"slack": {"slack_token": "x", "slack_signing_secret": "y",
+                                  "use_threads": "yes"}})
+
+
+@pytest.mark.usefixtures("redis_server")
+async def test_slack_retry_on_another_server_is_recognised_through_redis(
+        tiny_manager: DialogueManager) -> None:
+    """Two servers (apps) whose retry memory is the same Redis, as `build_runtime` makes it
+    with a Redis lock store: the first delivery on one, Slack's retry on the other."""
+    import redis
+
+    prefix = f"xkt{uuid.uuid4().hex[:12]}:seen:"
+    raw = redis.Redis(host="127.0.0.1", port=6379, db=15, decode_responses=True)
+    platforms = [FakePlatform(), FakePlatform()]
+    apps = [slack_app(tiny_manager, p.services(RedisSeenIds(raw, prefix))) for p in platforms]
+    try:
+        async with client(apps[0]) as first, client(apps[1]) as second:
+            assert (await post_slack(first, SLACK_MESSAGE)).status_code == 200
+            retry = await post_slack(second, SLACK_MESSAGE, extra_headers={
+                "X-Slack-Retry-Num": "1", "X-Slack-Retry-Reason": "http_timeout"})
+        assert retry.status_code == 200 and retry.headers["x-slack-no-retry"] == "1"
+        assert [len(p.calls) for p in platforms] == [1, 0]
+        assert 0 < raw.ttl(prefix + "slack:Ev08MFMKH6") <= 3600
+    finally:
+        for key in raw.scan_iter(prefix + "*"):
+            raw.delete(key)
+        raw.close()

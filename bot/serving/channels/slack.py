@@ -132,7 +132,11 @@ class SlackInput:
                                         "the app's Signing Secret (Basic Information page)")
         channel = reveal(config.get("slack_channel"))
         self.slack_channel = channel if isinstance(channel, str) and channel else None
-        self.use_threads = bool(config.get("use_threads", False))
+        threads = config.get("use_threads", False)
+        if not isinstance(threads, bool):
+            raise ConfigError("credentials.yml slack.use_threads must be true or false, not "
+                              f"{type(threads).__name__}.")
+        self.use_threads = threads
         self.http = services.http
         self.seen = services.seen
         self.api_base = api_base
