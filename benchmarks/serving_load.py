@@ -327,7 +327,7 @@ def _city(message: str) -> str:
         return message
 
 
-# throughput ------------------------------------------------------------------------------------------
+# throughput ---------------------------------------------------------------------------------------
 async def throughput(bases: list[str], concurrency: int, requests: int,
                      tag: str) -> dict[str, Any]:
     import httpx
