@@ -173,6 +173,13 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
     project = _project(root)
     endpoints_path = Path(endpoints) if endpoints else project.paths.endpoints
     check_shared_stores(load_endpoints(endpoints_path), workers, str(endpoints_path))
+    creds = load_credentials(Path(credentials) if credentials else project.paths.credentials)
+    if workers > 1 and "socketio" in creds:
+        click.echo("Note: socket.io clients that start with long-polling (the Rasa web-chat "
+                   "widgets do) need every request on the worker that holds their session; "
+                   "with --workers > 1 they may be refused. Serve socket.io with --workers 1 "
+                   "per port behind a load balancer with sticky sessions, or let clients use "
+                   "websocket only.", err=True)
     click.echo(f"Assistant server: http://{host}:{port}  (REST: POST /webhooks/rest/webhook)"
                + (f", {workers} worker processes" if workers > 1 else ""))
     ui = _start_ui(host, port, ui_port, auth_token, enable_api) if ui_port else None
@@ -186,8 +193,6 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
                         host=host, port=port, log_level="warning")
             return
         runtime = build_runtime(project, endpoints_path)
-        creds = load_credentials(Path(credentials) if credentials
-                                 else project.paths.credentials)
         app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
                          credentials=creds, model_info=runtime.model_info,
                          channel_services=runtime.channel_services)
