@@ -20,7 +20,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.project.config import KnowledgeConfig, ProjectConfig, ProjectPaths, load_config
+from bot.project.config import (
+    KnowledgeConfig,
+    ProjectConfig,
+    ProjectPaths,
+    load_config,
+    skipped_components,
+)
 from bot.project.domain import Domain, load_domain
 from bot.errors import ConfigError, TrainingError
 from bot.policies import PolicyEnsemble, build_policies
@@ -90,6 +96,9 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
                     project.paths.root / project.config.knowledge.kb_path)
     old = _read_json(out / "fingerprint.json")
     report = TrainReport()
+    report.warnings += skipped_components(project.config, bool(project.data.lookups))
+    for warning in report.warnings:
+        logger.info("train.component_skipped %s", warning)  # the CLI prints report.warnings
     if core and (force or old.get("core") != wanted["core"] or not (out / "core").exists()):
         report.warnings += train_core(project, out / "core")
         (out / "domain.json").write_text(json.dumps(project.domain.to_dict(), indent=1))

@@ -30,11 +30,56 @@ def _setup_logging(verbose: int) -> None:
         logging.getLogger(noisy).setLevel(max(level, logging.WARNING))
 
 
-def _project(root: str) -> Any:
-    from bot.assistant import Project
+def _paths(root: str) -> Any:
+    """The project's paths, with Rasa's --domain, -c/--config, --data and -m/--model given
+    to the command (kept in the click context by _path_options)."""
     from bot.project.config import ProjectPaths
 
-    return Project.load(ProjectPaths.at(Path(root)))
+    meta = click.get_current_context().meta
+    data = meta.get("xk.data")
+    return ProjectPaths.at(Path(root), domain=_opt_path(meta.get("xk.domain")),
+                           config=_opt_path(meta.get("xk.config")),
+                           data=tuple(Path(d) for d in data) if data else None,
+                           models=_opt_path(meta.get("xk.model")))
+
+
+def _opt_path(value: str | None) -> Path | None:
+    return Path(value) if value else None
+
+
+def _project(root: str) -> Any:
+    from bot.assistant import Project
+
+    return Project.load(_paths(root))
+
+
+def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:
+    if value not in (None, ()):
+        ctx.meta[f"xk.{param.name}"] = value
+    return value
+
+
+def _path_options(model: bool = True) -> Any:
+    """Rasa's --domain, -c/--config, --data (and -m/--model: the trained model folder)."""
+    options = [
+        click.option("--domain", default=None, expose_value=False, callback=_remember,
+                     help="Domain file or folder. [default: domain.yml]"),
+        click.option("-c", "--config", default=None, expose_value=False, callback=_remember,
+                     help="Config file. [default: config.yml]"),
+        click.option("--data", default=None, multiple=True, expose_value=False,
+                     callback=_remember, help="Training data file or folder; repeatable. "
+                                              "[default: data]"),
+    ]
+    if model:
+        options.append(click.option("-m", "--model", default=None, expose_value=False,
+                                    callback=_remember,
+                                    help="Trained model folder. [default: models]"))
+
+    def decorate(func: Any) -> Any:
+        for option in reversed(options):
+            func = option(func)
+        return func
+    return decorate
 
 
 class _Group(click.Group):
@@ -64,16 +109,32 @@ def main(verbose: int) -> None:
 @main.command()
 @click.option("--project", "root", default=".", show_default=True, help="Project folder.")
 @click.option("--force", is_flag=True, help="Retrain even if nothing changed.")
+@_path_options(model=False)
+@click.option("--out", default=None, help="Folder for trained models. [default: models]")
+@click.option("--fixed-model-name", default=None,
+              help="Train into <out>/<name> instead of <out> (Rasa's model file name).")
 @click.argument("part", required=False, type=click.Choice(["core", "nlu", "knowledge"]))
-def train(root: str, force: bool, part: str | None) -> None:
+def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
+          part: str | None) -> None:
     """Train NLU, policies and knowledge answers; unchanged parts are skipped.
 
     The knowledge part runs when the project has a knowledge base (config.yml knowledge.kb,
     default data/kb) and writes models/knowledge."""
-    from bot.assistant import knowledge_base
+    from bot.assistant import Project, knowledge_base
     from bot.assistant import train as train_project
 
-    project = _project(root)
+    paths = _paths(root)
+    if out is not None or fixed_model_name is not None:
+        models = Path(out) if out is not None else paths.models
+        if fixed_model_name is not None:
+            if not fixed_model_name or "/" in fixed_model_name or fixed_model_name in (".", ".."):
+                raise click.BadParameter(f"'{fixed_model_name}' is not a folder name.",
+                                         param_hint="--fixed-model-name")
+            models = models / fixed_model_name
+        from dataclasses import replace
+
+        paths = replace(paths, models=models.resolve())
+    project = Project.load(paths)
     if part == "knowledge":
         knowledge_base(project, required=True)
     click.echo(f"Training {project.paths.root} -> {project.paths.models}")
@@ -152,15 +213,19 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
 @click.option("--credentials", default=None, help="credentials.yml path.")
 @click.option("--ui-port", default=None, type=int,
               help="Also start the Gradio UI on this port (needs --enable-api).")
+@click.option("--cors", multiple=True,
+              help="Origin allowed to call the server from a browser ('*' for any); "
+                   "repeatable.")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
               envvar="XINGKONG_WORKERS",
               help="Server processes on this port (each loads the models); more than 1 needs "
                    "redis (or sql) tracker and redis lock stores in endpoints.yml. Or "
                    "$XINGKONG_WORKERS.")
+@_path_options()
 @click.pass_context
 def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
         auth_token: str | None, endpoints: str | None, credentials: str | None,
-        ui_port: int | None, workers: int) -> None:
+        ui_port: int | None, cors: tuple[str, ...], workers: int) -> None:
     """Serve the assistant over HTTP (`xingkong run actions` serves the custom actions)."""
     if ctx.invoked_subcommand is not None:
         return
@@ -185,16 +250,19 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
     ui = _start_ui(host, port, ui_port, auth_token, enable_api) if ui_port else None
     try:
         if workers > 1:  # every worker builds its own app from these options
+            paths = project.paths
             os.environ[RUN_OPTIONS_ENV] = json.dumps({
-                "project": str(project.paths.root), "endpoints": str(endpoints_path),
+                "project": str(paths.root), "domain": str(paths.domain),
+                "config": str(paths.config), "data": [str(d) for d in paths.data],
+                "models": str(paths.models), "endpoints": str(endpoints_path),
                 "credentials": credentials, "auth_token": auth_token,
-                "enable_api": enable_api})
+                "enable_api": enable_api, "cors": list(cors)})
             uvicorn.run("bot.wiring:app_from_environment", factory=True, workers=workers,
                         host=host, port=port, log_level="warning")
             return
         runtime = build_runtime(project, endpoints_path)
         app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
-                         credentials=creds, model_info=runtime.model_info,
+                         credentials=creds, model_info=runtime.model_info, cors_origins=cors,
                          channel_services=runtime.channel_services)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
@@ -227,6 +295,14 @@ def run_actions(package: str, port: int) -> None:
     click.echo(f"Action server: http://127.0.0.1:{port}/webhook  (package {package})")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [os.getcwd(), env.get("PYTHONPATH")]))
+    from bot.runtime.executors import import_actions
+
+    sys.path.insert(0, os.getcwd())
+    import_actions(package)  # its own error and place, not rasa_sdk's bare exit code
+    # bot/runtime/compat_site/sitecustomize.py gives every process of the server (sanic's workers
+    # too) the ruamel.yaml functions that Rasa 3.6-era actions call.
+    site = str(Path(__file__).resolve().parent / "runtime" / "compat_site")
+    env["PYTHONPATH"] = os.pathsep.join([site, env["PYTHONPATH"]])
     os.execve(sys.executable, [sys.executable, "-m", "rasa_sdk", "--actions", package,
                                "--port", str(port)], env)
 
@@ -234,6 +310,7 @@ def run_actions(package: str, port: int) -> None:
 @main.command()
 @click.option("--project", "root", default=".", show_default=True)
 @click.option("--sender", default="shell", show_default=True)
+@_path_options()
 def shell(root: str, sender: str) -> None:
     """Chat with the assistant in the terminal (Ctrl-D or /stop to quit)."""
     from bot.manager import UserMessage
@@ -264,9 +341,90 @@ def shell(root: str, sender: str) -> None:
     asyncio.run(loop())
 
 
-@main.group()
-def test() -> None:
-    """Evaluate trained models on held-out data."""
+_STORY_OPTIONS = [
+    click.option("--project", "root", default=".", show_default=True),
+    click.option("-s", "--stories", default="tests", show_default=True,
+                 help="Test stories: a file, or a folder of test_*.yml files."),
+    click.option("--out", default="results", show_default=True, help="Report folder."),
+    click.option("--execute-actions", is_flag=True,
+                 help="Run actions and forms for real (default: Rasa's mode, where custom "
+                      "actions are only predicted and the story's events applied)."),
+    click.option("--intents-given", is_flag=True,
+                 help="Use the stories' intents and entities instead of parsing their text."),
+    click.option("--fail-on-prediction-errors", is_flag=True,
+                 help="Exit 1 when a story fails."),
+    click.option("--endpoints", default=None, help="endpoints.yml (action server).")
+]
+
+
+def _story_options(func: Any) -> Any:
+    for option in reversed(_STORY_OPTIONS):
+        func = option(func)
+    return _path_options()(func)
+
+
+@main.group(invoke_without_command=True)
+@_story_options
+@click.option("--nlu", "nlu_path", default="tests/nlu_test.yml", show_default=True,
+              help="Held-out NLU examples for the NLU part (skipped when absent).")
+@click.pass_context
+def test(ctx: click.Context, root: str, stories: str, out: str, execute_actions: bool,
+         intents_given: bool, fail_on_prediction_errors: bool, endpoints: str | None,
+         nlu_path: str) -> None:
+    """Evaluate the trained assistant: test stories (`test core`), then the NLU (`test nlu`)
+    when both are there, as `rasa test`."""
+    if ctx.invoked_subcommand is not None:
+        return
+    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints)
+    nlu_file = Path(root) / nlu_path
+    if nlu_file.exists() and (Path(root) / "models" / "nlu" / "pipeline.json").exists():
+        from bot.nlu_eval import evaluate_saved
+
+        ood = Path(root) / "tests" / "nlu_ood.yml"
+        summary = evaluate_saved(_project(root), nlu_file, Path(out),
+                                 ood if ood.exists() else None)
+        click.echo(json.dumps(summary, indent=1))
+    if failed and fail_on_prediction_errors:
+        sys.exit(1)
+
+
+@test.command("core")
+@_story_options
+def test_core(root: str, stories: str, out: str, execute_actions: bool, intents_given: bool,
+              fail_on_prediction_errors: bool, endpoints: str | None) -> None:
+    """Replay the test stories and compare the bot's actions (and the NLU's parses) with
+    theirs; writes failed_test_stories.yml, story_report.json and the confusion matrix."""
+    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints)
+    if failed and fail_on_prediction_errors:
+        sys.exit(1)
+
+
+def _test_core(root: str, stories: str, out: str, execute_actions: bool, intents_given: bool,
+               endpoints: str | None) -> int:
+    from bot.story_runner import run_core_tests
+
+    project = _project(root)
+    outcome = run_core_tests(project, Path(root) / stories, Path(out),
+                             use_text=not intents_given, execute_actions=execute_actions,
+                             endpoints_path=Path(endpoints) if endpoints else None)
+    summary = outcome.report["xingkong"]
+    latency = summary["turn_latency_ms"]
+    click.echo(f"Test stories ({summary['mode']} mode, {summary['nlu']}): "
+               f"{summary['stories']['passed']}/{summary['stories']['total']} stories, "
+               f"{summary['actions']['correct']}/{summary['actions']['total']} actions"
+               + (f", {summary['intents']['correct']}/{summary['intents']['total']} intents, "
+                  f"{summary['entities']['correct']}/{summary['entities']['total']} entity sets"
+                  if summary["intents"]["total"] else ""))
+    if latency.get("turns"):
+        click.echo(f"Turn latency: p50 {latency['p50']:.1f} ms, p95 {latency['p95']:.1f} ms "
+                   f"over {latency['turns']} turns")
+    for failed in summary["failed"]:
+        first = failed["wrong"][0] if failed["wrong"] else None
+        detail = (f"{first['at']}: {first['kind']} expected {first['expected']!r}, got "
+                  f"{first['predicted']!r}" if first else failed["error"])
+        click.echo(f"FAILED {failed['story']}: {detail}", err=True)
+    click.echo("Reports: " + ", ".join(str(p) for p in outcome.files))
+    return len(summary["failed"])
 
 
 @test.command("nlu")
@@ -371,19 +529,19 @@ def _test_kb_through_nlu(base: Path, tests: list[str], model_dir: Path, ood_path
 
 @main.group()
 def data() -> None:
-    """Check training data."""
+    """Check, split, convert and migrate training data."""
 
 
 @data.command("validate")
 @click.option("--project", "root", default=".", show_default=True)
 @click.option("--max-history", default=5, show_default=True, type=int)
 @click.option("--fail-on-warnings", is_flag=True)
+@_path_options(model=False)
 def data_validate(root: str, max_history: int, fail_on_warnings: bool) -> None:
     """Check domain, NLU data, stories and rules together; exit 1 on errors."""
-    from bot.project.config import ProjectPaths
     from bot.validate import validate_project
 
-    findings = validate_project(ProjectPaths.at(Path(root)), max_history=max_history)
+    findings = validate_project(_paths(root), max_history=max_history)
     for finding in findings:
         click.echo(str(finding), err=finding.level == "error")
     errors = sum(1 for f in findings if f.level == "error")
@@ -391,3 +549,148 @@ def data_validate(root: str, max_history: int, fail_on_warnings: bool) -> None:
     click.echo(f"{errors} error(s), {warnings} warning(s).")
     if errors or (fail_on_warnings and warnings):
         sys.exit(1)
+
+
+@data.command("migrate")
+@click.option("-d", "--domain", "domain_path", default="domain.yml", show_default=True,
+              help="Rasa 2.x domain file or folder.")
+@click.option("--out", default="new_domain.yml", show_default=True,
+              help="Where the 3.x domain goes (the same path overwrites it).")
+def data_migrate(domain_path: str, out: str) -> None:
+    """Convert a Rasa 2.x domain to 3.x: slot mappings move out of forms, auto_fill becomes
+    from_entity mappings (as `rasa data migrate`)."""
+    from bot.project.migrate import migrate_domain_file
+
+    for line in migrate_domain_file(Path(domain_path), Path(out)):
+        click.echo(line)
+
+
+@data.group("split")
+def data_split() -> None:
+    """Split training data into train and test sets."""
+
+
+@data_split.command("nlu")
+@_path_options(model=False)
+@click.option("--project", "root", default=".", show_default=True)
+@click.option("--training-fraction", default=0.8, show_default=True,
+              type=click.FloatRange(0.0, 1.0, min_open=True, max_open=True))
+@click.option("--random-seed", default=None, type=int, help="Seed of the shuffle.")
+@click.option("--out", default="train_test_split", show_default=True)
+@click.option("-f", "--format", "fmt", default="yaml", show_default=True,
+              type=click.Choice(["yaml", "json"]))
+def data_split_nlu(root: str, training_fraction: float, random_seed: int | None, out: str,
+                   fmt: str) -> None:
+    """Stratified by intent: <out>/training_data.yml and <out>/test_data.yml."""
+    from bot.project.nlu_writer import nlu_json, nlu_yaml, split_examples
+    from bot.project.training_data import TrainingData, load_training_data
+
+    data = load_training_data(list(_paths(root).data))
+    if not data.examples:
+        raise click.ClickException("No NLU examples in the training data (--data).")
+    train_part, test_part = split_examples(data.examples, training_fraction,
+                                           random_seed if random_seed is not None else 0)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, part, extras in (("training_data", train_part, data),
+                               ("test_data", test_part, TrainingData())):
+        path = folder / f"{name}.{'yml' if fmt == 'yaml' else 'json'}"
+        path.write_text(nlu_yaml(extras, part) if fmt == "yaml"
+                        else json.dumps(nlu_json(extras, part), indent=2, ensure_ascii=False))
+        click.echo(f"{path}: {len(part)} examples")
+
+
+@data.group("convert")
+def data_convert() -> None:
+    """Convert training data between formats."""
+
+
+@data_convert.command("nlu")
+@click.option("--data", "data_path", required=True, help="NLU file or folder (YAML or JSON).")
+@click.option("-f", "--format", "fmt", required=True, type=click.Choice(["yaml", "json"]))
+@click.option("--out", required=True, help="Output file.")
+def data_convert_nlu(data_path: str, fmt: str, out: str) -> None:
+    """NLU data from Rasa JSON to YAML or back (examples, synonyms, regexes, lookups)."""
+    from bot.project.nlu_writer import nlu_json, nlu_yaml
+    from bot.project.training_data import load_training_data
+
+    source = Path(data_path)
+    if not source.exists():
+        raise click.ClickException(f"{source} does not exist. Pass --data with an NLU file.")
+    data = load_training_data([source])
+    target = Path(out)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    target.write_text(nlu_yaml(data) if fmt == "yaml"
+                      else json.dumps(nlu_json(data), indent=2, ensure_ascii=False) + "\n")
+    click.echo(f"{target}: {len(data.examples)} examples, {len(data.synonyms)} synonyms, "
+               f"{sum(map(len, data.regexes.values()))} regexes, "
+               f"{sum(map(len, data.lookups.values()))} lookup entries")
+
+
+@main.command()
+@click.option("--project", "root", default=".", show_default=True)
+@_path_options(model=False)
+@click.option("--out", default="graph.html", show_default=True,
+              help="An .html page (drawn as SVG) or a Graphviz .dot file.")
+def visualize(root: str, out: str) -> None:
+    """Draw the stories as one graph (as `rasa visualize`)."""
+    from bot.visualize import write_graph
+
+    project = _project(root)
+    if not project.data.stories:
+        raise click.ClickException("No stories in the training data to draw (--data).")
+    write_graph(project.data, project.domain, Path(out))
+    click.echo(f"Story graph of {len(project.data.stories)} stories: {out}")
+
+
+@main.command()
+@click.option("--init-dir", default=".", show_default=True, help="Folder for the new project.")
+@click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
+def init(init_dir: str, force: bool) -> None:
+    """Create a new, small, working project to start from (as `rasa init`)."""
+    from bot.project_template import create_project
+
+    written = create_project(Path(init_dir), force=force)
+    click.echo(f"Created {len(written)} files in {init_dir}. Next: `xingkong train "
+               f"--project {init_dir}`, then `xingkong shell --project {init_dir}` and "
+               f"`xingkong test --project {init_dir}`.")
+
+
+@main.command()
+@click.option("--project", "root", default=".", show_default=True)
+@click.option("--endpoints", default=None, help="endpoints.yml with the tracker_store.")
+@click.option("--conversation-ids", default=None, help="Comma-separated sender ids.")
+@click.option("--minimum-timestamp", default=None, type=float)
+@click.option("--maximum-timestamp", default=None, type=float)
+@click.option("--out", default="-", show_default=True, help="JSON lines file ('-': stdout).")
+def export(root: str, endpoints: str | None, conversation_ids: str | None,
+           minimum_timestamp: float | None, maximum_timestamp: float | None, out: str) -> None:
+    """Events of the tracker store as JSON lines with their sender_id (`rasa export` sends
+    them to an event broker; pipe these into one)."""
+    from bot.export import exported_events
+    from bot.project.config import load_endpoints
+    from bot.wiring import make_tracker_store
+
+    project = _project(root)
+    spec = load_endpoints(Path(endpoints) if endpoints else project.paths.endpoints)
+    store = make_tracker_store(spec, project)
+    ids = [i.strip() for i in conversation_ids.split(",") if i.strip()] \
+        if conversation_ids else None
+    count = 0
+    with click.open_file(out, "w", encoding="utf-8") as fh:
+        for event in exported_events(store, ids, minimum_timestamp, maximum_timestamp):
+            fh.write(json.dumps(event, ensure_ascii=False) + "\n")
+            count += 1
+    click.echo(f"Exported {count} events.", err=True)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+def interactive() -> None:
+    """Not available: use `xingkong shell` (with the UI's inspector) and `xingkong test`."""
+    raise click.ClickException(
+        "`xingkong interactive` (Rasa's interactive learning) is not supported. Instead: talk "
+        "to the bot with `xingkong shell -v` or the web UI (`xingkong run --enable-api "
+        "--ui-port 7860`, whose inspector shows the intent, entities, slots and the policy "
+        "behind every action), write what it should have done as a story in data/, and check "
+        "it with `xingkong test`.")
+

@@ -58,6 +58,8 @@ class UserMessage:
     input_channel: str = "rest"
     message_id: str = field(default_factory=lambda: uuid.uuid4().hex)
     metadata: dict[str, Any] = field(default_factory=dict)
+    # A parse given with the message (as Rasa's UserMessage.parse_data): the NLU is skipped.
+    parse_data: dict[str, Any] | None = None
 
 
 @dataclass(slots=True)
@@ -92,7 +94,8 @@ class DialogueManager:
     async def handle_message(self, message: UserMessage) -> TurnResult:
         async with self.lock(message.sender_id):
             tracker = await self.get_tracker(message.sender_id, message.input_channel)
-            parse = await self.parse(message.text)
+            parse = (message.parse_data if message.parse_data is not None
+                     else await self.parse(message.text))
             tracker.update(UserUttered(text=message.text, parse_data=parse,
                                        input_channel=message.input_channel,
                                        message_id=message.message_id, metadata=message.metadata))
@@ -165,25 +168,37 @@ class DialogueManager:
         self.store.save(tracker)
         return TurnResult(messages, tracker, diagnostics)
 
+    def predict_next(self, tracker: DialogueStateTracker) -> tuple[str, str, float,
+                                                                     dict[str, Any]]:
+        """The next action for the tracker as it stands: the follow-up action when one is set,
+        else the ensemble's best vote (an action that just refused to run is not predicted
+        again, like Rasa). Returns (action, policy, confidence, diagnostics); the winning
+        prediction's events are applied to the tracker."""
+        followup = tracker.followup_action
+        if followup:
+            return followup, "followup", 1.0, {"action": followup, "policy": "followup",
+                                               "confidence": 1.0, "reason": "followup_action",
+                                               "votes": []}
+        last = tracker.events[-1] if tracker.events else None
+        exclude = {last.name} if isinstance(last, ActionExecutionRejected) else None
+        best, votes = self.policies.predict(tracker, self.domain, exclude=exclude)
+        action = best.action or ACTION_LISTEN
+        diagnostics = {"action": action, "policy": best.policy, "confidence": best.confidence,
+                       "reason": best.diagnostics.get("reason"),
+                       "votes": [{"policy": v.policy, "action": v.action,
+                                  "confidence": v.confidence} for v in votes]}
+        tracker.update_many(best.events)
+        return action, best.policy, best.confidence, diagnostics
+
     async def _prediction_loop(self, tracker: DialogueStateTracker, channel: str | None,
                                messages: list[dict[str, Any]], message_id: str | None,
                                diagnostics: list[dict[str, Any]]) -> None:
         for _ in range(self.max_predictions):
             followup = tracker.followup_action
-            if followup:
-                action, policy, confidence = followup, "followup", 1.0
-            else:
-                last = tracker.events[-1] if tracker.events else None
-                # Like Rasa: an action that just refused to run is not predicted again.
-                exclude = {last.name} if isinstance(last, ActionExecutionRejected) else None
-                best, votes = self.policies.predict(tracker, self.domain, exclude=exclude)
-                action, policy, confidence = best.action or ACTION_LISTEN, best.policy, best.confidence
-                diagnostics.append({"action": action, "policy": policy, "confidence": confidence,
-                                    "reason": best.diagnostics.get("reason"),
-                                    "votes": [{"policy": v.policy, "action": v.action,
-                                               "confidence": v.confidence} for v in votes]})
-                tracker.update_many(best.events)
-                self._mark_interruption(tracker, action)
+            action, policy, confidence, why = self.predict_next(tracker)
+            if not followup:
+                diagnostics.append(why)
+                self.mark_interruption(tracker, action)
                 chain = self.fallback
                 if (chain is not None and chain.applies(tracker, action)
                         and await self._try_fallbacks(chain, tracker, channel, messages)):
@@ -194,7 +209,9 @@ class DialogueManager:
                 return
             ok = await self._run_action(tracker, action, policy, confidence, channel, messages,
                                         message_id)
-            if not ok:
+            if not ok or action == "action_session_start":
+                # As Rasa: a session start (the follow-up of action_restart) ends the turn,
+                # with its own action_listen; nothing is predicted for the empty tracker.
                 return
         logger.warning("dialogue.prediction_cap sender=%s cap=%d", _hash(tracker.sender_id),
                        self.max_predictions)
@@ -276,7 +293,7 @@ class DialogueManager:
             tracker.update(ActiveLoop(name=loop))
         tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="error_handler"))
 
-    def _mark_interruption(self, tracker: DialogueStateTracker, action: str) -> None:
+    def mark_interruption(self, tracker: DialogueStateTracker, action: str) -> None:
         """Right after the user spoke while a loop is active: another action interrupts the
         loop, and a loop resumed after it refused the turn must not validate this message."""
         loop = tracker.active_loop_name

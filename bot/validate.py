@@ -10,7 +10,13 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
-from bot.project.config import ProjectPaths, load_config, load_credentials, load_endpoints
+from bot.project.config import (
+    ProjectPaths,
+    load_config,
+    load_credentials,
+    load_endpoints,
+    skipped_components,
+)
 from bot.project.domain import DEFAULT_INTENTS, Domain, load_domain
 from bot.errors import ConfigError
 from bot.project.training_data import Story, StoryStep, TrainingData, load_training_data
@@ -31,13 +37,15 @@ def validate_project(paths: ProjectPaths, max_history: int = 5) -> list[Finding]
     """All findings for the project; the caller decides what errors mean (exit code 1)."""
     findings: list[Finding] = []
     try:
-        load_config(paths.config)
+        config = load_config(paths.config)
         load_endpoints(paths.endpoints)
         load_credentials(paths.credentials)
         data = load_training_data(list(paths.data))
         domain = load_domain(paths.domain, extra_responses=data.responses)
     except ConfigError as exc:
         return [Finding("error", str(exc))]
+    findings += [Finding("warning", note)
+                 for note in skipped_components(config, bool(data.lookups))]
     findings += check_nlu(domain, data)
     findings += check_stories(domain, data)
     findings += check_domain(domain, data)

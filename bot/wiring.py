@@ -23,7 +23,7 @@ from typing import Any
 import redis
 
 from bot.assistant import Project, load_policies
-from bot.project.config import Endpoints, env_value, load_endpoints, reveal
+from bot.project.config import Endpoints, env_value, load_endpoints, reveal, skipped_components
 from bot.errors import ConfigError
 from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor
 from bot.runtime.fallback_chain import FallbackChain
@@ -52,6 +52,8 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
     started = time.perf_counter()
     endpoints = load_endpoints(endpoints_path if endpoints_path is not None
                                else project.paths.endpoints)
+    for note in skipped_components(project.config, bool(project.data.lookups)):
+        logger.warning("runtime.component_skipped %s", note)
     policies = load_policies(project)
     parser = load_parser(project)
     store = make_tracker_store(endpoints, project)
@@ -125,14 +127,16 @@ def app_from_environment() -> Any:
         raise ConfigError(f"{RUN_OPTIONS_ENV} is not set: start workers with `xingkong run "
                           "--workers N`, which sets it.")
     options = json.loads(raw)
-    project = Project.load(ProjectPaths.at(Path(options["project"])))
+    project = Project.load(ProjectPaths.at(
+        Path(options["project"]), domain=Path(options["domain"]), config=Path(options["config"]),
+        data=tuple(Path(d) for d in options["data"]), models=Path(options["models"])))
     endpoints = Path(options["endpoints"]) if options.get("endpoints") else None
     runtime = build_runtime(project, endpoints)
     credentials = load_credentials(Path(options["credentials"]) if options.get("credentials")
                                    else project.paths.credentials)
     return create_app(runtime.manager, auth_token=options.get("auth_token"),
                       enable_api=bool(options.get("enable_api")), credentials=credentials,
-                      model_info=runtime.model_info,
+                      model_info=runtime.model_info, cors_origins=tuple(options.get("cors", ())),
                       channel_services=runtime.channel_services)
 
 
@@ -210,8 +214,15 @@ def make_executor(endpoints: Endpoints, project: Project,
     import sys
 
     root = str(project.paths.root)
-    if root not in sys.path:
-        sys.path.insert(0, root)
+    if root in sys.path:
+        sys.path.remove(root)
+    sys.path.insert(0, root)  # the project's package wins over an installed one of that name
+    top = actions_package.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None and not str(getattr(loaded, "__file__", "") or "").startswith(root):
+        # another project's package of the same name (the demo's `actions` is installed)
+        for name in [m for m in sys.modules if m == top or m.startswith(f"{top}.")]:
+            del sys.modules[name]
     return InProcessExecutor(actions_package)
 
 

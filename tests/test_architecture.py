@@ -40,7 +40,8 @@ BOT_LAYERS = (
     ("bot.manager",),
     ("bot.serving",),
     ("bot.assistant", "bot.wiring", "bot.validate", "bot.nlu_eval", "bot.kb_through_nlu",
-     "bot.cli", "bot.__main__"),
+     "bot.story_eval", "bot.story_report", "bot.story_runner", "bot.visualize", "bot.export",
+     "bot.project_template", "bot.cli", "bot.__main__"),
 )
 SKIP_DIRS = {".venv", "venv", ".git", "node_modules", "build", "dist", "__pycache__", "models"}
 

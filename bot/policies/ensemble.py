@@ -39,21 +39,16 @@ def build_policies(components: tuple[ComponentConfig, ...]) -> list[Policy]:
                 enable_fallback_prediction=bool(params.get("enable_fallback_prediction", True)),
                 check_for_contradictions=bool(params.get("check_for_contradictions", True))))
         elif component.name == "TEDPolicy":
-            # Until the learned policy lands, TED's place is taken by augmented memoization
-            # (it generalises over forgotten history), so TED-only projects still run.
-            logger.warning("policy.unavailable name=TEDPolicy at=%s "
-                           "effect=AugmentedMemoizationPolicy_used_instead", component.at)
-            policies.append(MemoizationPolicy(max_history=params.get("max_history", 5),
-                                              priority=1, augmented=True))
+            # Until the learned policy lands, augmented memoization stands in for TED (it
+            # generalises over forgotten history) unless the config already has one; the
+            # warning saying which is bot.config.skipped_components.
+            if not any(c.name == "AugmentedMemoizationPolicy" for c in components):
+                policies.append(MemoizationPolicy(max_history=params.get("max_history", 5),
+                                                  priority=1, augmented=True))
         elif component.name in NOT_YET_AVAILABLE:
-            logger.warning("policy.unavailable name=%s at=%s effect=skipped", component.name,
-                           component.at)
+            pass  # warned about by bot.config.skipped_components
         else:
             raise ConfigError(f"Policy '{component.name}' ({component.at}) has no implementation.")
-    names = [p.name for p in policies]
-    if len(names) != len(set(names)):  # TED's stand-in next to a configured augmented policy
-        seen: set[str] = set()
-        policies = [p for p in policies if not (p.name in seen or seen.add(p.name))]
     if not policies:
         raise ConfigError("No usable policy in config.yml: add RulePolicy and MemoizationPolicy.")
     return policies

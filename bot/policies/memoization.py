@@ -14,9 +14,9 @@ from bot.project.domain import Domain
 from bot.policies.base import PolicyPrediction
 from bot.policies.states import State, event_turns
 from bot.policies.story_graph import story_trajectories
-from bot.state.events import Event
-from bot.state.tracker import DialogueStateTracker
 from bot.project.training_data import TrainingData
+from bot.state.events import ActionExecuted, Event
+from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
 _CONFLICT = "__conflict__"
@@ -46,7 +46,7 @@ class MemoizationPolicy:
 
     def train(self, domain: Domain, data: TrainingData) -> list[str]:
         self.lookup = {}
-        for trajectory in story_trajectories(data.stories):
+        for trajectory in story_trajectories(data.stories, domain):
             turns, _ = event_turns(domain, applied(trajectory.events))
             states = [t.state for t in turns]
             for i, turn in enumerate(turns):
@@ -63,15 +63,33 @@ class MemoizationPolicy:
         return []
 
     def predict(self, tracker: DialogueStateTracker, domain: Domain) -> PolicyPrediction:
-        turns, now = event_turns(domain, tracker.applied_events())
+        events = tracker.applied_events()
+        turns, now = event_turns(domain, events)
         states = [t.state for t in turns] + [now]
         window = self._window(states)
-        for key in self._keys(window):
+        keys = self._keys(window)
+        if self.augmented:
+            keys = keys[:1] + self._forgetful_keys(domain, events) + keys[1:]
+        for key in keys:
             action = self.lookup.get(key)
             if action is not None:
                 return PolicyPrediction(action, 1.0, self.name, self.priority,
                                         diagnostics={"history": len(json.loads(key))})
         return PolicyPrediction.abstain(self.name, self.priority)
+
+    def _forgetful_keys(self, domain: Domain, events: list[Event]) -> list[str]:
+        """Rasa's AugmentedMemoizationPolicy: the history re-read from each of its last
+        `max_history` actions on, as if the conversation had started there, with the slots
+        at their initial values and no earlier user message. A story that starts with a bot
+        action then matches in the middle of a live conversation."""
+        starts = [i for i, e in enumerate(events) if isinstance(e, ActionExecuted)]
+        if self.max_history:
+            starts = starts[-self.max_history:]
+        keys = []
+        for start in starts:
+            turns, now = event_turns(domain, events[start:])
+            keys.append(history_key(self._window([t.state for t in turns] + [now])))
+        return keys
 
     def _window(self, states: list[State]) -> list[State]:
         return states[-self.max_history:] if self.max_history else states

@@ -90,7 +90,7 @@ class RulePolicy:
                 problems.append(f"{entry.source}: rule '{entry.rule}' predicts '{entry.action}' where "
                                 f"rule '{other.rule}' ({other.source}) predicts '{other.action}' "
                                 "after the same conversation. Make one of them more specific.")
-        for trajectory in story_trajectories(data.stories):
+        for trajectory in story_trajectories(data.stories, domain):
             walker = StateWalker(domain)
             states: list[State] = []
             n_user = 0
@@ -120,7 +120,8 @@ class RulePolicy:
         latest_action = tracker.latest_action_name
         message = tracker.latest_message
         intent = message.intent_name if message is not None else None
-        if tracker.events and isinstance(tracker.events[-1], UserUtteranceReverted):
+        last_events = [e for e in tracker.events[-3:] if not isinstance(e, ActiveLoop)]
+        if last_events and isinstance(last_events[-1], UserUtteranceReverted):
             # A fallback (or /back) took the message back: wait for the user, as Rasa does.
             return self._predict(ACTION_LISTEN, "after_rewind")
         if latest_action == ACTION_LISTEN and intent in DEFAULT_INTENT_ACTIONS:
@@ -146,6 +147,12 @@ class RulePolicy:
         last = tracker.events[-1] if tracker.events else None
         just_rejected = isinstance(last, ActionExecutionRejected) and last.name == loop
         entry = self._best(states, n_user, exclude=loop if just_rejected else None)
+        if entry is not None and loop and entry.action == ACTION_LISTEN \
+                and _loop_name(entry.states[-1]) is None and not just_rejected:
+            # As Rasa: a general rule (one that does not mention the loop) ended a digression
+            # inside the loop with action_listen; the loop takes the conversation back.
+            return self._predict(loop, f"back to the loop after rule '{entry.rule}'",
+                                 rule=entry.rule)
         if entry is not None:
             return self._predict(entry.action, f"rule '{entry.rule}'", rule=entry.rule)
         if self.enable_fallback_prediction:
@@ -180,7 +187,7 @@ class RulePolicy:
 
 def rule_entries(domain: Domain, data: TrainingData) -> list[RuleEntry]:
     entries: list[RuleEntry] = []
-    for rule, trajectory in rule_trajectories(data.rules):
+    for rule, trajectory in rule_trajectories(data.rules, domain):
         slots = {e.name for e in trajectory.events if isinstance(e, SlotSet)}
         mentions_loop = any(isinstance(e, ActiveLoop) for e in trajectory.events)
         allowed = _allowed(slots, mentions_loop)

@@ -6,8 +6,10 @@ import itertools
 import logging
 from dataclasses import dataclass
 
-from bot.state.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from bot.project.domain import Domain
 from bot.project.training_data import Story, StoryStep
+from bot.state.events import ActionExecuted, ActiveLoop, Event, SlotSet, UserUttered
+from bot.state.slot_mapping import slots_for_entities
 
 logger = logging.getLogger(__name__)
 
@@ -24,7 +26,9 @@ class Trajectory:
     sources: tuple[str, ...]
 
 
-def story_trajectories(stories: list[Story]) -> list[Trajectory]:
+def story_trajectories(stories: list[Story], domain: Domain | None = None) -> list[Trajectory]:
+    """Every path through the stories as events. With a domain, a user step's entities also
+    set the slots they map to (Rasa's implicit slot events, StoryStep.explicit_events)."""
     starts: dict[str, list[Story]] = {}
     for story in stories:
         first = story.steps[0] if story.steps else None
@@ -36,7 +40,7 @@ def story_trajectories(stories: list[Story]) -> list[Trajectory]:
             continue
         for steps in _join(story, starts, depth=0):
             for variant in _expand_or(steps)[:MAX_EXPANSIONS]:
-                events, sources = steps_to_events(variant, first_listen=True)
+                events, sources = steps_to_events(variant, first_listen=True, domain=domain)
                 if events and isinstance(events[-1], ActionExecuted) \
                         and events[-1].name != ACTION_LISTEN:
                     # After a story's last action the bot waits for the user.
@@ -46,11 +50,12 @@ def story_trajectories(stories: list[Story]) -> list[Trajectory]:
     return out
 
 
-def rule_trajectories(rules: list[Story]) -> list[tuple[Story, Trajectory]]:
+def rule_trajectories(rules: list[Story],
+                      domain: Domain | None = None) -> list[tuple[Story, Trajectory]]:
     out = []
     for rule in rules:
         for variant in _expand_or(list(rule.condition) + list(rule.steps))[:MAX_EXPANSIONS]:
-            events, sources = steps_to_events(variant, first_listen=True)
+            events, sources = steps_to_events(variant, first_listen=True, domain=domain)
             if rule.wait_for_user_input and variant and variant[-1].kind != "user":
                 events.append(ActionExecuted(name=ACTION_LISTEN))
                 sources.append(str(rule.source))
@@ -58,7 +63,8 @@ def rule_trajectories(rules: list[Story]) -> list[tuple[Story, Trajectory]]:
     return out
 
 
-def steps_to_events(steps: list[StoryStep], first_listen: bool) -> tuple[list[Event], list[str]]:
+def steps_to_events(steps: list[StoryStep], first_listen: bool,
+                    domain: Domain | None = None) -> tuple[list[Event], list[str]]:
     events: list[Event] = []
     sources: list[str] = []
     seen_user = False
@@ -73,6 +79,10 @@ def steps_to_events(steps: list[StoryStep], first_listen: bool) -> tuple[list[Ev
                      "entities": [dict(e) for e in step.entities], "text": step.text}
             events.append(UserUttered(text=step.text, parse_data=parse))
             sources.append(at)
+            if domain is not None:
+                implicit = slots_for_entities(domain, list(parse["entities"]))
+                events += implicit
+                sources += [at] * len(implicit)
         elif step.kind == "action":
             events.append(ActionExecuted(name=step.name))
             sources.append(at)

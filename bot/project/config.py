@@ -44,6 +44,26 @@ DEFAULT_PIPELINE = (
     {"name": "RegexEntityExtractor"},
     {"name": "FallbackClassifier", "threshold": 0.3, "ambiguity_threshold": 0.1},
 )
+# Rasa components whose work nothing here does: each is named in a warning at `train`,
+# `data validate` and startup, so a project never loses it silently.
+SKIPPED_COMPONENTS = {
+    "DucklingEntityExtractor": "entities of the dimensions {dimensions} are not extracted "
+                               "(no Duckling extractor yet): annotate them in the NLU data for "
+                               "the entity extractor, or give them a regex for "
+                               "RegexEntityExtractor",
+    "SpacyNLP": "spaCy's language model is not loaded; the Transformer encoder replaces its "
+                "word vectors",
+    "SpacyTokenizer": "the Transformer's own tokenizer is used instead",
+    "SpacyFeaturizer": "the Transformer encoder's features are used instead of spaCy's vectors",
+    "SpacyEntityExtractor": "spaCy's pretrained entity types (PERSON, GPE, DATE...) are not "
+                            "extracted; only entities annotated in the NLU data are learned",
+    "MitieNLP": "MITIE's language model is not loaded; the Transformer encoder replaces it",
+    "MitieFeaturizer": "the Transformer encoder's features are used instead of MITIE's",
+    "MitieTokenizer": "the Transformer's own tokenizer is used instead",
+    "RegexFeaturizer": "regexes and lookup tables are not features of the Transformer "
+                       "classifier; add RegexEntityExtractor to extract entities with them",
+    "ConveRTFeaturizer": "ConveRT is not loaded; the Transformer encoder replaces it",
+}
 DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
 DEFAULT_KB = "data/kb"  # the knowledge base sits next to the NLU data in a Rasa project
 KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader")
@@ -341,3 +361,37 @@ def _interpolate_value(value: Any, at: str) -> Any:
 def reveal(value: Any) -> Any:
     """The plain value of a Secret (for the one place that sends it), else the value."""
     return value.reveal() if isinstance(value, Secret) else value
+
+
+def skipped_components(config: ProjectConfig, has_lookups: bool = False) -> list[str]:
+    """One warning per configured component that does nothing here (and per policy that is
+    stood in for), naming where it is configured and what happens instead."""
+    notes = []
+    for component in config.pipeline:
+        reason = SKIPPED_COMPONENTS.get(component.name)
+        if reason is None:
+            continue
+        dimensions = component.params.get("dimensions") or ["all"]
+        dimensions = ", ".join(map(str, dimensions)) if isinstance(dimensions, list) \
+            else str(dimensions)
+        notes.append(f"{component.name} ({component.at}) is skipped: "
+                     + reason.format(dimensions=dimensions) + ".")
+    regex = next((c for c in config.pipeline if c.name == "RegexEntityExtractor"), None)
+    if has_lookups and (regex is None or regex.params.get("use_lookup_tables") is False):
+        notes.append(f"The lookup tables of the NLU data are not used ({config.source}): add "
+                     "RegexEntityExtractor with use_lookup_tables: true to extract entities "
+                     "with them.")
+    names = [p.name for p in config.policies]
+    for component in config.policies:
+        if component.name == "TEDPolicy":
+            if "AugmentedMemoizationPolicy" in names:
+                instead = "the configured AugmentedMemoizationPolicy and the other policies " \
+                          "decide without it"
+            else:
+                instead = "an AugmentedMemoizationPolicy (priority 1) stands in for it, which " \
+                          "matches story histories but does not generalise like TED"
+            notes.append(f"TEDPolicy ({component.at}) is not available yet: {instead}.")
+        elif component.name == "UnexpecTEDIntentPolicy":
+            notes.append(f"UnexpecTEDIntentPolicy ({component.at}) is skipped: "
+                         "action_unlikely_intent is never predicted.")
+    return notes

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from bot.errors import ConfigError
+from bot.project.migrate import rasa2_reasons
 from bot.project.yaml_reader import plain, read_yaml, where
 
 logger = logging.getLogger(__name__)
@@ -170,6 +171,13 @@ def load_domain(path: Path, extra_responses: dict[str, Any] | None = None) -> Do
             continue
         if not isinstance(data, dict):
             raise ConfigError(f"{where(file, data)}: a domain file must be a mapping of keys.")
+        reasons = rasa2_reasons(data)
+        if reasons:
+            raise ConfigError(
+                f"{file} is a Rasa 2.x domain ({'; '.join(reasons[:3])}"
+                f"{'; ...' if len(reasons) > 3 else ''}): read as 3.x, its slot mappings would "
+                f"be lost. Convert it with `xingkong data migrate --domain {file} --out "
+                f"{file}` (Rasa 3 needs the same: `rasa data migrate`).")
         builder.add_file(file, data)
     if extra_responses:
         for name, variations in extra_responses.items():

@@ -23,6 +23,7 @@ _ANNOTATION = re.compile(
     r"(?:\((?P<entity>[^:)]+?)(?::(?P<value>[^)]+))?\)|(?P<json>\{[^}]*\}))"
 )
 _LEFTOVER = re.compile(r"\]\(|\]\{")
+_LONG_FORM = {"entity", "value", "role", "group", "start", "end"}  # `- entity: x  value: y`
 _NLU_KEYS = {"intent", "examples", "synonym", "regex", "lookup", "metadata"}
 
 
@@ -359,13 +360,16 @@ def _step_entities(entities: Any, at: Source) -> list[dict[str, Any]]:
     for ent in plain(entities) or []:
         if isinstance(ent, str):
             out.append({"entity": ent})
-        elif isinstance(ent, dict) and "entity" in ent:
+        elif isinstance(ent, dict) and "entity" in ent and set(ent) <= _LONG_FORM:
             out.append(ent)
-        elif isinstance(ent, dict) and len([k for k in ent if k not in ("role", "group")]) == 1:
-            name, value = next((k, v) for k, v in ent.items() if k not in ("role", "group"))
-            item = {"entity": name, "value": value}
-            item.update({k: ent[k] for k in ("role", "group") if ent.get(k)})
-            out.append(item)
+        elif isinstance(ent, dict) and [k for k in ent if k not in ("role", "group")]:
+            # the shorthand `- cuisine: italian`, as Rasa's story reader: every key other
+            # than role and group is an entity with its value (older files put several
+            # entities in one mapping)
+            extra = {k: ent[k] for k in ("role", "group") if ent.get(k)}
+            for name, value in ent.items():
+                if name not in ("role", "group"):
+                    out.append({"entity": str(name), "value": value, **extra})
         else:
             raise ConfigError(f"{at}: bad entity in story step: {ent!r}.")
     return out

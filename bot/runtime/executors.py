@@ -38,12 +38,30 @@ class InProcessExecutor:
         self.package = package
         self.timeout_s = timeout_s
         self._executor = SdkExecutor()
+        import_actions(package)
         try:
-            importlib.import_module(package)
             self._executor.register_package(package)
-        except (ImportError, SystemExit) as exc:
-            raise ConfigError(f"Cannot import the actions package '{package}': {exc}. Check that "
-                              "it exists next to domain.yml and that its imports install.") from exc
+        except (ImportError, SystemExit) as exc:  # rasa_sdk exits on what import_actions let by
+            raise ConfigError(f"Cannot register the actions of package '{package}' with rasa_sdk "
+                              f"({type(exc).__name__}: {exc}).") from exc
+        self._keep_own_actions()
+
+    def _keep_own_actions(self) -> None:
+        """rasa_sdk registers every Action subclass of the process; as on an action server
+        (one package per process), only this package's are kept, and they win over
+        same-named ones elsewhere."""
+        import inspect
+
+        from rasa_sdk import Action
+        from rasa_sdk.utils import all_subclasses
+
+        prefix = f"{self.package}."
+        self._executor.actions.clear()
+        for action in all_subclasses(Action):
+            module = action.__module__
+            if (module == self.package or module.startswith(prefix)) \
+                    and not inspect.isabstract(action):
+                self._executor.register_action(action)
 
     def names(self) -> set[str] | None:
         return set(self._executor.actions)
@@ -68,6 +86,37 @@ class InProcessExecutor:
 
     async def close(self) -> None:
         return None
+
+
+def import_actions(package: str) -> None:
+    """Import the actions package and every module in it, as rasa_sdk will, so that a failure
+    is reported with its own error and place instead of rasa_sdk's bare exit. Rasa 3.6-era
+    ruamel.yaml calls are made to work first (bot.action_compat)."""
+    import pkgutil
+    import traceback
+
+    from bot.runtime.action_compat import install
+
+    install()
+    name = package
+    try:
+        module = importlib.import_module(package)
+        for info in pkgutil.walk_packages(getattr(module, "__path__", []), f"{package}."):
+            name = info.name
+            importlib.import_module(name)
+    except BaseException as exc:  # noqa: BLE001 - any failure of user code at import time
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        frames = traceback.extract_tb(exc.__traceback__)
+        own = [f for f in frames if "importlib" not in f.filename]
+        place = f" at {own[-1].filename}:{own[-1].lineno}" if own else ""
+        detail = f"{type(exc).__name__}: {exc}"
+        hint = ("install the missing package into this environment" if
+                isinstance(exc, ModuleNotFoundError) and exc.name != package.split(".")[0]
+                else f"check that '{package}' sits next to domain.yml" if
+                isinstance(exc, ModuleNotFoundError) else "fix the error in the module")
+        raise ConfigError(f"Cannot import the actions package '{package}' (module '{name}'"
+                          f"{place}): {detail}. To fix: {hint}.") from exc
 
 
 class HttpExecutor:

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from bot.project.domain import REQUESTED_SLOT
 from bot.errors import ActionRejected
 from bot.state.events import (
+    ActionExecuted,
     ActiveLoop,
     Event,
     SlotSet,
@@ -22,6 +23,7 @@ from bot.state.events import (
 from bot.runtime.runtime_actions import (
     ActionContext,
     AskAffirmationAction,
+    AskRephraseAction,
     CustomAction,
     DefaultFallbackAction,
     bot_event,
@@ -119,28 +121,51 @@ def _uttered(events: list[Event]) -> bool:
 
 @dataclass(slots=True)
 class TwoStageFallbackAction:
-    """Ask 'did you mean...?'; on a second miss ask to rephrase; on a third, default fallback.
+    """Rasa's two-stage fallback, a loop (activated by the documented rule `intent:
+    nlu_fallback -> action_two_stage_fallback, active_loop: action_two_stage_fallback`):
 
-    A simplified take on Rasa's loop: each stage is one run, counted by the fallback turns so far.
+    1. on activation, ask "did you mean <best intent>?" (action_default_ask_affirmation);
+    2. the user picks the intent: done, the unclear message is replaced by the clarified one
+       and the bot answers that; the user denies (out_of_scope): ask to rephrase; the
+       rephrase is unclear again: ask to affirm again;
+    3. two unclear messages in a row, or a second denial: give up (action_default_fallback).
     """
 
     name: str = "action_two_stage_fallback"
 
     async def run(self, ctx: ActionContext) -> list[Event]:
-        misses = _recent_fallbacks(ctx)
-        if misses <= 1:
-            return await AskAffirmationAction().run(ctx)
-        if misses == 2:
-            return [*ctx.utter("utter_ask_rephrase"), UserUtteranceReverted()]
-        return await DefaultFallbackAction().run(ctx)
+        tracker = ctx.tracker
+        if tracker.active_loop_name != self.name:
+            return [ActiveLoop(name=self.name), *await AskAffirmationAction().run(ctx)]
+        intents = _recent_intents(ctx, 3)
+        two_misses = intents[:2] == [NLU_FALLBACK, NLU_FALLBACK]
+        denied_twice = intents[:3] == [OUT_OF_SCOPE, NLU_FALLBACK, OUT_OF_SCOPE]
+        if two_misses or denied_twice:
+            return [*await DefaultFallbackAction().run(ctx), ActiveLoop(name=None)]
+        message = tracker.latest_message
+        if message is not None and intents and intents[0] not in (NLU_FALLBACK, OUT_OF_SCOPE):
+            parse = {**message.parse_data,
+                     "intent": {**(message.parse_data.get("intent") or {}), "confidence": 1.0}}
+            # the unclear turn is taken back; the clarified message takes its place
+            return [UserUtteranceReverted(), ActionExecuted(name="action_listen"),
+                    UserUttered(text=message.text, parse_data=parse,
+                                input_channel=message.input_channel),
+                    ActiveLoop(name=None)]
+        if intents[:2] == [NLU_FALLBACK, OUT_OF_SCOPE]:
+            return await AskAffirmationAction().run(ctx)  # the rephrase was unclear too
+        return await AskRephraseAction().run(ctx)
 
 
-def _recent_fallbacks(ctx: ActionContext) -> int:
-    count = 0
-    for event in reversed(ctx.tracker.applied_events()):
+NLU_FALLBACK = "nlu_fallback"
+OUT_OF_SCOPE = "out_of_scope"
+
+
+def _recent_intents(ctx: ActionContext, n: int) -> list[str | None]:
+    """The intents of the last `n` user messages, most recent first."""
+    out: list[str | None] = []
+    for event in reversed(ctx.tracker.events):
         if isinstance(event, UserUttered):
-            if event.intent_name == "nlu_fallback":
-                count += 1
-            else:
+            out.append(event.intent_name)
+            if len(out) == n:
                 break
-    return count
+    return out

@@ -21,7 +21,9 @@ BUILTIN = {
     "utter_restart": "Let's start over.",
     "utter_back": "Backing up...",
 }
-_FIELD = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# As Rasa's interpolate_format_template: `{name}` (any characters but braces and newlines)
+# takes a slot or a value passed with the response; `{{` and `}}` are literal braces.
+_TOKEN = re.compile(r"\{\{|\}\}|\{([^\n{}]+?)\}")
 
 
 class ResponseRenderer:
@@ -80,12 +82,19 @@ def _conditions_met(variation: dict[str, Any], slots: dict[str, Any]) -> bool:
 
 def _fill(value: Any, values: dict[str, Any]) -> Any:
     if isinstance(value, str):
-        return _FIELD.sub(lambda m: _shown(values, m.group(1), m.group(0)), value)
+        return _TOKEN.sub(lambda m: _token(values, m), value)
     if isinstance(value, list):
         return [_fill(v, values) for v in value]
     if isinstance(value, dict):
         return {k: _fill(v, values) for k, v in value.items()}
     return value
+
+
+def _token(values: dict[str, Any], match: re.Match[str]) -> str:
+    token = match.group(0)
+    if token in ("{{", "}}"):
+        return token[0]
+    return _shown(values, match.group(1), token)
 
 
 def _shown(values: dict[str, Any], key: str, original: str) -> str:

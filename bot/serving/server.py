@@ -127,9 +127,11 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
                enable_api: bool = True, credentials: Mapping[str, Any] | None = None,
                max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
                model_info: Mapping[str, Any] | None = None,
+               cors_origins: tuple[str, ...] | list[str] = (),
                channel_services: ChannelServices | None = None) -> FastAPI:
     """The assistant's HTTP app. ``credentials``: {channel: settings} as in credentials.yml
     (None or empty: the REST channel). ``model_info``: "model_file" and "model_id" for /status.
+    ``cors_origins``: origins browsers may call from (Rasa's --cors; "*" for any).
     ``channel_services``: the channels' outbound HTTP client and retry memory (default: a
     real client and an in-process memory).
     """
@@ -142,6 +144,11 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
                   openapi_url=None)
     _add_error_handlers(app)
     app.add_middleware(_RequestGuard, max_body_bytes=max_body_bytes)
+    if cors_origins:
+        from fastapi.middleware.cors import CORSMiddleware
+
+        app.add_middleware(CORSMiddleware, allow_origins=list(cors_origins),
+                           allow_methods=["*"], allow_headers=["*"])
 
     @app.get("/")
     async def hello() -> Response:

@@ -48,6 +48,31 @@ def extract_slots(tracker: DialogueStateTracker, domain: Domain) -> list[Event]:
     return _dedupe(events)
 
 
+def slots_for_entities(domain: Domain, entities: list[dict[str, Any]]) -> list[Event]:
+    """Slots a story's user step sets by its entities, as Rasa's Domain.slots_for_entities
+    when it builds training trackers: every from_entity mapping that is not tied to an active
+    loop (same entity, role and group); a list slot takes all matching values, another slot
+    the last one."""
+    events: list[Event] = []
+    for slot in domain.slots.values():
+        found = []
+        for mapping in slot.mappings:
+            conditions = mapping.get("conditions") or []
+            if mapping.get("type") != "from_entity" or (
+                    conditions and conditions[0].get("active_loop") is not None):
+                continue
+            for entity in entities:
+                if (entity.get("entity") == mapping.get("entity")
+                        and entity.get("role") == mapping.get("role")
+                        and entity.get("group") == mapping.get("group")
+                        and entity.get("value") is not None):
+                    found.append(entity.get("value"))
+        if found:
+            events.append(SlotSet(name=slot.name, value=found if slot.type == "list"
+                                  else found[-1]))
+    return events
+
+
 def trigger_intent_slots(tracker: DialogueStateTracker, domain: Domain, form: str) -> list[Event]:
     """from_trigger_intent mappings: applied when `form` is activated."""
     message = tracker.latest_message

@@ -253,8 +253,10 @@ forms:
     assert domain.slots[REQUESTED_SLOT].type == "categorical"
 
 
-def test_rasa2_required_slots_mapping_is_accepted(tmp_path: Path) -> None:
-    domain = load_text(tmp_path, """\
+def test_rasa2_required_slots_mappings_are_refused_not_dropped(tmp_path: Path) -> None:
+    # Mappings inside the form are Rasa 2.x: read as 3.x they would be lost (issue 11)
+    with pytest.raises(ConfigError, match="xingkong data migrate"):
+        load_text(tmp_path, """\
 slots:
   city:
     type: text
@@ -263,6 +265,16 @@ forms:
     required_slots:
       city:
         - type: from_text
+""")
+    # the dict shape without mappings says nothing more than a list of names
+    domain = load_text(tmp_path, """\
+slots:
+  city:
+    type: text
+forms:
+  f:
+    required_slots:
+      city: []
 """)
     assert domain.forms["f"].required_slots == ("city",)
 

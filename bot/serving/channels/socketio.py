@@ -4,8 +4,7 @@
                          user_message_evt: user_uttered
                          bot_message_evt: bot_uttered
                          session_persistence: true
-                         socketio_path: /socket.io           # ours beyond Rasa's: optional
-                         cors_allowed_origins: "*"            # the pages the widget runs on
+                         socketio_path: /socket.io           # optional
 
     GET /webhooks/socketio/   -> {"status": "ok"}
     /socket.io/               the Socket.IO server (Engine.IO 4: polling and websocket)
@@ -18,6 +17,9 @@ A client connects, sends ``session_request`` ({"session_id": id or null}) and ge
 {"src"}}}, custom payloads as they are. With ``session_persistence`` the conversation id is the
 session id (the widget keeps it across page loads, and the client joins a room of that name);
 without it, the socket id.
+
+Pages on other origins (a widget embedded in a website) need `xingkong run --cors ORIGIN`, as
+with Rasa's --cors: the server's CORS layer answers for the socket.io routes too.
 
 Several server processes: Socket.IO's polling transport needs the load balancer to keep each
 client on one server (sticky sessions); the conversation itself lives in the shared stores.
@@ -84,7 +86,6 @@ class SocketIOInput:
         self.session_persistence = bool(config.get("session_persistence", False))
         self.metadata_key = str(config.get("metadata_key") or "customData")
         self.socketio_path = "/" + str(config.get("socketio_path") or "/socket.io").strip("/")
-        self.cors_allowed_origins = config.get("cors_allowed_origins", "*")
         for key in ("jwt_key", "jwt_method"):
             if config.get(key):
                 logger.warning("channel.socketio.unsupported key=%s effect=ignored", key)
@@ -102,8 +103,8 @@ class SocketIOInput:
         """The Socket.IO ASGI app and the path to mount it at."""
         import socketio
 
-        sio = socketio.AsyncServer(async_mode="asgi",
-                                   cors_allowed_origins=self.cors_allowed_origins)
+        # [] leaves CORS to the server's --cors layer (two layers would send the headers twice)
+        sio = socketio.AsyncServer(async_mode="asgi", cors_allowed_origins=[])
         output = SocketIOOutput(sio, self.bot_message_evt)
 
         @sio.on("connect")
