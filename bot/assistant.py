@@ -15,6 +15,8 @@ import difflib
 import hashlib
 import json
 import logging
+import multiprocessing
+import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -103,14 +105,30 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
         report.warnings += train_core(project, out / "core")
         (out / "domain.json").write_text(json.dumps(project.domain.to_dict(), indent=1))
         report.core_trained = True
-    if nlu and (force or old.get("nlu") != wanted["nlu"] or not (out / "nlu").exists()):
-        report.nlu_report = train_nlu(project, out / "nlu", progress=progress)
-        report.nlu_trained = bool(report.nlu_report)
+    train_nlu_now = nlu and (force or old.get("nlu") != wanted["nlu"]
+                             or not (out / "nlu").exists())
     target = out / KNOWLEDGE_DIR
-    if kb is not None and (force or old.get("knowledge") != wanted["knowledge"]
-                           or not _has_knowledge_model(target)):
-        report.knowledge_report = train_knowledge(project, kb, target, retrain=force)
-        report.knowledge_trained = True
+    train_kb_now = kb is not None and (force or old.get("knowledge") != wanted["knowledge"]
+                                       or not _has_knowledge_model(target))
+    parallel = train_nlu_now and train_kb_now and _trains_nlu_models(project) \
+        and (os.cpu_count() or 1) >= 2
+    # The reader trains in a spawned process while the NLU trains here: one core each.
+    pool = multiprocessing.get_context("spawn").Pool(1) if parallel else None
+    try:
+        knowledge_job = None if pool is None else pool.apply_async(
+            _train_knowledge_job, (project.paths, kb, target, force))
+        if train_nlu_now:
+            report.nlu_report = train_nlu(project, out / "nlu", progress=progress,
+                                          threads=_threads_per_job(2) if parallel else None)
+            report.nlu_trained = bool(report.nlu_report)
+        if train_kb_now and kb is not None:
+            report.knowledge_report = knowledge_job.get() if knowledge_job is not None \
+                else train_knowledge(project, kb, target, retrain=force)
+            report.knowledge_trained = True
+    finally:
+        if pool is not None:
+            pool.terminate()  # done by now, or the NLU failed: no reader left training
+            pool.join()
     asked = {"core": core, "nlu": nlu, "knowledge": knowledge}
     fresh = {**old, **{k: v for k, v in wanted.items() if asked[k]}}
     (out / "fingerprint.json").write_text(json.dumps(fresh, indent=1))
@@ -128,8 +146,38 @@ def train_core(project: Project, out: Path) -> list[str]:
     return problems
 
 
-def train_nlu(project: Project, out: Path, progress: bool = True) -> dict[str, Any]:
-    """Train the Transformer NLU pipeline; {} when the project has nothing to train."""
+def _trains_nlu_models(project: Project) -> bool:
+    """Whether the NLU part fine-tunes a model (not only regexes, synonyms and thresholds)."""
+    from nlu.training import plan
+
+    steps = plan([{"name": c.name, **dict(c.params)} for c in project.config.pipeline])
+    return bool(project.data.examples) and any(steps[k] for k in ("joint", "intent", "entity"))
+
+
+def _threads_per_job(jobs: int) -> int:
+    """Torch threads for one of `jobs` trainings running at once: the cores shared out (on 2
+    cores one each; a job with 2 threads on 2 busy cores waits on its descheduled thread)."""
+    return max(1, (os.cpu_count() or 1) // jobs)
+
+
+def _train_knowledge_job(paths: ProjectPaths, kb: Path, target: Path,
+                         retrain: bool) -> dict[str, Any]:
+    """The knowledge part in a child process (spawned: a fresh interpreter, one torch thread
+    per core left to it); returns its report to the parent."""
+    import torch
+
+    torch.set_num_threads(_threads_per_job(2))
+    return train_knowledge(Project.load(paths), kb, target, retrain=retrain)
+
+
+def train_nlu(project: Project, out: Path, progress: bool = True,
+              threads: int | None = None) -> dict[str, Any]:
+    """Train the Transformer NLU pipeline with `threads` torch threads (None: torch's default);
+    {} when the project has nothing to train."""
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(threads)
     if not project.data.examples:
         logger.info("train.nlu.skipped reason=no_examples")
         return {}

@@ -27,7 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from nlu.entity_fit import fit, optimizer_step
+from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.saved_state import read_state
 from nlu.types import Entity, Example
@@ -38,7 +38,6 @@ from nlu.words import (
     encode_texts,
     gold_word_spans,
     label_name,
-    linear_schedule,
     split_validation,
     word_windows,
 )
@@ -205,7 +204,7 @@ class BioTagger:
         schedule = linear_schedule(int(cfg.warmup_ratio * steps), steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         fitted = fit(model, lambda: self._train_epoch(windows, optimizer, scheduler, rng),
-                     self._predict, val_set, epochs=cfg.epochs,
+                     entity_scores(self._predict, val_set), epochs=cfg.epochs,
                      patience=cfg.early_stopping_patience, name=EXTRACTOR_NAME,
                      progress=progress)
         return {"extractor": EXTRACTOR_NAME,

@@ -104,7 +104,11 @@ def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray,
 
 
 def write_reports(report: dict[str, Any], examples: list[Example], parses: list[ParseResult],
-                  out_dir: Path, extractor: str = "LukeSpanExtractor") -> None:
+                  out_dir: Path, extractor: str | None = None) -> None:
+    """`extractor` names the entity files; default: the model that found most entities."""
+    found = Counter(x.extractor for p in parses for x in p.entities
+                    if x.extractor not in (None, "RegexEntityExtractor"))
+    extractor = extractor or (found.most_common(1)[0][0] if found else "LukeSpanExtractor")
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "intent_report.json").write_text(json.dumps(report["intent"], indent=1))
     errors = [

@@ -33,6 +33,7 @@ from nlu.calibration import (
     fit_temperature,
     predictive_summary,
 )
+from nlu.fitting import fit, linear_schedule
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.mc_dropout import sampled_states
 from nlu.quantize import quantize_linear, wants_quantization
@@ -307,32 +308,30 @@ class IntentClassifier:
         net = _IntentNet(self._encoder, n_labels, cfg.dropout, cfg.pooling).to(cfg.device)
         self._net = net
         optimizer, scheduler = _optimizer(net, cfg, -(-len(all_texts) // cfg.batch_size))
-        report: dict[str, Any] = {
-            k: [] for k in ("train_loss", "train_accuracy", "val_loss", "val_accuracy")}
-        best_loss, best_epoch, best_state, waited = float("inf"), 0, None, 0
-        for epoch in range(1, cfg.epochs + 1):
+        accuracies: list[float] = []
+
+        def run_epoch() -> float:
+            epoch = len(accuracies) + 1
             loss, acc = self._train_epoch(all_texts, targets, n_real, optimizer, scheduler, rng,
                                           f"intent epoch {epoch}/{cfg.epochs}", progress)
-            report["train_loss"].append(loss)
-            report["train_accuracy"].append(acc)
-            if not val_texts:
-                best_epoch = epoch
-                continue
+            accuracies.append(acc)
+            return loss
+
+        def evaluate() -> dict[str, float]:
             val_logits = self._logits(val_texts, 0)[0]  # (N, C)
             val_loss = float(nn.functional.cross_entropy(val_logits, val_y))
-            report["val_loss"].append(val_loss)
-            report["val_accuracy"].append(float((val_logits.argmax(-1) == val_y).float().mean()))
-            logger.info("intent.epoch %d loss=%.4f acc=%.3f val_loss=%.4f val_acc=%.3f",
-                        epoch, loss, acc, val_loss, report["val_accuracy"][-1])
-            if val_loss < best_loss - 1e-4:
-                best_loss, best_epoch, waited = val_loss, epoch, 0
-                best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            else:
-                waited += 1
-                if cfg.early_stopping_patience and waited >= cfg.early_stopping_patience:
-                    break
-        if best_state is not None:
-            net.load_state_dict(best_state)
+            return {"val_loss": val_loss, "val_score": -val_loss,
+                    "val_accuracy": float((val_logits.argmax(-1) == val_y).float().mean())}
+
+        fitted = fit(net, run_epoch, evaluate if val_texts else None, epochs=cfg.epochs,
+                     patience=cfg.early_stopping_patience, name="intent", progress=progress,
+                     score="val_score", learned_above=float("-inf"), min_delta=1e-4)
+        curve = fitted["epochs"]
+        report: dict[str, Any] = {
+            "train_loss": [p["train_loss"] for p in curve], "train_accuracy": accuracies,
+            "val_loss": [p["val_loss"] for p in curve if "val_loss" in p],
+            "val_accuracy": [p["val_accuracy"] for p in curve if "val_accuracy" in p]}
+        best_epoch = fitted["best_epoch"]
         net.eval()
         report |= self._calibrate(val_texts, val_y)
         report |= {"epochs_run": len(report["train_loss"]), "best_epoch": best_epoch,
@@ -498,11 +497,5 @@ def _optimizer(
          "weight_decay": cfg.weight_decay},
     ], lr=cfg.learning_rate)
     total = max(cfg.epochs * steps_per_epoch, 1)
-    warmup = int(cfg.warmup_fraction * total)
-
-    def factor(step: int) -> float:
-        if step < warmup:
-            return (step + 1) / (warmup + 1)
-        return max(0.0, (total - step) / max(total - warmup, 1))
-
-    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+    schedule = linear_schedule(int(cfg.warmup_fraction * total), total)
+    return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

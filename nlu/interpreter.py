@@ -26,8 +26,9 @@ MAX_BATCH = 32
 class NLUInterpreter:
     def __init__(self, steps: dict[str, Any], intent_model: Any | None, entity_model: Any | None,
                  synonyms: dict[str, str], regexes: dict[str, list[str]],
-                 lookups: dict[str, list[str]]) -> None:
+                 lookups: dict[str, list[str]], joint_model: Any | None = None) -> None:
         self.steps = steps
+        self.joint_model = joint_model  # intent and entities in one pass (nlu/joint.py)
         self.intent_model = intent_model
         self.entity_model = entity_model
         self.synonyms = {k.lower(): v for k, v in synonyms.items()} if steps.get("synonyms") else {}
@@ -41,6 +42,8 @@ class NLUInterpreter:
             return []
         intents = self.intent_model.predict_batch(texts) if self.intent_model is not None else None
         spans = self.entity_model.extract_batch(texts) if self.entity_model is not None else None
+        if self.joint_model is not None:
+            intents, spans = self.joint_model.parse_batch(texts)
         out = []
         for i, text in enumerate(texts):
             ranking: tuple[IntentScore, ...] = ()
@@ -162,6 +165,11 @@ def load_interpreter(directory: Path) -> NLUInterpreter:
         from nlu.intent import IntentClassifier
 
         intent_model = IntentClassifier.load_from(directory / "intent")
+    joint_model = None
+    if steps.get("joint") is not None:
+        from nlu.joint import JointIntentEntity
+
+        joint_model = JointIntentEntity.load_from(directory / "joint")
     entity_model = None
     if steps.get("entity") == "LukeSpanExtractor":
         from nlu.luke_spans import LukeSpanExtractor
@@ -172,7 +180,7 @@ def load_interpreter(directory: Path) -> NLUInterpreter:
 
         entity_model = BioTagger.load_from(directory / "entities")
     return NLUInterpreter(steps, intent_model, entity_model, manifest.get("synonyms", {}),
-                          manifest.get("regexes", {}), manifest.get("lookups", {}))
+                          manifest.get("regexes", {}), manifest.get("lookups", {}), joint_model)
 
 
 def _compile_patterns(config: dict[str, Any] | None, regexes: dict[str, list[str]],

@@ -100,12 +100,8 @@ def transplant_bert_weights(bert: BertModel, luke: LukeModel, mask_token_id: int
         ) from exc
 
 
-def build_luke_from_bert(
-    bert_dir: str | Path, id2label: dict[int, str]
-) -> tuple[LukeForEntitySpanClassification, PreTrainedTokenizerBase]:
-    """Load the BERT encoder in `bert_dir` and return an untrained LUKE span classifier and the
-    encoder's tokenizer. The classifier head (3H -> len(id2label)) is freshly initialised."""
-    bert_dir = Path(bert_dir)
+def _load_bert(bert_dir: Path) -> tuple[BertConfig, BertModel, PreTrainedTokenizerBase]:
+    """The BERT encoder in `bert_dir` with its config and fast tokenizer, or NLUModelError."""
     try:
         bert_config = AutoConfig.from_pretrained(bert_dir)
     except (OSError, ValueError) as exc:
@@ -124,6 +120,16 @@ def build_luke_from_bert(
         raise NLUModelError(
             f"The tokenizer in '{bert_dir}' must be a fast tokenizer with a [MASK] token."
         )
+    return bert_config, bert, tokenizer
+
+
+def build_luke_from_bert(
+    bert_dir: str | Path, id2label: dict[int, str]
+) -> tuple[LukeForEntitySpanClassification, PreTrainedTokenizerBase]:
+    """Load the BERT encoder in `bert_dir` and return an untrained LUKE span classifier and the
+    encoder's tokenizer. The classifier head (3H -> len(id2label)) is freshly initialised."""
+    bert_dir = Path(bert_dir)
+    bert_config, bert, tokenizer = _load_bert(bert_dir)
     model = LukeForEntitySpanClassification(luke_config_from_bert(bert_config, id2label))
     transplant_bert_weights(bert, model.luke, tokenizer.mask_token_id)
     logger.info(
@@ -134,6 +140,20 @@ def build_luke_from_bert(
         len(id2label),
     )
     return model, tokenizer
+
+
+def build_luke_encoder(
+    bert_dir: str | Path, dropout: float | None = None
+) -> tuple[LukeModel, PreTrainedTokenizerBase]:
+    """LUKE's encoder alone (word and entity streams, no head) built from the BERT encoder in
+    `bert_dir`, for models that put their own heads on it; `dropout` overrides BERT's rates."""
+    bert_config, bert, tokenizer = _load_bert(Path(bert_dir))
+    config = luke_config_from_bert(bert_config, {0: "O"})
+    if dropout is not None:
+        config.hidden_dropout_prob = config.attention_probs_dropout_prob = dropout
+    luke = LukeModel(config)
+    transplant_bert_weights(bert, luke, tokenizer.mask_token_id)
+    return luke, tokenizer
 
 
 def load_pretrained_luke(

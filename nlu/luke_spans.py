@@ -33,7 +33,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, LukeForEntitySpanClassification, PreTrainedTokenizerBase
 
-from nlu.entity_fit import fit, optimizer_step
+from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_from_bert, load_pretrained_luke
 from nlu.quantize import quantize_linear, wants_quantization
@@ -47,7 +47,6 @@ from nlu.words import (
     enumerate_spans,
     gold_word_spans,
     label_name,
-    linear_schedule,
     split_validation,
     word_windows,
 )
@@ -106,7 +105,8 @@ class _Window:
 
 
 def decode_spans(
-    text: str, char_spans: list[tuple[int, int]], probs: torch.Tensor, labels: list[SpanLabel]
+    text: str, char_spans: list[tuple[int, int]], probs: torch.Tensor, labels: list[SpanLabel],
+    extractor: str = EXTRACTOR_NAME,
 ) -> list[Entity]:
     """Keep the spans whose best label is not "O" (index 0); then, highest probability first,
     every span that overlaps no span kept so far. `probs` is (n_spans, 1 + len(labels))."""
@@ -122,7 +122,7 @@ def decode_spans(
     for k in sorted(kept, key=lambda k: char_spans[k]):
         (start, end), (entity, role, group) = char_spans[k], labels[int(best[k]) - 1]
         value, score = text[start:end], float(scores[k])
-        entities.append(Entity(start, end, value, entity, role, group, score, EXTRACTOR_NAME))
+        entities.append(Entity(start, end, value, entity, role, group, score, extractor))
     return entities
 
 
@@ -244,7 +244,7 @@ class LukeSpanExtractor:
             len(train_set), len(val_set), len(self.labels), self._backbone,
         )  # fmt: skip
         fitted = fit(model, lambda: self._train_epoch(windows, optimizer, scheduler, weight, rng),
-                     self._predict, val_set, epochs=cfg.epochs,
+                     entity_scores(self._predict, val_set), epochs=cfg.epochs,
                      patience=cfg.early_stopping_patience, name=EXTRACTOR_NAME,
                      progress=progress)
         seconds = round(time.perf_counter() - began, 2)

@@ -1,14 +1,17 @@
 """Train the NLU pipeline from Rasa-style data and a Rasa-style component list.
 
 Rasa pipelines run unchanged: tokenizers and featurizers are served by the Transformer's own
-tokenizer, DIETClassifier (and the other intent classifiers) by IntentClassifier, DIET's and
-CRF's entity extraction by LukeSpanExtractor. Only our own components' parameters are passed
-on: DIET's `epochs: 100` means something else to a fine-tuned Transformer.
+tokenizer, DIETClassifier by JointIntentEntity (intent and entities in one encoder pass), the
+other intent classifiers by IntentClassifier, CRF's entity extraction by LukeSpanExtractor.
+Only our own components' parameters are passed on: DIET's `epochs: 100` means something else
+to a fine-tuned Transformer.
 
 models/nlu/
   pipeline.json   components, fallback thresholds, synonyms, regexes, lookups, report
   intent/         IntentClassifier.save
   entities/       LukeSpanExtractor.save (or BioTagger)
+  joint/          JointIntentEntity.save (intent and entities in one pass; then no intent/,
+                  entities/)
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ FORMAT_VERSION = 1
 INTENT_COMPONENTS = ("IntentClassifier", "DIETClassifier", "SklearnIntentClassifier",
                      "LogisticRegressionClassifier", "KeywordIntentClassifier",
                      "MitieIntentClassifier")
+JOINT_COMPONENT = "JointIntentEntity"
 ENTITY_COMPONENTS = ("LukeSpanExtractor", "BioTagger", "DIETClassifier", "CRFEntityExtractor",
                      "MitieEntityExtractor", "SpacyEntityExtractor")
 
@@ -42,12 +46,21 @@ class TrainingSet:
 
 
 def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
-    """Which of our components serve a Rasa pipeline, with their parameters."""
+    """Which of our components serve a Rasa pipeline, with their parameters. DIETClassifier,
+    itself a joint intent and entity model, is served by JointIntentEntity (one encoder pass)
+    unless the pipeline lists our separate components or turns DIET's entities off."""
     names = [c["name"] for c in components]
     params = {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in components}
-    intent = "IntentClassifier" if any(n in INTENT_COMPONENTS for n in names) else None
+    separate = {"IntentClassifier", "LukeSpanExtractor", "BioTagger"} & set(names)
+    diet_joint = "DIETClassifier" in names and not separate and \
+        params["DIETClassifier"].get("entity_recognition", True)
+    joint = JOINT_COMPONENT in names or bool(diet_joint)
+    intent = "IntentClassifier" if not joint and any(n in INTENT_COMPONENTS for n in names) \
+        else None
     entity = None
-    if "BioTagger" in names:
+    if joint:
+        pass  # the joint model serves DIET's and the extractors' roles
+    elif "BioTagger" in names:
         entity = "BioTagger"
     elif any(n in ENTITY_COMPONENTS for n in names):
         diet = params.get("DIETClassifier", {})
@@ -57,6 +70,7 @@ def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
     fallback = params.get("FallbackClassifier")
     regex = params.get("RegexEntityExtractor")
     return {
+        "joint": params.get(JOINT_COMPONENT, {}) if joint else None,
         "intent": intent,
         "intent_params": params.get("IntentClassifier", {}),
         "entity": entity,
@@ -81,6 +95,18 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"examples": len(data.examples)}
     intents = sorted({e.intent for e in data.examples if e.intent})
+    if steps["joint"] is not None and len(intents) >= 2:
+        from nlu.joint import JointConfig, JointIntentEntity
+
+        joint = JointIntentEntity(JointConfig(**_known(JointConfig, steps["joint"])))
+        logger.info("nlu.train.joint examples=%d intents=%d", len(data.examples), len(intents))
+        # {intent: contexts} mined from the stories, once TrainingSet carries them (the
+        # dialogue-context work adds the field); read only with use_context
+        report["joint"] = joint.train(data.examples, progress=progress,
+                                      contexts=getattr(data, "contexts", None))
+        joint.save(out / "joint")
+    elif steps["joint"] is not None:
+        steps["joint"], steps["single_intent"] = None, intents[0] if intents else None
     if steps["intent"] and len(intents) >= 2:
         from nlu.intent import IntentClassifier, IntentClassifierConfig
 

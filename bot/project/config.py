@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 # Pipeline components we run. Rasa's own names are accepted: tokenizers and featurizers are
 # served by our Transformer's tokenizer, DIET by our intent classifier plus LUKE extractor.
-OUR_COMPONENTS = ("IntentClassifier", "LukeSpanExtractor", "BioTagger")
+OUR_COMPONENTS = ("IntentClassifier", "LukeSpanExtractor", "BioTagger", "JointIntentEntity")
 RASA_COMPONENTS = (
     "WhitespaceTokenizer", "JiebaTokenizer", "MitieTokenizer", "SpacyTokenizer",
     "LanguageModelTokenizer", "LanguageModelFeaturizer", "RegexFeaturizer",

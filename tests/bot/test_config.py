@@ -35,7 +35,7 @@ def test_demo_config_loads() -> None:
     assert config.language == "en"
     assert config.assistant_id == "starlight-concierge"
     assert [c.name for c in config.policies] == ["MemoizationPolicy", "RulePolicy"]
-    assert config.pipeline[0].name == "IntentClassifier"
+    assert config.pipeline[0].name == "JointIntentEntity"
     assert config.component("MemoizationPolicy").params == {"max_history": 5}
     assert config.component("FallbackClassifier").params["threshold"] == 0.4
     assert config.component("NoSuchThing") is None

@@ -1,0 +1,727 @@
+"""Intent and entities from one encoder pass: `JointIntentEntity`.
+
+One LUKE encoder built from the BERT backbone (nlu/luke_build.py) reads the message as words and
+every candidate span (nlu/span_pruning.py) as a [MASK] entity token. The intent head mean-pools
+the word stream; the span head classifies [start word; end word; entity] states as LUKE does.
+One loss (intent soft cross-entropy + weighted span cross-entropy), one set of weights, one
+training run (the shared loop of nlu/fitting.py).
+
+    [CLS] context [SEP] message [SEP]  + [MASK] x candidate spans of the message
+      word stream   --attends to words only-->     mean pool -> intent (MC dropout, T scaling)
+      entity stream --attends to words + entities-> span head -> entities
+
+Words do not attend to the entity tokens (entities attend to both, with LUKE's entity-aware
+queries). So the word stream, and the intent, do not depend on which spans were kept, and the
+MC-dropout samples (top `mc_layers` layers and the intent head, nlu/mc_dropout.py's idea) run
+on the word tokens only. With `use_context: true` the message is the second segment of a text
+pair whose first segment is the dialogue context (empty when there is none); entity offsets stay
+on the message.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_model, save_model
+from torch import nn
+from transformers import AutoTokenizer, LukeConfig, LukeModel, PreTrainedTokenizerBase
+
+from nlu.calibration import apply_temperature, expected_calibration_error, fit_temperature, \
+    predictive_summary
+from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.errors import NLUModelError, NLUTrainingError
+# the intent classifier's data helpers: the same split, noise negatives and checks
+from nlu.intent import IntentPrediction
+from nlu.intent import _noise_texts as noise_texts
+from nlu.intent import _stratified_split as stratified_split
+from nlu.intent import _usable as usable_examples
+from nlu.luke_build import ENTITY_MASK_ID, build_luke_encoder
+from nlu.luke_spans import decode_spans
+from nlu.onnx_encoder import OnnxJointPass
+from nlu.onnx_encoder import export as export_onnx
+from nlu.quantize import quantize_linear, wants_quantization
+from nlu.span_pruning import SpanPruner
+from nlu.types import Entity, Example, IntentScore
+from nlu.words import EncodedText, SpanLabel, encode_texts, gold_word_spans, label_name
+from resolver import ModelNotFoundError, resolve_model
+
+logger = logging.getLogger(__name__)
+
+COMPONENT_NAME = "JointIntentEntity"
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+FORMAT_VERSION = 1
+_STATE, _WEIGHTS, _ENCODER_DIR, _ONNX = ("joint.json", "model.safetensors", "encoder",
+                                         "joint.onnx")
+RUNTIMES = ("onnx", "torch")
+_MAX_MENTION_TOKENS = 30  # LUKE's entity position ids per span
+_IGNORE = -100
+
+
+@dataclass(frozen=True, slots=True)
+class JointConfig:
+    """Hyper-parameters. Defaults were chosen on the demo's validation slice (README, NLU)."""
+
+    model: str = DEFAULT_MODEL
+    epochs: int = 6
+    batch_size: int = 16
+    learning_rate: float = 1e-4  # the copied encoder
+    head_learning_rate: float = 1e-3  # intent head, span head, entity embeddings: new weights
+    max_length: int = 96  # word pieces of context + message with [CLS]/[SEP]
+    max_context_length: int = 32  # word pieces kept of the context (its end)
+    max_span_length: int = 8  # upper bound; the training data's longest entity sets the rest
+    prune_spans: bool = True  # nlu/span_pruning.py; False: every span up to the length
+    dropout: float = 0.1
+    n_samples: int = 8
+    mc_layers: int = 1
+    label_smoothing: float = 0.1
+    noise_fraction: float = 0.1  # word-salad negatives with a uniform intent target
+    negative_weight: float = 0.25  # loss weight of "O" spans
+    entity_loss_weight: float = 1.0
+    freeze_layers: int = 0  # lower encoder layers (with the word embeddings) not trained
+    freeze_word_embeddings: bool = True
+    val_fraction: float = 0.1  # per intent; early stopping and temperature calibration
+    early_stopping_patience: int = 2  # epochs without a better validation score (0: never)
+    use_context: bool = False  # intent input is (dialogue context, message)
+    context_fraction: float = 0.5  # examples also trained with a context their intent follows
+    # True: words attend to the entity tokens too (LUKE's way); the intent then depends on the
+    # candidate spans and MC dropout samples the entity tokens as well (slower)
+    words_see_entities: bool = False
+    entity_layers: int = 0  # entity tokens join the top N layers only (0: all, as in LUKE)
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    temperature_prior_std: float = 0.5
+    seed: int = 42
+    device: str = "cpu"
+    quantize: bool = False  # int8 Linear layers when loaded on CPU (then runtime torch)
+    # CPU inference: "onnx" runs the deterministic pass in ONNX Runtime (nlu/onnx_encoder.py,
+    # ~1.5x faster, same outputs), MC samples stay in PyTorch; "torch": all in PyTorch
+    runtime: str = "onnx"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs, batch_size, max_span_length >= 1":
+                min(self.epochs, self.batch_size, self.max_span_length) >= 1,
+            "max_length >= 8": self.max_length >= 8,
+            "learning rates > 0": min(self.learning_rate, self.head_learning_rate) > 0,
+            f"runtime one of {RUNTIMES} (got {self.runtime!r})": self.runtime in RUNTIMES,
+            "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
+            "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
+                0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
+                                         self.warmup_fraction)),
+            "n_samples, mc_layers, freeze_layers, entity_layers, max_context_length, "
+            "early_stopping_patience, noise_fraction, negative_weight, entity_loss_weight, "
+            "temperature_prior_std >= 0":
+                min(self.n_samples, self.mc_layers, self.freeze_layers, self.entity_layers,
+                    self.max_context_length,
+                    self.early_stopping_patience, self.noise_fraction, self.negative_weight,
+                    self.entity_loss_weight, self.temperature_prior_std) >= 0,
+        }
+        failed = [rule for rule, ok in checks.items() if not ok]
+        if failed:
+            raise NLUTrainingError(f"Invalid {COMPONENT_NAME} config; need: {'; '.join(failed)}.")
+
+
+@dataclass(frozen=True, slots=True)
+class _Input:
+    """One message ready for the encoder; spans in words of the message, token_spans in
+    positions of input_ids."""
+
+    input_ids: tuple[int, ...]
+    token_type_ids: tuple[int, ...]
+    spans: tuple[tuple[int, int], ...]
+    token_spans: tuple[tuple[int, int], ...]
+    labels: tuple[int, ...] = ()  # gold per span (0: "O"); empty: ignored (inference, noise)
+
+
+_State = tuple[torch.Tensor, torch.Tensor | None, torch.Tensor]  # word, entity, mask
+
+
+class JointNet(nn.Module):
+    """LUKE encoder + intent head over the word stream + span head over the entity stream.
+    Entity tokens join at layer `entity_start` (0: from the embeddings on, as in LUKE)."""
+
+    def __init__(self, luke: LukeModel, n_intents: int, n_span_labels: int, dropout: float,
+                 words_see_entities: bool = False, entity_layers: int = 0) -> None:
+        super().__init__()
+        hidden, n_layers = luke.config.hidden_size, luke.config.num_hidden_layers
+        self.luke = luke
+        self.words_see_entities = words_see_entities
+        self.entity_start = n_layers - min(entity_layers, n_layers) if entity_layers else 0
+        self.dropout = nn.Dropout(dropout)
+        self.intent_head = nn.Linear(hidden, n_intents)
+        self.span_head = nn.Linear(3 * hidden, n_span_labels)
+
+    def forward(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(B, C) intent logits and (B, E, L) span logits."""
+        word, entity, _ = self.run_layers(self.embed(batch), batch, 0,
+                                          len(self.luke.encoder.layer))
+        return self.intent_logits(word, batch["attention_mask"]), \
+            self.span_logits(word, entity, batch)
+
+    def embed(self, batch: dict[str, torch.Tensor]) -> _State:
+        """Word embeddings (B, T, H), no entities yet, the words' mask (B, 1, T, T)."""
+        word = self.luke.embeddings(input_ids=batch["input_ids"],
+                                    token_type_ids=batch["token_type_ids"],
+                                    position_ids=batch["position_ids"])
+        return word, None, _attention_mask(batch["attention_mask"], None, word.dtype)
+
+    def run_layers(self, state: _State, batch: dict[str, torch.Tensor], start: int,
+                   stop: int) -> _State:
+        """Layers [start, stop); the [MASK] entity tokens (B, E, H) join at `entity_start`,
+        and the mask grows to (B, 1, T+E, T+E)."""
+        word, entity, mask = state
+        for index in range(start, stop):
+            if index == self.entity_start and entity is None and batch["entity_ids"].shape[1]:
+                entity = self.luke.entity_embeddings(batch["entity_ids"],
+                                                     batch["entity_position_ids"],
+                                                     batch["entity_token_type_ids"])
+                mask = _attention_mask(batch["attention_mask"], batch["entity_attention_mask"],
+                                       word.dtype, self.words_see_entities)
+            word, entity = self.luke.encoder.layer[index](word, entity, mask)[:2]
+        return word, entity, mask
+
+    def intent_logits(self, word: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        weights = attention_mask.unsqueeze(-1).to(word.dtype)  # (B, T, 1)
+        pooled = (word * weights).sum(1) / weights.sum(1).clamp(min=1.0)  # (B, H)
+        return self.intent_head(self.dropout(pooled))  # (B, C)
+
+    def span_logits(self, word: torch.Tensor, entity: torch.Tensor | None,
+                    batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        b, e = batch["entity_ids"].shape
+        if entity is None:
+            return word.new_zeros(b, 0, self.span_head.out_features)  # (B, 0, L)
+        size = word.shape[-1]
+        starts = word.gather(1, batch["entity_start_positions"].unsqueeze(-1).expand(b, e, size))
+        ends = word.gather(1, batch["entity_end_positions"].unsqueeze(-1).expand(b, e, size))
+        features = torch.cat([starts, ends, entity], dim=-1)  # (B, E, 3H)
+        return self.span_head(self.dropout(features))  # (B, E, L)
+
+    def predict(self, batch: dict[str, torch.Tensor], n_samples: int, mc_layers: int
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, B, C) intent logits (S = 1 without sampling) and (B, E, L) span logits. The
+        lower layers run once; with S > 1 the top `mc_layers` layers run again, S times with
+        dropout on (`sample_intents`)."""
+        self.eval()
+        n_layers = len(self.luke.encoder.layer)
+        split = self.mc_split(n_samples, mc_layers)
+        low = self.run_layers(self.embed(batch), batch, 0, split)
+        word, entity, _ = self.run_layers(low, batch, split, n_layers)
+        spans = self.span_logits(word, entity, batch)
+        if n_samples <= 1:
+            return self.intent_logits(word, batch["attention_mask"]).unsqueeze(0), spans
+        return self.sample_intents(low, batch, n_samples, split), spans
+
+    def mc_split(self, n_samples: int, mc_layers: int) -> int:
+        """The first layer MC dropout samples (the layer count when there is no sampling)."""
+        n_layers = len(self.luke.encoder.layer)
+        return n_layers - (min(max(mc_layers, 1), n_layers) if n_samples > 1 else 0)
+
+    def sample_intents(self, low: _State, batch: dict[str, torch.Tensor], n_samples: int,
+                       split: int) -> torch.Tensor:
+        """(S, B, C): layers [split, end) and the intent head S times with dropout on, from the
+        state below them: on the word tokens alone (exact, as words do not attend to
+        entities), or on words and entities with `words_see_entities`."""
+        low_word, low_entity, low_mask = low
+        if self.words_see_entities:
+            repeated = {k: v.repeat(n_samples, *([1] * (v.dim() - 1))) for k, v in batch.items()}
+            sampled: _State = (low_word.repeat(n_samples, 1, 1),
+                               None if low_entity is None else low_entity.repeat(n_samples, 1, 1),
+                               low_mask.repeat(n_samples, 1, 1, 1))
+        else:  # words only: no entity tokens join, the mask is the words' part
+            t = low_word.shape[1]
+            repeated = {"attention_mask": batch["attention_mask"].repeat(n_samples, 1),
+                        "entity_ids": batch["entity_ids"][:, :0].repeat(n_samples, 1)}
+            sampled = (low_word.repeat(n_samples, 1, 1), None,
+                       low_mask[:, :, :t, :t].repeat(n_samples, 1, 1, 1))
+        try:
+            for layer in self.luke.encoder.layer[split:]:
+                layer.train(True)
+            self.dropout.train(True)
+            word = self.run_layers(sampled, repeated, split, len(self.luke.encoder.layer))[0]
+            logits = self.intent_logits(word, repeated["attention_mask"])  # (S*B, C)
+        finally:
+            self.eval()
+        return logits.view(n_samples, -1, logits.shape[-1])
+
+
+def _attention_mask(words: torch.Tensor, entities: torch.Tensor | None,
+                    dtype: torch.dtype, words_see_entities: bool = False) -> torch.Tensor:
+    """(B, 1, T+E, T+E) additive mask: word rows see valid words (and entities with
+    `words_see_entities`, LUKE's own way), entity rows valid words and entities."""
+    keys = words.bool() if entities is None else torch.cat([words, entities], 1).bool()
+    n_words, n = words.shape[1], keys.shape[1]
+    allowed = keys[:, None, :].expand(-1, n, -1).clone()  # (B, T+E, T+E)
+    if not words_see_entities:
+        allowed[:, :n_words, n_words:] = False
+    return (~allowed).to(dtype)[:, None] * torch.finfo(dtype).min
+
+
+class JointIntentEntity:
+    """Intent + entities in one pass. `train` or `load_from`, then `parse_batch`; `save`."""
+
+    def __init__(self, config: JointConfig | None = None) -> None:
+        self.config = config or JointConfig()
+        self.intents: tuple[str, ...] = ()
+        self.span_labels: list[SpanLabel] = []
+        self.pruner = SpanPruner(self.config.max_span_length, self.config.prune_spans)
+        self.temperatures = {"deterministic": 1.0, "mc": 1.0}
+        self._net: JointNet | None = None
+        self._tokenizer: PreTrainedTokenizerBase | None = None
+        self._onnx: OnnxJointPass | None = None  # set by load_from with runtime onnx
+
+    @property
+    def is_trained(self) -> bool:
+        return self._net is not None
+
+    @property
+    def uses_context(self) -> bool:
+        """Whether parse_batch reads `contexts` (config `use_context`)."""
+        return self.config.use_context
+
+    # -- saving and loading --------------------------------------------------------------------
+
+    def save(self, directory: str | Path) -> Path:
+        """model.safetensors (encoder + heads), encoder/ (LUKE config, tokenizer), joint.json."""
+        net, tokenizer = self._require()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_model(net, str(directory / _WEIGHTS))
+        net.luke.config.save_pretrained(directory / _ENCODER_DIR)
+        tokenizer.save_pretrained(directory / _ENCODER_DIR)
+        state = {"format_version": FORMAT_VERSION, "component": COMPONENT_NAME,
+                 "config": asdict(self.config), "intents": list(self.intents),
+                 "span_labels": [list(label) for label in self.span_labels],
+                 "pruner": self.pruner.to_dict(), "temperatures": self.temperatures}
+        (directory / _STATE).write_text(json.dumps(state, indent=1), encoding="utf-8")
+        if self._wants_onnx():
+            self._export_onnx(directory / _ONNX)
+        logger.info("nlu.joint.saved path=%s", directory)
+        return directory
+
+    @classmethod
+    def load_from(cls, directory: str | Path, *, device: str | None = None,
+                  n_samples: int | None = None, quantize: bool | None = None,
+                  runtime: str | None = None) -> JointIntentEntity:
+        """Load what `save` wrote; `device`/`n_samples`/`quantize`/`runtime` override the
+        saved config."""
+        directory = Path(directory)
+        needed = (_STATE, _WEIGHTS, f"{_ENCODER_DIR}/config.json")
+        missing = [name for name in needed if not (directory / name).is_file()]
+        if missing:
+            raise NLUModelError(f"No {COMPONENT_NAME} in '{directory}': missing "
+                                f"{', '.join(missing)}. Fix: run `xingkong train nlu`.")
+        try:
+            state = json.loads((directory / _STATE).read_text(encoding="utf-8"))
+            known = {f.name for f in fields(JointConfig)}
+            values = {k: v for k, v in state["config"].items() if k in known}
+            overrides = {"device": device, "n_samples": n_samples, "quantize": quantize,
+                         "runtime": runtime}
+            values |= {k: v for k, v in overrides.items() if v is not None}
+            model = cls(JointConfig(**values))
+            model.intents = tuple(state["intents"])
+            model.span_labels = [(e, r, g) for e, r, g in state["span_labels"]]
+            model.pruner = SpanPruner.from_dict(state["pruner"])
+            model.temperatures = {k: float(v) for k, v in state["temperatures"].items()}
+            version = state.get("format_version")
+        except (OSError, KeyError, TypeError, ValueError) as exc:
+            raise NLUModelError(f"Unreadable {directory / _STATE}: {exc!r}. Fix: retrain.") from exc
+        if version != FORMAT_VERSION:
+            raise NLUModelError(f"{directory / _STATE} has format {version!r}, this code reads "
+                                f"{FORMAT_VERSION}. Fix: retrain with `xingkong train nlu`.")
+        try:
+            luke = LukeModel(LukeConfig.from_pretrained(directory / _ENCODER_DIR))
+            net = JointNet(luke, len(model.intents), 1 + len(model.span_labels),
+                           model.config.dropout, model.config.words_see_entities,
+                           model.config.entity_layers)
+            load_model(net, str(directory / _WEIGHTS), strict=True)
+            tokenizer = AutoTokenizer.from_pretrained(directory / _ENCODER_DIR)
+        except (OSError, ValueError, KeyError, RuntimeError) as exc:
+            raise NLUModelError(f"{COMPONENT_NAME} in '{directory}' is incomplete or "
+                                f"incompatible: {exc}. Fix: retrain.") from exc
+        net = net.to(model.config.device).eval()
+        if wants_quantization(model.config.quantize, model.config.device):
+            net = quantize_linear(net)
+        model._net, model._tokenizer = net, tokenizer
+        if model._wants_onnx():
+            graph = directory / _ONNX
+            if not graph.is_file():  # saved with runtime torch: export now, in memory
+                logger.info("nlu.joint.onnx_export path=%s", directory)
+            model._onnx = OnnxJointPass(graph if graph.is_file() else model._export_onnx(),
+                                        torch.get_num_threads())
+        return model
+
+    def _wants_onnx(self) -> bool:
+        cfg = self.config
+        return cfg.runtime == "onnx" and cfg.device == "cpu" and not cfg.quantize \
+            and not cfg.words_see_entities
+
+    def _export_onnx(self, path: Path | None = None) -> bytes:
+        """The deterministic pass as an ONNX graph, split where MC dropout samples."""
+        net, tokenizer = self._require()
+        ids = (tokenizer.cls_token_id, tokenizer.unk_token_id, tokenizer.sep_token_id)
+        example, _ = self._collate([_Input(ids, (0, 0, 0), ((0, 0),), ((1, 1),))])
+        return export_onnx(net, example, net.mc_split(2, self.config.mc_layers), path)
+
+    # -- training ------------------------------------------------------------------------------
+
+    def train(self, examples: list[Example], progress: bool = True,
+              contexts: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+        """Fine-tune on `examples`; return the learning curve, calibration and pruning figures;
+        keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
+        stories}, DialogueContext or text) is read only with `use_context`: every example
+        trains context-free, and a `context_fraction` of them also as a copy paired with one
+        of its intent's contexts."""
+        cfg, began = self.config, time.perf_counter()
+        pairs: list[tuple[Example, str]] = [(e, "") for e in examples
+                                            if e.intent and e.text.strip()]
+        usable_examples(examples)  # a clear error when there is nothing to learn
+        intents = tuple(sorted({e.intent for e, _ in pairs if e.intent}))
+        if len(intents) < 2:
+            raise NLUTrainingError(f"{COMPONENT_NAME} needs at least 2 distinct intents, got "
+                                   f"{list(intents)}. Fix: add examples of another intent.")
+        random.seed(cfg.seed)
+        torch.manual_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        self.intents = intents
+        self.span_labels = sorted({(a.entity, a.role, a.group) for e, _ in pairs
+                                   for a in e.entities}, key=lambda x: (x[0], x[1] or "", x[2] or ""))
+        net, tokenizer = self._build()
+        y = np.array([intents.index(e.intent) for e, _ in pairs])
+        train_idx, val_idx = stratified_split(y, cfg.val_fraction, rng)
+        train = [pairs[i] for i in train_idx]
+        val = [pairs[i] for i in val_idx]
+        if cfg.use_context and contexts:
+            train += _context_copies(train, contexts, cfg.context_fraction, rng)
+            y_train = np.array([intents.index(e.intent) for e, _ in train])
+        else:
+            y_train = y[train_idx]
+        encoded = encode_texts(tokenizer, [e.text for e, _ in train])  # tokenised once
+        self.pruner = SpanPruner.from_training([e for e, _ in train], encoded,
+                                               cfg.max_span_length, cfg.prune_spans)
+        index = {label: i + 1 for i, label in enumerate(self.span_labels)}
+        inputs = [self._input(text, context, _gold(example, text, index))
+                  for (example, context), text in zip(train, encoded, strict=True)]
+        noise = noise_texts([e.text for e, _ in train], round(cfg.noise_fraction * len(train)),
+                            rng)
+        inputs += [self._input(text, None, None) for text in encode_texts(tokenizer, noise)]
+        n_real, n_intents = len(train), len(intents)
+        targets = torch.full((len(inputs), n_intents), 1.0 / n_intents)  # (N, C) noise: uniform
+        targets[:n_real] = cfg.label_smoothing / n_intents
+        targets[torch.arange(n_real), torch.as_tensor(y_train)] += 1.0 - cfg.label_smoothing
+        optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay)
+        steps = math.ceil(len(inputs) / cfg.batch_size) * cfg.epochs
+        scheduler = torch.optim.lr_scheduler.LambdaLR(
+            optimizer, linear_schedule(int(cfg.warmup_fraction * steps), steps))
+        weight = torch.ones(1 + len(self.span_labels), device=cfg.device)  # (L,)
+        weight[0] = cfg.negative_weight
+        logger.info("nlu.joint.train.start train=%d validation=%d noise=%d intents=%d labels=%d "
+                    "spans_per_message=%.1f", n_real, len(val), len(noise), n_intents,
+                    len(self.span_labels), sum(len(i.spans) for i in inputs) / len(inputs))
+
+        def run_epoch() -> float:
+            return self._train_epoch(inputs, targets, optimizer, scheduler, weight, rng)
+
+        fitted = fit(net, run_epoch, self._validation(val), epochs=cfg.epochs,
+                     patience=cfg.early_stopping_patience, name=COMPONENT_NAME,
+                     progress=progress, score="val_score")
+        report = {"component": COMPONENT_NAME, "intents": list(intents),
+                  "entity_labels": [label_name(label) for label in self.span_labels],
+                  "n_train": n_real, "n_val": len(val), "n_noise": len(noise),
+                  "n_context_pairs": n_real - len(train_idx),
+                  "pruner": self.pruner.to_dict(),
+                  "spans_per_message": sum(len(i.spans) for i in inputs[:n_real]) / max(1, n_real),
+                  **fitted, **self._calibrate(val)}
+        report["seconds"] = round(time.perf_counter() - began, 2)
+        logger.info("nlu.joint.train.done seconds=%.1f best_epoch=%d", report["seconds"],
+                    report["best_epoch"])
+        return report
+
+    def _build(self) -> tuple[JointNet, PreTrainedTokenizerBase]:
+        cfg = self.config
+        try:
+            path = resolve_model(cfg.model)
+        except ModelNotFoundError as exc:
+            raise NLUModelError(f"{COMPONENT_NAME}: {exc}") from exc
+        luke, tokenizer = build_luke_encoder(path, cfg.dropout)
+        if cfg.max_length > luke.config.max_position_embeddings:
+            raise NLUTrainingError(f"{COMPONENT_NAME}: max_length={cfg.max_length} exceeds the "
+                                   f"{luke.config.max_position_embeddings} positions of "
+                                   f"'{cfg.model}'. Lower it in config.yml.")
+        net = JointNet(luke, len(self.intents), 1 + len(self.span_labels), cfg.dropout,
+                       cfg.words_see_entities, cfg.entity_layers)
+        self._net, self._tokenizer = net.to(cfg.device), tokenizer
+        return self._net, tokenizer
+
+    def _parameter_groups(self, net: JointNet) -> list[dict[str, Any]]:
+        """New weights (heads, entity embeddings) learn at head_learning_rate; the copied
+        encoder at learning_rate, minus the frozen lower layers and word embeddings."""
+        cfg = self.config
+        frozen = [net.luke.encoder.layer[i] for i in range(cfg.freeze_layers)]
+        if cfg.freeze_layers:
+            frozen.append(net.luke.embeddings)
+        for module in frozen:
+            module.requires_grad_(False)
+        if cfg.freeze_word_embeddings:
+            net.luke.embeddings.word_embeddings.weight.requires_grad_(False)
+        groups: dict[tuple[bool, bool], list[nn.Parameter]] = {}
+        for name, param in net.named_parameters():
+            if param.requires_grad:
+                new = name.startswith(("luke.entity_embeddings.", "intent_head.", "span_head."))
+                groups.setdefault((new, param.dim() >= 2), []).append(param)
+        return [{"params": params, "lr": cfg.head_learning_rate if new else cfg.learning_rate,
+                 "weight_decay": cfg.weight_decay if matrix else 0.0}
+                for (new, matrix), params in groups.items()]
+
+    def _train_epoch(self, inputs: list[_Input], targets: torch.Tensor,
+                     optimizer: torch.optim.Optimizer, scheduler: Any, weight: torch.Tensor,
+                     rng: np.random.Generator) -> float:
+        net, _ = self._require()
+        net.train()
+        size, losses = self.config.batch_size, []
+        for idx in _length_batches(inputs, size, rng):
+            batch, labels = self._collate([inputs[i] for i in idx])
+            intent_logits, span_logits = net(batch)
+            target = targets[torch.as_tensor(idx)].to(intent_logits.device)  # (B, C)
+            loss = -(target * torch.log_softmax(intent_logits, -1)).sum(-1).mean()
+            if (labels != _IGNORE).any():
+                loss = loss + self.config.entity_loss_weight * nn.functional.cross_entropy(
+                    span_logits.flatten(0, 1), labels.flatten(), weight=weight,
+                    ignore_index=_IGNORE)
+            losses.append(optimizer_step(net, loss, optimizer, scheduler))
+        return sum(losses) / max(1, len(losses))
+
+    def _validation(self, val: list[tuple[Example, str | None]]) -> Any:
+        """Score = mean of intent accuracy and entity F1 (intent alone without entities)."""
+        if not val:
+            return None
+        examples = [e for e, _ in val]
+        contexts = [c for _, c in val]
+        y = [self.intents.index(e.intent) for e in examples]
+        cache: dict[str, Any] = {}
+
+        def predict_entities(texts: list[str]) -> list[list[Entity]]:
+            logits, entities = self._run(texts, contexts, 0)
+            cache["accuracy"] = float((logits[0].argmax(-1) == torch.as_tensor(y)).float().mean())
+            return entities
+
+        entity_eval = entity_scores(predict_entities, examples)
+
+        def evaluate() -> dict[str, float]:
+            scores = entity_eval() if entity_eval and self.span_labels else {}
+            if not scores:
+                predict_entities([e.text for e in examples])
+            out = {"val_intent_accuracy": cache["accuracy"], **scores}
+            parts = [cache["accuracy"]] + ([scores["val_f1"]] if scores else [])
+            return out | {"val_score": sum(parts) / len(parts)}
+
+        return evaluate
+
+    def _calibrate(self, val: list[tuple[Example, str | None]]) -> dict[str, Any]:
+        """One temperature per inference mode on the validation slice (as IntentClassifier)."""
+        self.temperatures = {"deterministic": 1.0, "mc": 1.0}
+        if not val:
+            return {"temperatures": dict(self.temperatures)}
+        texts, contexts = [e.text for e, _ in val], [c for _, c in val]
+        y = torch.as_tensor([self.intents.index(e.intent) for e, _ in val])
+        prior = self.config.temperature_prior_std or None
+        logits = self._run(texts, contexts, 0)[0]  # (1, N, C)
+        self.temperatures["deterministic"] = fit_temperature(logits, y, prior_std=prior)
+        key = "deterministic"
+        if self.config.n_samples > 1:
+            logits, key = self._run(texts, contexts, self.config.n_samples)[0], "mc"
+            self.temperatures["mc"] = fit_temperature(logits, y, prior_std=prior)
+        return {"temperatures": dict(self.temperatures),
+                "val_ece_before": expected_calibration_error(apply_temperature(logits, 1), y),
+                "val_ece_after": expected_calibration_error(
+                    apply_temperature(logits, self.temperatures[key]), y)}
+
+    # -- inference -----------------------------------------------------------------------------
+
+    def parse_batch(self, texts: list[str], contexts: Sequence[Any] | None = None,
+                    n_samples: int | None = None
+                    ) -> tuple[list[IntentPrediction], list[list[Entity]]]:
+        """Intent ranking with its uncertainty, and entities, for each text. `contexts`: one
+        DialogueContext (nlu/context.py), text or None per text; read only with use_context."""
+        if not texts:
+            return [], []
+        n = self.config.n_samples if n_samples is None else n_samples
+        with torch.inference_mode():
+            logits, entities = self._run(list(texts), contexts, n)
+        s = logits.shape[0]
+        summary = predictive_summary(logits, self.temperatures["mc" if s > 1 else "deterministic"])
+        out = []
+        for i, row in enumerate(summary.mean.tolist()):
+            order = sorted(range(len(row)), key=lambda j: -row[j])
+            out.append(IntentPrediction(
+                ranking=tuple(IntentScore(self.intents[j], row[j]) for j in order),
+                entropy=float(summary.entropy[i]), std=float(summary.std[i]), n_samples=s,
+                mutual_information=float(summary.mutual_information[i])))
+        return out, entities
+
+    def _run(self, texts: list[str], contexts: Sequence[Any] | None, n_samples: int
+             ) -> tuple[torch.Tensor, list[list[Entity]]]:
+        """(S, N, C) intent logits and the decoded entities, in batches of batch_size."""
+        net, tokenizer = self._require()
+        cfg = self.config
+        rendered = [_context_text(c) for c in contexts] if contexts else [""] * len(texts)
+        encoded = encode_texts(tokenizer, texts)
+        inputs = [self._input(text, c, None) for text, c in zip(encoded, rendered, strict=True)]
+        order = sorted(range(len(inputs)), key=lambda i: len(inputs[i].input_ids) +
+                       len(inputs[i].spans))  # less padding
+        chunks: list[torch.Tensor] = [torch.empty(0)] * len(texts)
+        entities: list[list[Entity]] = [[] for _ in texts]
+        devices = [torch.device(cfg.device).index or 0] if cfg.device.startswith("cuda") else []
+        with torch.inference_mode(), torch.random.fork_rng(devices=devices):
+            torch.manual_seed(cfg.seed)  # reproducible MC samples, global RNG untouched
+            for start in range(0, len(order), cfg.batch_size):
+                idx = order[start:start + cfg.batch_size]
+                batch, _ = self._collate([inputs[i] for i in idx])
+                intent_logits, span_logits = self._pass(net, batch, n_samples)
+                probs = span_logits.float().softmax(-1).cpu()  # (B, E, L)
+                for row, i in enumerate(idx):
+                    chunks[i] = intent_logits[:, row].float().cpu()  # (S, C)
+                    words = encoded[i].words
+                    char_spans = [(words[a].start, words[b].end) for a, b in inputs[i].spans]
+                    entities[i] = decode_spans(texts[i], char_spans,
+                                               probs[row, :len(char_spans)], self.span_labels,
+                                               COMPONENT_NAME)
+        return torch.stack(chunks, dim=1), entities  # (S, N, C)
+
+    def _pass(self, net: JointNet, batch: dict[str, torch.Tensor], n_samples: int
+              ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(S, B, C) intent logits and (B, E, L) span logits, by ONNX Runtime plus PyTorch's
+        MC samples when loaded so, else by PyTorch alone."""
+        if self._onnx is None:
+            return net.predict(batch, n_samples, self.config.mc_layers)
+        low_word, intent_logits, span_logits = self._onnx.run(batch)
+        if n_samples <= 1:
+            return intent_logits.unsqueeze(0), span_logits
+        low = (low_word, None, _attention_mask(batch["attention_mask"], None, low_word.dtype))
+        split = net.mc_split(n_samples, self.config.mc_layers)
+        return net.sample_intents(low, batch, n_samples, split), span_logits
+
+    def _input(self, text: EncodedText, context: str | None,
+               gold: dict[tuple[int, int], int] | None) -> _Input:
+        """[CLS] message [SEP], or [CLS] context [SEP] message [SEP] with use_context (the
+        context's end kept, the message's start kept); candidate spans of the kept words."""
+        _, tokenizer = self._require()
+        cfg = self.config
+        cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
+        prefix: list[int] = [cls_id]
+        if cfg.use_context:
+            ctx = tokenizer(context or "", add_special_tokens=False)["input_ids"]
+            prefix += [*ctx[max(0, len(ctx) - cfg.max_context_length):], sep_id]
+        room = max(1, cfg.max_length - len(prefix) - 1)
+        pieces = text.token_ids[:room]
+        n_words = sum(1 for w in text.words if w.last_token < len(pieces))
+        spans = tuple(self.pruner.candidates(text, n_words)) if self.span_labels else ()
+        offset = len(prefix)
+        token_spans = tuple((offset + text.words[i].first_token, offset + text.words[j].last_token)
+                            for i, j in spans)
+        types = (0,) * len(prefix) + (int(cfg.use_context),) * (len(pieces) + 1)
+        labels = tuple(gold.get(span, 0) for span in spans) if gold is not None else ()
+        return _Input((*prefix, *pieces, sep_id), types, spans, token_spans, labels)
+
+    def _collate(self, items: list[_Input]) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        _, tokenizer = self._require()
+        b = len(items)
+        t = max(len(item.input_ids) for item in items)
+        e = max(1, *(len(item.spans) for item in items))  # >= 1: one graph shape for ONNX
+        widths = [end - start + 1 for item in items for start, end in item.token_spans]
+        m = min(_MAX_MENTION_TOKENS, max(widths, default=1))
+        input_ids = torch.full((b, t), tokenizer.pad_token_id or 0, dtype=torch.long)  # (B, T)
+        token_type_ids = torch.zeros(b, t, dtype=torch.long)  # (B, T)
+        attention_mask = torch.zeros(b, t, dtype=torch.long)  # (B, T)
+        entity_ids = torch.zeros(b, e, dtype=torch.long)  # (B, E): [PAD] entities
+        entity_types = torch.zeros(b, e, dtype=torch.long)  # (B, E)
+        positions = torch.full((b, e, m), -1, dtype=torch.long)  # (B, E, M)
+        starts = torch.zeros(b, e, dtype=torch.long)  # (B, E)
+        ends = torch.zeros(b, e, dtype=torch.long)  # (B, E)
+        labels = torch.full((b, e), _IGNORE, dtype=torch.long)  # (B, E)
+        for row, item in enumerate(items):
+            n = len(item.input_ids)
+            input_ids[row, :n] = torch.tensor(item.input_ids)
+            token_type_ids[row, :n] = torch.tensor(item.token_type_ids)
+            attention_mask[row, :n] = 1
+            k = len(item.spans)
+            if not k:
+                continue
+            entity_ids[row, :k] = ENTITY_MASK_ID
+            entity_types[row, :k] = item.token_type_ids[-1]
+            spans = torch.tensor(item.token_spans)  # (k, 2)
+            starts[row, :k], ends[row, :k] = spans[:, 0], spans[:, 1]
+            offsets = torch.arange(m)  # (M,)
+            pos = spans[:, :1] + offsets  # (k, M)
+            positions[row, :k] = torch.where(pos <= spans[:, 1:], pos, -1)
+            if item.labels:
+                labels[row, :k] = torch.tensor(item.labels)
+        batch = {"input_ids": input_ids, "token_type_ids": token_type_ids,
+                 "attention_mask": attention_mask,
+                 "position_ids": torch.arange(t).expand(b, t),  # BERT positions from 0
+                 "entity_ids": entity_ids, "entity_attention_mask": (entity_ids != 0).long(),
+                 "entity_token_type_ids": entity_types, "entity_position_ids": positions,
+                 "entity_start_positions": starts, "entity_end_positions": ends}
+        device = self.config.device
+        return {k: v.to(device) for k, v in batch.items()}, labels.to(device)
+
+    def _require(self) -> tuple[JointNet, PreTrainedTokenizerBase]:
+        if self._net is None or self._tokenizer is None:
+            raise NLUModelError(f"{COMPONENT_NAME} is not trained. Fix: call train(examples) or "
+                                f"{COMPONENT_NAME}.load_from(directory) first.")
+        return self._net, self._tokenizer
+
+
+def _length_batches(inputs: list[_Input], size: int, rng: np.random.Generator
+                    ) -> list[np.ndarray]:
+    """Shuffled batches of similar sizes (words + spans) within pools of 32 batches, less
+    padding; the batches come in random order."""
+    order, pool = rng.permutation(len(inputs)), 32 * size
+    batches = []
+    for start in range(0, len(order), pool):
+        part = sorted(order[start:start + pool],
+                      key=lambda i: len(inputs[i].input_ids) + len(inputs[i].spans))
+        batches += [np.array(part[k:k + size]) for k in range(0, len(part), size)]
+    return [batches[k] for k in rng.permutation(len(batches))]
+
+
+def _context_text(context: Any) -> str:
+    """The text the encoder reads as the first segment: a string as it is, "" for None, a
+    DialogueContext rendered by the `render_context` of the module that defines it
+    (nlu/context.py, already imported by whoever built the context)."""
+    if context is None or isinstance(context, str):
+        return context or ""
+    render = getattr(sys.modules.get(type(context).__module__), "render_context", None)
+    if render is None:
+        raise NLUModelError(f"{COMPONENT_NAME} cannot read a dialogue context of type "
+                            f"{type(context).__name__}; give a DialogueContext or a text.")
+    return str(render(context))
+
+
+def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Sequence[Any]],
+                    fraction: float, rng: np.random.Generator) -> list[tuple[Example, str]]:
+    """(example, context text) copies: about `fraction` of the examples whose intent follows
+    some context in the stories, each with one of those contexts drawn at random."""
+    options = {intent: [t for t in (_context_text(c) for c in found) if t]
+               for intent, found in contexts.items()}
+    out = []
+    for example, _ in train:
+        texts = options.get(example.intent or "", [])
+        if texts and rng.random() < fraction:
+            out.append((example, texts[int(rng.integers(len(texts)))]))
+    return out
+
+
+def _gold(example: Example, text: EncodedText,
+          index: dict[SpanLabel, int]) -> dict[tuple[int, int], int]:
+    return {(first, last): index[label] for first, last, label in gold_word_spans(example, text.words)}

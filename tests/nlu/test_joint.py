@@ -1,0 +1,320 @@
+"""Joint intent + entity model: one pass, span pruning, context pairs, saving, the pipeline.
+
+All on a tiny random BERT (tests/fakes.py); the quality figures come from `xingkong test nlu`
+on the demo (README, NLU).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from transformers import BertTokenizerFast
+
+from nlu.errors import NLUModelError, NLUTrainingError
+from nlu.evaluation import score
+from nlu.interpreter import load_interpreter
+from nlu.joint import JointConfig, JointIntentEntity
+from nlu.span_pruning import SpanPruner, recall
+from nlu.training import TrainingSet, plan, train_pipeline
+from nlu.types import Entity, Example
+from nlu.words import encode_texts
+from tests.fakes import write_tiny_bert
+
+CITIES = ["lisbon", "paris", "berlin", "rome", "madrid", "vienna"]
+SPECIAL = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+WORDS = ("book a room in please i want to stay hotel for me hello hi thanks thank you the "
+         "from , . ! ? which city asked").split()
+VOCAB = [*SPECIAL, *WORDS, *CITIES]
+
+
+def _example(template: str, intent: str, city: str | None = None) -> Example:
+    if city is None:
+        return Example(template, intent)
+    start = template.index("{c}")
+    text = template.replace("{c}", city)
+    return Example(text, intent, (Entity(start, start + len(city), city, "city"),))
+
+
+def _dataset() -> list[Example]:
+    examples = []
+    for city in CITIES:
+        name = city.capitalize()
+        for template in ("book a room in {c}", "i want to stay in {c} please", "{c} please",
+                         "a hotel in {c} for me"):
+            examples.append(_example(template, "book_room", name))
+    for text in ("hello", "hi", "hello !", "hi there", "hello hello", "hi hi !"):
+        examples.append(Example(text, "greet"))
+    for text in ("thanks", "thank you", "thanks !", "thank you !", "thanks thanks", "you !"):
+        examples.append(Example(text, "thank"))
+    return examples
+
+
+@pytest.fixture(scope="module")
+def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_bert(tmp_path_factory.mktemp("tiny_bert"), VOCAB)
+
+
+@pytest.fixture(scope="module")
+def config(bert_dir: Path) -> JointConfig:
+    return JointConfig(model=str(bert_dir), epochs=25, batch_size=8, learning_rate=2e-3,
+                       head_learning_rate=5e-3, max_length=32, val_fraction=0.0, n_samples=4,
+                       early_stopping_patience=0, seed=0)
+
+
+@pytest.fixture(scope="module")
+def trained(config: JointConfig) -> tuple[JointIntentEntity, dict[str, Any]]:
+    model = JointIntentEntity(config)
+    return model, model.train(_dataset(), progress=False)
+
+
+def test_one_pass_learns_intents_and_entities(trained: tuple[JointIntentEntity, Any]) -> None:
+    model, report = trained
+    texts = ["book a room in Paris", "hello", "thanks !", "i want to stay in Rome please"]
+    intents, entities = model.parse_batch(texts)
+    assert [p.intent.name for p in intents] == ["book_room", "greet", "thank", "book_room"]
+    assert [[(e.value, e.entity) for e in found] for found in entities] == [
+        [("Paris", "city")], [], [], [("Rome", "city")]]
+    assert entities[0][0].extractor == "JointIntentEntity"
+    assert all(p.n_samples == 4 and abs(sum(s.confidence for s in p.ranking) - 1) < 1e-6
+               for p in intents)
+    assert report["epochs"][-1]["train_loss"] < report["epochs"][0]["train_loss"]
+    assert report["pruner"]["max_span_length"] == 1  # the longest gold entity has one word
+
+
+def test_intent_does_not_depend_on_the_entity_tokens(trained: tuple[JointIntentEntity, Any]) -> None:
+    """Words never attend to [MASK] entities: pruning more or fewer spans leaves the intent."""
+    model, _ = trained
+    net, _ = model._require()
+    (text,) = encode_texts(model._tokenizer, ["i want to stay in Rome please"])
+    with_spans = model._input(text, None, None)
+    batch, _ = model._collate([with_spans])
+    without, _ = model._collate([replace(with_spans, spans=(), token_spans=())])
+    assert batch["entity_ids"].shape[1] > 1 and not without["entity_attention_mask"].any()
+    with torch.inference_mode():
+        a, spans = net.predict(batch, 1, 1)
+        b, _ = net.predict(without, 1, 1)
+        sampled_a, _ = net.predict(batch, 3, 1)
+    torch.testing.assert_close(a, b)
+    assert spans.shape[:2] == (1, len(with_spans.spans))
+    assert sampled_a.shape[0] == 3 and not torch.allclose(sampled_a[0], sampled_a[1])
+
+
+def test_mc_samples_are_reproducible_and_deterministic_mode_is_one_pass(
+        trained: tuple[JointIntentEntity, Any]) -> None:
+    model, _ = trained
+    first, _ = model.parse_batch(["book a room in Paris"])
+    again, _ = model.parse_batch(["book a room in Paris"])
+    assert first == again and first[0].std > 0
+    single, _ = model.parse_batch(["book a room in Paris"], n_samples=0)
+    assert single[0].n_samples == 1 and single[0].std == 0
+
+
+def _same_parse(a: Any, b: Any) -> bool:
+    """Same ranking order and entities; confidences equal up to float rounding (ONNX)."""
+    (intents_a, entities_a), (intents_b, entities_b) = a, b
+    return all(
+        [s.name for s in p.ranking] == [s.name for s in q.ranking]
+        and all(abs(s.confidence - r.confidence) < 1e-4 for s, r in zip(p.ranking, q.ranking))
+        for p, q in zip(intents_a, intents_b, strict=True)
+    ) and [[(e.start, e.end, e.entity) for e in found] for found in entities_a] == \
+        [[(e.start, e.end, e.entity) for e in found] for found in entities_b]
+
+
+@pytest.mark.parametrize("runtime", ["onnx", "torch"])
+def test_save_and_load_give_the_same_parse(trained: tuple[JointIntentEntity, Any],
+                                           tmp_path: Path, runtime: str) -> None:
+    model, _ = trained
+    model.save(tmp_path / "joint")
+    assert (tmp_path / "joint" / "joint.onnx").is_file()
+    loaded = JointIntentEntity.load_from(tmp_path / "joint")
+    if runtime == "torch":
+        state = json.loads((tmp_path / "joint" / "joint.json").read_text())
+        state["config"]["runtime"] = "torch"
+        (tmp_path / "joint" / "joint.json").write_text(json.dumps(state))
+        loaded = JointIntentEntity.load_from(tmp_path / "joint")
+    assert (loaded._onnx is not None) == (runtime == "onnx")
+    texts = ["a hotel in Vienna for me", "hi", "thanks !"]  # the last two: no candidate span
+    for n_samples in (None, 0):
+        assert _same_parse(loaded.parse_batch(texts, n_samples=n_samples),
+                           model.parse_batch(texts, n_samples=n_samples))
+    assert _same_parse(loaded.parse_batch(texts[1:]), model.parse_batch(texts[1:]))
+    assert loaded.pruner == model.pruner and loaded.temperatures == model.temperatures
+
+
+def test_an_onnx_graph_is_exported_at_load_when_missing(trained: tuple[JointIntentEntity, Any],
+                                                        tmp_path: Path) -> None:
+    model, _ = trained
+    model.save(tmp_path / "j")
+    (tmp_path / "j" / "joint.onnx").unlink()
+    loaded = JointIntentEntity.load_from(tmp_path / "j")
+    assert loaded._onnx is not None
+    assert _same_parse(loaded.parse_batch(["book a room in Rome"]),
+                       model.parse_batch(["book a room in Rome"]))
+
+
+def test_load_errors_name_the_folder_and_the_fix(trained: tuple[JointIntentEntity, Any],
+                                                 tmp_path: Path) -> None:
+    with pytest.raises(NLUModelError, match="missing joint.json.*xingkong train nlu"):
+        JointIntentEntity.load_from(tmp_path)
+    model, _ = trained
+    model.save(tmp_path / "j")
+    state = json.loads((tmp_path / "j" / "joint.json").read_text())
+    (tmp_path / "j" / "joint.json").write_text(json.dumps(state | {"format_version": 99}))
+    with pytest.raises(NLUModelError, match="format 99"):
+        JointIntentEntity.load_from(tmp_path / "j")
+    with pytest.raises(NLUModelError, match="not trained"):
+        JointIntentEntity().parse_batch(["hi"])
+
+
+def test_bad_config_and_data_fail_clearly(config: JointConfig) -> None:
+    with pytest.raises(NLUTrainingError, match="dropout"):
+        replace(config, dropout=1.5)
+    with pytest.raises(NLUTrainingError, match="at least 2 distinct intents"):
+        JointIntentEntity(config).train([Example("hi", "greet")], progress=False)
+
+
+def test_context_is_the_first_segment_and_entities_stay_on_the_message(
+        config: JointConfig) -> None:
+    model = JointIntentEntity(replace(config, use_context=True, epochs=25, context_fraction=1.0))
+    report = model.train(_dataset(), contexts={"book_room": ["which city"]}, progress=False)
+    assert report["n_context_pairs"] == 24 and model.uses_context
+    (text,) = encode_texts(model._tokenizer, ["Paris please"])
+    item = model._input(text, "which city", None)
+    tokens = model._tokenizer.convert_ids_to_tokens(list(item.input_ids))
+    assert tokens[:4] == ["[CLS]", "which", "city", "[SEP]"]
+    assert item.token_type_ids == (0, 0, 0, 0, 1, 1, 1)
+    assert [tokens[s] for s, _ in item.token_spans] == ["paris"]  # "please" is a stop word
+    _, entities = model.parse_batch(["Paris please"], ["which city"])
+    assert [(e.start, e.end, e.value) for e in entities[0]] == [(0, 5, "Paris")]
+
+
+# -- span pruning ------------------------------------------------------------------------------
+
+
+def test_pruning_drops_stop_word_and_punctuation_boundaries(bert_dir: Path) -> None:
+    tokenizer = BertTokenizerFast.from_pretrained(bert_dir)
+    (text,) = encode_texts(tokenizer, ["book a room in paris , please"])
+    words = [text.text[w.start:w.end] for w in text.words]
+    pruner = SpanPruner(max_span_length=3)
+    spans = {" ".join(words[i:j + 1]) for i, j in pruner.candidates(text)}
+    assert "paris" in spans and "room in paris" in spans and "book a room" in spans
+    assert not {"a room", "in paris", "paris ,", ", please", "please"} & spans
+    everything = SpanPruner(max_span_length=3, prune=False).candidates(text)
+    assert len(everything) == 7 + 6 + 5 and len(spans) < len(everything) / 2
+
+
+def test_pruner_learns_lengths_and_exceptions_from_the_training_data(bert_dir: Path) -> None:
+    tokenizer = BertTokenizerFast.from_pretrained(bert_dir)
+    examples = [Example("stay in the paris hotel", "book",
+                        (Entity(8, 23, "the paris hotel", "hotel"),)),
+                Example("book rome", "book", (Entity(5, 9, "rome", "city"),))]
+    encoded = encode_texts(tokenizer, [e.text for e in examples])
+    pruner = SpanPruner.from_training(examples, encoded, max_span_length=8)
+    assert pruner.max_span_length == 3 and pruner.start_words == {"the"}
+    assert pruner.end_words == frozenset()
+    (text,) = encode_texts(tokenizer, ["the paris hotel"])
+    assert (0, 2) in pruner.candidates(text)
+    assert recall(pruner, examples, encoded)["recall"] == 1.0
+    short = SpanPruner(max_span_length=1)
+    assert recall(short, examples, encoded)["recall"] == 0.5
+    assert SpanPruner.from_dict(pruner.to_dict()) == pruner
+
+
+# -- the pipeline ------------------------------------------------------------------------------
+
+
+def test_pipeline_trains_saves_and_serves_the_joint_model(bert_dir: Path, tmp_path: Path) -> None:
+    components = [{"name": "WhitespaceTokenizer"},
+                  {"name": "JointIntentEntity", "model": str(bert_dir), "epochs": 2,
+                   "max_length": 32, "n_samples": 2},
+                  {"name": "DIETClassifier", "epochs": 100},
+                  {"name": "EntitySynonymMapper"},
+                  {"name": "FallbackClassifier", "threshold": 0.0}]
+    steps = plan(components)
+    assert steps["joint"]["epochs"] == 2 and steps["intent"] is None and steps["entity"] is None
+    report = train_pipeline(TrainingSet(_dataset(), synonyms={"lisbon": "LIS"}), components,
+                            tmp_path, progress=False)
+    assert report["joint"]["component"] == "JointIntentEntity"
+    assert not (tmp_path / "intent").exists() and (tmp_path / "joint" / "joint.json").is_file()
+    interpreter = load_interpreter(tmp_path)
+    parse = interpreter.parse("book a room in Lisbon")
+    assert parse["intent"]["name"] in {"book_room", "greet", "thank"}
+    assert parse["uncertainty"]["samples"] == 2.0
+    assert all(re.fullmatch(r"\w+", e["entity"]) for e in parse["entities"])
+    examples = _dataset()[:6]
+    parses = interpreter.parse_batch([e.text for e in examples])
+    score(examples, parses, tmp_path / "reports")
+    found = {e.extractor for p in parses for e in p.entities}
+    if found:  # the entity files are named after the model that found the entities
+        assert (tmp_path / "reports" / "JointIntentEntity_report.json").is_file()
+
+
+def test_unknown_joint_parameter_names_the_valid_ones(bert_dir: Path, tmp_path: Path) -> None:
+    components = [{"name": "JointIntentEntity", "model": str(bert_dir), "epoch": 2}]
+    with pytest.raises(NLUTrainingError, match="no parameter.*epoch.*Valid:.*epochs"):
+        train_pipeline(TrainingSet(_dataset()), components, tmp_path, progress=False)
+
+
+def test_words_may_see_entities_as_in_luke(config: JointConfig) -> None:
+    model = JointIntentEntity(replace(config, words_see_entities=True, epochs=2))
+    model.train(_dataset(), progress=False)
+    net, _ = model._require()
+    (text,) = encode_texts(model._tokenizer, ["i want to stay in Rome please"])
+    item = model._input(text, None, None)
+    batch, _ = model._collate([item])
+    without, _ = model._collate([replace(item, spans=(), token_spans=())])
+    with torch.inference_mode():
+        a, _ = net.predict(batch, 1, 1)
+        b, _ = net.predict(without, 1, 1)
+        sampled, spans = net.predict(batch, 3, 1)
+    assert not torch.allclose(a, b)  # the intent now reads the entity tokens
+    assert sampled.shape[0] == 3 and spans.shape[1] == len(item.spans)
+
+
+def test_diet_is_served_by_the_joint_model_unless_separate_components_are_listed() -> None:
+    assert plan([{"name": "DIETClassifier", "epochs": 100}])["joint"] == {}
+    separate = plan([{"name": "DIETClassifier"}, {"name": "LukeSpanExtractor"}])
+    assert separate["joint"] is None and separate["intent"] == "IntentClassifier"
+    assert separate["entity"] == "LukeSpanExtractor"
+    no_entities = plan([{"name": "DIETClassifier", "entity_recognition": False}])
+    assert no_entities["joint"] is None and no_entities["entity"] is None
+    listed = plan([{"name": "IntentClassifier"}, {"name": "LukeSpanExtractor"}])
+    assert listed["joint"] is None and listed["entity"] == "LukeSpanExtractor"
+
+
+def test_entity_tokens_may_join_the_top_layers_only(config: JointConfig, tmp_path: Path) -> None:
+    model = JointIntentEntity(replace(config, entity_layers=1))
+    model.train(_dataset(), progress=False)
+    assert model._require()[0].entity_start == 1  # of 2 layers
+    texts = ["book a room in Paris", "thanks !"]
+    intents, entities = model.parse_batch(texts)
+    assert [p.intent.name for p in intents] == ["book_room", "thank"]
+    assert [(e.value, e.entity) for e in entities[0]] == [("Paris", "city")]
+    model.save(tmp_path / "late")
+    assert _same_parse(JointIntentEntity.load_from(tmp_path / "late").parse_batch(texts),
+                       (intents, entities))
+
+
+def test_a_context_object_is_rendered_by_its_own_module(trained: tuple[JointIntentEntity, Any]
+                                                        ) -> None:
+    from nlu.joint import _context_text
+
+    assert _context_text(None) == "" and _context_text("asks city") == "asks city"
+    assert _context_text(_Asked("city")) == "asks city"
+    with pytest.raises(NLUModelError, match="cannot read a dialogue context of type int"):
+        _context_text(3)
+
+
+@dataclass(frozen=True)
+class _Asked:
+    slot: str
+
+
+def render_context(context: _Asked) -> str:  # what nlu/context.py provides for its contexts
+    return f"asks {context.slot}"
