@@ -524,3 +524,37 @@ async def test_slack_retry_on_another_server_is_recognised_through_redis(
         for key in raw.scan_iter(prefix + "*"):
             raw.delete(key)
         raw.close()
+
+
+@pytest.mark.parametrize("payload", [
+    {"type": "event_callback", "event_id": "Ev1", "event": "not an object"},
+    {"type": "block_actions", "user": "U1", "channel": 7, "actions": [{"value": "/greet"}]},
+    {"type": "block_actions", "user": {"id": "U1"}, "channel": {"id": "C1"}, "actions": "x"},
+    {"type": "event_callback", "event_id": "Ev2", "event": {"type": "message", "text": 5}},
+    ["not", "an", "object"],
+])
+async def test_slack_odd_signed_bodies_never_crash(tiny_manager: DialogueManager,
+                                                  platform: FakePlatform, payload: Any) -> None:
+    body = json.dumps(payload).encode()
+    async with client(slack_app(tiny_manager, platform.services())) as c:
+        r = await c.post("/webhooks/slack/webhook", content=body, headers=slack_headers(body))
+    assert r.status_code in (200, 400) and "Traceback" not in r.text
+    assert platform.calls == [] and tiny_manager.store.keys() == []
+
+
+@pytest.mark.parametrize("update", [
+    {"update_id": 20, "message": "text"},
+    {"update_id": 21, "message": {"chat": "x", "text": "/greet"}},
+    {"update_id": 22, "callback_query": {"id": 5, "data": {"a": 1}, "message": []}},
+    {"update_id": 23, "edited_message": {"chat": {"id": None}, "text": "/greet"}},
+    {"update_id": 24, "message": {"chat": {"id": 9}, "text": "   "}},
+])
+async def test_telegram_odd_updates_never_crash(
+        telegram_app: Any, tiny_manager: DialogueManager, platform: FakePlatform,
+        update: dict[str, Any], caplog: pytest.LogCaptureFixture) -> None:
+    async with client(telegram_app) as c:
+        r = await post_update(c, update)
+    assert r.status_code == 200 and r.text == "success"
+    assert "turn_failed" not in caplog.text  # the answer after the reply did not crash
+    assert tiny_manager.store.keys() == []
+    assert all(body["text"] == NON_TEXT_REPLY for _, body in platform.calls)

@@ -208,8 +208,7 @@ class SlackInput:
             return (event_id, text, user, channel, thread) if text else None
         if kind == "block_actions":
             actions = payload.get("actions")
-            user = (payload.get("user") or {}).get("id")
-            channel = (payload.get("channel") or {}).get("id")
+            user, channel = _id_of(payload.get("user")), _id_of(payload.get("channel"))
             if not (isinstance(actions, list) and actions and isinstance(actions[0], dict)):
                 return None
             value, stamp = actions[0].get("value"), actions[0].get("action_ts")
@@ -234,6 +233,12 @@ class SlackInput:
             return
         for bot_message in bot_messages:
             await out.send_response(user, bot_message)
+
+
+def _id_of(value: Any) -> str | None:
+    """The "id" of a Slack object ({"id": "U123", ...}), None for anything else."""
+    found = value.get("id") if isinstance(value, dict) else None
+    return found if isinstance(found, str) else None
 
 
 def _required(config: Mapping[str, Any], key: str, what: str) -> str:
