@@ -49,14 +49,13 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from bot.serving.channels import ChannelServices, build_channels
 from bot.serving.channels.base import (
     PayloadError,
-    SignatureError,
     TextTooLong,
     check_sender_id,
     check_text,
     read_json,
     validate,
 )
-from bot.errors import EventError
+from bot.errors import EventError, SignatureError
 from bot.state.events import UserUttered, events_from_list
 from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage
 from bot.state.tracker import EVENT_VERBOSITIES, DialogueStateTracker

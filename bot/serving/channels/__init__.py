@@ -12,13 +12,13 @@ import logging
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from bot.errors import SignatureError
 from bot.serving.channels.base import (
     CollectingOutputChannel,
     InputChannel,
     MessageHandler,
     OutputChannel,
     PayloadError,
-    SignatureError,
     TextTooLong,
 )
 from bot.serving.channels.callback import CallbackInput

@@ -8,7 +8,7 @@ delivers them through an ``OutputChannel``.
 
 Channels never pick HTTP status codes: a payload they cannot use raises ``PayloadError``
 (naming the field), and the server maps it to 400; a request whose signature or secret does
-not check out raises ``SignatureError``, which the server answers 401 with no detail.
+not check out raises ``bot.errors.SignatureError``, which the server answers 401 with no detail.
 
 A channel that serves a whole ASGI app of its own (socket.io) also has
 ``mount(on_message) -> (path, app)``; the server mounts that app at the path.
@@ -47,11 +47,6 @@ class PayloadError(BotError, ValueError):
 
 class TextTooLong(PayloadError):
     """A message text over ``MAX_TEXT_CHARS`` characters."""
-
-
-class SignatureError(BotError):
-    """A webhook request whose signature, secret token or timestamp is wrong or missing. The
-    message is for the log only; the client gets 401 with no detail."""
 
 
 @runtime_checkable

@@ -37,14 +37,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 from starlette.background import BackgroundTask
 
-from bot.errors import ConfigError
+from bot.errors import ConfigError, SignatureError
 from bot.manager import UserMessage
 from bot.project.config import reveal
 from bot.serving.channels.base import (
     MessageHandler,
     OutputChannel,
     PayloadError,
-    SignatureError,
     read_json,
 )
 from bot.serving.channels.services import ChannelServices, run_logged
