@@ -98,10 +98,11 @@ def check_shared_stores(endpoints: Endpoints, workers: int, where: str) -> None:
     tracker_kind = (tracker.type or "in_memory").lower() if tracker is not None else "in_memory"
     lock = endpoints.lock_store
     lock_kind = (lock.type or "in_memory").lower() if lock is not None else "in_memory"
+    url = str(reveal(tracker.url) or "") if tracker is not None else ""
     memory_sql = tracker_kind == "sql" and tracker is not None and (
-        (tracker.url or "").rstrip("/") in ("sqlite:", "sqlite:/") or (
-            not tracker.url and tracker.params.get("dialect", "sqlite") == "sqlite"
-            and tracker.params.get("db") in (None, "", ":memory:")))
+        url.rstrip("/") in ("sqlite:", "sqlite:/") or url.endswith(":memory:") or (
+            not url and tracker.params.get("dialect", "sqlite") == "sqlite"
+            and tracker.params.get("db") == ":memory:"))
     shared_tracker = tracker_kind in ("redis", "sql") and not memory_sql
     if shared_tracker and lock_kind == "redis":
         return

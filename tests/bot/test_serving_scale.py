@@ -117,3 +117,28 @@ def test_workers_share_conversations_on_redis(tiny_project: Project, tmp_path: P
         redis.terminate()
         redis.wait(timeout=10)
         log.close()
+
+
+@pytest.mark.parametrize(("tracker", "lock", "allowed"), [
+    ("{type: redis, url: localhost}", "{type: redis, url: localhost}", True),
+    ("{type: sql, dialect: postgresql, db: rasa}", "{type: redis}", True),
+    ("{type: sql, dialect: sqlite, db: trackers.db}", "{type: redis}", True),
+    ("{type: sql, url: 'sqlite://'}", "{type: redis}", False),
+    ("{type: sql, dialect: sqlite, db: ':memory:'}", "{type: redis}", False),
+    ("{type: redis}", "{type: in_memory}", False),
+    ("{type: in_memory}", "{type: redis}", False),
+])
+def test_shared_store_rule(tmp_path: Path, tracker: str, lock: str, allowed: bool) -> None:
+    from bot.errors import ConfigError
+    from bot.project.config import load_endpoints
+    from bot.wiring import check_shared_stores
+
+    path = tmp_path / "endpoints.yml"
+    path.write_text(f"tracker_store: {tracker}\nlock_store: {lock}\n")
+    endpoints = load_endpoints(path)
+    check_shared_stores(endpoints, 1, str(path))  # one worker: always fine
+    if allowed:
+        check_shared_stores(endpoints, 3, str(path))
+    else:
+        with pytest.raises(ConfigError, match="--workers 3 needs"):
+            check_shared_stores(endpoints, 3, str(path))
