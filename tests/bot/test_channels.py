@@ -558,3 +558,32 @@ async def test_telegram_odd_updates_never_crash(
     assert "turn_failed" not in caplog.text  # the answer after the reply did not crash
     assert tiny_manager.store.keys() == []
     assert all(body["text"] == NON_TEXT_REPLY for _, body in platform.calls)
+
+
+async def test_socketio_over_websocket(socketio_url: str, tiny_manager: DialogueManager) -> None:
+    """The widget's upgraded transport, spoken frame by frame (Engine.IO 4 / Socket.IO 5
+    packets over a real websocket): open, connect, session_request, user_uttered."""
+    websockets = pytest.importorskip("websockets")  # uvicorn's websocket implementation
+
+    url = socketio_url.replace("http://", "ws://") + "/socket.io/?EIO=4&transport=websocket"
+
+    async def next_event(ws: Any) -> list[Any]:
+        while True:
+            frame = await asyncio.wait_for(ws.recv(), 10)
+            if frame == "2":  # Engine.IO ping
+                await ws.send("3")
+            elif frame.startswith("42"):
+                return json.loads(frame[2:])
+
+    async with websockets.connect(url) as ws:
+        assert (await asyncio.wait_for(ws.recv(), 10)).startswith("0{")  # Engine.IO open
+        await ws.send("40")  # Socket.IO connect, default namespace
+        assert (await asyncio.wait_for(ws.recv(), 10)).startswith("40")
+        await ws.send("42" + json.dumps(["session_request", {"session_id": None}]))
+        event, session_id = await next_event(ws)
+        assert event == "session_confirm" and len(session_id) == 32
+        await ws.send("42" + json.dumps(["user_uttered", {"message": "/greet",
+                                                          "session_id": session_id}]))
+        assert await next_event(ws) == ["bot_uttered", {"text": GREETING, "quick_replies": [
+            {"content_type": "text", "title": "Say bye", "payload": "/goodbye"}]}]
+    assert user_texts(tiny_manager, session_id) == ["/greet"]
