@@ -587,3 +587,27 @@ async def test_socketio_over_websocket(socketio_url: str, tiny_manager: Dialogue
         assert await next_event(ws) == ["bot_uttered", {"text": GREETING, "quick_replies": [
             {"content_type": "text", "title": "Say bye", "payload": "/goodbye"}]}]
     assert user_texts(tiny_manager, session_id) == ["/greet"]
+
+
+async def test_telegram_update_whose_turn_failed_is_handled_on_redelivery(
+        tiny_manager: DialogueManager, platform: FakePlatform,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.errors import StoreError
+
+    app = create_app(tiny_manager, enable_api=False, channel_services=platform.services(),
+                     credentials={"telegram": {"access_token": "123:abc",
+                                               "secret_token": TELEGRAM_SECRET}})
+    real_save = tiny_manager.store.save
+
+    def broken_save(*args: Any, **kwargs: Any) -> None:
+        raise StoreError("the tracker store is down")
+
+    async with client(app) as c:
+        monkeypatch.setattr(tiny_manager.store, "save", broken_save)
+        failed = await post_update(c, TELEGRAM_MESSAGE)
+        monkeypatch.setattr(tiny_manager.store, "save", real_save)
+        again = await post_update(c, TELEGRAM_MESSAGE)  # Telegram redelivers after an error
+    assert failed.status_code >= 500 and "Traceback" not in failed.text
+    assert again.status_code == 200
+    assert user_texts(tiny_manager, "1111111") == ["/greet"]
+    assert len(platform.bodies("sendMessage")) == 1

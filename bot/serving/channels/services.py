@@ -38,6 +38,10 @@ class SeenIds(Protocol):
         """True for the first claim of ``key`` (within the retention time), False after."""
         ...
 
+    async def forget(self, key: str) -> None:
+        """Drop the claim (the delivery failed and the platform will send it again)."""
+        ...
+
 
 class InMemorySeenIds:
     """Claims kept in this process, for ``ttl_s`` seconds and at most ``max_ids`` of them."""
@@ -59,6 +63,9 @@ class InMemorySeenIds:
         self._seen[key] = now + self.ttl_s
         return True
 
+    async def forget(self, key: str) -> None:
+        self._seen.pop(key, None)
+
 
 class RedisSeenIds:
     """Claims shared by every server on one Redis: ``SET <prefix><key> 1 NX EX ttl``.
@@ -75,6 +82,9 @@ class RedisSeenIds:
         claimed = await asyncio.to_thread(self.client.set, self.prefix + key, "1", nx=True,
                                           ex=max(1, int(self.ttl_s)))
         return bool(claimed)
+
+    async def forget(self, key: str) -> None:
+        await asyncio.to_thread(self.client.delete, self.prefix + key)
 
 
 @dataclass(slots=True)

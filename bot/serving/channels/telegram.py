@@ -8,7 +8,7 @@
 
     GET  /webhooks/telegram/              -> {"status": "ok"}
     GET  /webhooks/telegram/set_webhook   registers webhook_url (and secret_token) with Telegram
-    POST /webhooks/telegram/webhook       an Update -> "success"; the answer goes out afterwards
+    POST /webhooks/telegram/webhook       an Update -> its answer sent, then "success"
 
 Telegram sends ``secret_token`` back in the ``X-Telegram-Bot-Api-Secret-Token`` header of every
 update; a request without it, or with another one, gets 401 and changes nothing. Without a
@@ -18,7 +18,8 @@ An update is a text message (``message`` or ``edited_message``) or a button pres
 (``callback_query``, whose data is the button's payload); the conversation id is the chat id.
 Other messages (photos, stickers, voice...) get a polite text reply and no turn; other update
 kinds are acknowledged and ignored. Each update_id is handled once, so a redelivered update
-never answers twice.
+never answers twice; an update whose turn fails (a store outage) is answered with an error and
+forgotten, so Telegram's redelivery gets its turn.
 
 Answers: text by sendMessage, buttons as an inline keyboard (one button per row; payloads over
 Telegram's 64-byte callback_data limit degrade to a numbered text list), images by sendPhoto;
@@ -35,7 +36,6 @@ from typing import Any
 import httpx
 from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
-from starlette.background import BackgroundTask
 
 from bot.errors import ConfigError, SignatureError
 from bot.manager import UserMessage
@@ -46,7 +46,7 @@ from bot.serving.channels.base import (
     PayloadError,
     read_json,
 )
-from bot.serving.channels.services import ChannelServices, run_logged
+from bot.serving.channels.services import ChannelServices
 
 logger = logging.getLogger(__name__)
 
@@ -156,11 +156,17 @@ class TelegramInput:
             if not isinstance(update, dict) or not isinstance(update.get("update_id"), int):
                 raise PayloadError("A Telegram update must be an object with an integer "
                                    "'update_id'.", "update_id")
-            if not await self.seen.first_time(f"telegram:{update['update_id']}"):
+            key = f"telegram:{update['update_id']}"
+            if not await self.seen.first_time(key):
                 logger.info("channel.telegram.redelivered effect=ignored")
                 return PlainTextResponse("success")
-            return PlainTextResponse("success", background=BackgroundTask(
-                run_logged, self.name, self._handle, update, on_message))
+            try:
+                await self._handle(update, on_message)
+            except Exception:
+                # not handled: Telegram sends the update again after an error answer
+                await self.seen.forget(key)
+                raise
+            return PlainTextResponse("success")
 
         return router
 
