@@ -37,19 +37,22 @@ COPY retrieval ./retrieval
 COPY resolver ./resolver
 COPY actions ./actions
 COPY ui ./ui
-# every version is pinned by constraints.txt, which hadolint does not read
+# editable, as `make install`: the code runs from /app, with its non-package files
+# (bot/runtime/compat_site for the action server); every version is pinned by
+# constraints.txt, which hadolint does not read
 # hadolint ignore=DL3013
-RUN pip install -c constraints.txt .
+RUN pip install -c constraints.txt -e .
 
 # the demo project: Rasa files, data (with the knowledge base), deployment endpoints
 COPY domain.yml config.yml ./
 COPY data ./data
 COPY deploy ./deploy
 
+# /var/lib/xingkong: the action server's bookings volume (a new volume takes this owner)
 RUN useradd --create-home --uid 10001 xingkong \
-    && mkdir -p /app/models /app/.xingkong \
+    && mkdir -p /app/models /app/.xingkong /var/lib/xingkong \
     && if [ "$TRAIN_MODELS" = "1" ]; then xingkong train; fi \
-    && chown -R xingkong:xingkong /app/models /app/.xingkong
+    && chown -R xingkong:xingkong /app/models /app/.xingkong /var/lib/xingkong
 
 USER 10001
 EXPOSE 5005 5055 7860

@@ -116,3 +116,14 @@ def test_every_variable_is_documented_in_the_readme() -> None:
     assert len(used) > 10
     missing = sorted(name for name in used if f"`{name}`" not in serving)
     assert not missing, f"not in the README's Serving section: {missing}"
+
+
+def test_volumes_of_the_app_services_are_prepared_for_the_app_user() -> None:
+    """A named volume takes the owner of the image's folder; the image runs as uid 10001."""
+    dockerfile = DOCKERFILE.read_text()
+    assert "USER 10001" in dockerfile
+    for name in ("action-server", "assistant", "ui"):
+        for volume in _compose()["services"][name].get("volumes", []):
+            target = volume.split(":")[1]
+            assert target in dockerfile.split("chown", 1)[1].split("\n")[0], (
+                f"{name}: volume target {target} is not created and chowned in the Dockerfile")
