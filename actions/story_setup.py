@@ -3,13 +3,14 @@
 The test runner calls `prepare_test_story` with the entities the story's user steps mention.
 Every booking number among them becomes an active booking (Ana Ruiz, Starlight Lisbon, 1-4
 June 2030) in a new empty database, so stories that check, change or cancel a booking find
-it and no story sees another's bookings. "Today" is 2030-01-01 (the date the demo's test
-stories were written for) unless XINGKONG_TODAY says otherwise.
+it and no story sees another's bookings.
 """
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sqlite3
 import tempfile
 from datetime import date
@@ -17,9 +18,6 @@ from pathlib import Path
 from typing import Any
 
 from actions.bookings import BOOKINGS_DB_ENV, open_store
-from actions.dates import TODAY_ENV
-
-STORIES_TODAY = "2030-01-01"
 _folder: Path | None = None
 
 
@@ -29,10 +27,10 @@ def prepare_test_story(story_entities: list[dict[str, Any]]) -> list[str]:
     global _folder
     if _folder is None:
         _folder = Path(tempfile.mkdtemp(prefix="xingkong-stories-"))
+        atexit.register(shutil.rmtree, _folder, True)  # the test run leaves nothing behind
     path = _folder / "bookings.sqlite"
     path.unlink(missing_ok=True)  # one database, emptied before each story
     os.environ[BOOKINGS_DB_ENV] = str(path)
-    os.environ.setdefault(TODAY_ENV, STORIES_TODAY)
     wanted = sorted({str(e.get("value")) for e in story_entities
                      if e.get("entity") == "booking_id" and e.get("value")})
     store = open_store()

@@ -338,7 +338,10 @@ def shell(root: str, sender: str) -> None:
                 if message.get("image"):
                     click.echo(f"  Image: {message['image']}")
 
-    asyncio.run(loop())
+    try:
+        asyncio.run(loop())
+    except KeyboardInterrupt:  # Ctrl-C ends the chat like Ctrl-D, without a traceback
+        click.echo()
 
 
 _STORY_OPTIONS = [
@@ -353,7 +356,10 @@ _STORY_OPTIONS = [
                  help="Use the stories' intents and entities instead of parsing their text."),
     click.option("--fail-on-prediction-errors", is_flag=True,
                  help="Exit 1 when a story fails."),
-    click.option("--endpoints", default=None, help="endpoints.yml (action server).")
+    click.option("--endpoints", default=None, help="endpoints.yml (action server)."),
+    click.option("--successes", is_flag=True,
+                 help="Also write successful_test_stories.yml."),
+    click.option("--no-plot", is_flag=True, help="Skip the confusion matrix."),
 ]
 
 
@@ -370,12 +376,13 @@ def _story_options(func: Any) -> Any:
 @click.pass_context
 def test(ctx: click.Context, root: str, stories: str, out: str, execute_actions: bool,
          intents_given: bool, fail_on_prediction_errors: bool, endpoints: str | None,
-         nlu_path: str) -> None:
+         successes: bool, no_plot: bool, nlu_path: str) -> None:
     """Evaluate the trained assistant: test stories (`test core`), then the NLU (`test nlu`)
     when both are there, as `rasa test`."""
     if ctx.invoked_subcommand is not None:
         return
-    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints)
+    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints,
+                        successes, no_plot)
     nlu_file = Path(root) / nlu_path
     if nlu_file.exists() and (Path(root) / "models" / "nlu" / "pipeline.json").exists():
         from bot.nlu_eval import evaluate_saved
@@ -391,22 +398,25 @@ def test(ctx: click.Context, root: str, stories: str, out: str, execute_actions:
 @test.command("core")
 @_story_options
 def test_core(root: str, stories: str, out: str, execute_actions: bool, intents_given: bool,
-              fail_on_prediction_errors: bool, endpoints: str | None) -> None:
+              fail_on_prediction_errors: bool, endpoints: str | None, successes: bool,
+              no_plot: bool) -> None:
     """Replay the test stories and compare the bot's actions (and the NLU's parses) with
     theirs; writes failed_test_stories.yml, story_report.json and the confusion matrix."""
-    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints)
+    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints,
+                        successes, no_plot)
     if failed and fail_on_prediction_errors:
         sys.exit(1)
 
 
 def _test_core(root: str, stories: str, out: str, execute_actions: bool, intents_given: bool,
-               endpoints: str | None) -> int:
+               endpoints: str | None, successes: bool, no_plot: bool) -> int:
     from bot.story_runner import run_core_tests
 
     project = _project(root)
     outcome = run_core_tests(project, Path(root) / stories, Path(out),
                              use_text=not intents_given, execute_actions=execute_actions,
-                             endpoints_path=Path(endpoints) if endpoints else None)
+                             endpoints_path=Path(endpoints) if endpoints else None,
+                             successes=successes, plot=not no_plot)
     summary = outcome.report["xingkong"]
     latency = summary["turn_latency_ms"]
     click.echo(f"Test stories ({summary['mode']} mode, {summary['nlu']}): "

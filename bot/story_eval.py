@@ -22,7 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.state.events import ActionExecuted, ActionExecutionRejected, ActiveLoop, SlotSet, UserUttered
+from bot.state.events import (
+    ActionExecuted,
+    ActionExecutionRejected,
+    ActiveLoop,
+    SlotSet,
+    UserUttered,
+)
 from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage
 from bot.state.slot_mapping import slots_for_entities
 from bot.project.training_data import Story, StoryStep
@@ -124,7 +130,10 @@ async def _check_nlu(manager: DialogueManager, step: StoryStep, index: int,
     if not (use_text and step.text):
         return gold_parse(step)
     parse = await manager.parse(step.text)
-    predicted = (parse.get("intent") or {}).get("name")
+    intent = parse.get("intent") or {}
+    predicted = intent.get("name")
+    if step.intent and "/" in step.intent:  # a retrieval intent: compared in full, as Rasa
+        predicted = intent.get("full_retrieval_intent_name") or predicted
     result.checks.append(Check(index, "intent", step.intent, predicted))
     result.checks.append(Check(index, "entities", entity_key(step.entities),
                                entity_key(parse.get("entities") or [])))
@@ -192,8 +201,9 @@ async def _execute(manager: DialogueManager, story: Story, sender: str,
             got = done[position] if position < len(done) else ACTION_LISTEN
             result.checks.append(Check(index, "action", name, got))
         last = wanted[-1][0] if wanted else user_index
-        for extra in done[len(wanted):]:  # the bot did more than the story says
-            result.checks.append(Check(last, "action", ACTION_LISTEN, extra))
+        if user_index != turns[-1][0]:  # as Rasa: nothing is checked after the story's end
+            for extra in done[len(wanted):]:  # the bot did more than the story says
+                result.checks.append(Check(last, "action", ACTION_LISTEN, extra))
         loops = [i for i in following if story.steps[i].kind == "active_loop"]
         for index in following:
             expected = story.steps[index]

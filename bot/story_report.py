@@ -1,6 +1,7 @@
 """Rasa's `rasa test core` report files for a StoryTestRun.
 
     failed_test_stories.yml     the failed stories, each wrong step marked `# predicted: ...`
+    successful_test_stories.yml the stories that passed (on request)
     story_report.json           per-action precision/recall/F1 (sklearn's classification
                                 report), conversation_accuracy, plus per-turn latency and NLU
                                 checks of this run
@@ -23,16 +24,23 @@ logger = logging.getLogger(__name__)
 FAILED_STORIES = "failed_test_stories.yml"
 STORY_REPORT = "story_report.json"
 CONFUSION_MATRIX = "story_confusion_matrix.png"
+SUCCESSFUL_STORIES = "successful_test_stories.yml"
 
 
-def write_reports(run: StoryTestRun, out: Path) -> dict[str, Any]:
-    """Write the three files into `out`; returns story_report.json's content."""
+def write_reports(run: StoryTestRun, out: Path, *, successes: bool = False,
+                  plot: bool = True) -> dict[str, Any]:
+    """Write the files into `out` (successful_test_stories.yml too with `successes`, no
+    confusion matrix without `plot`, as Rasa's --successes and --no-plot); returns
+    story_report.json's content."""
     out.mkdir(parents=True, exist_ok=True)
     report = story_report(run)
     (out / STORY_REPORT).write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     (out / FAILED_STORIES).write_text(failed_stories_yaml(run.failed), encoding="utf-8")
+    if successes:
+        passed = [r for r in run.results if r.passed]
+        (out / SUCCESSFUL_STORIES).write_text(failed_stories_yaml(passed), encoding="utf-8")
     pairs = [p for r in run.results for p in r.action_pairs]
-    if pairs:
+    if pairs and plot:
         plot_confusion_matrix(pairs, out / CONFUSION_MATRIX)
     return report
 

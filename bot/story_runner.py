@@ -65,7 +65,8 @@ def load_test_stories(path: Path, limit: int | None = None) -> list[Story]:
 
 def run_core_tests(project: Project, stories_path: Path, out: Path, *, use_text: bool = True,
               execute_actions: bool = False, endpoints_path: Path | None = None,
-              actions_package: str = "actions", limit: int | None = None) -> CoreTestOutcome:
+              actions_package: str = "actions", limit: int | None = None,
+              successes: bool = False, plot: bool = True) -> CoreTestOutcome:
     """Test the trained project on its test stories and write Rasa's report files to `out`."""
     from bot.wiring import load_parser, make_executor
 
@@ -98,9 +99,11 @@ def run_core_tests(project: Project, stories_path: Path, out: Path, *, use_text:
                 await executor.close()
 
     run = asyncio.run(go())
-    report = write_reports(run, out)
-    files = [p for p in (out / n for n in ("failed_test_stories.yml", "story_report.json",
-                                           "story_confusion_matrix.png")) if p.exists()]
+    report = write_reports(run, out, successes=successes, plot=plot)
+    names = ["failed_test_stories.yml", "story_report.json"]
+    names += ["successful_test_stories.yml"] if successes else []
+    names += ["story_confusion_matrix.png"] if plot else []
+    files = [p for p in (out / n for n in names) if p.exists()]
     return CoreTestOutcome(run, report, files, parser is not None)
 
 

@@ -38,30 +38,39 @@ class InProcessExecutor:
         self.package = package
         self.timeout_s = timeout_s
         self._executor = SdkExecutor()
-        import_actions(package)
+        imported = import_actions(package)
         try:
             self._executor.register_package(package)
         except (ImportError, SystemExit) as exc:  # rasa_sdk exits on what import_actions let by
             raise ConfigError(f"Cannot register the actions of package '{package}' with rasa_sdk "
                               f"({type(exc).__name__}: {exc}).") from exc
-        self._keep_own_actions()
+        self._keep_own_actions(imported)
 
-    def _keep_own_actions(self) -> None:
-        """rasa_sdk registers every Action subclass of the process; as on an action server
-        (one package per process), only this package's are kept, and they win over
-        same-named ones elsewhere."""
+    def _keep_own_actions(self, imported: set[str]) -> None:
+        """rasa_sdk registers every Action subclass of the process. As on an action server,
+        where only the package is loaded, the actions kept are those of the package and of
+        the modules importing it brought in (`imported`); other projects' actions loaded in
+        this process, and stale copies of reloaded modules, are left out."""
         import inspect
+        import sys
 
         from rasa_sdk import Action
         from rasa_sdk.utils import all_subclasses
 
         prefix = f"{self.package}."
-        self._executor.actions.clear()
+        mine, brought_in = [], []
         for action in all_subclasses(Action):
             module = action.__module__
-            if (module == self.package or module.startswith(prefix)) \
-                    and not inspect.isabstract(action):
-                self._executor.register_action(action)
+            own = module == self.package or module.startswith(prefix)
+            if inspect.isabstract(action) or not (own or module in imported):
+                continue
+            live = sys.modules.get(module)
+            if live is not None and getattr(live, action.__name__, action) is not action:
+                continue  # a class of a module that has been reloaded since
+            (mine if own else brought_in).append(action)
+        self._executor.actions.clear()
+        for action in [*brought_in, *mine]:  # the package's own win over same-named ones
+            self._executor.register_action(action)
 
     def names(self) -> set[str] | None:
         return set(self._executor.actions)
@@ -88,16 +97,20 @@ class InProcessExecutor:
         return None
 
 
-def import_actions(package: str) -> None:
+def import_actions(package: str) -> set[str]:
     """Import the actions package and every module in it, as rasa_sdk will, so that a failure
     is reported with its own error and place instead of rasa_sdk's bare exit. Rasa 3.6-era
-    ruamel.yaml calls are made to work first (bot.action_compat)."""
+    ruamel.yaml calls are made to work first (bot.runtime.action_compat). Returns the
+    modules this import brought in."""
     import pkgutil
     import traceback
 
     from bot.runtime.action_compat import install
 
     install()
+    import sys
+
+    before = set(sys.modules)
     name = package
     try:
         module = importlib.import_module(package)
@@ -117,6 +130,7 @@ def import_actions(package: str) -> None:
                 isinstance(exc, ModuleNotFoundError) else "fix the error in the module")
         raise ConfigError(f"Cannot import the actions package '{package}' (module '{name}'"
                           f"{place}): {detail}. To fix: {hint}.") from exc
+    return set(sys.modules) - before
 
 
 class HttpExecutor:

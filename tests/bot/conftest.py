@@ -124,3 +124,4 @@ def ensemble(demo: Project) -> PolicyEnsemble:
     policies = PolicyEnsemble(build_policies(demo.config.policies))
     policies.train(demo.domain, demo.data)
     return policies
+

@@ -7,9 +7,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner, Result
 
 from bot.cli import main
+
+# `init` projects have their own `actions` package, loaded here by --execute-actions
+pytestmark = pytest.mark.usefixtures("restore_imports")
 
 
 def invoke(*args: str) -> Result:
@@ -160,3 +164,30 @@ def test_cors_allows_the_given_origin(tmp_path: Path) -> None:
     plain = TestClient(create_app(manager)).get("/", headers={"Origin": "https://example.org"})
     assert "access-control-allow-origin" not in plain.headers
     assert "--cors" in invoke("run", "--help").output
+
+
+def test_xingkong_test_sends_the_text_through_a_trained_nlu(tmp_path: Path) -> None:
+    """The whole path on a tiny random BERT (plumbing, not quality): `init`, `train` (NLU and
+    core), then `test core` parsing every user step with the trained NLU."""
+    from tests.fakes import write_tiny_bert
+
+    root = tmp_path / "p"
+    invoke("init", "--init-dir", str(root))
+    words = ("[PAD] [UNK] [CLS] [SEP] [MASK] hi hello there good morning evening hey bot bye "
+             "goodbye see you later night talk to soon that is all what time it s the tell me "
+             "do know please now are a am i talking human real person this robot").split()
+    (root / "tiny_bert").mkdir()
+    bert = write_tiny_bert(root / "tiny_bert", words)
+    (root / "config.yml").write_text(
+        "language: en\npipeline:\n  - name: IntentClassifier\n"
+        f"    model: {bert}\n    epochs: 40\n    batch_size: 8\n    learning_rate: 0.002\n"
+        "    head_learning_rate: 0.005\n    val_fraction: 0.0\n    early_stopping_patience: 0\n"
+        "    n_samples: 2\npolicies:\n  - name: MemoizationPolicy\n  - name: RulePolicy\n")
+    assert invoke("train", "--project", str(root)).exit_code == 0
+    for mode in ([], ["--execute-actions"]):
+        result = invoke("test", "core", "--project", str(root), "--out", str(tmp_path / "r"),
+                        "--fail-on-prediction-errors", *mode)
+        assert result.exit_code == 0, result.output
+        assert ", text): 1/1 stories" in result.output and "3/3 intents" in result.output
+    report = json.loads((tmp_path / "r" / "story_report.json").read_text())
+    assert report["xingkong"]["turn_latency_ms"]["turns"] == 3

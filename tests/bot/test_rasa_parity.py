@@ -345,7 +345,7 @@ def test_3_an_import_failure_names_the_module_the_line_and_the_real_error(
 
 
 def test_3_shell_reports_a_broken_actions_package_without_a_traceback(
-        formbot: Project) -> None:
+        formbot: Project, restore_imports: None) -> None:
     from click.testing import CliRunner
 
     from bot.cli import main

@@ -118,6 +118,12 @@ def test_cli_exit_code_follows_fail_on_prediction_errors(tiny_project: Project) 
     both = runner.invoke(main, ["test", "--project", str(root), "--out", str(out),
                                 "--fail-on-prediction-errors"])
     assert both.exit_code == 1
+    # Rasa's --successes and --no-plot
+    other = root / "other"
+    assert runner.invoke(main, [*args[:-1], str(other), "--successes", "--no-plot"]
+                         ).exit_code == 0
+    assert "greet and leave" in (other / "successful_test_stories.yml").read_text()
+    assert not (other / "story_confusion_matrix.png").exists()
 
 
 def test_missing_test_stories_is_a_clear_error(tiny_project: Project) -> None:
