@@ -237,7 +237,8 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
 @click.option("--port", default=5005, show_default=True, type=int)
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--enable-api", is_flag=True, help="Serve the HTTP API besides the channels.")
-@click.option("--auth-token", default=None, help="Token the HTTP API requires (?token=...).")
+@click.option("--auth-token", default=None, envvar="XINGKONG_AUTH_TOKEN",
+              help="Token the HTTP API requires (?token=...); or $XINGKONG_AUTH_TOKEN.")
 @click.option("--endpoints", default=None, help="endpoints.yml path.")
 @click.option("--credentials", default=None, help="credentials.yml path.")
 @click.option("--ui-port", default=None, type=int,
@@ -248,29 +249,57 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
 @click.option("--response-timeout", default=120.0, show_default=True,
               type=click.FloatRange(min=0, min_open=True),
               help="Seconds a request may take before it answers 503 (as Rasa's option).")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(min=1),
+              envvar="XINGKONG_WORKERS",
+              help="Server processes on this port (each loads the models); more than 1 needs "
+                   "redis (or sql) tracker and redis lock stores in endpoints.yml. Or "
+                   "$XINGKONG_WORKERS.")
 @_path_options()
 @click.pass_context
 def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
         auth_token: str | None, endpoints: str | None, credentials: str | None,
-        ui_port: int | None, cors: tuple[str, ...], response_timeout: float) -> None:
+        ui_port: int | None, cors: tuple[str, ...], response_timeout: float,
+        workers: int) -> None:
     """Serve the assistant over HTTP (`xingkong run actions` serves the custom actions)."""
     if ctx.invoked_subcommand is not None:
         return
     import uvicorn
 
-    from bot.project.config import load_credentials
-    from bot.wiring import build_runtime
+    from bot.project.config import load_credentials, load_endpoints
     from bot.serving.server import create_app
+    from bot.wiring import RUN_OPTIONS_ENV, build_runtime, check_shared_stores
 
     project = _project(root)
-    runtime = build_runtime(project, Path(endpoints) if endpoints else None)
+    endpoints_path = Path(endpoints) if endpoints else project.paths.endpoints
+    check_shared_stores(load_endpoints(endpoints_path), workers, str(endpoints_path))
     creds = load_credentials(Path(credentials) if credentials else project.paths.credentials)
-    app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
-                     credentials=creds, model_info=runtime.model_info, cors_origins=cors,
-                     response_timeout_s=response_timeout)
-    click.echo(f"Assistant server: http://{host}:{port}  (REST: POST /webhooks/rest/webhook)")
+    if workers > 1 and "socketio" in creds:
+        click.echo("Note: socket.io clients that start with long-polling (the Rasa web-chat "
+                   "widgets do) need every request on the worker that holds their session; "
+                   "with --workers > 1 they may be refused. Serve socket.io with --workers 1 "
+                   "per port behind a load balancer with sticky sessions, or let clients use "
+                   "websocket only.", err=True)
+    click.echo(f"Assistant server: http://{host}:{port}  (REST: POST /webhooks/rest/webhook)"
+               + (f", {workers} worker processes" if workers > 1 else ""))
     ui = _start_ui(host, port, ui_port, auth_token, enable_api) if ui_port else None
     try:
+        if workers > 1:  # every worker builds its own app from these options
+            paths = project.paths
+            os.environ[RUN_OPTIONS_ENV] = json.dumps({
+                "project": str(paths.root), "domain": str(paths.domain),
+                "config": str(paths.config), "data": [str(d) for d in paths.data],
+                "models": str(paths.models), "endpoints": str(endpoints_path),
+                "credentials": credentials, "auth_token": auth_token,
+                "enable_api": enable_api, "cors": list(cors),
+                "response_timeout": response_timeout})
+            uvicorn.run("bot.wiring:app_from_environment", factory=True, workers=workers,
+                        host=host, port=port, log_level="warning")
+            return
+        runtime = build_runtime(project, endpoints_path)
+        app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
+                         credentials=creds, model_info=runtime.model_info, cors_origins=cors,
+                         channel_services=runtime.channel_services,
+                         response_timeout_s=response_timeout)
         uvicorn.run(app, host=host, port=port, log_level="warning")
     finally:
         if ui is not None:

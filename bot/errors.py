@@ -12,6 +12,8 @@
      +-- ActionError                     a custom action failed (server down, timeout, crash)
      |    +-- ActionRejected             the action refused to run; the next policy chooses
      +-- TrainingError                   training data that cannot be trained on
+     +-- SignatureError                  a webhook whose signature or secret does not check out
+                                         (HTTP 401, no detail)
 """
 
 from __future__ import annotations
@@ -68,3 +70,8 @@ class ActionRejected(ActionError):
 
 class TrainingError(BotError, ValueError):
     """Training data that cannot be trained on."""
+
+
+class SignatureError(BotError):
+    """A webhook request whose signature, secret token or timestamp is wrong or missing. The
+    message is for the log only; the client gets 401 with no detail."""

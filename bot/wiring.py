@@ -1,27 +1,42 @@
-"""Wire a trained project into a running DialogueManager: NLU, stores, action executor.
+"""Wire a trained project into a running DialogueManager: NLU, stores, action executor,
+and the services the channels share.
 
 Stores come from endpoints.yml as in Rasa: ``tracker_store`` (in_memory, sql, redis) and
 ``lock_store`` (in_memory, redis). A store that cannot be reached stops startup with a
-StoreError naming it."""
+StoreError naming it. With a Redis lock store, the channels' memory of platform retries lives
+in the same Redis, so a retry that reaches another server process is still recognised.
+
+Several worker processes (``xingkong run --workers N``) each build their own app with
+``app_from_environment``: uvicorn imports it in every worker, and the options come from the
+``XINGKONG_RUN`` environment variable the CLI sets (JSON). ``check_shared_stores`` refuses
+N > 1 unless every worker sees the same conversations and locks."""
 
 from __future__ import annotations
 
+import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import redis
+
 from bot.assistant import Project, load_policies
-from bot.project.config import Endpoints, load_endpoints, reveal, skipped_components
+from bot.project.config import Endpoints, env_value, load_endpoints, reveal, skipped_components
 from bot.errors import ConfigError
 from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor
 from bot.runtime.fallback_chain import FallbackChain
 from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.manager import DialogueManager, Parser
 from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
+from bot.storage.redis_store import RedisLockStore
+from bot.serving.channels import ChannelServices, RedisSeenIds
 
 logger = logging.getLogger(__name__)
+
+
+RUN_OPTIONS_ENV = "XINGKONG_RUN"
 
 
 @dataclass(slots=True)
@@ -29,6 +44,7 @@ class Runtime:
     project: Project
     manager: DialogueManager
     model_info: dict[str, Any]
+    channel_services: ChannelServices = field(default_factory=ChannelServices)
 
 
 def build_runtime(project: Project, endpoints_path: Path | None = None,
@@ -55,7 +71,75 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
                 type(executor).__name__ if executor else None, type(store).__name__,
                 type(lock_store).__name__)
     info = {"model_file": str(project.paths.models), "model_id": project.config.assistant_id}
-    return Runtime(project, manager, info)
+    return Runtime(project, manager, info, make_channel_services(lock_store))
+
+
+def make_channel_services(lock_store: LockStore) -> ChannelServices:
+    """The channels' outbound client, and their retry memory: in the lock store's Redis when
+    it has one (shared by every server), else in this process."""
+    if not isinstance(lock_store, RedisLockStore):
+        return ChannelServices()
+    s = lock_store.settings
+    client = redis.Redis(
+        host=s.host, port=s.port, db=s.db, username=s.username, password=reveal(s.password),
+        ssl=s.use_ssl, ssl_keyfile=s.ssl_keyfile, ssl_certfile=s.ssl_certfile,
+        ssl_ca_certs=s.ssl_ca_certs, socket_timeout=s.socket_timeout_s,
+        socket_connect_timeout=s.socket_timeout_s, decode_responses=True, protocol=2)
+    prefix = lock_store.prefix.removesuffix("lock:") + "seen:"
+    return ChannelServices(seen=RedisSeenIds(client, prefix))
+
+
+def check_shared_stores(endpoints: Endpoints, workers: int, where: str) -> None:
+    """ConfigError unless ``workers`` processes would share conversations and locks: a
+    tracker store of type redis or sql (not an in-memory SQLite) and a redis lock store."""
+    if workers <= 1:
+        return
+    tracker = endpoints.tracker_store
+    tracker_kind = (tracker.type or "in_memory").lower() if tracker is not None else "in_memory"
+    lock = endpoints.lock_store
+    lock_kind = (lock.type or "in_memory").lower() if lock is not None else "in_memory"
+    url = str(reveal(tracker.url) or "") if tracker is not None else ""
+    memory_sql = tracker_kind == "sql" and tracker is not None and (
+        url.rstrip("/") in ("sqlite:", "sqlite:/") or url.endswith(":memory:") or (
+            not url and tracker.params.get("dialect", "sqlite") == "sqlite"
+            and tracker.params.get("db") == ":memory:"))
+    shared_tracker = tracker_kind in ("redis", "sql") and not memory_sql
+    if shared_tracker and lock_kind == "redis":
+        return
+    raise ConfigError(
+        f"--workers {workers} needs conversations and locks that every worker shares, but "
+        f"{where} has tracker_store: {tracker_kind}{' (in-memory SQLite)' if memory_sql else ''}"
+        f" and lock_store: {lock_kind}. Each worker would keep its own copy and answers would "
+        "get lost. Add to endpoints.yml:\n"
+        "  tracker_store: {type: redis, url: localhost, port: 6379}\n"
+        "  lock_store: {type: redis, url: localhost, port: 6379}\n"
+        "(tracker_store may also be sql, on a database every worker reaches), or run with "
+        "--workers 1.")
+
+
+def app_from_environment() -> Any:
+    """The server app of one worker process, from the options the CLI put in XINGKONG_RUN
+    (uvicorn's factory for ``--workers N``)."""
+    from bot.project.config import ProjectPaths, load_credentials
+    from bot.serving.server import create_app
+
+    raw = env_value(RUN_OPTIONS_ENV)
+    if raw is None:
+        raise ConfigError(f"{RUN_OPTIONS_ENV} is not set: start workers with `xingkong run "
+                          "--workers N`, which sets it.")
+    options = json.loads(raw)
+    project = Project.load(ProjectPaths.at(
+        Path(options["project"]), domain=Path(options["domain"]), config=Path(options["config"]),
+        data=tuple(Path(d) for d in options["data"]), models=Path(options["models"])))
+    endpoints = Path(options["endpoints"]) if options.get("endpoints") else None
+    runtime = build_runtime(project, endpoints)
+    credentials = load_credentials(Path(options["credentials"]) if options.get("credentials")
+                                   else project.paths.credentials)
+    return create_app(runtime.manager, auth_token=options.get("auth_token"),
+                      enable_api=bool(options.get("enable_api")), credentials=credentials,
+                      model_info=runtime.model_info, cors_origins=tuple(options.get("cors", ())),
+                      channel_services=runtime.channel_services,
+                      response_timeout_s=float(options.get("response_timeout", 120.0)))
 
 
 def load_fallback(project: Project) -> FallbackChain | None:

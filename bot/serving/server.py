@@ -2,7 +2,9 @@
 
     GET  /                                      hello text                      public
     GET  /version                               version, minimum compatible     public
-    *    /webhooks/<channel>/...                the input channels (REST: rest)  public
+    *    /webhooks/<channel>/...                the input channels (rest, callback,  public
+                                                socketio, telegram, slack)
+    *    /socket.io/                            the socketio channel's server    public
     GET  /status                                model file and id               API
     GET  /domain                                JSON, or YAML (Accept: application/yaml)
     POST /model/parse                           {"text", "message_id"?} -> parse data
@@ -44,7 +46,7 @@ from starlette.datastructures import MutableHeaders
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from bot.serving.channels import build_channels
+from bot.serving.channels import ChannelServices, build_channels
 from bot.serving.channels.base import (
     PayloadError,
     TextTooLong,
@@ -53,7 +55,7 @@ from bot.serving.channels.base import (
     read_json,
     validate,
 )
-from bot.errors import EventError, StaleWriteError, StoreError
+from bot.errors import EventError, SignatureError, StaleWriteError, StoreError
 from bot.state.events import UserUttered, events_from_list
 from bot.manager import DialogueManager, UserMessage
 from bot.state.tracker import EVENT_VERBOSITIES
@@ -130,12 +132,15 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
                model_info: Mapping[str, Any] | None = None,
                body_timeout_s: float = DEFAULT_BODY_TIMEOUT_S,
                response_timeout_s: float = DEFAULT_RESPONSE_TIMEOUT_S,
-               cors_origins: tuple[str, ...] | list[str] = ()) -> FastAPI:
+               cors_origins: tuple[str, ...] | list[str] = (),
+               channel_services: ChannelServices | None = None) -> FastAPI:
     """The assistant's HTTP app. ``credentials``: {channel: settings} as in credentials.yml
     (None or empty: the REST channel). ``model_info``: "model_file" and "model_id" for /status.
     ``body_timeout_s``: longest wait for each part of a request body (then 408);
     ``response_timeout_s``: longest a request may take (then 503).
     ``cors_origins``: origins browsers may call from (Rasa's --cors; "*" for any).
+    ``channel_services``: the channels' outbound HTTP client and retry memory (default: a
+    real client and an in-process memory).
     """
     if auth_token is not None and not auth_token:
         raise ValueError("auth_token must be a non-empty string or None.")
@@ -169,9 +174,14 @@ def create_app(manager: DialogueManager, *, auth_token: str | None = None,
         result = await manager.handle_message(message)
         return result.messages
 
-    for channel in build_channels(credentials):
+    for channel in build_channels(credentials, channel_services):
         app.include_router(channel.router(on_message), prefix=f"/webhooks/{channel.name}")
         logger.info("server.channel name=%s route=/webhooks/%s", channel.name, channel.name)
+        mount = getattr(channel, "mount", None)
+        if mount is not None:  # a channel with an ASGI app of its own (socket.io)
+            path, asgi_app = mount(on_message)
+            app.mount(path, asgi_app)
+            logger.info("server.channel name=%s mount=%s", channel.name, path)
 
     if enable_api:
         app.include_router(_api_router(manager, auth_token, dict(model_info or {})))
@@ -423,7 +433,16 @@ def _add_error_handlers(app: FastAPI) -> None:
                             headers={"Retry-After": str(STORE_RETRY_AFTER_S)})
 
     app.add_exception_handler(StoreError, store_error)
+
+    async def signature_error(request: Request, exc: Exception) -> Response:
+        # no detail for the client: what failed (missing, old or wrong) stays in the log
+        logger.warning("server.error status=401 reason=BadSignature route=%s detail=%s",
+                       _route(request.scope), exc)
+        return JSONResponse(error_body(401, "NotAuthenticated", "Not authenticated."),
+                            status_code=401)
+
     app.add_exception_handler(ApiError, api_error)
+    app.add_exception_handler(SignatureError, signature_error)
     app.add_exception_handler(PayloadError, payload_error)
     app.add_exception_handler(RequestValidationError, validation_error)
     app.add_exception_handler(StarletteHTTPException, http_error)

@@ -579,10 +579,10 @@ async def test_without_the_api_only_public_routes_and_channels_exist(
 def test_channels_from_credentials(caplog: pytest.LogCaptureFixture) -> None:
     assert [c.name for c in build_channels(None)] == ["rest"]
     assert [c.name for c in build_channels({})] == ["rest"]
-    assert [c.name for c in build_channels({"rest": None, "socketio": {"user_message_evt": "u"}})
+    assert [c.name for c in build_channels({"rest": None, "facebook": {"verify": "x"}})
             ] == ["rest"]
-    assert "socketio" in caplog.text
-    assert build_channels({"telegram": {"access_token": "t"}}) == []
+    assert "facebook" in caplog.text
+    assert build_channels({"twilio": {"account_sid": "t"}}) == []
     assert isinstance(build_channels({"rest": {}})[0], RestInput)
 
 

@@ -7,7 +7,11 @@ returns an ``APIRouter`` that the server mounts at ``/webhooks/<name>``. Its han
 delivers them through an ``OutputChannel``.
 
 Channels never pick HTTP status codes: a payload they cannot use raises ``PayloadError``
-(naming the field), and the server maps it to 400.
+(naming the field), and the server maps it to 400; a request whose signature or secret does
+not check out raises ``bot.errors.SignatureError``, which the server answers 401 with no detail.
+
+A channel that serves a whole ASGI app of its own (socket.io) also has
+``mount(on_message) -> (path, app)``; the server mounts that app at the path.
 """
 
 from __future__ import annotations

@@ -26,6 +26,7 @@ from bot.serving.channels.base import (
     read_json,
     validate,
 )
+from bot.serving.channels.services import ChannelServices
 from bot.manager import UserMessage
 
 logger = logging.getLogger(__name__)
@@ -47,8 +48,9 @@ class RestInput:
 
     name = "rest"
 
-    def __init__(self, config: dict[str, Any] | None = None) -> None:
-        self.config = dict(config or {})
+    def __init__(self, config: dict[str, Any] | None = None,
+                 services: ChannelServices | None = None) -> None:
+        self.config = dict(config or {})  # REST needs no settings nor services
 
     def router(self, on_message: MessageHandler) -> APIRouter:
         router = APIRouter()
