@@ -47,10 +47,6 @@ DEFAULT_PIPELINE = (
 # Rasa components whose work nothing here does: each is named in a warning at `train`,
 # `data validate` and startup, so a project never loses it silently.
 SKIPPED_COMPONENTS = {
-    "DucklingEntityExtractor": "entities of the dimensions {dimensions} are not extracted "
-                               "(no Duckling extractor yet): annotate them in the NLU data for "
-                               "the entity extractor, or give them a regex for "
-                               "RegexEntityExtractor",
     "SpacyNLP": "spaCy's language model is not loaded; the Transformer encoder replaces its "
                 "word vectors",
     "SpacyTokenizer": "the Transformer's own tokenizer is used instead",
