@@ -7,8 +7,9 @@ from pathlib import Path
 
 from bot.assistant import Project, train
 from bot.project.config import ProjectPaths
-from tests.bot.test_cli_knowledge import make_project
+from tests.bot.test_cli_knowledge import ENCODER_NAME, make_project
 from tests.fakes import build_tiny_reader, write_tiny_bert
+from tests.retrieval.test_answerer import tiny_encoder
 
 NLU = """version: "3.1"
 nlu:
@@ -34,6 +35,7 @@ def test_nlu_and_knowledge_train_side_by_side(tmp_path: Path) -> None:
     bert.mkdir()
     write_tiny_bert(bert, VOCAB)
     reader = build_tiny_reader(tmp_path / "reader")
+    tiny_encoder(reader.parent / ENCODER_NAME)  # make_project names it as the sentence encoder
     root = make_project(tmp_path / "bot", reader)
     config = (root / "config.yml").read_text()
     (root / "config.yml").write_text(
