@@ -82,7 +82,8 @@ def score_turn(question: str, golds: list[str], messages: list[dict[str, Any]],
     knowledge = next(((m.get("metadata") or {}).get("knowledge") for m in messages
                       if (m.get("metadata") or {}).get("knowledge")), None)
     span = knowledge.get("answer") if knowledge else None
-    declined = knowledge is None and any(a in DECLINES for a in actions)
+    said = [(m.get("metadata") or {}).get("utter_action") for m in messages]
+    declined = knowledge is None and any(a in DECLINES for a in (*actions, *said))
     if golds:
         if contains_answer(reply, golds):
             outcome = "right"

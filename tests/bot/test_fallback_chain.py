@@ -164,3 +164,16 @@ def test_a_chain_without_any_available_attempt_is_off() -> None:
 def test_config_errors_name_the_key(section: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         FallbackChain.from_config(section, "config.yml: fallback")
+
+
+def test_a_question_declined_inside_the_knowledge_action_counts_as_declined() -> None:
+    from bot.kb_through_nlu import score_turn
+
+    parse = {"intent": {"name": "ask_question", "confidence": 0.9}}
+    declined = [{"text": "I'm not sure.", "metadata": {"utter_action": "utter_cannot_answer"}}]
+    turn = score_turn("wifi password?", [], declined, ["action_answer_question"], parse, 5.0)
+    assert turn.outcome == "declined"
+    answered = [{"text": ANSWER, "metadata": {"knowledge": {"answer": "7:00 to 10:30"}}}]
+    right = score_turn("breakfast?", ["7:00 to 10:30"], answered, ["action_answer_question"],
+                       parse, 5.0)
+    assert right.outcome == "right" and right.span_f1 == 1.0
