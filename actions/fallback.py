@@ -29,12 +29,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
-import time
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
+
+from actions.model_cache import ModelCache
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,7 @@ DEFAULT_GENERATION_DIR = "models/generation"
 STEER_BACK = "utter_steer_back"
 RETRY_SECONDS = 60.0  # a model dir that failed to load is tried again after this
 
-_LOCK = threading.Lock()
-_GENERATORS: dict[str, tuple[Any, float]] = {}  # dir -> (Generator or None, when loaded/failed)
+_GENERATORS = ModelCache()  # dir -> Generator
 
 
 def generation_dir() -> str:
@@ -84,25 +83,17 @@ def get_generator(path: str | None = None) -> Any | None:
     """The cached Generator for `path` (default: generation_dir()); None when there is none
     (warned once, tried again after RETRY_SECONDS so a model trained meanwhile is found)."""
     path = path or generation_dir()
-    with _LOCK:
-        cached = _GENERATORS.get(path)
-        if cached is not None and (cached[0] is not None
-                                   or time.monotonic() - cached[1] < RETRY_SECONDS):
-            return cached[0]
-        try:
-            generator = load_generator(path)
-        except Exception as exc:  # noqa: BLE001 - a missing or broken model must not crash
-            log = logger.debug if cached is not None else logger.warning
-            log("actions.fallback.no_generator dir=%s error=%s: %s. Small talk gets the canned "
-                "responses until `xingkong train` builds it.", path, type(exc).__name__, exc)
-            generator = None
-        _GENERATORS[path] = (generator, time.monotonic())
-        return generator
+
+    def unavailable(exc: Exception, tried_before: bool) -> None:
+        log = logger.debug if tried_before else logger.warning
+        log("actions.fallback.no_generator dir=%s error=%s: %s. Small talk gets the canned "
+            "responses until `xingkong train` builds it.", path, type(exc).__name__, exc)
+
+    return _GENERATORS.get(path, lambda p: load_generator(p), RETRY_SECONDS, unavailable)
 
 
 def reset_generators() -> None:
-    with _LOCK:
-        _GENERATORS.clear()
+    _GENERATORS.clear()
 
 
 def conversation_history(tracker: Tracker) -> list[str]:

@@ -41,12 +41,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import threading
-import time
 from typing import Any
 
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
+
+from actions.model_cache import ModelCache
 
 logger = logging.getLogger(__name__)
 
@@ -56,8 +56,7 @@ CANNOT_ANSWER = "utter_cannot_answer"
 
 RETRY_SECONDS = 60.0  # a knowledge dir that failed to load is tried again after this
 
-_LOCK = threading.Lock()
-_ANSWERERS: dict[str, tuple[Any, float]] = {}  # dir -> (Answerer or None, when loaded/failed)
+_ANSWERERS = ModelCache()  # dir -> Answerer
 
 
 def knowledge_dir() -> str:
@@ -76,25 +75,17 @@ def get_answerer(path: str | None = None) -> Any | None:
     loaded (warned once; tried again after RETRY_SECONDS, so a model trained while the action
     server runs is picked up). `reset_answerers()` forgets them (after a retrain)."""
     path = path or knowledge_dir()
-    with _LOCK:
-        cached = _ANSWERERS.get(path)
-        if cached is not None and (cached[0] is not None
-                                   or time.monotonic() - cached[1] < RETRY_SECONDS):
-            return cached[0]
-        try:
-            answerer = load_answerer(path)
-        except Exception as exc:  # noqa: BLE001 - a missing or broken model must not crash
-            log = logger.debug if cached is not None else logger.warning
-            log("actions.knowledge.unavailable dir=%s error=%s: %s. Questions get %s until "
-                "`xingkong train` builds it.", path, type(exc).__name__, exc, CANNOT_ANSWER)
-            answerer = None
-        _ANSWERERS[path] = (answerer, time.monotonic())
-        return answerer
+
+    def unavailable(exc: Exception, tried_before: bool) -> None:
+        log = logger.debug if tried_before else logger.warning
+        log("actions.knowledge.unavailable dir=%s error=%s: %s. Questions get %s until "
+            "`xingkong train` builds it.", path, type(exc).__name__, exc, CANNOT_ANSWER)
+
+    return _ANSWERERS.get(path, lambda p: load_answerer(p), RETRY_SECONDS, unavailable)
 
 
 def reset_answerers() -> None:
-    with _LOCK:
-        _ANSWERERS.clear()
+    _ANSWERERS.clear()
 
 
 def knowledge_metadata(answer: Any) -> dict[str, Any]:
