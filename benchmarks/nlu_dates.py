@@ -85,7 +85,7 @@ def main() -> None:
     args = parser.parse_args()
     project = Project.load(ProjectPaths.at(
         Path(args.project), models=Path(args.models).resolve() if args.models else None))
-    pipeline = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
+    pipeline = project.config.pipeline_dicts()
     interpreter = load_interpreter(project.paths.models / "nlu", pipeline,
                                    project.config.language)
     today = date.today()

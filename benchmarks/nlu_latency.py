@@ -166,8 +166,7 @@ def duckling_pipeline() -> list[dict[str, Any]]:
     from bot.project.config import load_config
 
     config = load_config(ROOT / "config.yml")
-    return [{"name": c.name, **dict(c.params)} for c in config.pipeline
-            if c.name == "DucklingEntityExtractor"]
+    return [c for c in config.pipeline_dicts() if c["name"] == "DucklingEntityExtractor"]
 
 
 def timed(call: Any, texts: list[str], iterations: int, warmup: int) -> list[float]:

@@ -57,11 +57,11 @@ def main() -> None:
     components = list(project.config.policies)
     for i, component in enumerate(components):
         if component.name == "TEDPolicy":
-            params = dict(component.params)
+            params = component.params  # the typed TEDConfig
             if args.epochs is not None:
-                params["epochs"] = args.epochs
+                params = replace(params, epochs=args.epochs)
             if args.seed is not None:
-                params["random_seed"] = args.seed
+                params = replace(params, random_seed=args.seed)
             components[i] = replace(component, params=params)
     if not any(c.name == "TEDPolicy" for c in components):
         sys.exit("config.yml has no TEDPolicy: nothing to compare.")

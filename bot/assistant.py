@@ -80,13 +80,13 @@ def fingerprints(project: Project) -> dict[str, str]:
 
     data = project.data
     core = digest(FORMAT_VERSION, project.domain.to_dict(),
-                  [[c.name, dict(c.params)] for c in project.config.policies],
+                  [[c.name, dict(c.written)] for c in project.config.policies],
                   [_story_repr(s) for s in data.stories], [_story_repr(r) for r in data.rules])
     # Duckling is not trained (its settings are read when the model loads); stories shape the
     # NLU only through an intent classifier with use_context (nlu/context.py)
     trained = [c for c in project.config.pipeline if c.name != "DucklingEntityExtractor"]
-    uses_context = any(c.params.get("use_context") for c in trained)
-    nlu = digest(FORMAT_VERSION, [[c.name, dict(c.params)] for c in trained],
+    uses_context = any(getattr(c.params, "use_context", False) for c in trained)
+    nlu = digest(FORMAT_VERSION, [[c.name, dict(c.written)] for c in trained],
                  [[e.text, e.intent, [a.to_dict() for a in e.entities]] for e in data.examples],
                  data.synonyms, data.regexes, data.lookups, sorted(project.domain.intents),
                  *([[_story_repr(s) for s in [*data.stories, *data.rules]]] if uses_context else []))
@@ -179,7 +179,7 @@ def _trains_nlu_models(project: Project) -> bool:
     """Whether the NLU part fine-tunes a model (not only regexes, synonyms and thresholds)."""
     from nlu.training import plan
 
-    steps = plan([{"name": c.name, **dict(c.params)} for c in project.config.pipeline])
+    steps = plan(project.config.pipeline_dicts())
     return bool(project.data.examples) and any(steps[k] for k in ("joint", "intent", "entity"))
 
 
@@ -223,7 +223,7 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
                                         for a in e.entities))
         for e in data.examples
     ]
-    components = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
+    components = project.config.pipeline_dicts()
     conversations = [_step_dicts(story.steps) for story in [*data.stories, *data.rules]]
     training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups),
                                contexts=mine_contexts(conversations),

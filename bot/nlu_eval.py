@@ -40,7 +40,7 @@ def evaluate_saved(project: Project, test_path: Path, out: Path,
     if not test_path.exists():
         raise TrainingError(f"No test data at {test_path}. Pass --nlu PATH.")
     examples = to_examples(load_training_data([test_path]).examples)
-    pipeline = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
+    pipeline = project.config.pipeline_dicts()
     interpreter = load_interpreter(model_dir, pipeline, project.config.language)
     parses = parse_all(interpreter.parse_batch, [e.text for e in examples])
     # Entities the training data never annotates (Duckling's "time", which normalises the
@@ -81,7 +81,7 @@ def cross_validate(project: Project, folds: int, out: Path) -> dict[str, Any]:
         raise TrainingError("--folds must be at least 2.")
     examples = to_examples(project.data.examples)
     random.Random(42).shuffle(examples)
-    components = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
+    components = project.config.pipeline_dicts()
     data = project.data
     rows = []
     for fold in range(folds):

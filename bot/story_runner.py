@@ -83,7 +83,7 @@ def run_core_tests(project: Project, stories_path: Path, out: Path, *, use_text:
                                    else project.paths.endpoints)
         executor = make_executor(endpoints, project, actions_package)
         setup = story_setup(actions_package)
-    max_predictions = max_number_of_predictions(project)
+    max_predictions = project.config.max_number_of_predictions
 
     def new_manager() -> DialogueManager:
         return DialogueManager(project.domain, policies, parser=parser, executor=executor,
@@ -105,13 +105,6 @@ def run_core_tests(project: Project, stories_path: Path, out: Path, *, use_text:
     names += ["story_confusion_matrix.png"] if plot else []
     files = [p for p in (out / n for n in names) if p.exists()]
     return CoreTestOutcome(run, report, files, parser is not None)
-
-
-def max_number_of_predictions(project: Project) -> int:
-    for component in project.config.policies:
-        if "max_number_of_predictions" in component.params:
-            return int(component.params["max_number_of_predictions"])
-    return 10
 
 
 def story_setup(actions_package: str) -> Callable[[Story], None] | None:

@@ -59,12 +59,9 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
     store = make_tracker_store(endpoints, project)
     lock_store = make_lock_store(endpoints)
     executor = make_executor(endpoints, project, actions_package)
-    max_predictions = 10
-    for component in project.config.policies:
-        if "max_number_of_predictions" in component.params:
-            max_predictions = int(component.params["max_number_of_predictions"])
     manager = DialogueManager(project.domain, policies, parser=parser, store=store,
-                              executor=executor, max_predictions=max_predictions,
+                              executor=executor,
+                              max_predictions=project.config.max_number_of_predictions,
                               lock_store=lock_store, fallback=load_fallback(project))
     logger.info("runtime.ready seconds=%.2f nlu=%s executor=%s store=%s lock_store=%s",
                 time.perf_counter() - started, parser is not None,
@@ -160,7 +157,7 @@ def load_parser(project: Project) -> Parser | None:
         return None
     from nlu.interpreter import load_interpreter
 
-    pipeline = [{"name": c.name, **dict(c.params)} for c in project.config.pipeline]
+    pipeline = project.config.pipeline_dicts()
     interpreter = load_interpreter(nlu_dir, pipeline, project.config.language)
 
     async def parse(text: str, context: Any = None) -> dict[str, Any]:

@@ -19,10 +19,18 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from nlu.components import (
+    ENTITY_COMPONENTS,
+    INTENT_COMPONENTS,
+    JOINT_COMPONENT,
+    DIETClassifierParams,
+    FallbackClassifierParams,
+    RegexEntityExtractorParams,
+)
 from nlu.context import DialogueContext
 from nlu.duckling import DucklingConfig
 from nlu.errors import NLUModelError, NLUTrainingError
@@ -31,12 +39,6 @@ from nlu.types import Example
 logger = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-INTENT_COMPONENTS = ("IntentClassifier", "DIETClassifier", "SklearnIntentClassifier",
-                     "LogisticRegressionClassifier", "KeywordIntentClassifier",
-                     "MitieIntentClassifier")
-JOINT_COMPONENT = "JointIntentEntity"
-ENTITY_COMPONENTS = ("LukeSpanExtractor", "BioTagger", "DIETClassifier", "CRFEntityExtractor",
-                     "MitieEntityExtractor", "SpacyEntityExtractor")
 
 
 @dataclass(slots=True)
@@ -58,8 +60,9 @@ def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
     names = [c["name"] for c in components]
     params = {c["name"]: {k: v for k, v in c.items() if k != "name"} for c in components}
     separate = {"IntentClassifier", "LukeSpanExtractor", "BioTagger"} & set(names)
-    diet_joint = "DIETClassifier" in names and not separate and \
-        params["DIETClassifier"].get("entity_recognition", True)
+    diet_entities = _rasa_params(DIETClassifierParams, params.get("DIETClassifier", {})) \
+        .entity_recognition
+    diet_joint = "DIETClassifier" in names and not separate and diet_entities
     joint = JOINT_COMPONENT in names or bool(diet_joint)
     intent = "IntentClassifier" if not joint and any(n in INTENT_COMPONENTS for n in names) \
         else None
@@ -69,8 +72,7 @@ def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
     elif "BioTagger" in names:
         entity = "BioTagger"
     elif any(n in ENTITY_COMPONENTS for n in names):
-        diet = params.get("DIETClassifier", {})
-        if "DIETClassifier" not in names or diet.get("entity_recognition", True) or \
+        if "DIETClassifier" not in names or diet_entities or \
                 any(n in ENTITY_COMPONENTS and n != "DIETClassifier" for n in names):
             entity = "LukeSpanExtractor"
     fallback = params.get("FallbackClassifier")
@@ -85,15 +87,10 @@ def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
         # not trained: its config.yml keys, checked now (nlu/duckling.py)
         "duckling": params.get("DucklingEntityExtractor") if "DucklingEntityExtractor" in names
         else None,
-        "regex": None if regex is None else {
-            "use_regexes": bool(regex.get("use_regexes", True)),
-            "use_lookup_tables": bool(regex.get("use_lookup_tables", True)),
-            "case_sensitive": bool(regex.get("case_sensitive", False)),
-        },
-        "fallback": None if fallback is None else {
-            "threshold": float(fallback.get("threshold", 0.3)),
-            "ambiguity_threshold": float(fallback.get("ambiguity_threshold", 0.1)),
-        },
+        "regex": None if regex is None else asdict(
+            _rasa_params(RegexEntityExtractorParams, regex)),
+        "fallback": None if fallback is None else asdict(
+            _rasa_params(FallbackClassifierParams, fallback)),
     }
 
 
@@ -162,6 +159,13 @@ def _entity_component(name: str, params: dict[str, Any]) -> Any:
     from nlu.luke_spans import LukeSpanConfig, LukeSpanExtractor
 
     return LukeSpanExtractor(LukeSpanConfig(**_known(LukeSpanConfig, params)))
+
+
+def _rasa_params(config_cls: Any, params: dict[str, Any]) -> Any:
+    """A Rasa component's typed params; keys it does not know were warned about when
+    config.yml was loaded (bot/project/params.py) and are left out."""
+    names = {f.name for f in fields(config_cls)}
+    return config_cls(**{k: v for k, v in params.items() if k in names})
 
 
 def _known(config_cls: Any, params: dict[str, Any]) -> dict[str, Any]:

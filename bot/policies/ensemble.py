@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 from bot.project.config import ComponentConfig
+from bot.project.params import MemoizationPolicyParams, RulePolicyParams
+from bot.project.ted_params import TEDConfig
 from bot.project.domain import Domain
 from bot.errors import ConfigError
 from bot.policies.base import Policy, PolicyPrediction
@@ -26,26 +28,22 @@ def build_policies(components: tuple[ComponentConfig, ...],
     """The configured policies; `progress` shows training progress bars (learned ones)."""
     policies: list[Policy] = []
     for component in components:
-        params = dict(component.params)
-        priority = params.get("priority")
-        if component.name in ("MemoizationPolicy", "AugmentedMemoizationPolicy"):
+        params = component.params  # typed and checked when config.yml was loaded
+        if isinstance(params, MemoizationPolicyParams):
             policies.append(MemoizationPolicy(
-                max_history=params.get("max_history", 5),
-                priority=int(priority) if priority is not None else 3,
+                max_history=params.max_history, priority=params.priority,
                 augmented=component.name == "AugmentedMemoizationPolicy"))
-        elif component.name == "RulePolicy":
+        elif isinstance(params, RulePolicyParams):
             policies.append(RulePolicy(
-                priority=int(priority) if priority is not None else 6,
-                core_fallback_threshold=float(params.get("core_fallback_threshold", 0.3)),
-                core_fallback_action_name=str(params.get("core_fallback_action_name",
-                                                         "action_default_fallback")),
-                enable_fallback_prediction=bool(params.get("enable_fallback_prediction", True)),
-                check_for_contradictions=bool(params.get("check_for_contradictions", True))))
-        elif component.name == "TEDPolicy":
-            from bot.policies.ted import TEDConfig, TEDPolicy  # torch: only when configured
+                priority=params.priority,
+                core_fallback_threshold=params.core_fallback_threshold,
+                core_fallback_action_name=params.core_fallback_action_name,
+                enable_fallback_prediction=params.enable_fallback_prediction,
+                check_for_contradictions=params.check_for_contradictions))
+        elif isinstance(params, TEDConfig):
+            from bot.policies.ted import TEDPolicy  # torch: only when configured
 
-            policies.append(TEDPolicy(TEDConfig.from_params(params, component.at),
-                                      progress=progress))
+            policies.append(TEDPolicy(params, progress=progress))
         elif component.name in NOT_YET_AVAILABLE:
             pass  # warned about by bot.config.skipped_components
         else:

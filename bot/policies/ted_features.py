@@ -21,8 +21,8 @@ from typing import Any
 
 from bot.policies.states import State
 from bot.project.domain import Domain
+from bot.project.ted_params import ATTRIBUTES
 
-ATTRIBUTES = ("intent", "entities", "prev_action", "slots", "active_loop")
 OTHER = "__other__"
 
 

@@ -15,24 +15,12 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.errors import ConfigError
+from bot.project.params import DEFAULT_MAX_PREDICTIONS, component_params, max_predictions
 from bot.project.yaml_reader import plain, read_yaml, where
+from nlu.components import PIPELINE_COMPONENTS
 
 logger = logging.getLogger(__name__)
 
-# Pipeline components we run. Rasa's own names are accepted: tokenizers and featurizers are
-# served by our Transformer's tokenizer, DIET by our intent classifier plus LUKE extractor.
-OUR_COMPONENTS = ("IntentClassifier", "LukeSpanExtractor", "BioTagger", "JointIntentEntity")
-RASA_COMPONENTS = (
-    "WhitespaceTokenizer", "JiebaTokenizer", "MitieTokenizer", "SpacyTokenizer",
-    "LanguageModelTokenizer", "LanguageModelFeaturizer", "RegexFeaturizer",
-    "LexicalSyntacticFeaturizer", "CountVectorsFeaturizer", "ConveRTFeaturizer",
-    "SpacyNLP", "MitieNLP", "SpacyFeaturizer", "MitieFeaturizer", "DIETClassifier",
-    "SklearnIntentClassifier", "KeywordIntentClassifier", "MitieIntentClassifier",
-    "LogisticRegressionClassifier", "CRFEntityExtractor", "MitieEntityExtractor",
-    "SpacyEntityExtractor", "DucklingEntityExtractor", "EntitySynonymMapper",
-    "RegexEntityExtractor", "ResponseSelector", "FallbackClassifier",
-)
-PIPELINE_COMPONENTS = OUR_COMPONENTS + RASA_COMPONENTS
 POLICIES = (
     "RulePolicy", "MemoizationPolicy", "AugmentedMemoizationPolicy", "TEDPolicy",
     "UnexpecTEDIntentPolicy",
@@ -87,9 +75,14 @@ class Secret:
 
 @dataclass(frozen=True, slots=True)
 class ComponentConfig:
+    """One pipeline or policy entry. `written` is the entry as config.yml writes it (model
+    fingerprints, pipeline.json); `params` its typed, checked params (bot/project/params.py),
+    None for a component whose keys nothing here reads."""
+
     name: str
-    params: Mapping[str, Any]
+    written: Mapping[str, Any]
     at: str
+    params: Any = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,9 +131,14 @@ class ProjectConfig:
     source: str = "config.yml"
     knowledge: KnowledgeConfig = field(default_factory=KnowledgeConfig)
     generation: GenerationConfig | None = None  # None: no generation: section, no generator
+    max_number_of_predictions: int = DEFAULT_MAX_PREDICTIONS  # a policy's key, as in Rasa
 
     def component(self, name: str) -> ComponentConfig | None:
         return next((c for c in (*self.pipeline, *self.policies) if c.name == name), None)
+
+    def pipeline_dicts(self) -> list[dict[str, Any]]:
+        """The pipeline as written, `{name, **keys}` each: what nlu.training takes."""
+        return [{"name": c.name, **c.written} for c in self.pipeline]
 
 
 @dataclass(frozen=True, slots=True)
@@ -205,12 +203,16 @@ def _build_config(data: Any, path: Path) -> ProjectConfig:
     for key in data:
         if key not in known:
             logger.warning("config.unknown_key key=%s at=%s", key, where(path, data, key))
-    pipeline = _components(path, data, "pipeline", PIPELINE_COMPONENTS, DEFAULT_PIPELINE)
-    policies = _components(path, data, "policies", POLICIES, DEFAULT_POLICIES)
+    language = str(data.get("language") or "en")
+    pipeline = _components(path, data, "pipeline", PIPELINE_COMPONENTS, DEFAULT_PIPELINE,
+                           language)
+    policies = _components(path, data, "policies", POLICIES, DEFAULT_POLICIES, language)
+    limits = [max_predictions(item, path) for item in data.get("policies") or []
+              if isinstance(item, dict)]
     sections = {k: plain(data[k]) for k in ("retrieval", "generation", "logging", "fallback")
                 if k in data}
     return ProjectConfig(
-        language=str(data.get("language") or "en"),
+        language=language,
         assistant_id=str(data.get("assistant_id") or "xingkong"),
         pipeline=pipeline,
         policies=policies,
@@ -218,6 +220,8 @@ def _build_config(data: Any, path: Path) -> ProjectConfig:
         source=str(path),
         knowledge=_knowledge(path, data),
         generation=_generation(path, data),
+        max_number_of_predictions=next((n for n in limits if n is not None),
+                                       DEFAULT_MAX_PREDICTIONS),
     )
 
 
@@ -314,11 +318,13 @@ def _typed(path: Path, node: Any, key: str, kinds: tuple[type, ...], what: str, 
 
 
 def _components(path: Path, data: Any, key: str, valid: tuple[str, ...],
-                default: tuple[dict[str, Any], ...]) -> tuple[ComponentConfig, ...]:
+                default: tuple[dict[str, Any], ...], language: str) -> tuple[ComponentConfig, ...]:
     items = data.get(key)
     if items is None:
         return tuple(ComponentConfig(d["name"], {k: v for k, v in d.items() if k != "name"},
-                                     f"{path} (default)") for d in default)
+                                     f"{path} (default)",
+                                     component_params(d["name"], d, f"{path} (default)",
+                                                      language)) for d in default)
     if not isinstance(items, list):
         raise ConfigError(f"{where(path, data, key)}: '{key}' must be a list of components.")
     out = []
@@ -333,9 +339,18 @@ def _components(path: Path, data: Any, key: str, valid: tuple[str, ...],
             did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
             raise ConfigError(f"Unknown {key[:-1] if key != 'policies' else 'policy'} '{name}' in "
                               f"{at}.{did_you_mean} Available: {', '.join(sorted(valid))}.")
-        params = {k: plain(v) for k, v in item.items() if k != "name"}
-        out.append(ComponentConfig(short, params, where(path, items, i)))
+        written = {k: plain(v) for k, v in item.items() if k != "name"}
+        out.append(ComponentConfig(short, written, where(path, items, i),
+                                   component_params(short, item, path, language)))
     return tuple(out)
+
+
+def component_config(name: str, written: Mapping[str, Any] | None = None, at: str = "code",
+                     language: str = "en") -> ComponentConfig:
+    """A pipeline or policy entry built in code (tests, benchmarks), checked as config.yml's."""
+    entry = {"name": name, **(written or {})}
+    return ComponentConfig(name, dict(written or {}), at,
+                           component_params(name, entry, at, language))
 
 
 def load_endpoints(path: Path) -> Endpoints:
@@ -423,13 +438,13 @@ def skipped_components(config: ProjectConfig, has_lookups: bool = False) -> list
         reason = SKIPPED_COMPONENTS.get(component.name)
         if reason is None:
             continue
-        dimensions = component.params.get("dimensions") or ["all"]
+        dimensions = component.written.get("dimensions") or ["all"]
         dimensions = ", ".join(map(str, dimensions)) if isinstance(dimensions, list) \
             else str(dimensions)
         notes.append(f"{component.name} ({component.at}) is skipped: "
                      + reason.format(dimensions=dimensions) + ".")
     regex = next((c for c in config.pipeline if c.name == "RegexEntityExtractor"), None)
-    if has_lookups and (regex is None or regex.params.get("use_lookup_tables") is False):
+    if has_lookups and (regex is None or not regex.params.use_lookup_tables):
         notes.append(f"The lookup tables of the NLU data are not used ({config.source}): add "
                      "RegexEntityExtractor with use_lookup_tables: true to extract entities "
                      "with them.")

@@ -147,7 +147,7 @@ def test_cors_allows_the_given_origin(tmp_path: Path) -> None:
 
     from bot.manager import DialogueManager
     from bot.policies import PolicyEnsemble, build_policies
-    from bot.project.config import ComponentConfig
+    from bot.project.config import component_config
     from bot.serving.server import create_app
     from tests.bot.conftest import TINY_DOMAIN
 
@@ -156,7 +156,7 @@ def test_cors_allows_the_given_origin(tmp_path: Path) -> None:
 
     domain = load_domain(tmp_path / "domain.yml")
     manager = DialogueManager(domain, PolicyEnsemble(build_policies(
-        (ComponentConfig("RulePolicy", {}, "test"),))))
+        (component_config("RulePolicy"),))))
     client = TestClient(create_app(manager, cors_origins=("https://example.org",)))
     response = client.options("/webhooks/rest/webhook", headers={
         "Origin": "https://example.org", "Access-Control-Request-Method": "POST"})

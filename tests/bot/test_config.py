@@ -36,8 +36,9 @@ def test_demo_config_loads() -> None:
     assert config.assistant_id == "starlight-concierge"
     assert [c.name for c in config.policies] == ["MemoizationPolicy", "TEDPolicy", "RulePolicy"]
     assert config.pipeline[0].name == "JointIntentEntity"
-    assert config.component("MemoizationPolicy").params == {"max_history": 5}
-    assert config.component("FallbackClassifier").params["threshold"] == 0.4
+    assert config.component("MemoizationPolicy").written == {"max_history": 5}
+    assert config.component("MemoizationPolicy").params.max_history == 5
+    assert config.component("FallbackClassifier").params.threshold == 0.4
     assert config.component("NoSuchThing") is None
 
 
@@ -48,7 +49,7 @@ def test_missing_config_uses_defaults(tmp_path: Path, caplog: pytest.LogCaptureF
     assert [c.name for c in config.pipeline] == [d["name"] for d in DEFAULT_PIPELINE]
     assert [c.name for c in config.policies] == [d["name"] for d in DEFAULT_POLICIES]
     fallback = config.component("FallbackClassifier")
-    assert fallback is not None and fallback.params["threshold"] == 0.3
+    assert fallback is not None and fallback.params.threshold == 0.3
     assert "config.yml" in caplog.text
 
 
@@ -92,7 +93,7 @@ policies:
   - name: rasa.core.policies.rule_policy.RulePolicy
 """)
     config = load_config(path)
-    assert config.component("DIETClassifier").params == {"epochs": 100}
+    assert config.component("DIETClassifier").written == {"epochs": 100}
     assert [c.name for c in config.policies] == ["TEDPolicy", "RulePolicy"]
 
 

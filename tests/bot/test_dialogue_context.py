@@ -62,5 +62,5 @@ def test_training_contexts_come_from_the_demo_stories_and_rules(demo: Any) -> No
     assert DialogueContext("utter_confirm_booking") in mined["affirm"]
     assert any(c.active_loop == "booking_form" and c.requested_slot for c in mined["stop"])
     # stories shape the NLU fingerprint only when the classifier reads the context
-    assert any(c.params.get("use_context") for c in demo.config.pipeline)
+    assert any(getattr(c.params, "use_context", False) for c in demo.config.pipeline)
     assert fingerprints(demo)["nlu"]

@@ -183,7 +183,7 @@ def test_core_fallback_when_nothing_matches(demo: Project, ensemble: PolicyEnsem
     assert best.action == "action_default_fallback"
     assert best.policy == "RulePolicy"
     assert best.diagnostics["reason"] == "core_fallback"
-    threshold = dict(demo.config.component("RulePolicy").params)["core_fallback_threshold"]
+    threshold = demo.config.component("RulePolicy").params.core_fallback_threshold
     assert best.confidence == pytest.approx(threshold) == pytest.approx(0.3)
     assert next(v for v in votes if v.policy == "MemoizationPolicy").action is None
 

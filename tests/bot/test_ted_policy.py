@@ -19,7 +19,7 @@ from bot.policies.evaluation import evaluate_stories
 from bot.policies.states import StateWalker
 from bot.policies.ted import TEDConfig, TEDPolicy, balanced_order
 from bot.policies.ted_features import StateFeaturizer
-from bot.project.config import ComponentConfig, ProjectPaths
+from bot.project.config import ProjectPaths, component_config
 from bot.project.domain import Domain, load_domain
 from bot.project.training_data import load_training_data
 from bot.state.events import (
@@ -369,7 +369,7 @@ def test_the_demo_config_has_a_real_ted_policy(demo: Project,
 
 
 def test_a_component_without_params_gets_rasas_defaults() -> None:
-    policies = build_policies((ComponentConfig("TEDPolicy", {}, "config.yml:policies[0]"),))
+    policies = build_policies((component_config("TEDPolicy"),))
     assert isinstance(policies[0], TEDPolicy) and policies[0].config == TEDConfig()
 
 

@@ -1,0 +1,193 @@
+"""Typed component parameters: each config.yml pipeline or policy entry becomes its own frozen
+dataclass when config.yml is loaded, and a wrong one fails there, naming file, line and key.
+
+Unknown keys (decided per component, as Rasa would treat the project):
+  - our own model components (JointIntentEntity, IntentClassifier, LukeSpanExtractor,
+    BioTagger) and DucklingEntityExtractor: an error with "did you mean", as before (no Rasa
+    project writes other keys for them);
+  - the Rasa components and policies we implement (FallbackClassifier, RegexEntityExtractor,
+    RulePolicy, MemoizationPolicy, TEDPolicy): a warning with "did you mean", because Rasa
+    accepts extra keys and a Rasa project must load unchanged;
+  - components served by another one or skipped (tokenizers, featurizers, DIET's training
+    options): kept as written and not read.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import logging
+import types
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from bot.errors import ConfigError
+from bot.project.ted_params import TEDConfig
+from bot.project.yaml_reader import plain, where
+from nlu.components import OUR_COMPONENTS, RASA_PARAMS, model_config
+from nlu.duckling import DucklingConfig
+from nlu.errors import NLUError
+
+logger = logging.getLogger(__name__)
+
+# Rasa 3's limit on actions in a row before the bot listens; a policy-level key in Rasa.
+DEFAULT_MAX_PREDICTIONS = 10
+
+
+@dataclass(frozen=True, slots=True)
+class MemoizationPolicyParams:
+    """Rasa's MemoizationPolicy and AugmentedMemoizationPolicy."""
+
+    max_history: int | None = 5  # Rasa 3's default; None: the whole conversation
+    priority: int = 3  # Rasa's: below rules (6), above TED (1)
+
+
+@dataclass(frozen=True, slots=True)
+class RulePolicyParams:
+    """Rasa's RulePolicy, with its core fallback."""
+
+    priority: int = 6  # Rasa's: rules win ties
+    core_fallback_threshold: float = 0.3  # Rasa's default
+    core_fallback_action_name: str = "action_default_fallback"  # Rasa's default
+    enable_fallback_prediction: bool = True  # Rasa's default
+    check_for_contradictions: bool = True  # Rasa's default
+    restrict_rules: bool = True  # Rasa's key; rules here are always restricted as Rasa's are
+
+
+POLICY_PARAMS: dict[str, type] = {
+    "MemoizationPolicy": MemoizationPolicyParams,
+    "AugmentedMemoizationPolicy": MemoizationPolicyParams,
+    "RulePolicy": RulePolicyParams,
+}
+
+
+def component_params(name: str, entry: Any, path: Path | str, language: str = "en") -> Any:
+    """The typed params of pipeline or policy entry `entry` (its config.yml mapping, `name`
+    included) for component `name`; None for a component whose keys nothing here reads.
+    `language` is the project's (Duckling's default locale)."""
+    at = where(path, entry)
+    passed = ("name", "max_number_of_predictions") if name.endswith("Policy") else ("name",)
+    values = {k: v for k, v in entry.items() if k not in passed}
+    if name in OUR_COMPONENTS:
+        return parse_params(model_config(name), entry, path, name, values, unknown="error")
+    if name in RASA_PARAMS:
+        return parse_params(RASA_PARAMS[name], entry, path, name, values,
+                            unknown="ignore" if name == "DIETClassifier" else "warn")
+    if name in POLICY_PARAMS:
+        return parse_params(POLICY_PARAMS[name], entry, path, name, values, unknown="warn")
+    if name == "TEDPolicy":  # its own checks: Rasa's option shapes (batch_size pairs, ...)
+        return TEDConfig.from_params(plain(values), at)
+    if name == "DucklingEntityExtractor":
+        try:
+            return DucklingConfig.from_params(plain(values), language)
+        except NLUError as exc:
+            raise ConfigError(f"{exc} ({at})") from exc
+    return None
+
+
+def max_predictions(entry: Any, path: Path | str) -> int | None:
+    """The policy entry's max_number_of_predictions (Rasa's key, read by the manager)."""
+    value = plain(entry.get("max_number_of_predictions"))
+    if value is not None and (type(value) is not int or value < 1):
+        raise ConfigError(f"{where(path, entry, 'max_number_of_predictions')}: "
+                          f"{entry.get('name')}.max_number_of_predictions must be an integer "
+                          f">= 1, got {value!r}.")
+    return value
+
+
+def parse_params(cls: Any, node: Any, path: Path | str, component: str,
+                 values: dict[str, Any], *, unknown: Literal["error", "warn", "ignore"]) -> Any:
+    """`cls(**values)` with each value checked against the field's type; `node` is the YAML
+    mapping the values come from (for lines)."""
+    hints = typing.get_type_hints(cls)
+    names = [f.name for f in dataclasses.fields(cls)]
+    kwargs = {}
+    for key, raw in values.items():
+        if key not in hints:
+            _unknown(component, str(key), names, where(path, node, key), unknown)
+            continue
+        value = plain(raw)
+        expected = _describe(hints[key])
+        try:
+            kwargs[key] = _convert(value, hints[key])
+        except TypeError:
+            raise ConfigError(f"{where(path, node, key)}: {component}.{key} must be {expected}, "
+                              f"got {value!r}.") from None
+    try:
+        return cls(**kwargs)
+    except (ValueError, TypeError, NLUError) as exc:  # the dataclass's own range checks
+        raise ConfigError(f"{where(path, node)}: {component}: {exc}") from exc
+
+
+def _unknown(component: str, key: str, names: list[str], at: str, unknown: str) -> None:
+    if unknown == "ignore":
+        return
+    hint = difflib.get_close_matches(key, names, n=1)
+    did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
+    if unknown == "warn":
+        logger.warning("config.component.unknown_key component=%s key=%s at=%s did_you_mean=%s",
+                       component, key, at, hint[0] if hint else None)
+        return
+    raise ConfigError(f"Unknown key '{key}' for {component} in {at}.{did_you_mean} "
+                      f"Available: {', '.join(sorted(names))}.")
+
+
+def _convert(value: Any, hint: Any) -> Any:
+    """`value` as type `hint`, or TypeError. Numbers are not read from text and booleans are
+    not numbers: `epochs: ten` and `threshold: yes` are errors, not guesses."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        for arg in (a for a in args if a is not type(None)):
+            try:
+                return _convert(value, arg)
+            except TypeError:
+                continue
+        raise TypeError(value)
+    if origin is Literal:
+        if value in args:
+            return value
+        raise TypeError(value)
+    if origin is tuple:
+        if not isinstance(value, list | tuple):
+            raise TypeError(value)
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_convert(v, args[0]) for v in value)
+        if len(args) != len(value):
+            raise TypeError(value)
+        return tuple(_convert(v, a) for v, a in zip(value, args))
+    if origin in (dict, typing.Mapping) or hint is Any:
+        return value
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+    elif hint is int:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    elif hint is float:
+        if isinstance(value, int | float) and not isinstance(value, bool):
+            return float(value)
+    elif hint is str:
+        if isinstance(value, str):
+            return value
+    raise TypeError(value)
+
+
+def _describe(hint: Any) -> str:
+    """The expected type in words, for error messages."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        words = [_describe(a) for a in args if a is not type(None)]
+        return " or ".join(words + (["null"] if type(None) in args else []))
+    if origin is Literal:
+        return "one of " + ", ".join(repr(a) for a in args)
+    if origin is tuple:
+        if len(args) == 2 and args[1] is Ellipsis:
+            return f"a list of {_describe(args[0]).removeprefix('a ').removeprefix('an ')}s"
+        return f"a list of {len(args)} values"
+    return {bool: "true or false", int: "an integer", float: "a number",
+            str: "a text"}.get(hint, "a mapping" if origin in (dict, typing.Mapping) else
+                               str(hint))
