@@ -27,6 +27,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from nlu.components import BioTaggerConfig
 from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.saved_state import read_state
@@ -49,32 +50,6 @@ EXTRACTOR_NAME = "BioTagger"
 _STATE_FILE = "bio_tagger.json"
 _FORMAT_VERSION = 1
 _IGNORE = -100
-
-
-@dataclass(frozen=True, slots=True)
-class BioTaggerConfig:
-    model: str = "sentence-transformers/all-MiniLM-L6-v2"
-    epochs: int = 10  # as LukeSpanExtractor, for a fair comparison
-    batch_size: int = 16
-    learning_rate: float = 1e-4  # pretrained encoder
-    head_learning_rate: float = 1e-3  # the new tag classifier
-    max_length: int = 96  # word pieces per window, [CLS]/[SEP] included
-    val_fraction: float = 0.1
-    early_stopping_patience: int = 3  # epochs without a better validation F1 (0: never stop)
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    device: str = "cpu"
-
-    def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"BioTaggerConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        if self.max_length < 4:
-            raise ValueError(f"BioTaggerConfig.max_length must be >= 4, got {self.max_length}.")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(
-                f"BioTaggerConfig.val_fraction must be in [0, 1), got {self.val_fraction}."
-            )
 
 
 @dataclass(frozen=True, slots=True)

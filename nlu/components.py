@@ -1,17 +1,18 @@
-"""The NLU pipeline's component names (the one list), what each does here, and the typed
-parameters of the Rasa components whose work is our own code, not a trained model.
+"""The NLU pipeline's component names (the one list), what each does here, and each
+component's typed parameters: our models' config dataclasses and the Rasa components' params.
 
 Rasa pipelines run unchanged: tokenizers and featurizers are served by the Transformer's own
 tokenizer, DIETClassifier by JointIntentEntity, the other intent classifiers by
 IntentClassifier, CRF's entity extraction by LukeSpanExtractor. Our model components' params
-are their config dataclasses (`model_config`); this module imports no torch, so config.yml is
-checked before any model code loads.
+are their config dataclasses, defined here rather than next to the models: this module
+imports no torch, so config.yml is checked when it loads, before any model code.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+
+from nlu.errors import NLUTrainingError
 
 # Ours: a fine-tuned Transformer each. Unknown keys are an error (no Rasa project writes them).
 OUR_COMPONENTS = ("IntentClassifier", "LukeSpanExtractor", "BioTagger", "JointIntentEntity")
@@ -62,6 +63,186 @@ class DIETClassifierParams:
     entity_recognition: bool = True  # false: DIET is an intent classifier only (Rasa's key)
 
 
+# The config dataclasses of our model components: here, away from the torch code, so that
+# config.yml is checked when it loads. Each model module imports its own.
+DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+JOINT_RUNTIMES = ("onnx", "torch")
+
+
+@dataclass(frozen=True, slots=True)
+class JointConfig:
+    """Hyper-parameters. Defaults were chosen on the demo's validation slice (README, NLU)."""
+
+    model: str = DEFAULT_MODEL
+    epochs: int = 6
+    batch_size: int = 16
+    learning_rate: float = 1e-4  # the copied encoder
+    head_learning_rate: float = 1e-3  # intent head, span head, entity embeddings: new weights
+    max_length: int = 96  # word pieces of context + message with [CLS]/[SEP]
+    max_context_length: int = 32  # word pieces kept of the context (its end)
+    max_span_length: int = 8  # upper bound; the training data's longest entity sets the rest
+    prune_spans: bool = True  # nlu/span_pruning.py; False: every span up to the length
+    dropout: float = 0.1
+    n_samples: int = 8
+    mc_layers: int = 1
+    label_smoothing: float = 0.1
+    noise_fraction: float = 0.1  # word-salad negatives with a uniform intent target
+    negative_weight: float = 0.25  # loss weight of "O" spans
+    entity_loss_weight: float = 1.0
+    freeze_layers: int = 0  # lower encoder layers (with the word embeddings) not trained
+    freeze_word_embeddings: bool = True
+    val_fraction: float = 0.1  # per intent; early stopping and temperature calibration
+    early_stopping_patience: int = 2  # epochs without a better validation score (0: never)
+    use_context: bool = False  # intent input is (dialogue context, message)
+    context_fraction: float = 0.5  # examples also trained with a context their intent follows
+    # True: words attend to the entity tokens too (LUKE's way); the intent then depends on the
+    # candidate spans and MC dropout samples the entity tokens as well (slower)
+    words_see_entities: bool = False
+    entity_layers: int = 0  # entity tokens join the top N layers only (0: all, as in LUKE)
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    temperature_prior_std: float = 0.5
+    seed: int = 42
+    device: str = "cpu"
+    quantize: bool = False  # int8 Linear layers when loaded on CPU (then runtime torch)
+    # CPU inference: "onnx" runs the deterministic pass in ONNX Runtime (nlu/onnx_encoder.py,
+    # ~1.5x faster, same outputs), MC samples stay in PyTorch; "torch": all in PyTorch
+    runtime: str = "onnx"
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs, batch_size, max_span_length >= 1":
+                min(self.epochs, self.batch_size, self.max_span_length) >= 1,
+            "max_length >= 8": self.max_length >= 8,
+            "learning rates > 0": min(self.learning_rate, self.head_learning_rate) > 0,
+            f"runtime one of {JOINT_RUNTIMES} (got {self.runtime!r})":
+                self.runtime in JOINT_RUNTIMES,
+            "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
+            "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
+                0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
+                                         self.warmup_fraction)),
+            "n_samples, mc_layers, freeze_layers, entity_layers, max_context_length, "
+            "early_stopping_patience, noise_fraction, negative_weight, entity_loss_weight, "
+            "temperature_prior_std >= 0":
+                min(self.n_samples, self.mc_layers, self.freeze_layers, self.entity_layers,
+                    self.max_context_length,
+                    self.early_stopping_patience, self.noise_fraction, self.negative_weight,
+                    self.entity_loss_weight, self.temperature_prior_std) >= 0,
+        }
+        failed = [rule for rule, ok in checks.items() if not ok]
+        if failed:
+            raise NLUTrainingError(f"Invalid JointIntentEntity config; need: {'; '.join(failed)}.")
+
+
+@dataclass(frozen=True, slots=True)
+class IntentClassifierConfig:
+    """Hyper-parameters. `dropout` sets the head's and the encoder's dropout rates (the source
+    of MC-dropout variance); `noise_fraction`: noise negatives per training example (0: none);
+    `early_stopping_patience` 0: no early stopping; `temperature_prior_std` 0: plain NLL fit."""
+
+    model: str = DEFAULT_MODEL
+    epochs: int = 5
+    batch_size: int = 16
+    learning_rate: float = 1e-4
+    head_learning_rate: float = 2e-3
+    max_length: int = 64
+    dropout: float = 0.1
+    n_samples: int = 8
+    mc_layers: int = 1  # top encoder layers sampled by MC dropout; 0: all (8x the cost)
+    quantize: bool = False  # int8 Linear layers when loaded on CPU (nlu/quantize.py)
+    label_smoothing: float = 0.1
+    val_fraction: float = 0.15
+    early_stopping_patience: int = 2
+    seed: int = 42
+    device: str = "cpu"
+    warmup_fraction: float = 0.1
+    weight_decay: float = 0.01
+    pooling: str = "mean"
+    noise_fraction: float = 0.1
+    temperature_prior_std: float = 0.5
+    # Read the dialogue context (nlu/context.py) as the first sentence of a pair. Trained on
+    # every example with an empty context plus, for `context_fraction` of them, a copy paired
+    # with a context its intent follows in the stories.
+    use_context: bool = False
+    context_fraction: float = 0.5
+
+    def __post_init__(self) -> None:
+        checks = {
+            "epochs, batch_size >= 1 and max_length >= 4":
+                min(self.epochs, self.batch_size) >= 1 and self.max_length >= 4,
+            "learning rates > 0": min(self.learning_rate, self.head_learning_rate) > 0,
+            "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
+                0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
+                                         self.warmup_fraction)),
+            "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
+            "n_samples, mc_layers, early_stopping_patience, noise_fraction, "
+            "temperature_prior_std >= 0":
+                min(self.n_samples, self.mc_layers, self.early_stopping_patience,
+                    self.noise_fraction, self.temperature_prior_std) >= 0,
+            f"pooling 'mean' or 'cls' (got {self.pooling!r})": self.pooling in ("mean", "cls"),
+        }
+        failed = [rule for rule, ok in checks.items() if not ok]
+        if failed:
+            raise NLUTrainingError(f"Invalid IntentClassifierConfig; need: {'; '.join(failed)}.")
+
+
+@dataclass(frozen=True, slots=True)
+class LukeSpanConfig:
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"  # BERT encoder LUKE is built from
+    luke_model: str | None = None  # a pretrained LUKE (studio-ousia/luke-base) wins over `model`
+    max_span_length: int = 8  # words per candidate span; Rasa entities are short
+    epochs: int = 10
+    batch_size: int = 16
+    learning_rate: float = 1e-4  # the copied encoder (MiniLM is small and tolerates 1e-4)
+    entity_learning_rate: float = 1e-3  # entity embeddings, entity positions and head are new
+    negative_ratio: float = 0.0  # "O" spans kept per gold span and epoch; <= 0 keeps them all
+    negative_weight: float = 0.25  # loss weight of "O" spans
+    freeze_word_embeddings: bool = True  # half of MiniLM's weights; unseen words stay in place
+    max_length: int = 96  # word pieces per window, [CLS]/[SEP] included
+    max_entities: int = 128  # candidate spans per forward
+    val_fraction: float = 0.1  # held out for early stopping; none when it leaves < 1 example
+    early_stopping_patience: int = 3  # epochs without a better validation F1 (0: never stop)
+    warmup_ratio: float = 0.1
+    seed: int = 42
+    device: str = "cpu"
+    quantize: bool = False  # int8 Linear layers when loaded on CPU (nlu/quantize.py)
+
+    def __post_init__(self) -> None:
+        for name in ("max_span_length", "epochs", "batch_size", "max_entities"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"LukeSpanConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.max_length < 4:
+            raise ValueError(f"LukeSpanConfig.max_length must be >= 4, got {self.max_length}.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"LukeSpanConfig.val_fraction must be in [0, 1): {self.val_fraction}.")
+
+
+@dataclass(frozen=True, slots=True)
+class BioTaggerConfig:
+    model: str = "sentence-transformers/all-MiniLM-L6-v2"
+    epochs: int = 10  # as LukeSpanExtractor, for a fair comparison
+    batch_size: int = 16
+    learning_rate: float = 1e-4  # pretrained encoder
+    head_learning_rate: float = 1e-3  # the new tag classifier
+    max_length: int = 96  # word pieces per window, [CLS]/[SEP] included
+    val_fraction: float = 0.1
+    early_stopping_patience: int = 3  # epochs without a better validation F1 (0: never stop)
+    warmup_ratio: float = 0.1
+    seed: int = 42
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"BioTaggerConfig.{name} must be >= 1, got {getattr(self, name)}.")
+        if self.max_length < 4:
+            raise ValueError(f"BioTaggerConfig.max_length must be >= 4, got {self.max_length}.")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(
+                f"BioTaggerConfig.val_fraction must be in [0, 1), got {self.val_fraction}."
+            )
+
+
 # Rasa components whose params are our own dataclasses (unknown keys warn: Rasa accepts them).
 RASA_PARAMS: dict[str, type] = {
     "FallbackClassifier": FallbackClassifierParams,
@@ -70,23 +251,10 @@ RASA_PARAMS: dict[str, type] = {
 }
 
 
-def model_config(name: str) -> Any:
-    """The config dataclass of our model component `name` (its config.yml keys). Imported only
-    for a component the pipeline lists: the model modules import torch."""
-    if name == "JointIntentEntity":
-        from nlu.joint import JointConfig
-
-        return JointConfig
-    if name == "IntentClassifier":
-        from nlu.intent import IntentClassifierConfig
-
-        return IntentClassifierConfig
-    if name == "LukeSpanExtractor":
-        from nlu.luke_spans import LukeSpanConfig
-
-        return LukeSpanConfig
-    if name == "BioTagger":
-        from nlu.bio_tagger import BioTaggerConfig
-
-        return BioTaggerConfig
-    raise KeyError(f"{name} is not one of our model components: {', '.join(OUR_COMPONENTS)}.")
+# Our model components' params: their config dataclasses (unknown keys are an error).
+MODEL_CONFIGS: dict[str, type] = {
+    "JointIntentEntity": JointConfig,
+    "IntentClassifier": IntentClassifierConfig,
+    "LukeSpanExtractor": LukeSpanConfig,
+    "BioTagger": BioTaggerConfig,
+}

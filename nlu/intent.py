@@ -27,6 +27,7 @@ from torch import nn
 from tqdm.auto import tqdm
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
+from nlu.components import IntentClassifierConfig
 from nlu.context import DialogueContext, render_context
 from nlu.calibration import (
     apply_temperature,
@@ -43,65 +44,12 @@ from resolver import ModelNotFoundError, resolve_model
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 FORMAT_VERSION = 1
 _WEIGHTS, _CONFIG, _LABELS = "model.safetensors", "config.json", "labels.json"
 _ENCODER_DIR = "encoder"
 # Encoder config attributes `dropout` overrides when the architecture has them.
 _DROPOUT_ATTRS = ("hidden_dropout_prob", "attention_probs_dropout_prob", "dropout",
                   "attention_dropout")
-
-
-@dataclass(frozen=True, slots=True)
-class IntentClassifierConfig:
-    """Hyper-parameters. `dropout` sets the head's and the encoder's dropout rates (the source
-    of MC-dropout variance); `noise_fraction`: noise negatives per training example (0: none);
-    `early_stopping_patience` 0: no early stopping; `temperature_prior_std` 0: plain NLL fit."""
-
-    model: str = DEFAULT_MODEL
-    epochs: int = 5
-    batch_size: int = 16
-    learning_rate: float = 1e-4
-    head_learning_rate: float = 2e-3
-    max_length: int = 64
-    dropout: float = 0.1
-    n_samples: int = 8
-    mc_layers: int = 1  # top encoder layers sampled by MC dropout; 0: all (8x the cost)
-    quantize: bool = False  # int8 Linear layers when loaded on CPU (nlu/quantize.py)
-    label_smoothing: float = 0.1
-    val_fraction: float = 0.15
-    early_stopping_patience: int = 2
-    seed: int = 42
-    device: str = "cpu"
-    warmup_fraction: float = 0.1
-    weight_decay: float = 0.01
-    pooling: str = "mean"
-    noise_fraction: float = 0.1
-    temperature_prior_std: float = 0.5
-    # Read the dialogue context (nlu/context.py) as the first sentence of a pair. Trained on
-    # every example with an empty context plus, for `context_fraction` of them, a copy paired
-    # with a context its intent follows in the stories.
-    use_context: bool = False
-    context_fraction: float = 0.5
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs, batch_size >= 1 and max_length >= 4":
-                min(self.epochs, self.batch_size) >= 1 and self.max_length >= 4,
-            "learning rates > 0": min(self.learning_rate, self.head_learning_rate) > 0,
-            "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
-                0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
-                                         self.warmup_fraction)),
-            "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
-            "n_samples, mc_layers, early_stopping_patience, noise_fraction, "
-            "temperature_prior_std >= 0":
-                min(self.n_samples, self.mc_layers, self.early_stopping_patience,
-                    self.noise_fraction, self.temperature_prior_std) >= 0,
-            f"pooling 'mean' or 'cls' (got {self.pooling!r})": self.pooling in ("mean", "cls"),
-        }
-        failed = [rule for rule, ok in checks.items() if not ok]
-        if failed:
-            raise NLUTrainingError(f"Invalid IntentClassifierConfig; need: {'; '.join(failed)}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,7 @@ from transformers import AutoTokenizer, LukeConfig, LukeModel, PreTrainedTokeniz
 from nlu.calibration import apply_temperature, expected_calibration_error, fit_temperature, \
     predictive_summary
 from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.components import JointConfig
 from nlu.errors import NLUModelError, NLUTrainingError
 # the intent classifier's data helpers: the same split, noise negatives and checks
 from nlu.intent import IntentPrediction
@@ -59,77 +60,11 @@ from resolver import ModelNotFoundError, resolve_model
 logger = logging.getLogger(__name__)
 
 COMPONENT_NAME = "JointIntentEntity"
-DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
 FORMAT_VERSION = 1
 _STATE, _WEIGHTS, _ENCODER_DIR, _ONNX = ("joint.json", "model.safetensors", "encoder",
                                          "joint.onnx")
-RUNTIMES = ("onnx", "torch")
 _MAX_MENTION_TOKENS = 30  # LUKE's entity position ids per span
 _IGNORE = -100
-
-
-@dataclass(frozen=True, slots=True)
-class JointConfig:
-    """Hyper-parameters. Defaults were chosen on the demo's validation slice (README, NLU)."""
-
-    model: str = DEFAULT_MODEL
-    epochs: int = 6
-    batch_size: int = 16
-    learning_rate: float = 1e-4  # the copied encoder
-    head_learning_rate: float = 1e-3  # intent head, span head, entity embeddings: new weights
-    max_length: int = 96  # word pieces of context + message with [CLS]/[SEP]
-    max_context_length: int = 32  # word pieces kept of the context (its end)
-    max_span_length: int = 8  # upper bound; the training data's longest entity sets the rest
-    prune_spans: bool = True  # nlu/span_pruning.py; False: every span up to the length
-    dropout: float = 0.1
-    n_samples: int = 8
-    mc_layers: int = 1
-    label_smoothing: float = 0.1
-    noise_fraction: float = 0.1  # word-salad negatives with a uniform intent target
-    negative_weight: float = 0.25  # loss weight of "O" spans
-    entity_loss_weight: float = 1.0
-    freeze_layers: int = 0  # lower encoder layers (with the word embeddings) not trained
-    freeze_word_embeddings: bool = True
-    val_fraction: float = 0.1  # per intent; early stopping and temperature calibration
-    early_stopping_patience: int = 2  # epochs without a better validation score (0: never)
-    use_context: bool = False  # intent input is (dialogue context, message)
-    context_fraction: float = 0.5  # examples also trained with a context their intent follows
-    # True: words attend to the entity tokens too (LUKE's way); the intent then depends on the
-    # candidate spans and MC dropout samples the entity tokens as well (slower)
-    words_see_entities: bool = False
-    entity_layers: int = 0  # entity tokens join the top N layers only (0: all, as in LUKE)
-    warmup_fraction: float = 0.1
-    weight_decay: float = 0.01
-    temperature_prior_std: float = 0.5
-    seed: int = 42
-    device: str = "cpu"
-    quantize: bool = False  # int8 Linear layers when loaded on CPU (then runtime torch)
-    # CPU inference: "onnx" runs the deterministic pass in ONNX Runtime (nlu/onnx_encoder.py,
-    # ~1.5x faster, same outputs), MC samples stay in PyTorch; "torch": all in PyTorch
-    runtime: str = "onnx"
-
-    def __post_init__(self) -> None:
-        checks = {
-            "epochs, batch_size, max_span_length >= 1":
-                min(self.epochs, self.batch_size, self.max_span_length) >= 1,
-            "max_length >= 8": self.max_length >= 8,
-            "learning rates > 0": min(self.learning_rate, self.head_learning_rate) > 0,
-            f"runtime one of {RUNTIMES} (got {self.runtime!r})": self.runtime in RUNTIMES,
-            "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
-            "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
-                0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
-                                         self.warmup_fraction)),
-            "n_samples, mc_layers, freeze_layers, entity_layers, max_context_length, "
-            "early_stopping_patience, noise_fraction, negative_weight, entity_loss_weight, "
-            "temperature_prior_std >= 0":
-                min(self.n_samples, self.mc_layers, self.freeze_layers, self.entity_layers,
-                    self.max_context_length,
-                    self.early_stopping_patience, self.noise_fraction, self.negative_weight,
-                    self.entity_loss_weight, self.temperature_prior_std) >= 0,
-        }
-        failed = [rule for rule, ok in checks.items() if not ok]
-        if failed:
-            raise NLUTrainingError(f"Invalid {COMPONENT_NAME} config; need: {'; '.join(failed)}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,6 +33,7 @@ import torch
 from torch import nn
 from transformers import AutoTokenizer, LukeForEntitySpanClassification, PreTrainedTokenizerBase
 
+from nlu.components import LukeSpanConfig
 from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_from_bert, load_pretrained_luke
@@ -59,37 +60,6 @@ _STATE_FILE = "luke_spans.json"
 _FORMAT_VERSION = 1
 _MAX_MENTION_TOKENS = 30  # LUKE's max_mention_length: entity position ids per span
 _IGNORE = -100
-
-
-@dataclass(frozen=True, slots=True)
-class LukeSpanConfig:
-    model: str = "sentence-transformers/all-MiniLM-L6-v2"  # BERT encoder LUKE is built from
-    luke_model: str | None = None  # a pretrained LUKE (studio-ousia/luke-base) wins over `model`
-    max_span_length: int = 8  # words per candidate span; Rasa entities are short
-    epochs: int = 10
-    batch_size: int = 16
-    learning_rate: float = 1e-4  # the copied encoder (MiniLM is small and tolerates 1e-4)
-    entity_learning_rate: float = 1e-3  # entity embeddings, entity positions and head are new
-    negative_ratio: float = 0.0  # "O" spans kept per gold span and epoch; <= 0 keeps them all
-    negative_weight: float = 0.25  # loss weight of "O" spans
-    freeze_word_embeddings: bool = True  # half of MiniLM's weights; unseen words stay in place
-    max_length: int = 96  # word pieces per window, [CLS]/[SEP] included
-    max_entities: int = 128  # candidate spans per forward
-    val_fraction: float = 0.1  # held out for early stopping; none when it leaves < 1 example
-    early_stopping_patience: int = 3  # epochs without a better validation F1 (0: never stop)
-    warmup_ratio: float = 0.1
-    seed: int = 42
-    device: str = "cpu"
-    quantize: bool = False  # int8 Linear layers when loaded on CPU (nlu/quantize.py)
-
-    def __post_init__(self) -> None:
-        for name in ("max_span_length", "epochs", "batch_size", "max_entities"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LukeSpanConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        if self.max_length < 4:
-            raise ValueError(f"LukeSpanConfig.max_length must be >= 4, got {self.max_length}.")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"LukeSpanConfig.val_fraction must be in [0, 1): {self.val_fraction}.")
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from bot.errors import ConfigError
 from bot.project.ted_params import TEDConfig
 from bot.project.yaml_reader import plain, where
-from nlu.components import OUR_COMPONENTS, RASA_PARAMS, model_config
+from nlu.components import MODEL_CONFIGS, RASA_PARAMS
 from nlu.duckling import DucklingConfig
 from nlu.errors import NLUError
 
@@ -70,8 +70,8 @@ def component_params(name: str, entry: Any, path: Path | str, language: str = "e
     at = where(path, entry)
     passed = ("name", "max_number_of_predictions") if name.endswith("Policy") else ("name",)
     values = {k: v for k, v in entry.items() if k not in passed}
-    if name in OUR_COMPONENTS:
-        return parse_params(model_config(name), entry, path, name, values, unknown="error")
+    if name in MODEL_CONFIGS:
+        return parse_params(MODEL_CONFIGS[name], entry, path, name, values, unknown="error")
     if name in RASA_PARAMS:
         return parse_params(RASA_PARAMS[name], entry, path, name, values,
                             unknown="ignore" if name == "DIETClassifier" else "warn")
