@@ -67,7 +67,6 @@ def component_params(name: str, entry: Any, path: Path | str, language: str = "e
     """The typed params of pipeline or policy entry `entry` (its config.yml mapping, `name`
     included) for component `name`; None for a component whose keys nothing here reads.
     `language` is the project's (Duckling's default locale)."""
-    at = where(path, entry)
     passed = ("name", "max_number_of_predictions") if name.endswith("Policy") else ("name",)
     values = {k: v for k, v in entry.items() if k not in passed}
     if name in MODEL_CONFIGS:
@@ -78,12 +77,10 @@ def component_params(name: str, entry: Any, path: Path | str, language: str = "e
     if name in POLICY_PARAMS:
         return parse_params(POLICY_PARAMS[name], entry, path, name, values, unknown="warn")
     if name == "TEDPolicy":  # its own checks: Rasa's option shapes (batch_size pairs, ...)
-        return TEDConfig.from_params(plain(values), at)
-    if name == "DucklingEntityExtractor":
-        try:
-            return DucklingConfig.from_params(plain(values), language)
-        except NLUError as exc:
-            raise ConfigError(f"{exc} ({at})") from exc
+        return TEDConfig.from_params(plain(values), where(path, entry))
+    if name == "DucklingEntityExtractor":  # its locale defaults to the project's language
+        return parse_params(DucklingConfig, entry, path, name, values, unknown="error",
+                            fixed={"language": language})
     return None
 
 
@@ -98,14 +95,15 @@ def max_predictions(entry: Any, path: Path | str) -> int | None:
 
 
 def parse_params(cls: Any, node: Any, path: Path | str, component: str,
-                 values: dict[str, Any], *, unknown: Literal["error", "warn", "ignore"]) -> Any:
+                 values: dict[str, Any], *, unknown: Literal["error", "warn", "ignore"],
+                 fixed: dict[str, Any] | None = None) -> Any:
     """`cls(**values)` with each value checked against the field's type; `node` is the YAML
-    mapping the values come from (for lines)."""
+    mapping the values come from (for lines). `fixed`: fields set by the project, not keys."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls)]
-    kwargs = {}
+    names = [f.name for f in dataclasses.fields(cls) if f.name not in (fixed or {})]
+    kwargs = dict(fixed or {})
     for key, raw in values.items():
-        if key not in hints:
+        if key not in names:
             _unknown(component, str(key), names, where(path, node, key), unknown)
             continue
         value = plain(raw)
@@ -118,7 +116,9 @@ def parse_params(cls: Any, node: Any, path: Path | str, component: str,
     try:
         return cls(**kwargs)
     except (ValueError, TypeError, NLUError) as exc:  # the dataclass's own range checks
-        raise ConfigError(f"{where(path, node)}: {component}: {exc}") from exc
+        named = str(exc).startswith(component)
+        raise ConfigError(f"{where(path, node)}: {'' if named else component + ': '}{exc}") \
+            from exc
 
 
 def _unknown(component: str, key: str, names: list[str], at: str, unknown: str) -> None:
