@@ -6,7 +6,6 @@ frozen objects; components get their own section, never the whole dict.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import os
 import re
@@ -15,7 +14,13 @@ from pathlib import Path
 from typing import Any, Mapping
 
 from bot.errors import ConfigError
-from bot.project.params import DEFAULT_MAX_PREDICTIONS, component_params, max_predictions
+from bot.project.params import (
+    DEFAULT_MAX_PREDICTIONS,
+    check_keys,
+    component_params,
+    did_you_mean,
+    max_predictions,
+)
 from bot.project.yaml_reader import plain, read_yaml, where
 from nlu.components import PIPELINE_COMPONENTS
 
@@ -233,12 +238,7 @@ def _generation(path: Path, data: Any) -> GenerationConfig | None:
     if not isinstance(section, dict):
         raise ConfigError(f"{at}: 'generation' must be a mapping with keys "
                           f"{', '.join(GENERATION_KEYS)}.")
-    for key in section:
-        if key not in GENERATION_KEYS:
-            hint = difflib.get_close_matches(str(key), GENERATION_KEYS, n=1)
-            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
-            raise ConfigError(f"Unknown key 'generation.{key}' in {where(path, section, key)}."
-                              f"{did_you_mean} Available: {', '.join(GENERATION_KEYS)}.")
+    check_keys(section, GENERATION_KEYS, path, "generation")
     model = _typed(path, section, "model", (str,), "a model id or path", prefix="generation")
     budget = _typed(path, section, "budget_s", (int, float), "a number of seconds > 0",
                     prefix="generation")
@@ -264,12 +264,7 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
     if not isinstance(section, dict):
         raise ConfigError(f"{at}: 'knowledge' must be a mapping with keys "
                           f"{', '.join(KNOWLEDGE_KEYS)}.")
-    for key in section:
-        if key not in KNOWLEDGE_KEYS:
-            hint = difflib.get_close_matches(str(key), KNOWLEDGE_KEYS, n=1)
-            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
-            raise ConfigError(f"Unknown key 'knowledge.{key}' in {where(path, section, key)}."
-                              f"{did_you_mean} Available: {', '.join(KNOWLEDGE_KEYS)}.")
+    check_keys(section, KNOWLEDGE_KEYS, path, "knowledge")
     reader = section.get("reader")
     if reader is not None and not isinstance(reader, dict):
         raise ConfigError(f"{where(path, section, 'reader')}: knowledge.reader must be a "
@@ -335,10 +330,9 @@ def _components(path: Path, data: Any, key: str, valid: tuple[str, ...],
         name = item["name"]
         short = name.rsplit(".", 1)[-1]
         if short not in valid:
-            hint = difflib.get_close_matches(short, valid, n=1)
-            did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
             raise ConfigError(f"Unknown {key[:-1] if key != 'policies' else 'policy'} '{name}' in "
-                              f"{at}.{did_you_mean} Available: {', '.join(sorted(valid))}.")
+                              f"{at}.{did_you_mean(short, valid)} "
+                              f"Available: {', '.join(sorted(valid))}.")
         written = {k: plain(v) for k, v in item.items() if k != "name"}
         out.append(ComponentConfig(short, written, where(path, items, i),
                                    component_params(short, item, path, language)))

@@ -21,7 +21,7 @@ import types
 import typing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Sequence
 
 from bot.errors import ConfigError
 from bot.project.ted_params import TEDConfig
@@ -100,11 +100,17 @@ def parse_params(cls: Any, node: Any, path: Path | str, component: str,
     """`cls(**values)` with each value checked against the field's type; `node` is the YAML
     mapping the values come from (for lines). `fixed`: fields set by the project, not keys."""
     hints = typing.get_type_hints(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.name not in (fixed or {})]
+    names = sorted(f.name for f in dataclasses.fields(cls) if f.name not in (fixed or {}))
+    if unknown == "error":
+        check_keys(values, names, path, component, node)
     kwargs = dict(fixed or {})
     for key, raw in values.items():
         if key not in names:
-            _unknown(component, str(key), names, where(path, node, key), unknown)
+            if unknown == "warn":
+                hint = difflib.get_close_matches(str(key), names, n=1)
+                logger.warning("config.component.unknown_key component=%s key=%s at=%s "
+                               "did_you_mean=%s", component, key, where(path, node, key),
+                               hint[0] if hint else None)
             continue
         value = plain(raw)
         expected = _describe(hints[key])
@@ -121,17 +127,21 @@ def parse_params(cls: Any, node: Any, path: Path | str, component: str,
             from exc
 
 
-def _unknown(component: str, key: str, names: list[str], at: str, unknown: str) -> None:
-    if unknown == "ignore":
-        return
-    hint = difflib.get_close_matches(key, names, n=1)
-    did_you_mean = f" Did you mean '{hint[0]}'?" if hint else ""
-    if unknown == "warn":
-        logger.warning("config.component.unknown_key component=%s key=%s at=%s did_you_mean=%s",
-                       component, key, at, hint[0] if hint else None)
-        return
-    raise ConfigError(f"Unknown key '{key}' for {component} in {at}.{did_you_mean} "
-                      f"Available: {', '.join(sorted(names))}.")
+def check_keys(section: Any, valid: Sequence[str], path: Path | str, prefix: str,
+               node: Any = None) -> None:
+    """A ConfigError naming the first key of `section` not in `valid`, its line (in `node`,
+    by default `section` itself) and the closest valid key."""
+    for key in section:
+        if key not in valid:
+            at = where(path, section if node is None else node, key)
+            raise ConfigError(f"Unknown key '{prefix}.{key}' in {at}."
+                              f"{did_you_mean(str(key), valid)} Available: {', '.join(valid)}.")
+
+
+def did_you_mean(name: str, valid: Sequence[str]) -> str:
+    """" Did you mean 'x'?" for the closest of `valid`, or "" when none is close."""
+    hint = difflib.get_close_matches(name, valid, n=1)
+    return f" Did you mean '{hint[0]}'?" if hint else ""
 
 
 def _convert(value: Any, hint: Any) -> Any:
