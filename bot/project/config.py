@@ -20,6 +20,7 @@ from bot.project.params import (
     component_params,
     did_you_mean,
     max_predictions,
+    unknown_keys,
 )
 from bot.project.yaml_reader import plain, read_yaml, where
 from nlu.components import PIPELINE_COMPONENTS
@@ -88,6 +89,7 @@ class ComponentConfig:
     written: Mapping[str, Any]
     at: str
     params: Any = None
+    unknown_keys: tuple[str, ...] = ()  # warnings: keys Rasa accepts and nothing here reads
 
 
 @dataclass(frozen=True, slots=True)
@@ -335,7 +337,8 @@ def _components(path: Path, data: Any, key: str, valid: tuple[str, ...],
                               f"Available: {', '.join(sorted(valid))}.")
         written = {k: plain(v) for k, v in item.items() if k != "name"}
         out.append(ComponentConfig(short, written, where(path, items, i),
-                                   component_params(short, item, path, language)))
+                                   component_params(short, item, path, language),
+                                   unknown_keys(short, item, path)))
     return tuple(out)
 
 
@@ -426,8 +429,9 @@ def reveal(value: Any) -> Any:
 
 def skipped_components(config: ProjectConfig, has_lookups: bool = False) -> list[str]:
     """One warning per configured component that does nothing here, naming where it is
-    configured and what happens instead."""
-    notes = []
+    configured and what happens instead, and one per key of a Rasa component that nothing
+    here reads (bot/project/params.py unknown_keys)."""
+    notes = [note for c in (*config.pipeline, *config.policies) for note in c.unknown_keys]
     for component in config.pipeline:
         reason = SKIPPED_COMPONENTS.get(component.name)
         if reason is None:

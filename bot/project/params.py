@@ -63,25 +63,44 @@ POLICY_PARAMS: dict[str, type] = {
 }
 
 
+# Components whose unknown keys are named in a warning (Rasa accepts extra keys).
+WARNED = (*POLICY_PARAMS, "FallbackClassifier", "RegexEntityExtractor")
+
+
 def component_params(name: str, entry: Any, path: Path | str, language: str = "en") -> Any:
     """The typed params of pipeline or policy entry `entry` (its config.yml mapping, `name`
     included) for component `name`; None for a component whose keys nothing here reads.
     `language` is the project's (Duckling's default locale)."""
-    passed = ("name", "max_number_of_predictions") if name.endswith("Policy") else ("name",)
-    values = {k: v for k, v in entry.items() if k not in passed}
+    values = _values(name, entry)
     if name in MODEL_CONFIGS:
         return parse_params(MODEL_CONFIGS[name], entry, path, name, values, unknown="error")
-    if name in RASA_PARAMS:
-        return parse_params(RASA_PARAMS[name], entry, path, name, values,
-                            unknown="ignore" if name == "DIETClassifier" else "warn")
-    if name in POLICY_PARAMS:
-        return parse_params(POLICY_PARAMS[name], entry, path, name, values, unknown="warn")
+    if name in RASA_PARAMS or name in POLICY_PARAMS:  # unknown keys: see unknown_keys
+        cls = RASA_PARAMS[name] if name in RASA_PARAMS else POLICY_PARAMS[name]
+        return parse_params(cls, entry, path, name, values, unknown="ignore")
     if name == "TEDPolicy":  # its own checks: Rasa's option shapes (batch_size pairs, ...)
         return TEDConfig.from_params(plain(values), where(path, entry))
     if name == "DucklingEntityExtractor":  # its locale defaults to the project's language
         return parse_params(DucklingConfig, entry, path, name, values, unknown="error",
                             fixed={"language": language})
     return None
+
+
+def unknown_keys(name: str, entry: Any, path: Path | str) -> tuple[str, ...]:
+    """One warning per key of `entry` that Rasa's component `name` accepts but nothing here
+    reads (a typo, most often): named at `train`, `data validate` and startup."""
+    if name not in WARNED:
+        return ()
+    cls = RASA_PARAMS[name] if name in RASA_PARAMS else POLICY_PARAMS[name]
+    names = sorted(f.name for f in dataclasses.fields(cls))
+    return tuple(f"{name} ({where(path, entry, key)}): unknown key '{key}' is ignored."
+                 f"{did_you_mean(str(key), names)} Its keys: {', '.join(names)}."
+                 for key in _values(name, entry) if key not in names)
+
+
+def _values(name: str, entry: Any) -> dict[str, Any]:
+    """The entry's params: without `name`, and for a policy without the manager's key."""
+    passed = ("name", "max_number_of_predictions") if name.endswith("Policy") else ("name",)
+    return {k: v for k, v in entry.items() if k not in passed}
 
 
 def max_predictions(entry: Any, path: Path | str) -> int | None:
@@ -95,7 +114,7 @@ def max_predictions(entry: Any, path: Path | str) -> int | None:
 
 
 def parse_params(cls: Any, node: Any, path: Path | str, component: str,
-                 values: dict[str, Any], *, unknown: Literal["error", "warn", "ignore"],
+                 values: dict[str, Any], *, unknown: Literal["error", "ignore"],
                  fixed: dict[str, Any] | None = None) -> Any:
     """`cls(**values)` with each value checked against the field's type; `node` is the YAML
     mapping the values come from (for lines). `fixed`: fields set by the project, not keys."""
@@ -106,11 +125,6 @@ def parse_params(cls: Any, node: Any, path: Path | str, component: str,
     kwargs = dict(fixed or {})
     for key, raw in values.items():
         if key not in names:
-            if unknown == "warn":
-                hint = difflib.get_close_matches(str(key), names, n=1)
-                logger.warning("config.component.unknown_key component=%s key=%s at=%s "
-                               "did_you_mean=%s", component, key, where(path, node, key),
-                               hint[0] if hint else None)
             continue
         value = plain(raw)
         expected = _describe(hints[key])

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 
 import pytest
 
 from bot.errors import ConfigError
-from bot.project.config import load_config
+from bot.project.config import load_config, skipped_components
 from bot.project.params import RulePolicyParams
 from nlu.components import FallbackClassifierParams, JointConfig
 
@@ -73,13 +72,14 @@ def test_params_are_typed_with_their_defaults(tmp_path: Path) -> None:
     assert config.max_number_of_predictions == 7
 
 
-def test_unknown_keys_of_a_rasa_component_warn_with_a_suggestion(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_unknown_keys_of_a_rasa_component_warn_with_a_suggestion(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text("pipeline:\n  - name: FallbackClassifier\n    treshold: 0.4\n"
-                    "  - name: DIETClassifier\n    epochs: 100\n")
-    with caplog.at_level(logging.WARNING, logger="bot.project.params"):
-        config = load_config(path)
+                    "  - name: DIETClassifier\n    epochs: 100\n"
+                    "policies:\n  - name: RulePolicy\n    max_number_of_predictions: 5\n")
+    config = load_config(path)  # Rasa accepts them: the project still loads
     assert config.component("FallbackClassifier").params.threshold == 0.3  # Rasa's default
-    assert f"at={path}:3" in caplog.text and "did_you_mean=threshold" in caplog.text
-    assert "DIETClassifier" not in caplog.text  # DIET's own options: accepted, not read
+    notes = skipped_components(config)
+    assert len(notes) == 1  # DIET's own options and the manager's key are not unknown
+    assert f"FallbackClassifier ({path}:3): unknown key 'treshold' is ignored." in notes[0]
+    assert "Did you mean 'threshold'?" in notes[0]
