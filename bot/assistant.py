@@ -180,7 +180,8 @@ def _trains_nlu_models(project: Project) -> bool:
     from nlu.training import plan
 
     steps = plan(project.config.pipeline_dicts())
-    return bool(project.data.examples) and any(steps[k] for k in ("joint", "intent", "entity"))
+    return bool(project.data.examples) and any(
+        c is not None for c in (steps.joint, steps.intent, steps.entity))
 
 
 def _threads_per_job(jobs: int) -> int:

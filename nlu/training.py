@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,12 @@ from nlu.components import (
     ENTITY_COMPONENTS,
     INTENT_COMPONENTS,
     JOINT_COMPONENT,
+    BioTaggerConfig,
     DIETClassifierParams,
     FallbackClassifierParams,
+    IntentClassifierConfig,
+    JointConfig,
+    LukeSpanConfig,
     RegexEntityExtractorParams,
 )
 from nlu.context import DialogueContext
@@ -53,7 +57,40 @@ class TrainingSet:
     language: str = "en"
 
 
-def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """Which of our components serve a Rasa pipeline, each with its typed params; saved in
+    pipeline.json as `steps` (to_dict), which nlu/interpreter.py reads."""
+
+    joint: JointConfig | None = None
+    intent: IntentClassifierConfig | None = None
+    entity: LukeSpanConfig | BioTaggerConfig | None = None
+    synonyms: bool = False
+    duckling: dict[str, Any] | None = None  # as written: not trained, built when loaded
+    regex: RegexEntityExtractorParams | None = None
+    fallback: FallbackClassifierParams | None = None
+    single_intent: str | None = None  # the data's only intent: no classifier to train
+
+    @property
+    def entity_name(self) -> str | None:
+        if self.entity is None:
+            return None
+        return "BioTagger" if isinstance(self.entity, BioTaggerConfig) else "LukeSpanExtractor"
+
+    def to_dict(self) -> dict[str, Any]:
+        def params(config: Any) -> dict[str, Any] | None:
+            return None if config is None else asdict(config)
+
+        return {"joint": params(self.joint),
+                "intent": "IntentClassifier" if self.intent is not None else None,
+                "intent_params": params(self.intent) or {},
+                "entity": self.entity_name, "entity_params": params(self.entity) or {},
+                "synonyms": self.synonyms, "duckling": self.duckling,
+                "regex": params(self.regex), "fallback": params(self.fallback),
+                "single_intent": self.single_intent}
+
+
+def plan(components: list[dict[str, Any]]) -> Plan:
     """Which of our components serve a Rasa pipeline, with their parameters. DIETClassifier,
     itself a joint intent and entity model, is served by JointIntentEntity (one encoder pass)
     unless the pipeline lists our separate components or turns DIET's entities off."""
@@ -62,86 +99,81 @@ def plan(components: list[dict[str, Any]]) -> dict[str, Any]:
     separate = {"IntentClassifier", "LukeSpanExtractor", "BioTagger"} & set(names)
     diet_entities = _rasa_params(DIETClassifierParams, params.get("DIETClassifier", {})) \
         .entity_recognition
-    diet_joint = "DIETClassifier" in names and not separate and diet_entities
-    joint = JOINT_COMPONENT in names or bool(diet_joint)
-    intent = "IntentClassifier" if not joint and any(n in INTENT_COMPONENTS for n in names) \
-        else None
-    entity = None
+    joint = JOINT_COMPONENT in names or ("DIETClassifier" in names and not separate
+                                         and diet_entities)
+    intent = not joint and any(n in INTENT_COMPONENTS for n in names)
+    entity: type | None = None
     if joint:
         pass  # the joint model serves DIET's and the extractors' roles
     elif "BioTagger" in names:
-        entity = "BioTagger"
+        entity = BioTaggerConfig
     elif any(n in ENTITY_COMPONENTS for n in names):
         if "DIETClassifier" not in names or diet_entities or \
                 any(n in ENTITY_COMPONENTS and n != "DIETClassifier" for n in names):
-            entity = "LukeSpanExtractor"
+            entity = LukeSpanConfig
     fallback = params.get("FallbackClassifier")
     regex = params.get("RegexEntityExtractor")
-    return {
-        "joint": params.get(JOINT_COMPONENT, {}) if joint else None,
-        "intent": intent,
-        "intent_params": params.get("IntentClassifier", {}),
-        "entity": entity,
-        "entity_params": params.get(entity or "", {}) if entity in ("LukeSpanExtractor", "BioTagger") else {},
-        "synonyms": "EntitySynonymMapper" in names,
+    return Plan(
+        joint=_config(JointConfig, params.get(JOINT_COMPONENT, {})) if joint else None,
+        intent=_config(IntentClassifierConfig, params.get("IntentClassifier", {}))
+        if intent else None,
+        entity=None if entity is None else _config(entity, params.get(
+            "BioTagger" if entity is BioTaggerConfig else "LukeSpanExtractor", {})),
+        synonyms="EntitySynonymMapper" in names,
         # not trained: its config.yml keys, checked now (nlu/duckling.py)
-        "duckling": params.get("DucklingEntityExtractor") if "DucklingEntityExtractor" in names
-        else None,
-        "regex": None if regex is None else asdict(
-            _rasa_params(RegexEntityExtractorParams, regex)),
-        "fallback": None if fallback is None else asdict(
-            _rasa_params(FallbackClassifierParams, fallback)),
-    }
+        duckling=params.get("DucklingEntityExtractor"),
+        regex=None if regex is None else _rasa_params(RegexEntityExtractorParams, regex),
+        fallback=None if fallback is None else _rasa_params(FallbackClassifierParams, fallback),
+    )
 
 
 def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Path,
                    progress: bool = True) -> dict[str, Any]:
     started = time.perf_counter()
     steps = plan(components)
-    if steps["duckling"] is not None:
+    if steps.duckling is not None:
         try:
-            DucklingConfig.from_params(steps["duckling"], data.language)
+            DucklingConfig.from_params(steps.duckling, data.language)
         except NLUModelError as exc:
             raise NLUTrainingError(str(exc)) from exc
     out.mkdir(parents=True, exist_ok=True)
     report: dict[str, Any] = {"examples": len(data.examples)}
     intents = sorted({e.intent for e in data.examples if e.intent})
-    if steps["joint"] is not None and len(intents) >= 2:
-        from nlu.joint import JointConfig, JointIntentEntity
+    if steps.joint is not None and len(intents) >= 2:
+        from nlu.joint import JointIntentEntity
 
-        joint = JointIntentEntity(JointConfig(**_known(JointConfig, steps["joint"])))
+        joint = JointIntentEntity(steps.joint)
         logger.info("nlu.train.joint examples=%d intents=%d", len(data.examples), len(intents))
         # {intent: contexts} mined from the stories, once TrainingSet carries them (the
         # dialogue-context work adds the field); read only with use_context
         report["joint"] = joint.train(data.examples, progress=progress,
                                       contexts=getattr(data, "contexts", None))
         joint.save(out / "joint")
-    elif steps["joint"] is not None:
-        steps["joint"], steps["single_intent"] = None, intents[0] if intents else None
-    if steps["intent"] and len(intents) >= 2:
-        from nlu.intent import IntentClassifier, IntentClassifierConfig
+    elif steps.joint is not None:
+        steps = replace(steps, joint=None, single_intent=intents[0] if intents else None)
+    if steps.intent is not None and len(intents) >= 2:
+        from nlu.intent import IntentClassifier
 
-        config = IntentClassifierConfig(**_known(IntentClassifierConfig, steps["intent_params"]))
-        classifier = IntentClassifier(config)
+        classifier = IntentClassifier(steps.intent)
         logger.info("nlu.train.intent examples=%d intents=%d", len(data.examples), len(intents))
         report["intent"] = classifier.train(data.examples, progress=progress,
                                             contexts=data.contexts)
         classifier.save(out / "intent")
-    elif steps["intent"]:
-        steps["single_intent"] = intents[0] if intents else None
+    elif steps.intent is not None:
+        steps = replace(steps, single_intent=intents[0] if intents else None)
     has_entities = any(e.entities for e in data.examples)
-    if steps["entity"] and has_entities:
-        extractor = _entity_component(steps["entity"], steps["entity_params"])
-        logger.info("nlu.train.entities component=%s", steps["entity"])
+    if steps.entity is not None and has_entities:
+        extractor = _entity_component(steps.entity)
+        logger.info("nlu.train.entities component=%s", steps.entity_name)
         report["entities"] = extractor.train(data.examples, progress=progress)
         extractor.save(out / "entities")
     else:
-        steps["entity"] = None
+        steps = replace(steps, entity=None)
     report["seconds"] = time.perf_counter() - started
     manifest = {
         "format_version": FORMAT_VERSION,
         "language": data.language,
-        "steps": steps,
+        "steps": steps.to_dict(),
         "synonyms": data.synonyms,
         "regexes": data.regexes,
         "lookups": data.lookups,
@@ -151,14 +183,14 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
     return report
 
 
-def _entity_component(name: str, params: dict[str, Any]) -> Any:
-    if name == "BioTagger":
-        from nlu.bio_tagger import BioTagger, BioTaggerConfig
+def _entity_component(config: LukeSpanConfig | BioTaggerConfig) -> Any:
+    if isinstance(config, BioTaggerConfig):
+        from nlu.bio_tagger import BioTagger
 
-        return BioTagger(BioTaggerConfig(**_known(BioTaggerConfig, params)))
-    from nlu.luke_spans import LukeSpanConfig, LukeSpanExtractor
+        return BioTagger(config)
+    from nlu.luke_spans import LukeSpanExtractor
 
-    return LukeSpanExtractor(LukeSpanConfig(**_known(LukeSpanConfig, params)))
+    return LukeSpanExtractor(config)
 
 
 def _rasa_params(config_cls: Any, params: dict[str, Any]) -> Any:
@@ -168,10 +200,12 @@ def _rasa_params(config_cls: Any, params: dict[str, Any]) -> Any:
     return config_cls(**{k: v for k, v in params.items() if k in names})
 
 
-def _known(config_cls: Any, params: dict[str, Any]) -> dict[str, Any]:
+def _config(config_cls: Any, params: dict[str, Any]) -> Any:
+    """Our model component's config from its config.yml keys (checked with file and line when
+    config.yml loads: bot/project/params.py); here for callers of this library."""
     names = {f.name for f in fields(config_cls)}
     unknown = sorted(set(params) - names)
     if unknown:
         raise NLUTrainingError(f"{config_cls.__name__} has no parameter(s) {', '.join(unknown)} "
                                f"(config.yml). Valid: {', '.join(sorted(names))}.")
-    return dict(params)
+    return config_cls(**params)

@@ -16,6 +16,7 @@ import pytest
 import torch
 from transformers import BertTokenizerFast
 
+from nlu.components import IntentClassifierConfig, LukeSpanConfig
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.evaluation import score
 from nlu.interpreter import load_interpreter
@@ -237,7 +238,8 @@ def test_pipeline_trains_saves_and_serves_the_joint_model(bert_dir: Path, tmp_pa
                   {"name": "EntitySynonymMapper"},
                   {"name": "FallbackClassifier", "threshold": 0.0}]
     steps = plan(components)
-    assert steps["joint"]["epochs"] == 2 and steps["intent"] is None and steps["entity"] is None
+    assert steps.joint is not None and steps.joint.epochs == 2
+    assert steps.intent is None and steps.entity is None
     report = train_pipeline(TrainingSet(_dataset(), synonyms={"lisbon": "LIS"}), components,
                             tmp_path, progress=False)
     assert report["joint"]["component"] == "JointIntentEntity"
@@ -278,14 +280,14 @@ def test_words_may_see_entities_as_in_luke(config: JointConfig) -> None:
 
 
 def test_diet_is_served_by_the_joint_model_unless_separate_components_are_listed() -> None:
-    assert plan([{"name": "DIETClassifier", "epochs": 100}])["joint"] == {}
+    assert plan([{"name": "DIETClassifier", "epochs": 100}]).joint == JointConfig()
     separate = plan([{"name": "DIETClassifier"}, {"name": "LukeSpanExtractor"}])
-    assert separate["joint"] is None and separate["intent"] == "IntentClassifier"
-    assert separate["entity"] == "LukeSpanExtractor"
+    assert separate.joint is None and separate.intent == IntentClassifierConfig()
+    assert separate.entity_name == "LukeSpanExtractor"
     no_entities = plan([{"name": "DIETClassifier", "entity_recognition": False}])
-    assert no_entities["joint"] is None and no_entities["entity"] is None
-    listed = plan([{"name": "IntentClassifier"}, {"name": "LukeSpanExtractor"}])
-    assert listed["joint"] is None and listed["entity"] == "LukeSpanExtractor"
+    assert no_entities.joint is None and no_entities.entity is None
+    listed = plan([{"name": "IntentClassifier"}, {"name": "LukeSpanExtractor", "epochs": 2}])
+    assert listed.joint is None and listed.entity == LukeSpanConfig(epochs=2)
 
 
 def test_entity_tokens_may_join_the_top_layers_only(config: JointConfig, tmp_path: Path) -> None:
