@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any, Literal, Sequence
 
 from bot.errors import ConfigError
-from bot.project.ted_params import TEDConfig
+from bot.project.ted_params import IGNORED_OPTIONS, TEDConfig, option_names
 from bot.project.yaml_reader import plain, where
 from nlu.components import MODEL_CONFIGS, RASA_PARAMS
 from nlu.duckling import DucklingConfig
@@ -87,14 +87,25 @@ def component_params(name: str, entry: Any, path: Path | str, language: str = "e
 
 def unknown_keys(name: str, entry: Any, path: Path | str) -> tuple[str, ...]:
     """One warning per key of `entry` that Rasa's component `name` accepts but nothing here
-    reads (a typo, most often): named at `train`, `data validate` and startup."""
-    if name not in WARNED:
+    reads (a typo, most often; for TEDPolicy also Rasa's options it does not use, with why):
+    named at `train`, `data validate` and startup."""
+    if name == "TEDPolicy":
+        names = option_names()
+    elif name in WARNED:
+        cls = RASA_PARAMS[name] if name in RASA_PARAMS else POLICY_PARAMS[name]
+        names = sorted(f.name for f in dataclasses.fields(cls))
+    else:
         return ()
-    cls = RASA_PARAMS[name] if name in RASA_PARAMS else POLICY_PARAMS[name]
-    names = sorted(f.name for f in dataclasses.fields(cls))
-    return tuple(f"{name} ({where(path, entry, key)}): unknown key '{key}' is ignored."
-                 f"{did_you_mean(str(key), names)} Its keys: {', '.join(names)}."
-                 for key in _values(name, entry) if key not in names)
+    notes = []
+    for key in _values(name, entry):
+        at = where(path, entry, key)
+        if name == "TEDPolicy" and key in IGNORED_OPTIONS:
+            notes.append(f"{name} ({at}): option '{key}' is not used here: "
+                         f"{IGNORED_OPTIONS[key]}.")
+        elif key not in names:
+            notes.append(f"{name} ({at}): unknown key '{key}' is ignored."
+                         f"{did_you_mean(str(key), names)} Its keys: {', '.join(names)}.")
+    return tuple(notes)
 
 
 def _values(name: str, entry: Any) -> dict[str, Any]:

@@ -5,7 +5,6 @@ Here, below bot/policies, so that config.yml is checked when it is loaded (no to
 
 from __future__ import annotations
 
-import difflib
 import logging
 from dataclasses import dataclass, fields
 from typing import Any
@@ -40,8 +39,6 @@ IGNORED_OPTIONS = {
     "tensorboard_log_level": "progress bar and log lines instead",
     "checkpoint_model": "the last epoch is kept", "e2e_confidence_threshold": "no end-to-end",
 }
-# Read elsewhere (bot/project/params.py reads max_number_of_predictions of any policy).
-PASSED_THROUGH = {"name", "max_number_of_predictions"}
 DEFAULT_SEED = 42  # Rasa's default is random; a fixed one makes `xingkong train` repeatable
 
 
@@ -75,20 +72,10 @@ class TEDConfig:
 
     @classmethod
     def from_params(cls, params: dict[str, Any], at: str) -> TEDConfig:
-        known = {f.name for f in fields(cls)} - {"max_positions"}
-        values: dict[str, Any] = {}
-        for key, value in params.items():
-            if key in IGNORED_OPTIONS:
-                logger.warning("policy.ted.option_ignored key=%s at=%s reason=%s", key, at,
-                               IGNORED_OPTIONS[key].replace(" ", "_"))
-            elif key in PASSED_THROUGH:
-                continue
-            elif key not in known:
-                close = difflib.get_close_matches(key, sorted(known), n=1)
-                logger.warning("policy.ted.unknown_key key=%s at=%s did_you_mean=%s", key, at,
-                               close[0] if close else None)
-            else:
-                values[key] = _check(key, value, at)
+        """The checked options of `params`; the others (Rasa's unused ones, unknown keys) are
+        left out here and named by bot/project/params.py unknown_keys."""
+        known = set(option_names())
+        values = {key: _check(key, value, at) for key, value in params.items() if key in known}
         try:
             return cls(**values)
         except ConfigError as exc:
@@ -99,6 +86,11 @@ class TEDConfig:
             raise ConfigError(
                 f"TEDPolicy transformer_size {self.transformer_size} is not divisible by "
                 f"number_of_attention_heads {self.number_of_attention_heads}")
+
+
+def option_names() -> list[str]:
+    """TEDPolicy's config.yml keys read here (max_positions is not a Rasa option)."""
+    return sorted(f.name for f in fields(TEDConfig) if f.name != "max_positions")
 
 
 def _check(key: str, value: Any, at: str) -> Any:

@@ -19,7 +19,12 @@ from bot.policies.evaluation import evaluate_stories
 from bot.policies.states import StateWalker
 from bot.policies.ted import TEDConfig, TEDPolicy, balanced_order
 from bot.policies.ted_features import StateFeaturizer
-from bot.project.config import ProjectPaths, component_config
+from bot.project.config import (
+    ProjectPaths,
+    component_config,
+    load_config,
+    skipped_components,
+)
 from bot.project.domain import Domain, load_domain
 from bot.project.training_data import load_training_data
 from bot.state.events import (
@@ -351,13 +356,15 @@ def test_a_bad_value_names_the_key_and_place(key: str, value: object, expected: 
     assert "config.yml:policies[0]" in str(error.value) and expected in str(error.value)
 
 
-def test_unknown_and_unused_keys_warn(caplog: pytest.LogCaptureFixture) -> None:
-    with caplog.at_level(logging.WARNING, logger="bot.policies.ted"):
-        TEDConfig.from_params({"epoch": 5, "loss_type": "margin",
-                               "max_number_of_predictions": 8}, "config.yml:policies[1]")
-    assert "unknown_key key=epoch" in caplog.text and "did_you_mean=epochs" in caplog.text
-    assert "option_ignored key=loss_type" in caplog.text
-    assert "max_number_of_predictions" not in caplog.text
+def test_unknown_and_unused_keys_warn(tmp_path: Path) -> None:
+    path = tmp_path / "config.yml"
+    path.write_text("policies:\n  - name: TEDPolicy\n    epoch: 5\n    loss_type: margin\n"
+                    "    max_number_of_predictions: 8\n")
+    config = load_config(path)
+    assert config.component("TEDPolicy").params == TEDConfig()
+    unknown, unused = skipped_components(config)
+    assert f"({path}:3): unknown key 'epoch'" in unknown and "Did you mean 'epochs'?" in unknown
+    assert f"({path}:4): option 'loss_type' is not used here: always cross entropy" in unused
 
 
 def test_the_demo_config_has_a_real_ted_policy(demo: Project,
