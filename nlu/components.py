@@ -52,7 +52,7 @@ class RegexEntityExtractorParams:
 
     use_regexes: bool = True  # Rasa's default
     use_lookup_tables: bool = True  # Rasa's default
-    case_sensitive: bool = False  # Rasa's default: guests do not type capitals reliably
+    case_sensitive: bool = False  # Rasa's default
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,7 +40,7 @@ DEFAULT_MAX_PREDICTIONS = 10
 class MemoizationPolicyParams:
     """Rasa's MemoizationPolicy and AugmentedMemoizationPolicy."""
 
-    max_history: int | None = 5  # Rasa 3's default; None: the whole conversation
+    max_history: int | None = 5  # the turns a memorised story must match; None: all of them
     priority: int = 3  # Rasa's: below rules (6), above TED (1)
 
 
@@ -53,7 +53,6 @@ class RulePolicyParams:
     core_fallback_action_name: str = "action_default_fallback"  # Rasa's default
     enable_fallback_prediction: bool = True  # Rasa's default
     check_for_contradictions: bool = True  # Rasa's default
-    restrict_rules: bool = True  # Rasa's key; rules here are always restricted as Rasa's are
 
 
 POLICY_PARAMS: dict[str, type] = {
