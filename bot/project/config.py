@@ -82,8 +82,8 @@ class Secret:
 @dataclass(frozen=True, slots=True)
 class ComponentConfig:
     """One pipeline or policy entry. `written` is the entry as config.yml writes it (model
-    fingerprints, pipeline.json); `params` its typed, checked params (bot/project/params.py),
-    None for a component whose keys nothing here reads."""
+    fingerprints; what nlu.training takes); `params` its typed, checked params
+    (bot/project/params.py), None for a component whose keys nothing here reads."""
 
     name: str
     written: Mapping[str, Any]
