@@ -77,7 +77,8 @@ def component_params(name: str, entry: Any, path: Path | str, language: str = "e
         cls = RASA_PARAMS[name] if name in RASA_PARAMS else POLICY_PARAMS[name]
         return parse_params(cls, entry, path, name, values, unknown="ignore")
     if name == "TEDPolicy":  # its own checks: Rasa's option shapes (batch_size pairs, ...)
-        return TEDConfig.from_params(plain(values), where(path, entry))
+        return TEDConfig.from_params(plain(values), where(path, entry),
+                                     {key: where(path, entry, key) for key in values})
     if name == "DucklingEntityExtractor":  # its locale defaults to the project's language
         return parse_params(DucklingConfig, entry, path, name, values, unknown="error",
                             fixed={"language": language})

@@ -71,11 +71,14 @@ class TEDConfig:
     max_positions: int = 32  # position embeddings when max_history is None
 
     @classmethod
-    def from_params(cls, params: dict[str, Any], at: str) -> TEDConfig:
-        """The checked options of `params`; the others (Rasa's unused ones, unknown keys) are
-        left out here and named by bot/project/params.py unknown_keys."""
+    def from_params(cls, params: dict[str, Any], at: str,
+                    key_at: dict[str, str] | None = None) -> TEDConfig:
+        """The checked options of `params` (`at`: where the entry is; `key_at`: where each key
+        is); the others (Rasa's unused ones, unknown keys) are left out here and named by
+        bot/project/params.py unknown_keys."""
         known = set(option_names())
-        values = {key: _check(key, value, at) for key, value in params.items() if key in known}
+        values = {key: _check(key, value, (key_at or {}).get(key, at))
+                  for key, value in params.items() if key in known}
         try:
             return cls(**values)
         except ConfigError as exc:

@@ -42,7 +42,7 @@ BAD = [
      ["RulePolicy.core_fallback_threshold", "[0.3]", "a number"]),
     ("policies", "RulePolicy\n    max_number_of_predictions: 0",
      ["max_number_of_predictions", "0", "an integer >= 1"]),
-    ("policies", "TEDPolicy\n    epochs: ten", ["TEDPolicy", "epochs", "'ten'"]),
+    ("policies", "TEDPolicy\n    epochs: ten", ["TEDPolicy", "epochs", "'ten'", ":4)"]),
 ]
 
 
