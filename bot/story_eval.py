@@ -116,12 +116,17 @@ def gold_parse(step: StoryStep) -> dict[str, Any]:
             "entities": [dict(e) for e in step.entities]}
 
 def entity_key(entities: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> list[str]:
-    """Entities compared as Rasa's end-to-end test does: name, value, role and group."""
-    out = []
+    """Entities compared as Rasa's end-to-end test compares them (rasa/core/test.py): every
+    entity of the parse, whichever extractor found it, as a set of (start, end, entity, value
+    as a string); so a Duckling `time` the story does not annotate fails the step. Roles and
+    groups are compared too (Rasa leaves them out; slots here map from them)."""
+    out = set()
     for e in entities:
         parts = [str(e.get("entity")), str(e.get("value"))]
         parts += [f"{k}={e[k]}" for k in ("role", "group") if e.get(k)]
-        out.append(":".join(parts))
+        if "start" in e and "end" in e:
+            parts.append(f"@{e['start']}-{e['end']}")
+        out.add(":".join(parts))
     return sorted(out)
 
 async def _check_nlu(manager: DialogueManager, step: StoryStep, index: int,

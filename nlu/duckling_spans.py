@@ -1,0 +1,190 @@
+"""Where Duckling's `time` mentions meet the learned entities (two DucklingEntityExtractor
+options of Xingkong's own; both off by default, so Rasa's output stays Rasa's).
+
+- `guard_times`: counts and ages are not times. Duckling reads "kids aged 4 to 11" as 10:56
+  ("4 minutes to 11"), "between 2 and 3 people" as 14:00-16:00 and "ages 8-12" as the 8th of
+  December. A mention is implausible when it is a clock time with no clock word in it (am, pm,
+  12:30, o'clock, noon, evening, ...), or when it is only digits and connectors next to a count
+  or age word (adults, guests, aged, years old, ...). Such a mention is re-read without its
+  edge words ("a family of 4 from 20 to 23 July" keeps "from 20 to 23 July"); when no shorter
+  reading is plausible, it is dropped.
+- `align_spans`: a learned entity named in `align_entities` (the demo's `date`) that overlaps a
+  Duckling `time` mention takes the mention's extent ("September 5" of "September 5 2027"
+  becomes "September 5 2027"; a leading "on", "from", "the" is left out unless the model took
+  it), keeps its own name, role, group and extractor, gets Duckling's value object as
+  `additional_info` (the normalised date, grain, from/to) and "DucklingEntityExtractor" in its
+  `processors`; the mention itself is absorbed, so one date is one entity. Its `value` stays
+  the text, as for every learned entity (and as Rasa's test stories annotate it). One mention
+  over several learned entities (a stay "from April 2 to April 6") is re-read piece by piece,
+  each entity's stretch up to the next one. An interval mention that holds more than the one
+  learned entity over it ("from the 8th to the 11th" where the model saw only "the 8th") is
+  left as it is: the entity and the `time` stay side by side, as without the option.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+from collections.abc import Callable
+from typing import Any
+
+from nlu.types import Entity
+
+DUCKLING = "DucklingEntityExtractor"
+# Duckling over text[start:end] with the message's reference time; offsets in the whole text.
+Reread = Callable[[int, int], list[Entity]]
+
+_FINE_GRAINS = ("hour", "minute", "second")
+_CLOCK_WORDS = re.compile(
+    r"\d\s*[:.h]\s*\d|\d\s*(?:am|pm|a\.m\.|p\.m\.|h|hrs?)\b|\b(?:am|pm|o'?clock|noon|midday|"
+    r"midnight|morning|afternoon|evening|night|tonight|hours?|minutes?|mins?|half|quarter|past|"
+    r"now|lunch|dinner|breakfast)\b", re.IGNORECASE)
+# words that may sit between the numbers of a bare reading ("4 to 11", "between 2 and 3")
+_CONNECTORS = {"to", "and", "or", "from", "till", "until", "between", "at", "-", "/", ",",
+               "the", "of", "by", "around", "about"}
+_COUNT_BEFORE = {"aged", "age", "ages", "of", "are", "be", "party", "family", "group",
+                 "kids", "children", "child", "sons", "daughters", "son", "daughter", "adults",
+                 "we're", "were", "guests"}
+_COUNT_AFTER = {"adults", "adult", "kids", "kid", "children", "child", "guests", "guest",
+                "people", "persons", "person", "pax", "rooms", "room", "beds", "nights",
+                "night", "years", "year", "yrs", "y/o", "yo", "of", "us", "babies", "infants",
+                "teens", "teenagers", "travellers", "travelers"}
+# leading words Duckling's grammar takes in ("on Friday", "from the 3rd") that a learned span
+# usually leaves out
+_LEADING = {"on", "from", "at", "until", "till", "til", "to", "between", "by", "the", "starting",
+            "since", "for"}
+_WORD = re.compile(r"[\w'/]+|-")
+_MAX_REREADS = 16
+
+
+def guard_times(text: str, found: list[Entity], reread: Reread) -> list[Entity]:
+    """`found` (one message's Duckling entities) without implausible `time` mentions; each is
+    replaced by its longest plausible shorter reading, if any, and what Duckling reads in the
+    words that reading leaves out (a number), or else by what it reads in each word alone."""
+    out: list[Entity] = []
+    for mention in found:
+        if mention.entity != "time" or is_plausible(text, mention):
+            out.append(mention)
+            continue
+        out.extend(_shorter_reading(text, mention, reread))
+    return sorted(out, key=lambda e: (e.start, e.end))
+
+
+def is_plausible(text: str, mention: Entity) -> bool:
+    """False for a clock time read from bare numbers, or digits next to a count or age word."""
+    body = text[mention.start:mention.end]
+    if _grain(mention.additional_info) in _FINE_GRAINS and not _CLOCK_WORDS.search(body):
+        return False
+    words = [w.lower() for w in _WORD.findall(body)]
+    bare = all(w.isdigit() or w in _CONNECTORS for w in words) and any(w.isdigit() for w in words)
+    if not bare:
+        return True
+    before = [w.lower() for w in _WORD.findall(text[:mention.start])][-2:]
+    after = [w.lower() for w in _WORD.findall(text[mention.end:])][:1]
+    return not (set(before) & _COUNT_BEFORE or set(after) & _COUNT_AFTER)
+
+
+def align_spans(text: str, learned: list[Entity], found: list[Entity], names: set[str],
+                reread: Reread) -> tuple[list[Entity], list[Entity]]:
+    """(learned entities, Duckling entities) after the learned entities named in `names` took
+    the extent and value object of the `time` mentions over them; absorbed mentions are gone."""
+    targets = sorted((e for e in learned if e.entity in names), key=lambda e: e.start)
+    if not targets:
+        return learned, found
+    replaced: dict[int, Entity] = {}
+    absorbed: set[int] = set()
+    for index, mention in enumerate(found):
+        if mention.entity != "time":
+            continue
+        inside = [e for e in targets if _overlap(e, mention)]
+        if len(inside) == 1:
+            entity = inside[0]
+            if _is_interval(mention) and not _covers(text, entity, mention):
+                continue
+            replaced[id(entity)] = _aligned(text, entity, mention)
+            absorbed.add(index)
+        elif len(inside) > 1:
+            pieces = {}
+            for position, entity in enumerate(inside):
+                start = (min(entity.start, _content_start(text, mention)) if position == 0
+                         else entity.start)
+                end = inside[position + 1].start if position + 1 < len(inside) else mention.end
+                own = [m for m in reread(start, end)
+                       if m.entity == "time" and _overlap(m, entity)
+                       and not _is_interval(m) and is_plausible(text, m)]
+                if own:
+                    pieces[id(entity)] = _aligned(text, entity, own[0])
+            if len(pieces) == len(inside):  # else both stay as they were
+                replaced.update(pieces)
+                absorbed.add(index)
+    if not replaced and not absorbed:
+        return learned, found
+    return ([replaced.get(id(e), e) for e in learned],
+            [m for i, m in enumerate(found) if i not in absorbed])
+
+
+def _aligned(text: str, entity: Entity, mention: Entity) -> Entity:
+    start = min(entity.start, _content_start(text, mention))
+    end = max(entity.end, mention.end)
+    span = text[start:end]
+    return dataclasses.replace(entity, start=start, end=end, value=span, text=span,
+                               additional_info=mention.additional_info,
+                               processors=(*entity.processors, DUCKLING))
+
+
+def _content_start(text: str, mention: Entity) -> int:
+    """Where the mention's words start after the leading "on", "from", "the" ..."""
+    for match in _WORD.finditer(text, mention.start, mention.end):
+        if match.group().lower() not in _LEADING:
+            return match.start()
+    return mention.start
+
+
+def _covers(text: str, entity: Entity, mention: Entity) -> bool:
+    return entity.start <= _content_start(text, mention) and entity.end >= mention.end
+
+
+def _shorter_reading(text: str, mention: Entity, reread: Reread) -> list[Entity]:
+    """The longest plausible `time` reading of the mention without some of its edge words,
+    plus Duckling's other entities (numbers) in the words it leaves out."""
+    words = [m.span() for m in _WORD.finditer(text, mention.start, mention.end)]
+    tries = 0
+    for drop in range(1, len(words)):
+        for left in range(drop + 1):
+            first, last = left, len(words) - (drop - left)
+            if first >= last or tries >= _MAX_REREADS:
+                continue
+            tries += 1
+            start, end = words[first][0], words[last - 1][1]
+            times = [m for m in reread(start, end)
+                     if m.entity == "time" and is_plausible(text, m)]
+            if times:
+                best = max(times, key=lambda m: m.end - m.start)
+                rest = [m for a, b in ((mention.start, best.start), (best.end, mention.end))
+                        if text[a:b].strip() for m in reread(a, b) if m.entity != "time"]
+                return [best, *rest]
+    # no plausible time in it: what Duckling reads in each word alone ("4" and "11")
+    return [m for start, end in words for m in reread(start, end) if m.entity != "time"]
+
+
+def _grain(info: Any) -> str | None:
+    if not isinstance(info, dict):
+        return None
+    if info.get("grain"):
+        return str(info["grain"])
+    for side in ("from", "to"):
+        part = info.get(side)
+        if isinstance(part, dict) and part.get("grain"):
+            return str(part["grain"])
+    return None
+
+
+def _is_interval(mention: Entity) -> bool:
+    info = mention.additional_info
+    return isinstance(info, dict) and info.get("type") == "interval" \
+        and bool((info.get("from") or {}).get("value")) and bool((info.get("to") or {})
+                                                                  .get("value"))
+
+
+def _overlap(a: Entity, b: Entity) -> bool:
+    return a.start < b.end and b.start < a.end
