@@ -51,9 +51,10 @@ _COUNT_AFTER = {"adults", "adult", "kids", "kid", "children", "child", "guests",
                 "teens", "teenagers", "travellers", "travelers"}
 # leading words Duckling's grammar takes in ("on Friday", "from the 3rd") that a learned span
 # usually leaves out
-_LEADING = {"on", "from", "at", "until", "till", "til", "to", "between", "by", "the", "starting",
-            "since", "for"}
+_LEADING = {"on", "in", "from", "at", "until", "till", "til", "to", "between", "by", "the",
+            "starting", "since", "for"}
 _WORD = re.compile(r"[\w'/]+|-")
+_GAP = re.compile(r"[\s,.]*")
 _MAX_REREADS = 16
 
 
@@ -87,49 +88,72 @@ def is_plausible(text: str, mention: Entity) -> bool:
 def align_spans(text: str, learned: list[Entity], found: list[Entity], names: set[str],
                 reread: Reread) -> tuple[list[Entity], list[Entity]]:
     """(learned entities, Duckling entities) after the learned entities named in `names` took
-    the extent and value object of the `time` mentions over them; absorbed mentions are gone."""
+    the extent and value object of the `time` mentions over them; absorbed mentions are gone.
+    Pieces of one date the model cut apart ("April 6" and "2031" of "April 6, 2031") become
+    one entity, with the role of the longest piece."""
     targets = sorted((e for e in learned if e.entity in names), key=lambda e: e.start)
     if not targets:
         return learned, found
-    replaced: dict[int, Entity] = {}
+    replaced: dict[int, Entity | None] = {}  # id of a learned entity -> its new self, or gone
     absorbed: set[int] = set()
     for index, mention in enumerate(found):
         if mention.entity != "time":
             continue
-        inside = [e for e in targets if _overlap(e, mention)]
-        if len(inside) == 1:
-            entity = inside[0]
-            if _is_interval(mention) and not _covers(text, entity, mention):
+        groups = _one_date_each(text, [e for e in targets if _overlap(e, mention)], reread)
+        if len(groups) == 1:
+            if _is_interval(mention) and not _covers(text, groups[0], mention):
                 continue
-            replaced[id(entity)] = _aligned(text, entity, mention)
+            replaced.update(_aligned(text, groups[0], mention))
             absorbed.add(index)
-        elif len(inside) > 1:
-            pieces = {}
-            for position, entity in enumerate(inside):
-                start = (min(entity.start, _content_start(text, mention)) if position == 0
-                         else entity.start)
-                end = inside[position + 1].start if position + 1 < len(inside) else mention.end
+        elif len(groups) > 1:  # a stay: Duckling reads each date's stretch on its own
+            pieces: dict[int, Entity | None] = {}
+            for position, group in enumerate(groups):
+                start = (min(group[0].start, _content_start(text, mention)) if position == 0
+                         else group[0].start)
+                end = groups[position + 1][0].start if position + 1 < len(groups) \
+                    else mention.end
                 own = [m for m in reread(start, end)
-                       if m.entity == "time" and _overlap(m, entity)
+                       if m.entity == "time" and _overlap(m, group[0])
                        and not _is_interval(m) and is_plausible(text, m)]
                 if own:
-                    pieces[id(entity)] = _aligned(text, entity, own[0])
-            if len(pieces) == len(inside):  # else both stay as they were
+                    pieces.update(_aligned(text, group, own[0]))
+            if sum(p is not None for p in pieces.values()) == len(groups):  # else as they were
                 replaced.update(pieces)
                 absorbed.add(index)
-    if not replaced and not absorbed:
+    if not replaced:
         return learned, found
-    return ([replaced.get(id(e), e) for e in learned],
+    kept = [replaced.get(id(e), e) for e in learned]
+    return ([e for e in kept if e is not None],
             [m for i, m in enumerate(found) if i not in absorbed])
 
 
-def _aligned(text: str, entity: Entity, mention: Entity) -> Entity:
-    start = min(entity.start, _content_start(text, mention))
-    end = max(entity.end, mention.end)
+def _one_date_each(text: str, inside: list[Entity], reread: Reread) -> list[list[Entity]]:
+    """The learned entities inside one mention, grouped: neighbours with only spaces and
+    punctuation between them that Duckling reads as one date together are one group."""
+    groups: list[list[Entity]] = []
+    for entity in inside:
+        if groups and _GAP.fullmatch(text[groups[-1][-1].end:entity.start]):
+            together = [m for m in reread(groups[-1][0].start, entity.end)
+                        if m.entity == "time" and not _is_interval(m)
+                        and m.start <= groups[-1][0].start and m.end >= entity.end]
+            if together:
+                groups[-1].append(entity)
+                continue
+        groups.append([entity])
+    return groups
+
+
+def _aligned(text: str, group: list[Entity], mention: Entity) -> dict[int, Entity | None]:
+    """The group's longest entity over the whole mention; the other pieces gone."""
+    base = max(group, key=lambda e: e.end - e.start)
+    start = min(group[0].start, _content_start(text, mention))
+    end = max(group[-1].end, mention.end)
     span = text[start:end]
-    return dataclasses.replace(entity, start=start, end=end, value=span, text=span,
-                               additional_info=mention.additional_info,
-                               processors=(*entity.processors, DUCKLING))
+    out: dict[int, Entity | None] = {id(e): None for e in group}
+    out[id(base)] = dataclasses.replace(base, start=start, end=end, value=span, text=span,
+                                        additional_info=mention.additional_info,
+                                        processors=(*base.processors, DUCKLING))
+    return out
 
 
 def _content_start(text: str, mention: Entity) -> int:
@@ -140,8 +164,8 @@ def _content_start(text: str, mention: Entity) -> int:
     return mention.start
 
 
-def _covers(text: str, entity: Entity, mention: Entity) -> bool:
-    return entity.start <= _content_start(text, mention) and entity.end >= mention.end
+def _covers(text: str, group: list[Entity], mention: Entity) -> bool:
+    return group[0].start <= _content_start(text, mention) and group[-1].end >= mention.end
 
 
 def _shorter_reading(text: str, mention: Entity, reread: Reread) -> list[Entity]:

@@ -143,3 +143,21 @@ def test_bad_options_name_the_key(params: dict[str, Any], message: str) -> None:
 def test_options_are_read_from_config() -> None:
     config = DucklingConfig.from_params({"guard_times": True, "align_entities": ["date"]})
     assert config.guard_times and config.align_entities == ("date",)
+
+
+def test_pieces_of_one_date_become_one_entity() -> None:
+    text = "move it to May 2, 2030 until May 5, 2030"
+    got = parse(text, ("May 2, 2030", "date", "checkin"), ("May 5", "date", "checkout"),
+                ("2030", "date", "checkin"))
+    assert [(e["value"], e["role"], e["additional_info"]["value"][:10])
+            for e in got["entities"]] == [("May 2, 2030", "checkin", "2030-05-02"),
+                                           ("May 5, 2030", "checkout", "2030-05-05")]
+    one = parse("on September 5 2027", ("September", "date", None), ("5 2027", "date", None))
+    assert [e["value"] for e in one["entities"]] == ["September 5 2027"]
+
+
+def test_a_leading_in_is_left_out_like_on() -> None:
+    got = parse("checking in August 1, 2030 and out August 3, 2030",
+                ("August 1, 2030", "date", "checkin"), ("August 3, 2030", "date", "checkout"))
+    assert [(e["start"], e["value"]) for e in got["entities"]] == [
+        (12, "August 1, 2030"), (35, "August 3, 2030")]
