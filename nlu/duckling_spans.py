@@ -3,15 +3,15 @@ options of Xingkong's own; both off by default, so Rasa's output stays Rasa's).
 
 - `guard_times`: counts and ages are not times. Duckling reads "kids aged 4 to 11" as 10:56
   ("4 minutes to 11"), "between 2 and 3 people" as 14:00-16:00 and "ages 8-12" as the 8th of
-  December. A mention is implausible when it is a clock time with no clock word in it (am, pm,
-  12:30, o'clock, noon, evening, ...), or when it is only digits and connectors next to a count
-  or age word (adults, guests, aged, years old, ...). Such a mention is re-read without its
-  edge words ("a family of 4 from 20 to 23 July" keeps "from 20 to 23 July"); when no shorter
-  reading is plausible, it is dropped.
+  December. A mention is implausible when it is a clock time read from a bare number (no am,
+  pm, 12:30, o'clock, noon, evening, ... in it; "next weekend" has no number), or when it is
+  only digits and connectors next to a count or age word (adults, guests, aged, years old,
+  ...). Such a mention is re-read without its edge words ("a family of 4 from 20 to 23 July"
+  keeps "from 20 to 23 July"); when no shorter reading is plausible, it is dropped.
 - `align_spans`: a learned entity named in `align_entities` (the demo's `date`) that overlaps a
   Duckling `time` mention takes the mention's extent ("September 5" of "September 5 2027"
-  becomes "September 5 2027"; a leading "on", "from", "the" is left out unless the model took
-  it), keeps its own name, role, group and extractor, gets Duckling's value object as
+  becomes "September 5 2027"; a leading "on" or "from" is left out, a leading "the" unless
+  the model took it), keeps its own name, role, group and extractor, gets Duckling's value object as
   `additional_info` (the normalised date, grain, from/to) and "DucklingEntityExtractor" in its
   `processors`; the mention itself is absorbed, so one date is one entity. Its `value` stays
   the text, as for every learned entity (and as Rasa's test stories annotate it). One mention
@@ -39,6 +39,8 @@ _CLOCK_WORDS = re.compile(
     r"\d\s*[:.h]\s*\d|\d\s*(?:am|pm|a\.m\.|p\.m\.|h|hrs?)\b|\b(?:am|pm|o'?clock|noon|midday|"
     r"midnight|morning|afternoon|evening|night|tonight|hours?|minutes?|mins?|half|quarter|past|"
     r"now|lunch|dinner|breakfast)\b", re.IGNORECASE)
+_NUMBER_WORDS = {"one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                 "eleven", "twelve"}
 # words that may sit between the numbers of a bare reading ("4 to 11", "between 2 and 3")
 _CONNECTORS = {"to", "and", "or", "from", "till", "until", "between", "at", "-", "/", ",",
                "the", "of", "by", "around", "about"}
@@ -51,8 +53,9 @@ _COUNT_AFTER = {"adults", "adult", "kids", "kid", "children", "child", "guests",
                 "teens", "teenagers", "travellers", "travelers"}
 # leading words Duckling's grammar takes in ("on Friday", "from the 3rd") that a learned span
 # usually leaves out
-_LEADING = {"on", "in", "from", "at", "until", "till", "til", "to", "between", "by", "the",
-            "starting", "since", "for"}
+_PREPOSITIONS = frozenset({"on", "in", "from", "at", "until", "till", "til", "to", "between",
+                           "by", "starting", "since", "for"})
+_LEADING = _PREPOSITIONS | {"the"}
 _WORD = re.compile(r"[\w'/]+|-")
 _GAP = re.compile(r"[\s,.]*")
 _MAX_REREADS = 16
@@ -72,11 +75,12 @@ def guard_times(text: str, found: list[Entity], reread: Reread) -> list[Entity]:
 
 
 def is_plausible(text: str, mention: Entity) -> bool:
-    """False for a clock time read from bare numbers, or digits next to a count or age word."""
+    """False for a clock time read from a bare number, or digits next to a count or age word."""
     body = text[mention.start:mention.end]
-    if _grain(mention.additional_info) in _FINE_GRAINS and not _CLOCK_WORDS.search(body):
-        return False
     words = [w.lower() for w in _WORD.findall(body)]
+    if (_grain(mention.additional_info) in _FINE_GRAINS and not _CLOCK_WORDS.search(body)
+            and any(w.isdigit() or w in _NUMBER_WORDS for w in words)):
+        return False
     bare = all(w.isdigit() or w in _CONNECTORS for w in words) and any(w.isdigit() for w in words)
     if not bare:
         return True
@@ -144,9 +148,13 @@ def _one_date_each(text: str, inside: list[Entity], reread: Reread) -> list[list
 
 
 def _aligned(text: str, group: list[Entity], mention: Entity) -> dict[int, Entity | None]:
-    """The group's longest entity over the whole mention; the other pieces gone."""
+    """The group's longest entity over the whole mention; the other pieces gone. It starts
+    after a leading preposition ("on", "from": left out by most annotations, data/nlu.yml's
+    included), at an article ("the 8th") only where the model put its start there."""
     base = max(group, key=lambda e: e.end - e.start)
-    start = min(group[0].start, _content_start(text, mention))
+    after_preposition = _content_start(text, mention, _PREPOSITIONS)
+    start = (after_preposition if group[0].start < after_preposition
+             else min(group[0].start, _content_start(text, mention)))
     end = max(group[-1].end, mention.end)
     span = text[start:end]
     out: dict[int, Entity | None] = {id(e): None for e in group}
@@ -156,10 +164,10 @@ def _aligned(text: str, group: list[Entity], mention: Entity) -> dict[int, Entit
     return out
 
 
-def _content_start(text: str, mention: Entity) -> int:
+def _content_start(text: str, mention: Entity, leading: frozenset[str] | None = None) -> int:
     """Where the mention's words start after the leading "on", "from", "the" ..."""
     for match in _WORD.finditer(text, mention.start, mention.end):
-        if match.group().lower() not in _LEADING:
+        if match.group().lower() not in (leading if leading is not None else _LEADING):
             return match.start()
     return mention.start
 

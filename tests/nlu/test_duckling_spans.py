@@ -56,6 +56,7 @@ def parse(text: str, *spans: tuple[str, str, str | None]) -> dict[str, Any]:
     "kids, ages 8-12",
     "we are 4 - 2 adults and 2 kids",
     "arriving at 2",
+    "arriving at four",
 ])
 def test_counts_and_ages_are_no_times(text: str) -> None:
     assert times(text, guard_times=True) == []
@@ -71,6 +72,7 @@ def test_without_the_guard_duckling_answers_as_in_rasa() -> None:
     ("a room for tonight", "tonight"),
     ("check in 22/11/2027", "22/11/2027"),
     ("at half past four on Friday", "at half past four on Friday"),
+    ("in Gdansk next weekend", "next weekend"),
 ])
 def test_real_dates_and_times_stay(text: str, kept: str) -> None:
     assert times(text, guard_times=True) == [kept]
@@ -99,11 +101,13 @@ def test_a_learned_date_takes_the_whole_duckling_mention() -> None:
         (10, "2027-09-05")]
 
 
-def test_a_leading_word_stays_where_the_model_put_it() -> None:
+def test_a_leading_preposition_goes_an_article_stays_where_the_model_put_it() -> None:
     assert parse("on the 1st of August", ("1st of August", "date", None))[
         "entities"][0]["value"] == "1st of August"
-    assert parse("on the 1st of August", ("on the 1st of August", "date", None))[
-        "entities"][0]["value"] == "on the 1st of August"
+    assert parse("on the 1st of August", ("the 1st of August", "date", None))[
+        "entities"][0]["value"] == "the 1st of August"
+    assert parse("from the 8th", ("from the 8th", "date", "checkin"))[
+        "entities"][0]["value"] == "the 8th"
 
 
 def test_a_stay_over_two_learned_dates_is_read_date_by_date() -> None:
