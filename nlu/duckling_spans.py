@@ -16,7 +16,9 @@ options of Xingkong's own; both off by default, so Rasa's output stays Rasa's).
   `processors`; the mention itself is absorbed, so one date is one entity. Its `value` stays
   the text, as for every learned entity (and as Rasa's test stories annotate it). One mention
   over several learned entities (a stay "from April 2 to April 6") is re-read piece by piece,
-  each entity's stretch up to the next one. An interval mention that holds more than the one
+  each entity's stretch up to the next one, for its extent and its own reading; the first one
+  keeps the stay's reading (from/to), since "from the 2nd to the 5th of January 2028" read
+  in pieces would put the 2nd in the coming January. An interval mention that holds more than the one
   learned entity over it ("from the 8th to the 11th" where the model saw only "the 8th") is
   left as it is: the entity and the `time` stay side by side, as without the option.
 """
@@ -120,7 +122,8 @@ def align_spans(text: str, learned: list[Entity], found: list[Entity], names: se
                        if m.entity == "time" and _overlap(m, group[0])
                        and not _is_interval(m) and is_plausible(text, m)]
                 if own:
-                    pieces.update(_aligned(text, group, own[0]))
+                    pieces.update(_aligned(text, group, own[0],
+                                           mention if position == 0 else None))
             if sum(p is not None for p in pieces.values()) == len(groups):  # else as they were
                 replaced.update(pieces)
                 absorbed.add(index)
@@ -147,10 +150,12 @@ def _one_date_each(text: str, inside: list[Entity], reread: Reread) -> list[list
     return groups
 
 
-def _aligned(text: str, group: list[Entity], mention: Entity) -> dict[int, Entity | None]:
+def _aligned(text: str, group: list[Entity], mention: Entity,
+             stay: Entity | None = None) -> dict[int, Entity | None]:
     """The group's longest entity over the whole mention; the other pieces gone. It starts
     after a leading preposition ("on", "from": left out by most annotations, data/nlu.yml's
-    included), at an article ("the 8th") only where the model put its start there."""
+    included), at an article ("the 8th") only where the model put its start there. The first
+    date of a `stay` keeps the stay's reading (from/to: a year said once holds for both)."""
     base = max(group, key=lambda e: e.end - e.start)
     after_preposition = _content_start(text, mention, _PREPOSITIONS)
     start = (after_preposition if group[0].start < after_preposition
@@ -159,7 +164,7 @@ def _aligned(text: str, group: list[Entity], mention: Entity) -> dict[int, Entit
     span = text[start:end]
     out: dict[int, Entity | None] = {id(e): None for e in group}
     out[id(base)] = dataclasses.replace(base, start=start, end=end, value=span, text=span,
-                                        additional_info=mention.additional_info,
+                                        additional_info=(stay or mention).additional_info,
                                         processors=(*base.processors, DUCKLING))
     return out
 

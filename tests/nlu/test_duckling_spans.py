@@ -3,7 +3,7 @@ date spans (`align_entities`), on the real in-process Duckling core."""
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 from typing import Any
 
 import pytest
@@ -113,9 +113,19 @@ def test_a_leading_preposition_goes_an_article_stays_where_the_model_put_it() ->
 def test_a_stay_over_two_learned_dates_is_read_date_by_date() -> None:
     text = "from April 2, 2031 to April 6, 2031"
     got = parse(text, ("April 2", "date", "checkin"), ("April 6, 2031", "date", "checkout"))
-    assert [(e["value"], e["role"], e["additional_info"]["value"][:10])
-            for e in got["entities"]] == [("April 2, 2031", "checkin", "2031-04-02"),
-                                           ("April 6, 2031", "checkout", "2031-04-06")]
+    assert [(e["value"], e["role"]) for e in got["entities"]] == [
+        ("April 2, 2031", "checkin"), ("April 6, 2031", "checkout")]
+    assert got["entities"][0]["additional_info"]["from"]["value"][:10] == "2031-04-02"
+    assert got["entities"][1]["additional_info"]["value"][:10] == "2031-04-06"
+    assert [d.options[0] for d in said_dates(got)] == [
+        (date(2031, 4, 2), date(2031, 4, 6)), (date(2031, 4, 6), None)]
+
+
+def test_a_year_said_once_holds_for_the_whole_stay() -> None:
+    got = parse("from the 2nd to the 5th of January 2028", ("the 2nd", "date", None),
+                ("the 5th of January 2028", "date", "checkout"))
+    assert [e["value"] for e in got["entities"]] == ["the 2nd", "the 5th of January 2028"]
+    assert said_dates(got)[0].options[0] == (date(2028, 1, 2), date(2028, 1, 5))
 
 
 def test_a_stay_with_one_learned_date_stays_beside_it() -> None:
@@ -153,9 +163,9 @@ def test_pieces_of_one_date_become_one_entity() -> None:
     text = "move it to May 2, 2030 until May 5, 2030"
     got = parse(text, ("May 2, 2030", "date", "checkin"), ("May 5", "date", "checkout"),
                 ("2030", "date", "checkin"))
-    assert [(e["value"], e["role"], e["additional_info"]["value"][:10])
-            for e in got["entities"]] == [("May 2, 2030", "checkin", "2030-05-02"),
-                                           ("May 5, 2030", "checkout", "2030-05-05")]
+    assert [(e["value"], e["role"]) for e in got["entities"]] == [
+        ("May 2, 2030", "checkin"), ("May 5, 2030", "checkout")]
+    assert said_dates(got)[0].options[0] == (date(2030, 5, 2), date(2030, 5, 5))
     one = parse("on September 5 2027", ("September", "date", None), ("5 2027", "date", None))
     assert [e["value"] for e in one["entities"]] == ["September 5 2027"]
 
