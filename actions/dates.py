@@ -193,7 +193,8 @@ def _next_yearless(month: int, day: int, floor: date) -> date | None:
 # ------------------------------------------------------------------ dates Duckling read
 # The NLU's DucklingEntityExtractor (Rasa's entity shape) has already turned what the guest
 # wrote into dates: entity "time", additional_info with grain, from/to for a stay, and
-# `values`, the next occurrences of a date said without a year. The forms read those from the
+# `values`, the next occurrences of a date said without a year; with `align_entities` a
+# learned `date` entity carries that reading itself. The forms read those from the
 # tracker's latest message (plain dicts, so this works on a rasa-sdk action server too) and
 # parse text by hand only when no Duckling date is there.
 
@@ -224,7 +225,7 @@ def said_dates(message: Mapping[str, Any] | None) -> list[SaidDate]:
     """Dates (day grain or finer) and stays Duckling found in the message, in text order."""
     out = []
     for entity in (message or {}).get("entities") or []:
-        if entity.get("extractor") != DUCKLING or entity.get("entity") != "time":
+        if not _read_by_duckling(entity):
             continue
         info = entity.get("additional_info") or {}
         options = [o for o in map(_option, info.get("values") or [info]) if o is not None]
@@ -232,6 +233,14 @@ def said_dates(message: Mapping[str, Any] | None) -> list[SaidDate]:
             out.append(SaidDate(int(entity.get("start", 0)), int(entity.get("end", 0)),
                                 tuple(options)))
     return sorted(out, key=lambda d: d.start)
+
+
+def _read_by_duckling(entity: Mapping[str, Any]) -> bool:
+    """Duckling's own `time` entity, or a learned one that took a Duckling reading over
+    (DucklingEntityExtractor's `align_entities`: "DucklingEntityExtractor" in processors)."""
+    if entity.get("extractor") == DUCKLING:
+        return entity.get("entity") == "time"
+    return DUCKLING in (entity.get("processors") or ()) and bool(entity.get("additional_info"))
 
 
 def nights_said(text: str) -> int | None:

@@ -29,8 +29,9 @@ from bot.state.events import (
     SlotSet,
     UserUttered,
 )
-from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage
+from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage, dialogue_context
 from bot.state.slot_mapping import slots_for_entities
+from bot.state.tracker import DialogueStateTracker
 from bot.project.training_data import Story, StoryStep
 
 # Steps a test story may hold: `or` and checkpoints have no single expected path.
@@ -115,28 +116,46 @@ def gold_parse(step: StoryStep) -> dict[str, Any]:
     return {"text": step.text or f"/{step.intent}", "intent": intent, "intent_ranking": [intent],
             "entities": [dict(e) for e in step.entities]}
 
-def entity_key(entities: list[dict[str, Any]] | tuple[dict[str, Any], ...]) -> list[str]:
-    """Entities compared as Rasa's end-to-end test does: name, value, role and group."""
-    out = []
-    for e in entities:
-        parts = [str(e.get("entity")), str(e.get("value"))]
-        parts += [f"{k}={e[k]}" for k in ("role", "group") if e.get(k)]
-        out.append(":".join(parts))
-    return sorted(out)
+def entity_keys(expected: list[dict[str, Any]] | tuple[dict[str, Any], ...],
+                predicted: list[dict[str, Any]] | tuple[dict[str, Any], ...]
+                ) -> tuple[list[str], list[str]]:
+    """The story's entities and the parse's, compared as Rasa's end-to-end test compares them
+    (rasa/core/test.py): every entity of the parse, whichever extractor found it, as a set of
+    (start, end, entity, value as a string), so a Duckling `time` the story does not annotate
+    fails the step. A role or group the story annotates must match too (Rasa checks neither;
+    slots here map from them); one the story leaves out is not checked, as in Rasa."""
+    annotated = {(e.get("start"), e.get("end"), e.get("entity")): e for e in expected}
+
+    def key(entity: dict[str, Any], checked: tuple[str, ...]) -> str:
+        parts = [str(entity.get("entity")), str(entity.get("value"))]
+        parts += [f"{k}={entity[k]}" for k in checked if entity.get(k)]
+        if "start" in entity and "end" in entity:
+            parts.append(f"@{entity['start']}-{entity['end']}")
+        return ":".join(parts)
+
+    def story_says(entity: dict[str, Any]) -> tuple[str, ...]:
+        gold = annotated.get((entity.get("start"), entity.get("end"), entity.get("entity")))
+        return tuple(k for k in ("role", "group") if gold is not None and gold.get(k))
+
+    return (sorted({key(e, ("role", "group")) for e in expected}),
+            sorted({key(e, story_says(e)) for e in predicted}))
+
 
 async def _check_nlu(manager: DialogueManager, step: StoryStep, index: int,
-                     result: StoryResult, use_text: bool) -> dict[str, Any]:
-    """The parse the bot gets for a user step; checks its intent and entities."""
+                     result: StoryResult, use_text: bool,
+                     tracker: DialogueStateTracker) -> dict[str, Any]:
+    """The parse the bot gets for a user step, with what the bot just asked (the dialogue
+    context the manager gives the NLU in a conversation); checks its intent and entities."""
     if not (use_text and step.text):
         return gold_parse(step)
-    parse = await manager.parse(step.text)
+    parse = await manager.parse(step.text, dialogue_context(tracker))
     intent = parse.get("intent") or {}
     predicted = intent.get("name")
     if step.intent and "/" in step.intent:  # a retrieval intent: compared in full, as Rasa
         predicted = intent.get("full_retrieval_intent_name") or predicted
     result.checks.append(Check(index, "intent", step.intent, predicted))
-    result.checks.append(Check(index, "entities", entity_key(step.entities),
-                               entity_key(parse.get("entities") or [])))
+    expected, got = entity_keys(step.entities, parse.get("entities") or [])
+    result.checks.append(Check(index, "entities", expected, got))
     return parse
 
 async def _replay(manager: DialogueManager, story: Story, sender: str,
@@ -153,7 +172,7 @@ async def _replay(manager: DialogueManager, story: Story, sender: str,
                 predicted, *_ = manager.predict_next(tracker.copy())
                 result.checks.append(Check(index, "action", ACTION_LISTEN, predicted))
                 tracker.update(ActionExecuted(name=ACTION_LISTEN))
-            await _check_nlu(manager, step, index, result, use_text)
+            await _check_nlu(manager, step, index, result, use_text, tracker)
             gold = gold_parse(step)
             tracker.update(UserUttered(text=gold["text"], parse_data=gold))
             tracker.update_many(slots_for_entities(manager.domain, gold["entities"]))
@@ -187,7 +206,8 @@ async def _execute(manager: DialogueManager, story: Story, sender: str,
     for user_index, following in turns:
         step = story.steps[user_index]
         started = time.perf_counter()
-        parse = await _check_nlu(manager, step, user_index, result, use_text)
+        parse = await _check_nlu(manager, step, user_index, result, use_text,
+                                 manager.retrieve(sender))
         turn = await manager.handle_message(UserMessage(parse.get("text") or "", sender,
                                                         input_channel="test",
                                                         parse_data=parse))

@@ -5,6 +5,11 @@ Rasa's config keys and output. With `url` it POSTs the message to a Duckling ser
 `RASA_DUCKLING_HTTP_URL` overrides `url` as in Rasa. Without a `url` it runs Duckling's Haskell
 core in-process through the `pyduckling-native-phihos` wheel, so no server is needed.
 
+Two keys of Xingkong's own, both off by default (nlu/duckling_spans.py): `guard_times: true`
+drops or shortens `time` mentions that are counts or ages ("kids aged 4 to 11"), and
+`align_entities: [date]` lets a learned entity over a `time` mention take its whole extent and
+value object instead of standing next to it (the interpreter applies it).
+
 An unreachable server logs one warning and the in-process Duckling answers instead; the
 server is tried again after `RETRY_SERVER_S`.
 
@@ -16,6 +21,7 @@ next occurrences of a date said without a year), extractor "DucklingEntityExtrac
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import os
@@ -28,6 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from nlu.duckling_spans import Reread, guard_times
 from nlu.errors import NLUModelError
 from nlu.types import Entity
 
@@ -36,7 +43,8 @@ logger = logging.getLogger(__name__)
 EXTRACTOR = "DucklingEntityExtractor"
 URL_ENV = "RASA_DUCKLING_HTTP_URL"
 RETRY_SERVER_S = 60.0
-CONFIG_KEYS = ("url", "dimensions", "locale", "timezone", "timeout")
+CONFIG_KEYS = ("url", "dimensions", "locale", "timezone", "timeout",
+               "guard_times", "align_entities")  # the last two are Xingkong's
 # Dimensions the in-process core knows (Duckling's own names, as the server takes them).
 DIMENSIONS = ("amount-of-money", "credit-card-number", "distance", "duration", "email",
               "number", "ordinal", "phone-number", "quantity", "temperature", "time", "time-grain",
@@ -47,7 +55,8 @@ DIMENSIONS = ("amount-of-money", "credit-card-number", "distance", "duration", "
 class DucklingConfig:
     """config.yml keys of Rasa's DucklingEntityExtractor. `dimensions` None: all of them;
     `locale` None: "<language>_<LANGUAGE>" as Rasa builds it; `timezone` None: UTC
-    (Duckling's server default); `timeout` in seconds for the HTTP call."""
+    (Duckling's server default); `timeout` in seconds for the HTTP call. `guard_times` and
+    `align_entities`: nlu/duckling_spans.py (off by default: Rasa's output)."""
 
     url: str | None = None
     dimensions: tuple[str, ...] | None = None
@@ -55,6 +64,8 @@ class DucklingConfig:
     timezone: str | None = None
     timeout: float = 3.0
     language: str = "en"
+    guard_times: bool = False
+    align_entities: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.dimensions is not None:
@@ -83,9 +94,18 @@ class DucklingConfig:
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
             raise NLUModelError("DucklingEntityExtractor: timeout must be a number of seconds "
                                 f"(config.yml), got {timeout!r}.")
+        guard = params.get("guard_times", False)
+        if not isinstance(guard, bool):
+            raise NLUModelError("DucklingEntityExtractor: guard_times must be true or false "
+                                f"(config.yml), got {guard!r}.")
+        align = params.get("align_entities") or []
+        if not isinstance(align, (list, tuple)) or not all(isinstance(a, str) for a in align):
+            raise NLUModelError("DucklingEntityExtractor: align_entities must be a list of "
+                                f"entity names like [date] (config.yml), got {align!r}.")
         return cls(url=params.get("url"), dimensions=tuple(dims) if dims else None,
                    locale=params.get("locale"), timezone=params.get("timezone"),
-                   timeout=float(timeout), language=language or "en")
+                   timeout=float(timeout), language=language or "en", guard_times=guard,
+                   align_entities=tuple(align))
 
     @property
     def resolved_locale(self) -> str:
@@ -107,6 +127,19 @@ class DucklingEntityExtractor:
 
     def extract(self, text: str, reference_time: float | None = None) -> list[Entity]:
         """Entities for `text`; `reference_time` in seconds since the epoch (None: now)."""
+        found = self._read(text, reference_time)
+        if self.config.guard_times and found:
+            found = guard_times(text, found, self.reread(text, reference_time))
+        return found
+
+    def reread(self, text: str, reference_time: float | None) -> Reread:
+        """Duckling over a stretch of `text` (same reference time), offsets in all of `text`."""
+        def read(start: int, end: int) -> list[Entity]:
+            return [dataclasses.replace(e, start=e.start + start, end=e.end + start)
+                    for e in self._read(text[start:end], reference_time)]
+        return read
+
+    def _read(self, text: str, reference_time: float | None) -> list[Entity]:
         if not text.strip():
             return []
         matches = None

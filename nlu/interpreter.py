@@ -17,6 +17,7 @@ from typing import Any
 
 from nlu.context import DialogueContext
 from nlu.duckling import DucklingConfig, DucklingEntityExtractor
+from nlu.duckling_spans import align_spans
 from nlu.errors import NLUModelError
 from nlu.types import Entity, IntentScore, ParseResult
 
@@ -80,7 +81,13 @@ class NLUInterpreter:
             entities = list(spans[i]) if spans is not None else []
             entities = self._add_pattern_entities(text, entities)
             if dates is not None:  # after the patterns: "SL-123456" is a booking id, not -123456
-                entities = _with_duckling(entities, dates[i], self._model_entities)
+                found = dates[i]
+                if self.duckling is not None and self.duckling.config.align_entities:
+                    entities, found = align_spans(
+                        text, entities, found, set(self.duckling.config.align_entities),
+                        self.duckling.reread(text, reference_times[i] if reference_times
+                                             else None))
+                entities = _with_duckling(entities, found, self._model_entities)
             entities = [self._synonym(e) for e in entities]
             intent, ranking = self._fallback(ranking)
             out.append(ParseResult(text, intent, ranking, tuple(entities), uncertainty))

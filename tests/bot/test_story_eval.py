@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from bot.assistant import Project
 from bot.cli import main
 from bot.manager import DialogueManager
-from bot.story_eval import run_stories
+from bot.story_eval import entity_keys, run_stories
 from bot.story_report import failed_stories_yaml, write_reports
 from bot.project.training_data import load_training_data
 
@@ -134,3 +134,45 @@ def test_missing_test_stories_is_a_clear_error(tiny_project: Project) -> None:
                                   "nowhere"])
     assert result.exit_code == 1
     assert "Test stories" in result.output and "do not exist" in result.output
+
+
+def test_entities_are_compared_as_rasa_compares_them() -> None:
+    gold = [{"start": 5, "end": 18, "value": "April 2, 2031", "entity": "date"}]
+    date = {"start": 5, "end": 18, "value": "April 2, 2031", "entity": "date",
+            "role": "checkin", "extractor": "JointIntentEntity"}
+    # a role the story leaves out is not checked (Rasa checks none)
+    expected, got = entity_keys(gold, [date])
+    assert expected == got
+    # every extractor counts: Duckling's `time` next to the date fails the step, as in Rasa
+    time = {"start": 0, "end": 18, "value": "2031-04-02T00:00:00.000+00:00", "entity": "time",
+            "extractor": "DucklingEntityExtractor"}
+    expected, got = entity_keys(gold, [date, time])
+    assert expected != got
+    # the span counts, not only the value
+    expected, got = entity_keys(gold, [{**date, "start": 0}])
+    assert expected != got
+    # a role the story gives must match; a value is compared as a string (Duckling's 4)
+    expected, got = entity_keys([{**gold[0], "role": "checkout"}], [date])
+    assert expected != got
+    expected, got = entity_keys([{"start": 0, "end": 4, "value": "4", "entity": "number"}],
+                                [{"start": 0, "end": 4, "value": 4, "entity": "number"}])
+    assert expected == got
+
+
+def test_the_nlu_reads_what_the_bot_just_asked(
+        tiny_project: Project, make_tiny_manager: Callable[..., DialogueManager]) -> None:
+    seen: list[Any] = []
+
+    async def parser(text: str, context: Any = None) -> dict[str, Any]:
+        seen.append(context)
+        return {"text": text, "intent": {"name": "greet" if "hello" in text else "goodbye",
+                                         "confidence": 0.9},
+                "entities": [], "intent_ranking": []}
+
+    stories = load_training_data([write_tests(tiny_project.paths.root)]).stories[:1]
+    for execute in (False, True):
+        seen.clear()
+        asyncio.run(run_stories(stories, lambda: make_tiny_manager(parser), use_text=True,
+                                execute_actions=execute))
+        assert seen[0].last_action is None
+        assert seen[1].last_action == "utter_greet"
