@@ -13,9 +13,9 @@ training run (the shared loop of nlu/fitting.py).
 Words do not attend to the entity tokens (entities attend to both, with LUKE's entity-aware
 queries). So the word stream, and the intent, do not depend on which spans were kept, and the
 MC-dropout samples (top `mc_layers` layers and the intent head, nlu/mc_dropout.py's idea) run
-on the word tokens only. With `use_context: true` the message is the second segment of a text
-pair whose first segment is the dialogue context (empty when there is none); entity offsets stay
-on the message.
+on the word tokens only (beside ONNX Runtime: nlu/mc_sampler.py). With `use_context: true` the
+message is the second segment of a text pair whose first segment is the dialogue context (empty
+when there is none); entity offsets stay on the message.
 """
 
 from __future__ import annotations
