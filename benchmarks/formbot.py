@@ -2,6 +2,7 @@
 
     python benchmarks/formbot.py [--formbot ../shared/data/rasa-examples/formbot]
                                  [--iterations 200] [--concurrency 8,32]
+    python benchmarks/formbot.py --trained DIR    # serve a copy trained before, no training
 
 Copies the example (its files unchanged) to a temporary folder, times `xingkong train` there
 (wall clock, a fresh process, as a user runs it), starts `xingkong run --enable-api`, and
@@ -108,6 +109,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         default=ROOT.parent / "shared" / "data" / "rasa-examples" / "formbot")
     parser.add_argument("--iterations", type=int, default=200)
     parser.add_argument("--concurrency", default="8,32")
+    parser.add_argument("--trained", type=Path, default=None,
+                        help="a formbot copy already trained (its models/ folder): serve and "
+                             "measure it, without training (train_s is then not reported)")
     args = parser.parse_args(argv)
     if not (args.formbot / "domain.yml").is_file():
         print(f"No Rasa project at {args.formbot} (no domain.yml). Pass --formbot DIR.",
@@ -115,11 +119,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         raise SystemExit(2)
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     levels = [int(c) for c in args.concurrency.split(",") if c.strip()]
-    with tempfile.TemporaryDirectory() as tmp:
-        project = Path(tmp) / "formbot"
-        shutil.copytree(args.formbot, project, ignore=shutil.ignore_patterns("models", ".rasa"))
-        figures = {"train_s": round(train(project, env), 1)}
-        figures |= serve_and_measure(project, env, args.iterations, levels)
+    if args.trained is not None:
+        if not (args.trained / "models" / "nlu" / "pipeline.json").is_file():
+            print(f"No trained model in {args.trained / 'models'}. Train it first with "
+                  "`xingkong train` in that folder.", file=sys.stderr)
+            raise SystemExit(2)
+        figures = serve_and_measure(args.trained, env, args.iterations, levels)
+    else:
+        with tempfile.TemporaryDirectory() as tmp:
+            project = Path(tmp) / "formbot"
+            shutil.copytree(args.formbot, project,
+                            ignore=shutil.ignore_patterns("models", ".rasa"))
+            figures = {"train_s": round(train(project, env), 1)}
+            figures |= serve_and_measure(project, env, args.iterations, levels)
     ratio = {k: round(figures[k] / v, 2) for k, v in RASA_3_6.items() if k in figures}
     report = {"benchmark": "formbot", "xingkong": figures, "rasa_3_6_21": RASA_3_6,
               "ratio": ratio, "iterations": args.iterations, **environment()}

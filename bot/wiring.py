@@ -32,6 +32,7 @@ from bot.manager import DialogueManager, Parser
 from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
 from bot.storage.redis_store import RedisLockStore
 from bot.serving.channels import ChannelServices, RedisSeenIds
+from bot.serving.memory import release_freed_memory
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,7 @@ class Runtime:
 def build_runtime(project: Project, endpoints_path: Path | None = None,
                   actions_package: str | None = "actions") -> Runtime:
     started = time.perf_counter()
+    release_freed_memory()  # before the models load: a server's RSS stays near its start
     endpoints = load_endpoints(endpoints_path if endpoints_path is not None
                                else project.paths.endpoints)
     for note in skipped_components(project.config, bool(project.data.lookups)):

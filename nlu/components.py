@@ -83,7 +83,9 @@ class JointConfig:
     max_span_length: int = 8  # upper bound; the training data's longest entity sets the rest
     prune_spans: bool = True  # nlu/span_pruning.py; False: every span up to the length
     dropout: float = 0.1
-    n_samples: int = 8
+    # 4, not 8: on tests/nlu_test.yml the same intent accuracy (0.958) and calibration (ECE
+    # 0.028 vs 0.031), half the sampling cost (README, NLU)
+    n_samples: int = 4
     mc_layers: int = 1
     label_smoothing: float = 0.1
     noise_fraction: float = 0.1  # word-salad negatives with a uniform intent target

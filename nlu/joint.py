@@ -13,9 +13,9 @@ training run (the shared loop of nlu/fitting.py).
 Words do not attend to the entity tokens (entities attend to both, with LUKE's entity-aware
 queries). So the word stream, and the intent, do not depend on which spans were kept, and the
 MC-dropout samples (top `mc_layers` layers and the intent head, nlu/mc_dropout.py's idea) run
-on the word tokens only. With `use_context: true` the message is the second segment of a text
-pair whose first segment is the dialogue context (empty when there is none); entity offsets stay
-on the message.
+on the word tokens only (beside ONNX Runtime: nlu/mc_sampler.py). With `use_context: true` the
+message is the second segment of a text pair whose first segment is the dialogue context (empty
+when there is none); entity offsets stay on the message.
 """
 
 from __future__ import annotations
@@ -29,13 +29,14 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-from safetensors.torch import load_model, save_model
+from safetensors import safe_open
+from safetensors.torch import save_model
 from torch import nn
-from transformers import AutoTokenizer, LukeConfig, LukeModel, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from nlu.calibration import apply_temperature, expected_calibration_error, fit_temperature, \
     predictive_summary
@@ -47,8 +48,9 @@ from nlu.intent import IntentPrediction
 from nlu.intent import _noise_texts as noise_texts
 from nlu.intent import _stratified_split as stratified_split
 from nlu.intent import _usable as usable_examples
-from nlu.luke_build import ENTITY_MASK_ID, build_luke_encoder
+from nlu.luke_build import ENTITY_MASK_ID
 from nlu.luke_spans import decode_spans
+from nlu.mc_sampler import DropoutSampler
 from nlu.onnx_encoder import OnnxJointPass
 from nlu.onnx_encoder import export as export_onnx
 from nlu.quantize import quantize_linear, wants_quantization
@@ -56,6 +58,9 @@ from nlu.span_pruning import SpanPruner
 from nlu.types import Entity, Example, IntentScore
 from nlu.words import EncodedText, SpanLabel, encode_texts, gold_word_spans, label_name
 from resolver import ModelNotFoundError, resolve_model
+
+if TYPE_CHECKING:  # transformers' model classes are imported where a PyTorch encoder is built
+    from transformers import LukeModel
 
 logger = logging.getLogger(__name__)
 
@@ -214,10 +219,11 @@ class JointIntentEntity:
         self._net: JointNet | None = None
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._onnx: OnnxJointPass | None = None  # set by load_from with runtime onnx
+        self._sampler: DropoutSampler | None = None  # MC samples beside the ONNX pass
 
     @property
     def is_trained(self) -> bool:
-        return self._net is not None
+        return self._net is not None or self._onnx is not None
 
     @property
     def uses_context(self) -> bool:
@@ -229,6 +235,9 @@ class JointIntentEntity:
     def save(self, directory: str | Path) -> Path:
         """model.safetensors (encoder + heads), encoder/ (LUKE config, tokenizer), joint.json."""
         net, tokenizer = self._require()
+        if net is None:
+            raise NLUModelError(f"This {COMPONENT_NAME} was loaded for ONNX inference only and "
+                                "cannot be saved. Fix: load it with runtime='torch' to save it.")
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         save_model(net, str(directory / _WEIGHTS))
@@ -274,27 +283,73 @@ class JointIntentEntity:
         if version != FORMAT_VERSION:
             raise NLUModelError(f"{directory / _STATE} has format {version!r}, this code reads "
                                 f"{FORMAT_VERSION}. Fix: retrain with `xingkong train nlu`.")
+        # with the ONNX graph on disk, ONNX Runtime runs the encoder and PyTorch holds only
+        # the layers MC dropout samples (nlu/mc_sampler.py): no second copy of the weights
+        graph = directory / _ONNX
+        onnx_only = model._wants_onnx() and graph.is_file()
         try:
-            luke = LukeModel(LukeConfig.from_pretrained(directory / _ENCODER_DIR))
-            net = JointNet(luke, len(model.intents), 1 + len(model.span_labels),
-                           model.config.dropout, model.config.words_see_entities,
-                           model.config.entity_layers)
-            load_model(net, str(directory / _WEIGHTS), strict=True)
+            encoder = json.loads((directory / _ENCODER_DIR / "config.json").read_text("utf-8"))
+            with safe_open(str(directory / _WEIGHTS), framework="pt") as weights:
+                wanted = model._sampler_weights(encoder) if onnx_only else None
+                state = {k: weights.get_tensor(k) for k in weights.keys()
+                         if wanted is None or k.startswith(wanted)}
             tokenizer = AutoTokenizer.from_pretrained(directory / _ENCODER_DIR)
+            if onnx_only:
+                model._sampler = model._make_sampler(state, encoder)
+            else:
+                model._net = model._load_net(directory, state).to(model.config.device).eval()
         except (OSError, ValueError, KeyError, RuntimeError) as exc:
             raise NLUModelError(f"{COMPONENT_NAME} in '{directory}' is incomplete or "
                                 f"incompatible: {exc}. Fix: retrain.") from exc
-        net = net.to(model.config.device).eval()
-        if wants_quantization(model.config.quantize, model.config.device):
-            net = quantize_linear(net)
-        model._net, model._tokenizer = net, tokenizer
+        if model._net is not None and wants_quantization(model.config.quantize,
+                                                         model.config.device):
+            model._net = quantize_linear(model._net)
+        model._tokenizer = tokenizer
         if model._wants_onnx():
-            graph = directory / _ONNX
             if not graph.is_file():  # saved with runtime torch: export now, in memory
                 logger.info("nlu.joint.onnx_export path=%s", directory)
+                model._sampler = model._make_sampler(state, encoder)
             model._onnx = OnnxJointPass(graph if graph.is_file() else model._export_onnx(),
                                         torch.get_num_threads())
         return model
+
+    def _load_net(self, directory: Path, state: dict[str, torch.Tensor]) -> JointNet:
+        """The full PyTorch model, built on the meta device and given the saved tensors (no
+        random initialisation, one copy of the weights)."""
+        from transformers import LukeConfig, LukeModel
+
+        cfg = self.config
+        with torch.device("meta"):
+            luke = LukeModel(LukeConfig.from_pretrained(directory / _ENCODER_DIR))
+            net = JointNet(luke, len(self.intents), 1 + len(self.span_labels), cfg.dropout,
+                           cfg.words_see_entities, cfg.entity_layers)
+        missing, unexpected = net.load_state_dict(state, strict=False, assign=True)
+        if missing or unexpected:
+            raise ValueError(f"the weights do not match the model (missing {missing[:3]}, "
+                             f"unexpected {unexpected[:3]})")
+        return net
+
+    def _sampler_layers(self, encoder: Mapping[str, Any]) -> range:
+        """The encoder layers MC dropout samples (the top `mc_layers`, at least one)."""
+        n_layers = int(encoder["num_hidden_layers"])
+        return range(n_layers - min(max(self.config.mc_layers, 1), n_layers), n_layers)
+
+    def _sampler_weights(self, encoder: Mapping[str, Any]) -> tuple[str, ...]:
+        """Name prefixes of the weights the DropoutSampler reads."""
+        return (*(f"luke.encoder.layer.{i}." for i in self._sampler_layers(encoder)),
+                "intent_head.")
+
+    def _make_sampler(self, state: Mapping[str, torch.Tensor],
+                      encoder: Mapping[str, Any]) -> DropoutSampler:
+        if encoder.get("hidden_act", "gelu") != "gelu":
+            raise ValueError(f"the MC-dropout sampler runs GELU layers, the encoder uses "
+                             f"{encoder['hidden_act']!r} (set runtime: torch)")
+        layers = self._sampler_layers(encoder)
+        return DropoutSampler.from_state(
+            state, layers.start, layers.stop, heads=int(encoder["num_attention_heads"]),
+            eps=float(encoder.get("layer_norm_eps", 1e-12)),
+            attention_dropout=float(encoder["attention_probs_dropout_prob"]),
+            hidden_dropout=float(encoder["hidden_dropout_prob"]), head_dropout=self.config.dropout)
 
     def _wants_onnx(self) -> bool:
         cfg = self.config
@@ -388,6 +443,8 @@ class JointIntentEntity:
             path = resolve_model(cfg.model)
         except ModelNotFoundError as exc:
             raise NLUModelError(f"{COMPONENT_NAME}: {exc}") from exc
+        from nlu.luke_build import build_luke_encoder
+
         luke, tokenizer = build_luke_encoder(path, cfg.dropout)
         if cfg.max_length > luke.config.max_position_embeddings:
             raise NLUTrainingError(f"{COMPONENT_NAME}: max_length={cfg.max_length} exceeds the "
@@ -533,18 +590,18 @@ class JointIntentEntity:
                                                COMPONENT_NAME)
         return torch.stack(chunks, dim=1), entities  # (S, N, C)
 
-    def _pass(self, net: JointNet, batch: dict[str, torch.Tensor], n_samples: int
+    def _pass(self, net: JointNet | None, batch: dict[str, torch.Tensor], n_samples: int
               ) -> tuple[torch.Tensor, torch.Tensor]:
         """(S, B, C) intent logits and (B, E, L) span logits, by ONNX Runtime plus PyTorch's
         MC samples when loaded so, else by PyTorch alone."""
-        if self._onnx is None:
+        if self._onnx is None or self._sampler is None:
+            if net is None:
+                raise NLUModelError(f"{COMPONENT_NAME} has no PyTorch model loaded.")
             return net.predict(batch, n_samples, self.config.mc_layers)
         low_word, intent_logits, span_logits = self._onnx.run(batch)
         if n_samples <= 1:
             return intent_logits.unsqueeze(0), span_logits
-        low = (low_word, None, _attention_mask(batch["attention_mask"], None, low_word.dtype))
-        split = net.mc_split(n_samples, self.config.mc_layers)
-        return net.sample_intents(low, batch, n_samples, split), span_logits
+        return self._sampler.sample(low_word, batch["attention_mask"], n_samples), span_logits
 
     def _input(self, text: EncodedText, context: str | None,
                gold: dict[tuple[int, int], int] | None) -> _Input:
@@ -610,8 +667,9 @@ class JointIntentEntity:
         device = self.config.device
         return {k: v.to(device) for k, v in batch.items()}, labels.to(device)
 
-    def _require(self) -> tuple[JointNet, PreTrainedTokenizerBase]:
-        if self._net is None or self._tokenizer is None:
+    def _require(self) -> tuple[JointNet | None, PreTrainedTokenizerBase]:
+        """The PyTorch model (None when loaded for ONNX inference only) and the tokenizer."""
+        if not self.is_trained or self._tokenizer is None:
             raise NLUModelError(f"{COMPONENT_NAME} is not trained. Fix: call train(examples) or "
                                 f"{COMPONENT_NAME}.load_from(directory) first.")
         return self._net, self._tokenizer

@@ -25,18 +25,14 @@ import json
 import logging
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
-from transformers import (
-    AutoConfig,
-    AutoTokenizer,
-    BertConfig,
-    BertModel,
-    LukeConfig,
-    LukeForEntitySpanClassification,
-    LukeModel,
-    PreTrainedTokenizerBase,
-)
+from transformers import AutoConfig, AutoTokenizer, LukeConfig, PreTrainedTokenizerBase
+
+if TYPE_CHECKING:  # the model classes load transformers' modelling code: imported where used
+    from transformers import BertConfig, BertModel, LukeForEntitySpanClassification, LukeModel
 
 from nlu.errors import NLUModelError
 
@@ -102,6 +98,8 @@ def transplant_bert_weights(bert: BertModel, luke: LukeModel, mask_token_id: int
 
 def _load_bert(bert_dir: Path) -> tuple[BertConfig, BertModel, PreTrainedTokenizerBase]:
     """The BERT encoder in `bert_dir` with its config and fast tokenizer, or NLUModelError."""
+    from transformers import BertConfig, BertModel
+
     try:
         bert_config = AutoConfig.from_pretrained(bert_dir)
     except (OSError, ValueError) as exc:
@@ -128,6 +126,8 @@ def build_luke_from_bert(
 ) -> tuple[LukeForEntitySpanClassification, PreTrainedTokenizerBase]:
     """Load the BERT encoder in `bert_dir` and return an untrained LUKE span classifier and the
     encoder's tokenizer. The classifier head (3H -> len(id2label)) is freshly initialised."""
+    from transformers import LukeForEntitySpanClassification
+
     bert_dir = Path(bert_dir)
     bert_config, bert, tokenizer = _load_bert(bert_dir)
     model = LukeForEntitySpanClassification(luke_config_from_bert(bert_config, id2label))
@@ -147,6 +147,8 @@ def build_luke_encoder(
 ) -> tuple[LukeModel, PreTrainedTokenizerBase]:
     """LUKE's encoder alone (word and entity streams, no head) built from the BERT encoder in
     `bert_dir`, for models that put their own heads on it; `dropout` overrides BERT's rates."""
+    from transformers import LukeModel
+
     bert_config, bert, tokenizer = _load_bert(Path(bert_dir))
     config = luke_config_from_bert(bert_config, {0: "O"})
     if dropout is not None:
@@ -161,6 +163,8 @@ def load_pretrained_luke(
 ) -> tuple[LukeForEntitySpanClassification, PreTrainedTokenizerBase]:
     """A pretrained LUKE with a fresh span head; its entity vocabulary is cut to [PAD], [UNK],
     [MASK] (the only entities a span extractor feeds), which drops ~500k unused rows."""
+    from transformers import LukeForEntitySpanClassification
+
     try:
         config = AutoConfig.from_pretrained(luke_dir)
         if not isinstance(config, LukeConfig):

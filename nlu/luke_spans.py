@@ -27,11 +27,11 @@ import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
-from transformers import AutoTokenizer, LukeForEntitySpanClassification, PreTrainedTokenizerBase
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from nlu.components import LukeSpanConfig
 from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
@@ -52,6 +52,9 @@ from nlu.words import (
     word_windows,
 )
 from resolver import ModelNotFoundError, resolve_model
+
+if TYPE_CHECKING:  # transformers' modelling code is imported when a model is loaded
+    from transformers import LukeForEntitySpanClassification
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +142,8 @@ class LukeSpanExtractor:
                 f"{EXTRACTOR_NAME} has no model: call train(examples) or "
                 "LukeSpanExtractor.load_from(directory) first."
             )
+        from transformers import LukeForEntitySpanClassification
+
         try:
             model = LukeForEntitySpanClassification.from_pretrained(self._source)
             self._tokenizer = AutoTokenizer.from_pretrained(self._source)

@@ -4,7 +4,7 @@ ONNX Runtime fuses the attention, GELU and LayerNorm steps and skips PyTorch's p
 overhead; on this project's 2-core CPU the joint model's pass ran about 1.5x faster with
 identical outputs (max difference 1e-5). The graph holds everything deterministic: embeddings,
 all layers, both heads; it also returns the word states below the top `mc_layers` layers, from
-which PyTorch draws the MC-dropout samples (nlu/joint.py `JointNet.sample_intents`).
+which PyTorch draws the MC-dropout samples (nlu/mc_sampler.py `DropoutSampler`).
 
 `export` writes the graph (dynamic batch, word, entity and mention sizes) next to the saved
 weights; `OnnxJointPass` runs it.

@@ -123,3 +123,27 @@ def test_formbot_without_a_project_exits_2(tmp_path: Path,
         formbot.main(["--formbot", str(tmp_path / "missing")])
     assert exit_info.value.code == 2 and "Pass --formbot DIR" in capsys.readouterr().err
     assert formbot.RASA_3_6["parse_p50_ms"] == 8.7  # issue 13's reference figures
+
+
+def test_mc_sampling_compares_both_samplers_on_a_saved_joint_model(
+        tmp_path: Path, nlu_latency: ModuleType, capsys: pytest.CaptureFixture[str]) -> None:
+    from nlu.joint import JointConfig, JointIntentEntity
+    from tests.fakes import write_tiny_bert
+    from tests.nlu.test_joint import VOCAB, _dataset
+
+    mc_sampling = _benchmark("mc_sampling")
+    with pytest.raises(SystemExit) as exit_info:
+        mc_sampling.main(["--model", str(tmp_path / "missing")])
+    assert exit_info.value.code == 2 and "xingkong train nlu" in capsys.readouterr().err
+    (tmp_path / "bert").mkdir()
+    bert = write_tiny_bert(tmp_path / "bert", VOCAB)
+    model = JointIntentEntity(JointConfig(model=str(bert), epochs=1, max_length=32,
+                                          val_fraction=0.0, early_stopping_patience=0))
+    model.train(_dataset(), progress=False)
+    model.save(tmp_path / "joint")
+    out = tmp_path / "mc.jsonl"
+    report = mc_sampling.main(["--model", str(tmp_path / "joint"), "--iterations", "3",
+                               "--warmup", "1", "--out", str(out)])
+    assert set(report["cpu_ms_p50"]) == {"onnx_pass", "old_samples_8", "samples_8",
+                                         "samples_4", "parse_8", "parse_4"}
+    assert json.loads(out.read_text().splitlines()[-1])["benchmark"] == "mc_sampling"

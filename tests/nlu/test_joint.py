@@ -7,7 +7,10 @@ on the demo (README, NLU).
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -146,6 +149,62 @@ def test_save_and_load_give_the_same_parse(trained: tuple[JointIntentEntity, Any
                            model.parse_batch(texts, n_samples=n_samples))
     assert _same_parse(loaded.parse_batch(texts[1:]), model.parse_batch(texts[1:]))
     assert loaded.pruner == model.pruner and loaded.temperatures == model.temperatures
+
+
+def test_onnx_load_holds_only_the_sampled_layers_in_pytorch(
+        trained: tuple[JointIntentEntity, Any], tmp_path: Path) -> None:
+    """With the graph on disk no PyTorch encoder is built: the sampler holds the top layer and
+    the intent head, and its MC samples are the full model's (same RNG draws)."""
+    model, _ = trained
+    model.save(tmp_path / "j")
+    loaded = JointIntentEntity.load_from(tmp_path / "j")
+    assert loaded._net is None and loaded.is_trained and len(loaded._sampler.layers) == 1
+    texts = ["book a room in Paris", "thanks !"]
+    first, again = loaded.parse_batch(texts), loaded.parse_batch(texts)
+    assert first == again and first[0][0].n_samples == 4 and first[0][0].std > 0
+    assert _same_parse(first, model.parse_batch(texts))
+    with pytest.raises(NLUModelError, match="runtime='torch'"):
+        loaded.save(tmp_path / "again")
+
+
+@pytest.mark.parametrize("first_layer", [0, 1])
+def test_the_sampler_without_dropout_is_the_deterministic_pass(
+        trained: tuple[JointIntentEntity, Any], first_layer: int) -> None:
+    from nlu.mc_sampler import DropoutSampler
+
+    model, _ = trained
+    net, _ = model._require()
+    encoder = net.luke.config
+    sampler = DropoutSampler.from_state(
+        net.state_dict(), first_layer, encoder.num_hidden_layers,
+        heads=encoder.num_attention_heads, eps=encoder.layer_norm_eps, attention_dropout=0.1,
+        hidden_dropout=0.1, head_dropout=0.1)
+    (text,) = encode_texts(model._tokenizer, ["i want to stay in Rome please"])
+    batch, _ = model._collate([model._input(text, None, None)])
+    with torch.inference_mode():
+        low = net.run_layers(net.embed(batch), batch, 0, first_layer)
+        expected, _ = net.predict(batch, 1, 1)  # (1, 1, C)
+        plain = sampler.sample(low[0], batch["attention_mask"], 3, dropout=False)
+        sampled = sampler.sample(low[0], batch["attention_mask"], 3)
+    assert plain.shape == sampled.shape == (3, 1, len(model.intents))
+    torch.testing.assert_close(plain, expected.expand(3, -1, -1), atol=1e-5, rtol=1e-4)
+    assert not torch.allclose(sampled[0], sampled[1])
+
+
+def test_serving_an_onnx_model_imports_no_transformers_model_code(
+        trained: tuple[JointIntentEntity, Any], tmp_path: Path) -> None:
+    """transformers' modelling code costs about 120 MB of a server's memory."""
+    model, _ = trained
+    model.save(tmp_path / "j")
+    script = ("import sys; from nlu.joint import JointIntentEntity as J; "
+              f"J.load_from({str(tmp_path / 'j')!r}).parse_batch(['book a room in Paris']); "
+              "print([m for m in ('transformers.modeling_utils', "
+              "'transformers.models.luke.modeling_luke') if m in sys.modules])")
+    root = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout[-500:]
 
 
 def test_an_onnx_graph_is_exported_at_load_when_missing(trained: tuple[JointIntentEntity, Any],
