@@ -20,8 +20,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
-
 from bot.assistant import Project, load_policies
 from bot.project.config import Endpoints, env_value, load_endpoints, reveal, skipped_components
 from bot.errors import ConfigError
@@ -29,8 +27,7 @@ from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecuto
 from bot.runtime.fallback_chain import FallbackChain
 from bot.storage.locks import InMemoryLockStore, LockStore
 from bot.manager import DialogueManager, Parser
-from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore, TrackerStore
-from bot.storage.redis_store import RedisLockStore
+from bot.storage.stores import InMemoryTrackerStore, TrackerStore
 from bot.serving.channels import ChannelServices, RedisSeenIds
 from bot.serving.memory import release_freed_memory
 
@@ -76,16 +73,14 @@ def build_runtime(project: Project, endpoints_path: Path | None = None,
 def make_channel_services(lock_store: LockStore) -> ChannelServices:
     """The channels' outbound client, and their retry memory: in the lock store's Redis when
     it has one (shared by every server), else in this process."""
+    if isinstance(lock_store, InMemoryLockStore):
+        return ChannelServices()  # and the redis package is never imported
+    from bot.storage.redis_store import RedisLockStore, seen_ids_client
+
     if not isinstance(lock_store, RedisLockStore):
         return ChannelServices()
-    s = lock_store.settings
-    client = redis.Redis(
-        host=s.host, port=s.port, db=s.db, username=s.username, password=reveal(s.password),
-        ssl=s.use_ssl, ssl_keyfile=s.ssl_keyfile, ssl_certfile=s.ssl_certfile,
-        ssl_ca_certs=s.ssl_ca_certs, socket_timeout=s.socket_timeout_s,
-        socket_connect_timeout=s.socket_timeout_s, decode_responses=True, protocol=2)
     prefix = lock_store.prefix.removesuffix("lock:") + "seen:"
-    return ChannelServices(seen=RedisSeenIds(client, prefix))
+    return ChannelServices(seen=RedisSeenIds(seen_ids_client(lock_store), prefix))
 
 
 def check_shared_stores(endpoints: Endpoints, workers: int, where: str) -> None:
@@ -176,6 +171,8 @@ def make_tracker_store(endpoints: Endpoints, project: Project) -> TrackerStore:
     kind = (spec.type or "").lower()
     if kind == "sql":
         url = spec.url or _sql_url(spec.params)
+        from bot.storage.sql_store import SQLTrackerStore  # SQLAlchemy only when configured
+
         return SQLTrackerStore(url, slot_defaults=defaults)
     if kind == "redis":
         from bot.storage.redis_store import tracker_store_from_endpoint

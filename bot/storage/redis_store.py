@@ -542,6 +542,16 @@ def _connect(settings: RedisSettings, role: str) -> redis.Redis:
     return client
 
 
+def seen_ids_client(lock_store: RedisLockStore) -> redis.Redis:
+    """A client on the lock store's Redis for the channels' memory of platform retries."""
+    s = lock_store.settings
+    return redis.Redis(
+        host=s.host, port=s.port, db=s.db, username=s.username, password=reveal(s.password),
+        ssl=s.use_ssl, ssl_keyfile=s.ssl_keyfile, ssl_certfile=s.ssl_certfile,
+        ssl_ca_certs=s.ssl_ca_certs, socket_timeout=s.socket_timeout_s,
+        socket_connect_timeout=s.socket_timeout_s, decode_responses=True, protocol=2)
+
+
 @contextmanager
 def _translated(settings: RedisSettings, role: str, doing: str) -> Iterator[None]:
     """Redis errors as StoreError naming the server and what to fix in endpoints.yml."""

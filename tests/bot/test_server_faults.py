@@ -16,7 +16,8 @@ import pytest
 from benchmarks.faults import RedisServer, redis_available
 from bot.manager import DialogueManager
 from bot.serving.server import create_app
-from bot.storage.stores import InMemoryTrackerStore, SQLTrackerStore
+from bot.storage.sql_store import SQLTrackerStore
+from bot.storage.stores import InMemoryTrackerStore
 
 needs_redis = pytest.mark.skipif(not redis_available(), reason="redis-server is not installed; "
                                  "this test needs a real Redis (apt-get install redis-server)")

@@ -32,13 +32,11 @@ from bot.state.events import (
     UserUttered,
     UserUtteranceReverted,
 )
+from bot.storage.sql_store import SQLTrackerStore, create_tracker_store, redact_url
 from bot.storage.stores import (
     InMemoryTrackerStore,
-    SQLTrackerStore,
     TrackerStore,
-    create_tracker_store,
     plan_save,
-    redact_url,
 )
 from bot.state.tracker import DialogueStateTracker
 
