@@ -45,7 +45,7 @@ from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDG
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
-                                    guest_voice, place_of)
+                                    guest_rephrase, guest_voice, place_of)
 from retrieval.qa_metrics import QAExample, load_qa
 from retrieval.reader import Reader
 from retrieval.sentence_encoder import SentenceEncoderConfig, Triple, fit_sentence_encoder
@@ -55,6 +55,8 @@ from retrieval.types import Embedder, IndexConfig
 logger = logging.getLogger(__name__)
 
 READER_RECIPE = 2  # 2: sentence contexts; a new recipe retrains readers built by the old one
+ENCODER_RECIPE = 2  # 2: guest-rephrased qa.json questions too; a new recipe retrains encoders
+GUEST_COPIES = 1  # guest-rephrased copies of each qa.json question (encoder and calibration)
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +155,7 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
         reader_report = previous.report.get("reader", {})
     else:
         reader_report = build_reader(build, data)
-    encoder_fp = _digest(build.qa.read_bytes(), build.generated, build.seed,
+    encoder_fp = _digest(ENCODER_RECIPE, build.qa.read_bytes(), build.generated, build.seed,
                          build.encoder.to_dict(), build.embedder, sentences_hash(data.table))
     encoder_fp_ok = (previous is not None and previous.encoder_fingerprint == encoder_fp
                      and (root / ENCODER_DIR).is_dir() and (root / SENTENCE_VECTORS).is_file())
@@ -280,7 +282,7 @@ def build_encoder(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
 
     for e in data.train:
         if data.gold.get(e.id):
-            triples.append(triple(e.question, data.gold[e.id][0]))
+            triples += [triple(q, data.gold[e.id][0]) for q in guest_copies(e.question, rng)]
     triples += [triple(g.question, g.sentence) for g in data.generated_train
                 if g.sentence is not None]
     if not all(t[2] is not None for t in triples):
@@ -308,10 +310,18 @@ def held_out_questions(data: _Data) -> list[LabelledQuestion]:
     """The calibration slice: qa.json's held-out questions and all its unanswerable ones (no
     model trains on them: the reader learns "no answer" from generated negatives), held-out
     generated questions and the generated unanswerable ones, each with its gold sentences."""
-    held = [LabelledQuestion(e.question, tuple(data.gold.get(e.id, ())), "qa")
-            for e in [*data.held, *(e for e in data.train if e.is_impossible)]]
+    rng = random.Random(len(data.held))
+    held = [LabelledQuestion(q, tuple(data.gold.get(e.id, ())), "qa" if n == 0 else "qa_guest")
+            for e in [*data.held, *(e for e in data.train if e.is_impossible)]
+            for n, q in enumerate(guest_copies(e.question, rng))]
     return held + [LabelledQuestion(g.question, (g.sentence,) if g.sentence is not None
                                     else (), "generated") for g in data.generated_held]
+
+
+def guest_copies(question: str, rng: random.Random) -> list[str]:
+    """`question` as written plus GUEST_COPIES guest rephrasings of it (question_gen):
+    qa.json is written beside the text, guests are not."""
+    return [question, *(guest_rephrase(question, rng) for _ in range(GUEST_COPIES))]
 
 
 def _write_settings(root: Path, settings: KnowledgeSettings) -> None:
