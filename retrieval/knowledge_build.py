@@ -12,11 +12,14 @@ Four steps, each its own function, each skipped when what it is built from did n
    answer" from generated negatives (a sentence of another document), so that qa.json's
    unanswerable questions stay unseen for calibration;
 3. `build_encoder`: the sentence encoder fine-tuned (retrieval.sentence_encoder) on the
-   training split and generated questions, and the vectors of every KB sentence;
+   training split (each question as written and GUEST_COPIES guest rephrasings of it,
+   retrieval.question_gen.guest_rephrase) and generated questions, and the vectors of every
+   KB sentence;
 4. `calibrate`: sentence selection, re-ranking, answer confidence and its threshold
    (retrieval.answer_calibration) on the held-out split of qa.json (the reader's own
-   holdout: same fraction and seed) plus all of qa.json's unanswerable questions, held-out
-   generated questions (from sentences no model trained on) and generated unanswerable ones.
+   holdout: same fraction and seed) plus all of qa.json's unanswerable questions (each as
+   written and rephrased as a guest would), held-out generated questions (from sentences no
+   model trained on) and generated unanswerable ones.
 
 The layout of `out_dir`: knowledge.json (settings, calibration, fingerprints), index/,
 reader/, sentence_encoder/, sentences.npy.
@@ -56,6 +59,7 @@ logger = logging.getLogger(__name__)
 
 READER_RECIPE = 2  # 2: sentence contexts; a new recipe retrains readers built by the old one
 ENCODER_RECIPE = 2  # 2: guest-rephrased qa.json questions too; a new recipe retrains encoders
+CALIBRATION_RECIPE = 2  # 2: confidence without rerank_lead; a new recipe re-calibrates
 GUEST_COPIES = 1  # guest-rephrased copies of each qa.json question (encoder and calibration)
 
 
@@ -169,11 +173,14 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         sentence_encoder=ENCODER_DIR, sentences_hash=sentences_hash(data.table),
         reader_fingerprint=reader_fp, encoder_fingerprint=encoder_fp)
-    if set(reused) == {"reader", "encoder"} and previous is not None and previous.calibration:
+    if (set(reused) == {"reader", "encoder"} and previous is not None and previous.calibration
+            and previous.calibration.get("report", {}).get("recipe") == CALIBRATION_RECIPE):
         reused.append("calibration")
         calibration = previous.calibration
     else:
-        calibration = json.loads(json.dumps(calibrate(build, data, index, settings).to_dict()))
+        fitted = calibrate(build, data, index, settings)
+        fitted.report["recipe"] = CALIBRATION_RECIPE
+        calibration = json.loads(json.dumps(fitted.to_dict()))
     counts = {"train_generated": len(data.generated_train),
               "held_generated": len(data.generated_held),
               "held_qa": len(data.held)}
