@@ -192,15 +192,15 @@ def generate_unanswerable(kb_text: str, places: Sequence[str], rng: random.Rando
     return out
 
 
-def guest_voice(question: str, rng: random.Random) -> str:
+def guest_voice(question: str, rng: random.Random, *, greet: bool = True) -> str:
     """A guest's way of typing `question`: some of lower case, no question mark, a greeting
-    or closing, one swapped letter pair."""
+    (unless `greet` is False) or closing, one swapped letter pair."""
     q = question.strip()
     if rng.random() < 0.5:
         q = q.lower()
     if rng.random() < 0.4:
         q = q.rstrip("?")
-    if rng.random() < 0.4:
+    if rng.random() < 0.4 and greet:
         q = rng.choice(GREETINGS) + q[:1].lower() + q[1:]
     if rng.random() < 0.2:
         q += rng.choice(CLOSINGS)
@@ -214,3 +214,82 @@ def guest_voice(question: str, rng: random.Random) -> str:
             words[i] = w[:k] + w[k + 1] + w[k] + w[k + 2:]
             q = " ".join(words)
     return q
+
+
+# Guest rephrasing: how guests put a question in a chat box, not how a KB writer does. Each
+# rewrite keeps the question's content words; none was written from a test set.
+_DROPS = ((r"^(?:what|which) (?:is|are) (?:the )?", "", ""),
+          (r"^(?:is|are) there (?:an? |any )?", "", "?"),
+          (r"^do you (?:have|offer) (?:an? |any )?", "", " available?"),
+          (r"^how much (?:is|are|does|do) (?:the |an? )?(.*?)(?: cost)?$", r"\1", " price?"),
+          (r"^what time (?:is|are|does|do) (?:the )?(.*?)(?: open| start| close)?$", r"\1",
+           " time?"),
+          (r"^(?:can|may) i (?:bring|have|get|use) (?:an? |my )?", "", " ok?"))
+_INDIRECT = ((r"^is there\b", "if there is"), (r"^are there\b", "if there are"),
+             (r"^can i\b", "if i can"), (r"^can we\b", "if we can"), (r"^do you\b", "if you"),
+             (r"^is it\b", "if it is"), (r"^is the\b", "if the"), (r"^are the\b", "if the"),
+             (r"^does the\b", "if the"), (r"^do i\b", "if i"), (r"^may i\b", "if i may"),
+             (r"^what\b", "what"), (r"^how\b", "how"), (r"^when\b", "when"),
+             (r"^where\b", "where"), (r"^which\b", "which"), (r"^who\b", "who"))
+STATEMENTS = ("need to know {q}", "i'd like to know {q}", "wondering {q}",
+              "can you tell me {q}", "just checking {q}", "i want to find out {q}",
+              "pls let me know {q}")
+FILLERS = ("hi quick q ", "hey, ", "hello there! ", "ok so ", "hi! ", "um ", "one thing - ",
+           "sorry, another question. ", "hi there, ", "question: ", "morning! ")
+CONTEXTS = ("we're staying 3 nights next month. ", "travelling with my partner. ",
+            "booked already. ", "first time visiting. ", "coming for a weekend in may. ",
+            "family of four here. ", "arriving late on friday. ",
+            "planning a trip for my parents. ")
+AFTERWORDS = (" before i book", " thanks in advance", ", asking for my mum", " cheers",
+              " thank you!", ", trying to plan", "")
+_CHAT = ((r"\byou\b", "u"), (r"\bplease\b", "pls"), (r"\bare\b", "r"), (r"'", ""),
+         (r"\bthe\b ", ""), (r"\band\b", "&"))
+
+
+def guest_rephrase(question: str, rng: random.Random) -> str:
+    """`question` as a guest might type it: one structural rewrite (the question words
+    dropped, an indirect statement "need to know if ...", or a context clause before it),
+    chat spelling, then `guest_voice`'s noise (case, punctuation, greeting, a typo)."""
+    q = question.strip().rstrip("?").strip()
+    roll = rng.random()
+    if roll < 0.3:
+        for pattern, replacement, tail in _DROPS:
+            short = re.sub(pattern, replacement, q, count=1, flags=re.I)
+            if short != q and len(short.split()) >= 2:
+                q = short + (tail or rng.choice(("?", "", " ?")))
+                break
+        else:
+            q += "?"
+    elif roll < 0.6:
+        lowered = q[:1].lower() + q[1:]
+        for pattern, replacement in _INDIRECT:
+            if re.match(pattern, lowered, re.I):
+                lowered = re.sub(pattern, replacement, lowered, count=1, flags=re.I)
+                break
+        q = rng.choice(STATEMENTS).format(q=lowered)
+    elif roll < 0.8:
+        q = rng.choice(CONTEXTS) + q[:1].lower() + q[1:] + "?"
+    else:
+        q += "?"
+    greeted = rng.random() < 0.3
+    if greeted:
+        q = rng.choice(FILLERS) + q[:1].lower() + q[1:]
+    if rng.random() < 0.3:
+        q = q.rstrip("?") + rng.choice(AFTERWORDS)
+    if rng.random() < 0.25:
+        pattern, replacement = rng.choice(_CHAT)
+        q = re.sub(pattern, replacement, q, count=1, flags=re.I)
+    q = _typo(q, rng) if rng.random() < 0.3 else q
+    return guest_voice(q, rng, greet=not greeted)
+
+
+def _typo(text: str, rng: random.Random) -> str:
+    """One dropped or doubled letter in a word longer than four letters."""
+    words = text.split(" ")
+    long = [i for i, w in enumerate(words) if len(w) > 4 and w.isalpha()]
+    if not long:
+        return text
+    i = rng.choice(long)
+    w, k = words[i], rng.randrange(1, len(words[i]) - 1)
+    words[i] = w[:k] + w[k + 1:] if rng.random() < 0.5 else w[:k] + w[k] + w[k:]
+    return " ".join(words)

@@ -233,6 +233,14 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     again = build_knowledge(build, embedder=FakeEmbedder())
     assert again.reused == ("reader", "encoder", "calibration")
     assert again.calibration == report.calibration
+    by_source = report.calibration["report"]["by_source"]
+    assert by_source["qa_guest_answerable"] == by_source["qa_answerable"]  # rephrased copies
+    settings = json.loads((out / KNOWLEDGE_FILE).read_text())
+    del settings["calibration"]["report"]["recipe"]  # as built before the calibration recipe
+    (out / KNOWLEDGE_FILE).write_text(json.dumps(settings))
+    recalibrated = build_knowledge(build, embedder=FakeEmbedder())
+    assert recalibrated.reused == ("reader", "encoder")
+    assert recalibrated.calibration["report"]["recipe"] == report.calibration["report"]["recipe"]
     whole = build_knowledge(replace(build, paragraphs=True), embedder=FakeEmbedder())
     assert whole.reused == ("encoder",) and whole.reader["counts"]["extra"] > \
         report.reader["counts"]["extra"]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 
 import pytest
 
@@ -10,7 +11,7 @@ from retrieval.answer_calibration import LabelledQuestion, choose_threshold
 from retrieval.errors import RetrievalConfigError
 from retrieval.kb_eval import contains_answer, plot_reliability, reliability
 from retrieval.question_gen import (answers_in, generate_answerable, generate_unanswerable,
-                                    guest_voice)
+                                    guest_rephrase, guest_voice)
 from retrieval.sentence_encoder import batches
 from retrieval.sentence_ranker import (DEFAULT_RERANK, RERANK_FEATURES, Calibration, Candidate,
                                        Logistic, choose, fit_selection)
@@ -84,6 +85,25 @@ def test_guest_voice_is_seeded_and_keeps_the_words_mostly() -> None:
     two = [guest_voice("How much is the pet fee at Starlight Rome?", random.Random(n))
            for n in range(20)]
     assert one == two and len(set(one)) > 5
+
+
+def test_guest_rephrase_is_seeded_varied_and_keeps_the_topic() -> None:
+    question = "How much is the pet fee at Starlight Rome?"
+    one = [guest_rephrase(question, random.Random(n)) for n in range(40)]
+    assert one == [guest_rephrase(question, random.Random(n)) for n in range(40)]
+    assert len(set(one)) > 30 and question not in one
+    # the content words survive (a typo may touch one of them, never all)
+    assert all(sum(w in q.lower() for w in ("pet", "fee", "rome")) >= 2 for q in one)
+    # some drop the question words, some become statements
+    assert any(not re.search(r"how much", q, re.I) for q in one)
+    assert any(re.search(r"\b(?:need to know|wondering|tell me|like to know)\b", q) for q in one)
+
+
+def test_guest_rephrase_turns_yes_no_questions_into_indirect_ones() -> None:
+    out = {guest_rephrase("Is there a sauna at Starlight Berlin?", random.Random(n))
+           for n in range(60)}
+    assert any(re.search(r"\bif there is a sauna\b", q, re.I) for q in out)
+    assert any(re.match(r"^(?:\W*\w+[,!:]?\s)?sauna at", q, re.I) for q in out)
 
 
 def test_encoder_batches_never_repeat_a_positive() -> None:
