@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from generation.config import ModelConfig, SamplingConfig, TrainingConfig
-from generation.corpus import Conversation, render, split
+from generation.corpus import Conversation, render, reply_pairs, split
 from generation.errors import CorpusError
 from generation.generator import WORDS_FILE, write_manifest
 from generation.rerank import words_of
@@ -47,6 +47,8 @@ class GenerationReport:
     seconds: float = 0.0
     final_loss: float = float("nan")
     heldout_perplexity: float = float("nan")
+    reply_logprob_quantiles: dict[str, float] = field(default_factory=dict)  # held-out replies
+    fluency_floor: float | None = None  # the gate: their 25th percentile (mean log p / token)
     out_dir: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,20 +59,35 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
                     model: ModelConfig | None = None, training: TrainingConfig | None = None,
                     sampling: SamplingConfig | None = None,
                     vocabulary_texts: Iterable[str] = (),
+                    own_pairs: Sequence[Conversation] = (),
                     progress: bool = True) -> GenerationReport:
     """Train tokenizer and GPT-2 on `conversations` and save them with the manifest in `out`.
-    `vocabulary_texts` (documents, responses) only shape the tokenizer's vocabulary."""
+    `own_pairs` (the assistant's own small talk) are trained on as they are, repeated
+    `assistant_weight` times; `vocabulary_texts` (documents, responses) only shape the
+    tokenizer's vocabulary."""
     model = model if model is not None else ModelConfig()
     training = training if training is not None else TrainingConfig()
     sampling = sampling if sampling is not None else SamplingConfig()
     started = time.perf_counter()
     corpus = split(conversations, training.heldout_fraction)
-    texts = [render(c.turns) for c in corpus.train]
-    tokenizer = train_tokenizer([*texts, *vocabulary_texts], model.vocab_size)
+    train, heldout = corpus.train, corpus.heldout
+    if training.pairs:
+        options = {"max_reply_words": training.max_reply_words,
+                   "max_context_words": training.max_context_words,
+                   "min_word_count": training.min_word_count, "lowercase": training.lowercase}
+        train = tuple(reply_pairs(train, **options))
+        heldout = tuple(reply_pairs(heldout, **{**options, "min_word_count": 1}))
+    case = str.lower if training.lowercase else str
+    own = [render([case(t) for t in c.turns]) for c in own_pairs] * training.assistant_weight
+    texts = [render(c.turns) for c in train] + own
+    random.Random(training.seed).shuffle(texts)  # own pairs spread through the blocks
+    vocabulary = [case(t) for t in vocabulary_texts]
+    tokenizer = train_tokenizer([*texts, *vocabulary], model.vocab_size)
     train_blocks = encode_blocks(tokenizer, texts, model.n_positions)
-    heldout_blocks = encode_blocks(tokenizer, [render(c.turns) for c in corpus.heldout],
+    heldout_blocks = encode_blocks(tokenizer, [render(c.turns) for c in heldout],
                                    model.n_positions)[: training.eval_blocks]
-    report = GenerationReport(corpus=corpus.stats(), train_tokens=train_blocks.numel(),
+    report = GenerationReport(corpus={**corpus.stats(), "train_texts": len(texts),
+                                      "heldout_texts": len(heldout), "own_pairs": len(own_pairs)}, train_tokens=train_blocks.numel(),
                               heldout_tokens=heldout_blocks.numel(), vocab_size=len(tokenizer),
                               out_dir=str(out))
     lm = build_gpt2(model, tokenizer, seed=training.seed)
@@ -81,10 +98,15 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
     report.steps, report.final_loss = _fit(lm, train_blocks, training, progress)
     report.tokens_seen = report.steps * training.batch_size * model.n_positions
     report.heldout_perplexity = heldout_perplexity(lm, heldout_blocks, training.batch_size)
+    if training.pairs:
+        quantiles = reply_logprob_quantiles(lm, tokenizer, heldout[: training.eval_blocks * 2])
+        report.reply_logprob_quantiles = quantiles
+        report.fluency_floor = quantiles.get("25")
     save_model(lm, tokenizer, out)
     write_words(out, texts)
     report.seconds = time.perf_counter() - started
-    write_manifest(out, model=".", sampling=sampling, report=report.to_dict())
+    write_manifest(out, model=".", sampling=sampling, report=report.to_dict(),
+                   lowercase=training.lowercase)
     logger.info("generation.train.done steps=%d loss=%.3f heldout_ppl=%.1f seconds=%.0f",
                 report.steps, report.final_loss, report.heldout_perplexity, report.seconds)
     return report
@@ -138,7 +160,8 @@ def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tupl
                    step / training.max_steps if training.max_steps is not None else 0.0)
         if done >= 1.0:
             break
-        lr = training.lr * min(1.0, (step + 1) / training.warmup_steps) * max(0.05, 1.0 - done)
+        warmup = min(1.0, (step + 1) / training.warmup_steps)
+        lr = training.lr * warmup * (0.1 + 0.45 * (1.0 + math.cos(math.pi * done)))  # cosine
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = blocks[rng.sample(range(len(blocks)), min(training.batch_size, len(blocks)))]
@@ -155,6 +178,26 @@ def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tupl
     lm.eval()
     tail = losses[-20:]
     return step, (sum(tail) / len(tail) if tail else float("nan"))
+
+
+def reply_logprob_quantiles(lm: Any, tokenizer: Any,
+                            pairs: Sequence[Conversation]) -> dict[str, float]:
+    """Percentiles (10, 25, 50) of the mean log-probability per token of the held-out
+    human replies after their context, scored as the generator scores a candidate. A sampled
+    reply less likely than most human ones is not fluent enough to say."""
+    from generation.sampler import reply_logprobs
+
+    scores: list[float] = []
+    pad = int(tokenizer.pad_token_id or 0)
+    for context, reply in (c.turns[:2] for c in pairs if len(c.turns) >= 2):
+        prefix = tokenizer(render([context], reply_next=True), add_special_tokens=False)
+        ids = tokenizer(f" {reply}\n", add_special_tokens=False)["input_ids"]
+        scores.extend(reply_logprobs(lm, prefix["input_ids"], [ids], pad))
+    scores.sort()
+    if not scores:
+        return {}
+    return {str(q): round(scores[min(len(scores) - 1, len(scores) * q // 100)], 4)
+            for q in (10, 25, 50)}
 
 
 def heldout_perplexity(lm: Any, blocks: Any, batch_size: int = 16) -> float:
