@@ -59,6 +59,8 @@ class TrainingConfig:
     min_word_count: int = 5  # a reply with a rarer word (a typo, a name) is left out
     lowercase: bool = True  # one spelling per word; replies are truecased when said
     assistant_weight: int = 3  # times the assistant's own small talk is repeated
+    threads: int = 1  # torch threads while training: on a busy 2-core machine a step of
+    # this small model took 10x longer with 2 threads (each waits for the other) than with 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -72,6 +74,7 @@ class TrainingConfig:
         _at_least("max_context_words", self.max_context_words, 1)
         _at_least("min_word_count", self.min_word_count, 1)
         _at_least("assistant_weight", self.assistant_weight, 0)
+        _at_least("threads", self.threads, 1)
         if not self.lr > 0:
             raise GenerationConfigError(f"generation lr must be > 0, got {self.lr}.")
         if not 0 < self.heldout_fraction < 0.5:

@@ -65,6 +65,8 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
     `own_pairs` (the assistant's own small talk) are trained on as they are, repeated
     `assistant_weight` times; `vocabulary_texts` (documents, responses) only shape the
     tokenizer's vocabulary."""
+    import torch
+
     model = model if model is not None else ModelConfig()
     training = training if training is not None else TrainingConfig()
     sampling = sampling if sampling is not None else SamplingConfig()
@@ -78,30 +80,32 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
         train = tuple(reply_pairs(train, **options))
         heldout = tuple(reply_pairs(heldout, **{**options, "min_word_count": 1}))
     case = str.lower if training.lowercase else str
-    own = [render([case(t) for t in c.turns]) for c in own_pairs] * training.assistant_weight
-    texts = [render(c.turns) for c in train] + own
+
+    def text_of(conv: Conversation) -> str:
+        return render([case(t) for t in conv.turns])
+
+    own = [text_of(c) for c in own_pairs] * training.assistant_weight
+    texts = [text_of(c) for c in train] + own
     random.Random(training.seed).shuffle(texts)  # own pairs spread through the blocks
     vocabulary = [case(t) for t in vocabulary_texts]
     tokenizer = train_tokenizer([*texts, *vocabulary], model.vocab_size)
     train_blocks = encode_blocks(tokenizer, texts, model.n_positions)
-    heldout_blocks = encode_blocks(tokenizer, [render(c.turns) for c in heldout],
+    heldout_blocks = encode_blocks(tokenizer, [text_of(c) for c in heldout],
                                    model.n_positions)[: training.eval_blocks]
-    report = GenerationReport(corpus={**corpus.stats(), "train_texts": len(texts),
-                                      "heldout_texts": len(heldout), "own_pairs": len(own_pairs)}, train_tokens=train_blocks.numel(),
+    stats = {**corpus.stats(), "train_texts": len(texts), "heldout_texts": len(heldout),
+             "own_pairs": len(own_pairs)}
+    report = GenerationReport(corpus=stats, train_tokens=train_blocks.numel(),
                               heldout_tokens=heldout_blocks.numel(), vocab_size=len(tokenizer),
                               out_dir=str(out))
     lm = build_gpt2(model, tokenizer, seed=training.seed)
     report.parameters = parameter_count(lm)
-    logger.info("generation.train.start conversations=%d train_tokens=%d parameters=%d "
-                "budget_s=%.0f", len(corpus.train), report.train_tokens, report.parameters,
-                training.budget_s)
-    report.steps, report.final_loss = _fit(lm, train_blocks, training, progress)
-    report.tokens_seen = report.steps * training.batch_size * model.n_positions
-    report.heldout_perplexity = heldout_perplexity(lm, heldout_blocks, training.batch_size)
-    if training.pairs:
-        quantiles = reply_logprob_quantiles(lm, tokenizer, heldout[: training.eval_blocks * 2])
-        report.reply_logprob_quantiles = quantiles
-        report.fluency_floor = quantiles.get("25")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(training.threads)  # training and scoring; restored after
+    try:
+        _train_and_score(lm, tokenizer, train_blocks, heldout_blocks, heldout, training,
+                         report, progress, sampling.max_new_tokens)
+    finally:
+        torch.set_num_threads(threads)
     save_model(lm, tokenizer, out)
     write_words(out, texts)
     report.seconds = time.perf_counter() - started
@@ -110,6 +114,24 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
     logger.info("generation.train.done steps=%d loss=%.3f heldout_ppl=%.1f seconds=%.0f",
                 report.steps, report.final_loss, report.heldout_perplexity, report.seconds)
     return report
+
+
+def _train_and_score(lm: Any, tokenizer: Any, train_blocks: Any, heldout_blocks: Any,
+                     heldout: Sequence[Conversation], training: TrainingConfig,
+                     report: GenerationReport, progress: bool, max_new_tokens: int) -> None:
+    """Fit the model, then fill the report's held-out figures."""
+    logger.info("generation.train.start train_texts=%d train_tokens=%d parameters=%d "
+                "budget_s=%.0f", report.corpus["train_texts"], report.train_tokens,
+                report.parameters, training.budget_s)
+    report.steps, report.final_loss = _fit(lm, train_blocks, training, progress)
+    batch = min(training.batch_size, len(train_blocks))
+    report.tokens_seen = report.steps * batch * int(train_blocks.shape[1])
+    report.heldout_perplexity = heldout_perplexity(lm, heldout_blocks, training.batch_size)
+    if training.pairs:
+        quantiles = reply_logprob_quantiles(lm, tokenizer, heldout[: training.eval_blocks * 2],
+                                            int(heldout_blocks.shape[1]), max_new_tokens)
+        report.reply_logprob_quantiles = quantiles
+        report.fluency_floor = quantiles.get("25")
 
 
 def write_words(out: Path, texts: Iterable[str], min_count: int = 3) -> Path:
@@ -140,6 +162,7 @@ def encode_blocks(tokenizer: Any, texts: Sequence[str], block: int) -> Any:
 def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tuple[int, float]:
     """Train until the budget or max_steps; (steps, mean loss of the last 20 steps)."""
     import torch
+
     from tqdm.auto import tqdm
 
     rng = random.Random(training.seed)
@@ -180,19 +203,22 @@ def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tupl
     return step, (sum(tail) / len(tail) if tail else float("nan"))
 
 
-def reply_logprob_quantiles(lm: Any, tokenizer: Any,
-                            pairs: Sequence[Conversation]) -> dict[str, float]:
+def reply_logprob_quantiles(lm: Any, tokenizer: Any, pairs: Sequence[Conversation],
+                            window: int, max_new_tokens: int) -> dict[str, float]:
     """Percentiles (10, 25, 50) of the mean log-probability per token of the held-out
-    human replies after their context, scored as the generator scores a candidate. A sampled
+    human replies after their context, scored as the generator scores a candidate (the
+    prompt cropped to the window, replies longer than `max_new_tokens` left out). A sampled
     reply less likely than most human ones is not fluent enough to say."""
-    from generation.sampler import reply_logprobs
+    from generation.sampler import build_prompt, reply_logprobs
 
     scores: list[float] = []
     pad = int(tokenizer.pad_token_id or 0)
     for context, reply in (c.turns[:2] for c in pairs if len(c.turns) >= 2):
-        prefix = tokenizer(render([context], reply_next=True), add_special_tokens=False)
         ids = tokenizer(f" {reply}\n", add_special_tokens=False)["input_ids"]
-        scores.extend(reply_logprobs(lm, prefix["input_ids"], [ids], pad))
+        if len(ids) > max_new_tokens:
+            continue
+        prompt = build_prompt(tokenizer, context, [], window - max_new_tokens)
+        scores.extend(reply_logprobs(lm, prompt, [ids], pad))
     scores.sort()
     if not scores:
         return {}

@@ -288,3 +288,29 @@ def test_settings_are_checked_with_the_key_named() -> None:
         SamplingConfig(top_p=1.5)
     with pytest.raises(GenerationConfigError, match="max_words"):
         SamplingConfig(min_words=5, max_words=2)
+
+
+def test_training_on_reply_pairs_writes_a_lowercase_model_with_its_fluency_floor(
+        tmp_path: Path) -> None:
+    from generation import ModelConfig, TrainingConfig, read_manifest, train_generator
+
+    things = "cats dogs tea rain snow books films songs games walks".split()
+    kinds = "Big small old new warm cold green quiet loud long".split()
+    conversations = [Conversation(f"c{i}", (f"do you like {k} {t}?", f"Yes I love {k} {t}"))
+                     for i, (k, t) in enumerate((k, t) for k in kinds for t in things)]
+    report = train_generator(conversations, tmp_path,
+                             model=ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=32,
+                                               vocab_size=300),
+                             training=TrainingConfig(max_steps=2, batch_size=4,
+                                                     heldout_fraction=0.2, eval_blocks=4),
+                             own_pairs=[Conversation("own", ("Hi", "Hello there"))],
+                             progress=False)
+    manifest = read_manifest(tmp_path)
+    assert manifest["lowercase"] is True
+    floors = manifest["report"]["reply_logprob_quantiles"]
+    assert floors["10"] <= floors["25"] <= floors["50"] < 0
+    assert report.fluency_floor == floors["25"]
+    assert report.corpus["own_pairs"] == 1 and report.steps == 2
+    generator = Generator(tmp_path, encoder=FakeEmbedder(),
+                          sampling=SamplingConfig(n_candidates=2, max_new_tokens=8))
+    assert generator.load()._min_logprob == floors["25"]
