@@ -58,7 +58,9 @@ class TrainingConfig:
     max_context_words: int = 20
     min_word_count: int = 5  # a reply with a rarer word (a typo, a name) is left out
     lowercase: bool = True  # one spelling per word; replies are truecased when said
-    assistant_weight: int = 3  # times the assistant's own small talk is repeated
+    assistant_weight: int = 0  # times the assistant's own (message, response) pairs are
+    # repeated. 0: the demo's are refusals and hotel lines ("I'm much better at hotel rooms
+    # than small talk", 272 out_of_scope pairs); at 3 they came out in 1 candidate in 5
     threads: int = 1  # torch threads while training: on a busy 2-core machine a step of
     # this small model took 10x longer with 2 threads (each waits for the other) than with 1
     seed: int = 0
@@ -89,16 +91,17 @@ class SamplingConfig:
 
     n_candidates: int = 16  # more candidates give the filters and the gate more to choose
     max_new_tokens: int = 24  # a 14-word reply and its newline fit
-    temperature: float = 0.7  # lower: fewer broken words, replies still vary
+    temperature: float = 0.6  # lower: fewer broken words and sentences, replies still vary
     top_k: int = 40
     top_p: float = 0.9
     repetition_penalty: float = 1.2
     min_words: int = 2
     max_words: int = 14  # as long as the training replies (TrainingConfig.max_reply_words)
     relevance_weight: float = 1.0  # cosine of the MiniLM embeddings, user message vs reply
-    mmi_weight: float = 0.1  # log p(reply | context) - log p(reply): penalises generic replies
+    mmi_weight: float = 0.5  # log p(reply | context) - log p(reply): penalises generic
+    # replies ("how are you?" to anything), which a small model prefers
     likelihood_weight: float = 0.2  # mean log p(reply | context) per token: fluent replies
-    min_relevance: float = 0.1  # below it, a reply is off-topic and dropped
+    min_relevance: float = 0.15  # below it, a reply is off-topic and dropped
     min_logprob: float | None = None  # the fluency gate: a reply whose mean log p per token
     # is lower is dropped. None: the floor measured at training (generation.json's report:
     # the 25th percentile of held-out human replies), or no gate for a pretrained model

@@ -47,8 +47,8 @@ def words_of(text: str) -> list[str]:
 def quality_problems(text: str, finished: bool, user_text: str, config: SamplingConfig,
                      known_words: frozenset[str] = frozenset()) -> list[str]:
     """Why `text` is not a usable reply: cut off, too short or long, repetitive, an echo, or
-    (when `known_words` is given) more than one word in five that is no word of the corpus
-    nor of the user's message."""
+    (when `known_words` is given) a word that is no word of the corpus nor of the user's
+    message."""
     words = words_of(text)
     found = []
     if not finished:
@@ -63,10 +63,8 @@ def quality_problems(text: str, finished: bool, user_text: str, config: Sampling
         found.append("repetition")
     if words and words == words_of(user_text):
         found.append("echo")
-    if known_words and words:
-        unknown = set(words) - known_words - set(words_of(user_text))
-        if sum(w in unknown for w in words) > len(words) / 5:
-            found.append("misspelt")
+    if known_words and set(words) - known_words - set(words_of(user_text)):
+        found.append("misspelt")  # one made-up word spoils a short reply
     return found
 
 
