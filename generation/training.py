@@ -1,7 +1,8 @@
-"""Train the generator from scratch: byte-level BPE tokenizer, then a small GPT-2 on the
-conversations packed into blocks of `n_positions` tokens, for a wall-clock budget. The held-out
-conversations give the perplexity (per BPE token of this tokenizer, so it compares only
-between models with the same tokenizer).
+"""Train the generator from scratch: byte-level BPE tokenizer, then a small GPT-2 on short
+(previous turn, reply) pairs of the conversations (or whole conversations), packed into
+blocks of `n_positions` tokens, for a wall-clock budget. The held-out conversations give the
+perplexity (per BPE token of this tokenizer, so it compares only between models with the
+same tokenizer and corpus) and the fluency gate: how likely the model finds human replies.
 
     out/                     what Generator.load reads
       generation.json        manifest: model ".", sampling settings, the training report
@@ -162,7 +163,6 @@ def encode_blocks(tokenizer: Any, texts: Sequence[str], block: int) -> Any:
 def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tuple[int, float]:
     """Train until the budget or max_steps; (steps, mean loss of the last 20 steps)."""
     import torch
-
     from tqdm.auto import tqdm
 
     rng = random.Random(training.seed)
