@@ -116,7 +116,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"{i + 1:2}. > {message}\n    < {reply.text if reply.text else '(declined)'}")
         declined += reply.text is None
         kept += sum(c.kept for c in reply.candidates)
-        chosen = next((c for c in reply.candidates if c.kept and c.text == reply.text), None)
+        chosen = max((c for c in reply.candidates if c.kept), key=lambda c: c.score,
+                     default=None)  # the reply said (truecased from the candidate)
         if chosen is not None:
             relevance.append(chosen.relevance)
         for c in reply.candidates:
