@@ -58,6 +58,36 @@ MESSAGES = (
     "i miss the snow from where i grew up",
 )
 
+# A second set, written on 2026-12-05 (session 4) before any reply of the retuned generator
+# was read: the blind judgement of issue #14's second round. `--messages fresh` uses it.
+FRESH = (
+    "do you like listening to music while you work?",
+    "i went hiking yesterday and my legs are still sore",
+    "which season of the year makes you happiest?",
+    "are you more of a morning person or a night owl?",
+    "i just adopted a puppy and she chews everything",
+    "what was the last thing that made you laugh?",
+    "what kind of food could you eat every day?",
+    "i'm thinking about learning italian this year",
+    "have you ever wanted to see the ocean?",
+    "it has been raining all week and i'm fed up",
+    "what do you like to do when you have free time?",
+    "i'm really tired today, i barely slept",
+    "what's the best part of your day?",
+    "do you like cats more than dogs?",
+    "my favourite band is playing a concert tonight",
+    "what do you usually do on a lazy weekend?",
+    "i baked my first loaf of bread this morning",
+    "do you think it will snow a lot this winter?",
+    "i love lying outside and watching the stars at night",
+    "what's something you're really good at?",
+    "my friends say i drink far too much tea",
+    "have you ever tried painting with watercolours?",
+    "i can't wait for my holiday next month",
+    "do you ever get bored?",
+    "what makes a day a good day for you?",
+)
+
 
 def unseen(messages: tuple[str, ...]) -> list[str]:
     """The messages that appear word for word as a turn of chitchat-dataset (should be none)."""
@@ -73,17 +103,21 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--show-candidates", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS)
+    p.add_argument("--messages", choices=("first", "fresh"), default="fresh",
+                   help="first: the 25 of the first round; fresh: the second round's")
     args = p.parse_args(argv)
+    messages = FRESH if args.messages == "fresh" else MESSAGES
     torch.set_num_threads(args.threads)
-    seen = unseen(MESSAGES)
+    seen = unseen(messages)
     generator = Generator(args.model_dir, protected_terms=["Starlight"]).load()
     declined, kept, relevance, problems = 0, 0, [], {}
-    for i, message in enumerate(MESSAGES):
+    for i, message in enumerate(messages):
         reply = generator.reply(message, seed=i)
         print(f"{i + 1:2}. > {message}\n    < {reply.text if reply.text else '(declined)'}")
         declined += reply.text is None
         kept += sum(c.kept for c in reply.candidates)
-        chosen = next((c for c in reply.candidates if c.kept and c.text == reply.text), None)
+        chosen = max((c for c in reply.candidates if c.kept), key=lambda c: c.score,
+                     default=None)  # the reply said (truecased from the candidate)
         if chosen is not None:
             relevance.append(chosen.relevance)
         for c in reply.candidates:
@@ -92,8 +126,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             if args.show_candidates:
                 print(f"      {'kept' if c.kept else 'drop'} {c.text!r} {c.problems or ''}")
     report = {"benchmark": "generation_samples", "model_dir": str(args.model_dir),
-              "messages": len(MESSAGES), "in_training_corpus": seen,
-              "declined": declined, "candidates_kept_per_turn": round(kept / len(MESSAGES), 2),
+              "messages": f"{args.messages} ({len(messages)})", "in_training_corpus": seen,
+              "declined": declined, "candidates_kept_per_turn": round(kept / len(messages), 2),
               "mean_relevance": round(sum(relevance) / len(relevance), 3) if relevance else None,
               "dropped_for": dict(sorted(problems.items(), key=lambda kv: -kv[1])),
               "sampling": to_dict(generator.sampling), **environment()}

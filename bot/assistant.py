@@ -540,7 +540,7 @@ def refresh_generation(settings: GenerationConfig, out: Path) -> None:
     manifest = read_manifest(out)
     if manifest.get("sampling") != asdict_of(sampling):
         write_manifest(out, model=str(manifest.get("model") or "."), sampling=sampling,
-                       report=manifest.get("report"))
+                       report=manifest.get("report"), lowercase=bool(manifest.get("lowercase")))
         logger.info("train.generation.sampling_updated out=%s", out)
 
 
@@ -568,9 +568,9 @@ def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
     pairs, vocabulary = assistant_texts(project)
     try:
         conversations = chitchat_conversations(training.max_conversations)
-        conversations += pair_conversations(pairs, "assistant")
         report = train_generator(conversations, out, model=model, training=training,
                                  sampling=sampling, vocabulary_texts=vocabulary,
+                                 own_pairs=pair_conversations(pairs, "assistant"),
                                  progress=progress)
     except GenerationError as exc:
         raise TrainingError(f"Training the generator failed: {exc}") from exc

@@ -15,17 +15,19 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class ModelConfig:
-    """The GPT-2 trained from scratch. Tiny on purpose: in a 4-minute CPU budget a model of
-    about a million parameters sees several times more text than a 5M one (4 layers x 256
-    wide, 8k vocabulary: 144 steps, perplexity 167, word salad), and is fast to sample; the
-    reranker and filters do the choosing. A longer budget can afford a wider model."""
+    """The GPT-2 trained from scratch. Small on purpose: on one CPU thread it trains at about
+    9,000 tokens per second of CPU (1,400 steps of 32 x 64 tokens took 331 s of CPU with the
+    corpus and scoring), so the default budget shows it the 1.3M-token pair corpus about twice
+    on an idle core; a deeper or wider model sees too little text to stop making word salad
+    (4 layers x 256 wide, 8k vocabulary, 4 minutes: perplexity 167). A longer budget can
+    afford a wider model."""
 
-    n_layer: int = 3
+    n_layer: int = 4
     n_embd: int = 128
     n_head: int = 4
-    n_positions: int = 128  # tokens of context: the last few turns of small talk
-    vocab_size: int = 4000  # byte-level BPE merges trained on the corpus; the output layer
-    # costs vocab_size x n_embd per token, as much as the three layers
+    n_positions: int = 64  # tokens of context: one short exchange (a pair is ~30 tokens)
+    vocab_size: int = 2048  # byte-level BPE merges trained on the lowercased corpus; the
+    # output layer costs vocab_size x n_embd per token, as much as two layers at 4k
 
     def __post_init__(self) -> None:
         for name in ("n_layer", "n_embd", "n_head", "n_positions"):
@@ -39,17 +41,29 @@ class ModelConfig:
 @dataclass(frozen=True, slots=True)
 class TrainingConfig:
     """One training run. `budget_s` bounds the wall-clock time (the default keeps `make run`
-    short); a longer budget or `max_steps` keeps improving the model."""
+    under 10 minutes on 2 cores); a longer budget or `max_steps` keeps improving the model.
+    The corpus is short (previous turn, reply) pairs (corpus.reply_pairs), not whole
+    conversations: a small model learns one well-formed short reply far sooner."""
 
-    budget_s: float = 240.0
+    budget_s: float = 480.0
     max_steps: int | None = None  # None: as many steps as the budget allows
-    batch_size: int = 16
+    batch_size: int = 32  # blocks of n_positions tokens packed end to end
     lr: float = 3e-3  # tiny models from scratch take a high rate
-    warmup_steps: int = 30
+    warmup_steps: int = 30  # then a cosine decay to lr / 10 at the end of the budget
     weight_decay: float = 0.01
     heldout_fraction: float = 0.02  # conversations kept out for the perplexity
     eval_blocks: int = 256  # held-out blocks scored (the perplexity's sample size)
     max_conversations: int | None = None  # None: the whole corpus
+    pairs: bool = True  # False: whole conversations, as the first version trained
+    max_reply_words: int = 14  # longer replies are rarely fluent from a small model
+    max_context_words: int = 20
+    min_word_count: int = 5  # a reply with a rarer word (a typo, a name) is left out
+    lowercase: bool = True  # one spelling per word; replies are truecased when said
+    assistant_weight: int = 0  # times the assistant's own (message, response) pairs are
+    # repeated. 0: the demo's are refusals and hotel lines ("I'm much better at hotel rooms
+    # than small talk", 272 out_of_scope pairs); at 3 they came out in 1 candidate in 5
+    threads: int = 1  # torch threads while training: on a busy 2-core machine a step of
+    # this small model took 10x longer with 2 threads (each waits for the other) than with 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -59,6 +73,11 @@ class TrainingConfig:
             _at_least("max_steps", self.max_steps, 1)
         _at_least("batch_size", self.batch_size, 1)
         _at_least("eval_blocks", self.eval_blocks, 1)
+        _at_least("max_reply_words", self.max_reply_words, 2)
+        _at_least("max_context_words", self.max_context_words, 1)
+        _at_least("min_word_count", self.min_word_count, 1)
+        _at_least("assistant_weight", self.assistant_weight, 0)
+        _at_least("threads", self.threads, 1)
         if not self.lr > 0:
             raise GenerationConfigError(f"generation lr must be > 0, got {self.lr}.")
         if not 0 < self.heldout_fraction < 0.5:
@@ -71,18 +90,24 @@ class SamplingConfig:
     """How one reply is produced: `n_candidates` samples, each stopped at the turn boundary,
     then filtered and reranked. temperature 0 decodes greedily (one candidate)."""
 
-    n_candidates: int = 8
-    max_new_tokens: int = 40
-    temperature: float = 0.8
+    n_candidates: int = 16  # more candidates give the filters and the gate more to choose
+    max_new_tokens: int = 24  # a 14-word reply and its newline fit
+    temperature: float = 0.7  # 0.6 with mmi_weight 0.5 gave 10 grammatical replies of the
+    # first 25 messages against 15 at 0.7 / 0.1
     top_k: int = 40
     top_p: float = 0.9
     repetition_penalty: float = 1.2
     min_words: int = 2
-    max_words: int = 20  # a weak model stays fluent for a sentence or two, rarely longer
+    max_words: int = 14  # as long as the training replies (TrainingConfig.max_reply_words)
     relevance_weight: float = 1.0  # cosine of the MiniLM embeddings, user message vs reply
     mmi_weight: float = 0.1  # log p(reply | context) - log p(reply): penalises generic replies
+    likelihood_weight: float = 0.2  # mean log p(reply | context) per token: fluent replies
     min_relevance: float = 0.1  # below it, a reply is off-topic and dropped
-    history_turns: int = 4  # earlier turns kept in the prompt
+    min_logprob: float | None = None  # the fluency gate: a reply whose mean log p per token
+    # is lower is dropped. None: the floor measured at training (generation.json's report:
+    # the 25th percentile of held-out human replies), or no gate for a pretrained model
+    history_turns: int = 0  # earlier turns kept in the prompt (the default model is trained
+    # on one previous turn)
     seed: int | None = None  # set: every reply is sampled from this seed (deterministic mode)
 
     def __post_init__(self) -> None:

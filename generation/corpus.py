@@ -26,6 +26,7 @@ logger = logging.getLogger(__name__)
 USER = "User:"
 BOT = "Bot:"
 _SPACES = re.compile(r"\s+")
+_WORDS = re.compile(r"[\w']+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +50,17 @@ class Corpus:
 def clean(text: str) -> str:
     """One line of text: newlines and runs of spaces become one space (a newline ends a turn)."""
     return _SPACES.sub(" ", text).strip()
+
+
+_SENTENCE_START = re.compile(r"(^|[.!?]\s+)([a-z])")
+_I = re.compile(r"\bi\b(?=$|[\s'.,!?])")
+
+
+def truecase(text: str) -> str:
+    """A reply of a lowercased model as a person writes it: sentences start with a capital,
+    "i" (and i'm, i've, ...) is "I"."""
+    text = _I.sub("I", text)
+    return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
 
 
 def render(turns: Sequence[str], *, reply_next: bool = False) -> str:
@@ -107,12 +119,58 @@ def pair_conversations(pairs: Iterable[tuple[str, str]], prefix: str) -> list[Co
 
 
 def split(conversations: Sequence[Conversation], heldout_fraction: float) -> Corpus:
-    """Training and held-out conversations, by a stable hash of the id."""
+    """Training and held-out conversations, by a stable hash of the id (of the conversation
+    id before a "/": reply_pairs' pairs follow their conversation)."""
     train, heldout = [], []
     for conv in conversations:
-        bucket = int.from_bytes(hashlib.sha1(conv.id.encode()).digest()[:4], "little") / 2**32
+        source = conv.id.split("/")[0]  # the pairs of one conversation stay on one side
+        bucket = int.from_bytes(hashlib.sha1(source.encode()).digest()[:4], "little") / 2**32
         (heldout if bucket < heldout_fraction else train).append(conv)
     if not train or not heldout:
         raise CorpusError(f"{len(conversations)} conversations are too few to keep "
                           f"{heldout_fraction:.0%} held out; add conversations.")
     return Corpus(tuple(train), tuple(heldout))
+
+
+_DIGIT_OR_LINK = re.compile(r"\d|https?://|www\.|@")
+
+
+def reply_pairs(conversations: Sequence[Conversation], *, max_reply_words: int = 14,
+                max_context_words: int = 20, min_word_count: int = 5,
+                max_same_reply: int = 20, lowercase: bool = True) -> list[Conversation]:
+    """Short (previous turn, reply) pairs: what a small model can learn to say well in a few
+    minutes. A reply is kept when it has 2 to `max_reply_words` words, no digits or links,
+    and only words seen at least `min_word_count` times in `conversations` (typos, names and
+    rare words go); its context (the turn before) has at most `max_context_words` words.
+    Pairs are deduplicated and one reply text is kept at most `max_same_reply` times (a
+    corpus of "lol" teaches nothing). Ids are "<conversation id>/<turn>"."""
+    from collections import Counter
+
+    def norm(text: str) -> str:
+        text = clean(text)
+        return text.lower() if lowercase else text
+
+    counts: Counter[str] = Counter()
+    for conv in conversations:
+        for turn in conv.turns:
+            counts.update(_WORDS.findall(turn.lower()))
+    seen: set[tuple[str, str]] = set()
+    per_reply: Counter[str] = Counter()
+    out = []
+    for conv in conversations:
+        for i in range(1, len(conv.turns)):
+            context, reply = norm(conv.turns[i - 1]), norm(conv.turns[i])
+            words = _WORDS.findall(reply.lower())
+            if not 2 <= len(words) <= max_reply_words or _DIGIT_OR_LINK.search(reply):
+                continue
+            if len(context.split()) > max_context_words:
+                continue
+            if any(counts[w] < min_word_count for w in words):
+                continue
+            key = (context, reply)
+            if key in seen or per_reply[reply] >= max_same_reply:
+                continue
+            seen.add(key)
+            per_reply[reply] += 1
+            out.append(Conversation(f"{conv.id}/{i}", (context, reply)))
+    return out

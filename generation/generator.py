@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from generation.config import SamplingConfig, from_mapping, to_dict
-from generation.corpus import BOT
+from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
 from generation.rerank import Candidate, quality_problems, rank, relevance
 from generation.safety import SafetyFilter
@@ -37,14 +37,15 @@ DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def write_manifest(out: Path, *, model: str, sampling: SamplingConfig,
-                   report: dict[str, Any] | None = None) -> Path:
+                   report: dict[str, Any] | None = None, lowercase: bool = False) -> Path:
     """generation.json: the model ("." is this directory, else an id or path), the sampling
-    settings and the training report."""
+    settings, the training report and whether the model was trained on lowercased text
+    (then prompts are lowercased and replies truecased)."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / MANIFEST
     path.write_text(json.dumps({"format": FORMAT_VERSION, "model": model,
-                                "sampling": to_dict(sampling), "report": report or {}},
-                               indent=1) + "\n", encoding="utf-8")
+                                "sampling": to_dict(sampling), "report": report or {},
+                                "lowercase": lowercase}, indent=1) + "\n", encoding="utf-8")
     return path
 
 
@@ -96,6 +97,8 @@ class Generator:
         self._prior_ids: list[int] = []
         self._window = 0
         self._known_words: frozenset[str] = frozenset()
+        self._lowercase = False
+        self._min_logprob: float | None = None
         self._lock = threading.Lock()
 
     @property
@@ -133,6 +136,11 @@ class Generator:
             words = self.model_dir / WORDS_FILE
             if name == "." and words.is_file():
                 self._known_words = frozenset(words.read_text(encoding="utf-8").split())
+            self._lowercase = bool(manifest.get("lowercase"))
+            floor = (manifest.get("report") or {}).get("fluency_floor")
+            self._min_logprob = (self._sampling.min_logprob
+                                 if self._sampling.min_logprob is not None
+                                 else float(floor) if isinstance(floor, (int, float)) else None)
             self._tokenizer = tokenizer
             self._lm = lm
         return self
@@ -148,7 +156,8 @@ class Generator:
         started = time.perf_counter()
         config = self.sampling
         earlier = list(history)[-config.history_turns:] if config.history_turns else []
-        prompt = build_prompt(self._tokenizer, user_text, earlier,
+        case = str.lower if self._lowercase else str
+        prompt = build_prompt(self._tokenizer, case(user_text), [case(t) for t in earlier],
                               self._window - config.max_new_tokens)
         samples = sample(self._lm, self._tokenizer, prompt, config, self._stop_ids,
                          seed=seed if seed is not None else config.seed)
@@ -166,10 +175,12 @@ class Generator:
             prior = reply_logprobs(self._lm, self._prior_ids, ids, pad)
             sims = relevance(self._encoder, user_text, [c.text for c, _ in alive])
             for (c, _), g, p, r in zip(alive, given, prior, sims):
-                c.mmi, c.relevance = g - p, r
-        ranked = rank(candidates, config)
+                c.mmi, c.relevance, c.likelihood = g - p, r, g
+        ranked = rank(candidates, config, self._min_logprob)
         seconds = time.perf_counter() - started
         text = ranked[0].text if ranked else None
+        if text is not None and self._lowercase:
+            text = truecase(text)
         logger.info("generation.reply candidates=%d kept=%d ms=%.0f", len(candidates),
                     len(ranked), seconds * 1000)
         return GeneratedReply(text, tuple(candidates), seconds)

@@ -26,6 +26,7 @@ class Candidate:
     problems: list[str] = field(default_factory=list)
     relevance: float = 0.0
     mmi: float = 0.0
+    likelihood: float = 0.0  # mean log p(reply | context) per token
     score: float = float("-inf")
 
     @property
@@ -35,6 +36,7 @@ class Candidate:
     def to_dict(self) -> dict[str, Any]:
         return {"text": self.text, "problems": list(self.problems),
                 "relevance": round(self.relevance, 4), "mmi": round(self.mmi, 4),
+                "likelihood": round(self.likelihood, 4),
                 "score": round(self.score, 4) if self.kept else None}
 
 
@@ -45,8 +47,8 @@ def words_of(text: str) -> list[str]:
 def quality_problems(text: str, finished: bool, user_text: str, config: SamplingConfig,
                      known_words: frozenset[str] = frozenset()) -> list[str]:
     """Why `text` is not a usable reply: cut off, too short or long, repetitive, an echo, or
-    (when `known_words` is given) more than one word in five that is no word of the corpus
-    nor of the user's message."""
+    (when `known_words` is given) a word that is no word of the corpus nor of the user's
+    message."""
     words = words_of(text)
     found = []
     if not finished:
@@ -61,10 +63,8 @@ def quality_problems(text: str, finished: bool, user_text: str, config: Sampling
         found.append("repetition")
     if words and words == words_of(user_text):
         found.append("echo")
-    if known_words and words:
-        unknown = set(words) - known_words - set(words_of(user_text))
-        if sum(w in unknown for w in words) > len(words) / 5:
-            found.append("misspelt")
+    if known_words and set(words) - known_words - set(words_of(user_text)):
+        found.append("misspelt")  # one made-up word spoils a short reply
     return found
 
 
@@ -84,14 +84,19 @@ def relevance(encoder: Any, user_text: str, texts: Sequence[str]) -> list[float]
     return [float(v @ vectors[0]) for v in vectors[1:]]
 
 
-def rank(candidates: Sequence[Candidate], config: SamplingConfig) -> list[Candidate]:
-    """Score the kept candidates (relevance and mmi already set), drop the off-topic ones, and
-    return the kept ones best first."""
+def rank(candidates: Sequence[Candidate], config: SamplingConfig,
+         min_logprob: float | None = None) -> list[Candidate]:
+    """Score the kept candidates (relevance, mmi and likelihood already set), drop the
+    off-topic ones and, the fluency gate, those less likely than `min_logprob`; return the
+    kept ones best first."""
     kept = []
     for c in candidates:
         if c.kept and c.relevance < config.min_relevance:
             c.problems.append("off topic")
+        if c.kept and min_logprob is not None and c.likelihood < min_logprob:
+            c.problems.append("not fluent")
         if c.kept:
-            c.score = config.relevance_weight * c.relevance + config.mmi_weight * c.mmi
+            c.score = (config.relevance_weight * c.relevance + config.mmi_weight * c.mmi
+                       + config.likelihood_weight * c.likelihood)
             kept.append(c)
     return sorted(kept, key=lambda c: c.score, reverse=True)

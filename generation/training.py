@@ -1,7 +1,8 @@
-"""Train the generator from scratch: byte-level BPE tokenizer, then a small GPT-2 on the
-conversations packed into blocks of `n_positions` tokens, for a wall-clock budget. The held-out
-conversations give the perplexity (per BPE token of this tokenizer, so it compares only
-between models with the same tokenizer).
+"""Train the generator from scratch: byte-level BPE tokenizer, then a small GPT-2 on short
+(previous turn, reply) pairs of the conversations (or whole conversations), packed into
+blocks of `n_positions` tokens, for a wall-clock budget. The held-out conversations give the
+perplexity (per BPE token of this tokenizer, so it compares only between models with the
+same tokenizer and corpus) and the fluency gate: how likely the model finds human replies.
 
     out/                     what Generator.load reads
       generation.json        manifest: model ".", sampling settings, the training report
@@ -23,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from generation.config import ModelConfig, SamplingConfig, TrainingConfig
-from generation.corpus import Conversation, render, split
+from generation.corpus import Conversation, render, reply_pairs, split
 from generation.errors import CorpusError
 from generation.generator import WORDS_FILE, write_manifest
 from generation.rerank import words_of
@@ -47,6 +48,8 @@ class GenerationReport:
     seconds: float = 0.0
     final_loss: float = float("nan")
     heldout_perplexity: float = float("nan")
+    reply_logprob_quantiles: dict[str, float] = field(default_factory=dict)  # held-out replies
+    fluency_floor: float | None = None  # the gate: their 25th percentile (mean log p / token)
     out_dir: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -57,37 +60,79 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
                     model: ModelConfig | None = None, training: TrainingConfig | None = None,
                     sampling: SamplingConfig | None = None,
                     vocabulary_texts: Iterable[str] = (),
+                    own_pairs: Sequence[Conversation] = (),
                     progress: bool = True) -> GenerationReport:
     """Train tokenizer and GPT-2 on `conversations` and save them with the manifest in `out`.
-    `vocabulary_texts` (documents, responses) only shape the tokenizer's vocabulary."""
+    `own_pairs` (the assistant's own small talk) are trained on as they are, repeated
+    `assistant_weight` times; `vocabulary_texts` (documents, responses) only shape the
+    tokenizer's vocabulary."""
+    import torch
+
     model = model if model is not None else ModelConfig()
     training = training if training is not None else TrainingConfig()
     sampling = sampling if sampling is not None else SamplingConfig()
     started = time.perf_counter()
     corpus = split(conversations, training.heldout_fraction)
-    texts = [render(c.turns) for c in corpus.train]
-    tokenizer = train_tokenizer([*texts, *vocabulary_texts], model.vocab_size)
+    train, heldout = corpus.train, corpus.heldout
+    if training.pairs:
+        options = {"max_reply_words": training.max_reply_words,
+                   "max_context_words": training.max_context_words,
+                   "min_word_count": training.min_word_count, "lowercase": training.lowercase}
+        train = tuple(reply_pairs(train, **options))
+        heldout = tuple(reply_pairs(heldout, **{**options, "min_word_count": 1}))
+    case = str.lower if training.lowercase else str
+
+    def text_of(conv: Conversation) -> str:
+        return render([case(t) for t in conv.turns])
+
+    own = [text_of(c) for c in own_pairs] * training.assistant_weight
+    texts = [text_of(c) for c in train] + own
+    random.Random(training.seed).shuffle(texts)  # own pairs spread through the blocks
+    vocabulary = [case(t) for t in vocabulary_texts]
+    tokenizer = train_tokenizer([*texts, *vocabulary], model.vocab_size)
     train_blocks = encode_blocks(tokenizer, texts, model.n_positions)
-    heldout_blocks = encode_blocks(tokenizer, [render(c.turns) for c in corpus.heldout],
+    heldout_blocks = encode_blocks(tokenizer, [text_of(c) for c in heldout],
                                    model.n_positions)[: training.eval_blocks]
-    report = GenerationReport(corpus=corpus.stats(), train_tokens=train_blocks.numel(),
+    stats = {**corpus.stats(), "train_texts": len(texts), "heldout_texts": len(heldout),
+             "own_pairs": len(own_pairs)}
+    report = GenerationReport(corpus=stats, train_tokens=train_blocks.numel(),
                               heldout_tokens=heldout_blocks.numel(), vocab_size=len(tokenizer),
                               out_dir=str(out))
     lm = build_gpt2(model, tokenizer, seed=training.seed)
     report.parameters = parameter_count(lm)
-    logger.info("generation.train.start conversations=%d train_tokens=%d parameters=%d "
-                "budget_s=%.0f", len(corpus.train), report.train_tokens, report.parameters,
-                training.budget_s)
-    report.steps, report.final_loss = _fit(lm, train_blocks, training, progress)
-    report.tokens_seen = report.steps * training.batch_size * model.n_positions
-    report.heldout_perplexity = heldout_perplexity(lm, heldout_blocks, training.batch_size)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(training.threads)  # training and scoring; restored after
+    try:
+        _train_and_score(lm, tokenizer, train_blocks, heldout_blocks, heldout, training,
+                         report, progress, sampling.max_new_tokens)
+    finally:
+        torch.set_num_threads(threads)
     save_model(lm, tokenizer, out)
     write_words(out, texts)
     report.seconds = time.perf_counter() - started
-    write_manifest(out, model=".", sampling=sampling, report=report.to_dict())
+    write_manifest(out, model=".", sampling=sampling, report=report.to_dict(),
+                   lowercase=training.lowercase)
     logger.info("generation.train.done steps=%d loss=%.3f heldout_ppl=%.1f seconds=%.0f",
                 report.steps, report.final_loss, report.heldout_perplexity, report.seconds)
     return report
+
+
+def _train_and_score(lm: Any, tokenizer: Any, train_blocks: Any, heldout_blocks: Any,
+                     heldout: Sequence[Conversation], training: TrainingConfig,
+                     report: GenerationReport, progress: bool, max_new_tokens: int) -> None:
+    """Fit the model, then fill the report's held-out figures."""
+    logger.info("generation.train.start train_texts=%d train_tokens=%d parameters=%d "
+                "budget_s=%.0f", report.corpus["train_texts"], report.train_tokens,
+                report.parameters, training.budget_s)
+    report.steps, report.final_loss = _fit(lm, train_blocks, training, progress)
+    batch = min(training.batch_size, len(train_blocks))
+    report.tokens_seen = report.steps * batch * int(train_blocks.shape[1])
+    report.heldout_perplexity = heldout_perplexity(lm, heldout_blocks, training.batch_size)
+    if training.pairs:
+        quantiles = reply_logprob_quantiles(lm, tokenizer, heldout[: training.eval_blocks * 2],
+                                            int(heldout_blocks.shape[1]), max_new_tokens)
+        report.reply_logprob_quantiles = quantiles
+        report.fluency_floor = quantiles.get("25")
 
 
 def write_words(out: Path, texts: Iterable[str], min_count: int = 3) -> Path:
@@ -138,7 +183,8 @@ def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tupl
                    step / training.max_steps if training.max_steps is not None else 0.0)
         if done >= 1.0:
             break
-        lr = training.lr * min(1.0, (step + 1) / training.warmup_steps) * max(0.05, 1.0 - done)
+        warmup = min(1.0, (step + 1) / training.warmup_steps)
+        lr = training.lr * warmup * (0.1 + 0.45 * (1.0 + math.cos(math.pi * done)))  # cosine
         for group in optimizer.param_groups:
             group["lr"] = lr
         batch = blocks[rng.sample(range(len(blocks)), min(training.batch_size, len(blocks)))]
@@ -155,6 +201,29 @@ def _fit(lm: Any, blocks: Any, training: TrainingConfig, progress: bool) -> tupl
     lm.eval()
     tail = losses[-20:]
     return step, (sum(tail) / len(tail) if tail else float("nan"))
+
+
+def reply_logprob_quantiles(lm: Any, tokenizer: Any, pairs: Sequence[Conversation],
+                            window: int, max_new_tokens: int) -> dict[str, float]:
+    """Percentiles (10, 25, 50) of the mean log-probability per token of the held-out
+    human replies after their context, scored as the generator scores a candidate (the
+    prompt cropped to the window, replies longer than `max_new_tokens` left out). A sampled
+    reply less likely than most human ones is not fluent enough to say."""
+    from generation.sampler import build_prompt, reply_logprobs
+
+    scores: list[float] = []
+    pad = int(tokenizer.pad_token_id or 0)
+    for context, reply in (c.turns[:2] for c in pairs if len(c.turns) >= 2):
+        ids = tokenizer(f" {reply}\n", add_special_tokens=False)["input_ids"]
+        if len(ids) > max_new_tokens:
+            continue
+        prompt = build_prompt(tokenizer, context, [], window - max_new_tokens)
+        scores.extend(reply_logprobs(lm, prompt, [ids], pad))
+    scores.sort()
+    if not scores:
+        return {}
+    return {str(q): round(scores[min(len(scores) - 1, len(scores) * q // 100)], 4)
+            for q in (10, 25, 50)}
 
 
 def heldout_perplexity(lm: Any, blocks: Any, batch_size: int = 16) -> float:

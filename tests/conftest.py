@@ -69,8 +69,10 @@ def trained_tiny_generator(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                           vocab_size=400),
                         training=TrainingConfig(budget_s=120, max_steps=150, batch_size=8,
                                                 lr=3e-3, warmup_steps=10, heldout_fraction=0.1,
-                                                eval_blocks=4),
-                        sampling=SamplingConfig(n_candidates=4, max_new_tokens=16, seed=0),
+                                                eval_blocks=4, pairs=False),
+                        # the replies the chain tests expect are sampled at 0.8
+                        sampling=SamplingConfig(n_candidates=4, max_new_tokens=16, seed=0,
+                                                temperature=0.8),
                         progress=False)
     finally:
         torch.set_num_threads(before)

@@ -56,7 +56,8 @@ def _manifest(project: Path) -> dict:
 def test_train_builds_the_generator_once(project: Path) -> None:
     first = invoke("train", "generation", "--project", str(project))
     assert first.exit_code == 0, first.output
-    assert "Generation: 32 conversations" in first.output  # 30 + the project's own 2 pairs
+    assert "Generation: 30 conversations (" in first.output
+    assert _manifest(project)["report"]["corpus"]["own_pairs"] == 2  # read, weight 0 by default
     assert "held-out perplexity" in first.output
     manifest = _manifest(project)
     assert manifest["model"] == "." and manifest["report"]["steps"] == 3

@@ -106,12 +106,12 @@ async def test_small_talk_gets_a_generated_reply_and_a_steer_back(
         bot: DialogueManager, demo: Project) -> None:
     result = await say(bot, "do you like music")
     assert actions(result) == ["action_generate_reply"]
-    assert texts(result)[0] == "yes i love music a lot"
+    assert texts(result)[0] == "Yes I love music a lot"
     assert result.messages[0]["metadata"]["generated"] is True
     steer = {v["text"] for v in demo.domain.responses["utter_steer_back"]}
     assert texts(result)[1] in steer
     out_of_scope = await say(bot, "do you like rainy days", "another guest")
-    assert texts(out_of_scope)[0] == "i love rainy days with a good book"
+    assert texts(out_of_scope)[0] == "I love rainy days with a good book"
 
 
 async def test_the_knowledge_answer_comes_before_generation(bot: DialogueManager) -> None:

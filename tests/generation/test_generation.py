@@ -13,7 +13,7 @@ import torch
 
 from generation import (MANIFEST, GenerationConfigError, Generator, ModelLoadError,
                         SafetyFilter, SamplingConfig, from_mapping, render)
-from generation.corpus import Conversation, split
+from generation.corpus import Conversation, reply_pairs, split, truecase
 from generation.errors import CorpusError
 from generation.model import load_causal_lm
 from generation.rerank import Candidate, quality_problems, rank
@@ -62,6 +62,41 @@ def test_split_is_stable_and_keeps_both_sides() -> None:
     assert one == two and 0 < len(one.heldout) < 60
     with pytest.raises(CorpusError, match="too few"):
         split(conversations[:1], 0.1)
+
+
+def test_reply_pairs_keep_short_common_replies_with_their_context() -> None:
+    common = [Conversation(f"c{i}", ("hi how are you", "good thanks and you", "i am fine"))
+              for i in range(5)]
+    odd = Conversation("odd", ("Do you like Music?", "Yes I love Music a lot",
+                               "my zxqv is 42", "i am fine " * 10, "good thanks and you"))
+    pairs = reply_pairs([*common, odd], max_reply_words=8, min_word_count=5, max_same_reply=3)
+    texts = [c.turns for c in pairs]
+    assert ("hi how are you", "good thanks and you") in texts  # deduplicated: once
+    assert texts.count(("hi how are you", "good thanks and you")) == 1
+    assert all(c.id.split("/")[0] in {"c0", "c1", "c2", "c3", "c4", "odd"} for c in pairs)
+    assert not any("zxqv" in r or "42" in r for _, r in texts)  # rare word, digits
+    assert not any(r.startswith("i am fine i am") for _, r in texts)  # too long
+    assert not any(ctx.startswith("i am fine i am") for ctx, _ in texts)  # context too long
+    assert all(r == r.lower() for _, r in texts)
+    kept = reply_pairs([*common, odd], min_word_count=1)
+    assert ("do you like music?", "yes i love music a lot") in [c.turns for c in kept]
+    assert len(reply_pairs(common * 3, max_same_reply=2)) == 2  # one reply text at most twice
+
+
+def test_pairs_of_one_conversation_stay_on_one_side_of_the_split() -> None:
+    pairs = [Conversation(f"{i}/{t}", ("a", "b")) for i in range(100) for t in range(3)]
+    corpus = split(pairs, 0.2)
+    held = {c.id.split("/")[0] for c in corpus.heldout}
+    assert held and not held & {c.id.split("/")[0] for c in corpus.train}
+
+
+@pytest.mark.parametrize(("text", "cased"), [
+    ("i think so. what about you? i'm fine", "I think so. What about you? I'm fine"),
+    ("oh nice! i love it", "Oh nice! I love it"),
+    ("italy is nice, isn't it", "Italy is nice, isn't it"),
+])
+def test_truecase_capitalises_sentences_and_i(text: str, cased: str) -> None:
+    assert truecase(text) == cased
 
 
 # ------------------------------------------------------------------ stopping
@@ -192,6 +227,19 @@ def test_rank_orders_by_relevance_and_mmi_and_drops_off_topic() -> None:
     assert off.problems == ["off topic"] and broken.score == float("-inf")
 
 
+def test_rank_gates_unlikely_replies_and_rewards_likely_ones() -> None:
+    config = SamplingConfig(relevance_weight=1.0, mmi_weight=0.0, likelihood_weight=0.5,
+                            min_relevance=0.0)
+    fluent = Candidate("fluent", True, relevance=0.3, likelihood=-1.0)
+    likely = Candidate("likely", True, relevance=0.3, likelihood=-0.5)
+    salad = Candidate("salad", True, relevance=0.9, likelihood=-6.0)
+    ranked = rank([fluent, likely, salad], config, min_logprob=-3.0)
+    assert [c.text for c in ranked] == ["likely", "fluent"]
+    assert salad.problems == ["not fluent"]
+    assert [c.text for c in rank([Candidate("salad", True, relevance=0.9, likelihood=-6.0)],
+                                 config)] == ["salad"]  # no floor: no gate
+
+
 # ------------------------------------------------------------------ the Generator
 
 def test_generator_is_repeatable_with_a_seed(tiny_dir: Path) -> None:
@@ -207,7 +255,8 @@ def test_generator_is_repeatable_with_a_seed(tiny_dir: Path) -> None:
     else:
         assert one.text == max(chosen, key=lambda c: c.score).text
     meta = one.metadata()
-    assert meta["generated"] is True and meta["generation"]["candidates"] == 8
+    assert meta["generated"] is True
+    assert meta["generation"]["candidates"] == generator.sampling.n_candidates
 
 
 def test_generator_says_nothing_rather_than_a_hotel_name(tiny_dir: Path) -> None:
@@ -239,3 +288,29 @@ def test_settings_are_checked_with_the_key_named() -> None:
         SamplingConfig(top_p=1.5)
     with pytest.raises(GenerationConfigError, match="max_words"):
         SamplingConfig(min_words=5, max_words=2)
+
+
+def test_training_on_reply_pairs_writes_a_lowercase_model_with_its_fluency_floor(
+        tmp_path: Path) -> None:
+    from generation import ModelConfig, TrainingConfig, read_manifest, train_generator
+
+    things = "cats dogs tea rain snow books films songs games walks".split()
+    kinds = "Big small old new warm cold green quiet loud long".split()
+    conversations = [Conversation(f"c{i}", (f"do you like {k} {t}?", f"Yes I love {k} {t}"))
+                     for i, (k, t) in enumerate((k, t) for k in kinds for t in things)]
+    report = train_generator(conversations, tmp_path,
+                             model=ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=32,
+                                               vocab_size=300),
+                             training=TrainingConfig(max_steps=2, batch_size=4,
+                                                     heldout_fraction=0.2, eval_blocks=4),
+                             own_pairs=[Conversation("own", ("Hi", "Hello there"))],
+                             progress=False)
+    manifest = read_manifest(tmp_path)
+    assert manifest["lowercase"] is True
+    floors = manifest["report"]["reply_logprob_quantiles"]
+    assert floors["10"] <= floors["25"] <= floors["50"] < 0
+    assert report.fluency_floor == floors["25"]
+    assert report.corpus["own_pairs"] == 1 and report.steps == 2
+    generator = Generator(tmp_path, encoder=FakeEmbedder(),
+                          sampling=SamplingConfig(n_candidates=2, max_new_tokens=8))
+    assert generator.load()._min_logprob == floors["25"]
