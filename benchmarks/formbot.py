@@ -30,7 +30,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import emit, environment  # noqa: E402
-from benchmarks.turn_latency import _free_port, _percentile, _rss_mb, _run  # noqa: E402
+from benchmarks.turn_latency import _percentile, _rss_mb, _run, running_server  # noqa: E402
 
 RASA_3_6 = {"train_s": 182, "startup_s": 32, "rss_start_mb": 1268, "rss_after_load_mb": 1275,
             "rest_p50_ms": 48, "rest_p99_ms": 84, "parse_p50_ms": 8.7, "rps_c8": 20.7,
@@ -70,36 +70,15 @@ async def parse_latency(base: str, iterations: int) -> dict[str, float]:
 
 def serve_and_measure(project: Path, env: dict[str, str], iterations: int,
                       levels: list[int]) -> dict[str, Any]:
-    import httpx
-
-    port = _free_port()
     log_path = ROOT / "benchmarks" / "results" / "formbot_server.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    started = time.perf_counter()
-    with open(log_path, "w", encoding="utf-8") as log:
-        server = subprocess.Popen([sys.executable, "-m", "bot", "run", "--project", str(project),
-                                   "--port", str(port), "--enable-api"], cwd=project, env=env,
-                                  stdout=log, stderr=log, text=True)
-        base = f"http://127.0.0.1:{port}"
-        try:
-            while True:
-                if server.poll() is not None:
-                    raise SystemExit(f"server exited; see {log_path}")
-                try:
-                    if httpx.get(f"{base}/status", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            out: dict[str, Any] = {"startup_s": round(time.perf_counter() - started, 2),
-                                   "rss_start_mb": round(_rss_mb(server.pid), 1)}
-            out |= asyncio.run(parse_latency(base, iterations))
-            rest = asyncio.run(_run(base, MESSAGES, iterations, levels))
-            out |= {"rest_p50_ms": rest["p50_ms"], "rest_p99_ms": rest["p99_ms"],
-                    **{k: v for k, v in rest.items() if k.startswith("rps_")},
-                    "rss_after_load_mb": round(_rss_mb(server.pid), 1)}
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+    with running_server(project, env, log_path) as (base, server, startup_s):
+        out: dict[str, Any] = {"startup_s": round(startup_s, 2),
+                               "rss_start_mb": round(_rss_mb(server.pid), 1)}
+        out |= asyncio.run(parse_latency(base, iterations))
+        rest = asyncio.run(_run(base, MESSAGES, iterations, levels))
+        out |= {"rest_p50_ms": rest["p50_ms"], "rest_p99_ms": rest["p99_ms"],
+                **{k: v for k, v in rest.items() if k.startswith("rps_")},
+                "rss_after_load_mb": round(_rss_mb(server.pid), 1)}
     return out
 
 

@@ -20,6 +20,8 @@ import statistics
 import subprocess
 import sys
 import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -93,6 +95,37 @@ async def _run(base: str, messages: list[str], iterations: int, concurrency: lis
     return results
 
 
+@contextmanager
+def running_server(project: Path, env: Mapping[str, str],
+                   log_path: Path) -> Iterator[tuple[str, subprocess.Popen, float]]:
+    """`xingkong run --enable-api` for ``project`` on a free port: yields (base URL, process,
+    seconds until /status answered), and stops the server afterwards. Its log goes to a file:
+    an undrained pipe would block it once full."""
+    import httpx
+
+    port = _free_port()
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    with open(log_path, "w", encoding="utf-8") as log:
+        server = subprocess.Popen([sys.executable, "-m", "bot", "run", "--project", str(project),
+                                   "--port", str(port), "--enable-api"], cwd=project,
+                                  env=dict(env), stdout=log, stderr=log, text=True)
+        base = f"http://127.0.0.1:{port}"
+        try:
+            while True:
+                if server.poll() is not None:
+                    raise SystemExit(f"server exited; see {log_path}")
+                try:
+                    if httpx.get(f"{base}/status", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    time.sleep(0.1)
+            yield base, server, time.perf_counter() - started
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--project", default=str(ROOT))
@@ -106,35 +139,13 @@ def main() -> None:
     (ROOT / "benchmarks" / "results").mkdir(parents=True, exist_ok=True)
     has_nlu = (project / "models" / "nlu" / "pipeline.json").exists()
     use_payloads = args.payloads or args.synthetic or not has_nlu
-    port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    started = time.perf_counter()
-    log = open(ROOT / "benchmarks" / "results" / "turn_latency_server.log", "w")  # noqa: SIM115
-    # The server's log goes to a file: an undrained pipe would block it once full.
-    server = subprocess.Popen([sys.executable, "-m", "bot", "run", "--project", str(project),
-                               "--port", str(port), "--enable-api"], cwd=project, env=env,
-                              stdout=log, stderr=log, text=True)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        import httpx
-
-        while True:
-            if server.poll() is not None:
-                raise SystemExit(f"server exited; see {log.name}")
-            try:
-                if httpx.get(f"{base}/version", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                time.sleep(0.2)
-        startup_s = time.perf_counter() - started
+    log_path = ROOT / "benchmarks" / "results" / "turn_latency_server.log"
+    with running_server(project, env, log_path) as (base, server, startup_s):
         levels = [int(c) for c in args.concurrency.split(",") if c]
         figures = asyncio.run(_run(base, PAYLOADS if use_payloads else TEXTS, args.iterations,
                                    levels))
         rss = _rss_mb(server.pid)
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
-        log.close()
     report = {"benchmark": "turn_latency", "nlu": not use_payloads,
               "startup_s": round(startup_s, 2), "server_rss_mb": round(rss, 1),
               "iterations": args.iterations, **figures, "device": args.device,
