@@ -212,7 +212,7 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
         logger.info("train.nlu.skipped reason=no_examples")
         return {}
     try:
-        from nlu.context import mine_contexts
+        from nlu.context import add_topic_switches, mine_contexts
         from nlu.training import TrainingSet, train_pipeline
         from nlu.types import Entity, Example
     except ImportError as exc:  # the NLU dependencies are missing
@@ -225,9 +225,13 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
         for e in data.examples
     ]
     components = project.config.pipeline_dicts()
-    conversations = [_step_dicts(story.steps) for story in [*data.stories, *data.rules]]
+    # a rule's condition first: the form it runs in is part of the context
+    conversations = [_step_dicts((*story.condition, *story.steps))
+                     for story in [*data.stories, *data.rules]]
+    rules = conversations[len(data.stories):]
+    contexts = add_topic_switches(mine_contexts(conversations), rules)
     training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups),
-                               contexts=mine_contexts(conversations),
+                               contexts=contexts,
                                language=project.config.language)
     return train_pipeline(training_set, components, out, progress=progress)
 

@@ -89,6 +89,9 @@ class JointConfig:
     mc_layers: int = 1
     label_smoothing: float = 0.1
     noise_fraction: float = 0.1  # word-salad negatives with a uniform intent target
+    # misspelt copies of this share of the examples (nlu/typos.py), intent only; 0: none (each
+    # copy adds training time, and a project without typos in its traffic needs none)
+    typo_fraction: float = 0.0
     negative_weight: float = 0.25  # loss weight of "O" spans
     entity_loss_weight: float = 1.0
     freeze_layers: int = 0  # lower encoder layers (with the word embeddings) not trained
@@ -119,7 +122,9 @@ class JointConfig:
             "learning rates > 0": min(self.learning_rate, self.head_learning_rate) > 0,
             f"runtime one of {JOINT_RUNTIMES} (got {self.runtime!r})":
                 self.runtime in JOINT_RUNTIMES,
-            "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
+            "context_fraction, typo_fraction in [0, 1]":
+                0.0 <= min(self.context_fraction, self.typo_fraction) and
+                max(self.context_fraction, self.typo_fraction) <= 1.0,
             "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
                 0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
                                          self.warmup_fraction)),

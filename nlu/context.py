@@ -15,6 +15,11 @@ The shared contract for every NLU component (names kept plain on purpose):
   stories and rules written as Rasa's step dicts ({"action": ...}, {"intent": ...},
   {"active_loop": ...}, {"slot_was_set": {...}}, {"or": [...]}): each intent is paired with the
   context in which a story has the user say it.
+- `add_topic_switches(mined, rules)`: outside a form a guest may change the subject, so an
+  intent a rule without a condition opens with (book_room, ask_question, chitchat, ...) is paired
+  with every open context (no active form) that such an intent follows. Without it the stories
+  teach "after small talk comes small talk or goodbye", and a booking request said after a
+  joke is read as chitchat.
 """
 
 from __future__ import annotations
@@ -92,6 +97,38 @@ def mine_contexts(conversations: Iterable[list[Mapping[str, Any]]]) -> dict[str,
                     if intent:
                         found.setdefault(str(intent), {})[context] = None
     return {intent: list(contexts) for intent, contexts in found.items()}
+
+
+def opening_intents(rules: Iterable[list[Mapping[str, Any]]]) -> set[str]:
+    """Intents that rules begin with, before any action, form or slot step: what a guest may
+    say at any time. Give each rule its `condition` steps first: a conditioned rule then opens
+    with no intent. (Stories are left out: one may continue another through a checkpoint.)"""
+    found: set[str] = set()
+    for steps in rules:
+        first = steps[0] if steps else {}
+        if "intent" not in first and "or" not in first:
+            continue
+        alternatives = first.get("or") or [first]
+        found.update(str(alt["intent"]) for alt in alternatives
+                     if isinstance(alt, Mapping) and alt.get("intent"))
+    return found
+
+
+def add_topic_switches(mined: Mapping[str, list[DialogueContext]],
+                       rules: Iterable[list[Mapping[str, Any]]]
+                       ) -> dict[str, list[DialogueContext]]:
+    """`mined` plus, for every opening intent (`opening_intents(rules)`), every open context:
+    one without an active form that some opening intent follows in the stories or rules (a
+    greeting, an answer, small talk; not a form's question or a confirmation, which only
+    their answers follow)."""
+    openers = opening_intents(rules)
+    open_contexts = {c: None for intent in sorted(openers) for c in mined.get(intent, [])
+                     if c.active_loop is None}
+    out = {intent: list(contexts) for intent, contexts in mined.items()}
+    for intent in sorted(openers):
+        have = dict.fromkeys(out.get(intent, []))
+        out[intent] = list(have | {c: None for c in open_contexts if c not in have})
+    return out
 
 
 def _slot_items(value: Any) -> list[tuple[str, Any]]:

@@ -56,6 +56,7 @@ from nlu.onnx_encoder import export as export_onnx
 from nlu.quantize import quantize_linear, wants_quantization
 from nlu.span_pruning import SpanPruner
 from nlu.types import Entity, Example, IntentScore
+from nlu.typos import typo_copies
 from nlu.words import EncodedText, SpanLabel, encode_texts, gold_word_spans, label_name
 from resolver import ModelNotFoundError, resolve_model
 
@@ -402,21 +403,30 @@ class JointIntentEntity:
         index = {label: i + 1 for i, label in enumerate(self.span_labels)}
         inputs = [self._input(text, context, _gold(example, text, index))
                   for (example, context), text in zip(train, encoded, strict=True)]
+        # misspelt copies (nlu/typos.py): the intent only, their entity labels are ignored
+        typos = typo_copies([e.text for e, _ in train], cfg.typo_fraction, rng) \
+            if cfg.typo_fraction > 0 else []
+        typo_texts = encode_texts(tokenizer, [copy for _, copy in typos])
+        inputs += [self._input(text, train[i][1], None)
+                   for (i, _), text in zip(typos, typo_texts, strict=True)]
+        y_labelled = np.concatenate([y_train, y_train[[i for i, _ in typos]]]).astype(int)
         noise = noise_texts([e.text for e, _ in train], round(cfg.noise_fraction * len(train)),
                             rng)
         inputs += [self._input(text, None, None) for text in encode_texts(tokenizer, noise)]
         n_real, n_intents = len(train), len(intents)
+        n_labelled = len(y_labelled)
         targets = torch.full((len(inputs), n_intents), 1.0 / n_intents)  # (N, C) noise: uniform
-        targets[:n_real] = cfg.label_smoothing / n_intents
-        targets[torch.arange(n_real), torch.as_tensor(y_train)] += 1.0 - cfg.label_smoothing
+        targets[:n_labelled] = cfg.label_smoothing / n_intents
+        targets[torch.arange(n_labelled), torch.as_tensor(y_labelled)] += 1.0 - cfg.label_smoothing
         optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay)
         steps = math.ceil(len(inputs) / cfg.batch_size) * cfg.epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, linear_schedule(int(cfg.warmup_fraction * steps), steps))
         weight = torch.ones(1 + len(self.span_labels), device=cfg.device)  # (L,)
         weight[0] = cfg.negative_weight
-        logger.info("nlu.joint.train.start train=%d validation=%d noise=%d intents=%d labels=%d "
-                    "spans_per_message=%.1f", n_real, len(val), len(noise), n_intents,
+        logger.info("nlu.joint.train.start train=%d validation=%d typos=%d noise=%d intents=%d "
+                    "labels=%d spans_per_message=%.1f", n_real, len(val), len(typos), len(noise),
+                    n_intents,
                     len(self.span_labels), sum(len(i.spans) for i in inputs) / len(inputs))
 
         def run_epoch() -> float:
@@ -427,7 +437,8 @@ class JointIntentEntity:
                      progress=progress, score="val_score")
         report = {"component": COMPONENT_NAME, "intents": list(intents),
                   "entity_labels": [label_name(label) for label in self.span_labels],
-                  "n_train": n_real, "n_val": len(val), "n_noise": len(noise),
+                  "n_train": n_real, "n_val": len(val), "n_typos": len(typos),
+                  "n_noise": len(noise),
                   "n_context_pairs": n_real - len(train_idx),
                   "pruner": self.pruner.to_dict(),
                   "spans_per_message": sum(len(i.spans) for i in inputs[:n_real]) / max(1, n_real),

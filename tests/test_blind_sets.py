@@ -92,9 +92,31 @@ def test_kb_blind_questions_are_not_near_duplicates() -> None:
     assert near_duplicates(blind, seen, KB_LIMIT) == []
 
 
+def ood_texts(path: Path) -> list[str]:
+    return [str(x) for x in (yaml.safe_load(path.read_text(encoding="utf-8")) or {})["ood"]]
+
+
+def held_texts(name: str) -> list[str]:
+    path = REPO / name
+    if name.endswith("nlu_ood.yml"):
+        return ood_texts(path)
+    return nlu_texts(path) if "nlu_" in name else story_texts(path)
+
+
 @pytest.mark.parametrize("name", ["tests/nlu_blind.yml", "tests/test_stories_blind.yml"])
 def test_blind_messages_are_not_near_duplicates_of_training_data(name: str) -> None:
-    path = REPO / name
-    blind = nlu_texts(path) if name.endswith("nlu_blind.yml") else story_texts(path)
+    blind = held_texts(name)
     assert len(blind) >= 100
     assert near_duplicates(blind, nlu_texts(REPO / "data/nlu.yml"), NLU_LIMIT, MIN_TOKENS) == []
+
+
+@pytest.mark.parametrize("name", ["tests/nlu_test.yml", "tests/nlu_blind.yml", "tests/nlu_ood.yml",
+                                  "tests/test_stories.yml", "tests/test_stories_blind.yml"])
+def test_training_examples_are_not_near_duplicates_of_test_messages(name: str) -> None:
+    """The other direction, and the held-out sets too (issue 12): no training example of 4+
+    words within NLU_LIMIT of a test message, and no test message of 4+ words within it of a
+    training example. Offenders are dropped from data/nlu.yml: the test sets measure."""
+    held, train = held_texts(name), nlu_texts(REPO / "data/nlu.yml")
+    assert len(held) >= 100
+    assert near_duplicates(train, held, NLU_LIMIT, MIN_TOKENS) == []
+    assert near_duplicates(held, train, NLU_LIMIT, MIN_TOKENS) == []

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from nlu.context import DialogueContext, mine_contexts, render_context
+from nlu.context import DialogueContext, add_topic_switches, mine_contexts, opening_intents, \
+    render_context
 
 STORY = [
     {"intent": "greet"},
@@ -46,3 +47,35 @@ def test_mine_contexts_pairs_each_intent_with_what_came_before() -> None:
     assert mined["stop"] == [DialogueContext("booking_form", "guests", "booking_form"), asked]
     # the loop ended: no requested slot any more; deactivation is not what the guest answers
     assert mined["affirm"] == [DialogueContext("utter_anything_else")]
+
+
+RULES = [
+    [{"intent": "chitchat"}, {"action": "utter_chitchat"}],
+    [{"intent": "goodbye"}, {"action": "utter_goodbye"}],
+    [{"intent": "book_room"}, {"action": "booking_form"}, {"active_loop": "booking_form"}],
+    # a condition first: stopping is said inside the form, not at any time
+    [{"active_loop": "booking_form"}, {"intent": "stop"}, {"action": "utter_ask_continue"}],
+    [{"action": "utter_anything_else"}, {"intent": "deny"}, {"action": "utter_goodbye"}],
+]
+
+
+def test_opening_intents_are_what_unconditioned_rules_begin_with() -> None:
+    assert opening_intents(RULES) == {"chitchat", "goodbye", "book_room"}
+    assert opening_intents([[{"or": [{"intent": "greet"}, {"intent": "thank"}]}], []]) == \
+        {"greet", "thank"}
+
+
+def test_topic_switches_pair_openers_with_every_open_context() -> None:
+    chat = [{"intent": "greet"}, {"action": "utter_greet"}, {"intent": "chitchat"},
+            {"action": "utter_chitchat"}, {"intent": "goodbye"}]
+    mined = mine_contexts([STORY, chat])
+    assert mined["book_room"] == [DialogueContext("utter_greet")]
+    switched = add_topic_switches(mined, RULES)
+    # after small talk a guest may start a booking: the stories alone never show it
+    assert DialogueContext("utter_chitchat") in switched["book_room"]
+    assert DialogueContext("utter_greet") in switched["chitchat"]
+    # a form's question is not an open context, and answers keep their own contexts
+    assert all(c.active_loop is None for c in switched["book_room"])
+    assert switched["inform"] == mined["inform"] and switched["deny"] == mined["deny"]
+    assert switched["stop"] == mined["stop"]
+    assert mined["book_room"] == [DialogueContext("utter_greet")]  # the input is not changed

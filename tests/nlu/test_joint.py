@@ -235,6 +235,8 @@ def test_load_errors_name_the_folder_and_the_fix(trained: tuple[JointIntentEntit
 def test_bad_config_and_data_fail_clearly(config: JointConfig) -> None:
     with pytest.raises(NLUTrainingError, match="dropout"):
         replace(config, dropout=1.5)
+    with pytest.raises(NLUTrainingError, match="typo_fraction"):
+        replace(config, typo_fraction=1.5)
     with pytest.raises(NLUTrainingError, match="at least 2 distinct intents"):
         JointIntentEntity(config).train([Example("hi", "greet")], progress=False)
 
@@ -252,6 +254,17 @@ def test_context_is_the_first_segment_and_entities_stay_on_the_message(
     assert [tokens[s] for s, _ in item.token_spans] == ["paris"]  # "please" is a stop word
     _, entities = model.parse_batch(["Paris please"], ["which city"])
     assert [(e.start, e.end, e.value) for e in entities[0]] == [(0, 5, "Paris")]
+
+
+def test_misspelt_copies_train_the_intent_without_entity_labels(config: JointConfig) -> None:
+    model = JointIntentEntity(replace(config, typo_fraction=1.0, epochs=2))
+    report = model.train(_dataset(), progress=False)
+    # every message with a word of four letters or more gets one copy; short ones ("hi") none
+    long_enough = [e for e in _dataset() if any(len(w) >= 4 for w in re.findall("[a-z]+",
+                                                                                 e.text.lower()))]
+    assert report["n_typos"] == len(long_enough) and report["n_train"] == len(_dataset())
+    assert JointIntentEntity(replace(config, epochs=1)).train(
+        _dataset(), progress=False)["n_typos"] == 0
 
 
 # -- span pruning ------------------------------------------------------------------------------
