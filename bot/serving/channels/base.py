@@ -161,3 +161,14 @@ def check_sender_id(sender_id: str, field: str = "sender", location: str = "body
     if len(sender_id) > MAX_SENDER_ID_CHARS:
         raise PayloadError(f"Invalid '{field}': a conversation id must not be longer than "
                            f"{MAX_SENDER_ID_CHARS} characters.", field, location)
+
+
+def channel_router() -> APIRouter:
+    """A channel's router with Rasa's health check at its root (GET / -> {"status": "ok"})."""
+    router = APIRouter()
+
+    @router.get("/")
+    async def health() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return router

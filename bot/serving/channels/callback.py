@@ -26,7 +26,13 @@ from fastapi.responses import PlainTextResponse, Response
 from bot.errors import ConfigError
 from bot.manager import UserMessage
 from bot.project.config import reveal
-from bot.serving.channels.base import MessageHandler, check_sender_id, read_json, validate
+from bot.serving.channels.base import (
+    MessageHandler,
+    channel_router,
+    check_sender_id,
+    read_json,
+    validate,
+)
 from bot.serving.channels.rest import RestPayload
 from bot.serving.channels.services import ChannelServices
 
@@ -70,11 +76,7 @@ class CallbackInput:
         self.output = CallbackOutput(url, services.http)
 
     def router(self, on_message: MessageHandler) -> APIRouter:
-        router = APIRouter()
-
-        @router.get("/")
-        async def health() -> dict[str, str]:
-            return {"status": "ok"}
+        router = channel_router()
 
         @router.post("/webhook")
         async def receive(request: Request) -> Response:

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictStr
 from bot.serving.channels.base import (
     CollectingOutputChannel,
     MessageHandler,
+    channel_router,
     check_sender_id,
     read_json,
     validate,
@@ -53,11 +54,7 @@ class RestInput:
         self.config = dict(config or {})  # REST needs no settings nor services
 
     def router(self, on_message: MessageHandler) -> APIRouter:
-        router = APIRouter()
-
-        @router.get("/")
-        async def health() -> dict[str, str]:
-            return {"status": "ok"}
+        router = channel_router()
 
         @router.post("/webhook")
         async def receive(request: Request) -> list[dict[str, Any]]:

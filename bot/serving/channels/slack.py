@@ -47,11 +47,7 @@ from starlette.background import BackgroundTask
 from bot.errors import ConfigError, SignatureError
 from bot.manager import UserMessage
 from bot.project.config import reveal
-from bot.serving.channels.base import (
-    MessageHandler,
-    OutputChannel,
-    PayloadError,
-)
+from bot.serving.channels.base import MessageHandler, OutputChannel, PayloadError, channel_router
 from bot.serving.channels.services import ChannelServices, run_logged
 
 logger = logging.getLogger(__name__)
@@ -141,11 +137,7 @@ class SlackInput:
         self.api_base = api_base
 
     def router(self, on_message: MessageHandler) -> APIRouter:
-        router = APIRouter()
-
-        @router.get("/")
-        async def health() -> dict[str, str]:
-            return {"status": "ok"}
+        router = channel_router()
 
         @router.post("/webhook")
         async def receive(request: Request) -> Response:

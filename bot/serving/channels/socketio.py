@@ -35,7 +35,7 @@ from typing import Any
 from fastapi import APIRouter
 
 from bot.manager import UserMessage
-from bot.serving.channels.base import MessageHandler, OutputChannel, PayloadError
+from bot.serving.channels.base import MessageHandler, OutputChannel, PayloadError, channel_router
 from bot.serving.channels.services import ChannelServices
 
 logger = logging.getLogger(__name__)
@@ -91,11 +91,7 @@ class SocketIOInput:
                 logger.warning("channel.socketio.unsupported key=%s effect=ignored", key)
 
     def router(self, on_message: MessageHandler) -> APIRouter:
-        router = APIRouter()
-
-        @router.get("/")
-        async def health() -> dict[str, str]:
-            return {"status": "ok"}
+        router = channel_router()
 
         return router
 

@@ -44,6 +44,7 @@ from bot.serving.channels.base import (
     MessageHandler,
     OutputChannel,
     PayloadError,
+    channel_router,
     read_json,
 )
 from bot.serving.channels.services import ChannelServices
@@ -132,11 +133,7 @@ class TelegramInput:
         self.seen = services.seen
 
     def router(self, on_message: MessageHandler) -> APIRouter:
-        router = APIRouter()
-
-        @router.get("/")
-        async def health() -> dict[str, str]:
-            return {"status": "ok"}
+        router = channel_router()
 
         @router.get("/set_webhook")
         async def set_webhook() -> Response:
