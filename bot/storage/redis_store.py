@@ -63,12 +63,7 @@ from bot.errors import ConfigError, StoreError
 from bot.storage.blocking import DEFAULT_IO_TIMEOUT_S, run_blocking
 from bot.storage.locks import Grant
 from bot.storage.stores import (
-    SavePlan,
-    Stored,
-    check_write,
-    plan_save,
-    rebuild_tracker,
-    serialise_event,
+    SavePlan, Stored, check_write, plan_save, serialise_event, stored_from_rows,
 )
 from bot.state.tracker import DialogueStateTracker
 
@@ -187,10 +182,8 @@ class RedisTrackerStore:
             else:
                 rows = rows_or_error
         version = int(version or 0)
-        if not rows:
-            return Stored(None, version)
-        return Stored(rebuild_tracker(sender_id, rows, self.slot_defaults,
-                                      self.max_event_history), version)
+        return stored_from_rows(sender_id, rows, version, self.slot_defaults,
+                                self.max_event_history)
 
     def save(self, tracker: DialogueStateTracker, *, expected_version: int | None = None,
              fence: int | None = None, replace: bool = False) -> None:

@@ -20,8 +20,8 @@ from bot.errors import StaleWriteError, StoreError
 from bot.state.events import ActionExecuted, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 from bot.storage.stores import (
-    InMemoryTrackerStore, Stored, TrackerStore, _first_line, check_write, plan_save,
-    rebuild_tracker, serialise_event,
+    InMemoryTrackerStore, Stored, TrackerStore, check_write, _first_line, plan_save,
+    serialise_event, stored_from_rows,
 )
 
 logger = logging.getLogger(__name__)
@@ -103,10 +103,8 @@ class SQLTrackerStore:
             rows = list(conn.execute(query).scalars())
             version = conn.execute(sa.select(v.c.version).where(v.c.sender_id == sender_id)
                                    ).scalar_one_or_none() or 0
-        if not rows:
-            return Stored(None, version)
-        return Stored(rebuild_tracker(sender_id, rows, self.slot_defaults,
-                                      self.max_event_history), version)
+        return stored_from_rows(sender_id, rows, version, self.slot_defaults,
+                                self.max_event_history)
 
     def save(self, tracker: DialogueStateTracker, *, expected_version: int | None = None,
              fence: int | None = None, replace: bool = False) -> None:

@@ -208,5 +208,15 @@ def rebuild_tracker(sender_id: str, rows: Sequence[str], slot_defaults: Mapping[
     return DialogueStateTracker(sender_id, slot_defaults, events, max_event_history)
 
 
+def stored_from_rows(sender_id: str, rows: Sequence[str], version: int,
+                     slot_defaults: Mapping[str, Any] | None,
+                     max_event_history: int | None) -> Stored:
+    """What a log-structured store's ``load`` returns: None for a conversation without rows,
+    else the tracker rebuilt from them; with the stored version either way."""
+    if not rows:
+        return Stored(None, version)
+    return Stored(rebuild_tracker(sender_id, rows, slot_defaults, max_event_history), version)
+
+
 def _first_line(exc: BaseException) -> str:
     return str(getattr(exc, "orig", None) or exc).strip().splitlines()[0]
