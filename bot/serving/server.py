@@ -55,7 +55,7 @@ from bot.serving.channels.base import (
     read_json,
     validate,
 )
-from bot.errors import EventError, SignatureError, StaleWriteError, StoreError
+from bot.errors import ApiError, EventError, SignatureError, StaleWriteError, StoreError
 from bot.state.events import UserUttered, events_from_list
 from bot.manager import DialogueManager, UserMessage
 from bot.state.tracker import EVENT_VERBOSITIES
@@ -74,18 +74,6 @@ def xingkong_version() -> str:
         return importlib.metadata.version("xingkong")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-class ApiError(Exception):
-    """An HTTP error answered with Rasa's error body."""
-
-    def __init__(self, status: int, reason: str, message: str,
-                 details: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.details = dict(details or {})
 
 
 def error_body(status: int, reason: str, message: str,
