@@ -29,7 +29,6 @@ from bot.state.events import (
 )
 
 State = frozenset[str]
-ACTION_LISTEN = ACTION_LISTEN_NAME
 
 
 @dataclass(frozen=True, slots=True)
