@@ -17,7 +17,6 @@ from typing import Any
 
 from bot.project.domain import Domain
 from bot.state.events import (
-    ACTION_LISTEN_NAME,
     ActionExecuted,
     ActiveLoop,
     AllSlotsReset,
