@@ -116,12 +116,14 @@ class BioTagger:
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._source: Path | None = None
 
-    def load(self) -> None:
+    def load(self) -> BioTagger:
+        """Load the saved model once (after `load_from`); returns the tagger."""
         if self._model is not None:
-            return
+            return self
         model, self._tokenizer = load_saved(self._source, EXTRACTOR_NAME,
                                             AutoModelForTokenClassification.from_pretrained)
         self._model = model.to(self.config.device).eval()
+        return self
 
     @classmethod
     def load_from(cls, directory: str | Path, device: str | None = None) -> BioTagger:

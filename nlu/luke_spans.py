@@ -132,10 +132,11 @@ class LukeSpanExtractor:
         self._backbone = "bert"  # "bert": built from BERT, positions from 0; "luke": pretrained
         self._source: Path | None = None
 
-    def load(self) -> None:
-        """Load the saved model once (after `load_from`); a trained extractor is already loaded."""
+    def load(self) -> LukeSpanExtractor:
+        """Load the saved model once (after `load_from`); a trained extractor is already loaded.
+        Returns the extractor, as IntentClassifier.load does."""
         if self._model is not None:
-            return
+            return self
         from transformers import LukeForEntitySpanClassification
 
         model, self._tokenizer = load_saved(self._source, EXTRACTOR_NAME,
@@ -146,6 +147,7 @@ class LukeSpanExtractor:
         self._model = model
         logger.info("nlu.luke.loaded path=%s labels=%d quantized=%s", self._source,
                     len(self.labels), self.config.quantize)
+        return self
 
     @classmethod
     def load_from(cls, directory: str | Path, device: str | None = None,
