@@ -62,6 +62,13 @@ def _say(dispatcher: CollectingDispatcher, text: str) -> None:
     dispatcher.utter_message(text=text)
 
 
+def _cleaned(slot: str, value: Any, dispatcher: CollectingDispatcher, ask_again: str) -> Result:
+    """{slot: value}; a value the cleaner rejected (None) asks the guest again first."""
+    if value is None:
+        _say(dispatcher, ask_again)
+    return {slot: value}
+
+
 def _quote(value: Any) -> str:
     text = as_text(value)
     return f'"{text[:40]}…"' if len(text) > 40 else f'"{text}"'
@@ -380,23 +387,15 @@ class ValidateBookingForm(DateRules, FormValidationAction):
     def validate_guest_name(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:
-        name = clean_guest_name(value)
-        if name is None:
-            _say(dispatcher, "Which name should the booking be under? For example: Ana Ruiz.")
-            return {"guest_name": None}
-        return {"guest_name": name}
+        return _cleaned("guest_name", clean_guest_name(value), dispatcher,
+                        "Which name should the booking be under? For example: Ana Ruiz.")
 
     def validate_email(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:
-        email = find_email(value)
-        if email is None:
-            _say(
-                dispatcher,
-                "That doesn't look like an email address. Please send one like ana@example.com.",
-            )
-            return {"email": None}
-        return {"email": email}
+        return _cleaned("email", find_email(value), dispatcher,
+                        "That doesn't look like an email address. Please send one like "
+                        "ana@example.com.")
 
 
 class ValidateCancelForm(FormValidationAction):

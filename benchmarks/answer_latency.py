@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import emit, environment  # noqa: E402
+from benchmarks.common import (add_knowledge_args, add_machine_args,  # noqa: E402
+                               add_timing_args, emit, environment, script_parser, set_threads)
 from retrieval.answerer import Answerer, load_answerer  # noqa: E402
 from retrieval.qa_metrics import load_qa, percentile, squad_scores  # noqa: E402
 from retrieval.reader import Reader, ReaderConfig  # noqa: E402
@@ -40,22 +41,16 @@ TARGET_P50_MS = 80.0
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--knowledge-dir", type=Path, default=ROOT / "models" / "knowledge")
-    p.add_argument("--kb", type=Path, default=ROOT / "data" / "kb")
+    p = script_parser(__doc__)
+    add_knowledge_args(p)
     p.add_argument("--synthetic", action="store_true", help="untrained reader, temp index")
-    p.add_argument("--iterations", type=int, default=40, help="timed questions per variant")
-    p.add_argument("--warmup", type=int, default=5)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: on a shared 2-core box a 2-thread team waits on "
-                        "its descheduled straggler)")
+    add_timing_args(p, iterations=40, warmup=5, timed="timed questions per variant")
     p.add_argument("--read-k", default="5,3,2", help="comma list: passages read per question")
     p.add_argument("--max-length", default="256", help="comma list of reader max_length")
     p.add_argument("--precision", default="fp32,int8", help="comma list: fp32, int8")
     p.add_argument("--accuracy-questions", type=int, default=60,
                    help="held-out training questions scored per variant (0: none)")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_machine_args(p, RESULTS)
     return p.parse_args(argv)
 
 
@@ -106,9 +101,7 @@ def measure(answerer: Answerer, questions: list[str], args: argparse.Namespace,
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     examples = held_out(args)
     questions = [e.question for e in load_qa(args.kb / "qa.json")][:200]
     variants = []

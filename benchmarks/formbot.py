@@ -29,8 +29,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import emit, environment  # noqa: E402
-from benchmarks.turn_latency import _percentile, _rss_mb, _run, running_server  # noqa: E402
+from benchmarks.common import emit, environment, percentile  # noqa: E402
+from benchmarks.turn_latency import _rss_mb, _run, running_server  # noqa: E402
 
 RASA_3_6 = {"train_s": 182, "startup_s": 32, "rss_start_mb": 1268, "rss_after_load_mb": 1275,
             "rest_p50_ms": 48, "rest_p99_ms": 84, "parse_p50_ms": 8.7, "rps_c8": 20.7,
@@ -65,7 +65,7 @@ async def parse_latency(base: str, iterations: int) -> dict[str, float]:
             response.raise_for_status()
             latencies.append((time.perf_counter() - started) * 1000)
     return {"parse_p50_ms": round(statistics.median(latencies), 2),
-            "parse_p95_ms": round(_percentile(latencies, 95), 2)}
+            "parse_p95_ms": round(percentile(latencies, 95), 2)}
 
 
 def serve_and_measure(project: Path, env: dict[str, str], iterations: int,

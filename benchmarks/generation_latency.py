@@ -29,7 +29,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import emit, environment  # noqa: E402
+from benchmarks.common import (add_machine_args, add_timing_args, emit,  # noqa: E402
+                               environment, script_parser, set_threads)
 from generation import Generator, ModelConfig, SamplingConfig  # noqa: E402
 from generation.sampler import build_prompt, sample  # noqa: E402
 from retrieval.qa_metrics import percentile  # noqa: E402
@@ -49,17 +50,13 @@ MESSAGES = (
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = script_parser(__doc__)
     p.add_argument("--model-dir", type=Path, default=ROOT / "models" / "generation")
     p.add_argument("--synthetic", action="store_true", help="untrained default-size GPT-2")
-    p.add_argument("--iterations", type=int, default=24, help="timed whole turns")
-    p.add_argument("--warmup", type=int, default=3)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: the shared 2-core box; more on your own machine)")
+    add_timing_args(p, iterations=24, warmup=3, timed="timed whole turns")
     p.add_argument("--candidates", default="1,4,8", help="comma list of N for the raw timing")
     p.add_argument("--new-tokens", type=int, default=40)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_machine_args(p, RESULTS)
     return p.parse_args(argv)
 
 
@@ -124,11 +121,8 @@ def turn_timing(generator: Generator, iterations: int, warmup: int) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    import torch
-
     args = parse_args(argv)
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    set_threads(args.threads, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = synthetic_model(Path(tmp) / "gen") if args.synthetic else args.model_dir
         started = time.perf_counter()

@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import emit, environment  # noqa: E402
+from benchmarks.common import (KB_TEST_SETS, add_knowledge_args,  # noqa: E402
+                               add_machine_args, emit, environment, script_parser, set_threads)
 from retrieval.answer_calibration import fit_calibration  # noqa: E402
 from retrieval.answerer import Answerer, load_answerer, read_settings  # noqa: E402
 from retrieval.kb_eval import evaluate_kb  # noqa: E402
@@ -47,15 +48,13 @@ RESULTS = ROOT / "benchmarks" / "results" / "kb_ablation.jsonl"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--knowledge-dir", type=Path, default=ROOT / "models" / "knowledge")
-    p.add_argument("--kb", type=Path, default=ROOT / "data" / "kb")
-    p.add_argument("--tests", default="tests/kb_test.json,tests/kb_blind.json")
+    p = script_parser(__doc__)
+    add_knowledge_args(p)
+    p.add_argument("--tests", default=KB_TEST_SETS)
     p.add_argument("--baseline-reader", type=Path, default=None)
     p.add_argument("--variants", default="built,encoder_untrained,encoder_qa_only,"
                                          "reader_baseline")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_machine_args(p, RESULTS, device=False)
     return p.parse_args(argv)
 
 
@@ -82,11 +81,9 @@ def with_encoder(base: Answerer, encoder: Any, held: list[Any]) -> Answerer:
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    import torch
-
     from retrieval.embedder import SentenceTransformerEmbedder
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     wanted = {v.strip() for v in args.variants.split(",")}
     tests = [ROOT / t for t in args.tests.split(",") if (ROOT / t).is_file()]
     built = load_answerer(args.knowledge_dir).load()

@@ -30,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import emit, environment  # noqa: E402
+from benchmarks.common import (KB_TEST_SETS, add_knowledge_args,  # noqa: E402
+                               add_machine_args, emit, environment, script_parser, set_threads)
 from retrieval.answerer import Answerer, load_answerer  # noqa: E402
 from retrieval.kb_eval import contains_answer, doc_key  # noqa: E402
 from retrieval.qa_metrics import QAExample, exact_match, f1, load_qa  # noqa: E402
@@ -40,13 +41,11 @@ RESULTS = ROOT / "benchmarks" / "results" / "kb_span.jsonl"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--knowledge-dir", type=Path, default=ROOT / "models" / "knowledge")
-    p.add_argument("--kb", type=Path, default=ROOT / "data" / "kb")
-    p.add_argument("--tests", default="tests/kb_test.json,tests/kb_blind.json")
-    p.add_argument("--threads", type=int, default=1)
+    p = script_parser(__doc__)
+    add_knowledge_args(p)
+    p.add_argument("--tests", default=KB_TEST_SETS)
     p.add_argument("--limit", type=int, default=None)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_machine_args(p, RESULTS, device=False)
     return p.parse_args(argv)
 
 
@@ -100,9 +99,7 @@ def span_split(answerer: Answerer, kb: Path, examples: list[QAExample]) -> dict[
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     answerer = load_answerer(args.knowledge_dir).load()
     sets = {}
     for name in args.tests.split(","):

@@ -33,8 +33,9 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import emit, environment  # noqa: E402
-from benchmarks.nlu_public import percentile, synthetic_data  # noqa: E402
+from benchmarks.common import (add_machine_args, add_timing_args, emit,  # noqa: E402
+                               environment, percentile, script_parser, set_threads)
+from benchmarks.nlu_public import synthetic_data  # noqa: E402
 from nlu.interpreter import NLUInterpreter, load_interpreter  # noqa: E402
 from nlu.training import TrainingSet, train_pipeline  # noqa: E402
 
@@ -84,7 +85,7 @@ MESSAGES = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = script_parser(__doc__)
     p.add_argument("--model", type=Path, default=ROOT / "models" / "nlu",
                    help="trained NLU directory (pipeline.json, intent/, entities/)")
     p.add_argument("--synthetic", action="store_true",
@@ -94,21 +95,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--pipeline", choices=("joint", "separate"), default="joint",
                    help="with --synthetic: JointIntentEntity, or IntentClassifier + "
                         "LukeSpanExtractor")
-    p.add_argument("--iterations", type=int, default=200, help="timed parses per measurement")
-    p.add_argument("--warmup", type=int, default=10)
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: on a shared 2-core box a 2-thread team waits on its "
-                        "descheduled straggler)")
+    add_timing_args(p, iterations=200, warmup=10, timed="timed parses per measurement")
     p.add_argument("--n-samples", type=int, default=None,
                    help="MC-dropout samples of the intent classifier (default: the saved "
                         "config's; 0 or 1: deterministic)")
     p.add_argument("--batch-sizes", default="8,32", help="comma list for parse_batch")
     p.add_argument("--concurrency", default="1,64", help="comma list of parse_async callers")
-    p.add_argument("--device", default="cpu")
     p.add_argument("--runtime", choices=("onnx", "torch"), default=None,
                    help="the joint model's CPU runtime (default: the saved config's)")
     p.add_argument("--quantize", action="store_true", help="load with int8 Linear layers")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_machine_args(p, RESULTS)
     return p.parse_args(argv)
 
 
@@ -261,10 +257,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         print(f"No trained NLU model at {args.model} (no pipeline.json). Run `xingkong train "
               "nlu` first, or pass --model DIR, or --synthetic.", file=sys.stderr)
         raise SystemExit(2)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    set_threads(args.threads, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         started = time.perf_counter()
         interpreter = load(args, Path(tmp))

@@ -39,7 +39,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import emit, environment  # noqa: E402
+from benchmarks.common import (add_machine_args, emit, environment,  # noqa: E402
+                               percentile, script_parser, set_threads)
 from nlu.evaluation import entity_report, intent_report, write_reports  # noqa: E402
 from nlu.interpreter import load_interpreter  # noqa: E402
 from nlu.words import split_words  # noqa: E402
@@ -86,7 +87,7 @@ VALUES = {
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = script_parser(__doc__)
     p.add_argument("path", nargs="?", type=Path, help="folder with train.jsonl + test.jsonl")
     p.add_argument("--synthetic", action="store_true", help="generated data, even with PATH")
     p.add_argument("--limit-train", type=int, default=None, help="training examples (per intent "
@@ -105,19 +106,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out-dir", type=Path, default=None,
                    help="keep the trained model (DIR/model) and Rasa reports (DIR/reports)")
     p.add_argument("--iterations", type=int, default=100, help="single-message parses timed")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1,
-                   help="torch threads (1: on a shared 2-core box a 2-thread team waits on its "
-                        "descheduled straggler)")
     p.add_argument("--seed", type=int, default=0, help="subsampling and generated data")
     p.add_argument("--progress", action="store_true", help="training progress bars on stderr")
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_machine_args(p, RESULTS)
     return p.parse_args(argv)
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 # -- data ----------------------------------------------------------------------------------------
@@ -249,10 +241,7 @@ def parse_all(interpreter: Any, test: list[Example],
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    import torch
-
-    torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
+    set_threads(args.threads, seed=args.seed)
     if args.path is not None and not args.synthetic:
         missing = [f for f in ("train.jsonl", "test.jsonl") if not (args.path / f).is_file()]
         if missing:

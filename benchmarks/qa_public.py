@@ -36,7 +36,8 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import emit, environment  # noqa: E402
+from benchmarks.common import (add_machine_args, emit, environment,  # noqa: E402
+                               script_parser, set_threads)
 from retrieval.answerer import Answerer, AnswererConfig  # noqa: E402
 from retrieval.qa_metrics import (QAExample, first_hit_rank, load_qa,  # noqa: E402
                                   mean_reciprocal_rank, recall_at_k, squad_scores)
@@ -47,7 +48,7 @@ RESULTS = ROOT / "benchmarks" / "results" / "qa_public.jsonl"
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = script_parser(__doc__)
     p.add_argument("path", nargs="?", type=Path, help="folder with qa.jsonl + passages.jsonl")
     p.add_argument("--synthetic", action="store_true", help="generated passages and questions")
     p.add_argument("--limit", type=int, default=300, help="questions evaluated")
@@ -56,8 +57,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    default=[ROOT / "models" / "knowledge" / "reader"],
                    help="trained reader dir(s), each evaluated on the same index")
     p.add_argument("--top-k", type=int, default=5)
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--threads", type=int, default=1)
     p.add_argument("--no-pipeline", action="store_true", help="skip the full pipeline run")
     p.add_argument("--extra-qa", nargs="*", type=Path, default=[])
     p.add_argument("--extra-limit", type=int, default=800)
@@ -65,7 +64,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--kb-test", type=Path, default=ROOT / "tests" / "kb_test.json")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--out", type=Path, default=RESULTS)
+    add_machine_args(p, RESULTS)
     return p.parse_args(argv)
 
 
@@ -135,12 +134,10 @@ def evaluate(reader: Reader, index: Any, examples: list[QAExample], gold: dict[s
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
-    import torch
-
     from retrieval.embedder import get_embedder
     from retrieval.index import KnowledgeIndex
 
-    torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     if args.path is None or args.synthetic:
         docs, examples = synthetic_data(args.seed)
         gold, name = {e.id: e.title for e in examples}, "synthetic"

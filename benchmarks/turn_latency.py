@@ -27,7 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.common import emit, git_commit  # noqa: E402
+from benchmarks.common import emit, git_commit, percentile  # noqa: E402
 
 TEXTS = [
     "hi there", "what can you do?", "is breakfast included at Starlight Rome?",
@@ -52,12 +52,6 @@ def _rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def _percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
-
-
 async def _run(base: str, messages: list[str], iterations: int, concurrency: list[int]) -> dict:
     import httpx
 
@@ -75,8 +69,8 @@ async def _run(base: str, messages: list[str], iterations: int, concurrency: lis
             response.raise_for_status()
             latencies.append((time.perf_counter() - started) * 1000)
         results["p50_ms"] = round(statistics.median(latencies), 2)
-        results["p95_ms"] = round(_percentile(latencies, 95), 2)
-        results["p99_ms"] = round(_percentile(latencies, 99), 2)
+        results["p95_ms"] = round(percentile(latencies, 95), 2)
+        results["p99_ms"] = round(percentile(latencies, 99), 2)
         for level in concurrency:
             sent = 0
             started = time.perf_counter()

@@ -4,6 +4,7 @@
      +-- ConfigError (ValueError)        a project file is malformed or inconsistent
      |    +-- YamlError                  YAML that does not parse, with file and line
      +-- EventError (ValueError)         an event dict that is not a Rasa event
+     +-- TrackerError (ValueError)       a tracker given a non-event, or a dump it cannot rebuild
      +-- StoreError                      a tracker or lock store cannot be reached or used
      |    +-- StaleWriteError            a save refused: the conversation changed since it was
      |                                   read, or the writer's lock was taken over (fencing)
@@ -13,10 +14,15 @@
      |    +-- ActionRejected             the action refused to run; the next policy chooses
      +-- TrainingError                   training data that cannot be trained on
      +-- SignatureError                  a webhook whose signature or secret does not check out
-                                         (HTTP 401, no detail)
+     |                                   (HTTP 401, no detail)
+     +-- ApiError                        an HTTP API request refused with a status of its own
+                                         (401, 403, 404, 406), answered in Rasa's error body
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
 
 
 class BotError(Exception):
@@ -33,6 +39,10 @@ class YamlError(ConfigError):
 
 class EventError(BotError, ValueError):
     """An event dict that is not a valid Rasa event."""
+
+
+class TrackerError(BotError, ValueError):
+    """A tracker was given something that is not an event, or a dump it cannot rebuild."""
 
 
 class StoreError(BotError):
@@ -75,3 +85,16 @@ class TrainingError(BotError, ValueError):
 class SignatureError(BotError):
     """A webhook request whose signature, secret token or timestamp is wrong or missing. The
     message is for the log only; the client gets 401 with no detail."""
+
+
+class ApiError(BotError):
+    """An HTTP API request refused with ``status``; bot/serving/server.py answers it with
+    Rasa's error body (``reason``, ``message``, ``details``)."""
+
+    def __init__(self, status: int, reason: str, message: str,
+                 details: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.reason = reason
+        self.message = message
+        self.details = dict(details or {})

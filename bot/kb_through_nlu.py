@@ -32,7 +32,7 @@ import yaml
 
 from bot.assistant import Project
 from bot.manager import DialogueManager, UserMessage
-from bot.state.events import ActionExecuted, UserUttered
+from bot.state.events import ACTION_LISTEN_NAME, ActionExecuted, UserUttered
 
 DECLINES = ("utter_cannot_answer", "utter_out_of_scope", "utter_default", "utter_ask_rephrase",
             "action_default_fallback", "action_two_stage_fallback")
@@ -106,7 +106,7 @@ async def ask(manager: DialogueManager, question: str, golds: list[str],
     events = result.tracker.events
     user_at = max(i for i, e in enumerate(events) if isinstance(e, UserUttered))
     actions = [e.name for e in events[user_at:]
-               if isinstance(e, ActionExecuted) and e.name != "action_listen"]
+               if isinstance(e, ActionExecuted) and e.name != ACTION_LISTEN_NAME]
     parse = events[user_at].parse_data or {}
     return score_turn(question, golds, result.messages, actions, parse, ms)
 

@@ -54,7 +54,6 @@ from nlu.context import DialogueContext
 
 logger = logging.getLogger(__name__)
 
-ACTION_LISTEN = ACTION_LISTEN_NAME
 MAX_TEXT_CHARS = 10_000
 
 # parser(text) or parser(text, context=DialogueContext): what the bot just asked, for an NLU
@@ -267,7 +266,7 @@ class DialogueManager:
         last = tracker.events[-1] if tracker.events else None
         exclude = {last.name} if isinstance(last, ActionExecutionRejected) else None
         best, votes = self.policies.predict(tracker, self.domain, exclude=exclude)
-        action = best.action or ACTION_LISTEN
+        action = best.action or ACTION_LISTEN_NAME
         diagnostics = {"action": action, "policy": best.policy, "confidence": best.confidence,
                        "reason": best.diagnostics.get("reason"),
                        "votes": [{"policy": v.policy, "action": v.action,
@@ -288,8 +287,8 @@ class DialogueManager:
                 if (chain is not None and chain.applies(tracker, action)
                         and await self._try_fallbacks(chain, tracker, channel, messages)):
                     return
-            if action == ACTION_LISTEN:
-                tracker.update(ActionExecuted(name=ACTION_LISTEN, policy=policy,
+            if action == ACTION_LISTEN_NAME:
+                tracker.update(ActionExecuted(name=ACTION_LISTEN_NAME, policy=policy,
                                               confidence=confidence))
                 return
             ok = await self._run_action(tracker, action, policy, confidence, channel, messages,
@@ -300,7 +299,7 @@ class DialogueManager:
                 return
         logger.warning("dialogue.prediction_cap sender=%s cap=%d", _hash(tracker.sender_id),
                        self.max_predictions)
-        tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="prediction_cap"))
+        tracker.update(ActionExecuted(name=ACTION_LISTEN_NAME, policy="prediction_cap"))
 
     def _choose(self, tracker: DialogueStateTracker, exclude: set[str] | None) -> _Choice:
         """What /predict scores: a pending followup, else the ensemble's votes (unlike
@@ -309,7 +308,7 @@ class DialogueManager:
         if followup:
             return _Choice(followup, "followup", 1.0, [(followup, 1.0)])
         best, predictions = self.policies.predict(tracker, self.domain, exclude=exclude)
-        action = best.action or ACTION_LISTEN
+        action = best.action or ACTION_LISTEN_NAME
         votes = [(action, best.confidence)] + [(p.action, p.confidence) for p in predictions]
         return _Choice(action, best.policy, best.confidence, votes)
 
@@ -371,7 +370,7 @@ class DialogueManager:
             if loop and not await self._run_action(tracker, loop, "fallback_chain", 1.0,
                                                    channel, messages, None):
                 return True
-            tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="fallback_chain"))
+            tracker.update(ActionExecuted(name=ACTION_LISTEN_NAME, policy="fallback_chain"))
             return True
         return False
 
@@ -387,15 +386,15 @@ class DialogueManager:
         if loop and tracker.is_active_loop_rejected:
             # Re-arm the form: its next input is read as an answer again.
             tracker.update(ActiveLoop(name=loop))
-        tracker.update(ActionExecuted(name=ACTION_LISTEN, policy="error_handler"))
+        tracker.update(ActionExecuted(name=ACTION_LISTEN_NAME, policy="error_handler"))
 
     def mark_interruption(self, tracker: DialogueStateTracker, action: str) -> None:
         """Right after the user spoke while a loop is active: another action interrupts the
         loop, and a loop resumed after it refused the turn must not validate this message."""
         loop = tracker.active_loop_name
-        if not loop or tracker.latest_action_name != ACTION_LISTEN:
+        if not loop or tracker.latest_action_name != ACTION_LISTEN_NAME:
             return
-        if action not in (loop, ACTION_LISTEN, "action_deactivate_loop") or (
+        if action not in (loop, ACTION_LISTEN_NAME, "action_deactivate_loop") or (
                 action == loop and tracker.is_active_loop_rejected):
             tracker.update(LoopInterrupted(is_interrupted=True))
 
@@ -481,7 +480,7 @@ def dialogue_context(tracker: DialogueStateTracker) -> DialogueContext:
         if isinstance(event, UserUttered):
             break
         if isinstance(event, ActionExecuted) and event.action_name not in (
-                ACTION_LISTEN, "action_extract_slots", "action_session_start") \
+                ACTION_LISTEN_NAME, "action_extract_slots", "action_session_start") \
                 and not (event.action_name or "").startswith("validate_"):
             last = event.action_name
             break

@@ -23,20 +23,21 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from bot.state.events import (
+    ACTION_LISTEN_NAME,
     ActionExecuted,
     ActionExecutionRejected,
     ActiveLoop,
     SlotSet,
     UserUttered,
 )
-from bot.manager import ACTION_LISTEN, DialogueManager, UserMessage, dialogue_context
+from bot.manager import DialogueManager, UserMessage, dialogue_context
 from bot.state.slot_mapping import slots_for_entities
 from bot.state.tracker import DialogueStateTracker
 from bot.project.training_data import Story, StoryStep
 
 # Steps a test story may hold: `or` and checkpoints have no single expected path.
 TESTABLE_KINDS = ("user", "action", "slot", "active_loop")
-IGNORED_ACTIONS = ("action_listen", "action_session_start", "action_extract_slots")
+IGNORED_ACTIONS = (ACTION_LISTEN_NAME, "action_session_start", "action_extract_slots")
 
 @dataclass(frozen=True, slots=True)
 class Check:
@@ -168,10 +169,10 @@ async def _replay(manager: DialogueManager, story: Story, sender: str,
             if started is not None:
                 result.turn_latency_ms.append((time.perf_counter() - started) * 1000)
             started = time.perf_counter()
-            if tracker.latest_action_name != ACTION_LISTEN:
+            if tracker.latest_action_name != ACTION_LISTEN_NAME:
                 predicted, *_ = manager.predict_next(tracker.copy())
-                result.checks.append(Check(index, "action", ACTION_LISTEN, predicted))
-                tracker.update(ActionExecuted(name=ACTION_LISTEN))
+                result.checks.append(Check(index, "action", ACTION_LISTEN_NAME, predicted))
+                tracker.update(ActionExecuted(name=ACTION_LISTEN_NAME))
             await _check_nlu(manager, step, index, result, use_text, tracker)
             gold = gold_parse(step)
             tracker.update(UserUttered(text=gold["text"], parse_data=gold))
@@ -218,12 +219,12 @@ async def _execute(manager: DialogueManager, story: Story, sender: str,
         wanted = [(i, story.steps[i].name) for i in following
                   if story.steps[i].kind == "action"]
         for position, (index, name) in enumerate(wanted):
-            got = done[position] if position < len(done) else ACTION_LISTEN
+            got = done[position] if position < len(done) else ACTION_LISTEN_NAME
             result.checks.append(Check(index, "action", name, got))
         last = wanted[-1][0] if wanted else user_index
         if user_index != turns[-1][0]:  # as Rasa: nothing is checked after the story's end
             for extra in done[len(wanted):]:  # the bot did more than the story says
-                result.checks.append(Check(last, "action", ACTION_LISTEN, extra))
+                result.checks.append(Check(last, "action", ACTION_LISTEN_NAME, extra))
         loops = [i for i in following if story.steps[i].kind == "active_loop"]
         for index in following:
             expected = story.steps[index]

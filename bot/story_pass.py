@@ -16,7 +16,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from bot.state.events import ActionExecuted, UserUttered
+from bot.state.events import ACTION_LISTEN_NAME, ActionExecuted, UserUttered
 from bot.manager import DialogueManager, UserMessage
 from bot.project.training_data import Story, StoryStep
 
@@ -115,7 +115,7 @@ async def replay_story(story: Story, manager: DialogueManager, sender: str = "st
         # fallback's UserUtteranceReverted hides the message the turn is about
         predicted_intent = latest.intent_name if isinstance(latest, UserUttered) else None
         got = tuple(e.name for e in tracker.events[since:]
-                    if isinstance(e, ActionExecuted) and e.name != "action_listen")
+                    if isinstance(e, ActionExecuted) and e.name != ACTION_LISTEN_NAME)
         wanted = tuple(s.name or "" for s in expected if s.kind == "action")
         problems = []
         if got != wanted:

@@ -15,7 +15,7 @@ from pathlib import Path
 from bot.policies.story_graph import story_trajectories
 from bot.project.domain import Domain
 from bot.project.training_data import TrainingData
-from bot.state.events import ActionExecuted, UserUttered
+from bot.state.events import ACTION_LISTEN_NAME, ActionExecuted, UserUttered
 
 _ROW_PX = 70
 _COLUMN_PX = 190
@@ -46,7 +46,7 @@ def story_tree(data: TrainingData, domain: Domain | None = None) -> Node:
                 label = (event.intent_name or event.text or "?") + (
                     f" ({', '.join(entities)})" if entities else "")
                 node = node.child(label, "user")
-            elif isinstance(event, ActionExecuted) and event.name != "action_listen":
+            elif isinstance(event, ActionExecuted) and event.name != ACTION_LISTEN_NAME:
                 node = node.child(event.name or event.action_text or "?", "action")
         node.child("END", "end")
     return root

@@ -9,12 +9,11 @@ windows of `max_length` pieces.
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +29,7 @@ from transformers import (
 from nlu.components import BioTaggerConfig
 from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
 from nlu.errors import NLUModelError, NLUTrainingError
-from nlu.saved_state import read_state
+from nlu.saved_state import load_saved, read_state, write_state
 from nlu.types import Entity, Example
 from nlu.words import (
     EncodedText,
@@ -117,22 +116,14 @@ class BioTagger:
         self._tokenizer: PreTrainedTokenizerBase | None = None
         self._source: Path | None = None
 
-    def load(self) -> None:
+    def load(self) -> BioTagger:
+        """Load the saved model once (after `load_from`); returns the tagger."""
         if self._model is not None:
-            return
-        if self._source is None:
-            raise NLUModelError(
-                f"{EXTRACTOR_NAME} has no model: call train(examples) or "
-                "BioTagger.load_from(directory) first."
-            )
-        try:
-            model = AutoModelForTokenClassification.from_pretrained(self._source)
-            self._tokenizer = AutoTokenizer.from_pretrained(self._source)
-        except (OSError, ValueError) as exc:
-            raise NLUModelError(
-                f"Cannot load {EXTRACTOR_NAME} from '{self._source}': {exc}"
-            ) from exc
+            return self
+        model, self._tokenizer = load_saved(self._source, EXTRACTOR_NAME,
+                                            AutoModelForTokenClassification.from_pretrained)
         self._model = model.to(self.config.device).eval()
+        return self
 
     @classmethod
     def load_from(cls, directory: str | Path, device: str | None = None) -> BioTagger:
@@ -147,18 +138,8 @@ class BioTagger:
 
     def save(self, directory: str | Path) -> Path:
         model, tokenizer = self._require_model()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(directory)
-        tokenizer.save_pretrained(directory)
-        state = {
-            "format_version": _FORMAT_VERSION,
-            "extractor": EXTRACTOR_NAME,
-            "config": asdict(self.config),
-            "labels": [list(label) for label in self.labels],
-        }
-        (directory / _STATE_FILE).write_text(json.dumps(state, indent=2), encoding="utf-8")
-        return directory
+        return write_state(directory, model, tokenizer, _STATE_FILE, EXTRACTOR_NAME,
+                           _FORMAT_VERSION, self.config, self.labels)
 
     def train(self, examples: list[Example], progress: bool = True) -> dict[str, Any]:
         """Fine-tune on `examples`; same report as LukeSpanExtractor.train."""

@@ -215,13 +215,8 @@ class LukeSpanConfig:
     quantize: bool = False  # int8 Linear layers when loaded on CPU (nlu/quantize.py)
 
     def __post_init__(self) -> None:
-        for name in ("max_span_length", "epochs", "batch_size", "max_entities"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"LukeSpanConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        if self.max_length < 4:
-            raise ValueError(f"LukeSpanConfig.max_length must be >= 4, got {self.max_length}.")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"LukeSpanConfig.val_fraction must be in [0, 1): {self.val_fraction}.")
+        _check_extractor(self, ("max_span_length", "epochs", "batch_size", "max_entities"),
+                         self.max_length, self.val_fraction)
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,15 +234,21 @@ class BioTaggerConfig:
     device: str = "cpu"
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"BioTaggerConfig.{name} must be >= 1, got {getattr(self, name)}.")
-        if self.max_length < 4:
-            raise ValueError(f"BioTaggerConfig.max_length must be >= 4, got {self.max_length}.")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(
-                f"BioTaggerConfig.val_fraction must be in [0, 1), got {self.val_fraction}."
-            )
+        _check_extractor(self, ("epochs", "batch_size"), self.max_length, self.val_fraction)
+
+
+def _check_extractor(config: object, counts: tuple[str, ...], max_length: int,
+                     val_fraction: float) -> None:
+    """The range checks the entity extractors' configs share (NLUTrainingError, like the
+    intent configs': a ValueError too)."""
+    cls = type(config).__name__
+    for name in counts:
+        if getattr(config, name) < 1:
+            raise NLUTrainingError(f"{cls}.{name} must be >= 1, got {getattr(config, name)}.")
+    if max_length < 4:
+        raise NLUTrainingError(f"{cls}.max_length must be >= 4, got {max_length}.")
+    if not 0.0 <= val_fraction < 1.0:
+        raise NLUTrainingError(f"{cls}.val_fraction must be in [0, 1), got {val_fraction}.")
 
 
 # Rasa components whose params are our own dataclasses (unknown keys warn: Rasa accepts them).

@@ -1,21 +1,66 @@
-"""The state file an entity extractor saves beside its Hugging Face weights.
+"""The folder an entity extractor saves: Hugging Face weights, tokenizer and a state file.
 
 `<extractor>.json` holds the format version, the extractor's config and its labels (plus what
-the extractor adds); `read_state` checks that the folder is complete and readable and rebuilds
-the config, with `overrides` (device, quantize) applied where they are not None.
+the extractor adds). `write_state` saves the whole folder; `read_state` checks that the folder
+is complete and readable and rebuilds the config, with `overrides` (device, quantize) applied
+where they are not None; `load_saved` reads the weights and tokenizer back.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from collections.abc import Callable
+from dataclasses import asdict, fields
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from nlu.errors import NLUModelError
 from nlu.words import SpanLabel
 
+if TYPE_CHECKING:  # transformers is imported when a model is loaded or saved
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
 C = TypeVar("C")
+M = TypeVar("M")
+
+
+def write_state(directory: str | Path, model: PreTrainedModel,
+                tokenizer: PreTrainedTokenizerBase, state_file: str, name: str,
+                format_version: int, config: Any, labels: list[SpanLabel],
+                **extra: Any) -> Path:
+    """Save weights, tokenizer and `state_file` (format, extractor, config, labels, `extra`)
+    into `directory`: everything `read_state` and `load_saved` need."""
+    directory = Path(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(directory)
+    tokenizer.save_pretrained(directory)
+    state = {
+        "format_version": format_version,
+        "extractor": name,
+        "config": asdict(config),
+        "labels": [list(label) for label in labels],
+        **extra,
+    }
+    (directory / state_file).write_text(json.dumps(state, indent=2), encoding="utf-8")
+    return directory
+
+
+def load_saved(source: Path | None, name: str,
+               load_model: Callable[[Path], M]) -> tuple[M, PreTrainedTokenizerBase]:
+    """The model (read by `load_model`) and tokenizer saved in `source`. None: the extractor
+    was neither trained nor loaded."""
+    if source is None:
+        raise NLUModelError(
+            f"{name} has no model: call train(examples) or {name}.load_from(directory) first."
+        )
+    from transformers import AutoTokenizer
+
+    try:
+        model = load_model(source)
+        tokenizer = AutoTokenizer.from_pretrained(source)
+    except (OSError, ValueError) as exc:
+        raise NLUModelError(f"Cannot load {name} from '{source}': {exc}") from exc
+    return model, tokenizer
 
 
 def read_state(directory: Path, state_file: str, name: str, config_cls: type[C],

@@ -15,11 +15,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from bot.policies.ensemble import PolicyEnsemble
-from bot.policies.states import ACTION_LISTEN
 from bot.policies.story_graph import story_trajectories
 from bot.project.domain import Domain
 from bot.project.training_data import Story
-from bot.state.events import ActionExecuted, ActionExecutionRejected, Event, UserUttered
+from bot.state.events import (ACTION_LISTEN_NAME, ActionExecuted, ActionExecutionRejected, Event,
+                              UserUttered)
 from bot.state.tracker import DialogueStateTracker
 
 
@@ -57,8 +57,8 @@ class StoryEvaluation:
 
     @property
     def accuracy_without_listen(self) -> float:
-        total = self.actions - self.by_action[ACTION_LISTEN]
-        right = self.correct - self.by_action_correct[ACTION_LISTEN]
+        total = self.actions - self.by_action[ACTION_LISTEN_NAME]
+        right = self.correct - self.by_action_correct[ACTION_LISTEN_NAME]
         return right / total if total else 0.0
 
     def summary(self) -> dict[str, object]:
@@ -96,7 +96,7 @@ def evaluate_stories(ensemble: PolicyEnsemble, domain: Domain,
                     best, _ = ensemble.predict(probe, domain, exclude={loop})
                     if best.action == expected:
                         tracker = probe  # the story goes on from the rejection, as in Rasa
-                predicted = best.action or ACTION_LISTEN
+                predicted = best.action or ACTION_LISTEN_NAME
                 result.actions += 1
                 result.by_action[expected] += 1
                 if predicted == expected:
@@ -119,5 +119,5 @@ def evaluate_stories(ensemble: PolicyEnsemble, domain: Domain,
 def _ends_with_added_listen(events: tuple[Event, ...], sources: tuple[str, ...]) -> bool:
     """story_graph adds a listen after a story's last action, with that action's source."""
     return (len(events) >= 2 and isinstance(events[-1], ActionExecuted)
-            and events[-1].name == ACTION_LISTEN and not isinstance(events[-2], UserUttered)
+            and events[-1].name == ACTION_LISTEN_NAME and not isinstance(events[-2], UserUttered)
             and sources[-1] == sources[-2])

@@ -14,6 +14,7 @@ from typing import Any
 
 from bot.project.domain import Domain
 from bot.state.events import (
+    ACTION_LISTEN_NAME,
     ActionExecutionRejected,
     ActiveLoop,
     SlotSet,
@@ -21,7 +22,7 @@ from bot.state.events import (
     UserUtteranceReverted,
 )
 from bot.policies.base import PolicyPrediction
-from bot.policies.states import ACTION_LISTEN, State, StateWalker
+from bot.policies.states import State, StateWalker
 from bot.policies.story_graph import rule_trajectories, story_trajectories
 from bot.state.tracker import DialogueStateTracker
 from bot.project.training_data import TrainingData
@@ -123,15 +124,15 @@ class RulePolicy:
         last_events = [e for e in tracker.events[-3:] if not isinstance(e, ActiveLoop)]
         if last_events and isinstance(last_events[-1], UserUtteranceReverted):
             # A fallback (or /back) took the message back: wait for the user, as Rasa does.
-            return self._predict(ACTION_LISTEN, "after_rewind")
-        if latest_action == ACTION_LISTEN and intent in DEFAULT_INTENT_ACTIONS:
+            return self._predict(ACTION_LISTEN_NAME, "after_rewind")
+        if latest_action == ACTION_LISTEN_NAME and intent in DEFAULT_INTENT_ACTIONS:
             return self._predict(DEFAULT_INTENT_ACTIONS[intent], "default_intent")
 
         loop = tracker.active_loop_name
         rejected = bool(tracker.active_loop.get("rejected")) if loop else False
         if loop and not rejected:
             if latest_action == loop:
-                return self._predict(ACTION_LISTEN, "loop_happy_path")
+                return self._predict(ACTION_LISTEN_NAME, "loop_happy_path")
             return self._predict(loop, "loop_happy_path")
 
         walker = StateWalker(domain)
@@ -147,7 +148,7 @@ class RulePolicy:
         last = tracker.events[-1] if tracker.events else None
         just_rejected = isinstance(last, ActionExecutionRejected) and last.name == loop
         entry = self._best(states, n_user, exclude=loop if just_rejected else None)
-        if entry is not None and loop and entry.action == ACTION_LISTEN \
+        if entry is not None and loop and entry.action == ACTION_LISTEN_NAME \
                 and _loop_name(entry.states[-1]) is None and not just_rejected:
             # As Rasa: a general rule (one that does not mention the loop) ended a digression
             # inside the loop with action_listen; the loop takes the conversation back.

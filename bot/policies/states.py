@@ -17,7 +17,6 @@ from typing import Any
 
 from bot.project.domain import Domain
 from bot.state.events import (
-    ACTION_LISTEN_NAME,
     ActionExecuted,
     ActiveLoop,
     AllSlotsReset,
@@ -29,7 +28,6 @@ from bot.state.events import (
 )
 
 State = frozenset[str]
-ACTION_LISTEN = ACTION_LISTEN_NAME
 
 
 @dataclass(frozen=True, slots=True)

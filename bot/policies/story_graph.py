@@ -20,7 +20,6 @@ from bot.state.slot_mapping import slots_for_entities
 
 logger = logging.getLogger(__name__)
 
-ACTION_LISTEN = ACTION_LISTEN_NAME
 MAX_EXPANSIONS = 200  # per story: `or` and checkpoints multiply; beyond this we stop and warn
 
 
@@ -49,9 +48,9 @@ def story_trajectories(stories: list[Story], domain: Domain | None = None) -> li
             for variant in _expand_or(steps)[:MAX_EXPANSIONS]:
                 events, sources = steps_to_events(variant, first_listen=True, domain=domain)
                 if events and isinstance(events[-1], ActionExecuted) \
-                        and events[-1].name != ACTION_LISTEN:
+                        and events[-1].name != ACTION_LISTEN_NAME:
                     # After a story's last action the bot waits for the user.
-                    events.append(ActionExecuted(name=ACTION_LISTEN))
+                    events.append(ActionExecuted(name=ACTION_LISTEN_NAME))
                     sources.append(sources[-1])
                 out.append(Trajectory(story.name, tuple(events), tuple(sources)))
     return out
@@ -64,7 +63,7 @@ def rule_trajectories(rules: list[Story],
         for variant in _expand_or(list(rule.condition) + list(rule.steps))[:MAX_EXPANSIONS]:
             events, sources = steps_to_events(variant, first_listen=True, domain=domain)
             if rule.wait_for_user_input and variant and variant[-1].kind != "user":
-                events.append(ActionExecuted(name=ACTION_LISTEN))
+                events.append(ActionExecuted(name=ACTION_LISTEN_NAME))
                 sources.append(str(rule.source))
             out.append((rule, Trajectory(rule.name, tuple(events), tuple(sources))))
     return out
@@ -79,7 +78,7 @@ def steps_to_events(steps: list[StoryStep], first_listen: bool,
         at = str(step.source)
         if step.kind == "user":
             if first_listen or seen_user or any(isinstance(e, ActionExecuted) for e in events):
-                events.append(ActionExecuted(name=ACTION_LISTEN))
+                events.append(ActionExecuted(name=ACTION_LISTEN_NAME))
                 sources.append(at)
             seen_user = True
             parse = {"intent": {"name": step.intent, "confidence": 1.0} if step.intent else {},

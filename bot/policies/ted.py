@@ -34,7 +34,7 @@ from bot.policies.ted_model import TEDDims, TEDModel
 from bot.project.domain import Domain
 from bot.project.ted_params import TEDConfig
 from bot.project.training_data import TrainingData
-from bot.state.events import ActionExecuted, ActionExecutionRejected, Event
+from bot.state.events import ACTION_LISTEN_NAME, ActionExecuted, ActionExecutionRejected, Event
 from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
@@ -286,7 +286,7 @@ def _augmented(stories: list[Trajectory], config: TEDConfig) -> list[list[Event]
     """Rasa's augmentation: random stories glued end to start, so TED learns that what came
     before a story's start may be anything. Only stories that end waiting for the user."""
     ends = [t for t in stories if t.events and isinstance(t.events[-1], ActionExecuted)
-            and t.events[-1].name == "action_listen"]
+            and t.events[-1].name == ACTION_LISTEN_NAME]
     if len(ends) < 2 or config.augmentation_factor == 0:
         return []
     rng = random.Random(config.random_seed)
@@ -294,7 +294,7 @@ def _augmented(stories: list[Trajectory], config: TEDConfig) -> list[list[Event]
     for _ in range(config.augmentation_factor * 10):
         first, second = rng.choice(ends), rng.choice(ends)
         tail = list(second.events)
-        if tail and isinstance(tail[0], ActionExecuted) and tail[0].name == "action_listen":
+        if tail and isinstance(tail[0], ActionExecuted) and tail[0].name == ACTION_LISTEN_NAME:
             tail = tail[1:]  # the first story already ends listening
         out.append(list(first.events) + tail)
     return out

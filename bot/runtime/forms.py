@@ -50,7 +50,8 @@ class FormAction:
                           if tracker.get_slot(s) is not None]
             candidates += [e for e in events if isinstance(e, SlotSet)]
             events += await self._validate(ctx, candidates, events)
-        elif tracker.latest_action_name == ACTION_LISTEN_NAME and tracker.active_loop.get("validate", True):
+        elif (tracker.latest_action_name == ACTION_LISTEN_NAME
+              and tracker.active_loop.get("validate", True)):
             candidates = _slot_candidates(tracker, form.required_slots)
             validated = await self._validate(ctx, candidates, [])
             filled = [e for e in validated if isinstance(e, SlotSet) and e.name != REQUESTED_SLOT]

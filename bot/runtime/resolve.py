@@ -41,7 +41,7 @@ _DEFAULTS: dict[str, Any] = {
 
 def action_for_name(name: str, domain: Domain, executor_names: set[str] | None) -> Action:
     """Resolve an action name. Custom actions win over responses of the same name, as in Rasa."""
-    if name != "action_listen" and name in domain.custom_actions and (
+    if name != ACTION_LISTEN_NAME and name in domain.custom_actions and (
             executor_names is None or name in executor_names):
         # As Rasa: a default action listed under the domain's actions is the project's own
         # (action_session_start, action_restart, action_default_fallback, ...).

@@ -33,7 +33,7 @@ import importlib.metadata
 import json
 import logging
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from http import HTTPStatus
 from typing import Annotated, Any
 
@@ -55,9 +55,9 @@ from bot.serving.channels.base import (
     read_json,
     validate,
 )
-from bot.errors import EventError, SignatureError, StaleWriteError, StoreError
+from bot.errors import ApiError, EventError, SignatureError, StaleWriteError, StoreError
 from bot.state.events import UserUttered, events_from_list
-from bot.manager import DialogueManager, UserMessage
+from bot.manager import DialogueManager, TurnResult, UserMessage
 from bot.state.tracker import EVENT_VERBOSITIES
 
 logger = logging.getLogger(__name__)
@@ -74,18 +74,6 @@ def xingkong_version() -> str:
         return importlib.metadata.version("xingkong")
     except importlib.metadata.PackageNotFoundError:
         return "0+unknown"
-
-
-class ApiError(Exception):
-    """An HTTP error answered with Rasa's error body."""
-
-    def __init__(self, status: int, reason: str, message: str,
-                 details: Mapping[str, Any] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
-        self.message = message
-        self.details = dict(details or {})
 
 
 def error_body(status: int, reason: str, message: str,
@@ -220,15 +208,13 @@ def _api_router(manager: DialogueManager, auth_token: str | None,
 
     @router.get("/conversations/{conversation_id}/tracker")
     async def get_tracker(conversation_id: str, request: Request) -> Response:
-        _check_conversation_id(conversation_id)
-        verbosity = _verbosity(request)
+        verbosity = _conversation_request(conversation_id, request)
         tracker = await manager.fetch_tracker(conversation_id)
         return JSONResponse(tracker.current_state(verbosity))
 
     @router.post("/conversations/{conversation_id}/messages")
     async def log_message(conversation_id: str, request: Request) -> Response:
-        _check_conversation_id(conversation_id)
-        verbosity = _verbosity(request)
+        verbosity = _conversation_request(conversation_id, request)
         body = validate(LogMessageRequest, await read_json(request))
         if body.sender != "user":
             raise PayloadError("Only user messages can be logged: 'sender' must be \"user\".",
@@ -244,43 +230,33 @@ def _api_router(manager: DialogueManager, auth_token: str | None,
 
     @router.post("/conversations/{conversation_id}/trigger_intent")
     async def trigger_intent(conversation_id: str, request: Request) -> Response:
-        _check_conversation_id(conversation_id)
-        verbosity = _verbosity(request)
+        verbosity = _conversation_request(conversation_id, request)
         body = validate(TriggerIntentRequest, await read_json(request))
         _check_name(body.name)
         entities = _entities(body.entities)
-        if body.name not in manager.domain.intent_names:
-            raise ApiError(404, "NotFound", "The intent named in 'name' does not exist in the "
-                           "domain.", {"parameter": "name", "in": "body"})
+        _check_in_domain(body.name, manager.domain.intent_names, "intent")
         result = await manager.trigger_intent(conversation_id, body.name, entities)
-        return JSONResponse({"tracker": result.tracker.current_state(verbosity),
-                             "messages": result.messages})
+        return _turn_response(result, verbosity)
 
     @router.post("/conversations/{conversation_id}/execute")
     async def execute(conversation_id: str, request: Request) -> Response:
-        _check_conversation_id(conversation_id)
-        verbosity = _verbosity(request)
+        verbosity = _conversation_request(conversation_id, request)
         body = validate(ExecuteRequest, await read_json(request))
         _check_name(body.name)
-        if body.name not in manager.domain.action_names:
-            raise ApiError(404, "NotFound", "The action named in 'name' does not exist in the "
-                           "domain.", {"parameter": "name", "in": "body"})
+        _check_in_domain(body.name, manager.domain.action_names, "action")
         result = await manager.execute_action(conversation_id, body.name, body.policy,
                                               body.confidence)
-        return JSONResponse({"tracker": result.tracker.current_state(verbosity),
-                             "messages": result.messages})
+        return _turn_response(result, verbosity)
 
     @router.post("/conversations/{conversation_id}/predict")
     async def predict(conversation_id: str, request: Request) -> Response:
-        _check_conversation_id(conversation_id)
-        verbosity = _verbosity(request)
+        verbosity = _conversation_request(conversation_id, request)
         prediction, tracker = await manager.predict(conversation_id)
         return JSONResponse({**prediction, "tracker": tracker.current_state(verbosity)})
 
     @router.post("/conversations/{conversation_id}/tracker/events")
     async def append_events(conversation_id: str, request: Request) -> Response:
-        _check_conversation_id(conversation_id)
-        verbosity = _verbosity(request)
+        verbosity = _conversation_request(conversation_id, request)
         data = await read_json(request)
         events = _parse_events(data if isinstance(data, list) else [data])
         tracker = await manager.update_tracker(conversation_id, events)
@@ -288,8 +264,7 @@ def _api_router(manager: DialogueManager, auth_token: str | None,
 
     @router.put("/conversations/{conversation_id}/tracker/events")
     async def replace_events(conversation_id: str, request: Request) -> Response:
-        _check_conversation_id(conversation_id)
-        verbosity = _verbosity(request)
+        verbosity = _conversation_request(conversation_id, request)
         data = await read_json(request)
         if not isinstance(data, list):
             raise PayloadError("The request body must be a JSON list of events.")
@@ -319,13 +294,27 @@ def _token_checker(auth_token: str | None) -> Callable[[Request], Awaitable[None
 
 
 # request checks ------------------------------------------------------------------------------
-def _check_conversation_id(conversation_id: str) -> None:
+def _conversation_request(conversation_id: str, request: Request) -> str:
+    """Checks a /conversations/{id}/... request's id; returns its include_events verbosity."""
     check_sender_id(conversation_id, "conversation_id", "path")
+    return _verbosity(request)
 
 
 def _check_name(name: str) -> None:
     if not name.strip():
         raise PayloadError("'name' must not be empty.", "name")
+
+
+def _check_in_domain(name: str, known: Collection[str], kind: str) -> None:
+    """404 for an intent or action ``kind`` that the domain does not have."""
+    if name not in known:
+        raise ApiError(404, "NotFound", f"The {kind} named in 'name' does not exist in the "
+                       "domain.", {"parameter": "name", "in": "body"})
+
+
+def _turn_response(result: TurnResult, verbosity: str) -> Response:
+    return JSONResponse({"tracker": result.tracker.current_state(verbosity),
+                         "messages": result.messages})
 
 
 def _verbosity(request: Request) -> str:

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.errors import BotError
+from bot.errors import TrackerError
 from bot.state.events import (ACTION_LISTEN_NAME, ActionExecuted, ActionExecutionRejected,
                         ActionReverted, ActiveLoop, BotUttered, DefinePrevUserUtteredFeaturization,
                         Event, Restarted, SessionStarted, UserUttered, UserUtteranceReverted,
@@ -37,10 +37,6 @@ _EMPTY_PARSE_DATA: dict[str, Any] = {"intent": {}, "entities": [], "text": None,
 def _view(getter: Callable[[DialogueStateTracker], Any], doc: str) -> Any:
     """A read-only tracker property (its type is given at the start of ``doc``)."""
     return property(getter, doc=doc)
-
-
-class TrackerError(BotError, ValueError):
-    """A tracker was given something that is not an event, or a dump it cannot rebuild."""
 
 
 @dataclass(slots=True)

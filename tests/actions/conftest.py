@@ -14,23 +14,18 @@ import pytest
 from rasa_sdk import Action, Tracker
 from rasa_sdk.executor import CollectingDispatcher
 
-from actions.forms import ValidateBookingForm
+from actions.forms import (
+    BOOKING_FORM_SLOTS,
+    CANCEL_FORM_SLOTS,
+    CHANGE_FORM_SLOTS,
+    ValidateBookingForm,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 HOTELS_FILE = REPO / "data" / "hotels.yml"
 TODAY = date(2027, 2, 1)  # a Monday
 
-SLOT_NAMES = (
-    "city",
-    "hotel",
-    "checkin_date",
-    "checkout_date",
-    "guests",
-    "room_type",
-    "guest_name",
-    "email",
-    "booking_id",
-)
+SLOT_NAMES = (*BOOKING_FORM_SLOTS, "booking_id")
 
 # the parts of domain.yml the actions read, shaped as Rasa sends them
 DOMAIN: dict[str, Any] = {
@@ -45,21 +40,12 @@ DOMAIN: dict[str, Any] = {
         }
         for name in SLOT_NAMES
     },
+    # the forms' slots as the actions declare them (test_actions_executor checks that
+    # domain.yml agrees)
     "forms": {
-        "booking_form": {
-            "required_slots": [
-                "city",
-                "hotel",
-                "checkin_date",
-                "checkout_date",
-                "guests",
-                "room_type",
-                "guest_name",
-                "email",
-            ],
-        },
-        "cancel_form": {"required_slots": ["booking_id"]},
-        "change_form": {"required_slots": ["booking_id", "checkin_date", "checkout_date"]},
+        "booking_form": {"required_slots": list(BOOKING_FORM_SLOTS)},
+        "cancel_form": {"required_slots": list(CANCEL_FORM_SLOTS)},
+        "change_form": {"required_slots": list(CHANGE_FORM_SLOTS)},
     },
     "responses": {
         "utter_booking_confirmed": [{"text": "Booked! Your reference is {booking_id}."}],

@@ -67,6 +67,11 @@ def cached_validate_project(paths: ProjectPaths, max_history: int = 5) -> list[F
     return list(_VALIDATED[key])
 
 
+def findings_at(root: Path) -> list[Finding]:
+    """The (cached) findings of the project at `root`."""
+    return cached_validate_project(ProjectPaths.at(root))
+
+
 def validate(root: Path) -> list[Finding]:
     return validate_project(ProjectPaths.at(root))
 
@@ -93,7 +98,7 @@ def one_error_naming(findings: list[Finding], *parts: str) -> str:
 
 
 def test_demo_validates_without_errors() -> None:
-    assert errors(cached_validate_project(ProjectPaths.at(REPO))) == []
+    assert errors(findings_at(REPO)) == []
 
 
 def test_demo_validates_with_the_cli(shared_validation: None) -> None:
@@ -158,52 +163,40 @@ def broken_json(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, tuple[i
     return root, _write_extra_json(root)
 
 
+def _with_inform_example(root: Path, example: str) -> tuple[Path, int]:
+    """The demo copied to `root` with `example` added first to the inform intent; returns the
+    root and the example's line."""
+    nlu = copy_demo(root) / "data" / "nlu.yml"
+    after = line_number(nlu, "  examples: |", line_number(nlu, "- intent: inform"))
+    return root, insert_after(nlu, after, example)
+
+
 @pytest.fixture(scope="module")
 def broken_span(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """An NLU example whose annotation cuts through a word: `Lis[bon](city)`."""
-    root = copy_demo(tmp_path_factory.mktemp("broken_span"))
-    nlu = root / "data" / "nlu.yml"
-    after = line_number(nlu, "  examples: |", line_number(nlu, "- intent: inform"))
-    return root, insert_after(nlu, after, "    - I am going to Lis[bon](city) next week")
+    return _with_inform_example(tmp_path_factory.mktemp("broken_span"),
+                                "    - I am going to Lis[bon](city) next week")
 
 
 @pytest.fixture(scope="module")
 def broken_annotation(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, int]:
     """An NLU example with an unclosed annotation: `[Lisbon](city`."""
-    root = copy_demo(tmp_path_factory.mktemp("broken_annotation"))
-    nlu = root / "data" / "nlu.yml"
-    after = line_number(nlu, "  examples: |", line_number(nlu, "- intent: inform"))
-    return root, insert_after(nlu, after, "    - I am going to [Lisbon](city next week")
+    return _with_inform_example(tmp_path_factory.mktemp("broken_annotation"),
+                                "    - I am going to [Lisbon](city next week")
 
 
-@pytest.fixture(scope="module")
-def broken_yaml_findings(broken_yaml: tuple[Path, int]) -> list[Finding]:
-    return cached_validate_project(ProjectPaths.at(broken_yaml[0]))
-
-
-@pytest.fixture(scope="module")
-def broken_story_findings(broken_story: tuple[Path, int]) -> list[Finding]:
-    return cached_validate_project(ProjectPaths.at(broken_story[0]))
-
-
-@pytest.fixture(scope="module")
-def broken_span_findings(broken_span: tuple[Path, int]) -> list[Finding]:
-    return cached_validate_project(ProjectPaths.at(broken_span[0]))
-
-
-def test_yaml_syntax_error_names_file_and_line(broken_yaml: tuple[Path, int],
-                                               broken_yaml_findings: list[Finding]) -> None:
+def test_yaml_syntax_error_names_file_and_line(broken_yaml: tuple[Path, int]) -> None:
     root, number = broken_yaml
-    message = one_error_naming(broken_yaml_findings, "nlu.yml")
+    message = one_error_naming(findings_at(root), "nlu.yml")
     assert f"{root / 'data' / 'nlu.yml'}:{number}:" in message
     assert "YAML" in message
 
 
 def test_unknown_story_intent_names_file_line_and_suggests(
-    broken_story: tuple[Path, int], broken_story_findings: list[Finding]
+    broken_story: tuple[Path, int]
 ) -> None:
     root, number = broken_story
-    message = one_error_naming(broken_story_findings, "book_rom")
+    message = one_error_naming(findings_at(root), "book_rom")
     assert f"{root / 'data' / 'stories.yml'}:{number}:" in message
     assert "unknown intent 'book_rom'" in message
     assert "Did you mean 'book_room'?" in message
@@ -213,7 +206,7 @@ def test_json_entity_span_outside_the_text_names_the_file(
     broken_json: tuple[Path, tuple[int, int]]
 ) -> None:
     root, _ = broken_json
-    message = one_error_naming(cached_validate_project(ProjectPaths.at(root)), "extra.json")
+    message = one_error_naming(findings_at(root), "extra.json")
     assert str(root / "data" / "extra.json") in message
     assert "common_examples[1]" in message
     assert "'city'" in message
@@ -224,17 +217,17 @@ def test_json_entity_span_outside_the_text_names_the_line(
     broken_json: tuple[Path, tuple[int, int]]
 ) -> None:
     root, (first, last) = broken_json
-    message = one_error_naming(cached_validate_project(ProjectPaths.at(root)), "extra.json")
+    message = one_error_naming(findings_at(root), "extra.json")
     found = re.search(re.escape(str(root / "data" / "extra.json")) + r":(\d+)", message)
     assert found is not None, message
     assert first <= int(found.group(1)) <= last
 
 
 def test_annotation_cutting_through_a_word_names_file_and_line(
-    broken_span: tuple[Path, int], broken_span_findings: list[Finding]
+    broken_span: tuple[Path, int]
 ) -> None:
     root, number = broken_span
-    message = one_error_naming(broken_span_findings, "cuts through a word")
+    message = one_error_naming(findings_at(root), "cuts through a word")
     assert f"{root / 'data' / 'nlu.yml'}:{number}:" in message
     assert "'bon'" in message
     assert "'city'" in message
@@ -242,8 +235,7 @@ def test_annotation_cutting_through_a_word_names_file_and_line(
 
 def test_malformed_annotation_names_file_and_line(broken_annotation: tuple[Path, int]) -> None:
     root, number = broken_annotation
-    message = one_error_naming(cached_validate_project(ProjectPaths.at(root)),
-                               "malformed entity annotation")
+    message = one_error_naming(findings_at(root), "malformed entity annotation")
     assert f"{root / 'data' / 'nlu.yml'}:{number}:" in message
     assert "[Lisbon](city" in message
 

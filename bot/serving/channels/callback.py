@@ -24,16 +24,9 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response
 
 from bot.errors import ConfigError
-from bot.manager import UserMessage
 from bot.project.config import reveal
-from bot.serving.channels.base import (
-    MessageHandler,
-    channel_router,
-    check_sender_id,
-    read_json,
-    validate,
-)
-from bot.serving.channels.rest import RestPayload
+from bot.serving.channels.base import MessageHandler, channel_router
+from bot.serving.channels.rest import read_rest_message, relay
 from bot.serving.channels.services import ChannelServices
 
 logger = logging.getLogger(__name__)
@@ -80,13 +73,8 @@ class CallbackInput:
 
         @router.post("/webhook")
         async def receive(request: Request) -> Response:
-            payload = validate(RestPayload, await read_json(request))
-            check_sender_id(payload.sender, "sender")
-            message = UserMessage(payload.message, payload.sender, input_channel=self.name,
-                                  metadata=payload.metadata or {})
-            for bot_message in await on_message(message):
-                await self.output.send_response(bot_message.get("recipient_id", payload.sender),
-                                                 bot_message)
+            message = await read_rest_message(request, self.name, retry_ids=False)
+            await relay(await on_message(message), message.sender_id, self.output.send_response)
             return PlainTextResponse("success")
 
         return router

@@ -16,6 +16,8 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from collections.abc import Awaitable, Callable, Mapping
+
 from fastapi import APIRouter, Request
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
@@ -44,6 +46,26 @@ class RestPayload(BaseModel):
     message_id: StrictStr | None = Field(default=None, min_length=1, max_length=255)
 
 
+async def read_rest_message(request: Request, channel: str, *,
+                            retry_ids: bool = True) -> UserMessage:
+    """The REST-shaped body of a webhook request as a UserMessage, sender checked.
+    ``retry_ids``: keep the client's ``message_id`` (ours; the callback channel, as Rasa's,
+    has none)."""
+    payload = validate(RestPayload, await read_json(request))
+    check_sender_id(payload.sender, "sender")
+    ids = {"message_id": payload.message_id} if retry_ids and payload.message_id else {}
+    return UserMessage(payload.message, payload.sender, input_channel=channel,
+                       metadata=payload.metadata or {}, **ids)
+
+
+async def relay(messages: list[dict[str, Any]], sender_id: str,
+                send_response: Callable[[str, Mapping[str, Any]], Awaitable[None]]) -> None:
+    """Hand each bot message of a turn to an output channel, to its recipient (default: the
+    sender)."""
+    for bot_message in messages:
+        await send_response(bot_message.get("recipient_id", sender_id), bot_message)
+
+
 class RestInput:
     """Answers each message in the HTTP response."""
 
@@ -58,15 +80,9 @@ class RestInput:
 
         @router.post("/webhook")
         async def receive(request: Request) -> list[dict[str, Any]]:
-            payload = validate(RestPayload, await read_json(request))
-            check_sender_id(payload.sender, "sender")
-            ids = {"message_id": payload.message_id} if payload.message_id else {}
-            message = UserMessage(payload.message, payload.sender, input_channel=self.name,
-                                  metadata=payload.metadata or {}, **ids)
+            message = await read_rest_message(request, self.name)
             collector = CollectingOutputChannel()
-            for bot_message in await on_message(message):
-                await collector.send_response(bot_message.get("recipient_id", payload.sender),
-                                              bot_message)
+            await relay(await on_message(message), message.sender_id, collector.send_response)
             return collector.messages
 
         return router
