@@ -276,10 +276,12 @@ def knowledge_base(project: Project, *, required: bool = False) -> Path | None:
 def knowledge_fingerprint(project: Project, kb: Path) -> str:
     """What the knowledge model is built from: every file of the knowledge base (qa.json
     included), the extra QA files, the knowledge settings of config.yml and retrieval's own
-    defaults (so that a new Xingkong version with other defaults rebuilds)."""
+    defaults and calibration recipe (so that a new Xingkong version with other defaults
+    rebuilds; a new recipe only re-calibrates: the reader and encoder are reused)."""
     from dataclasses import asdict
 
     from retrieval.answerer import KNOWLEDGE_FORMAT
+    from retrieval.knowledge_build import CALIBRATION_RECIPE
     from retrieval.reader_training import TrainConfig
     from retrieval.sentence_encoder import SentenceEncoderConfig
     from retrieval.types import IndexConfig
@@ -292,7 +294,7 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
     knobs = [settings.kb_path, settings.embedder, settings.top_k, settings.read_k,
              settings.hybrid, dict(settings.reader), dict(settings.encoder)]
     defaults = [IndexConfig().to_dict(), asdict(TrainConfig()), SentenceEncoderConfig().to_dict(),
-                KNOWLEDGE_FORMAT]
+                KNOWLEDGE_FORMAT, CALIBRATION_RECIPE]
     blob = json.dumps([FORMAT_VERSION, contents, extra, knobs, defaults], sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -206,7 +206,7 @@ class Answerer:
             results = readings[i]
             choice = choose(candidates[i], [r.gap for r in results], cal.rerank)
             candidate, result = candidates[i][choice.index], results[choice.index]
-            features = confidence_features(candidate, choice)
+            features = confidence_features(candidates[i], choice)
             confidence = round(cal.confidence.prob(features), 6)
             best = sentence_answer(ranker, question, hits[i],
                                    ranker.table.sentences[candidate.sentence], result,

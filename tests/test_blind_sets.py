@@ -92,6 +92,17 @@ def test_kb_blind_questions_are_not_near_duplicates() -> None:
     assert near_duplicates(blind, seen, KB_LIMIT) == []
 
 
+def test_kb_dev_questions_are_not_near_duplicates() -> None:
+    """The guest-voice dev set the knowledge selection and confidence are tuned on (session 5)
+    shares no question with the training data or with the sets that report quality."""
+    dev = squad_questions(REPO / "tests/kb_dev.json")
+    seen = [q for name in ("data/kb/qa.json", "tests/kb_test.json", "tests/kb_blind.json")
+            for q in squad_questions(REPO / name)]
+    assert len(squad_questions(REPO / "tests/kb_dev.json", impossible=False)) >= 60
+    assert len(squad_questions(REPO / "tests/kb_dev.json", impossible=True)) >= 20
+    assert near_duplicates(dev, seen, KB_LIMIT) == []
+
+
 def ood_texts(path: Path) -> list[str]:
     return [str(x) for x in (yaml.safe_load(path.read_text(encoding="utf-8")) or {})["ood"]]
 

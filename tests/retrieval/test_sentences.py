@@ -140,6 +140,20 @@ def test_threshold_balances_answered_right_and_declined() -> None:
     assert best["answered_right"] == 1.0 and best["declined"] == 1.0
 
 
+def test_threshold_takes_the_lowest_near_the_best() -> None:
+    """A flat top: the lower threshold, 0.0025 under the best mean, answers one more right
+    question and lets two unanswerable ones through (guests score lower than the slice)."""
+    questions = [LabelledQuestion(f"a{i}", (i,)) for i in range(200)] + \
+        [LabelledQuestion(f"u{i}", ()) for i in range(200)]
+    right = [1] * 200 + [0] * 200
+    probs = {i: 0.9 for i in range(200)} | {i: 0.1 for i in range(200, 400)}
+    probs |= {0: 0.32, 200: 0.37, 201: 0.37}
+    threshold, table = choose_threshold(questions, right, probs)
+    objective = {r["threshold"]: r["objective"] for r in table}
+    assert max(objective, key=lambda t: (objective[t], -t)) == 0.4
+    assert threshold == 0.15 and objective[0.15] == pytest.approx(objective[0.4] - 0.0025)
+
+
 def test_reliability_bins_and_diagram(tmp_path) -> None:
     table = reliability([0.05, 0.15, 0.95, 0.95, 1.0], [False, False, True, True, False])
     assert table["questions"] == 5 and [r["count"] for r in table["bins"]] == [1, 1, 3]
@@ -155,7 +169,7 @@ def test_selection_fit_ranks_the_gold_candidate_first() -> None:
     groups = []
     for _ in range(30):  # the gold sentence has the higher cosine, BM25 is noise
         rows = [{"cosine": rng.uniform(0.2, 0.5), "bm25_rel": rng.random(), "bm25": 0.0,
-                 "passage_rr": 0.0} for _ in range(5)]
+                 "passage_rr": 0.0, "type_miss": 0.0} for _ in range(5)]
         rows[0]["cosine"] = 0.6
         groups.append((rows, [1, 0, 0, 0, 0]))
     model = fit_selection(groups)
