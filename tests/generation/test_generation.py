@@ -12,8 +12,9 @@ import pytest
 import torch
 
 from generation import (MANIFEST, GenerationConfigError, Generator, ModelLoadError,
-                        SafetyFilter, SamplingConfig, from_mapping, render)
-from generation.corpus import Conversation, reply_pairs, split, truecase
+                        SafetyFilter, SamplingConfig, TrainingConfig, from_mapping, render)
+from generation.corpus import (Conversation, frequent_replies, on_topic, reply_key, reply_pairs,
+                               split, truecase)
 from generation.errors import CorpusError
 from generation.model import load_causal_lm
 from generation.rerank import Candidate, quality_problems, rank
@@ -81,6 +82,37 @@ def test_reply_pairs_keep_short_common_replies_with_their_context() -> None:
     kept = reply_pairs([*common, odd], min_word_count=1)
     assert ("do you like music?", "yes i love music a lot") in [c.turns for c in kept]
     assert len(reply_pairs(common * 3, max_same_reply=2)) == 2  # one reply text at most twice
+
+
+def test_frequent_replies_are_the_generic_ones() -> None:
+    conversations = [Conversation(f"c{i}", ("do you like rain?", "Me too!", f"i love rain {i}",
+                                            "what about you?")) for i in range(4)]
+    conversations.append(Conversation("x", ("hi", "me too", "lonely reply here")))
+    assert reply_key("  Me  TOO!! ") == "me too"
+    assert frequent_replies(conversations, top=2) == ["me too", "what about you"]
+    assert "lonely reply here" not in frequent_replies(conversations, top=50)  # seen once
+    assert frequent_replies(conversations, top=50, max_words=2) == ["me too"]
+
+
+@pytest.mark.parametrize(("context", "reply", "related"), [
+    ("do you like board games?", "i love board games", True),
+    ("i'm travelling to italy", "oh i love travel", True),  # one stem
+    ("do you like board games?", "what about you?", False),
+    ("how are you doing", "i am doing good thanks", False),  # function words only
+])
+def test_on_topic_needs_a_shared_content_word(context: str, reply: str, related: bool) -> None:
+    assert on_topic(context, reply) is related
+
+
+def test_emphasise_repeats_related_pairs_and_drops_generic_ones() -> None:
+    from generation.training import emphasise
+
+    pairs = [Conversation("a/1", ("do you like tea", "i love tea")),
+             Conversation("b/1", ("do you like tea", "me too")),
+             Conversation("c/1", ("do you like tea", "not really no"))]
+    config = TrainingConfig(related_weight=3, drop_generic_pairs=True)
+    assert [p.id for p in emphasise(pairs, config, ["me too"])] == ["a/1"] * 3 + ["c/1"]
+    assert emphasise(pairs, TrainingConfig(), ["me too"]) == pairs  # the defaults change nothing
 
 
 def test_pairs_of_one_conversation_stay_on_one_side_of_the_split() -> None:
@@ -203,11 +235,12 @@ def test_safety_filter_keeps_plain_small_talk(reply: str, user: str) -> None:
     ("i like it i like it i like it i like it", True, "repetition"),
     ("do you like music", True, "echo"),
     ("i lkie msuic vrey mcuh", True, "misspelt"),
+    ("What about you?", True, "generic"),
 ])
 def test_quality_problems(text: str, finished: bool, problem: str) -> None:
-    known = frozenset("i like it a lot yes very much music do you".split())
+    known = frozenset("i like it a lot yes very much music do you what about".split())
     assert problem in quality_problems(text, finished, "do you like music", SamplingConfig(),
-                                       known)
+                                       known, frozenset({"what about you", "me too"}))
 
 
 def test_quality_accepts_a_good_reply() -> None:
@@ -292,7 +325,7 @@ def test_settings_are_checked_with_the_key_named() -> None:
 
 def test_training_on_reply_pairs_writes_a_lowercase_model_with_its_fluency_floor(
         tmp_path: Path) -> None:
-    from generation import ModelConfig, TrainingConfig, read_manifest, train_generator
+    from generation import ModelConfig, read_manifest, train_generator
 
     things = "cats dogs tea rain snow books films songs games walks".split()
     kinds = "Big small old new warm cold green quiet loud long".split()
@@ -311,6 +344,7 @@ def test_training_on_reply_pairs_writes_a_lowercase_model_with_its_fluency_floor
     assert floors["10"] <= floors["25"] <= floors["50"] < 0
     assert report.fluency_floor == floors["25"]
     assert report.corpus["own_pairs"] == 1 and report.steps == 2
+    assert (tmp_path / "generic.txt").is_file()  # empty: every reply here is said once
     generator = Generator(tmp_path, encoder=FakeEmbedder(),
                           sampling=SamplingConfig(n_candidates=2, max_new_tokens=8))
     assert generator.load()._min_logprob == floors["25"]
