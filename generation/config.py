@@ -103,7 +103,9 @@ class SamplingConfig:
     # first 25 messages against 15 at 0.7 / 0.1
     top_k: int = 40
     top_p: float = 0.9
-    repetition_penalty: float = 1.2
+    repetition_penalty: float = 1.2  # on the reply's own tokens (not the message's)
+    topic_boost: float = 0.0  # added to the logits of the tokens spelling the content words
+    # of the guest's message (sampler.topic_token_ids): replies that take up its topic
     min_words: int = 2
     max_words: int = 14  # as long as the training replies (TrainingConfig.max_reply_words)
     relevance_weight: float = 1.0  # cosine of the MiniLM embeddings, user message vs reply
@@ -131,6 +133,9 @@ class SamplingConfig:
         if not 0 < self.top_p <= 1:
             raise GenerationConfigError(f"generation top_p must be in (0, 1], got {self.top_p}.")
         _at_least("top_k", self.top_k, 0)
+        if self.topic_boost < 0:
+            raise GenerationConfigError("generation topic_boost must be >= 0, got "
+                                        f"{self.topic_boost}.")
         if self.repetition_penalty < 1:
             raise GenerationConfigError("generation repetition_penalty must be >= 1, got "
                                         f"{self.repetition_penalty}.")

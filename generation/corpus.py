@@ -150,10 +150,15 @@ back still even way right hey hi hello thanks thank please sorry gonna wanna kin
 """.split())
 
 
+def content_words(text: str) -> set[str]:
+    """The lowercased words of a text that say what it is about (3 letters or more, no
+    FUNCTION_WORDS)."""
+    return {w for w in _WORDS.findall(text.lower()) if len(w) > 2 and w not in FUNCTION_WORDS}
+
+
 def topic_stems(text: str) -> set[str]:
     """The content words of a text, cut to 5 letters ("travel", "travelling" are one topic)."""
-    return {w[:5] for w in _WORDS.findall(text.lower())
-            if len(w) > 2 and w not in FUNCTION_WORDS}
+    return {w[:5] for w in content_words(text)}
 
 
 def on_topic(context: str, reply: str) -> bool:

@@ -157,7 +157,7 @@ class Generator:
         """The best safe reply to `user_text` after `history` (earlier turns, oldest first,
         ending with the bot's); `seed` (default: the sampling config's) makes sampling
         repeatable."""
-        from generation.sampler import build_prompt, reply_logprobs, sample
+        from generation.sampler import build_prompt, reply_logprobs, sample, topic_token_ids
 
         self.load()
         started = time.perf_counter()
@@ -166,8 +166,9 @@ class Generator:
         case = str.lower if self._lowercase else str
         prompt = build_prompt(self._tokenizer, case(user_text), [case(t) for t in earlier],
                               self._window - config.max_new_tokens)
+        boost = topic_token_ids(self._tokenizer, case(user_text)) if config.topic_boost else []
         samples = sample(self._lm, self._tokenizer, prompt, config, self._stop_ids,
-                         seed=seed if seed is not None else config.seed)
+                         seed=seed if seed is not None else config.seed, boost_ids=boost)
         candidates = []
         for s in samples:
             problems = quality_problems(s.text, s.finished, user_text, config,

@@ -18,7 +18,7 @@ from generation.corpus import (Conversation, frequent_replies, on_topic, reply_k
 from generation.errors import CorpusError
 from generation.model import load_causal_lm
 from generation.rerank import Candidate, quality_problems, rank
-from generation.sampler import build_prompt, reply_logprobs, sample
+from generation.sampler import build_prompt, reply_logprobs, sample, topic_token_ids
 from generation.tokenizer import turn_end_ids
 from tests.fakes import FakeEmbedder
 
@@ -175,6 +175,36 @@ def test_greedy_decoding_gives_one_candidate(loaded: tuple) -> None:
     one = sample(lm, tokenizer, prompt, config, turn_end_ids(tokenizer))
     assert len(one) == 1 and one == sample(lm, tokenizer, prompt, config,
                                            turn_end_ids(tokenizer))
+
+
+def test_topic_boost_makes_replies_take_up_the_messages_words(loaded: tuple) -> None:
+    lm, tokenizer = loaded
+    boost = topic_token_ids(tokenizer, "Do you like rainy days?")
+    assert tokenizer(" rainy", add_special_tokens=False)["input_ids"][0] in boost
+    assert not set(boost) & set(tokenizer(" you like", add_special_tokens=False)["input_ids"])
+    prompt = build_prompt(tokenizer, "do you like rainy days?", [], 40)
+    config = SamplingConfig(n_candidates=8, max_new_tokens=6, repetition_penalty=1.0)
+    plain = sample(lm, tokenizer, prompt, config, turn_end_ids(tokenizer), seed=1,
+                   boost_ids=boost)  # topic_boost 0: the boost ids change nothing
+    assert plain == sample(lm, tokenizer, prompt, config, turn_end_ids(tokenizer), seed=1)
+    boosted = sample(lm, tokenizer, prompt, SamplingConfig(n_candidates=8, max_new_tokens=6,
+                                                           topic_boost=50.0),
+                     turn_end_ids(tokenizer), seed=1, boost_ids=boost)
+    assert all(s.token_ids[0] in boost for s in boosted)
+
+
+def test_repetition_penalty_spares_the_message_words(loaded: tuple) -> None:
+    lm, tokenizer = loaded
+    prompt = build_prompt(tokenizer, "do you like rainy days", [], 40)
+    word = tokenizer(" rainy", add_special_tokens=False)["input_ids"][0]
+    with torch.inference_mode():
+        logits = lm(input_ids=torch.tensor([prompt])).logits[0, -1]
+    # a boost that makes " rainy" (a word of the message) the greedy choice by a margin of 1;
+    # a penalty of 1000 on it, were the message's tokens penalised, would bury it
+    boost = float(logits.max() - logits[word]) + 1.0
+    greedy = SamplingConfig(temperature=0, max_new_tokens=1, repetition_penalty=1000.0,
+                            topic_boost=boost)
+    assert sample(lm, tokenizer, prompt, greedy, [], boost_ids=[word])[0].token_ids == (word,)
 
 
 def test_reply_logprobs_prefer_the_forced_token(tiny_dir: Path) -> None:
