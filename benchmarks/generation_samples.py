@@ -91,9 +91,10 @@ FRESH = (
 
 # The third set, written on 2026-12-05 (session 5) before any reply of the generator of issue
 # #14's third round was read: small talk as a guest types it to a hotel bot, no hotel facts.
-# `--messages blind` uses it; nothing from it goes into training data.
+# `--messages blind` uses it; nothing from it goes into training data. Two of the 30 written
+# ("how's your day going so far?", "what's your favourite colour?") are turns of
+# chitchat-dataset word for word, so they were dropped (never rewritten): 28 remain.
 BLIND = (
-    "how's your day going so far?",
     "i just landed and i'm exhausted from the flight",
     "do you have a favourite book?",
     "what's your opinion on spicy food?",
@@ -103,7 +104,6 @@ BLIND = (
     "what would you do if you won the lottery?",
     "do you ever feel lonely?",
     "the sunset from the plane was amazing",
-    "what's your favourite colour?",
     "i'm trying to eat healthier but it's hard when travelling",
     "have you ever been to a museum?",
     "do you know any good jokes?",
@@ -142,7 +142,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--out", type=Path, default=RESULTS)
     p.add_argument("--messages", choices=("first", "fresh", "blind"), default="fresh",
                    help="first: the 25 of the first round; fresh: the second round's; blind: "
-                        "the 30 of the third round")
+                        "the 28 of the third round")
     args = p.parse_args(argv)
     messages = {"first": MESSAGES, "fresh": FRESH, "blind": BLIND}[args.messages]
     torch.set_num_threads(args.threads)
