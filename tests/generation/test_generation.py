@@ -183,7 +183,7 @@ def test_topic_boost_makes_replies_take_up_the_messages_words(loaded: tuple) -> 
     assert tokenizer(" rainy", add_special_tokens=False)["input_ids"][0] in boost
     assert not set(boost) & set(tokenizer(" you like", add_special_tokens=False)["input_ids"])
     prompt = build_prompt(tokenizer, "do you like rainy days?", [], 40)
-    config = SamplingConfig(n_candidates=8, max_new_tokens=6, repetition_penalty=1.0)
+    config = SamplingConfig(n_candidates=8, max_new_tokens=6, topic_boost=0.0)
     plain = sample(lm, tokenizer, prompt, config, turn_end_ids(tokenizer), seed=1,
                    boost_ids=boost)  # topic_boost 0: the boost ids change nothing
     assert plain == sample(lm, tokenizer, prompt, config, turn_end_ids(tokenizer), seed=1)
