@@ -1,7 +1,8 @@
-"""Replies of the trained generator to 25 small-talk messages it never saw.
+"""Replies of the trained generator to small-talk messages it never saw (three sets).
 
     python benchmarks/generation_samples.py                  # models/generation
     python benchmarks/generation_samples.py --show-candidates
+    python benchmarks/generation_samples.py --messages blind  # the third round's blind set
 
 The messages below were written for this script, not taken from the training corpus (the
 script checks that none appears in chitchat-dataset). Each reply is sampled from seed i, as
@@ -88,6 +89,42 @@ FRESH = (
     "what makes a day a good day for you?",
 )
 
+# The third set, written on 2026-12-05 (session 5) before any reply of the generator of issue
+# #14's third round was read: small talk as a guest types it to a hotel bot, no hotel facts.
+# `--messages blind` uses it; nothing from it goes into training data. Two of the 30 written
+# ("how's your day going so far?", "what's your favourite colour?") are turns of
+# chitchat-dataset word for word, so they were dropped (never rewritten): 28 remain.
+BLIND = (
+    "i just landed and i'm exhausted from the flight",
+    "do you have a favourite book?",
+    "what's your opinion on spicy food?",
+    "my kids have been arguing all morning",
+    "are you a fan of football?",
+    "walking around a new city is my favourite thing to do",
+    "what would you do if you won the lottery?",
+    "do you ever feel lonely?",
+    "the sunset from the plane was amazing",
+    "i'm trying to eat healthier but it's hard when travelling",
+    "have you ever been to a museum?",
+    "do you know any good jokes?",
+    "i always forget to pack something important",
+    "what's the nicest compliment anyone ever gave you?",
+    "do you think people are friendlier in small towns?",
+    "i ran my first marathon a few weeks ago",
+    "what do you think about chocolate?",
+    "my husband snores so loudly i can't sleep",
+    "are you good at keeping secrets?",
+    "i'm learning to cook thai food",
+    "what song is stuck in your head right now?",
+    "do you like hot summer days?",
+    "i wish i could travel more often",
+    "is it weird that i talk to my plants?",
+    "what's your favourite animal?",
+    "i feel like taking a long nap",
+    "do you like meeting new people?",
+    "i'm so happy, i got a new job!",
+)
+
 
 def unseen(messages: tuple[str, ...]) -> list[str]:
     """The messages that appear word for word as a turn of chitchat-dataset (should be none)."""
@@ -103,10 +140,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--show-candidates", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--messages", choices=("first", "fresh"), default="fresh",
-                   help="first: the 25 of the first round; fresh: the second round's")
+    p.add_argument("--messages", choices=("first", "fresh", "blind"), default="fresh",
+                   help="first: the 25 of the first round; fresh: the second round's; blind: "
+                        "the 28 of the third round")
     args = p.parse_args(argv)
-    messages = FRESH if args.messages == "fresh" else MESSAGES
+    messages = {"first": MESSAGES, "fresh": FRESH, "blind": BLIND}[args.messages]
     torch.set_num_threads(args.threads)
     seen = unseen(messages)
     generator = Generator(args.model_dir, protected_terms=["Starlight"]).load()

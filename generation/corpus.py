@@ -132,6 +132,56 @@ def split(conversations: Sequence[Conversation], heldout_fraction: float) -> Cor
     return Corpus(tuple(train), tuple(heldout))
 
 
+def reply_key(text: str) -> str:
+    """A reply reduced to its lowercased words ("Me too!!" and "me too" are one reply)."""
+    return " ".join(_WORDS.findall(text.lower()))
+
+
+# Words that say nothing about a topic: two turns sharing only these are not about one thing
+FUNCTION_WORDS = frozenset("""
+i me my mine you your yours we our us he him his she her it its they them their this that these
+those a an the and or but so if of to in on at for with about from by as is are was were be been
+being am do does did doing done have has had having will would can could should may might must
+not no yes yeah yea yep nope oh ok okay well just really very too also what whats how hows why
+where when who which there here then than now like lol haha hahaha im i'm you're youre it's that's
+thats don't dont didn't i've i'll i'd got get go going know think sure good great cool nice one
+some any all more much many lot lots thing things something anything out up down over again
+back still even way right hey hi hello thanks thank please sorry gonna wanna kind pretty
+""".split())
+
+
+def content_words(text: str) -> set[str]:
+    """The lowercased words of a text that say what it is about (3 letters or more, no
+    FUNCTION_WORDS)."""
+    return {w for w in _WORDS.findall(text.lower()) if len(w) > 2 and w not in FUNCTION_WORDS}
+
+
+def topic_stems(text: str) -> set[str]:
+    """The content words of a text, cut to 5 letters ("travel", "travelling" are one topic)."""
+    return {w[:5] for w in content_words(text)}
+
+
+def on_topic(context: str, reply: str) -> bool:
+    """The reply takes up a content word of its context (a cheap sign it answers it)."""
+    return bool(topic_stems(context) & topic_stems(reply))
+
+
+def frequent_replies(conversations: Sequence[Conversation], top: int,
+                     max_words: int = 14) -> list[str]:
+    """The `top` most frequent replies (reply_key) of up to `max_words` words in
+    `conversations`, most frequent first: the generic answers ("me too", "what about you",
+    "how are you") a small model falls back on whatever it was told."""
+    from collections import Counter
+
+    counts: Counter[str] = Counter()
+    for conv in conversations:
+        for turn in conv.turns[1:]:
+            key = reply_key(turn)
+            if key and len(key.split()) <= max_words:
+                counts[key] += 1
+    return [key for key, n in counts.most_common(top) if n > 1]
+
+
 _DIGIT_OR_LINK = re.compile(r"\d|https?://|www\.|@")
 
 

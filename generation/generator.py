@@ -32,6 +32,7 @@ logger = logging.getLogger(__name__)
 
 MANIFEST = "generation.json"
 WORDS_FILE = "words.txt"  # known words, written by training (absent for pretrained models)
+GENERIC_FILE = "generic.txt"  # the corpus's most frequent replies, written by training
 FORMAT_VERSION = 1
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
@@ -97,6 +98,7 @@ class Generator:
         self._prior_ids: list[int] = []
         self._window = 0
         self._known_words: frozenset[str] = frozenset()
+        self._generic: frozenset[str] = frozenset()
         self._lowercase = False
         self._min_logprob: float | None = None
         self._lock = threading.Lock()
@@ -136,6 +138,11 @@ class Generator:
             words = self.model_dir / WORDS_FILE
             if name == "." and words.is_file():
                 self._known_words = frozenset(words.read_text(encoding="utf-8").split())
+            generic = self.model_dir / GENERIC_FILE
+            if self._sampling.drop_generic and generic.is_file():
+                self._generic = frozenset(line.strip() for line in
+                                          generic.read_text(encoding="utf-8").splitlines()
+                                          if line.strip())
             self._lowercase = bool(manifest.get("lowercase"))
             floor = (manifest.get("report") or {}).get("fluency_floor")
             self._min_logprob = (self._sampling.min_logprob
@@ -150,7 +157,7 @@ class Generator:
         """The best safe reply to `user_text` after `history` (earlier turns, oldest first,
         ending with the bot's); `seed` (default: the sampling config's) makes sampling
         repeatable."""
-        from generation.sampler import build_prompt, reply_logprobs, sample
+        from generation.sampler import build_prompt, reply_logprobs, sample, topic_token_ids
 
         self.load()
         started = time.perf_counter()
@@ -159,12 +166,13 @@ class Generator:
         case = str.lower if self._lowercase else str
         prompt = build_prompt(self._tokenizer, case(user_text), [case(t) for t in earlier],
                               self._window - config.max_new_tokens)
+        boost = topic_token_ids(self._tokenizer, case(user_text)) if config.topic_boost else []
         samples = sample(self._lm, self._tokenizer, prompt, config, self._stop_ids,
-                         seed=seed if seed is not None else config.seed)
+                         seed=seed if seed is not None else config.seed, boost_ids=boost)
         candidates = []
         for s in samples:
             problems = quality_problems(s.text, s.finished, user_text, config,
-                                        self._known_words)
+                                        self._known_words, self._generic)
             problems += self.safety.problems(s.text, user_text)
             candidates.append(Candidate(s.text, s.finished, problems))
         alive = [(c, s) for c, s in zip(candidates, samples) if c.kept]

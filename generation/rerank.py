@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from generation.config import SamplingConfig
+from generation.corpus import reply_key
 
 DANGLING = {"and", "or", "but", "the", "a", "an", "to", "of", "with", "because", "so", "if",
             "my", "your", "i", "is", "are", "in", "for", "that", "like"}
@@ -45,10 +46,11 @@ def words_of(text: str) -> list[str]:
 
 
 def quality_problems(text: str, finished: bool, user_text: str, config: SamplingConfig,
-                     known_words: frozenset[str] = frozenset()) -> list[str]:
-    """Why `text` is not a usable reply: cut off, too short or long, repetitive, an echo, or
+                     known_words: frozenset[str] = frozenset(),
+                     generic: frozenset[str] = frozenset()) -> list[str]:
+    """Why `text` is not a usable reply: cut off, too short or long, repetitive, an echo,
     (when `known_words` is given) a word that is no word of the corpus nor of the user's
-    message."""
+    message, or one of the `generic` replies (reply_key form) that fit any message."""
     words = words_of(text)
     found = []
     if not finished:
@@ -65,6 +67,8 @@ def quality_problems(text: str, finished: bool, user_text: str, config: Sampling
         found.append("echo")
     if known_words and set(words) - known_words - set(words_of(user_text)):
         found.append("misspelt")  # one made-up word spoils a short reply
+    if generic and reply_key(text) in generic:
+        found.append("generic")
     return found
 
 

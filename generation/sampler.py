@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from generation.config import SamplingConfig
-from generation.corpus import render
+from generation.corpus import content_words, render
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,10 +33,24 @@ def build_prompt(tokenizer: Any, user_text: str, history: Sequence[str],
         turns = turns[1:]
 
 
+def topic_token_ids(tokenizer: Any, user_text: str) -> list[int]:
+    """The tokens that spell the content words of the user's message (corpus.topic_stems'
+    words, as they start a word mid-sentence: " games"), pieces under 3 letters left out:
+    the tokens `SamplingConfig.topic_boost` favours so that a reply takes up the topic."""
+    ids: set[int] = set()
+    for word in sorted(content_words(user_text)):
+        for token_id in tokenizer(f" {word}", add_special_tokens=False)["input_ids"]:
+            if len(tokenizer.decode([token_id]).strip()) >= 3:
+                ids.add(int(token_id))
+    return sorted(ids)
+
+
 def sample(lm: Any, tokenizer: Any, prompt_ids: Sequence[int], config: SamplingConfig,
-           stop_ids: Sequence[int], seed: int | None = None) -> list[Sample]:
+           stop_ids: Sequence[int], seed: int | None = None,
+           boost_ids: Sequence[int] = ()) -> list[Sample]:
     """`config.n_candidates` sampled continuations of the prompt (one greedy one when the
-    temperature is 0), each cut at its first turn-ending token. The candidates are one batch
+    temperature is 0), each cut at its first turn-ending token. `boost_ids` (topic_token_ids)
+    get `config.topic_boost` added to their logits. The candidates are one batch
     sharing the prompt's key/value cache; the loop ends when every candidate has ended its
     turn or after max_new_tokens (a small loop of our own: transformers' generate costs about
     twice as much per token on a small model)."""
@@ -53,11 +67,16 @@ def sample(lm: Any, tokenizer: Any, prompt_ids: Sequence[int], config: SamplingC
     pad = int(stops[0]) if len(stops) else int(tokenizer.pad_token_id or 0)
     done = torch.zeros(n, dtype=torch.bool, device=lm.device)  # (N,)
     new: list[Any] = []
+    boost = torch.tensor(sorted(set(boost_ids)), dtype=torch.long, device=lm.device)
     with torch.inference_mode():
         out = lm(input_ids=ids, use_cache=True)
         for _ in range(config.max_new_tokens):
             logits = out.logits[:, -1].float()  # (N, V)
-            seen = torch.cat([ids, *new], dim=1) if new else ids  # (N, T + t)
+            if len(boost) and config.topic_boost:
+                logits[:, boost] += config.topic_boost
+            # only the reply's own tokens are penalised: penalising the prompt's pushed the
+            # reply away from the very words of the message it answers
+            seen = torch.cat(new, dim=1) if new else None  # (N, t)
             token = _next_token(logits, seen, config, generator)  # (N, 1)
             token[done] = pad  # a finished candidate only pads
             new.append(token)
@@ -81,7 +100,7 @@ def _next_token(logits: Any, seen: Any, config: SamplingConfig, generator: Any) 
     top-k and top-p (nucleus) sampling."""
     import torch
 
-    if config.repetition_penalty != 1.0:
+    if config.repetition_penalty != 1.0 and seen is not None:
         picked = logits.gather(1, seen)  # (N, T)
         picked = torch.where(picked > 0, picked / config.repetition_penalty,
                              picked * config.repetition_penalty)

@@ -8,6 +8,8 @@ same tokenizer and corpus) and the fluency gate: how likely the model finds huma
       generation.json        manifest: model ".", sampling settings, the training report
       words.txt              the corpus's known words (replies made of other "words" are
                              dropped: a small model spells badly)
+      generic.txt            the corpus's most frequent replies ("me too"), one per line:
+                             candidates that are one of them are dropped
       config.json, model.safetensors, tokenizer.json, ...
 """
 
@@ -24,9 +26,10 @@ from pathlib import Path
 from typing import Any
 
 from generation.config import ModelConfig, SamplingConfig, TrainingConfig
-from generation.corpus import Conversation, render, reply_pairs, split
+from generation.corpus import (Conversation, frequent_replies, on_topic, render, reply_key,
+                               reply_pairs, split)
 from generation.errors import CorpusError
-from generation.generator import WORDS_FILE, write_manifest
+from generation.generator import GENERIC_FILE, WORDS_FILE, write_manifest
 from generation.rerank import words_of
 from generation.model import build_gpt2, parameter_count, save_model
 from generation.tokenizer import END, train_tokenizer
@@ -73,12 +76,13 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
     sampling = sampling if sampling is not None else SamplingConfig()
     started = time.perf_counter()
     corpus = split(conversations, training.heldout_fraction)
+    generic = frequent_replies(corpus.train, training.generic_replies, training.max_reply_words)
     train, heldout = corpus.train, corpus.heldout
     if training.pairs:
         options = {"max_reply_words": training.max_reply_words,
                    "max_context_words": training.max_context_words,
                    "min_word_count": training.min_word_count, "lowercase": training.lowercase}
-        train = tuple(reply_pairs(train, **options))
+        train = tuple(emphasise(reply_pairs(train, **options), training, generic))
         heldout = tuple(reply_pairs(heldout, **{**options, "min_word_count": 1}))
     case = str.lower if training.lowercase else str
 
@@ -109,6 +113,7 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
         torch.set_num_threads(threads)
     save_model(lm, tokenizer, out)
     write_words(out, texts)
+    write_generic(out, generic)
     report.seconds = time.perf_counter() - started
     write_manifest(out, model=".", sampling=sampling, report=report.to_dict(),
                    lowercase=training.lowercase)
@@ -135,6 +140,20 @@ def _train_and_score(lm: Any, tokenizer: Any, train_blocks: Any, heldout_blocks:
         report.fluency_floor = quantiles.get("25")
 
 
+def emphasise(pairs: Sequence[Conversation], training: TrainingConfig,
+              generic: Sequence[str]) -> list[Conversation]:
+    """The training pairs with generic replies left out (drop_generic_pairs) and the pairs
+    whose reply takes up their context's topic repeated `related_weight` times."""
+    dropped = frozenset(generic) if training.drop_generic_pairs else frozenset()
+    out = []
+    for pair in pairs:
+        if reply_key(pair.turns[1]) in dropped:
+            continue
+        repeat = training.related_weight if on_topic(*pair.turns[:2]) else 1
+        out.extend([pair] * repeat)
+    return out
+
+
 def write_words(out: Path, texts: Iterable[str], min_count: int = 3) -> Path:
     """words.txt: every word seen at least `min_count` times, one per line."""
     counts: Counter[str] = Counter()
@@ -143,6 +162,13 @@ def write_words(out: Path, texts: Iterable[str], min_count: int = 3) -> Path:
     path = out / WORDS_FILE
     path.write_text("\n".join(sorted(w for w, n in counts.items() if n >= min_count)) + "\n",
                     encoding="utf-8")
+    return path
+
+
+def write_generic(out: Path, replies: Sequence[str]) -> Path:
+    """generic.txt: the generic replies (corpus.reply_key form), one per line."""
+    path = out / GENERIC_FILE
+    path.write_text("".join(f"{r}\n" for r in replies), encoding="utf-8")
     return path
 
 

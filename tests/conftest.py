@@ -69,10 +69,11 @@ def trained_tiny_generator(tmp_path_factory: pytest.TempPathFactory) -> Path:
                                           vocab_size=400),
                         training=TrainingConfig(budget_s=120, max_steps=150, batch_size=8,
                                                 lr=3e-3, warmup_steps=10, heldout_fraction=0.1,
-                                                eval_blocks=4, pairs=False),
-                        # the replies the chain tests expect are sampled at 0.8
+                                                eval_blocks=4, pairs=False,
+                                                generic_replies=0),  # all five are frequent
+                        # the replies the chain tests expect are sampled at 0.8, unboosted
                         sampling=SamplingConfig(n_candidates=4, max_new_tokens=16, seed=0,
-                                                temperature=0.8),
+                                                temperature=0.8, topic_boost=0.0),
                         progress=False)
     finally:
         torch.set_num_threads(before)

@@ -12,12 +12,13 @@ import pytest
 import torch
 
 from generation import (MANIFEST, GenerationConfigError, Generator, ModelLoadError,
-                        SafetyFilter, SamplingConfig, from_mapping, render)
-from generation.corpus import Conversation, reply_pairs, split, truecase
+                        SafetyFilter, SamplingConfig, TrainingConfig, from_mapping, render)
+from generation.corpus import (Conversation, frequent_replies, on_topic, reply_key, reply_pairs,
+                               split, truecase)
 from generation.errors import CorpusError
 from generation.model import load_causal_lm
 from generation.rerank import Candidate, quality_problems, rank
-from generation.sampler import build_prompt, reply_logprobs, sample
+from generation.sampler import build_prompt, reply_logprobs, sample, topic_token_ids
 from generation.tokenizer import turn_end_ids
 from tests.fakes import FakeEmbedder
 
@@ -83,6 +84,37 @@ def test_reply_pairs_keep_short_common_replies_with_their_context() -> None:
     assert len(reply_pairs(common * 3, max_same_reply=2)) == 2  # one reply text at most twice
 
 
+def test_frequent_replies_are_the_generic_ones() -> None:
+    conversations = [Conversation(f"c{i}", ("do you like rain?", "Me too!", f"i love rain {i}",
+                                            "what about you?")) for i in range(4)]
+    conversations.append(Conversation("x", ("hi", "me too", "lonely reply here")))
+    assert reply_key("  Me  TOO!! ") == "me too"
+    assert frequent_replies(conversations, top=2) == ["me too", "what about you"]
+    assert "lonely reply here" not in frequent_replies(conversations, top=50)  # seen once
+    assert frequent_replies(conversations, top=50, max_words=2) == ["me too"]
+
+
+@pytest.mark.parametrize(("context", "reply", "related"), [
+    ("do you like board games?", "i love board games", True),
+    ("i'm travelling to italy", "oh i love travel", True),  # one stem
+    ("do you like board games?", "what about you?", False),
+    ("how are you doing", "i am doing good thanks", False),  # function words only
+])
+def test_on_topic_needs_a_shared_content_word(context: str, reply: str, related: bool) -> None:
+    assert on_topic(context, reply) is related
+
+
+def test_emphasise_repeats_related_pairs_and_drops_generic_ones() -> None:
+    from generation.training import emphasise
+
+    pairs = [Conversation("a/1", ("do you like tea", "i love tea")),
+             Conversation("b/1", ("do you like tea", "me too")),
+             Conversation("c/1", ("do you like tea", "not really no"))]
+    config = TrainingConfig(related_weight=3, drop_generic_pairs=True)
+    assert [p.id for p in emphasise(pairs, config, ["me too"])] == ["a/1"] * 3 + ["c/1"]
+    assert emphasise(pairs, TrainingConfig(), ["me too"]) == pairs  # the defaults change nothing
+
+
 def test_pairs_of_one_conversation_stay_on_one_side_of_the_split() -> None:
     pairs = [Conversation(f"{i}/{t}", ("a", "b")) for i in range(100) for t in range(3)]
     corpus = split(pairs, 0.2)
@@ -145,6 +177,36 @@ def test_greedy_decoding_gives_one_candidate(loaded: tuple) -> None:
                                            turn_end_ids(tokenizer))
 
 
+def test_topic_boost_makes_replies_take_up_the_messages_words(loaded: tuple) -> None:
+    lm, tokenizer = loaded
+    boost = topic_token_ids(tokenizer, "Do you like rainy days?")
+    assert tokenizer(" rainy", add_special_tokens=False)["input_ids"][0] in boost
+    assert not set(boost) & set(tokenizer(" you like", add_special_tokens=False)["input_ids"])
+    prompt = build_prompt(tokenizer, "do you like rainy days?", [], 40)
+    config = SamplingConfig(n_candidates=8, max_new_tokens=6, topic_boost=0.0)
+    plain = sample(lm, tokenizer, prompt, config, turn_end_ids(tokenizer), seed=1,
+                   boost_ids=boost)  # topic_boost 0: the boost ids change nothing
+    assert plain == sample(lm, tokenizer, prompt, config, turn_end_ids(tokenizer), seed=1)
+    boosted = sample(lm, tokenizer, prompt, SamplingConfig(n_candidates=8, max_new_tokens=6,
+                                                           topic_boost=50.0),
+                     turn_end_ids(tokenizer), seed=1, boost_ids=boost)
+    assert all(s.token_ids[0] in boost for s in boosted)
+
+
+def test_repetition_penalty_spares_the_message_words(loaded: tuple) -> None:
+    lm, tokenizer = loaded
+    prompt = build_prompt(tokenizer, "do you like rainy days", [], 40)
+    word = tokenizer(" rainy", add_special_tokens=False)["input_ids"][0]
+    with torch.inference_mode():
+        logits = lm(input_ids=torch.tensor([prompt])).logits[0, -1]
+    # a boost that makes " rainy" (a word of the message) the greedy choice by a margin of 1;
+    # a penalty of 1000 on it, were the message's tokens penalised, would bury it
+    boost = float(logits.max() - logits[word]) + 1.0
+    greedy = SamplingConfig(temperature=0, max_new_tokens=1, repetition_penalty=1000.0,
+                            topic_boost=boost)
+    assert sample(lm, tokenizer, prompt, greedy, [], boost_ids=[word])[0].token_ids == (word,)
+
+
 def test_reply_logprobs_prefer_the_forced_token(tiny_dir: Path) -> None:
     lm, tokenizer = load_causal_lm(str(tiny_dir))
     word = tokenizer(" music", add_special_tokens=False)["input_ids"][0]
@@ -203,11 +265,12 @@ def test_safety_filter_keeps_plain_small_talk(reply: str, user: str) -> None:
     ("i like it i like it i like it i like it", True, "repetition"),
     ("do you like music", True, "echo"),
     ("i lkie msuic vrey mcuh", True, "misspelt"),
+    ("What about you?", True, "generic"),
 ])
 def test_quality_problems(text: str, finished: bool, problem: str) -> None:
-    known = frozenset("i like it a lot yes very much music do you".split())
+    known = frozenset("i like it a lot yes very much music do you what about".split())
     assert problem in quality_problems(text, finished, "do you like music", SamplingConfig(),
-                                       known)
+                                       known, frozenset({"what about you", "me too"}))
 
 
 def test_quality_accepts_a_good_reply() -> None:
@@ -292,7 +355,7 @@ def test_settings_are_checked_with_the_key_named() -> None:
 
 def test_training_on_reply_pairs_writes_a_lowercase_model_with_its_fluency_floor(
         tmp_path: Path) -> None:
-    from generation import ModelConfig, TrainingConfig, read_manifest, train_generator
+    from generation import ModelConfig, read_manifest, train_generator
 
     things = "cats dogs tea rain snow books films songs games walks".split()
     kinds = "Big small old new warm cold green quiet loud long".split()
@@ -311,6 +374,7 @@ def test_training_on_reply_pairs_writes_a_lowercase_model_with_its_fluency_floor
     assert floors["10"] <= floors["25"] <= floors["50"] < 0
     assert report.fluency_floor == floors["25"]
     assert report.corpus["own_pairs"] == 1 and report.steps == 2
+    assert (tmp_path / "generic.txt").is_file()  # empty: every reply here is said once
     generator = Generator(tmp_path, encoder=FakeEmbedder(),
                           sampling=SamplingConfig(n_candidates=2, max_new_tokens=8))
     assert generator.load()._min_logprob == floors["25"]
