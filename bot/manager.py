@@ -369,6 +369,8 @@ class DialogueManager:
                 continue
             record["answered"] = name
             logger.info("dialogue.fallback.answered action=%s reason=%s", name, reason)
+            if not tracker.is_active_loop_interrupted:  # the form asks again, reading nothing
+                self.mark_interruption(tracker, name)
             tracker.update(ActionExecuted(name=name, policy="fallback_chain", confidence=1.0))
             for event in events:
                 tracker.update(event)

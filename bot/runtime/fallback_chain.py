@@ -3,17 +3,22 @@
     rules / stories / forms  ->  give-up action predicted (utter_out_of_scope, utter_default, ...)
                                   or an unsure intent outside a form
                                   or a question put as a task intent (see `questions`)
+                                  or a question inside a form that the form would take
+                                     (see `digressions`)
                              ->  try action_answer_question (a confident knowledge-base answer)
                              ->  try the next attempt (e.g. a generated small-talk reply)
                              ->  the action as predicted
 
 Rules and stories keep the control: the chain only steps in where they already chose to give
 up (or where the NLU was unsure and no form is asking, or where a guest asked a question the
-NLU filed under a task), and an attempt that declines leaves no trace in the tracker. An
+NLU filed under a task, or asked a question the active form was about to read as an answer),
+and an attempt that declines leaves no trace in the tracker. An
 attempt "answers" when it utters a message that is not one of `declines` (the knowledge action
 utters utter_cannot_answer when it is not confident); for a question filed under a task, only
 a knowledge answer at `question_confidence` or above counts (message metadata
-`knowledge.confidence`), so the task still runs unless the knowledge base is sure.
+`knowledge.confidence`), so the task still runs unless the knowledge base is sure. After an
+answer inside a form the form is interrupted: it asks its question again without reading the
+question as an answer.
 
 config.yml, all keys optional; without a `fallback:` section there is no chain and a Rasa
 project behaves exactly as before:
@@ -30,6 +35,8 @@ project behaves exactly as before:
                        # `question_entities` are tried first, outside forms (default: none)
       question_confidence: 0.8   # ... and the knowledge answer is kept only at this confidence
       question_entities: [hotel, city]       # entities a question may name
+      digressions: [ask_question]   # inside a form, these intents are tried first when the
+                       # form (not a rule) is predicted for them (default: none)
 """
 
 from __future__ import annotations
@@ -44,13 +51,14 @@ from bot.state.events import BotUttered, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 
 ACTION_LISTEN = "action_listen"
-NAME_LISTS = ("attempts", "give_up", "keep", "declines", "questions", "question_entities")
+NAME_LISTS = ("attempts", "give_up", "keep", "declines", "questions", "question_entities",
+              "digressions")
 CONFIDENCES = ("below", "question_confidence")
 KEYS = ("attempts", "give_up", "below", "keep", "declines", "questions",
-        "question_confidence", "question_entities")
+        "question_confidence", "question_entities", "digressions")
 
 # Why the chain stepped in (the prediction's diagnostics say it, under "fallback").
-GIVE_UP, UNSURE, QUESTION = "give_up", "unsure", "question"
+GIVE_UP, UNSURE, QUESTION, DIGRESSION = "give_up", "unsure", "question", "digression"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,6 +72,7 @@ class FallbackChain:
     # A wrong answer instead of a booking costs more than a missed answer: a high bar.
     question_confidence: float = 0.8
     question_entities: tuple[str, ...] = ("hotel", "city")
+    digressions: tuple[str, ...] = ()  # off unless configured: the form reads every message
 
     def __post_init__(self) -> None:
         for key in CONFIDENCES:
@@ -100,13 +109,15 @@ class FallbackChain:
         if not attempts:
             return None
         return FallbackChain(attempts, self.give_up, self.below, self.keep, self.declines,
-                             self.questions, self.question_confidence, self.question_entities)
+                             self.questions, self.question_confidence, self.question_entities,
+                             self.digressions)
 
     def reason(self, tracker: DialogueStateTracker, action: str) -> str | None:
         """Why the chain steps in before `action`, the first one predicted after a typed user
         message: GIVE_UP (the bot is about to give up), UNSURE (the NLU was unsure and no form
-        is asking), QUESTION (a question filed under a task intent, no form asking); None
-        when it does not."""
+        is asking), QUESTION (a question filed under a task intent, no form asking),
+        DIGRESSION (a `digressions` intent the active form is predicted to read); None when
+        it does not."""
         if tracker.latest_action_name != ACTION_LISTEN or action in self.attempts:
             return None
         user = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
@@ -115,11 +126,12 @@ class FallbackChain:
             return None
         if action in self.give_up:
             return GIVE_UP
-        if tracker.active_loop_name is not None:
-            return None
         parse = (user.parse_data if user is not None else None) or {}
         intent = parse.get("intent") or {}
         name = intent.get("name")
+        loop = tracker.active_loop_name
+        if loop is not None:
+            return DIGRESSION if action == loop and name in self.digressions else None
         if float(intent.get("confidence") or 0.0) < self.below and name not in self.keep:
             return UNSURE
         if name in self.questions and is_question(text) and all(
