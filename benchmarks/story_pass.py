@@ -4,6 +4,7 @@
     python benchmarks/story_pass.py --stories tests/test_stories.yml
     python benchmarks/story_pass.py --no-context                     # the parse without context
     python benchmarks/story_pass.py --intents-given                  # payloads: no NLU, the ceiling
+    python benchmarks/story_pass.py --fallback-chain                 # with config.yml's fallback:
 
 Every user step's text goes through the trained NLU (models/nlu, with the config's Duckling)
 and the dialogue manager (the project's policies, trained here; the demo actions in-process,
@@ -40,7 +41,7 @@ from bot.project.config import ProjectPaths  # noqa: E402
 from bot.runtime.executors import InProcessExecutor  # noqa: E402
 from bot.manager import DialogueManager  # noqa: E402
 from bot.policies import PolicyEnsemble, build_policies  # noqa: E402
-from bot.wiring import load_parser  # noqa: E402
+from bot.wiring import load_fallback, load_parser  # noqa: E402
 from bot.story_pass import booking_ids, replay_story, summary  # noqa: E402
 from bot.project.training_data import Story, load_training_data  # noqa: E402
 
@@ -73,7 +74,7 @@ def category(story: Story) -> str:
 
 
 async def run(project: Project, stories: list[Story], use_context: bool,
-              intents_given: bool = False) -> list[Any]:
+              intents_given: bool = False, chain: Any = None) -> list[Any]:
     policies = PolicyEnsemble(build_policies(project.config.policies))
     policies.train(project.domain, project.data)
     parser = load_parser(project)
@@ -93,7 +94,7 @@ async def run(project: Project, stories: list[Story], use_context: bool,
             os.environ["XINGKONG_BOOKINGS_DB"] = str(Path(tmp) / f"bookings_{number}.sqlite")
             seed_bookings(story)
             manager = DialogueManager(project.domain, policies, parser=parser,
-                                      executor=executor)
+                                      executor=executor, fallback=chain)
             outcomes.append(await replay_story(story, manager, sender=f"story-{number}",
                                                intents_given=intents_given))
     await executor.close()
@@ -108,6 +109,8 @@ def main() -> None:
     parser.add_argument("--no-context", action="store_true")
     parser.add_argument("--intents-given", action="store_true",
                         help="send /intent payloads instead of the text: the engine's ceiling")
+    parser.add_argument("--fallback-chain", action="store_true",
+                        help="run config.yml's fallback chain too, as the assistant does")
     parser.add_argument("--out", default="results/story_pass.json")
     args = parser.parse_args()
     project = Project.load(ProjectPaths.at(
@@ -115,7 +118,9 @@ def main() -> None:
     os.environ.setdefault("XINGKONG_HOTELS", str(Path(args.project) / "data" / "hotels.yml"))
     stories = load_training_data([Path(args.project) / args.stories]).stories
     started = time.perf_counter()
-    outcomes = asyncio.run(run(project, stories, not args.no_context, args.intents_given))
+    chain = load_fallback(project) if args.fallback_chain else None
+    outcomes = asyncio.run(run(project, stories, not args.no_context, args.intents_given,
+                               chain))
     report = summary(outcomes)
     per_category: dict[str, list[bool]] = defaultdict(list)
     for story, outcome in zip(stories, outcomes):
@@ -126,6 +131,7 @@ def main() -> None:
                               indent=1))
     emit({"benchmark": "story_pass", "stories_file": args.stories,
           "context": not args.no_context, "intents_given": args.intents_given,
+          "fallback_chain": args.fallback_chain,
           **{k: v for k, v in report.items() if k != "failed"},
           "per_category": {k: f"{sum(v)}/{len(v)}" for k, v in sorted(per_category.items())},
           "failed_stories": [f["story"] for f in report["failed"]],

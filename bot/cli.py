@@ -509,7 +509,8 @@ def test_nlu(root: str, nlu_path: str, out: str, cross_validation: bool, folds: 
               help="Knowledge model folder, relative to the project.")
 @click.option("--out", default="results", show_default=True,
               help="Folder for kb_report_<set>.json and kb_reliability_<set>.png (a .json path "
-                   "with one test set: that report, the diagram beside it).")
+                   "with one test set: that report, the diagram beside it; with --through-nlu: "
+                   "kb_through_nlu.json in it, or that .json path).")
 @click.option("--limit", default=None, type=click.IntRange(min=1),
               help="Only the first N questions of each set.")
 @click.option("--through-nlu", is_flag=True,
@@ -517,8 +518,11 @@ def test_nlu(root: str, nlu_path: str, out: str, cross_validation: bool, folds: 
                    "fallback chain, actions) and score the reply the guest gets.")
 @click.option("--ood", "ood_path", default="tests/nlu_ood.yml", show_default=True,
               help="With --through-nlu: out-of-domain messages that must not get a KB answer.")
+@click.option("--alone", is_flag=True,
+              help="With --through-nlu: the answerer alone answers each question too, and the "
+                   "report lists what the NLU and the dialogue lose.")
 def test_kb(root: str, test_paths: tuple[str, ...], model_dir: str, out: str,
-            limit: int | None, through_nlu: bool, ood_path: str) -> None:
+            limit: int | None, through_nlu: bool, ood_path: str, alone: bool) -> None:
     """Knowledge answers: recall@k, reply sentence holds the answer, span EM/F1, no-answer
     accuracy, confidence reliability, latency; per test set (by default tests/kb_test.json
     and the blind tests/kb_blind.json).
@@ -533,7 +537,8 @@ def test_kb(root: str, test_paths: tuple[str, ...], model_dir: str, out: str,
         p for p in (base / DEFAULT_KB_TESTS[0], base / DEFAULT_KB_TESTS[1]) if p.is_file()
     ] or [base / DEFAULT_KB_TESTS[0]]
     if through_nlu:
-        _test_kb_through_nlu(base, [str(p) for p in paths], base / model_dir, ood_path, limit)
+        _test_kb_through_nlu(base, [str(p) for p in paths], base / model_dir, ood_path, limit,
+                             alone, base / out)
         return
     single = out.endswith(".json")
     if single and len(paths) > 1:
@@ -582,14 +587,14 @@ def _echo_kb_report(report: dict[str, Any], path: Path) -> None:
 
 
 def _test_kb_through_nlu(base: Path, tests: list[str], model_dir: Path, ood_path: str,
-                         limit: int | None) -> None:
+                         limit: int | None, alone: bool, out_dir: Path) -> None:
     from bot.kb_through_nlu import evaluate_through_nlu
 
     project = _project(str(base))
     paths = [base / t for t in dict.fromkeys(tests) if (base / t).exists()]
-    out = base / "results" / "kb_through_nlu.json"
+    out = out_dir if out_dir.suffix == ".json" else out_dir / "kb_through_nlu.json"
     summary = evaluate_through_nlu(project, paths, out, ood_path=base / ood_path, limit=limit,
-                                   knowledge_dir=model_dir)
+                                   knowledge_dir=model_dir, alone=alone)
     for item in summary["files"]:
         click.echo(f"{item['path']}: {item['answerable']} answerable, {item['unanswerable']} "
                    f"unanswerable")
@@ -599,6 +604,10 @@ def _test_kb_through_nlu(base: Path, tests: list[str], model_dir: Path, ood_path
         click.echo(f"  answerable {item['answerable_outcomes']}  unanswerable "
                    f"{item['unanswerable_outcomes']}")
         click.echo(f"  intents {item['intents']}")
+        if alone:
+            click.echo(f"  the answerer alone: right {item['kb_alone_right']:.3f}  "
+                       f"unanswerable declined {item['kb_alone_declined']:.3f}")
+            click.echo(f"  lost (right alone, not through the NLU) {item['lost']}")
     if "ood" in summary:
         click.echo(f"{summary['ood']['path']}: not answered from the KB "
                    f"{summary['ood']['not_answered_from_kb']:.3f} of {summary['ood']['messages']}")

@@ -50,6 +50,9 @@ class GuestTurn:
     span: str | None
     span_f1: float | None
     ms: float
+    fallback: dict[str, Any] | None = None  # what the fallback chain tried, and why
+    kb_alone: str | None = None   # the answerer alone on the question: right | wrong | declined
+    kb_confidence: float | None = None  # ... and its confidence
 
 
 @dataclass(slots=True)
@@ -63,6 +66,11 @@ class GuestReport:
     answerable_outcomes: dict[str, int] = field(default_factory=dict)
     unanswerable_outcomes: dict[str, int] = field(default_factory=dict)
     intents: dict[str, int] = field(default_factory=dict)
+    kb_alone_right: float = 0.0  # share of answerable questions the answerer alone gets right
+    kb_alone_declined: float = 0.0  # share of unanswerable ones it declines
+    # answerable questions the answerer alone gets right but the guest does not, by intent
+    # and what happened ("book_room: booking_form", "ask_question: wrong", ...)
+    lost: dict[str, int] = field(default_factory=dict)
     p50_ms: float = 0.0
     turns: list[GuestTurn] = field(default_factory=list)
 
@@ -75,7 +83,8 @@ def contains_answer(reply: str, golds: Sequence[str]) -> bool:
 
 
 def score_turn(question: str, golds: list[str], messages: list[dict[str, Any]],
-               actions: list[str], parse: dict[str, Any], ms: float) -> GuestTurn:
+               actions: list[str], parse: dict[str, Any], ms: float,
+               fallback: dict[str, Any] | None = None) -> GuestTurn:
     from retrieval.qa_metrics import f1
 
     reply = " ".join(m.get("text") or "" for m in messages)
@@ -94,7 +103,18 @@ def score_turn(question: str, golds: list[str], messages: list[dict[str, Any]],
     intent = (parse.get("intent") or {})
     return GuestTurn(question, golds, outcome, intent.get("name"),
                      round(float(intent.get("confidence") or 0.0), 4), actions, reply, span,
-                     f1(span, golds) if golds else None, round(ms, 1))
+                     f1(span, golds) if golds else None, round(ms, 1), fallback)
+
+
+def score_alone(turn: GuestTurn, answer: Any) -> None:
+    """Mark `turn` with what the answerer alone (no NLU, no dialogue) does with its question."""
+    turn.kb_confidence = round(float(answer.confidence), 4)
+    if answer.text is None:
+        turn.kb_alone = "declined"
+    elif turn.golds and contains_answer(answer.sentence or answer.text, turn.golds):
+        turn.kb_alone = "right"
+    else:
+        turn.kb_alone = "wrong"
 
 
 async def ask(manager: DialogueManager, question: str, golds: list[str],
@@ -108,7 +128,8 @@ async def ask(manager: DialogueManager, question: str, golds: list[str],
     actions = [e.name for e in events[user_at:]
                if isinstance(e, ActionExecuted) and e.name != ACTION_LISTEN_NAME]
     parse = events[user_at].parse_data or {}
-    return score_turn(question, golds, result.messages, actions, parse, ms)
+    fallback = next((d["fallback"] for d in result.diagnostics if "fallback" in d), None)
+    return score_turn(question, golds, result.messages, actions, parse, ms, fallback)
 
 
 def _questions(path: Path, limit: int | None) -> list[tuple[str, list[str]]]:
@@ -135,16 +156,41 @@ def _report(path: Path, turns: list[GuestTurn]) -> GuestReport:
     report.answerable_outcomes = dict(collections.Counter(t.outcome for t in answerable))
     report.unanswerable_outcomes = dict(collections.Counter(t.outcome for t in unanswerable))
     report.intents = dict(collections.Counter(str(t.intent) for t in turns).most_common())
+    alone = [t for t in turns if t.kb_alone is not None]
+    if alone:
+        report.kb_alone_right = _share([t.kb_alone == "right" for t in alone if t.golds])
+        report.kb_alone_declined = _share([t.kb_alone == "declined" for t in alone
+                                           if not t.golds])
+        lost = [f"{t.intent}: {t.outcome if t.outcome == 'wrong' else ' '.join(t.actions)}"
+                for t in alone if t.golds and t.kb_alone == "right" and t.outcome != "right"]
+        report.lost = dict(collections.Counter(lost).most_common())
     times = sorted(t.ms for t in turns)
     report.p50_ms = times[len(times) // 2] if times else 0.0
     return report
 
 
+def _share(flags: list[bool]) -> float:
+    return round(sum(flags) / len(flags), 4) if flags else 0.0
+
+
+def _score_alone(turns: Sequence[GuestTurn], knowledge_dir: str) -> None:
+    """Each question answered by the answerer alone, beside what the guest got."""
+    from retrieval.answerer import load_answerer
+
+    answerer = load_answerer(knowledge_dir).load()
+    answers = answerer.answer_batch([t.question for t in turns])
+    for turn, answer in zip(turns, answers):
+        score_alone(turn, answer)
+
+
 def evaluate_through_nlu(project: Project, test_paths: Sequence[Path], out: Path, *,
                          ood_path: Path | None = None, limit: int | None = None,
-                         knowledge_dir: Path | None = None) -> dict[str, Any]:
+                         knowledge_dir: Path | None = None,
+                         alone: bool = False) -> dict[str, Any]:
     """Send every question (and OOD message) through the trained assistant; write the JSON
-    report to `out` and return its summary (per file: right, declined, span F1, outcomes)."""
+    report to `out` and return its summary (per file: right, declined, span F1, outcomes).
+    With `alone`, the answerer alone answers each question too: what the NLU and the dialogue
+    lose (`lost`)."""
     from bot.wiring import build_runtime
 
     os.environ.setdefault("XINGKONG_KNOWLEDGE_DIR",
@@ -162,6 +208,9 @@ def evaluate_through_nlu(project: Project, test_paths: Sequence[Path], out: Path
         return turns, ood_turns
 
     turns, ood_turns = asyncio.run(run_all())
+    if alone:
+        _score_alone([t for ts in turns.values() for t in ts],
+                     os.environ["XINGKONG_KNOWLEDGE_DIR"])
     reports = [_report(path, t) for path, t in turns.items()]
     summary: dict[str, Any] = {"files": [
         {k: v for k, v in asdict(r).items() if k != "turns"} for r in reports]}

@@ -284,8 +284,9 @@ class DialogueManager:
                 diagnostics.append(why)
                 self.mark_interruption(tracker, action)
                 chain = self.fallback
-                if (chain is not None and chain.applies(tracker, action)
-                        and await self._try_fallbacks(chain, tracker, channel, messages)):
+                reason = chain.reason(tracker, action) if chain is not None else None
+                if (chain is not None and reason is not None and await self._try_fallbacks(
+                        chain, reason, tracker, channel, messages, why)):
                     return
             if action == ACTION_LISTEN_NAME:
                 tracker.update(ActionExecuted(name=ACTION_LISTEN_NAME, policy=policy,
@@ -344,12 +345,17 @@ class DialogueManager:
                      (time.perf_counter() - started) * 1000)
         return True
 
-    async def _try_fallbacks(self, chain: FallbackChain, tracker: DialogueStateTracker,
-                             channel: str | None, messages: list[dict[str, Any]]) -> bool:
+    async def _try_fallbacks(self, chain: FallbackChain, reason: str,
+                             tracker: DialogueStateTracker, channel: str | None,
+                             messages: list[dict[str, Any]], why: dict[str, Any]) -> bool:
         """Run the chain's attempts in order; the first that answers is kept (the form, if
         one is active, asks its question again) and ends the turn. Attempts that decline or
-        fail leave no event behind, so the predicted action runs as if nothing happened."""
+        fail leave no event behind, so the predicted action runs as if nothing happened.
+        `why` (the prediction's diagnostics) records what was tried and why."""
+        record: dict[str, Any] = {"reason": reason, "tried": [], "answered": None}
+        why["fallback"] = record
         for name in chain.attempts:
+            record["tried"].append(name)
             try:
                 action = action_for_name(name, self.domain, self._executor_names)
                 ctx = ActionContext(tracker, self.domain, self.renderer, self.executor, channel)
@@ -358,9 +364,12 @@ class DialogueManager:
                 logger.warning("dialogue.fallback.failed action=%s error=%s: %s", name,
                                type(exc).__name__, exc)
                 continue
-            if not chain.answered(events):
+            if not chain.answered(events, reason):
                 continue
-            logger.info("dialogue.fallback.answered action=%s", name)
+            record["answered"] = name
+            logger.info("dialogue.fallback.answered action=%s reason=%s", name, reason)
+            if not tracker.is_active_loop_interrupted:  # the form asks again, reading nothing
+                self.mark_interruption(tracker, name)
             tracker.update(ActionExecuted(name=name, policy="fallback_chain", confidence=1.0))
             for event in events:
                 tracker.update(event)

@@ -2,14 +2,23 @@
 
     rules / stories / forms  ->  give-up action predicted (utter_out_of_scope, utter_default, ...)
                                   or an unsure intent outside a form
+                                  or a question put as a task intent (see `questions`)
+                                  or a question inside a form that the form would take
+                                     (see `digressions`)
                              ->  try action_answer_question (a confident knowledge-base answer)
                              ->  try the next attempt (e.g. a generated small-talk reply)
-                             ->  the give-up action as predicted
+                             ->  the action as predicted
 
 Rules and stories keep the control: the chain only steps in where they already chose to give
-up (or where the NLU was unsure and no form is asking), and an attempt that declines leaves no
-trace in the tracker. An attempt "answers" when it utters a message that is not one of
-`declines` (the knowledge action utters utter_cannot_answer when it is not confident).
+up (or where the NLU was unsure and no form is asking, or where a guest asked a question the
+NLU filed under a task, or asked a question the active form was about to read as an answer),
+and an attempt that declines leaves no trace in the tracker. An
+attempt "answers" when it utters a message that is not one of `declines` (the knowledge action
+utters utter_cannot_answer when it is not confident); for a question filed under a task, only
+a knowledge answer at `question_confidence` or above counts (message metadata
+`knowledge.confidence`), so the task still runs unless the knowledge base is sure. After an
+answer inside a form the form is interrupted: it asks its question again without reading the
+question as an answer.
 
 config.yml, all keys optional; without a `fallback:` section there is no chain and a Rasa
 project behaves exactly as before:
@@ -21,6 +30,13 @@ project behaves exactly as before:
                        # tried too (0 turns it off); `keep` intents never are
       keep: [affirm, deny, inform, stop, greet, goodbye, thank]
       declines: [utter_cannot_answer]
+      questions: [book_room, check_booking]  # these intents' question-shaped messages
+                       # (bot/runtime/question_shape.py) with no entity outside
+                       # `question_entities` are tried first, outside forms (default: none)
+      question_confidence: 0.8   # ... and the knowledge answer is kept only at this confidence
+      question_entities: [hotel, city]       # entities a question may name
+      digressions: [ask_question]   # inside a form, these intents are tried first when the
+                       # form (not a rule) is predicted for them (default: none)
 """
 
 from __future__ import annotations
@@ -30,11 +46,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from bot.errors import ConfigError
+from bot.runtime.question_shape import is_question
 from bot.state.events import BotUttered, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 
 ACTION_LISTEN = "action_listen"
-KEYS = ("attempts", "give_up", "below", "keep", "declines")
+NAME_LISTS = ("attempts", "give_up", "keep", "declines", "questions", "question_entities",
+              "digressions")
+CONFIDENCES = ("below", "question_confidence")
+KEYS = ("attempts", "give_up", "below", "keep", "declines", "questions",
+        "question_confidence", "question_entities", "digressions")
+
+# Why the chain stepped in (the prediction's diagnostics say it, under "fallback").
+GIVE_UP, UNSURE, QUESTION, DIGRESSION = "give_up", "unsure", "question", "digression"
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,10 +68,17 @@ class FallbackChain:
     below: float = 0.0  # off unless configured: an unsure intent alone changes nothing
     keep: tuple[str, ...] = ("affirm", "deny", "inform", "stop", "greet", "goodbye", "thank")
     declines: tuple[str, ...] = ("utter_cannot_answer",)
+    questions: tuple[str, ...] = ()  # off unless configured: a task intent is trusted
+    # A wrong answer instead of a booking costs more than a missed answer: a high bar.
+    question_confidence: float = 0.8
+    question_entities: tuple[str, ...] = ("hotel", "city")
+    digressions: tuple[str, ...] = ()  # off unless configured: the form reads every message
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.below <= 1.0:
-            raise ConfigError(f"fallback.below must be a confidence in [0, 1], got {self.below}.")
+        for key in CONFIDENCES:
+            value = getattr(self, key)
+            if not 0.0 <= value <= 1.0:
+                raise ConfigError(f"fallback.{key} must be a confidence in [0, 1], got {value}.")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], at: str) -> FallbackChain:
@@ -56,18 +87,19 @@ class FallbackChain:
             raise ConfigError(f"{at}: unknown key 'fallback.{unknown[0]}'. "
                               f"Available: {', '.join(KEYS)}.")
         values: dict[str, Any] = {}
-        for key in ("attempts", "give_up", "keep", "declines"):
+        for key in NAME_LISTS:
             if key in section:
                 names = section[key]
                 if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
                     raise ConfigError(f"{at}: fallback.{key} must be a list of names, "
                                       f"got {type(names).__name__}.")
                 values[key] = tuple(names)
-        if "below" in section:
-            below = section["below"]
-            if isinstance(below, bool) or not isinstance(below, (int, float)):
-                raise ConfigError(f"{at}: fallback.below must be a number in [0, 1].")
-            values["below"] = float(below)
+        for key in CONFIDENCES:
+            if key in section:
+                value = section[key]
+                if isinstance(value, bool) or not isinstance(value, (int, float)):
+                    raise ConfigError(f"{at}: fallback.{key} must be a number in [0, 1].")
+                values[key] = float(value)
         return cls(**values)
 
     def available(self, known: Iterable[str]) -> FallbackChain | None:
@@ -76,26 +108,54 @@ class FallbackChain:
         attempts = tuple(a for a in self.attempts if a in names)
         if not attempts:
             return None
-        return FallbackChain(attempts, self.give_up, self.below, self.keep, self.declines)
+        return FallbackChain(attempts, self.give_up, self.below, self.keep, self.declines,
+                             self.questions, self.question_confidence, self.question_entities,
+                             self.digressions)
 
-    def applies(self, tracker: DialogueStateTracker, action: str) -> bool:
-        """True when `action` is the first one predicted after a typed user message and the
-        bot is about to give up on it (or the NLU was unsure and no form is asking)."""
+    def reason(self, tracker: DialogueStateTracker, action: str) -> str | None:
+        """Why the chain steps in before `action`, the first one predicted after a typed user
+        message: GIVE_UP (the bot is about to give up), UNSURE (the NLU was unsure and no form
+        is asking), QUESTION (a question filed under a task intent, no form asking),
+        DIGRESSION (a `digressions` intent the active form is predicted to read); None when
+        it does not."""
         if tracker.latest_action_name != ACTION_LISTEN or action in self.attempts:
-            return False
+            return None
         user = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
         text = (user.text or "").strip() if user is not None else ""
         if not text or text.startswith("/"):  # `/intent` payloads say exactly what they mean
-            return False
+            return None
         if action in self.give_up:
-            return True
-        intent = (user.parse_data or {}).get("intent") or {}
-        confidence = float(intent.get("confidence") or 0.0)
-        return (confidence < self.below and intent.get("name") not in self.keep
-                and tracker.active_loop_name is None)
+            return GIVE_UP
+        parse = (user.parse_data if user is not None else None) or {}
+        intent = parse.get("intent") or {}
+        name = intent.get("name")
+        loop = tracker.active_loop_name
+        if loop is not None:
+            return DIGRESSION if action == loop and name in self.digressions else None
+        if float(intent.get("confidence") or 0.0) < self.below and name not in self.keep:
+            return UNSURE
+        if name in self.questions and is_question(text) and all(
+                e.get("entity") in self.question_entities for e in parse.get("entities") or []):
+            return QUESTION
+        return None
 
-    def answered(self, events: Iterable[Event]) -> bool:
-        """An attempt answered when it uttered anything other than a declining response."""
-        return any(isinstance(e, BotUttered)
-                   and (e.metadata or {}).get("utter_action") not in self.declines
-                   for e in events)
+    def applies(self, tracker: DialogueStateTracker, action: str) -> bool:
+        """True when the chain steps in before `action` (see `reason`)."""
+        return self.reason(tracker, action) is not None
+
+    def answered(self, events: Iterable[Event], reason: str = GIVE_UP) -> bool:
+        """An attempt answered when it uttered anything other than a declining response; for
+        a QUESTION, only a knowledge answer at `question_confidence` or above."""
+        said = [e for e in events if isinstance(e, BotUttered)
+                and (e.metadata or {}).get("utter_action") not in self.declines]
+        if reason != QUESTION:
+            return bool(said)
+        return any(_knowledge_confidence(e) >= self.question_confidence for e in said)
+
+
+def _knowledge_confidence(event: BotUttered) -> float:
+    knowledge = (event.metadata or {}).get("knowledge")
+    if not isinstance(knowledge, Mapping):
+        return -1.0
+    confidence = knowledge.get("confidence")
+    return float(confidence) if isinstance(confidence, (int, float)) else -1.0

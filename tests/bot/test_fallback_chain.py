@@ -22,6 +22,7 @@ from bot.runtime.fallback_chain import FallbackChain
 from bot.state.events import ActionExecuted
 
 ANSWER = "Breakfast is served from 7:00 to 10:30."
+UNSURE_ANSWER = "The spa is on the lower ground floor."
 
 
 class KnowledgeAtTheEdge:
@@ -39,6 +40,10 @@ class KnowledgeAtTheEdge:
             return await self.inner.run(action_call)
         question = action_call["tracker"]["latest_message"]["text"]
         self.asked.append(question)
+        if "spa" in question:  # answered, but the knowledge base is not sure
+            return {"events": [], "responses": [{
+                "text": UNSURE_ANSWER, "metadata": {"knowledge": {"answer": "lower ground floor",
+                                                                  "confidence": 0.6}}}]}
         if "breakfast" not in question:
             return {"events": [], "responses": [{"response": "utter_cannot_answer"}]}
         return {"events": [], "responses": [{
@@ -53,7 +58,8 @@ def parser_for(parses: dict[str, tuple[str, float]]) -> Any:
     async def parse(text: str) -> dict[str, Any]:
         name, confidence = parses[text]
         return {"text": text, "intent": {"name": name, "confidence": confidence},
-                "intent_ranking": [{"name": name, "confidence": confidence}], "entities": []}
+                "intent_ranking": [{"name": name, "confidence": confidence}],
+                "entities": ENTITIES.get(text, [])}
     return parse
 
 
@@ -63,6 +69,23 @@ PARSES = {
     "is breakfast any good, thinking of booking": ("book_room", 0.45),
     "yes breakfast": ("affirm", 0.3),
     "i want to book a room": ("book_room", 0.98),
+    "can i get breakfast at the lisbon hotel": ("book_room", 0.97),
+    "can i book breakfast for tomorrow": ("book_room", 0.97),
+    "is there a spa in lisbon": ("book_room", 0.97),
+    "breakfast room for two please": ("book_room", 0.97),
+    "does my booking include breakfast?": ("check_booking", 0.95),
+    "is breakfast served on friday": ("ask_question", 0.96),
+    "is the pool open on friday": ("ask_question", 0.96),
+}
+ENTITIES = {
+    "can i get breakfast at the lisbon hotel": [
+        {"entity": "city", "value": "Lisbon", "start": 20, "end": 26}],
+    "can i book breakfast for tomorrow": [
+        {"entity": "date", "role": "checkin", "value": "tomorrow", "start": 25, "end": 33}],
+    "is breakfast served on friday": [
+        {"entity": "date", "role": "checkin", "value": "2030-01-04", "start": 23, "end": 29}],
+    "is the pool open on friday": [
+        {"entity": "date", "role": "checkin", "value": "2030-01-04", "start": 19, "end": 25}],
 }
 
 
@@ -177,3 +200,104 @@ def test_a_question_declined_inside_the_knowledge_action_counts_as_declined() ->
     right = score_turn("breakfast?", ["7:00 to 10:30"], answered, ["action_answer_question"],
                        parse, 5.0)
     assert right.outcome == "right" and right.span_f1 == 1.0
+
+
+# ---------------------------------------------------------------- questions filed as tasks
+TASK_QUESTIONS = FallbackChain(questions=("book_room", "check_booking"))
+
+
+def test_question_shapes() -> None:
+    from bot.runtime.question_shape import is_question
+
+    for text in ("can i bring my dog", "hi! how far is the metro", "garage price vienna?",
+                 "booked a family room, which part of the building is it in",
+                 "ok so is there a pool", "wondering if the bar is open late",
+                 "any trams near the hotel", "what's the wifi password"):
+        assert is_question(text), text
+    for text in ("i want to book a room", "book me a double in lisbon for friday",
+                 "garage price vienna", "cancel SL-482913 please", "two adults",
+                 "the island of man"):  # "is" inside a word or a clause is no question
+        assert not is_question(text), text
+
+
+async def test_a_question_filed_as_a_task_gets_a_confident_knowledge_answer(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    result = await say(manager(demo, ensemble, executor, TASK_QUESTIONS),
+                       "can i get breakfast at the lisbon hotel")  # a city is no booking detail
+    assert texts(result) == [ANSWER]
+    assert actions(result) == ["action_answer_question"]
+    assert result.tracker.active_loop_name is None
+    record = next(d["fallback"] for d in result.diagnostics if "fallback" in d)
+    assert record == {"reason": "question", "tried": ["action_answer_question"],
+                      "answered": "action_answer_question"}
+    checked = await say(manager(demo, ensemble, executor, TASK_QUESTIONS),
+                        "does my booking include breakfast?")
+    assert actions(checked) == ["action_answer_question"]
+
+
+async def test_an_unsure_knowledge_answer_leaves_the_task_to_run(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    result = await say(manager(demo, ensemble, executor, TASK_QUESTIONS),
+                       "is there a spa in lisbon")
+    assert executor.asked == ["is there a spa in lisbon"]
+    assert actions(result)[0] == "booking_form"
+    assert UNSURE_ANSWER not in texts(result)
+    executor.asked.clear()
+    not_configured = await say(manager(demo, ensemble, executor, FallbackChain()),
+                               "can i get breakfast at the lisbon hotel")
+    assert actions(not_configured)[0] == "booking_form" and executor.asked == []
+
+
+async def test_booking_details_statements_and_forms_keep_the_task(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    bot = manager(demo, ensemble, executor, TASK_QUESTIONS)
+    for text in ("can i book breakfast for tomorrow",  # a check-in date: a booking
+                 "breakfast room for two please"):     # not put as a question
+        assert actions(await say(bot, text))[0] == "booking_form"
+        assert executor.asked == []
+        await say(bot, "/restart")
+    await say(bot, "i want to book a room")
+    await say(bot, "can i get breakfast at the lisbon hotel")  # the form asks for the city
+    assert executor.asked == []
+
+
+@pytest.mark.parametrize("section, message", [
+    ({"question_confidence": 1.5}, "fallback.question_confidence must be a confidence"),
+    ({"questions": "book_room"}, "fallback.questions must be a list of names"),
+])
+def test_question_keys_are_checked(section: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        FallbackChain.from_config(section, "config.yml: fallback")
+
+
+# ---------------------------------------------------------------- questions inside a form
+async def test_a_question_the_form_would_read_is_answered_first_when_configured(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    # The booking form asks for the city; the question's date fills checkin_date (that
+    # mapping reads every intent), so the form takes the message and no rule answers it.
+    question = "is breakfast served on friday"
+    before = manager(demo, ensemble, executor, FallbackChain())
+    await say(before, "i want to book a room")
+    taken = await say(before, question)
+    assert actions(taken) == ["booking_form"] and executor.asked == []
+
+    bot = manager(demo, ensemble, executor, FallbackChain(digressions=("ask_question",)))
+    await say(bot, "i want to book a room")
+    result = await say(bot, question)
+    assert texts(result)[0] == ANSWER
+    assert actions(result) == ["action_answer_question", "booking_form"]
+    assert result.tracker.active_loop_name == "booking_form"
+    asked_again = {v["text"] for v in demo.domain.responses["utter_ask_city"]}
+    assert texts(result)[1] in asked_again  # interrupted: the form asks, reading nothing
+    record = next(d["fallback"] for d in result.diagnostics if "fallback" in d)
+    assert record["reason"] == "digression"
+
+
+async def test_a_declined_question_inside_a_form_leaves_the_form_to_read_it(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    bot = manager(demo, ensemble, executor, FallbackChain(digressions=("ask_question",)))
+    await say(bot, "i want to book a room")
+    result = await say(bot, "is the pool open on friday")
+    assert executor.asked == ["is the pool open on friday"]
+    assert actions(result) == ["booking_form"]
+    assert all(m.get("metadata", {}).get("knowledge") is None for m in result.messages)

@@ -1,0 +1,47 @@
+"""Is a message put as a question? An English surface test for the fallback chain.
+
+A guest who asks "can i bring my dog to the lisbon hotel" or "booked a family room at the
+prinsengracht, which part of the building is it in" asks for information, even when the NLU
+files the message under a task (book_room, check_booking). The test is on the surface only:
+
+    a question mark anywhere                       "garage price vienna?"
+    a clause opening with a question word          "which floor ...", "..., is there a ..."
+      (after fillers such as "hi", "ok so", "and")
+    an asking phrase                               "wondering if", "need to know whether"
+
+It says nothing about WHAT is asked ("can i book a room for friday?" is a question too): the
+fallback chain keeps the knowledge answer to such a message only when the knowledge base is
+confident, and otherwise the task runs as predicted.
+"""
+
+from __future__ import annotations
+
+import re
+
+QUESTION_WORDS = frozenset("""
+    what whats what's when whens when's where wheres where's which who whos who's whom whose
+    why how hows how's
+    is isnt isn't are arent aren't was were do does doesnt doesn't did dont don't
+    can cant can't could will would wont won't should shall may might must
+    have has any anything anywhere
+""".split())
+FILLERS = frozenset("""
+    hi hello hey hiya ok okay so and also but btw oh um uh well quick question please pls
+    plz sorry excuse me yes yeah no then just
+""".split())
+ASKING = re.compile(r"\b(wonder(ing)?|know (if|whether|when|where|what|how)|tell me|"
+                    r"curious (if|whether|about))\b")
+CLAUSES = re.compile(r"[,.;:!\n]+|\s-\s|\bbut\b|\band\b")
+WORD = re.compile(r"[a-z']+")
+
+
+def is_question(text: str) -> bool:
+    """True when `text` is put as a question (see the module docstring)."""
+    lowered = text.lower()
+    if "?" in lowered or ASKING.search(lowered):
+        return True
+    for clause in CLAUSES.split(lowered):
+        words = [w for w in WORD.findall(clause) if w not in FILLERS]
+        if words and words[0] in QUESTION_WORDS:
+            return True
+    return False
