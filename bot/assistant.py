@@ -60,6 +60,30 @@ class Project:
         return cls(paths, config, domain, data)
 
 
+@dataclass(frozen=True, slots=True)
+class StageTime:
+    """One training stage: when it started (seconds after train() began), its wall seconds
+    and the CPU seconds of its process (user + sys, all threads), to find the critical path
+    and what the stages cost on a busy machine."""
+
+    start_s: float
+    wall_s: float
+    cpu_s: float
+
+    @classmethod
+    def since(cls, origin: float, began: tuple[float, float]) -> StageTime:
+        """The stage that began at `began` (_clock()) of a train() that began at `origin`."""
+        wall, cpu = _clock()
+        return cls(round(began[0] - origin, 1), round(wall - began[0], 1),
+                   round(cpu - began[1], 1))
+
+
+def _clock() -> tuple[float, float]:
+    """(monotonic wall clock, CPU seconds of this process): monotonic is one clock for the
+    parent and its spawned jobs."""
+    return time.monotonic(), time.process_time()
+
+
 @dataclass(slots=True)
 class TrainReport:
     core_trained: bool = False
@@ -71,6 +95,7 @@ class TrainReport:
     nlu_report: dict[str, Any] = field(default_factory=dict)
     knowledge_report: Any = None  # retrieval.KnowledgeReport when the knowledge was built
     generation_report: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, StageTime] = field(default_factory=dict)  # what ran, in start order
 
 
 def fingerprints(project: Project) -> dict[str, str]:
@@ -101,6 +126,7 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     part only when config.yml has a generation: section (`budget_s` overrides its budget and
     retrains it)."""
     started = time.perf_counter()
+    origin = time.monotonic()
     out = project.paths.models
     out.mkdir(parents=True, exist_ok=True)
     wanted = fingerprints(project)
@@ -122,9 +148,11 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     for warning in report.warnings:
         logger.info("train.component_skipped %s", warning)  # the CLI prints report.warnings
     if core and (force or old.get("core") != wanted["core"] or not (out / "core").exists()):
+        began = _clock()
         report.warnings += train_core(project, out / "core", progress=progress)
         (out / "domain.json").write_text(json.dumps(project.domain.to_dict(), indent=1))
         report.core_trained = True
+        report.stages["core"] = StageTime.since(origin, began)
     train_nlu_now = nlu and (force or old.get("nlu") != wanted["nlu"]
                              or not (out / "nlu").exists())
     target = out / KNOWLEDGE_DIR
@@ -136,14 +164,20 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     pool = multiprocessing.get_context("spawn").Pool(1) if parallel else None
     try:
         knowledge_job = None if pool is None else pool.apply_async(
-            _train_knowledge_job, (project.paths, kb, target, force))
+            _train_knowledge_job, (project.paths, kb, target, force, origin))
         if train_nlu_now:
+            began = _clock()
             report.nlu_report = train_nlu(project, out / "nlu", progress=progress,
                                           threads=_threads_per_job(2) if parallel else None)
             report.nlu_trained = bool(report.nlu_report)
+            report.stages["nlu"] = StageTime.since(origin, began)
         if train_kb_now and kb is not None:
-            report.knowledge_report = knowledge_job.get() if knowledge_job is not None \
-                else train_knowledge(project, kb, target, retrain=force)
+            if knowledge_job is not None:
+                report.knowledge_report, report.stages["knowledge"] = knowledge_job.get()
+            else:
+                began = _clock()
+                report.knowledge_report = train_knowledge(project, kb, target, retrain=force)
+                report.stages["knowledge"] = StageTime.since(origin, began)
             report.knowledge_trained = True
     finally:
         if pool is not None:
@@ -153,15 +187,20 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     if settings is not None and "generation" in wanted and (
             force or budget_s is not None or old.get("generation") != wanted["generation"]
             or not (target / "generation.json").is_file()):
+        began = _clock()
         report.generation_report = train_generation(project, settings, target, budget_s=budget_s,
                                                     progress=progress)
         report.generation_trained = True
+        report.stages["generation"] = StageTime.since(origin, began)
     elif settings is not None and "generation" in wanted:
         refresh_generation(settings, target)
     asked = {"core": core, "nlu": nlu, "knowledge": knowledge, "generation": generation}
     fresh = {**old, **{k: v for k, v in wanted.items() if asked[k]}}
     (out / "fingerprint.json").write_text(json.dumps(fresh, indent=1))
     report.seconds = time.perf_counter() - started
+    for name, stage in report.stages.items():
+        logger.info("train.stage name=%s start_s=%.1f wall_s=%.1f cpu_s=%.1f", name,
+                    stage.start_s, stage.wall_s, stage.cpu_s)
     return report
 
 
@@ -190,14 +229,17 @@ def _threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def _train_knowledge_job(paths: ProjectPaths, kb: Path, target: Path,
-                         retrain: bool) -> dict[str, Any]:
+def _train_knowledge_job(paths: ProjectPaths, kb: Path, target: Path, retrain: bool,
+                         origin: float) -> tuple[Any, StageTime]:
     """The knowledge part in a child process (spawned: a fresh interpreter, one torch thread
-    per core left to it); returns its report to the parent."""
+    per core left to it); returns its report and its StageTime (`origin`: when train()
+    began) to the parent."""
+    began = _clock()
     import torch
 
     torch.set_num_threads(_threads_per_job(2))
-    return train_knowledge(Project.load(paths), kb, target, retrain=retrain)
+    built = train_knowledge(Project.load(paths), kb, target, retrain=retrain)
+    return built, StageTime.since(origin, began)
 
 
 def train_nlu(project: Project, out: Path, progress: bool = True,

@@ -432,9 +432,12 @@ class JointIntentEntity:
         def run_epoch() -> float:
             return self._train_epoch(inputs, targets, optimizer, scheduler, weight, rng)
 
+        prepared = time.perf_counter()
         fitted = fit(net, run_epoch, self._validation(val), epochs=cfg.epochs,
                      patience=cfg.early_stopping_patience, name=COMPONENT_NAME,
                      progress=progress, score="val_score")
+        fitted_at = time.perf_counter()
+        calibration = self._calibrate(val)
         report = {"component": COMPONENT_NAME, "intents": list(intents),
                   "entity_labels": [label_name(label) for label in self.span_labels],
                   "n_train": n_real, "n_val": len(val), "n_typos": len(typos),
@@ -442,8 +445,12 @@ class JointIntentEntity:
                   "n_context_pairs": n_real - len(train_idx),
                   "pruner": self.pruner.to_dict(),
                   "spans_per_message": sum(len(i.spans) for i in inputs[:n_real]) / max(1, n_real),
-                  **fitted, **self._calibrate(val)}
-        report["seconds"] = round(time.perf_counter() - began, 2)
+                  **fitted, **calibration}
+        done = time.perf_counter()
+        report["seconds"] = round(done - began, 2)
+        report["stage_seconds"] = {"prepare": round(prepared - began, 2),
+                                   "fit": round(fitted_at - prepared, 2),
+                                   "calibrate": round(done - fitted_at, 2)}
         logger.info("nlu.joint.train.done seconds=%.1f best_epoch=%d", report["seconds"],
                     report["best_epoch"])
         return report

@@ -148,7 +148,9 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
         # dialogue-context work adds the field); read only with use_context
         report["joint"] = joint.train(data.examples, progress=progress,
                                       contexts=getattr(data, "contexts", None))
+        saving = time.perf_counter()
         joint.save(out / "joint")
+        report["joint"]["stage_seconds"]["save"] = round(time.perf_counter() - saving, 2)
     elif steps.joint is not None:
         steps = replace(steps, joint=None, single_intent=intents[0] if intents else None)
     if steps.intent is not None and len(intents) >= 2:
