@@ -26,7 +26,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,12 +367,14 @@ class JointIntentEntity:
     # -- training ------------------------------------------------------------------------------
 
     def train(self, examples: list[Example], progress: bool = True,
-              contexts: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+              contexts: Mapping[str, Sequence[Any]] | None = None,
+              threads: Callable[[], int] | None = None) -> dict[str, Any]:
         """Fine-tune on `examples`; return the learning curve, calibration and pruning figures;
         keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
         stories}, DialogueContext or text) is read only with `use_context`: every example
         trains context-free, and a `context_fraction` of them also as a copy paired with one
-        of its intent's contexts."""
+        of its intent's contexts. `threads()`, when given, sets the torch threads before each
+        epoch."""
         cfg, began = self.config, time.perf_counter()
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
@@ -430,6 +432,10 @@ class JointIntentEntity:
                     len(self.span_labels), sum(len(i.spans) for i in inputs) / len(inputs))
 
         def run_epoch() -> float:
+            wanted = threads() if threads is not None else torch.get_num_threads()
+            if wanted != torch.get_num_threads():
+                torch.set_num_threads(wanted)
+                logger.info("nlu.joint.threads threads=%d", wanted)
             return self._train_epoch(inputs, targets, optimizer, scheduler, weight, rng)
 
         prepared = time.perf_counter()
