@@ -409,16 +409,12 @@ class JointIntentEntity:
         typos = typo_copies([e.text for e, _ in train], cfg.typo_fraction, rng) \
             if cfg.typo_fraction > 0 else []
         typo_texts = encode_texts(tokenizer, [copy for _, copy in typos])
-        # no candidate spans where nothing is learned from them (typo copies, noise): words do
-        # not attend to entities, so the intent is the same and the pass about a quarter shorter
-        spans = cfg.words_see_entities
-        inputs += [self._input(text, train[i][1], None, with_spans=spans)
+        inputs += [self._input(text, train[i][1], None)
                    for (i, _), text in zip(typos, typo_texts, strict=True)]
         y_labelled = np.concatenate([y_train, y_train[[i for i, _ in typos]]]).astype(int)
         noise = noise_texts([e.text for e, _ in train], round(cfg.noise_fraction * len(train)),
                             rng)
-        inputs += [self._input(text, None, None, with_spans=spans)
-                   for text in encode_texts(tokenizer, noise)]
+        inputs += [self._input(text, None, None) for text in encode_texts(tokenizer, noise)]
         n_real, n_intents = len(train), len(intents)
         n_labelled = len(y_labelled)
         targets = torch.full((len(inputs), n_intents), 1.0 / n_intents)  # (N, C) noise: uniform
@@ -632,10 +628,9 @@ class JointIntentEntity:
         return self._sampler.sample(low_word, batch["attention_mask"], n_samples), span_logits
 
     def _input(self, text: EncodedText, context: str | None,
-               gold: dict[tuple[int, int], int] | None, with_spans: bool = True) -> _Input:
+               gold: dict[tuple[int, int], int] | None) -> _Input:
         """[CLS] message [SEP], or [CLS] context [SEP] message [SEP] with use_context (the
-        context's end kept, the message's start kept); candidate spans of the kept words
-        (none without `with_spans`)."""
+        context's end kept, the message's start kept); candidate spans of the kept words."""
         _, tokenizer = self._require()
         cfg = self.config
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
@@ -646,8 +641,7 @@ class JointIntentEntity:
         room = max(1, cfg.max_length - len(prefix) - 1)
         pieces = text.token_ids[:room]
         n_words = sum(1 for w in text.words if w.last_token < len(pieces))
-        spans = tuple(self.pruner.candidates(text, n_words)) \
-            if self.span_labels and with_spans else ()
+        spans = tuple(self.pruner.candidates(text, n_words)) if self.span_labels else ()
         offset = len(prefix)
         token_spans = tuple((offset + text.words[i].first_token, offset + text.words[j].last_token)
                             for i, j in spans)
