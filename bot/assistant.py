@@ -243,9 +243,9 @@ def _threads_per_job(jobs: int) -> int:
 
 
 def _nlu_threads(side_done: Callable[[], bool]) -> Callable[[], int]:
-    """Torch threads for the NLU's next epoch, asked before each: one core while the side job
-    (`side_done()` False) trains, then the cores the machine leaves idle: all of them on a
-    quiet machine, still one on a busy one, where a second thread would wait on its
+    """Torch threads for the NLU's next quarter epoch, asked before each: one core while the
+    side job (`side_done()` False) trains, then the cores the machine leaves idle: all of them
+    on a quiet machine, still one on a busy one, where a second thread would wait on its
     descheduled partner."""
     def threads() -> int:
         if not side_done():
@@ -256,7 +256,7 @@ def _nlu_threads(side_done: Callable[[], bool]) -> Callable[[], int]:
     return threads
 
 
-def _idle_cores(window_s: float = 0.5) -> float:
+def _idle_cores(window_s: float = 0.25) -> float:
     """How many cores sat idle over the next `window_s` seconds (Linux /proc/stat; the caller
     waits meanwhile, so its own core counts as idle); 0 where it cannot be read: one thread."""
     def idle_and_total() -> tuple[int, int]:
@@ -307,7 +307,7 @@ def _side_job(paths: ProjectPaths, kb: Path, target: Path, retrain: bool, core: 
 def train_nlu(project: Project, out: Path, progress: bool = True,
               threads: Callable[[], int] | None = None) -> dict[str, Any]:
     """Train the Transformer NLU pipeline; `threads()`, when given, says how many torch
-    threads to train with, asked before each epoch (None: torch's setting). {} when the
+    threads to train with, asked at each quarter epoch (None: torch's setting). {} when the
     project has nothing to train."""
     if threads is not None:
         import torch

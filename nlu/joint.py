@@ -373,8 +373,8 @@ class JointIntentEntity:
         keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
         stories}, DialogueContext or text) is read only with `use_context`: every example
         trains context-free, and a `context_fraction` of them also as a copy paired with one
-        of its intent's contexts. `threads()`, when given, sets the torch threads before each
-        epoch."""
+        of its intent's contexts. `threads()`, when given, sets the torch threads at each
+        quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
@@ -432,11 +432,8 @@ class JointIntentEntity:
                     len(self.span_labels), sum(len(i.spans) for i in inputs) / len(inputs))
 
         def run_epoch() -> float:
-            wanted = threads() if threads is not None else torch.get_num_threads()
-            if wanted != torch.get_num_threads():
-                torch.set_num_threads(wanted)
-                logger.info("nlu.joint.threads threads=%d", wanted)
-            return self._train_epoch(inputs, targets, optimizer, scheduler, weight, rng)
+            return self._train_epoch(inputs, targets, optimizer, scheduler, weight, rng,
+                                     threads)
 
         prepared = time.perf_counter()
         fitted = fit(net, run_epoch, self._validation(val), epochs=cfg.epochs,
@@ -501,11 +498,18 @@ class JointIntentEntity:
 
     def _train_epoch(self, inputs: list[_Input], targets: torch.Tensor,
                      optimizer: torch.optim.Optimizer, scheduler: Any, weight: torch.Tensor,
-                     rng: np.random.Generator) -> float:
+                     rng: np.random.Generator, threads: Callable[[], int] | None = None
+                     ) -> float:
+        """One epoch; the mean loss. `threads()` is asked at each quarter of it how many torch
+        threads to train with."""
         net, _ = self._require()
         net.train()
         size, losses = self.config.batch_size, []
-        for idx in _length_batches(inputs, size, rng):
+        batches = _length_batches(inputs, size, rng)
+        quarter = max(1, math.ceil(len(batches) / 4))
+        for step, idx in enumerate(batches):
+            if threads is not None and step % quarter == 0:
+                _use_threads(threads())
             batch, labels = self._collate([inputs[i] for i in idx])
             intent_logits, span_logits = net(batch)
             target = targets[torch.as_tensor(idx)].to(intent_logits.device)  # (B, C)
@@ -697,6 +701,12 @@ class JointIntentEntity:
             raise NLUModelError(f"{COMPONENT_NAME} is not trained. Fix: call train(examples) or "
                                 f"{COMPONENT_NAME}.load_from(directory) first.")
         return self._net, self._tokenizer
+
+
+def _use_threads(wanted: int) -> None:
+    if wanted != torch.get_num_threads():
+        torch.set_num_threads(wanted)
+        logger.info("nlu.joint.threads threads=%d", wanted)
 
 
 def _length_batches(inputs: list[_Input], size: int, rng: np.random.Generator

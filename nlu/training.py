@@ -131,9 +131,9 @@ def plan(components: list[dict[str, Any]]) -> Plan:
 def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Path,
                    progress: bool = True,
                    threads: Callable[[], int] | None = None) -> dict[str, Any]:
-    """Train the pipeline's models into `out`; `threads()`, when given, is asked before each
-    epoch of the joint model how many torch threads to train with (the caller frees cores as
-    its other trainings end)."""
+    """Train the pipeline's models into `out`; `threads()`, when given, is asked at each
+    quarter epoch of the joint model how many torch threads to train with (the caller frees
+    cores as its other trainings end)."""
     started = time.perf_counter()
     steps = plan(components)
     if steps.duckling is not None:
