@@ -20,6 +20,7 @@ import logging
 import multiprocessing
 import os
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,30 @@ class Project:
         return cls(paths, config, domain, data)
 
 
+@dataclass(frozen=True, slots=True)
+class StageTime:
+    """One training stage: when it started (seconds after train() began), its wall seconds
+    and the CPU seconds of its process (user + sys, all threads), to find the critical path
+    and what the stages cost on a busy machine."""
+
+    start_s: float
+    wall_s: float
+    cpu_s: float
+
+    @classmethod
+    def since(cls, origin: float, began: tuple[float, float]) -> StageTime:
+        """The stage that began at `began` (_clock()) of a train() that began at `origin`."""
+        wall, cpu = _clock()
+        return cls(round(began[0] - origin, 1), round(wall - began[0], 1),
+                   round(cpu - began[1], 1))
+
+
+def _clock() -> tuple[float, float]:
+    """(monotonic wall clock, CPU seconds of this process): monotonic is one clock for the
+    parent and its spawned jobs."""
+    return time.monotonic(), time.process_time()
+
+
 @dataclass(slots=True)
 class TrainReport:
     core_trained: bool = False
@@ -71,6 +96,7 @@ class TrainReport:
     nlu_report: dict[str, Any] = field(default_factory=dict)
     knowledge_report: Any = None  # retrieval.KnowledgeReport when the knowledge was built
     generation_report: dict[str, Any] = field(default_factory=dict)
+    stages: dict[str, StageTime] = field(default_factory=dict)  # what ran, and when
 
 
 def fingerprints(project: Project) -> dict[str, str]:
@@ -101,6 +127,7 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     part only when config.yml has a generation: section (`budget_s` overrides its budget and
     retrains it)."""
     started = time.perf_counter()
+    origin = time.monotonic()
     out = project.paths.models
     out.mkdir(parents=True, exist_ok=True)
     wanted = fingerprints(project)
@@ -121,29 +148,46 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     report.warnings += skipped_components(project.config, bool(project.data.lookups))
     for warning in report.warnings:
         logger.info("train.component_skipped %s", warning)  # the CLI prints report.warnings
-    if core and (force or old.get("core") != wanted["core"] or not (out / "core").exists()):
-        report.warnings += train_core(project, out / "core", progress=progress)
-        (out / "domain.json").write_text(json.dumps(project.domain.to_dict(), indent=1))
-        report.core_trained = True
+    train_core_now = core and (force or old.get("core") != wanted["core"]
+                               or not (out / "core").exists())
     train_nlu_now = nlu and (force or old.get("nlu") != wanted["nlu"]
                              or not (out / "nlu").exists())
     target = out / KNOWLEDGE_DIR
     train_kb_now = kb is not None and (force or old.get("knowledge") != wanted["knowledge"]
                                        or not _has_knowledge_model(target))
-    parallel = train_nlu_now and train_kb_now and _trains_nlu_models(project) \
-        and (os.cpu_count() or 1) >= 2
-    # The reader trains in a spawned process while the NLU trains here: one core each.
+    nlu_models = train_nlu_now and _trains_nlu_models(project)
+    parallel = train_kb_now and (nlu_models or train_core_now) and (os.cpu_count() or 1) >= 2
+    # Two jobs side by side, one core each: the knowledge build in a spawned process, and the
+    # NLU here. The NLU is the longest, so the policies train beside it, after the knowledge
+    # (in that process), and the NLU takes the cores the other job leaves free (_nlu_threads).
+    core_beside = parallel and nlu_models and train_core_now
     pool = multiprocessing.get_context("spawn").Pool(1) if parallel else None
     try:
-        knowledge_job = None if pool is None else pool.apply_async(
-            _train_knowledge_job, (project.paths, kb, target, force))
+        side_job = None if pool is None else pool.apply_async(
+            _side_job, (project.paths, kb, target, force, core_beside, progress, origin))
+        if train_core_now and not core_beside:
+            began = _clock()
+            report.warnings += train_core(project, out / "core", progress=progress)
+            report.core_trained = True
+            report.stages["core"] = StageTime.since(origin, began)
         if train_nlu_now:
-            report.nlu_report = train_nlu(project, out / "nlu", progress=progress,
-                                          threads=_threads_per_job(2) if parallel else None)
+            began = _clock()
+            report.nlu_report = train_nlu(
+                project, out / "nlu", progress=progress,
+                threads=None if side_job is None else _nlu_threads(side_job.ready))
             report.nlu_trained = bool(report.nlu_report)
-        if train_kb_now and kb is not None:
-            report.knowledge_report = knowledge_job.get() if knowledge_job is not None \
-                else train_knowledge(project, kb, target, retrain=force)
+            report.stages["nlu"] = StageTime.since(origin, began)
+        if side_job is not None:
+            side = side_job.get()
+            report.knowledge_report = side.knowledge_report
+            report.warnings += side.core_problems
+            report.core_trained = report.core_trained or core_beside
+            report.stages |= side.stages
+            report.knowledge_trained = True
+        elif train_kb_now and kb is not None:
+            began = _clock()
+            report.knowledge_report = train_knowledge(project, kb, target, retrain=force)
+            report.stages["knowledge"] = StageTime.since(origin, began)
             report.knowledge_trained = True
     finally:
         if pool is not None:
@@ -153,25 +197,33 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     if settings is not None and "generation" in wanted and (
             force or budget_s is not None or old.get("generation") != wanted["generation"]
             or not (target / "generation.json").is_file()):
+        began = _clock()
         report.generation_report = train_generation(project, settings, target, budget_s=budget_s,
                                                     progress=progress)
         report.generation_trained = True
+        report.stages["generation"] = StageTime.since(origin, began)
     elif settings is not None and "generation" in wanted:
         refresh_generation(settings, target)
     asked = {"core": core, "nlu": nlu, "knowledge": knowledge, "generation": generation}
     fresh = {**old, **{k: v for k, v in wanted.items() if asked[k]}}
     (out / "fingerprint.json").write_text(json.dumps(fresh, indent=1))
     report.seconds = time.perf_counter() - started
+    report.stages = dict(sorted(report.stages.items(), key=lambda item: item[1].start_s))
+    for name, stage in report.stages.items():
+        logger.info("train.stage name=%s start_s=%.1f wall_s=%.1f cpu_s=%.1f", name,
+                    stage.start_s, stage.wall_s, stage.cpu_s)
     return report
 
 
 def train_core(project: Project, out: Path, progress: bool = False) -> list[str]:
+    """Train the policies into `out` (and the domain beside it); the story conflicts found."""
     ensemble = PolicyEnsemble(build_policies(project.config.policies, progress=progress))
     problems = ensemble.train(project.domain, project.data)
     for problem in problems:
         logger.warning("train.core.conflict %s", problem)
     out.mkdir(parents=True, exist_ok=True)
     (out / "policies.json").write_text(json.dumps(ensemble.to_dict()))
+    (out.parent / "domain.json").write_text(json.dumps(project.domain.to_dict(), indent=1))
     return problems
 
 
@@ -190,24 +242,77 @@ def _threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def _train_knowledge_job(paths: ProjectPaths, kb: Path, target: Path,
-                         retrain: bool) -> dict[str, Any]:
-    """The knowledge part in a child process (spawned: a fresh interpreter, one torch thread
-    per core left to it); returns its report to the parent."""
+def _nlu_threads(side_done: Callable[[], bool]) -> Callable[[], int]:
+    """Torch threads for the NLU's next quarter epoch, asked before each: one core while the
+    side job (`side_done()` False) trains, then the cores the machine leaves idle: all of them
+    on a quiet machine, still one on a busy one, where a second thread would wait on its
+    descheduled partner."""
+    def threads() -> int:
+        if not side_done():
+            return _threads_per_job(2)
+        cores = os.cpu_count() or 1
+        return max(1, min(cores, int(_idle_cores() + 0.5)))
+
+    return threads
+
+
+def _idle_cores(window_s: float = 0.25) -> float:
+    """How many cores sat idle over the next `window_s` seconds (Linux /proc/stat; the caller
+    waits meanwhile, so its own core counts as idle); 0 where it cannot be read: one thread."""
+    def idle_and_total() -> tuple[int, int]:
+        with open("/proc/stat", encoding="ascii") as fh:
+            ticks = [int(v) for v in fh.readline().split()[1:]]
+        return ticks[3] + ticks[4], sum(ticks[:8])  # idle + iowait; user ... steal
+
+    try:
+        idle_before, total_before = idle_and_total()
+        time.sleep(window_s)
+        idle_after, total_after = idle_and_total()
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    elapsed = total_after - total_before
+    return (os.cpu_count() or 1) * (idle_after - idle_before) / elapsed if elapsed > 0 else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class _SideResult:
+    """What the spawned side job sends back: the knowledge build's report, the policies'
+    story conflicts (when it trained them) and its stages."""
+
+    knowledge_report: Any
+    core_problems: list[str]
+    stages: dict[str, StageTime]
+
+
+def _side_job(paths: ProjectPaths, kb: Path, target: Path, retrain: bool, core: bool,
+              progress: bool, origin: float) -> _SideResult:
+    """The knowledge part, then the policies when `core`, in a child process (spawned: a
+    fresh interpreter, one torch thread: the other core is the NLU's); `origin` is when
+    train() began."""
+    began = _clock()
     import torch
 
     torch.set_num_threads(_threads_per_job(2))
-    return train_knowledge(Project.load(paths), kb, target, retrain=retrain)
+    project = Project.load(paths)
+    built = train_knowledge(project, kb, target, retrain=retrain)
+    stages = {"knowledge": StageTime.since(origin, began)}
+    problems: list[str] = []
+    if core:
+        began = _clock()
+        problems = train_core(project, paths.models / "core", progress=progress)
+        stages["core"] = StageTime.since(origin, began)
+    return _SideResult(built, problems, stages)
 
 
 def train_nlu(project: Project, out: Path, progress: bool = True,
-              threads: int | None = None) -> dict[str, Any]:
-    """Train the Transformer NLU pipeline with `threads` torch threads (None: torch's default);
-    {} when the project has nothing to train."""
+              threads: Callable[[], int] | None = None) -> dict[str, Any]:
+    """Train the Transformer NLU pipeline; `threads()`, when given, says how many torch
+    threads to train with, asked at each quarter epoch (None: torch's setting). {} when the
+    project has nothing to train."""
     if threads is not None:
         import torch
 
-        torch.set_num_threads(threads)
+        torch.set_num_threads(threads())
     if not project.data.examples:
         logger.info("train.nlu.skipped reason=no_examples")
         return {}
@@ -233,7 +338,7 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
     training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups),
                                contexts=contexts,
                                language=project.config.language)
-    return train_pipeline(training_set, components, out, progress=progress)
+    return train_pipeline(training_set, components, out, progress=progress, threads=threads)
 
 
 def _step_dicts(steps: Any) -> list[dict[str, Any]]:

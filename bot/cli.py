@@ -161,6 +161,10 @@ def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
         _echo_knowledge(report.knowledge_report)
     if report.generation_trained:
         _echo_generation(report.generation_report)
+    if report.stages:
+        click.echo("Stages (start, wall, CPU seconds): " + "; ".join(
+            f"{name} at {t.start_s:.0f}: {t.wall_s:.0f} s, CPU {t.cpu_s:.0f} s"
+            for name, t in report.stages.items()))
     if not done:
         click.echo("Nothing changed since the last training: model is up to date.")
     else:

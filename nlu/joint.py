@@ -26,7 +26,7 @@ import math
 import random
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -367,12 +367,14 @@ class JointIntentEntity:
     # -- training ------------------------------------------------------------------------------
 
     def train(self, examples: list[Example], progress: bool = True,
-              contexts: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
+              contexts: Mapping[str, Sequence[Any]] | None = None,
+              threads: Callable[[], int] | None = None) -> dict[str, Any]:
         """Fine-tune on `examples`; return the learning curve, calibration and pruning figures;
         keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
         stories}, DialogueContext or text) is read only with `use_context`: every example
         trains context-free, and a `context_fraction` of them also as a copy paired with one
-        of its intent's contexts."""
+        of its intent's contexts. `threads()`, when given, sets the torch threads at each
+        quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
@@ -430,11 +432,15 @@ class JointIntentEntity:
                     len(self.span_labels), sum(len(i.spans) for i in inputs) / len(inputs))
 
         def run_epoch() -> float:
-            return self._train_epoch(inputs, targets, optimizer, scheduler, weight, rng)
+            return self._train_epoch(inputs, targets, optimizer, scheduler, weight, rng,
+                                     threads)
 
+        prepared = time.perf_counter()
         fitted = fit(net, run_epoch, self._validation(val), epochs=cfg.epochs,
                      patience=cfg.early_stopping_patience, name=COMPONENT_NAME,
                      progress=progress, score="val_score")
+        fitted_at = time.perf_counter()
+        calibration = self._calibrate(val)
         report = {"component": COMPONENT_NAME, "intents": list(intents),
                   "entity_labels": [label_name(label) for label in self.span_labels],
                   "n_train": n_real, "n_val": len(val), "n_typos": len(typos),
@@ -442,8 +448,12 @@ class JointIntentEntity:
                   "n_context_pairs": n_real - len(train_idx),
                   "pruner": self.pruner.to_dict(),
                   "spans_per_message": sum(len(i.spans) for i in inputs[:n_real]) / max(1, n_real),
-                  **fitted, **self._calibrate(val)}
-        report["seconds"] = round(time.perf_counter() - began, 2)
+                  **fitted, **calibration}
+        done = time.perf_counter()
+        report["seconds"] = round(done - began, 2)
+        report["stage_seconds"] = {"prepare": round(prepared - began, 2),
+                                   "fit": round(fitted_at - prepared, 2),
+                                   "calibrate": round(done - fitted_at, 2)}
         logger.info("nlu.joint.train.done seconds=%.1f best_epoch=%d", report["seconds"],
                     report["best_epoch"])
         return report
@@ -488,11 +498,18 @@ class JointIntentEntity:
 
     def _train_epoch(self, inputs: list[_Input], targets: torch.Tensor,
                      optimizer: torch.optim.Optimizer, scheduler: Any, weight: torch.Tensor,
-                     rng: np.random.Generator) -> float:
+                     rng: np.random.Generator, threads: Callable[[], int] | None = None
+                     ) -> float:
+        """One epoch; the mean loss. `threads()` is asked at each quarter of it how many torch
+        threads to train with."""
         net, _ = self._require()
         net.train()
         size, losses = self.config.batch_size, []
-        for idx in _length_batches(inputs, size, rng):
+        batches = _length_batches(inputs, size, rng)
+        quarter = max(1, math.ceil(len(batches) / 4))
+        for step, idx in enumerate(batches):
+            if threads is not None and step % quarter == 0:
+                _use_threads(threads())
             batch, labels = self._collate([inputs[i] for i in idx])
             intent_logits, span_logits = net(batch)
             target = targets[torch.as_tensor(idx)].to(intent_logits.device)  # (B, C)
@@ -684,6 +701,12 @@ class JointIntentEntity:
             raise NLUModelError(f"{COMPONENT_NAME} is not trained. Fix: call train(examples) or "
                                 f"{COMPONENT_NAME}.load_from(directory) first.")
         return self._net, self._tokenizer
+
+
+def _use_threads(wanted: int) -> None:
+    if wanted != torch.get_num_threads():
+        torch.set_num_threads(wanted)
+        logger.info("nlu.joint.threads threads=%d", wanted)
 
 
 def _length_batches(inputs: list[_Input], size: int, rng: np.random.Generator

@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
@@ -128,7 +129,11 @@ def plan(components: list[dict[str, Any]]) -> Plan:
 
 
 def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Path,
-                   progress: bool = True) -> dict[str, Any]:
+                   progress: bool = True,
+                   threads: Callable[[], int] | None = None) -> dict[str, Any]:
+    """Train the pipeline's models into `out`; `threads()`, when given, is asked at each
+    quarter epoch of the joint model how many torch threads to train with (the caller frees
+    cores as its other trainings end)."""
     started = time.perf_counter()
     steps = plan(components)
     if steps.duckling is not None:
@@ -147,8 +152,10 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
         # {intent: contexts} mined from the stories, once TrainingSet carries them (the
         # dialogue-context work adds the field); read only with use_context
         report["joint"] = joint.train(data.examples, progress=progress,
-                                      contexts=getattr(data, "contexts", None))
+                                      contexts=getattr(data, "contexts", None), threads=threads)
+        saving = time.perf_counter()
         joint.save(out / "joint")
+        report["joint"]["stage_seconds"]["save"] = round(time.perf_counter() - saving, 2)
     elif steps.joint is not None:
         steps = replace(steps, joint=None, single_intent=intents[0] if intents else None)
     if steps.intent is not None and len(intents) >= 2:

@@ -1,10 +1,14 @@
-"""`xingkong train` trains the reader in a spawned process while the NLU trains. Tiny real
-models only: a spawned process does not see the fakes other tests patch in."""
+"""`xingkong train` builds the knowledge, then the policies, in a spawned process while the
+NLU trains; the NLU takes the cores left idle once that job ends. Tiny real models only: a
+spawned process does not see the fakes other tests patch in."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
+from bot import assistant
 from bot.assistant import Project, train
 from bot.project.config import ProjectPaths
 from tests.bot.test_cli_knowledge import ENCODER_NAME, make_project
@@ -49,4 +53,29 @@ def test_nlu_and_knowledge_train_side_by_side(tmp_path: Path) -> None:
     assert report.nlu_trained and report.knowledge_trained
     assert (root / "models" / "nlu" / "joint" / "joint.onnx").is_file()
     assert report.knowledge_report and (root / "models" / "knowledge").is_dir()
+    assert report.core_trained and (root / "models" / "core" / "policies.json").is_file()
+    assert (root / "models" / "domain.json").is_file()
+    stages = report.stages
+    assert list(stages)[0] in ("nlu", "knowledge") and set(stages) == {"nlu", "knowledge", "core"}
+    # the policies train beside the NLU, after the knowledge build, in the other process
+    assert stages["core"].start_s >= stages["knowledge"].start_s + stages["knowledge"].wall_s
+    assert stages["nlu"].start_s < stages["core"].start_s
+    assert all(s.wall_s >= 0 and s.cpu_s >= 0 for s in stages.values())
 
+
+@pytest.mark.parametrize(("done", "idle", "expected"), [
+    (False, 4.0, 2),   # the side job still trains: one core each (of 4)
+    (True, 4.0, 4),    # quiet machine, the NLU alone: every core
+    (True, 2.4, 2),    # 2.4 cores idle
+    (True, 0.2, 1),    # busy machine: one thread, never a descheduled second one
+])
+def test_nlu_threads_take_the_idle_cores(monkeypatch: pytest.MonkeyPatch, done: bool,
+                                        idle: float, expected: int) -> None:
+    monkeypatch.setattr(assistant.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(assistant, "_idle_cores", lambda: idle)
+    assert assistant._nlu_threads(lambda: done)() == expected
+
+
+def test_idle_cores_reads_the_machine() -> None:
+    idle = assistant._idle_cores(0.05)
+    assert 0.0 <= idle <= (assistant.os.cpu_count() or 1) + 0.01

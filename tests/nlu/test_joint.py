@@ -7,6 +7,7 @@ on the demo (README, NLU).
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import subprocess
@@ -265,6 +266,25 @@ def test_misspelt_copies_train_the_intent_without_entity_labels(config: JointCon
     assert report["n_typos"] == len(long_enough) and report["n_train"] == len(_dataset())
     assert JointIntentEntity(replace(config, epochs=1)).train(
         _dataset(), progress=False)["n_typos"] == 0
+
+
+def test_training_takes_the_threads_it_is_given_each_quarter_epoch(config: JointConfig) -> None:
+    asked: list[int] = []
+
+    def threads() -> int:  # two threads once the caller's other job is done (here: at once)
+        asked.append(2)
+        return 2
+
+    before = torch.get_num_threads()
+    try:
+        report = JointIntentEntity(replace(config, epochs=2)).train(_dataset(), progress=False,
+                                                                    threads=threads)
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
+    batches = math.ceil((report["n_train"] + report["n_noise"]) / config.batch_size)
+    assert len(asked) == 2 * math.ceil(batches / math.ceil(batches / 4))  # each quarter
+    assert set(report["stage_seconds"]) == {"prepare", "fit", "calibrate"}
 
 
 # -- span pruning ------------------------------------------------------------------------------
