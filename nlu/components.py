@@ -89,8 +89,8 @@ class JointConfig:
     mc_layers: int = 1
     label_smoothing: float = 0.1
     noise_fraction: float = 0.1  # word-salad negatives with a uniform intent target
-    # misspelt copies of this share of the examples (nlu/typos.py), intent only; 0: none (each
-    # copy adds training time, and a project without typos in its traffic needs none)
+    # misspelt copies of this share of the examples (nlu/typos.py), intent and entities; 0: none
+    # (each copy adds training time, and a project without typos in its traffic needs none)
     typo_fraction: float = 0.0
     negative_weight: float = 0.25  # loss weight of "O" spans
     entity_loss_weight: float = 1.0

@@ -14,7 +14,10 @@ The shared contract for every NLU component (names kept plain on purpose):
 - `mine_contexts(conversations) -> {intent: [DialogueContext, ...]}`: training contexts from
   stories and rules written as Rasa's step dicts ({"action": ...}, {"intent": ...},
   {"active_loop": ...}, {"slot_was_set": {...}}, {"or": [...]}): each intent is paired with the
-  context in which a story has the user say it.
+  context in which a story has the user say it. A rule whose condition is an active form and
+  whose first step is the user's ("stop" inside the cancel form) is said while the form asks:
+  after the form's own action, with each slot the stories see that form ask for, and with none
+  (a test story or a form that was not run leaves requested_slot unset).
 - `add_topic_switches(mined, rules)`: outside a form a guest may change the subject, so an
   intent a rule without a condition opens with (book_room, ask_question, chitchat, ...) is paired
   with every open context (no active form) that such an intent follows. Without it the stories
@@ -71,6 +74,8 @@ def mine_contexts(conversations: Iterable[list[Mapping[str, Any]]]) -> dict[str,
     """{intent: distinct contexts it follows} from stories and rules as Rasa step dicts.
     A user step before any action in its conversation is skipped: a rule's first step can
     happen anywhere, and the context-free case is trained from every example anyway."""
+    conversations = [list(steps) for steps in conversations]
+    asked = _requested_slots(conversations)
     found: dict[str, dict[DialogueContext, None]] = {}
     for steps in conversations:
         last, requested, loop = None, None, None
@@ -88,15 +93,34 @@ def mine_contexts(conversations: Iterable[list[Mapping[str, Any]]]) -> dict[str,
                     if name == "requested_slot":
                         requested = value or None
             elif "intent" in step or "or" in step:
-                if last is None:
+                if last is not None:
+                    contexts = [DialogueContext(last, requested if loop else None, loop)]
+                elif loop is not None:  # a rule's condition: the form is asking
+                    contexts = [DialogueContext(loop, slot, loop)
+                                for slot in (None, *asked.get(loop, ()))]
+                else:
                     continue
-                context = DialogueContext(last, requested if loop else None, loop)
                 alternatives = step.get("or") or [step]
                 for alt in alternatives:
                     intent = alt.get("intent") if isinstance(alt, Mapping) else None
                     if intent:
-                        found.setdefault(str(intent), {})[context] = None
+                        found.setdefault(str(intent), {}).update(dict.fromkeys(contexts))
     return {intent: list(contexts) for intent, contexts in found.items()}
+
+
+def _requested_slots(conversations: list[list[Mapping[str, Any]]]) -> dict[str, list[str]]:
+    """{form: the slots it is seen asking for (requested_slot set while it is active)}."""
+    asked: dict[str, dict[str, None]] = {}
+    for steps in conversations:
+        loop = None
+        for step in steps:
+            if "active_loop" in step:
+                loop = step["active_loop"] or None
+            elif "slot_was_set" in step and loop is not None:
+                for name, value in _slot_items(step["slot_was_set"]):
+                    if name == "requested_slot" and value:
+                        asked.setdefault(loop, {})[str(value)] = None
+    return {loop: list(slots) for loop, slots in asked.items()}
 
 
 def opening_intents(rules: Iterable[list[Mapping[str, Any]]]) -> set[str]:

@@ -56,7 +56,7 @@ from nlu.onnx_encoder import export as export_onnx
 from nlu.quantize import quantize_linear, wants_quantization
 from nlu.span_pruning import SpanPruner
 from nlu.types import Entity, Example, IntentScore
-from nlu.typos import typo_copies
+from nlu.typos import typo_examples
 from nlu.words import EncodedText, SpanLabel, encode_texts, gold_word_spans, label_name
 from resolver import ModelNotFoundError, resolve_model
 
@@ -405,12 +405,12 @@ class JointIntentEntity:
         index = {label: i + 1 for i, label in enumerate(self.span_labels)}
         inputs = [self._input(text, context, _gold(example, text, index))
                   for (example, context), text in zip(train, encoded, strict=True)]
-        # misspelt copies (nlu/typos.py): the intent only, their entity labels are ignored
-        typos = typo_copies([e.text for e, _ in train], cfg.typo_fraction, rng) \
+        # misspelt copies (nlu/typos.py), their entities moved with the edits: intent + spans
+        typos = typo_examples([e for e, _ in train], cfg.typo_fraction, rng) \
             if cfg.typo_fraction > 0 else []
-        typo_texts = encode_texts(tokenizer, [copy for _, copy in typos])
-        inputs += [self._input(text, train[i][1], None)
-                   for (i, _), text in zip(typos, typo_texts, strict=True)]
+        typo_texts = encode_texts(tokenizer, [copy.text for _, copy in typos])
+        inputs += [self._input(text, train[i][1], _gold(copy, text, index))
+                   for (i, copy), text in zip(typos, typo_texts, strict=True)]
         y_labelled = np.concatenate([y_train, y_train[[i for i, _ in typos]]]).astype(int)
         noise = noise_texts([e.text for e, _ in train], round(cfg.noise_fraction * len(train)),
                             rng)

@@ -4,15 +4,19 @@ Guests type fast: "famly room", "reservation" as "resrevation", "pls bokk". A fi
 encoder sees a misspelt word as other word pieces and grows unsure, and the FallbackClassifier
 then answers nlu_fallback. `typo_copies` makes copies of a share of the training messages with
 one or two character edits (a letter dropped, doubled, swapped with the next, or replaced by a
-neighbour on the keyboard) in words of four letters or more. The copies train the intent only:
-the edits move the characters under the entity annotations.
+neighbour on the keyboard) in words of four letters or more, entity words included ("famly
+room" is still a room type). `typo_examples` moves the entity annotations with the edits, so the
+copies train the entity spans as well as the intent.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 
 import numpy as np
+
+from nlu.types import Example
 
 MIN_WORD_LENGTH = 4  # shorter words ("a", "the", "room") keep their spelling: too few letters
 _WORD = re.compile(r"[A-Za-z]+")
@@ -42,16 +46,8 @@ def misspell(word: str, rng: np.random.Generator) -> str:
 
 def typo_copy(text: str, rng: np.random.Generator, max_edits: int = 2) -> str | None:
     """`text` with one to `max_edits` of its long words misspelt; None when it has none."""
-    words = [m for m in _WORD.finditer(text) if len(m.group()) >= MIN_WORD_LENGTH]
-    if not words:
-        return None
-    k = int(rng.integers(1, min(max_edits, len(words)) + 1))
-    chosen = sorted(rng.choice(len(words), size=k, replace=False).tolist(), reverse=True)
-    out = text
-    for index in chosen:  # from the end, so earlier offsets stay right
-        match = words[index]
-        out = out[:match.start()] + misspell(match.group(), rng) + out[match.end():]
-    return out
+    edited = _edit(text, rng, max_edits)
+    return None if edited is None else edited[0]
 
 
 def typo_copies(texts: list[str], fraction: float, rng: np.random.Generator
@@ -64,3 +60,45 @@ def typo_copies(texts: list[str], fraction: float, rng: np.random.Generator
             if copy is not None and copy != text:
                 out.append((index, copy))
     return out
+
+
+def typo_examples(examples: list[Example], fraction: float, rng: np.random.Generator
+                  ) -> list[tuple[int, Example]]:
+    """(index into `examples`, misspelt copy) for about `fraction` of the examples; each copy's
+    entities cover the same words as before the edits (a misspelt entity word stays inside
+    its entity)."""
+    out = []
+    for index, example in enumerate(examples):
+        if rng.random() < fraction:
+            edited = _edit(example.text, rng, 2)
+            if edited is None or edited[0] == example.text:
+                continue
+            text, edits = edited
+            entities = tuple(replace(e, start=_moved(e.start, edits), end=_moved(e.end, edits))
+                             for e in example.entities)
+            out.append((index, replace(example, text=text, entities=entities)))
+    return out
+
+
+_Edits = list[tuple[int, int]]  # (end of the edited word in the original text, length change)
+
+
+def _edit(text: str, rng: np.random.Generator, max_edits: int) -> tuple[str, _Edits] | None:
+    words = [m for m in _WORD.finditer(text) if len(m.group()) >= MIN_WORD_LENGTH]
+    if not words:
+        return None
+    k = int(rng.integers(1, min(max_edits, len(words)) + 1))
+    chosen = sorted(rng.choice(len(words), size=k, replace=False).tolist(), reverse=True)
+    out, edits = text, []
+    for index in chosen:  # from the end, so earlier offsets stay right
+        match = words[index]
+        new = misspell(match.group(), rng)
+        out = out[:match.start()] + new + out[match.end():]
+        edits.append((match.end(), len(new) - len(match.group())))
+    return out, edits
+
+
+def _moved(offset: int, edits: _Edits) -> int:
+    """Where an offset of the original text is after the edits: a word's start stays (the
+    first letter is never edited), an offset at or after an edited word's end moves with it."""
+    return offset + sum(change for end, change in edits if offset >= end)

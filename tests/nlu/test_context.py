@@ -79,3 +79,23 @@ def test_topic_switches_pair_openers_with_every_open_context() -> None:
     assert switched["inform"] == mined["inform"] and switched["deny"] == mined["deny"]
     assert switched["stop"] == mined["stop"]
     assert mined["book_room"] == [DialogueContext("utter_greet")]  # the input is not changed
+
+
+def test_a_rule_said_inside_a_form_gets_the_form_asking() -> None:
+    # "stop" inside the cancel form: the rule's condition is the only context it has
+    stop_rule = [{"active_loop": "cancel_form"}, {"intent": "stop"},
+                 {"action": "utter_ask_continue"}]
+    story = [{"intent": "cancel_booking"}, {"action": "cancel_form"},
+             {"active_loop": "cancel_form"},
+             {"slot_was_set": [{"requested_slot": "booking_id"}]}, {"intent": "inform"}]
+    mined = mine_contexts([story, stop_rule])
+    assert mined["stop"] == [DialogueContext("cancel_form", None, "cancel_form"),
+                             DialogueContext("cancel_form", "booking_id", "cancel_form")]
+    assert render_context(mined["stop"][0]) == "cancel form"
+    # a conditioned rule that starts with the bot keeps the context of that action
+    go_on = [{"active_loop": "cancel_form"}, {"action": "utter_ask_continue"},
+             {"intent": "affirm"}]
+    assert mine_contexts([go_on])["affirm"] == [
+        DialogueContext("utter_ask_continue", None, "cancel_form")]
+    # without a condition a first user step still has no context
+    assert "chitchat" not in mine_contexts([RULES[0]])

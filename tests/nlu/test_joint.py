@@ -257,7 +257,7 @@ def test_context_is_the_first_segment_and_entities_stay_on_the_message(
     assert [(e.start, e.end, e.value) for e in entities[0]] == [(0, 5, "Paris")]
 
 
-def test_misspelt_copies_train_the_intent_without_entity_labels(config: JointConfig) -> None:
+def test_misspelt_copies_train_the_intent_and_entities(config: JointConfig) -> None:
     model = JointIntentEntity(replace(config, typo_fraction=1.0, epochs=2))
     report = model.train(_dataset(), progress=False)
     # every message with a word of four letters or more gets one copy; short ones ("hi") none

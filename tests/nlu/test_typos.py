@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from nlu.typos import misspell, typo_copies, typo_copy
+from nlu.types import Entity, Example
+from nlu.typos import misspell, typo_copies, typo_copy, typo_examples
 
 
 def test_misspell_is_one_edit_that_keeps_the_first_letter() -> None:
@@ -32,3 +33,22 @@ def test_typo_copies_cover_about_the_fraction_and_are_reproducible() -> None:
     assert all(texts[i] != copy for i, copy in first)
     assert first == typo_copies(texts, 0.25, np.random.default_rng(7))
     assert typo_copies(texts, 0.0, np.random.default_rng(7)) == []
+
+
+def test_typo_examples_move_the_entities_with_the_edits() -> None:
+    text = "a family room in Lisbon from the 3rd of September"
+    entities = (Entity(2, 8, "family", "room_type"), Entity(17, 23, "Lisbon", "city"),
+                Entity(29, 49, "the 3rd of September", "date", "checkin"))
+    example = Example(text, "book_room", entities)
+    copies = typo_examples([example] * 200, 1.0, np.random.default_rng(3))
+    assert len(copies) == 200 and any(c.text.split()[1] != "family" for _, c in copies)
+    for index, copy in copies:
+        assert index < 200 and copy.intent == "book_room" and copy.text != text
+        # each entity covers the same words, misspelt or not, and keeps its label and value
+        assert [copy.text[e.start:e.end].split()[0][0] for e in copy.entities] == ["f", "L", "t"]
+        assert [len(copy.text[e.start:e.end].split()) for e in copy.entities] == [1, 1, 4]
+        assert copy.text[copy.entities[1].start - 3:copy.entities[1].start] == "in "
+        assert [(e.entity, e.role, e.value) for e in copy.entities] == \
+            [(e.entity, e.role, e.value) for e in entities]
+        assert copy.text[copy.entities[2].end:] == ""
+    assert typo_examples([Example("a big cat", "x")], 1.0, np.random.default_rng(0)) == []
