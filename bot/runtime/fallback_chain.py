@@ -42,20 +42,18 @@ project behaves exactly as before:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.errors import ConfigError
 from bot.runtime.question_shape import is_question
-from bot.state.events import BotUttered, Event, UserUttered
+from bot.state.events import ACTION_LISTEN_NAME, BotUttered, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 
-ACTION_LISTEN = "action_listen"
 NAME_LISTS = ("attempts", "give_up", "keep", "declines", "questions", "question_entities",
               "digressions")
 CONFIDENCES = ("below", "question_confidence")
-KEYS = ("attempts", "give_up", "below", "keep", "declines", "questions",
-        "question_confidence", "question_entities", "digressions")
+KEYS = NAME_LISTS + CONFIDENCES
 
 # Why the chain stepped in (the prediction's diagnostics say it, under "fallback").
 GIVE_UP, UNSURE, QUESTION, DIGRESSION = "give_up", "unsure", "question", "digression"
@@ -108,9 +106,7 @@ class FallbackChain:
         attempts = tuple(a for a in self.attempts if a in names)
         if not attempts:
             return None
-        return FallbackChain(attempts, self.give_up, self.below, self.keep, self.declines,
-                             self.questions, self.question_confidence, self.question_entities,
-                             self.digressions)
+        return replace(self, attempts=attempts)
 
     def reason(self, tracker: DialogueStateTracker, action: str) -> str | None:
         """Why the chain steps in before `action`, the first one predicted after a typed user
@@ -118,7 +114,7 @@ class FallbackChain:
         is asking), QUESTION (a question filed under a task intent, no form asking),
         DIGRESSION (a `digressions` intent the active form is predicted to read); None when
         it does not."""
-        if tracker.latest_action_name != ACTION_LISTEN or action in self.attempts:
+        if tracker.latest_action_name != ACTION_LISTEN_NAME or action in self.attempts:
             return None
         user = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
         text = (user.text or "").strip() if user is not None else ""
