@@ -4,40 +4,26 @@ The figures mean nothing here; the test checks the JSON line's shape."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 import torch
 
+from tests.benchmark_scripts import load_benchmark
 from tests.nlu.test_intent import LETTERS, build_tiny_model
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def _benchmark(name: str) -> ModuleType:
-    """benchmarks/ is not a package: load the script by path (it puts the root on sys.path)."""
-    spec = importlib.util.spec_from_file_location(f"benchmarks.{name}",
-                                                  REPO_ROOT / "benchmarks" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.fixture(scope="module")
 def nlu_public() -> ModuleType:
-    return _benchmark("nlu_public")
+    return load_benchmark("nlu_public")
 
 
 @pytest.fixture(scope="module")
 def nlu_latency(nlu_public: ModuleType) -> ModuleType:
-    return _benchmark("nlu_latency")
+    return load_benchmark("nlu_latency")
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +104,7 @@ def test_latency_without_a_model_exits_2(nlu_latency: ModuleType, tmp_path: Path
 
 def test_formbot_without_a_project_exits_2(tmp_path: Path,
                                            capsys: pytest.CaptureFixture[str]) -> None:
-    formbot = _benchmark("formbot")
+    formbot = load_benchmark("formbot")
     with pytest.raises(SystemExit) as exit_info:
         formbot.main(["--formbot", str(tmp_path / "missing")])
     assert exit_info.value.code == 2 and "Pass --formbot DIR" in capsys.readouterr().err
@@ -131,7 +117,7 @@ def test_mc_sampling_compares_both_samplers_on_a_saved_joint_model(
     from tests.fakes import write_tiny_bert
     from tests.nlu.test_joint import VOCAB, _dataset
 
-    mc_sampling = _benchmark("mc_sampling")
+    mc_sampling = load_benchmark("mc_sampling")
     with pytest.raises(SystemExit) as exit_info:
         mc_sampling.main(["--model", str(tmp_path / "missing")])
     assert exit_info.value.code == 2 and "xingkong train nlu" in capsys.readouterr().err

@@ -4,23 +4,15 @@ stories in Rasa's mode and with the actions run."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
 from bot.project_template import create_project
-
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.benchmark_scripts import load_benchmark
 
 
 def test_rasa_examples_checks_a_bot_and_its_test_stories(tmp_path: Path,
                                                          restore_imports: None) -> None:
-    spec = importlib.util.spec_from_file_location("benchmarks.rasa_examples",
-                                                  REPO_ROOT / "benchmarks" / "rasa_examples.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("rasa_examples")
 
     bot = tmp_path / "starter"
     create_project(bot)

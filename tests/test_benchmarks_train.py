@@ -3,21 +3,14 @@ with the stage timings."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+from tests.benchmark_scripts import REPO_ROOT, load_benchmark
 
 
 def test_train_time_reports_the_stages(tmp_path: Path, restore_imports: None) -> None:
-    spec = importlib.util.spec_from_file_location("benchmarks.train_time",
-                                                  REPO_ROOT / "benchmarks" / "train_time.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
+    module = load_benchmark("train_time")
 
     results = tmp_path / "train_time.jsonl"
     report = module.main(["--project", str(REPO_ROOT / "tests" / "fixtures" / "pizzabot"),
