@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_benchmarks_nlu import _benchmark
+from tests.benchmark_scripts import load_benchmark
 
 
 @pytest.mark.slow
@@ -16,7 +16,7 @@ def test_generation_latency_smoke(tmp_path: Path) -> None:
     import torch
 
     before = torch.get_num_threads()
-    script = _benchmark("generation_latency")
+    script = load_benchmark("generation_latency")
     out = tmp_path / "generation_latency.jsonl"
     try:
         report = script.main(["--synthetic", "--iterations", "1", "--warmup", "0",
