@@ -131,6 +131,10 @@ class TwoStageFallbackAction:
        and the bot answers that; the user denies (out_of_scope): ask to rephrase; the
        rephrase is unclear again: ask to affirm again;
     3. two unclear messages in a row, or a second denial: give up (action_default_fallback).
+
+    As in Rasa, the three actions it calls are looked up by name: a custom action of the
+    project named action_default_ask_affirmation, action_default_ask_rephrase or
+    action_default_fallback (listed in the domain) runs instead of the built-in one.
     """
 
     name: str = "action_two_stage_fallback"
@@ -138,12 +142,13 @@ class TwoStageFallbackAction:
     async def run(self, ctx: ActionContext) -> list[Event]:
         tracker = ctx.tracker
         if tracker.active_loop_name != self.name:
-            return [ActiveLoop(name=self.name), *await AskAffirmationAction().run(ctx)]
+            asked = await _run_default(AskAffirmationAction(), ctx)
+            return [ActiveLoop(name=self.name), *asked]
         intents = _recent_intents(ctx, 3)
         two_misses = intents[:2] == [NLU_FALLBACK, NLU_FALLBACK]
         denied_twice = intents[:3] == [OUT_OF_SCOPE, NLU_FALLBACK, OUT_OF_SCOPE]
         if two_misses or denied_twice:
-            return [*await DefaultFallbackAction().run(ctx), ActiveLoop(name=None)]
+            return [*await _run_default(DefaultFallbackAction(), ctx), ActiveLoop(name=None)]
         message = tracker.latest_message
         if message is not None and intents and intents[0] not in (NLU_FALLBACK, OUT_OF_SCOPE):
             parse = {**message.parse_data,
@@ -154,8 +159,20 @@ class TwoStageFallbackAction:
                                 input_channel=message.input_channel),
                     ActiveLoop(name=None)]
         if intents[:2] == [NLU_FALLBACK, OUT_OF_SCOPE]:
-            return await AskAffirmationAction().run(ctx)  # the rephrase was unclear too
-        return await AskRephraseAction().run(ctx)
+            return await _run_default(AskAffirmationAction(), ctx)  # the rephrase was unclear
+        return await _run_default(AskRephraseAction(), ctx)
+
+
+async def _run_default(action: AskAffirmationAction | AskRephraseAction | DefaultFallbackAction,
+                       ctx: ActionContext) -> list[Event]:
+    """Run a default action, or the project's custom action of the same name (Rasa's
+    action_for_name_or_text): the custom one needs to be in the domain's actions and known to
+    the executor (a remote action server cannot tell, so it is asked)."""
+    if action.name in ctx.domain.custom_actions and ctx.executor is not None:
+        known = ctx.executor.names()
+        if known is None or action.name in known:
+            return await CustomAction(action.name).run(ctx)
+    return await action.run(ctx)
 
 
 NLU_FALLBACK = "nlu_fallback"

@@ -274,6 +274,44 @@ def test_7_custom_actions_override_default_actions(formbot: Project, tmp_path: P
     assert [m.get("text") for m in result.messages] == ["my own fallback"]
 
 
+RESTART_OVERRIDE = '''
+from rasa_sdk import Action
+from rasa_sdk.events import Restarted
+
+
+class ActionRestart(Action):
+    """Rasa docs, "Default Actions": a custom action named action_restart replaces it."""
+
+    def name(self):
+        return "action_restart"
+
+    async def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(text="Starting over, the slots are cleared.")
+        return [Restarted()]
+'''
+
+
+def test_7_a_custom_action_restart_replaces_the_default(formbot: Project, tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.runtime.executors import InProcessExecutor
+
+    make_package(tmp_path / "pkg", "parity_restart", RESTART_OVERRIDE)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    domain_file = formbot.paths.root / "domain.yml"
+    domain_file.write_text(domain_file.read_text() + "\nactions:\n  - action_restart\n")
+    project = Project.load(formbot.paths)
+    manager = DialogueManager(project.domain, trained(project),
+                              executor=InProcessExecutor("parity_restart"))
+    asyncio.run(manager.handle_message(UserMessage('/inform{"cuisine": "thai"}', "u")))
+    assert manager.retrieve("u").get_slot("cuisine") == "thai"
+    result = asyncio.run(manager.handle_message(UserMessage("/restart", "u")))
+    assert [m.get("text") for m in result.messages] == ["Starting over, the slots are cleared."]
+    # the Restarted event it returns still brings action_session_start after it, as in Rasa
+    tail = [type(e).__name__ for e in result.tracker.events[-4:]]
+    assert tail == ["Restarted", "ActionExecuted", "SessionStarted", "ActionExecuted"]
+    assert result.tracker.get_slot("cuisine") is None
+
+
 # ---------------------------------------------------------------- 3: custom actions unchanged
 
 RUAMEL_ACTIONS = '''
@@ -577,13 +615,14 @@ rules:
 def two_stage(tmp_path: Path) -> DialogueManager:
     project = write_project(tmp_path, TWO_STAGE_DOMAIN, "policies:\n  - name: RulePolicy\n",
                             rules=TWO_STAGE_RULES)
+    return DialogueManager(project.domain, trained(project), parser=unsure_parse)
 
-    async def unsure(text: str) -> dict[str, Any]:  # what FallbackClassifier hands on
-        ranking = [{"name": "nlu_fallback", "confidence": 1.0},
-                   {"name": "greet", "confidence": 0.45}]
-        return {"text": text, "intent": ranking[0], "intent_ranking": ranking, "entities": []}
 
-    return DialogueManager(project.domain, trained(project), parser=unsure)
+async def unsure_parse(text: str) -> dict[str, Any]:
+    """What FallbackClassifier hands on for every message."""
+    ranking = [{"name": "nlu_fallback", "confidence": 1.0},
+               {"name": "greet", "confidence": 0.45}]
+    return {"text": text, "intent": ranking[0], "intent_ranking": ranking, "entities": []}
 
 
 def said(manager: DialogueManager, text: str) -> list[str]:
@@ -616,6 +655,57 @@ def test_11_two_stage_fallback_two_unclear_messages_give_up(
     assert said(two_stage, "what") == ["I give up."]
     assert two_stage.retrieve("u").active_loop_name is None
     assert said(two_stage, "/greet") == ["Hello!"]
+
+
+AFFIRMATION_OVERRIDES = '''
+from rasa_sdk import Action
+
+
+class ActionDefaultAskAffirmation(Action):
+    """Rasa docs, "Default Actions": action_default_ask_affirmation "can be customized to be
+    more personalized to your specific use case"; so can action_default_ask_rephrase."""
+
+    def name(self):
+        return "action_default_ask_affirmation"
+
+    async def run(self, dispatcher, tracker, domain):
+        ranking = tracker.latest_message["intent_ranking"]
+        best = ranking[1]["name"]  # ranking[0] is nlu_fallback
+        titles = {"greet": "Say hello"}
+        dispatcher.utter_message(text="Did you want to:", buttons=[
+            {"title": titles.get(best, best), "payload": f"/{best}"},
+            {"title": "Something else", "payload": "/out_of_scope"}])
+        return []
+
+
+class ActionDefaultAskRephrase(Action):
+    def name(self):
+        return "action_default_ask_rephrase"
+
+    async def run(self, dispatcher, tracker, domain):
+        dispatcher.utter_message(text="Sorry, say that another way?")
+        return []
+'''
+
+
+def test_7_the_two_stage_fallback_calls_the_projects_own_affirmation_and_rephrase(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from bot.runtime.executors import InProcessExecutor
+
+    make_package(tmp_path / "pkg", "parity_affirm", AFFIRMATION_OVERRIDES)
+    monkeypatch.syspath_prepend(str(tmp_path / "pkg"))
+    domain = TWO_STAGE_DOMAIN + ("actions:\n  - action_default_ask_affirmation\n"
+                                 "  - action_default_ask_rephrase\n")
+    project = write_project(tmp_path / "bot", domain, "policies:\n  - name: RulePolicy\n",
+                            rules=TWO_STAGE_RULES)
+    manager = DialogueManager(project.domain, trained(project), parser=unsure_parse,
+                              executor=InProcessExecutor("parity_affirm"))
+    result = asyncio.run(manager.handle_message(UserMessage("hiya??", "u")))
+    assert [(m.get("text"), [b["title"] for b in m.get("buttons") or []])
+            for m in result.messages] == [("Did you want to:", ["Say hello", "Something else"])]
+    assert said(manager, "/out_of_scope") == ["Sorry, say that another way?"]
+    assert said(manager, "/greet") == ["Hello!"]
+    assert manager.retrieve("u").active_loop_name is None
 
 
 # ---------------------------------------------------------------- 11: response templates
