@@ -688,6 +688,20 @@ def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
     return report.to_dict()
 
 
+def latest_model(path: Path) -> Path:
+    """The trained model a command reads from `path` (Rasa's -m, default models/): the folder
+    itself when it holds a model; otherwise, as Rasa takes the newest model of a directory,
+    the most recently trained model folder inside it (`train --fixed-model-name NAME` writes
+    models/NAME); `path` itself when there is none."""
+    if not path.is_dir() or (path / "fingerprint.json").exists():
+        return path
+    trained = [p for p in path.iterdir()
+               if (p / "fingerprint.json").is_file() and (p / "domain.json").is_file()]
+    if not trained:
+        return path
+    return max(trained, key=lambda p: (p / "fingerprint.json").stat().st_mtime)
+
+
 def load_policies(project: Project) -> PolicyEnsemble:
     path = project.paths.models / "core" / "policies.json"
     ensemble = PolicyEnsemble(build_policies(project.config.policies))

@@ -48,9 +48,14 @@ def _opt_path(value: str | None) -> Path | None:
 
 
 def _project(root: str) -> Any:
-    from bot.assistant import Project
+    """The project as the commands that read a trained model load it: -m (or models/) may
+    be a folder of models, the newest of which is read (bot.assistant.latest_model)."""
+    from dataclasses import replace
 
-    return Project.load(_paths(root))
+    from bot.assistant import Project, latest_model
+
+    paths = _paths(root)
+    return Project.load(replace(paths, models=latest_model(paths.models)))
 
 
 def _remember(ctx: click.Context, param: click.Parameter, value: Any) -> Any:

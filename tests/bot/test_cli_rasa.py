@@ -58,6 +58,12 @@ def test_rasa_path_flags_and_fixed_model_name(tmp_path: Path) -> None:
     result = invoke("test", "core", "--project", str(root), *flags, "-m",
                     str(tmp_path / "out" / "v1"), "--out", str(tmp_path / "r"))
     assert result.exit_code == 0 and "1/1 stories" in result.output, result.output
+    # as in Rasa, -m may name a folder of models: the newest one in it is read
+    result = invoke("test", "core", "--project", str(root), *flags, "-m", str(tmp_path / "out"),
+                    "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0 and "1/1 stories" in result.output, result.output
+    assert invoke("test", "core", "--project", str(root), *flags, "-m",
+                  str(tmp_path / "nothing"), "--out", str(tmp_path / "r")).exit_code == 1
     bad = invoke("train", "--project", str(root), *flags, "--fixed-model-name", "../x")
     assert bad.exit_code == 2
 
@@ -191,3 +197,23 @@ def test_xingkong_test_sends_the_text_through_a_trained_nlu(tmp_path: Path) -> N
         assert ", text): 1/1 stories" in result.output and "3/3 intents" in result.output
     report = json.loads((tmp_path / "r" / "story_report.json").read_text())
     assert report["xingkong"]["turn_latency_ms"]["turns"] == 3
+
+
+def test_latest_model_reads_a_folder_of_models_as_rasa_does(tmp_path: Path) -> None:
+    import os
+
+    from bot.assistant import latest_model
+
+    models = tmp_path / "models"
+    for age, name in ((200, "old"), (100, "new"), (0, "half")):
+        folder = models / name
+        folder.mkdir(parents=True)
+        (folder / "fingerprint.json").write_text("{}")
+        if name != "half":  # a folder without domain.json is not a finished model
+            (folder / "domain.json").write_text("{}")
+        stamp = 1_700_000_000 - age
+        os.utime(folder / "fingerprint.json", (stamp, stamp))
+    assert latest_model(models) == models / "new"
+    (models / "fingerprint.json").write_text("{}")  # the folder is a model itself
+    assert latest_model(models) == models
+    assert latest_model(tmp_path / "missing") == tmp_path / "missing"
