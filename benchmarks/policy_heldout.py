@@ -7,8 +7,12 @@ memoization alone and with TEDPolicy added.
 Trains the project's policies in-process (config.yml as written; --epochs/--seed override
 TEDPolicy's), then predicts every action of the stories from the story's own events
 (bot/policies/evaluation.py: intents as written, no NLU, Rasa's form-rejection rule). Reports
-action accuracy (with and without action_listen), per action and per story, for both
-ensembles, and every miss with the policy that won it. A miss that a rule decided at full
+action accuracy (with and without action_listen), per action and per story, for four
+ensembles of the same trained policies: memoization alone, TEDPolicy alone, rules +
+memoization, and all of them; and every miss with the policy that won it. Then the same
+accuracies on the steps where memoization alone is wrong (`where_memoization_fails`: no
+stored history matches, so only generalisation can get them right) and on the steps where
+rules + memoization are wrong (`where_rules_memoization_fail`). A miss that a rule decided at full
 confidence is a story that contradicts the project's rules (rules outrank every other policy):
 listed under `contradicts_rules`. With --folds K the project's own stories are the test set
 instead: K trainings, each without every K-th story (rules always kept), each scored on the
@@ -23,6 +27,7 @@ import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -76,35 +81,53 @@ def main() -> None:
         name = args.stories
 
     report: dict[str, object] = {"benchmark": "policy_heldout", "stories_file": name}
-    for label, chosen in (("rules_memoization", [c for c in components
-                                                 if c.name != "TEDPolicy"]),
-                          ("with_ted", components)):
-        total = StoryEvaluation()
-        seconds = 0.0
-        ted_reports = []
-        for train_stories, test_stories in splits:
-            ensemble = PolicyEnsemble(build_policies(tuple(chosen),
-                                                     progress=sys.stderr.isatty()))
+    # Every policy is trained once per split; the ensembles compared are subsets of them.
+    ensembles = {
+        "memoization": lambda p: "Memoization" in p.name,
+        "ted_alone": lambda p: p.name == "TEDPolicy",
+        "rules_memoization": lambda p: p.name != "TEDPolicy",
+        "with_ted": lambda p: True,
+    }
+    totals = {label: StoryEvaluation() for label in ensembles}
+    seconds = {label: 0.0 for label in ensembles}
+    ted_reports = []
+    for train_stories, test_stories in splits:
+        trained: list[tuple[Any, float]] = []  # (policy, its training seconds)
+        for policy in build_policies(tuple(components), progress=sys.stderr.isatty()):
             began = time.perf_counter()
-            ensemble.train(project.domain, replace(project.data, stories=train_stories))
-            seconds += time.perf_counter() - began
-            add(total, evaluate_stories(ensemble, project.domain, test_stories))
-            ted = next((p for p in ensemble.policies if p.name == "TEDPolicy"), None)
-            if ted is not None:
-                ted_reports.append(getattr(ted, "report", {}))
+            policy.train(project.domain, replace(project.data, stories=train_stories))
+            trained.append((policy, time.perf_counter() - began))
+            if policy.name == "TEDPolicy":
+                ted_reports.append(getattr(policy, "report", {}))
+        for label, keep in ensembles.items():
+            chosen = [p for p, _ in trained if keep(p)]
+            seconds[label] += sum(s for p, s in trained if keep(p))
+            add(totals[label], evaluate_stories(PolicyEnsemble(chosen), project.domain,
+                                                test_stories))
+    for label, total in totals.items():
         per_story: dict[str, int] = {}
         for miss in total.misses:
             per_story[miss.story] = per_story.get(miss.story, 0) + 1
         report[label] = {
-            **total.summary(), "train_seconds": round(seconds, 1),
+            **total.summary(), "train_seconds": round(seconds[label], 1),
             "per_story_misses": dict(sorted(per_story.items())),
             "misses": [asdict(m) for m in total.misses],
             "contradicts_rules": [f"{m.source} expected {m.expected}, rule '{m.reason}' says "
                                   f"{m.predicted}" for m in total.misses
                                   if m.policy == "RulePolicy" and m.confidence >= 1.0
                                   and m.reason not in ("core_fallback", "")],
-            "ted_reports": ted_reports,
         }
+    report["with_ted"]["ted_reports"] = ted_reports  # type: ignore[index]
+    # Generalisation proper: the steps the project's memoization alone gets wrong (no stored
+    # history matches, or the one that matches says something else), and the steps rules and
+    # memoization together get wrong.
+    for subset, base in (("where_memoization_fails", "memoization"),
+                         ("where_rules_memoization_fail", "rules_memoization")):
+        wrong = [i for i, ok in enumerate(totals[base].outcomes) if not ok]
+        report[subset] = {"steps": len(wrong), **{
+            label: round(sum(totals[label].outcomes[i] for i in wrong) / len(wrong), 4)
+            if wrong else None
+            for label in ("ted_alone", "rules_memoization", "with_ted")}}
     report["environment"] = environment()
     emit(report, Path(args.out))
 
@@ -118,6 +141,7 @@ def add(total: StoryEvaluation, part: StoryEvaluation) -> None:
     total.by_action_correct.update(part.by_action_correct)
     total.by_policy.update(part.by_policy)
     total.misses += part.misses
+    total.outcomes += part.outcomes
 
 
 if __name__ == "__main__":

@@ -46,6 +46,7 @@ class StoryEvaluation:
     by_action_correct: Counter[str] = field(default_factory=Counter)
     by_policy: Counter[str] = field(default_factory=Counter)
     misses: list[Miss] = field(default_factory=list)
+    outcomes: list[bool] = field(default_factory=list)  # per predicted step, in story order
 
     @property
     def accuracy(self) -> float:
@@ -99,6 +100,7 @@ def evaluate_stories(ensemble: PolicyEnsemble, domain: Domain,
                 predicted = best.action or ACTION_LISTEN_NAME
                 result.actions += 1
                 result.by_action[expected] += 1
+                result.outcomes.append(predicted == expected)
                 if predicted == expected:
                     result.correct += 1
                     result.by_action_correct[expected] += 1
