@@ -3,10 +3,11 @@
 What changes, as Rasa's own `rasa data migrate`:
 - a slot's `auto_fill` (default true in 2.x) becomes a `from_entity` mapping of the entity of
   the same name; a slot that nothing fills gets a `custom` mapping;
-- the slot mappings written inside a form (`required_slots: {slot: [mappings]}`) move to the
-  slot, conditioned on that form being active (and, for mappings that read the whole message
-  or intent, on the slot being the one requested, which is when 2.x forms applied them);
-  `required_slots` becomes a list of names;
+- the slot mappings written inside a form (`required_slots: {slot: [mappings]}`, or in 2.0's
+  shape straight under the form's name: `restaurant_form: {cuisine: [mappings]}`) move to
+  the slot, conditioned on that form being active (and, for every mapping but from_entity
+  and from_trigger_intent, on the slot being the one requested, which is when 2.x forms
+  applied them); `required_slots` becomes a list of names, `ignored_intents` stays;
 - `unfeaturized` slots become `any` slots; `version` becomes "3.1".
 """
 
@@ -20,7 +21,21 @@ from bot.errors import ConfigError
 from bot.project.yaml_reader import plain, read_yaml
 
 TARGET_VERSION = "3.1"
-_ENTITY_FREE = ("from_text", "from_intent", "from_trigger_intent")
+_ANY_TIME = ("from_entity", "from_trigger_intent")  # no requested_slot condition (as Rasa)
+_FORM_KEYS = ("required_slots", "ignored_intents")  # a 3.x form's keys
+
+
+def form_slot_mappings(spec: Any) -> dict[str, Any] | None:
+    """The slot mappings a Rasa 2.x form holds ({slot: [mappings]}), None for a 3.x form:
+    2.1+ writes them under required_slots, 2.0 straight under the form's name (what Rasa's
+    own migration reads)."""
+    if not isinstance(spec, dict):
+        return None
+    required = spec.get("required_slots")
+    if isinstance(required, dict):
+        return required
+    inline = {k: v for k, v in spec.items() if k not in _FORM_KEYS}
+    return inline if inline and required is None else None
 
 
 def rasa2_reasons(data: dict[str, Any]) -> list[str]:
@@ -31,8 +46,8 @@ def rasa2_reasons(data: dict[str, Any]) -> list[str]:
     forms, slots = data.get("forms"), data.get("slots")
     # wrong shapes are the domain reader's to report, with file and line
     for name, spec in (forms.items() if isinstance(forms, dict) else ()):
-        required = spec.get("required_slots") if isinstance(spec, dict) else None
-        if isinstance(required, dict) and any(required.values()):
+        mapped = form_slot_mappings(spec)
+        if mapped is not None and (any(mapped.values()) or "required_slots" not in spec):
             reasons.append(f"form '{name}' maps its slots inside the form")
     entities = _entity_names(data)
     version = str(data.get("version", ""))
@@ -65,10 +80,10 @@ def migrate_domain(data: dict[str, Any]) -> dict[str, Any]:
             mappings.append({"type": "from_entity", "entity": name})
         spec["mappings"] = mappings
         new_slots[name] = spec
-    for form, form_spec in (out.get("forms") or {}).items():
-        form_spec = form_spec if isinstance(form_spec, dict) else {}
-        required = form_spec.get("required_slots")
-        if not isinstance(required, dict):
+    forms = out.get("forms") or {}
+    for form, form_spec in forms.items():
+        required = form_slot_mappings(form_spec)
+        if required is None:
             continue
         for slot, mappings in required.items():
             target = new_slots.setdefault(slot, {"type": "any", "influence_conversation": False,
@@ -76,11 +91,13 @@ def migrate_domain(data: dict[str, Any]) -> dict[str, Any]:
             for mapping in mappings or []:
                 moved = dict(mapping)
                 condition = {"active_loop": form}
-                if moved.get("type") in _ENTITY_FREE:
+                if moved.get("type") not in _ANY_TIME:
                     condition["requested_slot"] = slot
                 moved["conditions"] = [condition]
                 target["mappings"].append(moved)
-        form_spec["required_slots"] = list(required)
+        forms[form] = {"required_slots": list(required),
+                       **({"ignored_intents": form_spec["ignored_intents"]}
+                          if form_spec.get("ignored_intents") else {})}
     for spec in new_slots.values():
         if not spec["mappings"]:
             spec["mappings"] = [{"type": "custom"}]

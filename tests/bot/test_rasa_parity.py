@@ -843,3 +843,79 @@ def test_10_data_migrate_converts_a_rasa2_domain(tmp_path: Path) -> None:
                          "requested_slot": "outdoor_seating"}]},)
     assert domain.slots["note"].type == "any"
     assert domain.slots["note"].mappings == ({"type": "custom"},)
+
+
+# Rasa 2.0 wrote a form's slot mappings straight under its name (no required_slots key);
+# Rasa's `rasa data migrate` reads that shape too.
+RASA20_DOMAIN = """
+version: "2.0"
+intents: [order_pizza, inform, affirm, chitchat]
+entities: [size, topping]
+slots:
+  size:
+    type: text
+    auto_fill: false
+  topping:
+    type: text
+  delivery:
+    type: bool
+    auto_fill: false
+  note:
+    type: text
+    auto_fill: false
+forms:
+  pizza_form:
+    ignored_intents: [chitchat]
+    size:
+    - type: from_entity
+      entity: size
+    delivery:
+    - type: from_trigger_intent
+      intent: order_pizza
+      value: true
+    - type: from_intent
+      intent: affirm
+      value: true
+    note:
+    - type: from_text
+      not_intent: chitchat
+responses:
+  utter_ask_size: [{text: "Which size?"}]
+  utter_ask_delivery: [{text: "Delivered?"}]
+  utter_ask_note: [{text: "Anything else?"}]
+"""
+
+
+def test_10_a_rasa20_form_with_inline_mappings_is_refused_then_migrated(tmp_path: Path) -> None:
+    from click.testing import CliRunner
+
+    from bot.cli import main
+    from bot.errors import ConfigError
+    from bot.project.domain import load_domain
+
+    source = tmp_path / "domain.yml"
+    source.write_text(textwrap.dedent(RASA20_DOMAIN))
+    with pytest.raises(ConfigError) as caught:
+        load_domain(source)
+    assert "form 'pizza_form' maps its slots inside the form" in str(caught.value)
+    out = tmp_path / "new_domain.yml"
+    result = CliRunner().invoke(main, ["data", "migrate", "--domain", str(source),
+                                       "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    domain = load_domain(out)
+    form = domain.forms["pizza_form"]
+    assert form.required_slots == ("size", "delivery", "note")
+    assert tuple(form.ignored_intents) == ("chitchat",)
+    in_form = {"active_loop": "pizza_form"}
+    assert domain.slots["size"].mappings == (
+        {"type": "from_entity", "entity": "size", "conditions": [in_form]},)
+    # as Rasa: only from_entity and from_trigger_intent apply whatever slot is requested
+    assert domain.slots["delivery"].mappings == (
+        {"type": "from_trigger_intent", "intent": "order_pizza", "value": True,
+         "conditions": [in_form]},
+        {"type": "from_intent", "intent": "affirm", "value": True,
+         "conditions": [{**in_form, "requested_slot": "delivery"}]})
+    assert domain.slots["note"].mappings == (
+        {"type": "from_text", "not_intent": "chitchat",
+         "conditions": [{**in_form, "requested_slot": "note"}]},)
+    assert domain.slots["topping"].mappings == ({"type": "from_entity", "entity": "topping"},)
