@@ -742,14 +742,28 @@ def visualize(root: str, out: str) -> None:
 @main.command()
 @click.option("--init-dir", default=".", show_default=True, help="Folder for the new project.")
 @click.option("--force", is_flag=True, help="Write into a folder that is not empty.")
-def init(init_dir: str, force: bool) -> None:
+@click.option("--no-prompt", is_flag=True,
+              help="As `rasa init --no-prompt`: also train the new project (NLU and policies, "
+                   "a few minutes on a CPU). xingkong init never asks questions.")
+def init(init_dir: str, force: bool, no_prompt: bool) -> None:
     """Create a new, small, working project to start from (as `rasa init`)."""
     from bot.project_template import create_project
 
     written = create_project(Path(init_dir), force=force)
-    click.echo(f"Created {len(written)} files in {init_dir}. Next: `xingkong train "
-               f"--project {init_dir}`, then `xingkong shell --project {init_dir}` and "
-               f"`xingkong test --project {init_dir}`.")
+    click.echo(f"Created {len(written)} files in {init_dir}.")
+    if no_prompt:
+        from bot.assistant import Project
+        from bot.assistant import train as train_project
+        from bot.project.config import ProjectPaths
+
+        project = Project.load(ProjectPaths.at(Path(init_dir)))
+        click.echo(f"Training {project.paths.root} -> {project.paths.models}")
+        report = train_project(project, progress=sys.stderr.isatty())
+        click.echo(f"Trained in {report.seconds:.1f}s. Next: `xingkong shell --project "
+                   f"{init_dir}` and `xingkong test --project {init_dir}`.")
+        return
+    click.echo(f"Next: `xingkong train --project {init_dir}`, then `xingkong shell --project "
+               f"{init_dir}` and `xingkong test --project {init_dir}`.")
 
 
 @main.command()

@@ -217,3 +217,23 @@ def test_latest_model_reads_a_folder_of_models_as_rasa_does(tmp_path: Path) -> N
     (models / "fingerprint.json").write_text("{}")  # the folder is a model itself
     assert latest_model(models) == models
     assert latest_model(tmp_path / "missing") == tmp_path / "missing"
+
+
+def test_init_no_prompt_refuses_a_folder_that_is_not_empty(tmp_path: Path) -> None:
+    (tmp_path / "notes.txt").write_text("mine")
+    result = invoke("init", "--init-dir", str(tmp_path), "--no-prompt")
+    assert result.exit_code == 1 and "--force" in result.output
+    assert not (tmp_path / "models").exists()
+
+
+@pytest.mark.slow
+def test_init_no_prompt_trains_the_new_project_as_rasa_does(tmp_path: Path) -> None:
+    """`rasa init --no-prompt` then `rasa shell`: the starter is trained by init (its NLU
+    fine-tunes the real MiniLM backbone: minutes of CPU)."""
+    root = tmp_path / "starter"
+    result = invoke("init", "--init-dir", str(root), "--no-prompt")
+    assert result.exit_code == 0, result.output
+    assert (root / "models" / "nlu").is_dir() and (root / "models" / "core").is_dir()
+    result = invoke("test", "--project", str(root), "--out", str(tmp_path / "r"),
+                    "--fail-on-prediction-errors")
+    assert result.exit_code == 0, result.output
