@@ -399,7 +399,11 @@ _STORY_OPTIONS = [
                  help="Run actions and forms for real (default: Rasa's mode, where custom "
                       "actions are only predicted and the story's events applied)."),
     click.option("--intents-given", is_flag=True,
-                 help="Use the stories' intents and entities instead of parsing their text."),
+                 help="Use the stories' intents and entities instead of parsing their text "
+                      "(Rasa's default, without --e2e)."),
+    click.option("--e2e", is_flag=True,
+                 help="Rasa's flag for parsing the text of the user steps with the NLU and "
+                      "checking intent and entities: the default here."),
     click.option("--fail-on-prediction-errors", is_flag=True,
                  help="Exit 1 when a story fails."),
     click.option("--endpoints", default=None, help="endpoints.yml (action server)."),
@@ -421,21 +425,21 @@ def _story_options(func: Any) -> Any:
               help="Held-out NLU examples for the NLU part (skipped when absent).")
 @click.pass_context
 def test(ctx: click.Context, root: str, stories: str, out: str, execute_actions: bool,
-         intents_given: bool, fail_on_prediction_errors: bool, endpoints: str | None,
-         successes: bool, no_plot: bool, nlu_path: str) -> None:
+         intents_given: bool, e2e: bool, fail_on_prediction_errors: bool,
+         endpoints: str | None, successes: bool, no_plot: bool, nlu_path: str) -> None:
     """Evaluate the trained assistant: test stories (`test core`), then the NLU (`test nlu`)
     when both are there, as `rasa test`."""
     if ctx.invoked_subcommand is not None:
         return
-    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints,
+    failed = _test_core(root, stories, out, execute_actions, intents_given, e2e, endpoints,
                         successes, no_plot)
     nlu_file = Path(root) / nlu_path
-    if nlu_file.exists() and (Path(root) / "models" / "nlu" / "pipeline.json").exists():
+    project = _project(root)
+    if nlu_file.exists() and (project.paths.models / "nlu" / "pipeline.json").exists():
         from bot.nlu_eval import evaluate_saved
 
         ood = Path(root) / "tests" / "nlu_ood.yml"
-        summary = evaluate_saved(_project(root), nlu_file, Path(out),
-                                 ood if ood.exists() else None)
+        summary = evaluate_saved(project, nlu_file, Path(out), ood if ood.exists() else None)
         click.echo(json.dumps(summary, indent=1))
     if failed and fail_on_prediction_errors:
         sys.exit(1)
@@ -444,20 +448,23 @@ def test(ctx: click.Context, root: str, stories: str, out: str, execute_actions:
 @test.command("core")
 @_story_options
 def test_core(root: str, stories: str, out: str, execute_actions: bool, intents_given: bool,
-              fail_on_prediction_errors: bool, endpoints: str | None, successes: bool,
-              no_plot: bool) -> None:
+              e2e: bool, fail_on_prediction_errors: bool, endpoints: str | None,
+              successes: bool, no_plot: bool) -> None:
     """Replay the test stories and compare the bot's actions (and the NLU's parses) with
     theirs; writes failed_test_stories.yml, story_report.json and the confusion matrix."""
-    failed = _test_core(root, stories, out, execute_actions, intents_given, endpoints,
+    failed = _test_core(root, stories, out, execute_actions, intents_given, e2e, endpoints,
                         successes, no_plot)
     if failed and fail_on_prediction_errors:
         sys.exit(1)
 
 
 def _test_core(root: str, stories: str, out: str, execute_actions: bool, intents_given: bool,
-               endpoints: str | None, successes: bool, no_plot: bool) -> int:
+               e2e: bool, endpoints: str | None, successes: bool, no_plot: bool) -> int:
     from bot.story_runner import run_core_tests
 
+    if e2e and intents_given:
+        raise click.UsageError("--e2e parses the stories' text and --intents-given does not: "
+                               "choose one.")
     project = _project(root)
     outcome = run_core_tests(project, Path(root) / stories, Path(out),
                              use_text=not intents_given, execute_actions=execute_actions,

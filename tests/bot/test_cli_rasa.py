@@ -190,13 +190,18 @@ def test_xingkong_test_sends_the_text_through_a_trained_nlu(tmp_path: Path) -> N
         "    head_learning_rate: 0.005\n    val_fraction: 0.0\n    early_stopping_patience: 0\n"
         "    n_samples: 2\npolicies:\n  - name: MemoizationPolicy\n  - name: RulePolicy\n")
     assert invoke("train", "--project", str(root)).exit_code == 0
-    for mode in ([], ["--execute-actions"]):
+    for mode in ([], ["--execute-actions"], ["--e2e"]):  # Rasa's --e2e: the default here
         result = invoke("test", "core", "--project", str(root), "--out", str(tmp_path / "r"),
                         "--fail-on-prediction-errors", *mode)
         assert result.exit_code == 0, result.output
         assert ", text): 1/1 stories" in result.output and "3/3 intents" in result.output
     report = json.loads((tmp_path / "r" / "story_report.json").read_text())
     assert report["xingkong"]["turn_latency_ms"]["turns"] == 3
+    result = invoke("test", "core", "--project", str(root), "--out", str(tmp_path / "r"),
+                    "--intents-given")
+    assert result.exit_code == 0 and "intents given): 1/1 stories" in result.output
+    both = invoke("test", "--project", str(root), "--e2e", "--intents-given")
+    assert both.exit_code == 2 and "choose one" in both.output
 
 
 def test_latest_model_reads_a_folder_of_models_as_rasa_does(tmp_path: Path) -> None:
