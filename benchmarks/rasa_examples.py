@@ -121,6 +121,8 @@ def check_bot(source: Path, train_nlu: bool) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / source.name
         shutil.copytree(source, path)
+        for part in [path, *path.rglob("*")]:  # the shared copy may be read-only
+            part.chmod(part.stat().st_mode | 0o200)
         paths = ProjectPaths.at(path)
         try:
             started = time.perf_counter()
