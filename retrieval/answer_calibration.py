@@ -36,7 +36,7 @@ from retrieval.answerer import read_candidates
 from retrieval.errors import RetrievalConfigError
 from retrieval.sentence_ranker import (CONFIDENCE_FEATURES, DEFAULT_CONFIDENCE,
                                        DEFAULT_RERANK, DEFAULT_SELECTION, RERANK_FEATURES,
-                                       Calibration, Logistic, choose, confidence_features,
+                                       Calibration, Logistic, answer_features, choose,
                                        fit_selection, rerank_features)
 
 logger = logging.getLogger(__name__)
@@ -78,7 +78,7 @@ def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion]) -> Cal
     for i, (q, cands, reads) in enumerate(zip(questions, chosen, readings)):
         if cands:
             choice = choose(cands, [r.gap for r in reads], rerank)
-            features[i] = confidence_features(cands, choice)
+            features[i] = answer_features(ranker, q.question, cands, choice)
             right[i] = int(cands[choice.index].sentence in q.gold)
     kept = [i for i in range(len(questions)) if i in features]
     confidence = _fit_or_default([features[i] for i in kept], [right[i] for i in kept],

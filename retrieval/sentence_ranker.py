@@ -32,6 +32,7 @@ import numpy as np
 from retrieval.answer_types import fits, question_kinds, sentence_kinds
 from retrieval.bm25 import BM25
 from retrieval.errors import RetrievalConfigError
+from retrieval.question_evidence import EVIDENCE_FEATURES, QuestionEvidence
 from retrieval.sentences import SentenceTable
 from retrieval.types import Embedder, Passage, SearchHit
 
@@ -160,6 +161,7 @@ class SentenceRanker:
         self.bm25 = BM25()
         self.bm25.add(list(range(len(table))), [s.search_text for s in table.sentences])
         self.kinds = [sentence_kinds(s.text) for s in table.sentences]
+        self.evidence = QuestionEvidence(table)
 
     def candidates(self, questions: Sequence[str], hits: Sequence[Sequence[SearchHit]],
                    selection: Logistic) -> list[list[Candidate]]:
@@ -281,3 +283,12 @@ def confidence_features(candidates: Sequence[Candidate], choice: Choice) -> dict
             "type_miss": candidate.features.get("type_miss", 0.0),
             "cos_margin": candidate.features["cosine"] - max(others, default=0.0),
             "doc_share": sum(c.prob for c in candidates if c.doc_id == candidate.doc_id)}
+
+
+def answer_features(ranker: SentenceRanker, question: str, candidates: Sequence[Candidate],
+                    choice: Choice) -> dict[str, float]:
+    """Everything the confidence may read about the answer: `confidence_features` and the
+    question's word and place evidence against the answer sentence
+    (retrieval.question_evidence.EVIDENCE_FEATURES)."""
+    return {**confidence_features(candidates, choice),
+            **ranker.evidence.features(question, candidates[choice.index].sentence)}
