@@ -9,7 +9,7 @@ import pytest
 
 from retrieval.answer_calibration import LabelledQuestion, choose_threshold
 from retrieval.errors import RetrievalConfigError
-from retrieval.kb_eval import contains_answer, plot_reliability, reliability
+from retrieval.kb_eval import contains_answer, plot_reliability, reliability, roc_auc
 from retrieval.question_gen import (answers_in, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice)
 from retrieval.sentence_encoder import batches
@@ -158,6 +158,10 @@ def test_reliability_bins_and_diagram(tmp_path) -> None:
     table = reliability([0.05, 0.15, 0.95, 0.95, 1.0], [False, False, True, True, False])
     assert table["questions"] == 5 and [r["count"] for r in table["bins"]] == [1, 1, 3]
     assert 0.0 <= table["ece"] <= 1.0
+    # right answers at 0.95, 0.95; wrong ones at 0.05, 0.15 and 1.0: 4 of 6 pairs ordered
+    assert table["auc"] == pytest.approx(4 / 6, abs=1e-4)
+    assert roc_auc([0.2, 0.8, 0.5], [False, True, True]) == 1.0
+    assert roc_auc([0.5, 0.5], [False, True]) == 0.5 and roc_auc([0.3], [True]) is None
     png = plot_reliability(table, tmp_path / "r.png", "test")
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert contains_answer("The fee is 25 EUR.", ["25 eur"])
