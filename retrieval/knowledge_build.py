@@ -16,10 +16,12 @@ Four steps, each its own function, each skipped when what it is built from did n
 4. `calibrate`: sentence selection, re-ranking, answer confidence and its threshold
    (retrieval.answer_calibration) on the held-out split of qa.json (the reader's own
    holdout: same fraction and seed) plus all of qa.json's unanswerable questions (each as
-   written and rephrased as a guest would, retrieval.question_gen.guest_rephrase), held-out
-   generated questions (from sentences no model trained on) and generated unanswerable ones
-   (absent facilities, off-topic, and names of the KB asked for what the KB does not say
-   about them: retrieval.answer_types.missing_kind_questions).
+   written and rephrased as a guest would, retrieval.question_gen.guest_rephrase), the
+   questions of GUEST_QUESTIONS (guest_questions.json in the KB folder, when there is
+   one: questions in guests' words written from the documents alone; no model trains on
+   them), held-out generated questions (from sentences no model trained on) and generated
+   unanswerable ones (absent facilities, off-topic, and names of the KB asked for what the
+   KB does not say about them: retrieval.answer_types.missing_kind_questions).
 
 The layout of `out_dir`: knowledge.json (settings, calibration, fingerprints), index/,
 reader/, sentence_encoder/, sentences.npy.
@@ -59,8 +61,8 @@ from retrieval.types import Embedder, IndexConfig
 logger = logging.getLogger(__name__)
 
 READER_RECIPE = 2  # 2: sentence contexts; a new recipe retrains readers built by the old one
-CALIBRATION_RECIPE = 3  # 3: place, answer-kind evidence and missing-kind negatives; a new
-# recipe re-calibrates
+CALIBRATION_RECIPE = 4  # 3: place, answer-kind evidence and missing-kind negatives; 4: the
+# question's word and place evidence (question_evidence); a new recipe re-calibrates
 # guest-rephrased copies of each held-out qa.json question in the calibration slice. Not in
 # the encoder's training: there they cost 46 % more encoder steps and did not help (kb_test
 # confidence AUC 0.858 with them, 0.873 without; best sentence 0.843 vs 0.839)

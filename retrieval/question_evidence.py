@@ -70,6 +70,23 @@ def _deletes(word: str) -> set[str]:
     return {word[:i] + word[i + 1:] for i in range(len(word))}
 
 
+def one_edit(a: str, b: str) -> bool:
+    """Whether `a` and `b` are at most one edit apart: a letter dropped, added or changed,
+    or two neighbours swapped."""
+    if a == b:
+        return True
+    if abs(len(a) - len(b)) > 1:
+        return False
+    i = 0
+    while i < min(len(a), len(b)) and a[i] == b[i]:
+        i += 1
+    if len(a) == len(b):
+        swapped = (i + 1 < len(a) and a[i] == b[i + 1] and a[i + 1] == b[i]
+                   and a[i + 2:] == b[i + 2:])
+        return a[i + 1:] == b[i + 1:] or swapped
+    return a[i + 1:] == b[i:] if len(a) > len(b) else a[i:] == b[i + 1:]
+
+
 def content_words(text: str) -> list[str]:
     """The question's words that carry its topic, in order, each once."""
     seen: list[str] = []
@@ -116,8 +133,9 @@ class QuestionEvidence:
             return frozenset({stem})
         found: set[str] = set()
         if len(word) >= MIN_FUZZY_CHARS:
-            for key in _deletes(stem) | {stem} | _deletes(word) | {word}:
-                found |= self._by_delete.get(key, set())
+            for form in {stem, word}:
+                for key in _deletes(form) | {form}:
+                    found |= {w for w in self._by_delete.get(key, ()) if one_edit(form, w)}
             if len(stem) >= PREFIX_CHARS:
                 found |= self._by_prefix.get(stem[:PREFIX_CHARS], set())
         return frozenset(found)

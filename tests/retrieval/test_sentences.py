@@ -154,6 +154,21 @@ def test_threshold_takes_the_lowest_near_the_best() -> None:
     assert threshold == 0.15 and objective[0.15] == pytest.approx(objective[0.4] - 0.0025)
 
 
+def test_threshold_tolerance_grows_with_the_slices_noise() -> None:
+    """20 + 20 questions: the best mean (0.85, from 0.4) is 0.05 above the lower thresholds'
+    (0.80), under its standard error (0.056): the lowest of them is taken."""
+    questions = [LabelledQuestion(f"a{i}", (i,)) for i in range(20)] + \
+        [LabelledQuestion(f"u{i}", ()) for i in range(20)]
+    right = [1] * 18 + [0] * 2 + [0] * 20
+    probs = dict(enumerate([0.9] * 16 + [0.3] * 2 + [0.1] * 2 + [0.05] * 14 + [0.35] * 4
+                           + [0.95] * 2))
+    threshold, table = choose_threshold(questions, right, probs)
+    objective = {r["threshold"]: r["objective"] for r in table}
+    assert objective[0.4] == pytest.approx(0.85) and objective[0.1] == pytest.approx(0.8)
+    assert max(objective.values()) == pytest.approx(0.85)
+    assert threshold == 0.1
+
+
 def test_reliability_bins_and_diagram(tmp_path) -> None:
     table = reliability([0.05, 0.15, 0.95, 0.95, 1.0], [False, False, True, True, False])
     assert table["questions"] == 5 and [r["count"] for r in table["bins"]] == [1, 1, 3]
