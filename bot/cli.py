@@ -592,8 +592,9 @@ def _echo_kb_report(report: dict[str, Any], path: Path) -> None:
         click.echo(f"gold passage EM {gold['exact']:.3f}  F1 {gold['f1']:.3f}  "
                    f"no-answer accuracy {gold['no_answer_accuracy']:.3f}  (reader alone)")
     rel = report["reliability"]
-    click.echo(f"confidence  ECE {rel['ece']:.3f}  threshold {rel['threshold']:.2f}  "
-               f"diagram {rel.get('png', '-')}")
+    auc = f"{rel['auc']:.3f}" if rel.get("auc") is not None else "-"
+    click.echo(f"confidence  ECE {rel['ece']:.3f}  AUC {auc}  threshold {rel['threshold']:.2f}"
+               f"  diagram {rel.get('png', '-')}")
     click.echo(f"latency     p50 {latency['p50']:.1f} ms  p95 {latency['p95']:.1f} ms "
                "per question")
     if report["error_counts"]:

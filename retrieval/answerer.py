@@ -34,8 +34,8 @@ import numpy as np
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.qa_metrics import normalize_answer
 from retrieval.reader import Reader, ReaderResult
-from retrieval.sentence_ranker import (Calibration, Candidate, SentenceRanker, choose,
-                                       confidence_features)
+from retrieval.sentence_ranker import (Calibration, Candidate, SentenceRanker, answer_features,
+                                       choose)
 from retrieval.sentences import Sentence, SentenceTable
 from retrieval.types import Embedder, SearchHit
 
@@ -206,7 +206,7 @@ class Answerer:
             results = readings[i]
             choice = choose(candidates[i], [r.gap for r in results], cal.rerank)
             candidate, result = candidates[i][choice.index], results[choice.index]
-            features = confidence_features(candidates[i], choice)
+            features = answer_features(ranker, question, candidates[i], choice)
             confidence = round(cal.confidence.prob(features), 6)
             best = sentence_answer(ranker, question, hits[i],
                                    ranker.table.sentences[candidate.sentence], result,

@@ -11,11 +11,12 @@ questions whose reply sentence contains a gold answer (answered and right), the 
 the confidence threshold (the best sentence), the share answered, and the share of
 unanswerable ones declined; span EM/F1 on answerable questions through the whole pipeline and
 with the gold context (reader alone); the reliability of the confidence (10 bins, expected
-calibration error; a PNG diagram when asked); latency per question; the wrong answers.
+calibration error, ROC AUC; a PNG diagram when asked); latency per question; the wrong answers.
 """
 
 from __future__ import annotations
 
+import bisect
 import json
 import logging
 import time
@@ -67,7 +68,23 @@ def reliability(confidences: Sequence[float], correct: Sequence[bool],
                          "accuracy": round(sum(correct[i] for i in idx) / len(idx), 4)})
     n = max(1, len(confidences))
     ece = sum(r["count"] * abs(r["accuracy"] - r["confidence"]) for r in rows) / n
-    return {"bins": rows, "ece": round(ece, 4), "questions": len(confidences)}
+    return {"bins": rows, "ece": round(ece, 4), "auc": roc_auc(confidences, correct),
+            "questions": len(confidences)}
+
+
+def roc_auc(scores: Sequence[float], positive: Sequence[bool]) -> float | None:
+    """The probability that a right answer scores above a wrong one (ties count half): how
+    well the confidence orders answers, whatever the threshold; None without both kinds."""
+    pos = [s for s, p in zip(scores, positive) if p]
+    neg = [s for s, p in zip(scores, positive) if not p]
+    if not pos or not neg:
+        return None
+    ranked = sorted(neg)
+    wins = 0.0
+    for s in pos:
+        below = bisect.bisect_left(ranked, s)
+        wins += below + 0.5 * (bisect.bisect_right(ranked, s) - below)
+    return round(wins / (len(pos) * len(neg)), 4)
 
 
 def plot_reliability(table: Mapping[str, Any], path: str | Path, title: str = "") -> Path:

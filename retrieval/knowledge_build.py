@@ -16,10 +16,12 @@ Four steps, each its own function, each skipped when what it is built from did n
 4. `calibrate`: sentence selection, re-ranking, answer confidence and its threshold
    (retrieval.answer_calibration) on the held-out split of qa.json (the reader's own
    holdout: same fraction and seed) plus all of qa.json's unanswerable questions (each as
-   written and rephrased as a guest would, retrieval.question_gen.guest_rephrase), held-out
-   generated questions (from sentences no model trained on) and generated unanswerable ones
-   (absent facilities, off-topic, and names of the KB asked for what the KB does not say
-   about them: retrieval.answer_types.missing_kind_questions).
+   written and rephrased as a guest would, retrieval.question_gen.guest_rephrase), the
+   questions of GUEST_QUESTIONS (guest_questions.json in the KB folder, when there is
+   one: questions in guests' words written from the documents alone; no model trains on
+   them), held-out generated questions (from sentences no model trained on) and generated
+   unanswerable ones (absent facilities, off-topic, and names of the KB asked for what the
+   KB does not say about them: retrieval.answer_types.missing_kind_questions).
 
 The layout of `out_dir`: knowledge.json (settings, calibration, fingerprints), index/,
 reader/, sentence_encoder/, sentences.npy.
@@ -59,8 +61,8 @@ from retrieval.types import Embedder, IndexConfig
 logger = logging.getLogger(__name__)
 
 READER_RECIPE = 2  # 2: sentence contexts; a new recipe retrains readers built by the old one
-CALIBRATION_RECIPE = 3  # 3: place, answer-kind evidence and missing-kind negatives; a new
-# recipe re-calibrates
+CALIBRATION_RECIPE = 4  # 3: place, answer-kind evidence and missing-kind negatives; 4: the
+# question's word and place evidence (question_evidence); a new recipe re-calibrates
 # guest-rephrased copies of each held-out qa.json question in the calibration slice. Not in
 # the encoder's training: there they cost 46 % more encoder steps and did not help (kb_test
 # confidence AUC 0.858 with them, 0.873 without; best sentence 0.843 vs 0.839)
@@ -68,6 +70,9 @@ GUEST_COPIES = 1
 # generated unanswerable questions that name a thing of the KB and ask what it does not say
 # about it (answer_types.missing_kind_questions), in the calibration slice only
 MISSING_KIND_QUESTIONS = 60
+# questions in guests' own words, answerable ones with their sentence, written from the KB
+# documents alone (SQuAD format, inside the KB folder, optional): calibration only
+GUEST_QUESTIONS = "guest_questions.json"
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +115,10 @@ class KnowledgeBuild:
     def qa(self) -> Path:
         return self.qa_path if self.qa_path is not None else Path(self.kb_dir) / "qa.json"
 
+    @property
+    def guest(self) -> Path:
+        return Path(self.kb_dir) / GUEST_QUESTIONS
+
 
 @dataclass(frozen=True, slots=True)
 class KnowledgeReport:
@@ -141,6 +150,7 @@ class _Data:
     gold: dict[str, list[int]]  # example id -> gold sentence ids
     generated_train: list[Generated]
     generated_held: list[Generated]
+    guest: list[QAExample] = field(default_factory=list)  # GUEST_QUESTIONS, calibration only
 
 
 def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
@@ -180,13 +190,16 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         sentence_encoder=ENCODER_DIR, sentences_hash=sentences_hash(data.table),
         reader_fingerprint=reader_fp, encoder_fingerprint=encoder_fp)
+    recipe = {"recipe": CALIBRATION_RECIPE, "guest_questions": _digest(
+        build.guest.read_bytes() if build.guest.is_file() else b"")}
     if (set(reused) == {"reader", "encoder"} and previous is not None and previous.calibration
-            and previous.calibration.get("report", {}).get("recipe") == CALIBRATION_RECIPE):
+            and all(previous.calibration.get("report", {}).get(k) == v
+                    for k, v in recipe.items())):
         reused.append("calibration")
         calibration = previous.calibration
     else:
         fitted = calibrate(build, data, index, settings)
-        fitted.report["recipe"] = CALIBRATION_RECIPE
+        fitted.report.update(recipe)
         calibration = json.loads(json.dumps(fitted.to_dict()))
     counts = {"train_generated": len(data.generated_train),
               "held_generated": len(data.generated_held),
@@ -222,8 +235,17 @@ def split_data(build: KnowledgeBuild, index: Any) -> _Data:
     table = SentenceTable.from_passages(index.passages)
     texts = {d.id: d.text for d in load_documents(build.kb_dir)}
     by_key = {doc_key(d): d for d in texts}
+    guest = load_qa(build.guest) if build.guest.is_file() else []
+    clash = sorted({e.id for e in guest} & {e.id for e in examples})
+    if clash:
+        raise RetrievalConfigError(f"{build.guest}: question ids {clash[:5]} are also in "
+                                   f"{build.qa}. Fix: give the guest questions their own ids.")
     gold = {e.id: answer_sentences(table, texts, by_key.get(doc_key(e.title)), e.context,
-                                   e.answers) for e in examples if not e.is_impossible}
+                                   e.answers) for e in [*examples, *guest] if not e.is_impossible}
+    lost = [e.id for e in guest if not e.is_impossible and not gold[e.id]]
+    if lost:
+        logger.warning("retrieval.knowledge.guest_not_found count=%d ids=%s", len(lost),
+                       ",".join(lost[:10]))
     rng = random.Random(build.seed)
     held_sentences = set(rng.sample(range(len(table)), len(table) // 10))
     generated = generate_answerable(table.sentences, rng) if build.generated else []
@@ -240,7 +262,8 @@ def split_data(build: KnowledgeBuild, index: Any) -> _Data:
     voice = random.Random(build.seed + 1)
     return _Data(train, held, table, gold,
                  [replace(g, question=guest_voice(g.question, voice)) for g in train_gen],
-                 [replace(g, question=guest_voice(g.question, voice)) for g in held_gen])
+                 [replace(g, question=guest_voice(g.question, voice)) for g in held_gen],
+                 [e for e in guest if e.is_impossible or gold[e.id]])
 
 
 def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
@@ -332,6 +355,8 @@ def held_out_questions(data: _Data) -> list[LabelledQuestion]:
     held = [LabelledQuestion(q, tuple(data.gold.get(e.id, ())), "qa" if n == 0 else "qa_guest")
             for e in [*data.held, *(e for e in data.train if e.is_impossible)]
             for n, q in enumerate(guest_copies(e.question, rng))]
+    held += [LabelledQuestion(e.question, tuple(data.gold.get(e.id, ())), "guest")
+             for e in data.guest]
     return held + [LabelledQuestion(g.question, (g.sentence,) if g.sentence is not None
                                     else (), "generated") for g in data.generated_held]
 

@@ -131,3 +131,15 @@ def test_training_examples_are_not_near_duplicates_of_test_messages(name: str) -
     assert len(held) >= 100
     assert near_duplicates(train, held, NLU_LIMIT, MIN_TOKENS) == []
     assert near_duplicates(held, train, NLU_LIMIT, MIN_TOKENS) == []
+
+
+def test_guest_calibration_questions_are_not_near_duplicates_of_the_kb_test_sets() -> None:
+    """data/kb/guest_questions.json calibrates the knowledge confidence (session 6): written
+    from the KB documents only, and none of them within KB_LIMIT of a question of the sets
+    that tune or report (offenders were dropped, not rewritten)."""
+    guest = squad_questions(REPO / "data/kb/guest_questions.json")
+    seen = [q for name in ("tests/kb_blind.json", "tests/kb_test.json", "tests/kb_dev.json")
+            for q in squad_questions(REPO / name)]
+    assert len(squad_questions(REPO / "data/kb/guest_questions.json", impossible=True)) >= 80
+    assert len(guest) >= 300
+    assert near_duplicates(guest, seen, KB_LIMIT) == []

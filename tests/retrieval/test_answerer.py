@@ -20,7 +20,7 @@ from retrieval.answerer import (KNOWLEDGE_FILE, Answer, Answerer, AnswererConfig
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.index import KnowledgeIndex
 from retrieval.kb_eval import doc_key, evaluate_kb
-from retrieval.knowledge_build import KnowledgeBuild, build_knowledge
+from retrieval.knowledge_build import GUEST_QUESTIONS, KnowledgeBuild, build_knowledge
 from retrieval.passages import load_documents
 from retrieval.reader import ReaderConfig, ReaderResult, Span
 from retrieval.sentence_encoder import SentenceEncoderConfig
@@ -241,6 +241,28 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     recalibrated = build_knowledge(build, embedder=FakeEmbedder())
     assert recalibrated.reused == ("reader", "encoder")
     assert recalibrated.calibration["report"]["recipe"] == report.calibration["report"]["recipe"]
+    sentence = next(line for line in (KB_TINY / "shuttle_bus.md").read_text().splitlines()
+                    if "every 30 minutes" in line)
+    guest = {"data": [
+        {"title": "shuttle_bus", "paragraphs": [{"context": sentence, "qas": [
+            {"id": "g-1", "question": "how often does the shuttle go??", "is_impossible": False,
+             "answers": [{"text": "every 30 minutes",
+                          "answer_start": sentence.index("every 30 minutes")}]}]}]},
+        {"title": "unanswerable", "paragraphs": [{"context": "", "qas": [
+            {"id": "g-2", "question": "is there a casino", "is_impossible": True,
+             "answers": []}]}]}]}
+    (kb / GUEST_QUESTIONS).write_text(json.dumps(guest))  # a QA set: not a document
+    with_guests = build_knowledge(build, embedder=FakeEmbedder())
+    assert with_guests.reused == ("reader", "encoder")  # only re-calibrated
+    assert with_guests.documents == report.documents
+    by_source = with_guests.calibration["report"]["by_source"]
+    assert by_source["guest_answerable"] == 1 and by_source["guest_unanswerable"] == 1
+    guest["data"][0]["paragraphs"][0]["qas"][0]["id"] = qa["data"][0]["paragraphs"][0][
+        "qas"][0]["id"]
+    (kb / GUEST_QUESTIONS).write_text(json.dumps(guest))
+    with pytest.raises(RetrievalConfigError, match="own ids"):
+        build_knowledge(build, embedder=FakeEmbedder())
+    (kb / GUEST_QUESTIONS).unlink()
     whole = build_knowledge(replace(build, paragraphs=True), embedder=FakeEmbedder())
     assert whole.reused == ("encoder",) and whole.reader["counts"]["extra"] > \
         report.reader["counts"]["extra"]

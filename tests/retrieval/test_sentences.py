@@ -9,7 +9,7 @@ import pytest
 
 from retrieval.answer_calibration import LabelledQuestion, choose_threshold
 from retrieval.errors import RetrievalConfigError
-from retrieval.kb_eval import contains_answer, plot_reliability, reliability
+from retrieval.kb_eval import contains_answer, plot_reliability, reliability, roc_auc
 from retrieval.question_gen import (answers_in, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice)
 from retrieval.sentence_encoder import batches
@@ -154,10 +154,29 @@ def test_threshold_takes_the_lowest_near_the_best() -> None:
     assert threshold == 0.15 and objective[0.15] == pytest.approx(objective[0.4] - 0.0025)
 
 
+def test_threshold_tolerance_grows_with_the_slices_noise() -> None:
+    """20 + 20 questions: the best mean (0.85, from 0.4) is 0.05 above the lower thresholds'
+    (0.80), under its standard error (0.056): the lowest of them is taken."""
+    questions = [LabelledQuestion(f"a{i}", (i,)) for i in range(20)] + \
+        [LabelledQuestion(f"u{i}", ()) for i in range(20)]
+    right = [1] * 18 + [0] * 2 + [0] * 20
+    probs = dict(enumerate([0.9] * 16 + [0.3] * 2 + [0.1] * 2 + [0.05] * 14 + [0.35] * 4
+                           + [0.95] * 2))
+    threshold, table = choose_threshold(questions, right, probs)
+    objective = {r["threshold"]: r["objective"] for r in table}
+    assert objective[0.4] == pytest.approx(0.85) and objective[0.1] == pytest.approx(0.8)
+    assert max(objective.values()) == pytest.approx(0.85)
+    assert threshold == 0.1
+
+
 def test_reliability_bins_and_diagram(tmp_path) -> None:
     table = reliability([0.05, 0.15, 0.95, 0.95, 1.0], [False, False, True, True, False])
     assert table["questions"] == 5 and [r["count"] for r in table["bins"]] == [1, 1, 3]
     assert 0.0 <= table["ece"] <= 1.0
+    # right answers at 0.95, 0.95; wrong ones at 0.05, 0.15 and 1.0: 4 of 6 pairs ordered
+    assert table["auc"] == pytest.approx(4 / 6, abs=1e-4)
+    assert roc_auc([0.2, 0.8, 0.5], [False, True, True]) == 1.0
+    assert roc_auc([0.5, 0.5], [False, True]) == 0.5 and roc_auc([0.3], [True]) is None
     png = plot_reliability(table, tmp_path / "r.png", "test")
     assert png.read_bytes()[:4] == b"\x89PNG"
     assert contains_answer("The fee is 25 EUR.", ["25 eur"])

@@ -1,0 +1,83 @@
+"""Word and place evidence for the answer confidence (retrieval.question_evidence), on a small
+hand-made knowledge base: two hotels in two cities, a city guide and a policy."""
+
+from __future__ import annotations
+
+import pytest
+
+from retrieval.question_evidence import EVIDENCE_FEATURES, QuestionEvidence, content_words
+from retrieval.sentences import SentenceTable
+from retrieval.types import Passage
+
+DOCS = {
+    "hotels/starlight_rome.md": ("Starlight Rome > Facilities",
+                                 "The rooftop pool in Rome is open from May to September. "
+                                 "Parking in the garage costs 30 EUR per day."),
+    "hotels/aurora_riverside.md": ("Aurora Riverside > Rooms",
+                                   "The lift at the Aurora in Lisbon stops at the third floor."),
+    "hotels/starlight_lisbon.md": ("Starlight Lisbon > Rooms",
+                                   "Family rooms in Lisbon face the quiet courtyard."),
+    "cities/lisbon.md": ("Lisbon city guide > Getting around",
+                         "Tram 28 climbs through Alfama."),
+    "cities/rome.md": ("Rome city guide > Sights", "The Pantheon is a short walk away."),
+    "policies/pets.md": ("Pets Policy > Fees", "The pet fee is 25 EUR per night."),
+}
+
+
+@pytest.fixture(scope="module")
+def evidence() -> QuestionEvidence:
+    passages = {slot: Passage(f"p{slot}", doc, title, text, 0, len(text))
+                for slot, (doc, (title, text)) in enumerate(DOCS.items())}
+    return QuestionEvidence(SentenceTable.from_passages(passages))
+
+
+def sentence(evidence: QuestionEvidence, words: str) -> int:
+    return next(s.id for s in evidence.table.sentences if words in s.text)
+
+
+def test_content_words_drop_stop_and_chat_words() -> None:
+    assert content_words("Hi! could you tell me, how deep is the rooftop pool? thanks") == \
+        ["deep", "rooftop", "pool"]
+    assert content_words("ok thanks") == []
+
+
+def test_a_word_the_sentence_lacks_lowers_its_cover(evidence: QuestionEvidence) -> None:
+    pool = sentence(evidence, "rooftop pool")
+    asked = evidence.features("when is the rooftop pool open in rome", pool)
+    deep = evidence.features("how deep is the rooftop pool in rome", pool)
+    assert set(asked) == set(EVIDENCE_FEATURES)
+    assert asked["cover_sent"] == pytest.approx(1.0)
+    assert deep["cover_sent"] < 1.0 and deep["cover_kb"] < 1.0  # "deep" is nowhere in the KB
+    assert all(0.0 <= v <= 1.0 for v in deep.values())
+
+
+def test_words_match_despite_typos_and_endings(evidence: QuestionEvidence) -> None:
+    pool = sentence(evidence, "rooftop pool")
+    typo = evidence.features("rooftp pool opening monhts in rome?", pool)
+    assert typo["cover_sent"] == pytest.approx(evidence.features(
+        "rooftop pool opening months in rome?", pool)["cover_sent"])
+    assert evidence.matches("garages") == frozenset({"garage"})
+    assert evidence.matches("bar") == frozenset()  # short words only match exactly
+
+
+def test_a_sentence_without_question_words_is_fully_covered(evidence: QuestionEvidence) -> None:
+    assert evidence.features("ok?", 0)["cover_sent"] == 1.0
+
+
+def test_place_clash_names_another_city_or_hotel(evidence: QuestionEvidence) -> None:
+    pool = sentence(evidence, "rooftop pool")
+    lift = sentence(evidence, "lift")
+    family = sentence(evidence, "Family rooms")
+    assert evidence.features("rooftop pool in rome?", pool)["place_clash"] == 0.0
+    assert evidence.features("rooftop pool in lisbn?", pool)["place_clash"] == 1.0  # a typo
+    assert evidence.features("is there a pool?", pool)["place_clash"] == 0.0  # no place named
+    # a hotel named: its city's guide is fine, another hotel in the same city is not
+    assert evidence.features("does the aurora have a lift", lift)["place_clash"] == 0.0
+    assert evidence.features("family rooms at the aurora?", family)["place_clash"] == 1.0
+    tram = sentence(evidence, "Tram 28")
+    assert evidence.features("tram near the aurora?", tram)["place_clash"] == 0.0
+    # a policy is about no place
+    fee = sentence(evidence, "pet fee")
+    assert evidence.features("pet fee in rome?", fee)["place_clash"] == 0.0
+    assert evidence.named_places("aurora or starlight rome?") == (
+        {"lisbon", "rome"}, {"hotels/aurora_riverside.md"})
