@@ -603,7 +603,12 @@ class JointIntentEntity:
         entities: list[list[Entity]] = [[] for _ in texts]
         devices = [torch.device(cfg.device).index or 0] if cfg.device.startswith("cuda") else []
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(cfg.seed)  # reproducible MC samples, global RNG untouched
+            # reproducible MC samples, global RNG untouched
+            if devices:
+                torch.manual_seed(cfg.seed)
+            else:  # the CPU's generator alone (torch.manual_seed also queues the lazy
+                # CUDA and MTIA seeding, a stack trace each: 0.08 ms a parse)
+                torch.default_generator.manual_seed(cfg.seed)
             for start in range(0, len(order), cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
                 batch, _ = self._collate([inputs[i] for i in idx])
