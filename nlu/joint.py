@@ -603,7 +603,12 @@ class JointIntentEntity:
         entities: list[list[Entity]] = [[] for _ in texts]
         devices = [torch.device(cfg.device).index or 0] if cfg.device.startswith("cuda") else []
         with torch.inference_mode(), torch.random.fork_rng(devices=devices):
-            torch.manual_seed(cfg.seed)  # reproducible MC samples, global RNG untouched
+            # reproducible MC samples, global RNG untouched
+            if devices:
+                torch.manual_seed(cfg.seed)
+            else:  # the CPU's generator alone (torch.manual_seed also queues the lazy
+                # CUDA and MTIA seeding, a stack trace each: 0.08 ms a parse)
+                torch.default_generator.manual_seed(cfg.seed)
             for start in range(0, len(order), cfg.batch_size):
                 idx = order[start:start + cfg.batch_size]
                 batch, _ = self._collate([inputs[i] for i in idx])
@@ -709,15 +714,18 @@ def _use_threads(wanted: int) -> None:
         logger.info("nlu.joint.threads threads=%d", wanted)
 
 
-def _length_batches(inputs: list[_Input], size: int, rng: np.random.Generator
-                    ) -> list[np.ndarray]:
-    """Shuffled batches of similar sizes (words + spans) within pools of 32 batches, less
-    padding; the batches come in random order."""
-    order, pool = rng.permutation(len(inputs)), 32 * size
+def _length_batches(inputs: list[_Input], size: int, rng: np.random.Generator,
+                    pool_batches: int = 64) -> list[np.ndarray]:
+    """Shuffled batches of similar shapes within pools of `pool_batches` batches: sorted by
+    word pieces, then by candidate spans (a batch pads both to its longest; sorting by their
+    sum mixed long messages with few spans and short ones with many: 26 % of the demo's
+    tokens were padding, 20 % now, 15 % with entity_layers 3); the batches come in random
+    order. The same seed gives the same batches."""
+    order, pool = rng.permutation(len(inputs)), pool_batches * size
     batches = []
     for start in range(0, len(order), pool):
         part = sorted(order[start:start + pool],
-                      key=lambda i: len(inputs[i].input_ids) + len(inputs[i].spans))
+                      key=lambda i: (len(inputs[i].input_ids), len(inputs[i].spans)))
         batches += [np.array(part[k:k + size]) for k in range(0, len(part), size)]
     return [batches[k] for k in rng.permutation(len(batches))]
 

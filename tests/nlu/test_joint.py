@@ -412,3 +412,31 @@ class _Asked:
 
 def render_context(context: _Asked) -> str:  # what nlu/context.py provides for its contexts
     return f"asks {context.slot}"
+
+
+def test_length_batches_cover_every_input_once_pad_less_and_follow_the_seed() -> None:
+    import numpy as np
+
+    from nlu.joint import _Input, _length_batches
+
+    shapes = np.random.default_rng(0)
+    inputs = [_Input(tuple(range(int(t))), (0,) * int(t), tuple((0, 0) for _ in range(int(e))),
+                     ())
+              for t, e in zip(shapes.integers(4, 40, 500), shapes.integers(0, 30, 500),
+                              strict=True)]
+
+    def padded(batches: list[Any]) -> int:  # tokens of the padded word + entity streams
+        return sum(len(b) * (max(len(inputs[i].input_ids) for i in b) +
+                             max(len(inputs[i].spans) for i in b)) for b in batches)
+
+    batches = _length_batches(inputs, 16, np.random.default_rng(7))
+    assert sorted(i for b in batches for i in b) == list(range(500))
+    assert all(len(b) <= 16 for b in batches)
+    again = _length_batches(inputs, 16, np.random.default_rng(7))
+    assert [b.tolist() for b in batches] == [b.tolist() for b in again]
+    other = _length_batches(inputs, 16, np.random.default_rng(8))
+    assert [b.tolist() for b in batches] != [b.tolist() for b in other]
+    order = np.random.default_rng(7).permutation(500)
+    shuffled = [order[k:k + 16] for k in range(0, 500, 16)]
+    real = sum(len(i.input_ids) + len(i.spans) for i in inputs)
+    assert padded(batches) - real < 0.5 * (padded(shuffled) - real)
