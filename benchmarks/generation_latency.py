@@ -9,7 +9,8 @@ stop). Then p50/p95 of a whole turn as the action runs it - sample N candidates 
 turn boundary, filter, score MMI and MiniLM relevance, choose - over a set of small-talk
 messages, one at a time after a warm-up; the target is p50 <= 300 ms. `--synthetic` trains a
 tokenizer on a few lines and builds an untrained GPT-2 of generation's default ModelConfig
-(same size and cost, meaningless text). Prints ONE JSON line and appends it to
+and an exemplar index of random vectors of the real one's size (same cost, meaningless
+text). Prints ONE JSON line and appends it to
 benchmarks/results/generation_latency.jsonl.
 """
 
@@ -74,7 +75,21 @@ def synthetic_model(out: Path) -> Path:
     lm.resize_token_embeddings(config.vocab_size)  # the output layer costs as in the real one
     save_model(lm, tokenizer, out)
     write_manifest(out, model=".", sampling=SamplingConfig())
+    synthetic_exemplars(out)
     return out
+
+
+def synthetic_exemplars(out: Path, rows: int = 40_000, dimension: int = 384) -> None:
+    """An exemplar index of the real one's size (random unit vectors of MiniLM's width), so
+    that a turn pays for its search."""
+    import numpy as np
+
+    from generation.exemplars import ExemplarIndex
+
+    vectors = np.random.default_rng(0).standard_normal((rows, dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    replies = tuple(MESSAGES[i % len(MESSAGES)] for i in range(rows))
+    ExemplarIndex(vectors, replies, tuple(str(i) for i in range(rows))).save(out)
 
 
 def _sync(device: str) -> None:

@@ -162,7 +162,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for problem in c.problems:
                 problems[problem] = problems.get(problem, 0) + 1
             if args.show_candidates:
-                print(f"      {'kept' if c.kept else 'drop'} {c.text!r} {c.problems or ''}")
+                hint = f" <- {c.exemplar!r}" if c.exemplar else ""
+                print(f"      {'kept' if c.kept else 'drop'} {c.text!r} {c.problems or ''}{hint}")
     report = {"benchmark": "generation_samples", "model_dir": str(args.model_dir),
               "messages": f"{args.messages} ({len(messages)})", "in_training_corpus": seen,
               "declined": declined, "candidates_kept_per_turn": round(kept / len(messages), 2),
