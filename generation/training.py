@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from generation.config import ModelConfig, SamplingConfig, TrainingConfig
-from generation.corpus import (Conversation, frequent_replies, on_topic, render, reply_key,
-                               reply_pairs, split)
+from generation.corpus import (EXEMPLAR, Conversation, frequent_replies, on_topic, render,
+                               reply_key, reply_pairs, split)
 from generation.errors import CorpusError
 from generation.exemplars import ExemplarIndex, encode, exemplar_pairs
 from generation.generator import GENERIC_FILE, WORDS_FILE, write_manifest
@@ -109,8 +109,10 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
         vocabulary = [case(t) for t in vocabulary_texts]
         tokenizer = train_tokenizer([*texts, *vocabulary], model.vocab_size)
         blocks_of = pack_blocks if index is not None else encode_blocks
-        train_blocks = blocks_of(tokenizer, texts, model.n_positions)
-        heldout_blocks = blocks_of(tokenizer, heldout_texts, model.n_positions)
+        train_blocks = blocks_of(tokenizer, texts, model.n_positions)  # (ids, labels)
+        heldout_blocks = (pack_blocks(tokenizer, heldout_texts, model.n_positions, False)
+                          if index is not None
+                          else encode_blocks(tokenizer, heldout_texts, model.n_positions))
         heldout_blocks = (heldout_blocks[0][: training.eval_blocks],
                           heldout_blocks[1][: training.eval_blocks])
         stats = {**corpus.stats(), "train_texts": len(texts), "heldout_texts": len(heldout),
@@ -249,28 +251,37 @@ def encode_blocks(tokenizer: Any, texts: Sequence[str], block: int) -> tuple[Any
     return blocks, blocks.clone()
 
 
-def pack_blocks(tokenizer: Any, texts: Sequence[str], block: int) -> tuple[Any, Any]:
+def pack_blocks(tokenizer: Any, texts: Sequence[str], block: int,
+                learn_exemplar: bool = True) -> tuple[Any, Any]:
     """(ids, labels), each (n_blocks, block): whole texts (each ended by the end-of-text
     token) packed into blocks, the rest of a block padded and its labels -100 (not learnt);
-    a text longer than a block is left out. An exemplar is never cut from its reply."""
+    a text longer than a block is left out. An exemplar is never cut from its reply. Without
+    `learn_exemplar` the exemplar line is not a label either (a held-out perplexity of the
+    exchange given its exemplar, comparable with one of a model trained without them)."""
     import torch
 
     pad = int(tokenizer.eos_token_id or 0)
-    rows: list[list[int]] = []
-    current: list[int] = []
-    for encoded in tokenizer([t + END for t in texts], add_special_tokens=False)["input_ids"]:
-        if len(encoded) > block:
+    encoded = tokenizer([t + END for t in texts], add_special_tokens=False)["input_ids"]
+    heads = [t[: t.index("\n") + 1] if t.startswith(EXEMPLAR) and "\n" in t else ""
+             for t in texts]  # the byte-level pre-tokenizer never merges across the newline
+    skip = ([0] * len(texts) if learn_exemplar else
+            [len(ids) for ids in tokenizer(heads, add_special_tokens=False)["input_ids"]])
+    rows: list[tuple[list[int], list[int]]] = []
+    current: tuple[list[int], list[int]] = ([], [])
+    for ids, n in zip(encoded, skip):
+        if len(ids) > block:
             continue
-        if len(current) + len(encoded) > block:
+        if len(current[0]) + len(ids) > block:
             rows.append(current)
-            current = []
-        current.extend(encoded)
-    if current:
+            current = ([], [])
+        current[0].extend(ids)
+        current[1].extend([-100] * n + list(ids[n:]))
+    if current[0]:
         rows.append(current)
     if not rows:
         raise CorpusError(f"No text of the corpus fits a block of {block} tokens.")
-    ids = torch.tensor([r + [pad] * (block - len(r)) for r in rows], dtype=torch.long)
-    labels = torch.tensor([r + [-100] * (block - len(r)) for r in rows], dtype=torch.long)
+    ids = torch.tensor([r + [pad] * (block - len(r)) for r, _ in rows], dtype=torch.long)
+    labels = torch.tensor([t + [-100] * (block - len(t)) for _, t in rows], dtype=torch.long)
     return ids, labels  # (n_blocks, block) each
 
 

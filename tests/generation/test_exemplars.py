@@ -156,3 +156,23 @@ def test_exemplar_settings_are_checked() -> None:
     with pytest.raises(Exception, match="exemplars"):
         SamplingConfig(exemplars=-1)
     assert torch.get_num_threads() == 1  # the module's one-thread fixture holds
+
+
+def test_packed_blocks_keep_texts_whole_and_can_leave_the_exemplar_unlearnt(
+        loaded: tuple) -> None:
+    from generation.training import pack_blocks
+
+    _, tokenizer = loaded
+    texts = [render(["hi there"], exemplar="hello"), render(["do you like music", "yes"]),
+             render(["music " * 30, "no"])]  # the last is longer than a block: left out
+    ids, labels = pack_blocks(tokenizer, texts, 24)
+    first = tokenizer(texts[0] + "<|endoftext|>", add_special_tokens=False)["input_ids"]
+    second = tokenizer(texts[1] + "<|endoftext|>", add_special_tokens=False)["input_ids"]
+    assert ids.shape[1] == 24 and len(first) + len(second) > 24  # one text per block
+    assert ids[0, :len(first)].tolist() == first and ids[1, :len(second)].tolist() == second
+    assert (labels[0, len(first):] == -100).all() and labels[0, :len(first)].tolist() == first
+    _, unlearnt = pack_blocks(tokenizer, texts, 24, learn_exemplar=False)
+    hint = len(tokenizer("Hint: hello\n", add_special_tokens=False)["input_ids"])
+    assert (unlearnt[0, :hint] == -100).all()
+    assert unlearnt[0, hint:len(first)].tolist() == first[hint:]
+    assert unlearnt[1].tolist() == labels[1].tolist()  # no exemplar, nothing left out
