@@ -6,10 +6,11 @@
     reply.metadata()    # {"generated": True, "generation": {...}} for the bot message
 
 A turn: retrieve exemplars (the replies to the corpus turns nearest to the message,
-exemplars.py) -> build a prompt per exemplar -> sample n_candidates spread over them (sampler.py) -> drop unsafe and broken ones
-(safety.py, rerank.quality_problems) -> score the rest by relevance and MMI (rerank.py) -> the
-best one. The model directory holds `generation.json` (written by training or by
-`write_manifest` for a named pretrained model) next to the weights.
+exemplars.py) -> build a prompt per exemplar -> sample n_candidates spread over them
+(sampler.py) -> drop unsafe and broken ones (safety.py, rerank.quality_problems) -> score the
+rest by relevance and MMI (rerank.py) -> the best one. The model directory holds
+`generation.json` (written by training or by `write_manifest` for a named pretrained model)
+next to the weights, and the exemplar index when the model was trained with one.
 """
 
 from __future__ import annotations
@@ -190,8 +191,8 @@ class Generator:
         if alive:
             ids = [list(s.token_ids) for _, _, s in alive]
             pad = self._tokenizer.pad_token_id or 0
-            given = reply_logprobs_each(self._lm, [prompts[i % len(prompts)] for i, _, _ in alive],
-                                        ids, pad)
+            own = [prompts[i % len(prompts)] for i, _, _ in alive]  # each after its exemplar
+            given = reply_logprobs_each(self._lm, own, ids, pad)
             prior = reply_logprobs(self._lm, self._prior_ids, ids, pad)
             sims = relevance(self._encoder, user_text, [c.text for _, c, _ in alive])
             for (_, c, _), g, p, r in zip(alive, given, prior, sims):

@@ -78,7 +78,8 @@ def test_a_broken_index_names_the_fix(tmp_path: Path) -> None:
 def test_prompt_with_an_exemplar_keeps_it_and_the_messages_end(loaded: tuple) -> None:
     _, tokenizer = loaded
     full = build_prompt(tokenizer, "do you like music", ["hi", "hello"], 200, exemplar="yes")
-    assert tokenizer.decode(full) == "Hint: yes\nUser: hi\nBot: hello\nUser: do you like music\nBot:"
+    assert tokenizer.decode(full) == ("Hint: yes\nUser: hi\nBot: hello\n"
+                                      "User: do you like music\nBot:")
     short = build_prompt(tokenizer, "well " * 30 + "do you like music", ["hi", "hello"], 24,
                          exemplar="yes")
     text = tokenizer.decode(short)
