@@ -134,6 +134,9 @@ class SamplingConfig:
     # on one previous turn)
     exemplars: int = 4  # retrieved human replies to turns like the message, one per prompt,
     # the candidates spread over them (a model trained with exemplars; 0: none)
+    exemplar_candidates: bool = False  # the exemplars themselves join the candidates (the
+    # "retrieve" arm of Weston et al.): filtered and reranked like the sampled ones, and
+    # marked `retrieved` in the reply's metadata when chosen
     seed: int | None = None  # set: every reply is sampled from this seed (deterministic mode)
 
     def __post_init__(self) -> None:

@@ -77,8 +77,10 @@ class GeneratedReply:
 
     def metadata(self) -> dict[str, Any]:
         kept = sum(1 for c in self.candidates if c.kept)
+        best = max((c for c in self.candidates if c.kept), key=lambda c: c.score, default=None)
         return {"generated": True, "generation": {
             "candidates": len(self.candidates), "kept": kept,
+            "retrieved": bool(best is not None and best.retrieved),
             "score": round(max((c.score for c in self.candidates if c.kept), default=0.0), 4),
             "ms": round(self.seconds * 1000, 1)}}
 
@@ -180,18 +182,25 @@ class Generator:
                                  [prompts[i % len(prompts)] for i in range(n)], config,
                                  self._stop_ids, seed=seed if seed is not None else config.seed,
                                  boost_ids=boost)
+        if config.exemplar_candidates and hints[0] is not None:
+            samples += [self._as_sample(case(h)) for h in hints if h is not None]
+
+        def slot(i: int) -> int:  # the exemplar (and prompt) of candidate i
+            return i % len(hints) if i < n else i - n
+
         candidates = []
         for i, s in enumerate(samples):
             problems = quality_problems(s.text, s.finished, user_text, config,
                                         self._known_words, self._generic)
             problems += self.safety.problems(s.text, user_text)
             candidates.append(Candidate(s.text, s.finished, problems,
-                                        exemplar=hints[i % len(hints)] or ""))
+                                        exemplar=hints[slot(i)] or "",
+                                        retrieved=i >= n))
         alive = [(i, c, s) for i, (c, s) in enumerate(zip(candidates, samples)) if c.kept]
         if alive:
             ids = [list(s.token_ids) for _, _, s in alive]
             pad = self._tokenizer.pad_token_id or 0
-            own = [prompts[i % len(prompts)] for i, _, _ in alive]  # each after its exemplar
+            own = [prompts[slot(i)] for i, _, _ in alive]  # each after its exemplar
             given = reply_logprobs_each(self._lm, own, ids, pad)
             prior = reply_logprobs(self._lm, self._prior_ids, ids, pad)
             sims = relevance(self._encoder, user_text, [c.text for _, c, _ in alive])
@@ -205,6 +214,13 @@ class Generator:
         logger.info("generation.reply candidates=%d kept=%d ms=%.0f", len(candidates),
                     len(ranked), seconds * 1000)
         return GeneratedReply(text, tuple(candidates), seconds)
+
+    def _as_sample(self, text: str) -> Any:
+        """An exemplar as a candidate: its tokens as the model would have ended them."""
+        from generation.sampler import Sample
+
+        ids = self._tokenizer(f" {text}\n", add_special_tokens=False)["input_ids"]
+        return Sample(text, True, tuple(ids))
 
     def exemplars(self, user_text: str) -> list[str]:
         """Up to `sampling.exemplars` replies people gave to the turns of the exemplar index

@@ -177,3 +177,21 @@ def test_packed_blocks_keep_texts_whole_and_can_leave_the_exemplar_unlearnt(
     assert (unlearnt[0, :hint] == -100).all()
     assert unlearnt[0, hint:len(first)].tolist() == first[hint:]
     assert unlearnt[1].tolist() == labels[1].tolist()  # no exemplar, nothing left out
+
+
+def test_exemplars_can_join_the_candidates_and_are_marked_when_chosen(tmp_path: Path) -> None:
+    model_dir = write_tiny_gpt2(tmp_path, sampling=SamplingConfig(
+        n_candidates=3, max_new_tokens=4, exemplars=2, exemplar_candidates=True,
+        min_relevance=-1, min_words=1))
+    encoder = FakeEmbedder()
+    ExemplarIndex.build(encoder, PAIRS).save(model_dir)
+    generator = Generator(model_dir, encoder=encoder)
+    reply = generator.reply("do you like music", seed=0)
+    retrieved = [c for c in reply.candidates if c.retrieved]
+    assert [c.text for c in retrieved] == generator.exemplars("do you like music")
+    assert [c.exemplar for c in retrieved] == [c.text for c in retrieved]  # scored after itself
+    assert all(c.finished and "unfinished" not in c.problems for c in retrieved)
+    assert "misspelt" in retrieved[1].problems  # filtered as a sample is: "rock" is unknown
+    assert len(reply.candidates) == 3 + 2
+    best = max((c for c in reply.candidates if c.kept), key=lambda c: c.score)
+    assert reply.metadata()["generation"]["retrieved"] is best.retrieved
