@@ -25,8 +25,9 @@ class ModelConfig:
     n_layer: int = 4
     n_embd: int = 128
     n_head: int = 4
-    n_positions: int = 128  # tokens of context: an exemplar and one short exchange (~42
-    # tokens, 99% under 70) packed three to a block; 64 left 14% of the prompts cropped
+    n_positions: int = 64  # tokens of context: one short exchange (a pair is ~30 tokens);
+    # with exemplars (TrainingConfig.exemplars) 128: an exemplar and an exchange are ~42
+    # tokens (99% under 70), and 64 crops 14% of the prompts
     vocab_size: int = 2048  # byte-level BPE merges trained on the lowercased corpus; the
     # output layer costs vocab_size x n_embd per token, as much as two layers at 4k
 
@@ -48,7 +49,7 @@ class TrainingConfig:
 
     budget_s: float = 480.0
     max_steps: int | None = None  # None: as many steps as the budget allows
-    batch_size: int = 16  # blocks of n_positions tokens: 2,048 tokens a step
+    batch_size: int = 32  # blocks of n_positions tokens (with exemplars: 16 blocks of 128)
     lr: float = 3e-3  # tiny models from scratch take a high rate
     warmup_steps: int = 30  # then a cosine decay to lr / 10 at the end of the budget
     weight_decay: float = 0.01
@@ -70,9 +71,9 @@ class TrainingConfig:
     # the sampler drops a candidate that is one of them (SamplingConfig.drop_generic)
     threads: int = 1  # torch threads while training: on a busy 2-core machine a step of
     # this small model took 10x longer with 2 threads (each waits for the other) than with 1
-    exemplars: bool = True  # retrieve and refine (exemplars.py): each pair is trained after
-    # the reply given to the nearest other context (MiniLM), which the model learns to copy
-    # or adapt; off, the model sees the pair alone
+    exemplars: bool = False  # retrieve and refine (exemplars.py): each pair is trained after
+    # the reply given to a near context of another conversation (MiniLM). Off: at 1,000 and
+    # 1,400 steps the model never copied an exemplar and its replies were no better (README)
     exemplar_neighbours: int = 2  # the exemplar is one of this many nearest contexts' replies
     exemplar_gold_rate: float = 0.2  # share of pairs whose exemplar is their own reply: teaches
     # copying a fitting exemplar (Roller et al. 2020's alpha-blending)

@@ -139,6 +139,7 @@ def test_training_with_exemplars_saves_the_index_and_scores_with_it(tmp_path: Pa
                                                vocab_size=300),
                              training=TrainingConfig(max_steps=2, batch_size=4,
                                                      heldout_fraction=0.2, eval_blocks=4,
+                                                     exemplars=True,
                                                      exemplar_gold_rate=0.5),
                              encoder=FakeEmbedder(), progress=False)
     index = ExemplarIndex.load(tmp_path)

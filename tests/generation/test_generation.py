@@ -365,8 +365,7 @@ def test_training_on_reply_pairs_writes_a_lowercase_model_with_its_fluency_floor
                              model=ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=32,
                                                vocab_size=300),
                              training=TrainingConfig(max_steps=2, batch_size=4,
-                                                     heldout_fraction=0.2, eval_blocks=4,
-                                                     exemplars=False),
+                                                     heldout_fraction=0.2, eval_blocks=4),
                              own_pairs=[Conversation("own", ("Hi", "Hello there"))],
                              progress=False)
     manifest = read_manifest(tmp_path)
