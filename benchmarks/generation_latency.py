@@ -9,8 +9,9 @@ stop). Then p50/p95 of a whole turn as the action runs it - sample N candidates 
 turn boundary, filter, score MMI and MiniLM relevance, choose - over a set of small-talk
 messages, one at a time after a warm-up; the target is p50 <= 300 ms. `--synthetic` trains a
 tokenizer on a few lines and builds an untrained GPT-2 of generation's default ModelConfig
-(same size and cost, meaningless text). Prints ONE JSON line and appends it to
-benchmarks/results/generation_latency.jsonl.
+(same size and cost, meaningless text); `--exemplars` adds an exemplar index of random
+vectors of the real one's size, so that a turn pays for its search. Prints ONE JSON line and
+appends it to benchmarks/results/generation_latency.jsonl.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = script_parser(__doc__)
     p.add_argument("--model-dir", type=Path, default=ROOT / "models" / "generation")
     p.add_argument("--synthetic", action="store_true", help="untrained default-size GPT-2")
+    p.add_argument("--exemplars", action="store_true",
+                   help="with --synthetic: an exemplar index of the real one's size too")
     add_timing_args(p, iterations=24, warmup=3, timed="timed whole turns")
     p.add_argument("--candidates", default="1,4,8", help="comma list of N for the raw timing")
     p.add_argument("--new-tokens", type=int, default=40)
@@ -60,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def synthetic_model(out: Path) -> Path:
+def synthetic_model(out: Path, exemplars: bool = False) -> Path:
     """An untrained GPT-2 of generation's default size, saved as training lays it out."""
     from generation.corpus import render
     from generation.generator import write_manifest
@@ -74,7 +77,22 @@ def synthetic_model(out: Path) -> Path:
     lm.resize_token_embeddings(config.vocab_size)  # the output layer costs as in the real one
     save_model(lm, tokenizer, out)
     write_manifest(out, model=".", sampling=SamplingConfig())
+    if exemplars:
+        synthetic_exemplars(out)
     return out
+
+
+def synthetic_exemplars(out: Path, rows: int = 40_000, dimension: int = 384) -> None:
+    """An exemplar index of the real one's size (random unit vectors of MiniLM's width), so
+    that a turn pays for its search."""
+    import numpy as np
+
+    from generation.exemplars import ExemplarIndex
+
+    vectors = np.random.default_rng(0).standard_normal((rows, dimension)).astype(np.float32)
+    vectors /= np.linalg.norm(vectors, axis=1, keepdims=True)
+    replies = tuple(MESSAGES[i % len(MESSAGES)] for i in range(rows))
+    ExemplarIndex(vectors, replies, tuple(str(i) for i in range(rows))).save(out)
 
 
 def _sync(device: str) -> None:
@@ -124,7 +142,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     set_threads(args.threads, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = synthetic_model(Path(tmp) / "gen") if args.synthetic else args.model_dir
+        model_dir = (synthetic_model(Path(tmp) / "gen", args.exemplars) if args.synthetic
+                     else args.model_dir)
         started = time.perf_counter()
         generator = Generator(model_dir, device=args.device).load()
         load_s = time.perf_counter() - started

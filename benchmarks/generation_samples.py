@@ -3,6 +3,7 @@
     python benchmarks/generation_samples.py                  # models/generation
     python benchmarks/generation_samples.py --show-candidates
     python benchmarks/generation_samples.py --messages blind  # the third round's blind set
+    python benchmarks/generation_samples.py --sampling topic_boost=0   # another setting
 
 The messages below were written for this script, not taken from the training corpus (the
 script checks that none appears in chitchat-dataset). Each reply is sampled from seed i, as
@@ -15,6 +16,7 @@ line, appended to benchmarks/results/generation_samples.jsonl.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from pathlib import Path
@@ -26,7 +28,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import emit, environment  # noqa: E402
-from generation import Generator  # noqa: E402
+from generation import Generator, SamplingConfig, from_mapping  # noqa: E402
 from generation.config import to_dict  # noqa: E402
 from generation.corpus import chitchat_conversations, clean  # noqa: E402
 
@@ -132,6 +134,16 @@ def unseen(messages: tuple[str, ...]) -> list[str]:
     return [m for m in messages if m.lower().strip(" ?!.") in turns]
 
 
+def _setting(text: str) -> tuple[str, Any]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--sampling wants KEY=VALUE, got {text!r}.")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
@@ -143,11 +155,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--messages", choices=("first", "fresh", "blind"), default="fresh",
                    help="first: the 25 of the first round; fresh: the second round's; blind: "
                         "the 28 of the third round")
+    p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a sampling setting of the model's manifest (a JSON value: "
+                        "--sampling topic_boost=0 --sampling exemplars=8)")
     args = p.parse_args(argv)
     messages = {"first": MESSAGES, "fresh": FRESH, "blind": BLIND}[args.messages]
     torch.set_num_threads(args.threads)
     seen = unseen(messages)
     generator = Generator(args.model_dir, protected_terms=["Starlight"]).load()
+    if args.sampling:
+        generator._sampling = from_mapping(SamplingConfig, {
+            **to_dict(generator.sampling), **dict(_setting(s) for s in args.sampling)},
+            "--sampling")
     declined, kept, relevance, problems = 0, 0, [], {}
     for i, message in enumerate(messages):
         reply = generator.reply(message, seed=i)
@@ -162,7 +181,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             for problem in c.problems:
                 problems[problem] = problems.get(problem, 0) + 1
             if args.show_candidates:
-                print(f"      {'kept' if c.kept else 'drop'} {c.text!r} {c.problems or ''}")
+                hint = f" <- {c.exemplar!r}" if c.exemplar else ""
+                print(f"      {'kept' if c.kept else 'drop'} {c.text!r} {c.problems or ''}{hint}")
     report = {"benchmark": "generation_samples", "model_dir": str(args.model_dir),
               "messages": f"{args.messages} ({len(messages)})", "in_training_corpus": seen,
               "declined": declined, "candidates_kept_per_turn": round(kept / len(messages), 2),

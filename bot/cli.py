@@ -183,7 +183,8 @@ def _echo_generation(built: dict[str, Any]) -> None:
     corpus = built.get("corpus", {})
     click.echo(f"Generation: {corpus.get('conversations')} conversations "
                f"({corpus.get('train_texts')} training texts), "
-               f"{built.get('train_tokens')} training tokens; GPT-2 of "
+               f"{built.get('train_tokens')} training tokens, "
+               f"{corpus.get('exemplars', 0)} exemplars; GPT-2 of "
                f"{built.get('parameters', 0) / 1e6:.1f}M parameters, {built.get('steps')} steps "
                f"in {built.get('seconds', 0):.0f}s; held-out perplexity "
                f"{built.get('heldout_perplexity', float('nan')):.1f} -> {built.get('out_dir')}")

@@ -1,5 +1,6 @@
 """Small-talk generation: a GPT-2 trained from scratch on open-domain conversations (or any
-causal LM), sampled several times per turn, filtered for safety and reranked.
+causal LM), sampled several times per turn after retrieved human replies to turns like the
+user's (exemplars: retrieve and refine), filtered for safety and reranked.
 
     report = train_generator(conversations, Path("models/generation"))   # tokenizer + GPT-2
     reply = Generator("models/generation").reply("do you like rainy days?", seed=0)
@@ -10,6 +11,7 @@ It never states hotel facts (safety.py) and imports nothing from bot/, actions/ 
 from generation.config import ModelConfig, SamplingConfig, TrainingConfig, from_mapping
 from generation.corpus import Conversation, chitchat_conversations, pair_conversations, render
 from generation.errors import CorpusError, GenerationConfigError, GenerationError, ModelLoadError
+from generation.exemplars import ExemplarIndex
 from generation.generator import (MANIFEST, GeneratedReply, Generator, read_manifest,
                                   write_manifest)
 from generation.rerank import Candidate
@@ -21,6 +23,7 @@ __all__ = [
     "Candidate",
     "Conversation",
     "CorpusError",
+    "ExemplarIndex",
     "GeneratedReply",
     "GenerationConfigError",
     "GenerationError",

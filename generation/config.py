@@ -25,7 +25,9 @@ class ModelConfig:
     n_layer: int = 4
     n_embd: int = 128
     n_head: int = 4
-    n_positions: int = 64  # tokens of context: one short exchange (a pair is ~30 tokens)
+    n_positions: int = 64  # tokens of context: one short exchange (a pair is ~30 tokens);
+    # with exemplars (TrainingConfig.exemplars) 128: an exemplar and an exchange are ~42
+    # tokens (99% under 70), and 64 crops 14% of the prompts
     vocab_size: int = 2048  # byte-level BPE merges trained on the lowercased corpus; the
     # output layer costs vocab_size x n_embd per token, as much as two layers at 4k
 
@@ -47,7 +49,7 @@ class TrainingConfig:
 
     budget_s: float = 480.0
     max_steps: int | None = None  # None: as many steps as the budget allows
-    batch_size: int = 32  # blocks of n_positions tokens packed end to end
+    batch_size: int = 32  # blocks of n_positions tokens (with exemplars: 16 blocks of 128)
     lr: float = 3e-3  # tiny models from scratch take a high rate
     warmup_steps: int = 30  # then a cosine decay to lr / 10 at the end of the budget
     weight_decay: float = 0.01
@@ -69,9 +71,19 @@ class TrainingConfig:
     # the sampler drops a candidate that is one of them (SamplingConfig.drop_generic)
     threads: int = 1  # torch threads while training: on a busy 2-core machine a step of
     # this small model took 10x longer with 2 threads (each waits for the other) than with 1
+    exemplars: bool = False  # retrieve and refine (exemplars.py): each pair is trained after
+    # the reply given to a near context of another conversation (MiniLM). Off: at 1,000 and
+    # 1,400 steps the model never copied an exemplar and its replies were no better (README)
+    exemplar_neighbours: int = 2  # the exemplar is one of this many nearest contexts' replies
+    exemplar_gold_rate: float = 0.2  # share of pairs whose exemplar is their own reply: teaches
+    # copying a fitting exemplar (Roller et al. 2020's alpha-blending)
     seed: int = 0
 
     def __post_init__(self) -> None:
+        _at_least("exemplar_neighbours", self.exemplar_neighbours, 1)
+        if not 0 <= self.exemplar_gold_rate <= 1:
+            raise GenerationConfigError("generation exemplar_gold_rate must be in [0, 1], got "
+                                        f"{self.exemplar_gold_rate!r}.")
         if not self.budget_s > 0:
             raise GenerationConfigError(f"generation budget_s must be > 0, got {self.budget_s}.")
         if self.max_steps is not None:
@@ -121,10 +133,16 @@ class SamplingConfig:
     # replies (generic.txt): "me too", "what about you?" fit any message, so say nothing
     history_turns: int = 0  # earlier turns kept in the prompt (the default model is trained
     # on one previous turn)
+    exemplars: int = 4  # retrieved human replies to turns like the message, one per prompt,
+    # the candidates spread over them (a model trained with exemplars; 0: none)
+    exemplar_candidates: bool = False  # the exemplars themselves join the candidates (the
+    # "retrieve" arm of Weston et al.): filtered and reranked like the sampled ones, and
+    # marked `retrieved` in the reply's metadata when chosen
     seed: int | None = None  # set: every reply is sampled from this seed (deterministic mode)
 
     def __post_init__(self) -> None:
         _at_least("n_candidates", self.n_candidates, 1)
+        _at_least("exemplars", self.exemplars, 0)
         _at_least("max_new_tokens", self.max_new_tokens, 1)
         _at_least("min_words", self.min_words, 1)
         _at_least("max_words", self.max_words, self.min_words)

@@ -25,6 +25,7 @@ logger = logging.getLogger(__name__)
 
 USER = "User:"
 BOT = "Bot:"
+EXEMPLAR = "Hint:"  # a retrieved human reply the model may copy or adapt (exemplars.py)
 _SPACES = re.compile(r"\s+")
 _WORDS = re.compile(r"[\w']+")
 
@@ -63,11 +64,14 @@ def truecase(text: str) -> str:
     return _SENTENCE_START.sub(lambda m: m.group(1) + m.group(2).upper(), text)
 
 
-def render(turns: Sequence[str], *, reply_next: bool = False) -> str:
+def render(turns: Sequence[str], *, reply_next: bool = False, exemplar: str | None = None) -> str:
     """Turns as labelled lines, the last turn labelled "User" when `reply_next` (a prompt that
-    ends with "Bot:" for the reply), else speakers alternate from "User"."""
+    ends with "Bot:" for the reply), else speakers alternate from "User"; an `exemplar` goes
+    first, on a "Hint:" line."""
     offset = (len(turns) - 1) % 2 if reply_next else 0
     lines = [f"{BOT if (i + offset) % 2 else USER} {clean(t)}" for i, t in enumerate(turns)]
+    if exemplar is not None:
+        lines.insert(0, f"{EXEMPLAR} {clean(exemplar)}")
     if reply_next:
         lines.append(BOT)
         return "\n".join(lines)

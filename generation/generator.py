@@ -5,10 +5,12 @@
     reply.text          # the chosen reply, or None when every candidate was dropped
     reply.metadata()    # {"generated": True, "generation": {...}} for the bot message
 
-A turn: build the prompt -> sample n_candidates (sampler.py) -> drop unsafe and broken ones
-(safety.py, rerank.quality_problems) -> score the rest by relevance and MMI (rerank.py) -> the
-best one. The model directory holds `generation.json` (written by training or by
-`write_manifest` for a named pretrained model) next to the weights.
+A turn: retrieve exemplars (the replies to the corpus turns nearest to the message,
+exemplars.py) -> build a prompt per exemplar -> sample n_candidates spread over them
+(sampler.py) -> drop unsafe and broken ones (safety.py, rerank.quality_problems) -> score the
+rest by relevance and MMI (rerank.py) -> the best one. The model directory holds
+`generation.json` (written by training or by `write_manifest` for a named pretrained model)
+next to the weights, and the exemplar index when the model was trained with one.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from typing import Any
 from generation.config import SamplingConfig, from_mapping, to_dict
 from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
+from generation.exemplars import ExemplarIndex, encode
 from generation.rerank import Candidate, quality_problems, rank, relevance
 from generation.safety import SafetyFilter
 
@@ -74,8 +77,10 @@ class GeneratedReply:
 
     def metadata(self) -> dict[str, Any]:
         kept = sum(1 for c in self.candidates if c.kept)
+        best = max((c for c in self.candidates if c.kept), key=lambda c: c.score, default=None)
         return {"generated": True, "generation": {
             "candidates": len(self.candidates), "kept": kept,
+            "retrieved": bool(best is not None and best.retrieved),
             "score": round(max((c.score for c in self.candidates if c.kept), default=0.0), 4),
             "ms": round(self.seconds * 1000, 1)}}
 
@@ -101,6 +106,7 @@ class Generator:
         self._generic: frozenset[str] = frozenset()
         self._lowercase = False
         self._min_logprob: float | None = None
+        self._index: ExemplarIndex | None = None
         self._lock = threading.Lock()
 
     @property
@@ -144,6 +150,7 @@ class Generator:
                                           generic.read_text(encoding="utf-8").splitlines()
                                           if line.strip())
             self._lowercase = bool(manifest.get("lowercase"))
+            self._index = ExemplarIndex.load(self.model_dir) if name == "." else None
             floor = (manifest.get("report") or {}).get("fluency_floor")
             self._min_logprob = (self._sampling.min_logprob
                                  if self._sampling.min_logprob is not None
@@ -157,32 +164,47 @@ class Generator:
         """The best safe reply to `user_text` after `history` (earlier turns, oldest first,
         ending with the bot's); `seed` (default: the sampling config's) makes sampling
         repeatable."""
-        from generation.sampler import build_prompt, reply_logprobs, sample, topic_token_ids
+        from generation.sampler import (build_prompt, reply_logprobs, reply_logprobs_each,
+                                        sample_prompts, topic_token_ids)
 
         self.load()
         started = time.perf_counter()
         config = self.sampling
         earlier = list(history)[-config.history_turns:] if config.history_turns else []
         case = str.lower if self._lowercase else str
-        prompt = build_prompt(self._tokenizer, case(user_text), [case(t) for t in earlier],
-                              self._window - config.max_new_tokens)
+        hints: list[str | None] = [*self.exemplars(user_text)] or [None]
+        prompts = [build_prompt(self._tokenizer, case(user_text), [case(t) for t in earlier],
+                                self._window - config.max_new_tokens,
+                                exemplar=case(h) if h is not None else None) for h in hints]
+        n = 1 if config.temperature == 0 else config.n_candidates
         boost = topic_token_ids(self._tokenizer, case(user_text)) if config.topic_boost else []
-        samples = sample(self._lm, self._tokenizer, prompt, config, self._stop_ids,
-                         seed=seed if seed is not None else config.seed, boost_ids=boost)
+        samples = sample_prompts(self._lm, self._tokenizer,
+                                 [prompts[i % len(prompts)] for i in range(n)], config,
+                                 self._stop_ids, seed=seed if seed is not None else config.seed,
+                                 boost_ids=boost)
+        if config.exemplar_candidates and hints[0] is not None:
+            samples += [self._as_sample(case(h)) for h in hints if h is not None]
+
+        def slot(i: int) -> int:  # the exemplar (and prompt) of candidate i
+            return i % len(hints) if i < n else i - n
+
         candidates = []
-        for s in samples:
+        for i, s in enumerate(samples):
             problems = quality_problems(s.text, s.finished, user_text, config,
                                         self._known_words, self._generic)
             problems += self.safety.problems(s.text, user_text)
-            candidates.append(Candidate(s.text, s.finished, problems))
-        alive = [(c, s) for c, s in zip(candidates, samples) if c.kept]
+            candidates.append(Candidate(s.text, s.finished, problems,
+                                        exemplar=hints[slot(i)] or "",
+                                        retrieved=i >= n))
+        alive = [(i, c, s) for i, (c, s) in enumerate(zip(candidates, samples)) if c.kept]
         if alive:
-            ids = [list(s.token_ids) for _, s in alive]
+            ids = [list(s.token_ids) for _, _, s in alive]
             pad = self._tokenizer.pad_token_id or 0
-            given = reply_logprobs(self._lm, prompt, ids, pad)
+            own = [prompts[slot(i)] for i, _, _ in alive]  # each after its exemplar
+            given = reply_logprobs_each(self._lm, own, ids, pad)
             prior = reply_logprobs(self._lm, self._prior_ids, ids, pad)
-            sims = relevance(self._encoder, user_text, [c.text for c, _ in alive])
-            for (c, _), g, p, r in zip(alive, given, prior, sims):
+            sims = relevance(self._encoder, user_text, [c.text for _, c, _ in alive])
+            for (_, c, _), g, p, r in zip(alive, given, prior, sims):
                 c.mmi, c.relevance, c.likelihood = g - p, r, g
         ranked = rank(candidates, config, self._min_logprob)
         seconds = time.perf_counter() - started
@@ -192,3 +214,28 @@ class Generator:
         logger.info("generation.reply candidates=%d kept=%d ms=%.0f", len(candidates),
                     len(ranked), seconds * 1000)
         return GeneratedReply(text, tuple(candidates), seconds)
+
+    def _as_sample(self, text: str) -> Any:
+        """An exemplar as a candidate: its tokens as the model would have ended them."""
+        from generation.sampler import Sample
+
+        ids = self._tokenizer(f" {text}\n", add_special_tokens=False)["input_ids"]
+        return Sample(text, True, tuple(ids))
+
+    def exemplars(self, user_text: str) -> list[str]:
+        """Up to `sampling.exemplars` replies people gave to the turns of the exemplar index
+        nearest to `user_text`, each one the safety filter lets through for this message,
+        best first ([] for a model trained without exemplars)."""
+        self.load()
+        want = self.sampling.exemplars
+        if self._index is None or not want or not user_text.strip():
+            return []
+        query = encode(self._encoder, [user_text])  # (1, D)
+        out: list[str] = []
+        for row, _ in self._index.search(query, want * 4)[0]:
+            reply = self._index.replies[row]
+            if reply not in out and not self.safety.problems(reply, user_text):
+                out.append(reply)
+            if len(out) == want:
+                break
+        return out

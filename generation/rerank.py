@@ -29,6 +29,8 @@ class Candidate:
     mmi: float = 0.0
     likelihood: float = 0.0  # mean log p(reply | context) per token
     score: float = float("-inf")
+    exemplar: str = ""  # the retrieved reply in its prompt ("" without one)
+    retrieved: bool = False  # the candidate is that exemplar itself, not a sample
 
     @property
     def kept(self) -> bool:
@@ -38,7 +40,8 @@ class Candidate:
         return {"text": self.text, "problems": list(self.problems),
                 "relevance": round(self.relevance, 4), "mmi": round(self.mmi, 4),
                 "likelihood": round(self.likelihood, 4),
-                "score": round(self.score, 4) if self.kept else None}
+                "score": round(self.score, 4) if self.kept else None,
+                "exemplar": self.exemplar, "retrieved": self.retrieved}
 
 
 def words_of(text: str) -> list[str]:

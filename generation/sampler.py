@@ -21,16 +21,26 @@ class Sample:
 
 
 def build_prompt(tokenizer: Any, user_text: str, history: Sequence[str],
-                 max_tokens: int) -> list[int]:
+                 max_tokens: int, exemplar: str | None = None) -> list[int]:
     """Token ids of the prompt for a reply to `user_text` after `history` (earlier turns,
-    oldest first, alternating and ending with the bot's). At most `max_tokens` ids: whole old
-    turns are dropped first; a user message longer than the window keeps its end."""
+    oldest first, alternating and ending with the bot's), after the `exemplar` line when one
+    is given. At most `max_tokens` ids: whole old turns are dropped first, then the message's
+    first words (the exemplar stays); a prompt still too long keeps its end."""
     turns = [*history, user_text]
-    while True:
-        ids = tokenizer(render(turns, reply_next=True), add_special_tokens=False)["input_ids"]
-        if len(ids) <= max_tokens or len(turns) == 1:
-            return list(ids[-max_tokens:])
+
+    def encode(turns: Sequence[str]) -> list[int]:
+        text = render(turns, reply_next=True, exemplar=exemplar)
+        return list(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    ids = encode(turns)
+    while len(ids) > max_tokens and len(turns) > 1:
         turns = turns[1:]
+        ids = encode(turns)
+    words = user_text.split()
+    while len(ids) > max_tokens and exemplar is not None and len(words) > 1:
+        words = words[1:]  # the message's end says most about what to answer
+        ids = encode([" ".join(words)])
+    return ids[-max_tokens:]
 
 
 def topic_token_ids(tokenizer: Any, user_text: str) -> list[int]:
@@ -49,11 +59,21 @@ def sample(lm: Any, tokenizer: Any, prompt_ids: Sequence[int], config: SamplingC
            stop_ids: Sequence[int], seed: int | None = None,
            boost_ids: Sequence[int] = ()) -> list[Sample]:
     """`config.n_candidates` sampled continuations of the prompt (one greedy one when the
-    temperature is 0), each cut at its first turn-ending token. `boost_ids` (topic_token_ids)
-    get `config.topic_boost` added to their logits. The candidates are one batch
-    sharing the prompt's key/value cache; the loop ends when every candidate has ended its
-    turn or after max_new_tokens (a small loop of our own: transformers' generate costs about
-    twice as much per token on a small model)."""
+    temperature is 0); see sample_prompts."""
+    n = 1 if config.temperature == 0 else config.n_candidates
+    return sample_prompts(lm, tokenizer, [prompt_ids] * n, config, stop_ids, seed, boost_ids)
+
+
+def sample_prompts(lm: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
+                   config: SamplingConfig, stop_ids: Sequence[int], seed: int | None = None,
+                   boost_ids: Sequence[int] = ()) -> list[Sample]:
+    """One sampled continuation of each prompt (greedy when the temperature is 0), each cut
+    at its first turn-ending token. `boost_ids` (topic_token_ids) get `config.topic_boost`
+    added to their logits. The candidates are one batch (prompts of different lengths are
+    padded on the left, masked, their positions counted from their first real token) with
+    one key/value cache; the loop ends when every candidate has ended its turn or after
+    max_new_tokens (a small loop of our own: transformers' generate costs about twice as much
+    per token on a small model)."""
     import torch
 
     generator = torch.Generator(device=lm.device)
@@ -61,15 +81,16 @@ def sample(lm: Any, tokenizer: Any, prompt_ids: Sequence[int], config: SamplingC
         generator.manual_seed(seed)
     else:
         generator.seed()  # fresh randomness, the global generator untouched
-    n = 1 if config.temperature == 0 else config.n_candidates
-    ids = torch.tensor([list(prompt_ids)] * n, dtype=torch.long, device=lm.device)  # (N, T)
+    n = len(prompts)
     stops = torch.tensor(sorted(set(stop_ids)), dtype=torch.long, device=lm.device)
     pad = int(stops[0]) if len(stops) else int(tokenizer.pad_token_id or 0)
+    ids, mask, positions = left_padded(prompts, pad, lm.device)  # (N, T) each
     done = torch.zeros(n, dtype=torch.bool, device=lm.device)  # (N,)
     new: list[Any] = []
     boost = torch.tensor(sorted(set(boost_ids)), dtype=torch.long, device=lm.device)
     with torch.inference_mode():
-        out = lm(input_ids=ids, use_cache=True)
+        out = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        position = positions[:, -1:]  # (N, 1)
         for _ in range(config.max_new_tokens):
             logits = out.logits[:, -1].float()  # (N, V)
             if len(boost) and config.topic_boost:
@@ -83,7 +104,10 @@ def sample(lm: Any, tokenizer: Any, prompt_ids: Sequence[int], config: SamplingC
             done |= torch.isin(token.squeeze(1), stops)
             if bool(done.all()):
                 break
-            out = lm(input_ids=token, past_key_values=out.past_key_values, use_cache=True)
+            mask = torch.cat([mask, torch.ones_like(token)], dim=1)  # (N, T + t)
+            position = position + 1
+            out = lm(input_ids=token, attention_mask=mask, position_ids=position,
+                     past_key_values=out.past_key_values, use_cache=True)
     rows = torch.cat(new, dim=1).tolist() if new else [[] for _ in range(n)]
     stop_set = set(stop_ids)
     samples = []
@@ -93,6 +117,20 @@ def sample(lm: Any, tokenizer: Any, prompt_ids: Sequence[int], config: SamplingC
         text = tokenizer.decode(kept, skip_special_tokens=True).split("\n")[0].strip()
         samples.append(Sample(text, end is not None, tuple(kept)))
     return samples
+
+
+def left_padded(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tuple[Any, Any, Any]:
+    """(ids, attention mask, position ids), each (N, longest): the rows padded on the left,
+    positions counted from each row's first real token."""
+    import torch
+
+    longest = max(len(r) for r in rows)
+    ids = torch.tensor([[pad_id] * (longest - len(r)) + list(r) for r in rows],
+                       dtype=torch.long, device=device)  # (N, T)
+    mask = torch.tensor([[0] * (longest - len(r)) + [1] * len(r) for r in rows],
+                        dtype=torch.long, device=device)  # (N, T)
+    positions = (mask.cumsum(dim=1) - 1).clamp(min=0)  # (N, T)
+    return ids, mask, positions
 
 
 def _next_token(logits: Any, seen: Any, config: SamplingConfig, generator: Any) -> Any:
@@ -122,20 +160,29 @@ def _next_token(logits: Any, seen: Any, config: SamplingConfig, generator: Any) 
 def reply_logprobs(lm: Any, prefix_ids: Sequence[int],
                    replies: Sequence[Sequence[int]], pad_id: int) -> list[float]:
     """Mean log-probability per token of each reply after `prefix_ids` (one batched pass)."""
+    return reply_logprobs_each(lm, [prefix_ids] * len(replies), replies, pad_id)
+
+
+def reply_logprobs_each(lm: Any, prefixes: Sequence[Sequence[int]],
+                        replies: Sequence[Sequence[int]], pad_id: int) -> list[float]:
+    """Mean log-probability per token of each reply after its own prefix (one batched pass:
+    prefixes padded on the left, replies on the right)."""
     import torch
 
     if not replies:
         return []
     longest = max(len(r) for r in replies)
-    rows = [list(prefix_ids) + list(r) + [pad_id] * (longest - len(r)) for r in replies]
-    ids = torch.tensor(rows, dtype=torch.long, device=lm.device)  # (N, P + R)
-    mask = torch.tensor([[1] * (len(prefix_ids) + len(r)) + [0] * (longest - len(r))
-                         for r in replies], dtype=torch.long, device=lm.device)
+    rows = [list(p) + list(r) + [pad_id] * (longest - len(r)) for p, r in zip(prefixes, replies)]
+    ids, mask, positions = left_padded(rows, pad_id, lm.device)  # (N, P + R)
+    width = ids.shape[1]
+    for i, reply in enumerate(replies):  # the right padding of the reply is masked too
+        mask[i, width - (longest - len(reply)):] = 0
     with torch.inference_mode():
-        logits = lm(input_ids=ids, attention_mask=mask).logits.float()  # (N, P + R, V)
+        logits = lm(input_ids=ids, attention_mask=mask,
+                    position_ids=positions).logits.float()  # (N, P + R, V)
     logprobs = torch.log_softmax(logits[:, :-1], dim=-1)  # position t predicts token t + 1
     picked = logprobs.gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)  # (N, P + R - 1)
-    start = len(prefix_ids) - 1
+    start = width - longest - 1  # every reply starts right after the (left-padded) prefix
     out = []
     for i, reply in enumerate(replies):
         span = picked[i, start:start + len(reply)]

@@ -19,7 +19,7 @@ def test_generation_latency_smoke(tmp_path: Path) -> None:
     script = load_benchmark("generation_latency")
     out = tmp_path / "generation_latency.jsonl"
     try:
-        report = script.main(["--synthetic", "--iterations", "1", "--warmup", "0",
+        report = script.main(["--synthetic", "--exemplars", "--iterations", "1", "--warmup", "0",
                               "--candidates", "2", "--new-tokens", "4", "--out", str(out)])
     finally:
         torch.set_num_threads(before)

@@ -1,0 +1,146 @@
+"""Retrieve and refine (Weston et al. 2018): the replies people gave to turns like the user's,
+put in the prompt as an exemplar the model copies or adapts.
+
+    index = ExemplarIndex.build(encoder, pairs)        # at training: MiniLM of every context
+    index.save(out)                                    # exemplars.npy + exemplars.json
+    index = ExemplarIndex.load(out)
+    index.search(encoder.encode(["do you like board games?"]), k=4)   # [[(row, cosine)...]]
+
+A training pair is rendered after its exemplar, the reply given to the nearest other context
+of the index (never one of its own conversation), and the model learns when to take it up:
+
+    Hint: i love monopoly, what about you?
+    User: do you play any games?
+    Bot: i like board games, monopoly is my favourite
+
+The index keeps only replies fit to be said (no generic reply, nothing the safety filter
+drops for any user), so an exemplar never primes a hotel fact or a made-up life story.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from generation.corpus import Conversation, reply_key
+from generation.errors import ModelLoadError
+from generation.safety import SafetyFilter
+
+logger = logging.getLogger(__name__)
+
+VECTORS_FILE = "exemplars.npy"  # (n, D) float16 unit rows: the contexts' MiniLM embeddings
+TEXTS_FILE = "exemplars.json"  # {"encoder": ..., "sources": [...], "replies": [...]}
+_CHUNK = 1024  # queries scored at a time: (1024, n) float32 scores
+
+
+@dataclass(frozen=True, slots=True)
+class ExemplarIndex:
+    """Contexts' embeddings with the reply each got; `sources` is the conversation a pair came
+    from (a pair is never its own exemplar's conversation)."""
+
+    vectors: Any  # (n, D) float32, unit rows
+    replies: tuple[str, ...]
+    sources: tuple[str, ...]
+    encoder: str = ""
+
+    def __len__(self) -> int:
+        return len(self.replies)
+
+    @classmethod
+    def build(cls, encoder: Any, pairs: Sequence[Conversation], generic: Sequence[str] = ()
+              ) -> ExemplarIndex:
+        """The index of the `pairs` whose reply may be said (exemplar_pairs)."""
+        kept = exemplar_pairs(pairs, generic)
+        vectors = encode(encoder, [p.turns[0] for p in kept])
+        return cls(vectors, tuple(p.turns[1] for p in kept),
+                   tuple(p.id.split("/")[0] for p in kept), str(getattr(encoder, "name", "")))
+
+    def search(self, queries: Any, k: int, exclude: Sequence[str] | None = None
+               ) -> list[list[tuple[int, float]]]:
+        """The `k` nearest rows (row, cosine) of each query vector, best first; with
+        `exclude` (one source per query) rows of that source are skipped."""
+        queries = np.asarray(queries, dtype=np.float32)  # (Q, D)
+        if not len(self) or k < 1:
+            return [[] for _ in range(len(queries))]
+        import torch
+
+        codes, excluded = None, None
+        if exclude is not None:  # sources as integers: comparing strings cost minutes
+            names, inverse = np.unique(np.asarray(self.sources), return_inverse=True)
+            number = {name: i for i, name in enumerate(names.tolist())}
+            codes = torch.from_numpy(inverse.astype(np.int64))  # (n,)
+            excluded = torch.tensor([number.get(e, -1) for e in exclude])  # (Q,)
+        index = torch.from_numpy(np.ascontiguousarray(self.vectors))  # (n, D)
+        out: list[list[tuple[int, float]]] = []
+        for start in range(0, len(queries), _CHUNK):
+            scores = torch.from_numpy(queries[start:start + _CHUNK]) @ index.T  # (q, n)
+            if codes is not None and excluded is not None:
+                own = codes[None, :] == excluded[start:start + _CHUNK, None]  # (q, n)
+                scores.masked_fill_(own, float("-inf"))
+            values, rows = torch.topk(scores, min(k, scores.shape[1]), dim=1)  # (q, k)
+            out.extend([[(r, v) for r, v in zip(row, value) if v != float("-inf")]
+                        for row, value in zip(rows.tolist(), values.tolist())])
+        return out
+
+    def save(self, out: Path) -> None:
+        np.save(out / VECTORS_FILE, self.vectors.astype(np.float16))
+        (out / TEXTS_FILE).write_text(json.dumps({"encoder": self.encoder,
+                                                  "sources": list(self.sources),
+                                                  "replies": list(self.replies)}),
+                                      encoding="utf-8")
+
+    @classmethod
+    def load(cls, directory: Path) -> ExemplarIndex | None:
+        """The index saved in `directory`, or None when it has none (a model trained without
+        exemplars)."""
+        vectors_path, texts_path = directory / VECTORS_FILE, directory / TEXTS_FILE
+        if not vectors_path.is_file():
+            return None
+        try:
+            vectors = np.load(vectors_path).astype(np.float32)
+            texts = json.loads(texts_path.read_text(encoding="utf-8"))
+            replies, sources = tuple(texts["replies"]), tuple(texts["sources"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ModelLoadError(f"Unreadable exemplar index in {directory}: {exc}. Run "
+                                 "`xingkong train generation --force`.") from exc
+        if vectors.ndim != 2 or len(vectors) != len(replies) or len(sources) != len(replies):
+            raise ModelLoadError(f"The exemplar index in {directory} is inconsistent "
+                                 f"({vectors.shape} vectors, {len(replies)} replies). Run "
+                                 "`xingkong train generation --force`.")
+        return cls(vectors, replies, sources, str(texts.get("encoder", "")))
+
+
+def exemplar_pairs(pairs: Sequence[Conversation], generic: Sequence[str] = ()
+                   ) -> list[Conversation]:
+    """The pairs whose reply may serve as an exemplar: not one of the `generic` replies (they
+    fit anything, so say nothing about the topic) and nothing the safety filter drops whatever
+    the user said (numbers, prices, dates, hotel words, life stories, unsafe words). One
+    pair per (context, reply)."""
+    dropped = frozenset(generic)
+    safety = SafetyFilter()
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for pair in pairs:
+        context, reply = pair.turns[0], pair.turns[1]
+        if (context, reply) in seen or reply_key(reply) in dropped:
+            continue
+        if safety.problems(reply, ""):
+            continue
+        seen.add((context, reply))
+        kept.append(pair)
+    return kept
+
+
+def encode(encoder: Any, texts: Sequence[str]) -> Any:
+    """(len(texts), D) float32 unit rows; empty texts allowed."""
+    if not texts:
+        return np.zeros((0, 1), dtype=np.float32)
+    vectors = np.asarray(encoder.encode(list(texts)), dtype=np.float32)  # (N, D)
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.maximum(norms, 1e-12)
