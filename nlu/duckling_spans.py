@@ -59,7 +59,8 @@ _PREPOSITIONS = frozenset({"on", "in", "from", "at", "until", "till", "til", "to
                            "by", "starting", "since", "for"})
 _LEADING = _PREPOSITIONS | {"the"}
 _WORD = re.compile(r"[\w'/]+|-")
-_GAP = re.compile(r"[\s,.]*")
+# what may lie between two pieces of one date: "May 2, 2030", "the 5th of January 2028"
+_GAP = re.compile(r"[\s,.]*(?:(?:of|the)\b[\s,.]*)*", re.IGNORECASE)
 _MAX_REREADS = 16
 
 
@@ -95,8 +96,8 @@ def align_spans(text: str, learned: list[Entity], found: list[Entity], names: se
                 reread: Reread) -> tuple[list[Entity], list[Entity]]:
     """(learned entities, Duckling entities) after the learned entities named in `names` took
     the extent and value object of the `time` mentions over them; absorbed mentions are gone.
-    Pieces of one date the model cut apart ("April 6" and "2031" of "April 6, 2031") become
-    one entity, with the role of the longest piece."""
+    Pieces of one date the model cut apart ("April 6" and "2031" of "April 6, 2031", "the 5th"
+    and "January 2028") become one entity, with the role of the longest piece."""
     targets = sorted((e for e in learned if e.entity in names), key=lambda e: e.start)
     if not targets:
         return learned, found
@@ -135,8 +136,9 @@ def align_spans(text: str, learned: list[Entity], found: list[Entity], names: se
 
 
 def _one_date_each(text: str, inside: list[Entity], reread: Reread) -> list[list[Entity]]:
-    """The learned entities inside one mention, grouped: neighbours with only spaces and
-    punctuation between them that Duckling reads as one date together are one group."""
+    """The learned entities inside one mention, grouped: neighbours with only spaces,
+    punctuation, "of" or "the" between them ("the 5th" + "January 2028") that Duckling reads
+    as one date together are one group."""
     groups: list[list[Entity]] = []
     for entity in inside:
         if groups and _GAP.fullmatch(text[groups[-1][-1].end:entity.start]):

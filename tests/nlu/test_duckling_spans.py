@@ -170,6 +170,17 @@ def test_pieces_of_one_date_become_one_entity() -> None:
     assert [e["value"] for e in one["entities"]] == ["September 5 2027"]
 
 
+def test_pieces_joined_by_of_are_one_date() -> None:
+    got = parse("from the 2nd to the 5th of january 2028", ("the 2nd", "date", "checkin"),
+                ("the 5th", "date", "checkout"), ("january 2028", "date", "checkout"))
+    assert [(e["value"], e["role"]) for e in got["entities"]] == [
+        ("the 2nd", "checkin"), ("the 5th of january 2028", "checkout")]
+    assert said_dates(got)[0].options[0] == (date(2028, 1, 2), date(2028, 1, 5))
+    # two dates with "of" between them are not one date: each keeps its own
+    two = parse("the 3rd of the 4th", ("the 3rd", "date", None), ("the 4th", "date", None))
+    assert [e["value"] for e in two["entities"] if e["entity"] == "date"] == ["the 3rd", "the 4th"]
+
+
 def test_a_leading_in_is_left_out_like_on() -> None:
     got = parse("checking in August 1, 2030 and out August 3, 2030",
                 ("August 1, 2030", "date", "checkin"), ("August 3, 2030", "date", "checkout"))
