@@ -1,7 +1,7 @@
 """Where Duckling's `time` mentions meet the learned entities (two DucklingEntityExtractor
 options of Xingkong's own; both off by default, so Rasa's output stays Rasa's).
 
-- `guard_times`: counts and ages are not times. Duckling reads "kids aged 4 to 11" as 10:56
+- `guard_times`: counts, ages and "for now" are not times. Duckling reads "kids aged 4 to 11" as 10:56
   ("4 minutes to 11"), "between 2 and 3 people" as 14:00-16:00 and "ages 8-12" as the 8th of
   December. A mention is implausible when it is a clock time read from a bare number (no am,
   pm, 12:30, o'clock, noon, evening, ... in it; "next weekend" has no number), or when it is
@@ -78,12 +78,15 @@ def guard_times(text: str, found: list[Entity], reread: Reread) -> list[Entity]:
 
 
 def is_plausible(text: str, mention: Entity) -> bool:
-    """False for a clock time read from a bare number, or digits next to a count or age word."""
+    """False for a clock time read from a bare number, digits next to a count or age word, or
+    the "now" of "for now"."""
     body = text[mention.start:mention.end]
     words = [w.lower() for w in _WORD.findall(body)]
     if (_grain(mention.additional_info) in _FINE_GRAINS and not _CLOCK_WORDS.search(body)
             and any(w.isdigit() or w in _NUMBER_WORDS for w in words)):
         return False
+    if words == ["now"] and _WORD.findall(text[:mention.start])[-1:] in (["for"], ["For"]):
+        return False  # "keep it for now": an idiom, not the day
     bare = all(w.isdigit() or w in _CONNECTORS for w in words) and any(w.isdigit() for w in words)
     if not bare:
         return True

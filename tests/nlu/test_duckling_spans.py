@@ -57,6 +57,7 @@ def parse(text: str, *spans: tuple[str, str, str | None]) -> dict[str, Any]:
     "we are 4 - 2 adults and 2 kids",
     "arriving at 2",
     "arriving at four",
+    "let us leave it like that for now",
 ])
 def test_counts_and_ages_are_no_times(text: str) -> None:
     assert times(text, guard_times=True) == []
@@ -73,6 +74,7 @@ def test_without_the_guard_duckling_answers_as_in_rasa() -> None:
     ("check in 22/11/2027", "22/11/2027"),
     ("at half past four on Friday", "at half past four on Friday"),
     ("in Gdansk next weekend", "next weekend"),
+    ("can I check in now", "now"),
 ])
 def test_real_dates_and_times_stay(text: str, kept: str) -> None:
     assert times(text, guard_times=True) == [kept]
