@@ -10,8 +10,9 @@ copies train the entity spans as well as the intent.
 
 A copy that misspells an entity word also misspells a word outside the entities when the
 message has one ("a [doble](room_type) rom"): copies that garble only entity words teach the
-span head that any garbled word where a room type goes is one, and "i wanna bok a rom" had a
-room type "rom". Side by side, the garbled word that is no entity is the counter-example.
+span head that any garbled word where a room type goes is one (session 6's model read "bok a
+rom in barcelona" with a room type "rom"). Side by side, the garbled word that is no entity is
+the counter-example.
 """
 
 from __future__ import annotations
