@@ -113,6 +113,8 @@ def _summary(report: dict[str, Any], out: Path) -> dict[str, Any]:
         "entity_f1": report["entities"]["f1"],
         "entity_f1_per_type": {name: round(scores["f1"], 4)
                                for name, scores in report["entities"]["per_type"].items()},
+        # how whole the date mentions came out, role aside (nlu/evaluation.py span_report)
+        "entity_spans": report["entities"].get("spans", {}),
         "n": report["intent"]["n"],
         "reports": str(out),
     }

@@ -1,7 +1,7 @@
 """Where Duckling's `time` mentions meet the learned entities (two DucklingEntityExtractor
 options of Xingkong's own; both off by default, so Rasa's output stays Rasa's).
 
-- `guard_times`: counts and ages are not times. Duckling reads "kids aged 4 to 11" as 10:56
+- `guard_times`: counts, ages and "for now" are not times. Duckling reads "kids aged 4 to 11" as 10:56
   ("4 minutes to 11"), "between 2 and 3 people" as 14:00-16:00 and "ages 8-12" as the 8th of
   December. A mention is implausible when it is a clock time read from a bare number (no am,
   pm, 12:30, o'clock, noon, evening, ... in it; "next weekend" has no number), or when it is
@@ -59,7 +59,8 @@ _PREPOSITIONS = frozenset({"on", "in", "from", "at", "until", "till", "til", "to
                            "by", "starting", "since", "for"})
 _LEADING = _PREPOSITIONS | {"the"}
 _WORD = re.compile(r"[\w'/]+|-")
-_GAP = re.compile(r"[\s,.]*")
+# what may lie between two pieces of one date: "May 2, 2030", "the 5th of January 2028"
+_GAP = re.compile(r"[\s,.]*(?:(?:of|the)\b[\s,.]*)*", re.IGNORECASE)
 _MAX_REREADS = 16
 
 
@@ -77,12 +78,15 @@ def guard_times(text: str, found: list[Entity], reread: Reread) -> list[Entity]:
 
 
 def is_plausible(text: str, mention: Entity) -> bool:
-    """False for a clock time read from a bare number, or digits next to a count or age word."""
+    """False for a clock time read from a bare number, digits next to a count or age word, or
+    the "now" of "for now"."""
     body = text[mention.start:mention.end]
     words = [w.lower() for w in _WORD.findall(body)]
     if (_grain(mention.additional_info) in _FINE_GRAINS and not _CLOCK_WORDS.search(body)
             and any(w.isdigit() or w in _NUMBER_WORDS for w in words)):
         return False
+    if words == ["now"] and _WORD.findall(text[:mention.start])[-1:] in (["for"], ["For"]):
+        return False  # "keep it for now": an idiom, not the day
     bare = all(w.isdigit() or w in _CONNECTORS for w in words) and any(w.isdigit() for w in words)
     if not bare:
         return True
@@ -95,8 +99,8 @@ def align_spans(text: str, learned: list[Entity], found: list[Entity], names: se
                 reread: Reread) -> tuple[list[Entity], list[Entity]]:
     """(learned entities, Duckling entities) after the learned entities named in `names` took
     the extent and value object of the `time` mentions over them; absorbed mentions are gone.
-    Pieces of one date the model cut apart ("April 6" and "2031" of "April 6, 2031") become
-    one entity, with the role of the longest piece."""
+    Pieces of one date the model cut apart ("April 6" and "2031" of "April 6, 2031", "the 5th"
+    and "January 2028") become one entity, with the role of the longest piece."""
     targets = sorted((e for e in learned if e.entity in names), key=lambda e: e.start)
     if not targets:
         return learned, found
@@ -135,8 +139,9 @@ def align_spans(text: str, learned: list[Entity], found: list[Entity], names: se
 
 
 def _one_date_each(text: str, inside: list[Entity], reread: Reread) -> list[list[Entity]]:
-    """The learned entities inside one mention, grouped: neighbours with only spaces and
-    punctuation between them that Duckling reads as one date together are one group."""
+    """The learned entities inside one mention, grouped: neighbours with only spaces,
+    punctuation, "of" or "the" between them ("the 5th" + "January 2028") that Duckling reads
+    as one date together are one group."""
     groups: list[list[Entity]] = []
     for entity in inside:
         if groups and _GAP.fullmatch(text[groups[-1][-1].end:entity.start]):

@@ -6,7 +6,8 @@ results/
   intent_confusion_matrix.png
   intent_histogram.png        confidence of right and wrong predictions
   intent_reliability.png      reliability diagram (ours; calibration at a glance)
-  <Extractor>_report.json     entity precision/recall/F1, exact span + type (+ role)
+  <Extractor>_report.json     entity precision/recall/F1, exact span + type (+ role), and
+                              `spans`: how whole each date mention came out (span_report)
   <Extractor>_errors.json
 """
 
@@ -87,7 +88,41 @@ def entity_report(examples: list[Example], parses: list[ParseResult]) -> dict[st
         f = sum(len({k for k in p - g if k[2] == name}) for g, p in zip(gold, pred))
         n = sum(len({k for k in g - p if k[2] == name}) for g, p in zip(gold, pred))
         per_type[name] = _prf(t, f, n)
-    return {**_prf(tp, fp, fn), "per_type": per_type}
+    return {**_prf(tp, fp, fn), "per_type": per_type, "spans": span_report(examples, parses)}
+
+
+SPAN_TYPES = ("date",)
+
+
+def span_report(examples: list[Example], parses: list[ParseResult],
+                names: tuple[str, ...] = SPAN_TYPES) -> dict[str, dict[str, Any]]:
+    """Per entity type in `names`, how whole each gold mention came out, role aside: `exact`
+    (one predicted entity of the type over the same characters), `split` (cut into two or
+    more, "sept 30" + "2027"), `partial` (one that starts or ends elsewhere), `missed`, and
+    `extra` (predicted ones over no gold mention). `exact_rate` = exact / gold mentions."""
+    out: dict[str, dict[str, Any]] = {}
+    for name in names:
+        counts = Counter({"exact": 0, "split": 0, "partial": 0, "missed": 0, "extra": 0})
+        for example, parse in zip(examples, parses):
+            gold = [e for e in example.entities if e.entity == name]
+            pred = [e for e in parse.entities if e.entity == name]
+            for mention in gold:
+                over = [e for e in pred if e.start < mention.end and mention.start < e.end]
+                if not over:
+                    counts["missed"] += 1
+                elif len(over) > 1:
+                    counts["split"] += 1
+                elif (over[0].start, over[0].end) == (mention.start, mention.end):
+                    counts["exact"] += 1
+                else:
+                    counts["partial"] += 1
+            counts["extra"] += sum(not any(g.start < e.end and e.start < g.end for g in gold)
+                                   for e in pred)
+        n = sum(counts[k] for k in ("exact", "split", "partial", "missed"))
+        if n or counts["extra"]:
+            out[name] = {**counts, "n": n,
+                         "exact_rate": round(counts["exact"] / n, 4) if n else None}
+    return out
 
 
 def expected_calibration_error(confidences: np.ndarray, correct: np.ndarray,

@@ -7,6 +7,12 @@ one or two character edits (a letter dropped, doubled, swapped with the next, or
 neighbour on the keyboard) in words of four letters or more, entity words included ("famly
 room" is still a room type). `typo_examples` moves the entity annotations with the edits, so the
 copies train the entity spans as well as the intent.
+
+A copy that misspells an entity word also misspells a word outside the entities when the
+message has one ("a [doble](room_type) rom"): copies that garble only entity words teach the
+span head that any garbled word where a room type goes is one (session 6's model read "bok a
+rom in barcelona" with a room type "rom"). Side by side, the garbled word that is no entity is
+the counter-example.
 """
 
 from __future__ import annotations
@@ -70,7 +76,7 @@ def typo_examples(examples: list[Example], fraction: float, rng: np.random.Gener
     out = []
     for index, example in enumerate(examples):
         if rng.random() < fraction:
-            edited = _edit(example.text, rng, 2)
+            edited = _edit(example.text, rng, 2, [(e.start, e.end) for e in example.entities])
             if edited is None or edited[0] == example.text:
                 continue
             text, edits = edited
@@ -83,12 +89,23 @@ def typo_examples(examples: list[Example], fraction: float, rng: np.random.Gener
 _Edits = list[tuple[int, int]]  # (end of the edited word in the original text, length change)
 
 
-def _edit(text: str, rng: np.random.Generator, max_edits: int) -> tuple[str, _Edits] | None:
+def _edit(text: str, rng: np.random.Generator, max_edits: int,
+          entities: list[tuple[int, int]] | None = None) -> tuple[str, _Edits] | None:
+    """`entities`: (start, end) spans; when every chosen word is inside one and a long word
+    outside them exists, one of the chosen is swapped for an outside word (the counter-example)."""
     words = [m for m in _WORD.finditer(text) if len(m.group()) >= MIN_WORD_LENGTH]
     if not words:
         return None
     k = int(rng.integers(1, min(max_edits, len(words)) + 1))
-    chosen = sorted(rng.choice(len(words), size=k, replace=False).tolist(), reverse=True)
+    chosen = rng.choice(len(words), size=k, replace=False).tolist()
+    if entities:
+        inside = {i for i, m in enumerate(words)
+                  if any(s <= m.start() and m.end() <= e for s, e in entities)}
+        outside = [i for i in range(len(words)) if i not in inside]
+        if outside and all(i in inside for i in chosen):
+            extra = outside[int(rng.integers(len(outside)))]
+            chosen = [*chosen[:max_edits - 1], extra]
+    chosen = sorted(chosen, reverse=True)
     out, edits = text, []
     for index in chosen:  # from the end, so earlier offsets stay right
         match = words[index]

@@ -143,3 +143,21 @@ def test_guest_calibration_questions_are_not_near_duplicates_of_the_kb_test_sets
     assert len(squad_questions(REPO / "data/kb/guest_questions.json", impossible=True)) >= 80
     assert len(guest) >= 300
     assert near_duplicates(guest, seen, KB_LIMIT) == []
+
+
+REPLIES_LIMIT = 0.5  # session 6's short-reply set was filtered at Jaccard 0.5, all lengths
+
+
+def test_blind_replies_are_not_near_duplicates_of_any_other_message() -> None:
+    """tests/nlu_blind_replies.yml (short replies, confusable intents): no message within
+    Jaccard 0.5 of a training example or of any other test file's message, short ones
+    included ("mhm yes" is "yes" with a word more), and no two alike within the file."""
+    replies = nlu_texts(REPO / "tests/nlu_blind_replies.yml")
+    assert len(replies) >= 10
+    others = nlu_texts(REPO / "data/nlu.yml") + [
+        text for name in ("tests/nlu_test.yml", "tests/nlu_blind.yml", "tests/nlu_ood.yml",
+                          "tests/test_stories.yml", "tests/test_stories_blind.yml",
+                          "tests/policy_heldout_stories.yml") for text in held_texts(name)]
+    assert near_duplicates(replies, others, REPLIES_LIMIT) == []
+    for i, text in enumerate(replies):
+        assert near_duplicates([text], replies[:i], REPLIES_LIMIT) == []

@@ -57,6 +57,7 @@ def parse(text: str, *spans: tuple[str, str, str | None]) -> dict[str, Any]:
     "we are 4 - 2 adults and 2 kids",
     "arriving at 2",
     "arriving at four",
+    "let us leave it like that for now",
 ])
 def test_counts_and_ages_are_no_times(text: str) -> None:
     assert times(text, guard_times=True) == []
@@ -73,6 +74,7 @@ def test_without_the_guard_duckling_answers_as_in_rasa() -> None:
     ("check in 22/11/2027", "22/11/2027"),
     ("at half past four on Friday", "at half past four on Friday"),
     ("in Gdansk next weekend", "next weekend"),
+    ("can I check in now", "now"),
 ])
 def test_real_dates_and_times_stay(text: str, kept: str) -> None:
     assert times(text, guard_times=True) == [kept]
@@ -168,6 +170,17 @@ def test_pieces_of_one_date_become_one_entity() -> None:
     assert said_dates(got)[0].options[0] == (date(2030, 5, 2), date(2030, 5, 5))
     one = parse("on September 5 2027", ("September", "date", None), ("5 2027", "date", None))
     assert [e["value"] for e in one["entities"]] == ["September 5 2027"]
+
+
+def test_pieces_joined_by_of_are_one_date() -> None:
+    got = parse("from the 2nd to the 5th of january 2028", ("the 2nd", "date", "checkin"),
+                ("the 5th", "date", "checkout"), ("january 2028", "date", "checkout"))
+    assert [(e["value"], e["role"]) for e in got["entities"]] == [
+        ("the 2nd", "checkin"), ("the 5th of january 2028", "checkout")]
+    assert said_dates(got)[0].options[0] == (date(2028, 1, 2), date(2028, 1, 5))
+    # two dates with "of" between them are not one date: each keeps its own
+    two = parse("the 3rd of the 4th", ("the 3rd", "date", None), ("the 4th", "date", None))
+    assert [e["value"] for e in two["entities"] if e["entity"] == "date"] == ["the 3rd", "the 4th"]
 
 
 def test_a_leading_in_is_left_out_like_on() -> None:

@@ -52,3 +52,21 @@ def test_typo_examples_move_the_entities_with_the_edits() -> None:
             [(e.entity, e.role, e.value) for e in entities]
         assert copy.text[copy.entities[2].end:] == ""
     assert typo_examples([Example("a big cat", "x")], 1.0, np.random.default_rng(0)) == []
+
+
+def test_a_misspelt_entity_word_comes_with_a_misspelt_word_outside_the_entities() -> None:
+    """The counter-example: "a [famly](room_type) rom", never "a [famly](room_type) room"
+    alone, so a garbled word where a room type goes is not a room type by itself."""
+    text = "book a family room"
+    example = Example(text, "book_room", (Entity(7, 13, "family", "room_type"),))
+    copies = typo_examples([example] * 300, 1.0, np.random.default_rng(5))
+    garbled_entity = [c for _, c in copies if c.text[c.entities[0].start:c.entities[0].end]
+                      != "family"]
+    assert len(garbled_entity) > 50
+    for copy in garbled_entity:
+        words = copy.text.split()
+        assert words[0] != "book" or words[3] != "room"  # an outside word is misspelt too
+        assert copy.text[copy.entities[0].start:copy.entities[0].end] == words[2]
+    # a message whose long words are all entity words still gets its copies
+    alone = Example("Lisbon", "inform", (Entity(0, 6, "Lisbon", "city"),))
+    assert len(typo_examples([alone] * 20, 1.0, np.random.default_rng(5))) == 20
