@@ -27,12 +27,15 @@ import sys
 import time
 from dataclasses import asdict, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.common import emit, environment  # noqa: E402
+
+if TYPE_CHECKING:
+    from bot.policies.evaluation import StoryEvaluation
 
 
 def main() -> None:

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.answerer import (KNOWLEDGE_FILE, Answer, Answerer, AnswererConfig,
+from retrieval.answerer import (KNOWLEDGE_FILE, Answerer, AnswererConfig,
                                 load_answerer, passage_confidences, sentence_bounds)
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.index import KnowledgeIndex
