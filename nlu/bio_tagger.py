@@ -163,14 +163,13 @@ class BioTagger:
         groups.append({"params": head, "lr": cfg.head_learning_rate})
         optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
         steps_per_epoch = math.ceil(len(windows) / cfg.batch_size)
-        epochs, patience = raised_epochs(cfg.epochs, cfg.early_stopping_patience,
-                                         steps_per_epoch, cfg.min_steps, EXTRACTOR_NAME)
+        epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, EXTRACTOR_NAME)
         steps = steps_per_epoch * epochs
         schedule = linear_schedule(int(cfg.warmup_ratio * steps), steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         fitted = fit(model, lambda: self._train_epoch(windows, optimizer, scheduler, rng),
                      entity_scores(self._predict, val_set), epochs=epochs,
-                     patience=patience, name=EXTRACTOR_NAME,
+                     patience=cfg.early_stopping_patience, name=EXTRACTOR_NAME,
                      progress=progress)
         return {"extractor": EXTRACTOR_NAME,
                 "labels": [label_name(label) for label in self.labels],

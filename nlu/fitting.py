@@ -53,19 +53,18 @@ def linear_schedule(warmup_steps: int, total_steps: int) -> Callable[[int], floa
     return factor
 
 
-def raised_epochs(epochs: int, patience: int, steps_per_epoch: int, min_steps: int,
-                  name: str) -> tuple[int, int]:
-    """(epochs, patience) to run: `epochs` raised to ceil(min_steps / steps_per_epoch) when a
-    small dataset would take fewer than `min_steps` optimizer steps (Rasa's starter project
-    has 4 steps an epoch), and `patience` raised by the same factor, so that early stopping
-    waits for the same share of the training. `min_steps` 0 keeps both as they are."""
+def raised_epochs(epochs: int, steps_per_epoch: int, min_steps: int, name: str) -> int:
+    """The epochs to run: `epochs`, raised to ceil(min_steps / steps_per_epoch) when a small
+    dataset would take fewer than `min_steps` optimizer steps (Rasa's starter project has 4
+    steps an epoch). Early stopping keeps its patience in epochs: on the starter project a
+    patience raised by the same factor (20) kept the same best epoch (16) after 20 more epochs.
+    `min_steps` 0 keeps `epochs`."""
     needed = math.ceil(min_steps / max(1, steps_per_epoch))
     if needed <= epochs:
-        return epochs, patience
-    factor = math.ceil(needed / epochs)
-    logger.info("nlu.fit.min_steps model=%s steps_per_epoch=%d epochs=%d->%d patience=%d->%d",
-                name, steps_per_epoch, epochs, needed, patience, patience * factor)
-    return needed, patience * factor
+        return epochs
+    logger.info("nlu.fit.min_steps model=%s steps_per_epoch=%d epochs=%d->%d",
+                name, steps_per_epoch, epochs, needed)
+    return needed
 
 
 def entity_scores(predict: Callable[[list[str]], list[list[Entity]]],

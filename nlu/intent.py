@@ -279,8 +279,7 @@ class IntentClassifier:
         net = _IntentNet(self._encoder, n_labels, cfg.dropout, cfg.pooling).to(cfg.device)
         self._net = net
         steps_per_epoch = -(-len(all_texts) // cfg.batch_size)
-        epochs, patience = raised_epochs(cfg.epochs, cfg.early_stopping_patience,
-                                         steps_per_epoch, cfg.min_steps, "intent")
+        epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, "intent")
         optimizer, scheduler = _optimizer(net, cfg, epochs * steps_per_epoch)
         accuracies: list[float] = []
 
@@ -299,7 +298,7 @@ class IntentClassifier:
                     "val_accuracy": float((val_logits.argmax(-1) == val_y).float().mean())}
 
         fitted = fit(net, run_epoch, evaluate if val_texts else None, epochs=epochs,
-                     patience=patience, name="intent", progress=progress,
+                     patience=cfg.early_stopping_patience, name="intent", progress=progress,
                      score="val_score", learned_above=float("-inf"), min_delta=1e-4)
         curve = fitted["epochs"]
         report: dict[str, Any] = {

@@ -428,8 +428,7 @@ class JointIntentEntity:
         targets[torch.arange(n_labelled), torch.as_tensor(y_labelled)] += 1.0 - cfg.label_smoothing
         optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay)
         steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
-        epochs, patience = raised_epochs(cfg.epochs, cfg.early_stopping_patience,
-                                         steps_per_epoch, cfg.min_steps, COMPONENT_NAME)
+        epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, COMPONENT_NAME)
         steps = steps_per_epoch * epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, linear_schedule(int(cfg.warmup_fraction * steps), steps))
@@ -446,7 +445,7 @@ class JointIntentEntity:
 
         prepared = time.perf_counter()
         fitted = fit(net, run_epoch, self._validation(val), epochs=epochs,
-                     patience=patience, name=COMPONENT_NAME,
+                     patience=cfg.early_stopping_patience, name=COMPONENT_NAME,
                      progress=progress, score="val_score")
         fitted_at = time.perf_counter()
         calibration = self._calibrate(val)

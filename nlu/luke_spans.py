@@ -198,8 +198,7 @@ class LukeSpanExtractor:
         ]
         n_chunks = sum(math.ceil(size / cfg.max_entities) for size in sizes)
         steps_per_epoch = math.ceil(n_chunks / cfg.batch_size)
-        epochs, patience = raised_epochs(cfg.epochs, cfg.early_stopping_patience,
-                                         steps_per_epoch, cfg.min_steps, EXTRACTOR_NAME)
+        epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, EXTRACTOR_NAME)
         steps = steps_per_epoch * epochs
         schedule = linear_schedule(int(cfg.warmup_ratio * steps), steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
@@ -211,7 +210,7 @@ class LukeSpanExtractor:
         )  # fmt: skip
         fitted = fit(model, lambda: self._train_epoch(windows, optimizer, scheduler, weight, rng),
                      entity_scores(self._predict, val_set), epochs=epochs,
-                     patience=patience, name=EXTRACTOR_NAME,
+                     patience=cfg.early_stopping_patience, name=EXTRACTOR_NAME,
                      progress=progress)
         seconds = round(time.perf_counter() - began, 2)
         logger.info("nlu.luke.train.done seconds=%.1f best_epoch=%d", seconds,

@@ -15,18 +15,18 @@ from nlu.errors import NLUTrainingError
 from nlu.fitting import raised_epochs
 
 
-def test_a_small_dataset_gets_more_epochs_and_patience() -> None:
+def test_a_small_dataset_gets_more_epochs() -> None:
     # Rasa's starter project: 64 inputs, batches of 16, 5 epochs -> 20 steps
-    assert raised_epochs(5, 2, 4, 200, "intent") == (50, 20)
-    assert raised_epochs(5, 2, 3, 200, "intent") == (67, 28)  # ceil(200 / 3); factor ceil(67 / 5)
-    assert raised_epochs(6, 0, 18, 200, "joint") == (12, 0)  # patience 0 stays off
+    assert raised_epochs(5, 4, 200, "intent") == 50
+    assert raised_epochs(5, 3, 200, "intent") == 67  # ceil(200 / 3)
+    assert raised_epochs(6, 18, 200, "joint") == 12  # Rasa's formbot
 
 
 def test_a_large_dataset_keeps_its_epochs() -> None:
     # the demo: 3054 inputs in batches of 16 = 191 steps an epoch x 6 epochs = 1146 steps
-    assert raised_epochs(6, 2, 191, MIN_STEPS, "joint") == (6, 2)
-    assert raised_epochs(5, 2, 40, 200, "intent") == (5, 2)  # exactly 200 steps
-    assert raised_epochs(5, 2, 4, 0, "intent") == (5, 2)  # min_steps 0: off
+    assert raised_epochs(6, 191, MIN_STEPS, "joint") == 6
+    assert raised_epochs(5, 40, 200, "intent") == 5  # exactly 200 steps
+    assert raised_epochs(5, 4, 0, "intent") == 5  # min_steps 0: off
 
 
 @pytest.mark.parametrize("config", [JointConfig, IntentClassifierConfig, LukeSpanConfig,
