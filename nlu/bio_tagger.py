@@ -27,7 +27,13 @@ from transformers import (
 )
 
 from nlu.components import BioTaggerConfig
-from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.fitting import (
+    entity_scores,
+    fit,
+    linear_schedule,
+    optimizer_step,
+    raised_epochs,
+)
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.saved_state import load_saved, read_state, write_state
 from nlu.types import Entity, Example
@@ -156,16 +162,19 @@ class BioTagger:
         groups = [{"params": body, "lr": cfg.learning_rate}]
         groups.append({"params": head, "lr": cfg.head_learning_rate})
         optimizer = torch.optim.AdamW(groups, weight_decay=0.01)
-        steps = math.ceil(len(windows) / cfg.batch_size) * cfg.epochs
+        steps_per_epoch = math.ceil(len(windows) / cfg.batch_size)
+        epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, EXTRACTOR_NAME)
+        steps = steps_per_epoch * epochs
         schedule = linear_schedule(int(cfg.warmup_ratio * steps), steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         fitted = fit(model, lambda: self._train_epoch(windows, optimizer, scheduler, rng),
-                     entity_scores(self._predict, val_set), epochs=cfg.epochs,
+                     entity_scores(self._predict, val_set), epochs=epochs,
                      patience=cfg.early_stopping_patience, name=EXTRACTOR_NAME,
                      progress=progress)
         return {"extractor": EXTRACTOR_NAME,
                 "labels": [label_name(label) for label in self.labels],
                 "n_train": len(train_set), "n_validation": len(val_set), **fitted,
+                "epochs_planned": epochs, "steps_per_epoch": steps_per_epoch,
                 "seconds": round(time.perf_counter() - began, 2)}
 
     def _train_epoch(

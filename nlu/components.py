@@ -66,6 +66,10 @@ class DIETClassifierParams:
 # The config dataclasses of our model components: here, away from the torch code, so that
 # config.yml is checked when it loads. Each model module imports its own.
 DEFAULT_MODEL = "sentence-transformers/all-MiniLM-L6-v2"
+# The fewest optimizer steps a model trains for: a small project runs more epochs than
+# `epochs` (Rasa's starter project: 4 steps an epoch, 20 in 5 epochs, and "yes" fell back).
+# The demo takes about 190 steps an epoch, so it never gets here.
+MIN_STEPS = 200
 JOINT_RUNTIMES = ("onnx", "torch")
 
 
@@ -75,6 +79,8 @@ class JointConfig:
 
     model: str = DEFAULT_MODEL
     epochs: int = 6
+    # optimizer steps at least: a small dataset runs more epochs (nlu/fitting.py raised_epochs)
+    min_steps: int = MIN_STEPS
     batch_size: int = 16
     learning_rate: float = 1e-4  # the copied encoder
     head_learning_rate: float = 1e-3  # intent head, span head, entity embeddings: new weights
@@ -130,9 +136,9 @@ class JointConfig:
                                          self.warmup_fraction)),
             "n_samples, mc_layers, freeze_layers, entity_layers, max_context_length, "
             "early_stopping_patience, noise_fraction, negative_weight, entity_loss_weight, "
-            "temperature_prior_std >= 0":
+            "temperature_prior_std, min_steps >= 0":
                 min(self.n_samples, self.mc_layers, self.freeze_layers, self.entity_layers,
-                    self.max_context_length,
+                    self.max_context_length, self.min_steps,
                     self.early_stopping_patience, self.noise_fraction, self.negative_weight,
                     self.entity_loss_weight, self.temperature_prior_std) >= 0,
         }
@@ -149,6 +155,8 @@ class IntentClassifierConfig:
 
     model: str = DEFAULT_MODEL
     epochs: int = 5
+    # optimizer steps at least: a small dataset runs more epochs (nlu/fitting.py raised_epochs)
+    min_steps: int = MIN_STEPS
     batch_size: int = 16
     learning_rate: float = 1e-4
     head_learning_rate: float = 2e-3
@@ -183,9 +191,9 @@ class IntentClassifierConfig:
                                          self.warmup_fraction)),
             "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
             "n_samples, mc_layers, early_stopping_patience, noise_fraction, "
-            "temperature_prior_std >= 0":
+            "temperature_prior_std, min_steps >= 0":
                 min(self.n_samples, self.mc_layers, self.early_stopping_patience,
-                    self.noise_fraction, self.temperature_prior_std) >= 0,
+                    self.noise_fraction, self.temperature_prior_std, self.min_steps) >= 0,
             f"pooling 'mean' or 'cls' (got {self.pooling!r})": self.pooling in ("mean", "cls"),
         }
         failed = [rule for rule, ok in checks.items() if not ok]
@@ -199,6 +207,8 @@ class LukeSpanConfig:
     luke_model: str | None = None  # a pretrained LUKE (studio-ousia/luke-base) wins over `model`
     max_span_length: int = 8  # words per candidate span; Rasa entities are short
     epochs: int = 10
+    # optimizer steps at least: a small dataset runs more epochs (nlu/fitting.py raised_epochs)
+    min_steps: int = MIN_STEPS
     batch_size: int = 16
     learning_rate: float = 1e-4  # the copied encoder (MiniLM is small and tolerates 1e-4)
     entity_learning_rate: float = 1e-3  # entity embeddings, entity positions and head are new
@@ -223,6 +233,8 @@ class LukeSpanConfig:
 class BioTaggerConfig:
     model: str = "sentence-transformers/all-MiniLM-L6-v2"
     epochs: int = 10  # as LukeSpanExtractor, for a fair comparison
+    # optimizer steps at least: a small dataset runs more epochs (nlu/fitting.py raised_epochs)
+    min_steps: int = MIN_STEPS
     batch_size: int = 16
     learning_rate: float = 1e-4  # pretrained encoder
     head_learning_rate: float = 1e-3  # the new tag classifier
@@ -249,6 +261,9 @@ def _check_extractor(config: object, counts: tuple[str, ...], max_length: int,
         raise NLUTrainingError(f"{cls}.max_length must be >= 4, got {max_length}.")
     if not 0.0 <= val_fraction < 1.0:
         raise NLUTrainingError(f"{cls}.val_fraction must be in [0, 1), got {val_fraction}.")
+    min_steps = getattr(config, "min_steps")
+    if min_steps < 0:
+        raise NLUTrainingError(f"{cls}.min_steps must be >= 0, got {min_steps}.")
 
 
 # Rasa components whose params are our own dataclasses (unknown keys warn: Rasa accepts them).

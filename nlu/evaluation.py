@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import logging
+import warnings
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -172,7 +173,9 @@ def _plots(examples: list[Example], parses: list[ParseResult], out_dir: Path) ->
     gold = [e.intent or "" for e in examples]
     predicted = [p.intent.name if p.intent else "" for p in parses]
     labels = sorted(set(gold) | set(predicted))
-    matrix = confusion_matrix(gold, predicted, labels=labels)
+    with warnings.catch_warnings():  # one intent, all right: a 1x1 matrix is what we want
+        warnings.filterwarnings("ignore", message="A single label was found")
+        matrix = confusion_matrix(gold, predicted, labels=labels)
     fig, ax = plt.subplots(figsize=(max(6, len(labels) * 0.5), max(5, len(labels) * 0.45)))
     ax.imshow(matrix, cmap="Blues")
     ax.set_xticks(range(len(labels)), labels, rotation=90, fontsize=7)

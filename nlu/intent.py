@@ -35,7 +35,7 @@ from nlu.calibration import (
     fit_temperature,
     predictive_summary,
 )
-from nlu.fitting import fit, linear_schedule
+from nlu.fitting import fit, linear_schedule, raised_epochs
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.mc_dropout import sampled_states
 from nlu.quantize import quantize_linear, wants_quantization
@@ -278,13 +278,15 @@ class IntentClassifier:
         self._labels = labels
         net = _IntentNet(self._encoder, n_labels, cfg.dropout, cfg.pooling).to(cfg.device)
         self._net = net
-        optimizer, scheduler = _optimizer(net, cfg, -(-len(all_texts) // cfg.batch_size))
+        steps_per_epoch = -(-len(all_texts) // cfg.batch_size)
+        epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, "intent")
+        optimizer, scheduler = _optimizer(net, cfg, epochs * steps_per_epoch)
         accuracies: list[float] = []
 
         def run_epoch() -> float:
             epoch = len(accuracies) + 1
             loss, acc = self._train_epoch(all_texts, all_ctx, targets, n_real, optimizer,
-                                          scheduler, rng, f"intent epoch {epoch}/{cfg.epochs}",
+                                          scheduler, rng, f"intent epoch {epoch}/{epochs}",
                                           progress)
             accuracies.append(acc)
             return loss
@@ -295,7 +297,7 @@ class IntentClassifier:
             return {"val_loss": val_loss, "val_score": -val_loss,
                     "val_accuracy": float((val_logits.argmax(-1) == val_y).float().mean())}
 
-        fitted = fit(net, run_epoch, evaluate if val_texts else None, epochs=cfg.epochs,
+        fitted = fit(net, run_epoch, evaluate if val_texts else None, epochs=epochs,
                      patience=cfg.early_stopping_patience, name="intent", progress=progress,
                      score="val_score", learned_above=float("-inf"), min_delta=1e-4)
         curve = fitted["epochs"]
@@ -306,7 +308,8 @@ class IntentClassifier:
         best_epoch = fitted["best_epoch"]
         net.eval()
         report |= self._calibrate(val_texts, val_y)
-        report |= {"epochs_run": len(report["train_loss"]), "best_epoch": best_epoch,
+        report |= {"epochs_run": len(report["train_loss"]), "epochs_planned": epochs,
+                   "steps_per_epoch": steps_per_epoch, "best_epoch": best_epoch,
                    "labels": list(labels), "n_train": n_real, "n_val": len(val_texts),
                    "n_context_pairs": n_real - len(train_idx),
                    "n_noise": len(noise), "seconds": time.perf_counter() - started}
@@ -490,10 +493,10 @@ def _noise_texts(texts: list[str], n: int, rng: np.random.Generator) -> list[str
 
 
 def _optimizer(
-    net: _IntentNet, cfg: IntentClassifierConfig, steps_per_epoch: int
+    net: _IntentNet, cfg: IntentClassifierConfig, total_steps: int
 ) -> tuple[torch.optim.Optimizer, torch.optim.lr_scheduler.LambdaLR]:
     """AdamW: encoder at `learning_rate`, head at `head_learning_rate`, no decay on biases and
-    norms; linear warmup over `warmup_fraction` of the steps, then linear decay to 0."""
+    norms; linear warmup over `warmup_fraction` of the `total_steps`, then linear decay to 0."""
     enc = [p for p in net.encoder.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW([
         {"params": [p for p in enc if p.dim() >= 2], "weight_decay": cfg.weight_decay},
@@ -501,6 +504,6 @@ def _optimizer(
         {"params": list(net.head.parameters()), "lr": cfg.head_learning_rate,
          "weight_decay": cfg.weight_decay},
     ], lr=cfg.learning_rate)
-    total = max(cfg.epochs * steps_per_epoch, 1)
+    total = max(total_steps, 1)
     schedule = linear_schedule(int(cfg.warmup_fraction * total), total)
     return optimizer, torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)

@@ -40,7 +40,13 @@ from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from nlu.calibration import apply_temperature, expected_calibration_error, fit_temperature, \
     predictive_summary
-from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.fitting import (
+    entity_scores,
+    fit,
+    linear_schedule,
+    optimizer_step,
+    raised_epochs,
+)
 from nlu.components import JointConfig
 from nlu.errors import NLUModelError, NLUTrainingError
 # the intent classifier's data helpers: the same split, noise negatives and checks
@@ -421,7 +427,9 @@ class JointIntentEntity:
         targets[:n_labelled] = cfg.label_smoothing / n_intents
         targets[torch.arange(n_labelled), torch.as_tensor(y_labelled)] += 1.0 - cfg.label_smoothing
         optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay)
-        steps = math.ceil(len(inputs) / cfg.batch_size) * cfg.epochs
+        steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
+        epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, COMPONENT_NAME)
+        steps = steps_per_epoch * epochs
         scheduler = torch.optim.lr_scheduler.LambdaLR(
             optimizer, linear_schedule(int(cfg.warmup_fraction * steps), steps))
         weight = torch.ones(1 + len(self.span_labels), device=cfg.device)  # (L,)
@@ -436,7 +444,7 @@ class JointIntentEntity:
                                      threads)
 
         prepared = time.perf_counter()
-        fitted = fit(net, run_epoch, self._validation(val), epochs=cfg.epochs,
+        fitted = fit(net, run_epoch, self._validation(val), epochs=epochs,
                      patience=cfg.early_stopping_patience, name=COMPONENT_NAME,
                      progress=progress, score="val_score")
         fitted_at = time.perf_counter()
@@ -446,6 +454,7 @@ class JointIntentEntity:
                   "n_train": n_real, "n_val": len(val), "n_typos": len(typos),
                   "n_noise": len(noise),
                   "n_context_pairs": n_real - len(train_idx),
+                  "epochs_planned": epochs, "steps_per_epoch": steps_per_epoch,
                   "pruner": self.pruner.to_dict(),
                   "spans_per_message": sum(len(i.spans) for i in inputs[:n_real]) / max(1, n_real),
                   **fitted, **calibration}

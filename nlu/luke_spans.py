@@ -33,7 +33,13 @@ from torch import nn
 from transformers import PreTrainedTokenizerBase
 
 from nlu.components import LukeSpanConfig
-from nlu.fitting import entity_scores, fit, linear_schedule, optimizer_step
+from nlu.fitting import (
+    entity_scores,
+    fit,
+    linear_schedule,
+    optimizer_step,
+    raised_epochs,
+)
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.luke_build import ENTITY_MASK_ID, build_luke_from_bert, load_pretrained_luke
 from nlu.quantize import quantize_linear, wants_quantization
@@ -191,7 +197,9 @@ class LukeSpanExtractor:
             for w in windows
         ]
         n_chunks = sum(math.ceil(size / cfg.max_entities) for size in sizes)
-        steps = math.ceil(n_chunks / cfg.batch_size) * cfg.epochs
+        steps_per_epoch = math.ceil(n_chunks / cfg.batch_size)
+        epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, EXTRACTOR_NAME)
+        steps = steps_per_epoch * epochs
         schedule = linear_schedule(int(cfg.warmup_ratio * steps), steps)
         scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
         weight = torch.ones(1 + len(self.labels), device=cfg.device)  # (L,)
@@ -201,7 +209,7 @@ class LukeSpanExtractor:
             len(train_set), len(val_set), len(self.labels), self._backbone,
         )  # fmt: skip
         fitted = fit(model, lambda: self._train_epoch(windows, optimizer, scheduler, weight, rng),
-                     entity_scores(self._predict, val_set), epochs=cfg.epochs,
+                     entity_scores(self._predict, val_set), epochs=epochs,
                      patience=cfg.early_stopping_patience, name=EXTRACTOR_NAME,
                      progress=progress)
         seconds = round(time.perf_counter() - began, 2)
@@ -210,6 +218,7 @@ class LukeSpanExtractor:
         return {"extractor": EXTRACTOR_NAME,
                 "labels": [label_name(label) for label in self.labels],
                 "n_train": len(train_set), "n_validation": len(val_set), **fitted,
+                "epochs_planned": epochs, "steps_per_epoch": steps_per_epoch,
                 "seconds": seconds}
 
     def _build_model(self) -> LukeForEntitySpanClassification:

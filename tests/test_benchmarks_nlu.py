@@ -124,7 +124,8 @@ def test_mc_sampling_compares_both_samplers_on_a_saved_joint_model(
     (tmp_path / "bert").mkdir()
     bert = write_tiny_bert(tmp_path / "bert", VOCAB)
     model = JointIntentEntity(JointConfig(model=str(bert), epochs=1, max_length=32,
-                                          val_fraction=0.0, early_stopping_patience=0))
+                                          val_fraction=0.0, early_stopping_patience=0,
+                                          min_steps=0))
     model.train(_dataset(), progress=False)
     model.save(tmp_path / "joint")
     out = tmp_path / "mc.jsonl"

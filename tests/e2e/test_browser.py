@@ -224,8 +224,9 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 # A cut-down training run: enough for the demo's NLU to tell a booking from a question and to
 # mark a city, and for the reader to answer a question it was trained on, in a few minutes on
 # two cores. The full settings and their figures are in the benchmarks and `xingkong test`.
-QUICK = {"JointIntentEntity": {"epochs": 3}, "IntentClassifier": {"epochs": 3},
-         "LukeSpanExtractor": {"epochs": 3, "negative_ratio": 4.0},
+QUICK = {"JointIntentEntity": {"epochs": 3, "min_steps": 0},
+         "IntentClassifier": {"epochs": 3, "min_steps": 0},
+         "LukeSpanExtractor": {"epochs": 3, "negative_ratio": 4.0, "min_steps": 0},
          "reader": {"epochs": 2, "progress": False}, "TEDPolicy": {"epochs": 20}}
 QUICK_PER_INTENT = 30  # NLU examples kept per intent
 QUICK_QA_EVERY = 5  # every 5th KB question kept, plus the one the test asks

@@ -48,7 +48,7 @@ def _dataset() -> list[Example]:
 def trained(bert_dir: Path) -> tuple[BioTagger, dict[str, Any]]:
     config = BioTaggerConfig(
         model=str(bert_dir), epochs=25, batch_size=8, learning_rate=1e-3, head_learning_rate=3e-3,
-        max_length=32, val_fraction=0.0, seed=0,
+        max_length=32, val_fraction=0.0, seed=0, min_steps=0,
     )  # fmt: skip
     tagger = BioTagger(config)
     return tagger, tagger.train(_dataset(), progress=False)

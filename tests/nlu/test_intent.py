@@ -61,7 +61,8 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def _config(model: Path, **overrides: object) -> IntentClassifierConfig:
     base: dict[str, object] = dict(model=str(model), epochs=12, batch_size=8, learning_rate=3e-3,
                                    head_learning_rate=1e-2, val_fraction=0.25,
-                                   early_stopping_patience=0, n_samples=6, dropout=0.1)
+                                   early_stopping_patience=0, n_samples=6, dropout=0.1,
+                                   min_steps=0)
     return IntentClassifierConfig(**(base | overrides))  # type: ignore[arg-type]
 
 
@@ -139,6 +140,26 @@ def test_save_load_round_trip(trained: tuple[IntentClassifier, dict], tmp_path: 
     for a, b in zip(quantized.predict_batch(texts, n_samples=0), clf.predict_batch(texts, 0)):
         assert a.intent.confidence == pytest.approx(b.intent.confidence, abs=0.1)
     assert all(p.std > 0 for p in quantized.predict_batch(texts))  # MC dropout still samples
+
+
+def test_min_steps_raises_the_epochs_of_a_small_dataset_only(
+    tiny_model: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """24 examples: 18 train + 2 noise = 3 batches of 8 an epoch; 30 steps need 10 epochs, and
+    the LR schedule decays over those 30 steps."""
+    import nlu.intent
+
+    totals: list[int] = []
+    real = nlu.intent.linear_schedule
+    monkeypatch.setattr(nlu.intent, "linear_schedule",
+                        lambda warmup, total: totals.append(total) or real(warmup, total))
+    small = IntentClassifier(_config(tiny_model, epochs=2, min_steps=30))
+    report = small.train(_examples(), progress=False)
+    assert report["steps_per_epoch"] == 3
+    assert report["epochs_run"] == report["epochs_planned"] == 10 and totals == [30]
+    enough = IntentClassifier(_config(tiny_model, epochs=2, min_steps=6))
+    report = enough.train(_examples(), progress=False)
+    assert report["epochs_run"] == report["epochs_planned"] == 2 and totals == [30, 6]
 
 
 def test_training_is_seeded(tiny_model: Path) -> None:
@@ -245,7 +266,8 @@ UNRELATED = ["the mitochondria is the powerhouse of the cell", "xqzv blorp fnagh
 @pytest.mark.integration
 def test_minilm_fine_tune_end_to_end() -> None:
     config = IntentClassifierConfig(epochs=3, batch_size=16, learning_rate=1e-4,
-                                    head_learning_rate=3e-3, n_samples=4, val_fraction=0.2)
+                                    head_learning_rate=3e-3, n_samples=4, val_fraction=0.2,
+                                    min_steps=0)
     clf = IntentClassifier(config)
     examples = [Example(t, intent) for intent, texts in TRAIN.items() for t in texts]
     clf.train(examples, progress=False)

@@ -69,7 +69,7 @@ def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def config(bert_dir: Path) -> JointConfig:
     return JointConfig(model=str(bert_dir), epochs=25, batch_size=8, learning_rate=2e-3,
                        head_learning_rate=5e-3, max_length=32, val_fraction=0.0, n_samples=4,
-                       early_stopping_patience=0, seed=0)
+                       early_stopping_patience=0, seed=0, min_steps=0)
 
 
 @pytest.fixture(scope="module")
@@ -266,6 +266,27 @@ def test_misspelt_copies_train_the_intent_and_entities(config: JointConfig) -> N
     assert report["n_typos"] == len(long_enough) and report["n_train"] == len(_dataset())
     assert JointIntentEntity(replace(config, epochs=1)).train(
         _dataset(), progress=False)["n_typos"] == 0
+
+
+def test_min_steps_raises_the_epochs_of_a_small_dataset_only(
+    config: JointConfig, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import nlu.joint
+
+    totals: list[int] = []
+    real = nlu.joint.linear_schedule
+    monkeypatch.setattr(nlu.joint, "linear_schedule",
+                        lambda warmup, total: totals.append(total) or real(warmup, total))
+    small = JointIntentEntity(replace(config, epochs=1, min_steps=8)).train(_dataset(),
+                                                                             progress=False)
+    per_epoch = small["steps_per_epoch"]
+    assert per_epoch < 8 and small["epochs_planned"] == -(-8 // per_epoch)
+    assert len(small["epochs"]) == small["epochs_planned"] > 1
+    assert totals == [per_epoch * small["epochs_planned"]]  # the schedule spans the raised run
+    enough = JointIntentEntity(replace(config, epochs=1, min_steps=per_epoch)).train(
+        _dataset(), progress=False)
+    assert len(enough["epochs"]) == enough["epochs_planned"] == 1
+    assert totals[-1] == per_epoch
 
 
 def test_training_takes_the_threads_it_is_given_each_quarter_epoch(config: JointConfig) -> None:

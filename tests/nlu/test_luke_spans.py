@@ -80,7 +80,7 @@ def bert_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def tiny_config(bert_dir: Path) -> LukeSpanConfig:
     return LukeSpanConfig(
         model=str(bert_dir), epochs=30, batch_size=8, learning_rate=1e-3, entity_learning_rate=3e-3,
-        max_length=32, val_fraction=0.0, seed=0,
+        max_length=32, val_fraction=0.0, seed=0, min_steps=0,
     )  # fmt: skip
 
 
@@ -286,7 +286,8 @@ def test_pretrained_luke_checkpoint_is_fine_tuned(bert_dir: Path, tmp_path: Path
         json.dumps({"[PAD]": 0, "[UNK]": 1, "[MASK]": 2, "Lisbon": 3})
     )
     extractor = LukeSpanExtractor(
-        LukeSpanConfig(luke_model=str(luke_dir), epochs=2, max_length=32, val_fraction=0)
+        LukeSpanConfig(luke_model=str(luke_dir), epochs=2, max_length=32, val_fraction=0,
+                       min_steps=0)
     )
     report = extractor.train(_dataset(), progress=False)
     assert len(report["epochs"]) == 2
@@ -366,7 +367,7 @@ def test_minilm_luke_finds_an_unseen_city() -> None:
         Example(text, "other")
         for text in ("hello there", "thanks a lot", "book a room please", "what time is it?")
     ]
-    config = LukeSpanConfig(epochs=5, batch_size=8, val_fraction=0.0)  # ~15 s on 2 cores
+    config = LukeSpanConfig(epochs=5, batch_size=8, val_fraction=0.0, min_steps=0)  # ~15 s
     extractor = LukeSpanExtractor(config)
     report = extractor.train(examples, progress=False)
     assert report["epochs"][-1]["train_loss"] < report["epochs"][0]["train_loss"]
