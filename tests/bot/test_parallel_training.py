@@ -58,7 +58,9 @@ def test_nlu_and_knowledge_train_side_by_side(tmp_path: Path) -> None:
     stages = report.stages
     assert list(stages)[0] in ("nlu", "knowledge") and set(stages) == {"nlu", "knowledge", "core"}
     # the policies train beside the NLU, after the knowledge build, in the other process
-    assert stages["core"].start_s >= stages["knowledge"].start_s + stages["knowledge"].wall_s
+    # (StageTime rounds each figure to 0.1 s: three figures, each up to 0.05 off)
+    knowledge_end = stages["knowledge"].start_s + stages["knowledge"].wall_s
+    assert stages["core"].start_s >= knowledge_end - 0.15
     assert stages["nlu"].start_s < stages["core"].start_s
     assert all(s.wall_s >= 0 and s.cpu_s >= 0 for s in stages.values())
 
