@@ -110,3 +110,17 @@ def write_tiny_gpt2(directory: Path, sampling: Any = None, seed: int = 0) -> Pat
     write_manifest(directory, model=".", sampling=sampling if sampling is not None
                    else SamplingConfig(max_new_tokens=12))
     return directory
+
+
+def liking_conversations(capitalised: bool = False) -> list[Any]:
+    """100 toy exchanges, "do you like big cats?" -> "yes i love big cats", enough for a
+    two-step generator training run (capitalised: "Big" and "Yes I", to test lower-casing)."""
+    from generation.corpus import Conversation
+
+    things = "cats dogs tea rain snow books films songs games walks".split()
+    kinds = "big small old new warm cold green quiet loud long".split()
+    if capitalised:
+        kinds[0] = "Big"
+    yes = "Yes I" if capitalised else "yes i"
+    return [Conversation(f"c{i}", (f"do you like {k} {t}?", f"{yes} love {k} {t}"))
+            for i, (k, t) in enumerate((k, t) for k in kinds for t in things)]

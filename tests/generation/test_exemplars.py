@@ -20,7 +20,7 @@ from generation.model import load_causal_lm
 from generation.sampler import (build_prompt, reply_logprobs, reply_logprobs_each, sample,
                                 sample_prompts)
 from generation.tokenizer import turn_end_ids
-from tests.fakes import FakeEmbedder, write_tiny_gpt2
+from tests.fakes import FakeEmbedder, liking_conversations, write_tiny_gpt2
 
 PAIRS = [Conversation("a/1", ("do you like music", "yes i love music a lot")),
          Conversation("b/1", ("do you like rock music", "rock music is the best")),
@@ -130,10 +130,7 @@ def test_generator_spreads_its_candidates_over_safe_exemplars(tmp_path: Path) ->
 
 
 def test_training_with_exemplars_saves_the_index_and_scores_with_it(tmp_path: Path) -> None:
-    things = "cats dogs tea rain snow books films songs games walks".split()
-    kinds = "big small old new warm cold green quiet loud long".split()
-    conversations = [Conversation(f"c{i}", (f"do you like {k} {t}?", f"yes i love {k} {t}"))
-                     for i, (k, t) in enumerate((k, t) for k in kinds for t in things)]
+    conversations = liking_conversations()
     report = train_generator(conversations, tmp_path,
                              model=ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=64,
                                                vocab_size=300),

@@ -20,7 +20,7 @@ from generation.model import load_causal_lm
 from generation.rerank import Candidate, quality_problems, rank
 from generation.sampler import build_prompt, reply_logprobs, sample, topic_token_ids
 from generation.tokenizer import turn_end_ids
-from tests.fakes import FakeEmbedder
+from tests.fakes import FakeEmbedder, liking_conversations
 
 
 @pytest.fixture(scope="module")
@@ -357,10 +357,7 @@ def test_training_on_reply_pairs_writes_a_lowercase_model_with_its_fluency_floor
         tmp_path: Path) -> None:
     from generation import ModelConfig, read_manifest, train_generator
 
-    things = "cats dogs tea rain snow books films songs games walks".split()
-    kinds = "Big small old new warm cold green quiet loud long".split()
-    conversations = [Conversation(f"c{i}", (f"do you like {k} {t}?", f"Yes I love {k} {t}"))
-                     for i, (k, t) in enumerate((k, t) for k in kinds for t in things)]
+    conversations = liking_conversations(capitalised=True)
     report = train_generator(conversations, tmp_path,
                              model=ModelConfig(n_layer=1, n_embd=32, n_head=2, n_positions=32,
                                                vocab_size=300),
