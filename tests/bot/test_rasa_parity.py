@@ -802,32 +802,41 @@ responses:
 """
 
 
-def test_10_a_rasa2_domain_is_refused_with_the_fix(tmp_path: Path) -> None:
+def _refusal(tmp_path: Path, domain_text: str) -> str:
+    """The ConfigError message of loading `domain_text` as domain.yml."""
     from bot.errors import ConfigError
     from bot.project.domain import load_domain
 
     path = tmp_path / "domain.yml"
-    path.write_text(textwrap.dedent(RASA2_DOMAIN))
+    path.write_text(textwrap.dedent(domain_text))
     with pytest.raises(ConfigError) as caught:
         load_domain(path)
-    message = str(caught.value)
-    assert "Rasa 2.x domain" in message and "form 'restaurant_form'" in message
-    assert "xingkong data migrate" in message
+    return str(caught.value)
 
 
-def test_10_data_migrate_converts_a_rasa2_domain(tmp_path: Path) -> None:
+def _migrated(tmp_path: Path) -> Any:
+    """tmp_path's domain.yml through `xingkong data migrate`, loaded."""
     from click.testing import CliRunner
 
     from bot.cli import main
     from bot.project.domain import load_domain
 
-    source = tmp_path / "domain.yml"
-    source.write_text(textwrap.dedent(RASA2_DOMAIN))
     out = tmp_path / "new_domain.yml"
-    result = CliRunner().invoke(main, ["data", "migrate", "--domain", str(source),
-                                       "--out", str(out)])
+    result = CliRunner().invoke(main, ["data", "migrate", "--domain",
+                                       str(tmp_path / "domain.yml"), "--out", str(out)])
     assert result.exit_code == 0, result.output
-    domain = load_domain(out)
+    return load_domain(out)
+
+
+def test_10_a_rasa2_domain_is_refused_with_the_fix(tmp_path: Path) -> None:
+    message = _refusal(tmp_path, RASA2_DOMAIN)
+    assert "Rasa 2.x domain" in message and "form 'restaurant_form'" in message
+    assert "xingkong data migrate" in message
+
+
+def test_10_data_migrate_converts_a_rasa2_domain(tmp_path: Path) -> None:
+    (tmp_path / "domain.yml").write_text(textwrap.dedent(RASA2_DOMAIN))
+    domain = _migrated(tmp_path)
     assert domain.forms["restaurant_form"].required_slots == (
         "cuisine", "num_people", "outdoor_seating")
     cuisine = domain.slots["cuisine"].mappings
@@ -887,22 +896,9 @@ responses:
 
 
 def test_10_a_rasa20_form_with_inline_mappings_is_refused_then_migrated(tmp_path: Path) -> None:
-    from click.testing import CliRunner
-
-    from bot.cli import main
-    from bot.errors import ConfigError
-    from bot.project.domain import load_domain
-
-    source = tmp_path / "domain.yml"
-    source.write_text(textwrap.dedent(RASA20_DOMAIN))
-    with pytest.raises(ConfigError) as caught:
-        load_domain(source)
-    assert "form 'pizza_form' maps its slots inside the form" in str(caught.value)
-    out = tmp_path / "new_domain.yml"
-    result = CliRunner().invoke(main, ["data", "migrate", "--domain", str(source),
-                                       "--out", str(out)])
-    assert result.exit_code == 0, result.output
-    domain = load_domain(out)
+    assert "form 'pizza_form' maps its slots inside the form" in _refusal(tmp_path,
+                                                                          RASA20_DOMAIN)
+    domain = _migrated(tmp_path)
     form = domain.forms["pizza_form"]
     assert form.required_slots == ("size", "delivery", "note")
     assert tuple(form.ignored_intents) == ("chitchat",)
