@@ -4,6 +4,7 @@
     python benchmarks/generation_samples.py --show-candidates
     python benchmarks/generation_samples.py --messages blind  # the third round's blind set
     python benchmarks/generation_samples.py --sampling topic_boost=0   # another setting
+    python benchmarks/generation_samples.py --messages-file dev.txt    # your own, one a line
 
 The messages below were written for this script, not taken from the training corpus (the
 script checks that none appears in chitchat-dataset). Each reply is sampled from seed i, as
@@ -155,11 +156,20 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--messages", choices=("first", "fresh", "blind"), default="fresh",
                    help="first: the 25 of the first round; fresh: the second round's; blind: "
                         "the 28 of the third round")
+    p.add_argument("--messages-file", type=Path, default=None,
+                   help="messages of your own, one a line (a dev set to tune on, so that the "
+                        "three sets stay unseen); replaces --messages")
     p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sampling setting of the model's manifest (a JSON value: "
                         "--sampling topic_boost=0 --sampling exemplars=8)")
     args = p.parse_args(argv)
     messages = {"first": MESSAGES, "fresh": FRESH, "blind": BLIND}[args.messages]
+    name = args.messages
+    if args.messages_file is not None:
+        messages = tuple(line.strip() for line in
+                         args.messages_file.read_text(encoding="utf-8").splitlines()
+                         if line.strip())
+        name = str(args.messages_file)
     torch.set_num_threads(args.threads)
     seen = unseen(messages)
     generator = Generator(args.model_dir, protected_terms=["Starlight"]).load()
@@ -167,25 +177,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         generator._sampling = from_mapping(SamplingConfig, {
             **to_dict(generator.sampling), **dict(_setting(s) for s in args.sampling)},
             "--sampling")
-    declined, kept, relevance, problems = 0, 0, [], {}
+    declined, retrieved, kept, relevance, problems = 0, 0, 0, [], {}
     for i, message in enumerate(messages):
         reply = generator.reply(message, seed=i)
-        print(f"{i + 1:2}. > {message}\n    < {reply.text if reply.text else '(declined)'}")
-        declined += reply.text is None
-        kept += sum(c.kept for c in reply.candidates)
         chosen = max((c for c in reply.candidates if c.kept), key=lambda c: c.score,
                      default=None)  # the reply said (truecased from the candidate)
+        source = " [retrieved]" if chosen is not None and chosen.retrieved else ""
+        print(f"{i + 1:2}. > {message}\n    < {reply.text if reply.text else '(declined)'}"
+              f"{source}")
+        declined += reply.text is None
+        retrieved += bool(source)
+        kept += sum(c.kept for c in reply.candidates)
         if chosen is not None:
             relevance.append(chosen.relevance)
         for c in reply.candidates:
             for problem in c.problems:
                 problems[problem] = problems.get(problem, 0) + 1
             if args.show_candidates:
-                hint = f" <- {c.exemplar!r}" if c.exemplar else ""
-                print(f"      {'kept' if c.kept else 'drop'} {c.text!r} {c.problems or ''}{hint}")
+                hint = f" <- {c.exemplar!r}" if c.exemplar and not c.retrieved else ""
+                if c.retrieved:
+                    hint = f" [retrieved, turn {c.context_similarity:.2f}]"
+                scores = f" {c.score:.2f}" if c.kept else ""
+                print(f"      {'kept' if c.kept else 'drop'}{scores} {c.text!r} {c.problems or ''}"
+                      f"{hint}")
     report = {"benchmark": "generation_samples", "model_dir": str(args.model_dir),
-              "messages": f"{args.messages} ({len(messages)})", "in_training_corpus": seen,
-              "declined": declined, "candidates_kept_per_turn": round(kept / len(messages), 2),
+              "messages": f"{name} ({len(messages)})", "in_training_corpus": seen,
+              "declined": declined, "retrieved": retrieved,
+              "candidates_kept_per_turn": round(kept / len(messages), 2),
               "mean_relevance": round(sum(relevance) / len(relevance), 3) if relevance else None,
               "dropped_for": dict(sorted(problems.items(), key=lambda kv: -kv[1])),
               "sampling": to_dict(generator.sampling), **environment()}
