@@ -81,10 +81,10 @@ class TrainingConfig:
     # replies become candidates, SamplingConfig.exemplar_candidates) but train the model
     # without exemplars in its prompts, as exemplars: false does (the model never learnt to
     # copy one, and hint-free prompts are half as long)
-    index_limit: int | None = 12000  # contexts embedded into the index at most (MiniLM costs
-    # ~5 ms of CPU each: 35k fit ones took 180 s, more than a third of the budget); replies
-    # that take up their context's topic (corpus.on_topic, ~6k) come first, then the rest in
-    # a seeded random order. None: every fit pair
+    index_limit: int | None = 12000  # with retrieval_index: turns embedded at most (MiniLM
+    # costs ~5 ms of CPU a turn: all 35k fit ones would take 180 s, a third of the budget);
+    # replies that take up their turn's topic (corpus.on_topic, ~6k) come first, then the
+    # rest in a seeded random order. None: every fit pair
     seed: int = 0
 
     def __post_init__(self) -> None:
