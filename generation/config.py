@@ -153,6 +153,9 @@ class SamplingConfig:
     # same words fits by construction, which its own words' relevance may understate
     min_context_similarity: float = 0.0  # a retrieved reply whose corpus turn is less similar
     # to the guest's message than this is no candidate (it answered something else)
+    min_score: float | None = None  # a kept candidate scoring less is dropped ("low score"),
+    # and with none left the turn falls back to the canned response: a polite refusal beats
+    # an odd reply. None: no floor
     seed: int | None = None  # set: every reply is sampled from this seed (deterministic mode)
 
     def __post_init__(self) -> None:

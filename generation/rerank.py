@@ -96,8 +96,8 @@ def relevance(encoder: Any, user_text: str, texts: Sequence[str]) -> list[float]
 def rank(candidates: Sequence[Candidate], config: SamplingConfig,
          min_logprob: float | None = None) -> list[Candidate]:
     """Score the kept candidates (relevance, mmi and likelihood already set), drop the
-    off-topic ones and, the fluency gate, sampled ones less likely than `min_logprob`; return
-    the kept ones best first."""
+    off-topic ones, the fluency gate's (sampled ones less likely than `min_logprob`) and those
+    scoring under `config.min_score`; return the kept ones best first."""
     kept = []
     for c in candidates:
         if c.kept and c.relevance < config.min_relevance:
@@ -109,5 +109,8 @@ def rank(candidates: Sequence[Candidate], config: SamplingConfig,
             c.score = (config.relevance_weight * c.relevance + config.mmi_weight * c.mmi
                        + config.likelihood_weight * c.likelihood
                        + config.context_weight * c.context_similarity)
+            if config.min_score is not None and c.score < config.min_score:
+                c.problems.append("low score")
+                continue
             kept.append(c)
     return sorted(kept, key=lambda c: c.score, reverse=True)

@@ -127,3 +127,16 @@ def test_retrieval_settings_are_checked() -> None:
         TrainingConfig(index_limit=0)
     with pytest.raises(Exception, match="context_weight"):
         SamplingConfig(context_weight=-1)
+
+
+def test_a_score_floor_leaves_the_turn_to_the_canned_response() -> None:
+    def candidates() -> list[Candidate]:
+        return [Candidate("odd", True, relevance=0.15), Candidate("fine", True, relevance=0.4)]
+
+    config = SamplingConfig(likelihood_weight=0, mmi_weight=0, min_score=0.2)
+    ranked = rank(candidates(), config)
+    assert [c.text for c in ranked] == ["fine"]
+    low = candidates()[:1]
+    assert rank(low, config) == [] and low[0].problems == ["low score"]
+    assert [c.text for c in rank(candidates(), SamplingConfig(likelihood_weight=0,
+                                                              mmi_weight=0))] == ["fine", "odd"]
