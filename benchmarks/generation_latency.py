@@ -10,7 +10,9 @@ turn boundary, filter, score MMI and MiniLM relevance, choose - over a set of sm
 messages, one at a time after a warm-up; the target is p50 <= 300 ms. `--synthetic` trains a
 tokenizer on a few lines and builds an untrained GPT-2 of generation's default ModelConfig
 (same size and cost, meaningless text); `--exemplars` adds an exemplar index of random
-vectors of the real one's size, so that a turn pays for its search. Prints ONE JSON line and
+vectors of the real one's size, so that a turn pays for its search; `--retrieval` a
+retrieve-only index instead (12k rows, plain prompts, the retrieved replies among the
+candidates, as `retrieval_index: true` trains it). Prints ONE JSON line and
 appends it to benchmarks/results/generation_latency.jsonl.
 """
 
@@ -56,6 +58,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--synthetic", action="store_true", help="untrained default-size GPT-2")
     p.add_argument("--exemplars", action="store_true",
                    help="with --synthetic: an exemplar index of the real one's size too")
+    p.add_argument("--retrieval", action="store_true",
+                   help="with --synthetic: a retrieve-only index (retrieval_index) instead")
     add_timing_args(p, iterations=24, warmup=3, timed="timed whole turns")
     p.add_argument("--candidates", default="1,4,8", help="comma list of N for the raw timing")
     p.add_argument("--new-tokens", type=int, default=40)
@@ -63,8 +67,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def synthetic_model(out: Path, exemplars: bool = False) -> Path:
-    """An untrained GPT-2 of generation's default size, saved as training lays it out."""
+def synthetic_model(out: Path, exemplars: bool = False, retrieval: bool = False) -> Path:
+    """An untrained GPT-2 of generation's default size, saved as training lays it out (with
+    `retrieval`, a retrieve-only index whose replies join the candidates)."""
     from generation.corpus import render
     from generation.generator import write_manifest
     from generation.model import build_gpt2, save_model
@@ -76,6 +81,11 @@ def synthetic_model(out: Path, exemplars: bool = False) -> Path:
     lm = build_gpt2(config, tokenizer)
     lm.resize_token_embeddings(config.vocab_size)  # the output layer costs as in the real one
     save_model(lm, tokenizer, out)
+    if retrieval:
+        write_manifest(out, model=".", sampling=SamplingConfig(exemplar_candidates=True),
+                       report={"exemplar_prompts": False})
+        synthetic_exemplars(out, rows=12_000)
+        return out
     write_manifest(out, model=".", sampling=SamplingConfig())
     if exemplars:
         synthetic_exemplars(out)
@@ -142,7 +152,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = parse_args(argv)
     set_threads(args.threads, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = (synthetic_model(Path(tmp) / "gen", args.exemplars) if args.synthetic
+        model_dir = (synthetic_model(Path(tmp) / "gen", args.exemplars, args.retrieval)
+                     if args.synthetic
                      else args.model_dir)
         started = time.perf_counter()
         generator = Generator(model_dir, device=args.device).load()
@@ -157,6 +168,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         parameters = sum(p.numel() for p in generator._lm.parameters())
     report = {
         "benchmark": "generation_latency", "synthetic": args.synthetic,
+        "index": "retrieval" if args.retrieval else "exemplars" if args.exemplars else None,
         "model_dir": None if args.synthetic else str(args.model_dir),
         "parameters": parameters, "device": args.device, "new_tokens": args.new_tokens,
         "raw_by_candidates": raw,

@@ -1,9 +1,12 @@
-"""Replies of the trained generator to small-talk messages it never saw (three sets).
+"""Replies of the trained generator to small-talk messages it never saw (three sets and a dev
+set to tune on).
 
     python benchmarks/generation_samples.py                  # models/generation
     python benchmarks/generation_samples.py --show-candidates
     python benchmarks/generation_samples.py --messages blind  # the third round's blind set
     python benchmarks/generation_samples.py --sampling topic_boost=0   # another setting
+    python benchmarks/generation_samples.py --messages dev    # tune on this one
+    python benchmarks/generation_samples.py --messages-file mine.txt   # your own, one a line
 
 The messages below were written for this script, not taken from the training corpus (the
 script checks that none appears in chitchat-dataset). Each reply is sampled from seed i, as
@@ -128,6 +131,42 @@ BLIND = (
 )
 
 
+# A dev set, written on 2026-12-05 (session 7) to tune the reranking of retrieved replies
+# (context_weight, min_context_similarity) on, so that the three sets above stay unseen.
+# `--messages dev` uses it. Two first drafts were chitchat-dataset turns word for word and
+# were replaced.
+DEV = (
+    "do you like going to the beach?",
+    "i just finished a really good book",
+    "what's your favourite kind of weather?",
+    "i'm so hungry i could eat a horse",
+    "do you play any video games?",
+    "my cat knocked my coffee off the table this morning",
+    "what's the best movie you've ever seen?",
+    "i love the sound of rain on the window",
+    "are you into sports at all?",
+    "i just got a haircut and i don't like it",
+    "do you prefer tea or coffee?",
+    "what would you do on a perfect day?",
+    "i've been really stressed at work lately",
+    "do you like to dance?",
+    "my phone battery always dies at the worst time",
+    "what music do you put on when you cook?",
+    "i think i'm getting a cold",
+    "would you like to build a snowman someday?",
+    "i love pizza more than anything",
+    "do you believe in ghosts?",
+    "my brother just had a baby girl",
+    "what's your favourite holiday?",
+    "i can't decide what to wear tonight",
+    "do you like the mountains?",
+    "i'm learning to play the guitar",
+    "are you scared of spiders?",
+    "what's the weirdest food you've ever heard of?",
+    "i finally cleaned my whole apartment",
+    "do you get nervous before big events?",
+    "i love long road trips with friends",
+)
 def unseen(messages: tuple[str, ...]) -> list[str]:
     """The messages that appear word for word as a turn of chitchat-dataset (should be none)."""
     turns = {clean(t).lower().strip(" ?!.") for c in chitchat_conversations() for t in c.turns}
@@ -152,14 +191,23 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--show-candidates", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=RESULTS)
-    p.add_argument("--messages", choices=("first", "fresh", "blind"), default="fresh",
+    p.add_argument("--messages", choices=("first", "fresh", "blind", "dev"), default="fresh",
                    help="first: the 25 of the first round; fresh: the second round's; blind: "
-                        "the 28 of the third round")
+                        "the 28 of the third round; dev: 30 to tune on")
+    p.add_argument("--messages-file", type=Path, default=None,
+                   help="messages of your own, one a line (a dev set to tune on, so that the "
+                        "three sets stay unseen); replaces --messages")
     p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sampling setting of the model's manifest (a JSON value: "
                         "--sampling topic_boost=0 --sampling exemplars=8)")
     args = p.parse_args(argv)
-    messages = {"first": MESSAGES, "fresh": FRESH, "blind": BLIND}[args.messages]
+    messages = {"first": MESSAGES, "fresh": FRESH, "blind": BLIND, "dev": DEV}[args.messages]
+    name = args.messages
+    if args.messages_file is not None:
+        messages = tuple(line.strip() for line in
+                         args.messages_file.read_text(encoding="utf-8").splitlines()
+                         if line.strip())
+        name = str(args.messages_file)
     torch.set_num_threads(args.threads)
     seen = unseen(messages)
     generator = Generator(args.model_dir, protected_terms=["Starlight"]).load()
@@ -167,25 +215,33 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         generator._sampling = from_mapping(SamplingConfig, {
             **to_dict(generator.sampling), **dict(_setting(s) for s in args.sampling)},
             "--sampling")
-    declined, kept, relevance, problems = 0, 0, [], {}
+    declined, retrieved, kept, relevance, problems = 0, 0, 0, [], {}
     for i, message in enumerate(messages):
         reply = generator.reply(message, seed=i)
-        print(f"{i + 1:2}. > {message}\n    < {reply.text if reply.text else '(declined)'}")
-        declined += reply.text is None
-        kept += sum(c.kept for c in reply.candidates)
         chosen = max((c for c in reply.candidates if c.kept), key=lambda c: c.score,
                      default=None)  # the reply said (truecased from the candidate)
+        source = " [retrieved]" if chosen is not None and chosen.retrieved else ""
+        print(f"{i + 1:2}. > {message}\n    < {reply.text if reply.text else '(declined)'}"
+              f"{source}")
+        declined += reply.text is None
+        retrieved += bool(source)
+        kept += sum(c.kept for c in reply.candidates)
         if chosen is not None:
             relevance.append(chosen.relevance)
         for c in reply.candidates:
             for problem in c.problems:
                 problems[problem] = problems.get(problem, 0) + 1
             if args.show_candidates:
-                hint = f" <- {c.exemplar!r}" if c.exemplar else ""
-                print(f"      {'kept' if c.kept else 'drop'} {c.text!r} {c.problems or ''}{hint}")
+                hint = f" <- {c.exemplar!r}" if c.exemplar and not c.retrieved else ""
+                if c.retrieved:
+                    hint = f" [retrieved, turn {c.context_similarity:.2f}]"
+                scores = f" {c.score:.2f}" if c.kept else ""
+                print(f"      {'kept' if c.kept else 'drop'}{scores} {c.text!r} {c.problems or ''}"
+                      f"{hint}")
     report = {"benchmark": "generation_samples", "model_dir": str(args.model_dir),
-              "messages": f"{args.messages} ({len(messages)})", "in_training_corpus": seen,
-              "declined": declined, "candidates_kept_per_turn": round(kept / len(messages), 2),
+              "messages": f"{name} ({len(messages)})", "in_training_corpus": seen,
+              "declined": declined, "retrieved": retrieved,
+              "candidates_kept_per_turn": round(kept / len(messages), 2),
               "mean_relevance": round(sum(relevance) / len(relevance), 3) if relevance else None,
               "dropped_for": dict(sorted(problems.items(), key=lambda kv: -kv[1])),
               "sampling": to_dict(generator.sampling), **environment()}

@@ -77,10 +77,20 @@ class TrainingConfig:
     exemplar_neighbours: int = 2  # the exemplar is one of this many nearest contexts' replies
     exemplar_gold_rate: float = 0.2  # share of pairs whose exemplar is their own reply: teaches
     # copying a fitting exemplar (Roller et al. 2020's alpha-blending)
+    retrieval_index: bool = False  # the "retrieve" arm alone: build the exemplar index (its
+    # replies become candidates, SamplingConfig.exemplar_candidates) but train the model
+    # without exemplars in its prompts, as exemplars: false does (the model never learnt to
+    # copy one, and hint-free prompts are half as long)
+    index_limit: int | None = 12000  # with retrieval_index: turns embedded at most (MiniLM
+    # costs ~5 ms of CPU a turn: all 35k fit ones would take 180 s, a third of the budget);
+    # replies that take up their turn's topic (corpus.on_topic, ~6k) come first, then the
+    # rest in a seeded random order. None: every fit pair
     seed: int = 0
 
     def __post_init__(self) -> None:
         _at_least("exemplar_neighbours", self.exemplar_neighbours, 1)
+        if self.index_limit is not None:
+            _at_least("index_limit", self.index_limit, 1)
         if not 0 <= self.exemplar_gold_rate <= 1:
             raise GenerationConfigError("generation exemplar_gold_rate must be in [0, 1], got "
                                         f"{self.exemplar_gold_rate!r}.")
@@ -138,10 +148,21 @@ class SamplingConfig:
     exemplar_candidates: bool = False  # the exemplars themselves join the candidates (the
     # "retrieve" arm of Weston et al.): filtered and reranked like the sampled ones, and
     # marked `retrieved` in the reply's metadata when chosen
+    context_weight: float = 0.0  # a retrieved candidate's score also counts the MiniLM cosine
+    # of the corpus turn it answered to the guest's message: a human reply to nearly the
+    # same words fits by construction, which its own words' relevance may understate
+    min_context_similarity: float = 0.0  # a retrieved reply whose corpus turn is less similar
+    # to the guest's message than this is no candidate (it answered something else)
+    min_score: float | None = None  # a kept candidate scoring less is dropped ("low score"),
+    # and with none left the turn falls back to the canned response: a polite refusal beats
+    # an odd reply. None: no floor
     seed: int | None = None  # set: every reply is sampled from this seed (deterministic mode)
 
     def __post_init__(self) -> None:
         _at_least("n_candidates", self.n_candidates, 1)
+        if self.context_weight < 0:
+            raise GenerationConfigError("generation context_weight must be >= 0, got "
+                                        f"{self.context_weight}.")
         _at_least("exemplars", self.exemplars, 0)
         _at_least("max_new_tokens", self.max_new_tokens, 1)
         _at_least("min_words", self.min_words, 1)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,14 +29,16 @@ from typing import Any
 
 import numpy as np
 
-from generation.corpus import Conversation, reply_key
+from generation.config import SamplingConfig
+from generation.corpus import Conversation, on_topic, reply_key
 from generation.errors import ModelLoadError
+from generation.rerank import quality_problems
 from generation.safety import SafetyFilter
 
 logger = logging.getLogger(__name__)
 
 VECTORS_FILE = "exemplars.npy"  # (n, D) float16 unit rows: the contexts' MiniLM embeddings
-TEXTS_FILE = "exemplars.json"  # {"encoder": ..., "sources": [...], "replies": [...]}
+TEXTS_FILE = "exemplars.json"  # {"encoder", "sources", "replies", "contexts" (newer indexes)}
 _CHUNK = 1024  # queries scored at a time: (1024, n) float32 scores
 
 
@@ -48,6 +51,7 @@ class ExemplarIndex:
     replies: tuple[str, ...]
     sources: tuple[str, ...]
     encoder: str = ""
+    contexts: tuple[str, ...] = ()  # the turn each reply answered (empty in older indexes)
 
     def __len__(self) -> int:
         return len(self.replies)
@@ -56,10 +60,19 @@ class ExemplarIndex:
     def build(cls, encoder: Any, pairs: Sequence[Conversation], generic: Sequence[str] = ()
               ) -> ExemplarIndex:
         """The index of the `pairs` whose reply may be said (exemplar_pairs)."""
-        kept = exemplar_pairs(pairs, generic)
-        vectors = encode(encoder, [p.turns[0] for p in kept])
-        return cls(vectors, tuple(p.turns[1] for p in kept),
-                   tuple(p.id.split("/")[0] for p in kept), str(getattr(encoder, "name", "")))
+        return cls.of_pairs(encoder, exemplar_pairs(pairs, generic))
+
+    @classmethod
+    def of_pairs(cls, encoder: Any, pairs: Sequence[Conversation], embed: Any = None
+                 ) -> ExemplarIndex:
+        """The index of exactly these `pairs`; each distinct context is embedded once, by
+        `embed(encoder, texts)` (default: encode)."""
+        contexts = sorted({p.turns[0] for p in pairs})
+        vectors = (embed or encode)(encoder, contexts)
+        row = {text: i for i, text in enumerate(contexts)}
+        return cls(vectors[[row[p.turns[0]] for p in pairs]] if pairs else vectors,
+                   tuple(p.turns[1] for p in pairs), tuple(p.id.split("/")[0] for p in pairs),
+                   str(getattr(encoder, "name", "")), tuple(p.turns[0] for p in pairs))
 
     def search(self, queries: Any, k: int, exclude: Sequence[str] | None = None
                ) -> list[list[tuple[int, float]]]:
@@ -92,7 +105,8 @@ class ExemplarIndex:
         np.save(out / VECTORS_FILE, self.vectors.astype(np.float16))
         (out / TEXTS_FILE).write_text(json.dumps({"encoder": self.encoder,
                                                   "sources": list(self.sources),
-                                                  "replies": list(self.replies)}),
+                                                  "replies": list(self.replies),
+                                                  "contexts": list(self.contexts)}),
                                       encoding="utf-8")
 
     @classmethod
@@ -106,14 +120,16 @@ class ExemplarIndex:
             vectors = np.load(vectors_path).astype(np.float32)
             texts = json.loads(texts_path.read_text(encoding="utf-8"))
             replies, sources = tuple(texts["replies"]), tuple(texts["sources"])
+            contexts = tuple(texts.get("contexts") or ())
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ModelLoadError(f"Unreadable exemplar index in {directory}: {exc}. Run "
                                  "`xingkong train generation --force`.") from exc
-        if vectors.ndim != 2 or len(vectors) != len(replies) or len(sources) != len(replies):
+        if (vectors.ndim != 2 or len(vectors) != len(replies) or len(sources) != len(replies)
+                or len(contexts) not in (0, len(replies))):
             raise ModelLoadError(f"The exemplar index in {directory} is inconsistent "
                                  f"({vectors.shape} vectors, {len(replies)} replies). Run "
                                  "`xingkong train generation --force`.")
-        return cls(vectors, replies, sources, str(texts.get("encoder", "")))
+        return cls(vectors, replies, sources, str(texts.get("encoder", "")), contexts)
 
 
 def exemplar_pairs(pairs: Sequence[Conversation], generic: Sequence[str] = ()
@@ -133,6 +149,31 @@ def exemplar_pairs(pairs: Sequence[Conversation], generic: Sequence[str] = ()
         if safety.problems(reply, ""):
             continue
         seen.add((context, reply))
+        kept.append(pair)
+    return kept
+
+
+def retrieval_pairs(pairs: Sequence[Conversation], generic: Sequence[str] = (),
+                    limit: int | None = None, seed: int = 0) -> list[Conversation]:
+    """The exemplar_pairs of a retrieve-only index (TrainingConfig.retrieval_index) whose reply
+    passes the sampler's own quality checks (a human reply said as it is must be finished,
+    2-14 words, not repetitive), with at most `limit` distinct contexts: first the pairs
+    whose reply takes up a content word of its context (it answered that turn, not the
+    conversation), then the others in a seeded random order."""
+    config = SamplingConfig()
+    fit = [p for p in exemplar_pairs(pairs, generic)
+           if not quality_problems(p.turns[1], True, p.turns[0], config)]
+    answering = [p for p in fit if on_topic(p.turns[0], p.turns[1])]
+    rest = [p for p in fit if not on_topic(p.turns[0], p.turns[1])]
+    random.Random(seed).shuffle(rest)
+    if limit is None:
+        return answering + rest
+    contexts: set[str] = set()
+    kept = []
+    for pair in answering + rest:
+        if pair.turns[0] not in contexts and len(contexts) == limit:
+            continue
+        contexts.add(pair.turns[0])
         kept.append(pair)
     return kept
 

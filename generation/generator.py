@@ -107,6 +107,7 @@ class Generator:
         self._lowercase = False
         self._min_logprob: float | None = None
         self._index: ExemplarIndex | None = None
+        self._hints = False  # the model was trained with exemplars in its prompts
         self._lock = threading.Lock()
 
     @property
@@ -151,7 +152,10 @@ class Generator:
                                           if line.strip())
             self._lowercase = bool(manifest.get("lowercase"))
             self._index = ExemplarIndex.load(self.model_dir) if name == "." else None
-            floor = (manifest.get("report") or {}).get("fluency_floor")
+            report = manifest.get("report") or {}
+            # models trained before retrieve-only indexes existed had exemplars in training
+            self._hints = self._index is not None and bool(report.get("exemplar_prompts", True))
+            floor = report.get("fluency_floor")
             self._min_logprob = (self._sampling.min_logprob
                                  if self._sampling.min_logprob is not None
                                  else float(floor) if isinstance(floor, (int, float)) else None)
@@ -172,7 +176,8 @@ class Generator:
         config = self.sampling
         earlier = list(history)[-config.history_turns:] if config.history_turns else []
         case = str.lower if self._lowercase else str
-        hints: list[str | None] = [*self.exemplars(user_text)] or [None]
+        found = self.retrieve(user_text)  # (reply, its corpus turn's cosine to the message)
+        hints: list[str | None] = ([r for r, _ in found] if self._hints else []) or [None]
         prompts = [build_prompt(self._tokenizer, case(user_text), [case(t) for t in earlier],
                                 self._window - config.max_new_tokens,
                                 exemplar=case(h) if h is not None else None) for h in hints]
@@ -182,25 +187,27 @@ class Generator:
                                  [prompts[i % len(prompts)] for i in range(n)], config,
                                  self._stop_ids, seed=seed if seed is not None else config.seed,
                                  boost_ids=boost)
-        if config.exemplar_candidates and hints[0] is not None:
-            samples += [self._as_sample(case(h)) for h in hints if h is not None]
+        retrieved = found if config.exemplar_candidates else []
+        samples += [self._as_sample(case(r)) for r, _ in retrieved]
 
-        def slot(i: int) -> int:  # the exemplar (and prompt) of candidate i
-            return i % len(hints) if i < n else i - n
+        def slot(i: int) -> int:  # the prompt of candidate i (a retrieved one: its own)
+            if i < n:
+                return i % len(prompts)
+            return i - n if self._hints else 0
 
         candidates = []
         for i, s in enumerate(samples):
             problems = quality_problems(s.text, s.finished, user_text, config,
                                         self._known_words, self._generic)
             problems += self.safety.problems(s.text, user_text)
-            candidates.append(Candidate(s.text, s.finished, problems,
-                                        exemplar=hints[slot(i)] or "",
-                                        retrieved=i >= n))
+            candidates.append(Candidate(
+                s.text, s.finished, problems, exemplar=hints[slot(i)] or "", retrieved=i >= n,
+                context_similarity=retrieved[i - n][1] if i >= n else 0.0))
         alive = [(i, c, s) for i, (c, s) in enumerate(zip(candidates, samples)) if c.kept]
         if alive:
             ids = [list(s.token_ids) for _, _, s in alive]
             pad = self._tokenizer.pad_token_id or 0
-            own = [prompts[slot(i)] for i, _, _ in alive]  # each after its exemplar
+            own = [prompts[slot(i)] for i, _, _ in alive]  # each after its exemplar, if any
             given = reply_logprobs_each(self._lm, own, ids, pad)
             prior = reply_logprobs(self._lm, self._prior_ids, ids, pad)
             sims = relevance(self._encoder, user_text, [c.text for _, c, _ in alive])
@@ -225,17 +232,25 @@ class Generator:
     def exemplars(self, user_text: str) -> list[str]:
         """Up to `sampling.exemplars` replies people gave to the turns of the exemplar index
         nearest to `user_text`, each one the safety filter lets through for this message,
-        best first ([] for a model trained without exemplars)."""
+        best first ([] for a model without an exemplar index)."""
+        return [reply for reply, _ in self.retrieve(user_text)]
+
+    def retrieve(self, user_text: str) -> list[tuple[str, float]]:
+        """The exemplars with the cosine of the corpus turn each answered to `user_text`;
+        turns less similar than `sampling.min_context_similarity` are passed over."""
         self.load()
         want = self.sampling.exemplars
         if self._index is None or not want or not user_text.strip():
             return []
         query = encode(self._encoder, [user_text])  # (1, D)
-        out: list[str] = []
-        for row, _ in self._index.search(query, want * 4)[0]:
+        out: list[tuple[str, float]] = []
+        for row, cosine in self._index.search(query, want * 4)[0]:
+            if cosine < self.sampling.min_context_similarity:
+                break  # best first: the rest are further still
             reply = self._index.replies[row]
-            if reply not in out and not self.safety.problems(reply, user_text):
-                out.append(reply)
+            if (all(reply != r for r, _ in out)
+                    and not self.safety.problems(reply, user_text)):
+                out.append((reply, float(cosine)))
             if len(out) == want:
                 break
         return out

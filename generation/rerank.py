@@ -31,6 +31,7 @@ class Candidate:
     score: float = float("-inf")
     exemplar: str = ""  # the retrieved reply in its prompt ("" without one)
     retrieved: bool = False  # the candidate is that exemplar itself, not a sample
+    context_similarity: float = 0.0  # retrieved: cosine of the turn it answered to the message
 
     @property
     def kept(self) -> bool:
@@ -41,7 +42,8 @@ class Candidate:
                 "relevance": round(self.relevance, 4), "mmi": round(self.mmi, 4),
                 "likelihood": round(self.likelihood, 4),
                 "score": round(self.score, 4) if self.kept else None,
-                "exemplar": self.exemplar, "retrieved": self.retrieved}
+                "exemplar": self.exemplar, "retrieved": self.retrieved,
+                "context_similarity": round(self.context_similarity, 4)}
 
 
 def words_of(text: str) -> list[str]:
@@ -94,16 +96,21 @@ def relevance(encoder: Any, user_text: str, texts: Sequence[str]) -> list[float]
 def rank(candidates: Sequence[Candidate], config: SamplingConfig,
          min_logprob: float | None = None) -> list[Candidate]:
     """Score the kept candidates (relevance, mmi and likelihood already set), drop the
-    off-topic ones and, the fluency gate, those less likely than `min_logprob`; return the
-    kept ones best first."""
+    off-topic ones, the fluency gate's (sampled ones less likely than `min_logprob`) and those
+    scoring under `config.min_score`; return the kept ones best first."""
     kept = []
     for c in candidates:
         if c.kept and c.relevance < config.min_relevance:
             c.problems.append("off topic")
-        if c.kept and min_logprob is not None and c.likelihood < min_logprob:
+        if (c.kept and min_logprob is not None and c.likelihood < min_logprob
+                and not c.retrieved):  # a person wrote it: fluent, if unlikely to the model
             c.problems.append("not fluent")
         if c.kept:
             c.score = (config.relevance_weight * c.relevance + config.mmi_weight * c.mmi
-                       + config.likelihood_weight * c.likelihood)
+                       + config.likelihood_weight * c.likelihood
+                       + config.context_weight * c.context_similarity)
+            if config.min_score is not None and c.score < config.min_score:
+                c.problems.append("low score")
+                continue
             kept.append(c)
     return sorted(kept, key=lambda c: c.score, reverse=True)

@@ -29,7 +29,7 @@ from generation.config import ModelConfig, SamplingConfig, TrainingConfig
 from generation.corpus import (EXEMPLAR, Conversation, frequent_replies, on_topic, render,
                                reply_key, reply_pairs, split)
 from generation.errors import CorpusError
-from generation.exemplars import ExemplarIndex, encode, exemplar_pairs
+from generation.exemplars import ExemplarIndex, encode, exemplar_pairs, retrieval_pairs
 from generation.generator import GENERIC_FILE, WORDS_FILE, write_manifest
 from generation.rerank import words_of
 from generation.model import build_gpt2, parameter_count, save_model
@@ -54,6 +54,9 @@ class GenerationReport:
     heldout_perplexity: float = float("nan")
     reply_logprob_quantiles: dict[str, float] = field(default_factory=dict)  # held-out replies
     fluency_floor: float | None = None  # the gate: their 25th percentile (mean log p / token)
+    exemplar_prompts: bool = False  # the model was trained with an exemplar before each pair
+    # (the generator puts one in its prompts); False with a retrieve-only index
+    index_seconds: float = 0.0  # building the exemplar index (MiniLM over the contexts)
     out_dir: str = ""
 
     def to_dict(self) -> dict[str, Any]:
@@ -91,9 +94,13 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
             train = tuple(emphasise(reply_pairs(train, **options), training, generic))
             heldout = tuple(reply_pairs(heldout, **{**options, "min_word_count": 1}))
         index, train_hints, heldout_hints = None, None, None
+        building = time.perf_counter()
         if training.pairs and training.exemplars:
             index, train_hints, heldout_hints = _exemplars(train, heldout, training, generic,
                                                            encoder, progress)
+        elif training.pairs and training.retrieval_index:
+            index = _retrieval_index(train, training, generic, encoder, progress)
+        index_seconds = time.perf_counter() - building
         case = str.lower if training.lowercase else str
 
         def text_of(conv: Conversation, hint: str | None = None) -> str:
@@ -108,10 +115,10 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
         random.Random(training.seed).shuffle(texts)  # own pairs spread through the blocks
         vocabulary = [case(t) for t in vocabulary_texts]
         tokenizer = train_tokenizer([*texts, *vocabulary], model.vocab_size)
-        blocks_of = pack_blocks if index is not None else encode_blocks
+        blocks_of = pack_blocks if train_hints is not None else encode_blocks
         train_blocks = blocks_of(tokenizer, texts, model.n_positions)  # (ids, labels)
         heldout_blocks = (pack_blocks(tokenizer, heldout_texts, model.n_positions, False)
-                          if index is not None
+                          if train_hints is not None
                           else encode_blocks(tokenizer, heldout_texts, model.n_positions))
         heldout_blocks = (heldout_blocks[0][: training.eval_blocks],
                           heldout_blocks[1][: training.eval_blocks])
@@ -119,7 +126,9 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
                  "own_pairs": len(own_pairs), "exemplars": len(index) if index else 0}
         report = GenerationReport(corpus=stats, train_tokens=int((train_blocks[1] >= 0).sum()),
                                   heldout_tokens=int((heldout_blocks[1] >= 0).sum()),
-                                  vocab_size=len(tokenizer), out_dir=str(out))
+                                  vocab_size=len(tokenizer), out_dir=str(out),
+                                  exemplar_prompts=train_hints is not None,
+                                  index_seconds=round(index_seconds, 1))
         lm = build_gpt2(model, tokenizer, seed=training.seed)
         report.parameters = parameter_count(lm)
         _train_and_score(lm, tokenizer, train_blocks, heldout_blocks, heldout, heldout_hints,
@@ -159,7 +168,7 @@ def _exemplars(train: Sequence[Conversation], heldout: Sequence[Conversation],
     index = ExemplarIndex(vectors[[row[p.turns[0]] for p in kept]],
                           tuple(p.turns[1] for p in kept),
                           tuple(p.id.split("/")[0] for p in kept),
-                          str(getattr(encoder, "name", "")))
+                          str(getattr(encoder, "name", "")), tuple(p.turns[0] for p in kept))
     rng = random.Random(training.seed)
     hits = index.search(vectors[[row[c.turns[0]] for c in train]], training.exemplar_neighbours,
                         exclude=[c.id.split("/")[0] for c in train])
@@ -170,6 +179,21 @@ def _exemplars(train: Sequence[Conversation], heldout: Sequence[Conversation],
     heldout_hints = [index.replies[found[0][0]] if found else conv.turns[1]
                      for conv, found in zip(heldout, held)]
     return index, train_hints, heldout_hints
+
+
+def _retrieval_index(train: Sequence[Conversation], training: TrainingConfig,
+                     generic: Sequence[str], encoder: Any, progress: bool) -> ExemplarIndex:
+    """The retrieve-only index: the training pairs whose reply may be said as it is
+    (exemplars.retrieval_pairs, at most `index_limit` contexts), each context embedded once."""
+    if encoder is None:
+        from retrieval.embedder import get_embedder
+
+        from generation.generator import DEFAULT_ENCODER
+        encoder = get_embedder(DEFAULT_ENCODER, device="cpu")
+    pairs = retrieval_pairs(train, generic, training.index_limit, training.seed)
+    logger.info("generation.exemplars.retrieval pairs=%d", len(pairs))
+    return ExemplarIndex.of_pairs(encoder, pairs,
+                                  lambda enc, texts: embed(enc, texts, progress))
 
 
 def embed(encoder: Any, texts: Sequence[str], progress: bool, chunk: int = 2048) -> Any:

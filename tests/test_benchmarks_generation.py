@@ -1,5 +1,6 @@
 """benchmarks/generation_latency.py still runs: --synthetic (an untrained default-size GPT-2)
-with one timed turn. The figures mean nothing here; the test checks the JSON line's shape."""
+with one timed turn, with either exemplar index. The figures mean nothing here; the test
+checks the JSON line's shape."""
 
 from __future__ import annotations
 
@@ -12,14 +13,15 @@ from tests.benchmark_scripts import load_benchmark
 
 
 @pytest.mark.slow
-def test_generation_latency_smoke(tmp_path: Path) -> None:
+@pytest.mark.parametrize("index", ["--exemplars", "--retrieval"])
+def test_generation_latency_smoke(tmp_path: Path, index: str) -> None:
     import torch
 
     before = torch.get_num_threads()
     script = load_benchmark("generation_latency")
     out = tmp_path / "generation_latency.jsonl"
     try:
-        report = script.main(["--synthetic", "--exemplars", "--iterations", "1", "--warmup", "0",
+        report = script.main(["--synthetic", index, "--iterations", "1", "--warmup", "0",
                               "--candidates", "2", "--new-tokens", "4", "--out", str(out)])
     finally:
         torch.set_num_threads(before)
@@ -28,4 +30,5 @@ def test_generation_latency_smoke(tmp_path: Path) -> None:
     assert set(line["raw_by_candidates"]) == {"2"}
     assert line["raw_by_candidates"]["2"]["tokens_per_s"] > 0
     assert line["turn"]["turns"] == 1 and line["turn"]["p50_ms"] > 0
+    assert line["index"] == index[2:]
     assert line["parameters"] > 500_000 and line["target_p50_ms"] == 300.0
