@@ -16,7 +16,7 @@ from typing import Any
 from bot.errors import ConfigError, TrainingError
 from bot.project.config import KnowledgeConfig
 from bot.project.project import Project
-from bot.training.model_dir import _read_json
+from bot.training.model_dir import read_json
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +139,7 @@ def build_index(kb: Path, out: Path, settings: KnowledgeConfig, *,
     before: dict[str, str] = {}
     reason: str | None = "--rebuild" if rebuild else "no index yet"
     if not rebuild and (path / MANIFEST).exists():
-        before = _read_json(path / DOCUMENTS)
+        before = read_json(path / DOCUMENTS)
         try:
             reason = Manifest.read(path).stale_reason(embedder, config, path)
         except ValueError as exc:  # another format, or an unreadable manifest
@@ -192,7 +192,7 @@ def evaluate_knowledge(model_dir: Path, test_path: Path, out_path: Path | None =
     return report
 
 
-def _has_knowledge_model(path: Path) -> bool:
+def has_knowledge_model(path: Path) -> bool:
     from retrieval.answerer import KNOWLEDGE_FILE
 
     return (path / KNOWLEDGE_FILE).is_file()

@@ -36,7 +36,7 @@ def latest_model(path: Path) -> Path:
     return max(trained, key=lambda p: (p / "fingerprint.json").stat().st_mtime)
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def read_json(path: Path) -> dict[str, Any]:
     try:
         return json.loads(path.read_text())
     except (OSError, ValueError):

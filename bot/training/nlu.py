@@ -13,7 +13,7 @@ from bot.project.project import Project
 logger = logging.getLogger(__name__)
 
 
-def _trains_nlu_models(project: Project) -> bool:
+def trains_nlu_models(project: Project) -> bool:
     """Whether the NLU part fine-tunes a model (not only regexes, synonyms and thresholds)."""
     from nlu.training import plan
 

@@ -15,7 +15,7 @@ from bot.project.config import ProjectPaths
 from bot.project.project import Project
 from bot.training.core import train_core
 from bot.training.knowledge import train_knowledge
-from bot.training.report import StageTime, _clock
+from bot.training.report import StageTime, clock
 
 
 def _threads_per_job(jobs: int) -> int:
@@ -24,7 +24,7 @@ def _threads_per_job(jobs: int) -> int:
     return max(1, (os.cpu_count() or 1) // jobs)
 
 
-def _nlu_threads(side_done: Callable[[], bool]) -> Callable[[], int]:
+def nlu_threads(side_done: Callable[[], bool]) -> Callable[[], int]:
     """Torch threads for the NLU's next quarter epoch, asked before each: one core while the
     side job (`side_done()` False) trains, then the cores the machine leaves idle: all of them
     on a quiet machine, still one on a busy one, where a second thread would wait on its
@@ -66,12 +66,12 @@ class _SideResult:
     stages: dict[str, StageTime]
 
 
-def _side_job(paths: ProjectPaths, kb: Path, target: Path, retrain: bool, core: bool,
+def run_side_job(paths: ProjectPaths, kb: Path, target: Path, retrain: bool, core: bool,
               progress: bool, origin: float) -> _SideResult:
     """The knowledge part, then the policies when `core`, in a child process (spawned: a
     fresh interpreter, one torch thread: the other core is the NLU's); `origin` is when
     train() began."""
-    began = _clock()
+    began = clock()
     import torch
 
     torch.set_num_threads(_threads_per_job(2))
@@ -80,7 +80,7 @@ def _side_job(paths: ProjectPaths, kb: Path, target: Path, retrain: bool, core: 
     stages = {"knowledge": StageTime.since(origin, began)}
     problems: list[str] = []
     if core:
-        began = _clock()
+        began = clock()
         problems = train_core(project, paths.models / "core", progress=progress)
         stages["core"] = StageTime.since(origin, began)
     return _SideResult(built, problems, stages)

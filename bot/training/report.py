@@ -21,13 +21,13 @@ class StageTime:
 
     @classmethod
     def since(cls, origin: float, began: tuple[float, float]) -> StageTime:
-        """The stage that began at `began` (_clock()) of a train() that began at `origin`."""
-        wall, cpu = _clock()
+        """The stage that began at `began` (clock()) of a train() that began at `origin`."""
+        wall, cpu = clock()
         return cls(round(began[0] - origin, 1), round(wall - began[0], 1),
                    round(cpu - began[1], 1))
 
 
-def _clock() -> tuple[float, float]:
+def clock() -> tuple[float, float]:
     """(monotonic wall clock, CPU seconds of this process): monotonic is one clock for the
     parent and its spawned jobs."""
     return time.monotonic(), time.process_time()

@@ -15,11 +15,11 @@ from bot.project.project import Project
 from bot.training.core import train_core
 from bot.training.fingerprints import fingerprints, generation_fingerprint, knowledge_fingerprint
 from bot.training.generation import refresh_generation, train_generation
-from bot.training.knowledge import _has_knowledge_model, knowledge_base, train_knowledge
-from bot.training.model_dir import GENERATION_DIR, KNOWLEDGE_DIR, _read_json
-from bot.training.nlu import _trains_nlu_models, train_nlu
-from bot.training.parallel import _nlu_threads, _side_job
-from bot.training.report import StageTime, TrainReport, _clock
+from bot.training.knowledge import has_knowledge_model, knowledge_base, train_knowledge
+from bot.training.model_dir import GENERATION_DIR, KNOWLEDGE_DIR, read_json
+from bot.training.nlu import train_nlu, trains_nlu_models
+from bot.training.parallel import nlu_threads, run_side_job
+from bot.training.report import StageTime, TrainReport, clock
 
 logger = logging.getLogger(__name__)
 
@@ -48,7 +48,7 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     elif generation:
         logger.info("train.generation.skipped reason=no_generation_section config=%s",
                     project.config.source)
-    old = _read_json(out / "fingerprint.json")
+    old = read_json(out / "fingerprint.json")
     report = TrainReport()
     report.warnings += skipped_components(project.config, bool(project.data.lookups))
     for warning in report.warnings:
@@ -59,27 +59,27 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
                              or not (out / "nlu").exists())
     target = out / KNOWLEDGE_DIR
     train_kb_now = kb is not None and (force or old.get("knowledge") != wanted["knowledge"]
-                                       or not _has_knowledge_model(target))
-    nlu_models = train_nlu_now and _trains_nlu_models(project)
+                                       or not has_knowledge_model(target))
+    nlu_models = train_nlu_now and trains_nlu_models(project)
     parallel = train_kb_now and (nlu_models or train_core_now) and (os.cpu_count() or 1) >= 2
     # Two jobs side by side, one core each: the knowledge build in a spawned process, and the
     # NLU here. The NLU is the longest, so the policies train beside it, after the knowledge
-    # (in that process), and the NLU takes the cores the other job leaves free (_nlu_threads).
+    # (in that process), and the NLU takes the cores the other job leaves free (nlu_threads).
     core_beside = parallel and nlu_models and train_core_now
     pool = multiprocessing.get_context("spawn").Pool(1) if parallel else None
     try:
         side_job = None if pool is None else pool.apply_async(
-            _side_job, (project.paths, kb, target, force, core_beside, progress, origin))
+            run_side_job, (project.paths, kb, target, force, core_beside, progress, origin))
         if train_core_now and not core_beside:
-            began = _clock()
+            began = clock()
             report.warnings += train_core(project, out / "core", progress=progress)
             report.core_trained = True
             report.stages["core"] = StageTime.since(origin, began)
         if train_nlu_now:
-            began = _clock()
+            began = clock()
             report.nlu_report = train_nlu(
                 project, out / "nlu", progress=progress,
-                threads=None if side_job is None else _nlu_threads(side_job.ready))
+                threads=None if side_job is None else nlu_threads(side_job.ready))
             report.nlu_trained = bool(report.nlu_report)
             report.stages["nlu"] = StageTime.since(origin, began)
         if side_job is not None:
@@ -90,7 +90,7 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
             report.stages |= side.stages
             report.knowledge_trained = True
         elif train_kb_now and kb is not None:
-            began = _clock()
+            began = clock()
             report.knowledge_report = train_knowledge(project, kb, target, retrain=force)
             report.stages["knowledge"] = StageTime.since(origin, began)
             report.knowledge_trained = True
@@ -102,7 +102,7 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     if settings is not None and "generation" in wanted and (
             force or budget_s is not None or old.get("generation") != wanted["generation"]
             or not (target / "generation.json").is_file()):
-        began = _clock()
+        began = clock()
         report.generation_report = train_generation(project, settings, target, budget_s=budget_s,
                                                     progress=progress)
         report.generation_trained = True

@@ -76,7 +76,7 @@ def test_nlu_threads_take_the_idle_cores(monkeypatch: pytest.MonkeyPatch, done: 
                                         idle: float, expected: int) -> None:
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: 4)
     monkeypatch.setattr(parallel, "_idle_cores", lambda: idle)
-    assert parallel._nlu_threads(lambda: done)() == expected
+    assert parallel.nlu_threads(lambda: done)() == expected
 
 
 def test_idle_cores_reads_the_machine() -> None:
