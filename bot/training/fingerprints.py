@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,8 +43,6 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
     included), the extra QA files, the knowledge settings of config.yml and retrieval's own
     defaults and calibration recipe (so that a new Xingkong version with other defaults
     rebuilds; a new recipe only re-calibrates: the reader and encoder are reused)."""
-    from dataclasses import asdict
-
     from retrieval.answerer import KNOWLEDGE_FORMAT
     from retrieval.knowledge_build import CALIBRATION_RECIPE
     from retrieval.reader_training import TrainConfig
@@ -69,7 +68,6 @@ def generation_fingerprint(project: Project, settings: GenerationConfig,
     """What the generator is built from: its model and training settings (with generation's
     defaults filled in), the chitchat-dataset version and the assistant's own texts. Sampling
     settings are not in it: they change the manifest, not the model (refresh_generation)."""
-    from dataclasses import asdict
     from importlib.metadata import PackageNotFoundError, version
 
     from generation.generator import FORMAT_VERSION as GENERATOR_FORMAT

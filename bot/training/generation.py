@@ -5,6 +5,7 @@ config.yml has a generation: section.
 from __future__ import annotations
 
 import logging
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -66,16 +67,10 @@ def refresh_generation(settings: GenerationConfig, out: Path) -> None:
 
     _, _, sampling = generation_options(settings)
     manifest = read_manifest(out)
-    if manifest.get("sampling") != asdict_of(sampling):
+    if manifest.get("sampling") != asdict(sampling):
         write_manifest(out, model=str(manifest.get("model") or "."), sampling=sampling,
                        report=manifest.get("report"), lowercase=bool(manifest.get("lowercase")))
         logger.info("train.generation.sampling_updated out=%s", out)
-
-
-def asdict_of(config: Any) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    return asdict(config)
 
 
 def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
