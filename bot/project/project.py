@@ -11,6 +11,9 @@ from bot.project.training_data import TrainingData, load_training_data
 
 @dataclass(slots=True)
 class Project:
+    """What every command starts from: the paths it was given and the files read from them
+    (config.yml, the domain with the responses of data/, and the training data)."""
+
     paths: ProjectPaths
     config: ProjectConfig
     domain: Domain

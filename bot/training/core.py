@@ -26,6 +26,7 @@ def train_core(project: Project, out: Path, progress: bool = False) -> list[str]
 
 
 def load_policies(project: Project) -> PolicyEnsemble:
+    """The policies of config.yml with the tables train_core wrote to models/core."""
     path = project.paths.models / "core" / "policies.json"
     ensemble = PolicyEnsemble(build_policies(project.config.policies))
     if not path.exists():

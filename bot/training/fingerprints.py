@@ -19,6 +19,9 @@ FORMAT_VERSION = 1
 
 
 def fingerprints(project: Project) -> dict[str, str]:
+    """The fingerprints of the policies ("core": domain, policy settings, stories and rules)
+    and of the NLU ("nlu": its trained components, examples, synonyms, regexes, lookups and
+    intents, plus the stories and rules when an intent classifier reads the dialogue context)."""
     def digest(*parts: Any) -> str:
         blob = json.dumps(parts, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
