@@ -269,7 +269,9 @@ class ActionSlow(Action):
 
 def write_fault_project(root: Path) -> Path:
     """The fault project's files under ``root``, with its policies trained; returns ``root``."""
-    from bot.assistant import Project, ProjectPaths, train_core
+    from bot.project.config import ProjectPaths
+    from bot.project.project import Project
+    from bot.training.core import train_core
 
     root.mkdir(parents=True, exist_ok=True)
     (root / "domain.yml").write_text(textwrap.dedent(_DOMAIN))

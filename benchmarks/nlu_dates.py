@@ -30,7 +30,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from actions.dates import parse_date, said_dates  # noqa: E402
 from benchmarks.common import emit, environment  # noqa: E402
-from bot.assistant import Project  # noqa: E402
+from bot.project.project import Project  # noqa: E402
 from bot.project.config import ProjectPaths  # noqa: E402
 from bot.project.training_data import load_training_data  # noqa: E402
 from nlu.interpreter import load_interpreter, to_rasa  # noqa: E402

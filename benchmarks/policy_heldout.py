@@ -54,7 +54,7 @@ def main() -> None:
 
     import torch
 
-    from bot.assistant import Project
+    from bot.project.project import Project
     from bot.policies import PolicyEnsemble, build_policies
     from bot.policies.evaluation import StoryEvaluation, evaluate_stories
     from bot.project.config import ProjectPaths

@@ -43,7 +43,8 @@ def main() -> None:
     import numpy as np
     import torch
 
-    from bot.assistant import Project, load_policies
+    from bot.project.project import Project
+    from bot.training.core import load_policies
     from bot.policies import PolicyEnsemble, build_policies
     from bot.policies.story_graph import story_trajectories
     from bot.project.config import ProjectPaths

@@ -111,7 +111,9 @@ def story_tests(project: Any, out: Path, *, use_text: bool, execute: bool) -> di
 
 
 def check_bot(source: Path, train_nlu: bool) -> dict[str, Any]:
-    from bot.assistant import Project, load_policies, train
+    from bot.project.project import Project
+    from bot.training.core import load_policies
+    from bot.training.train import train
     from bot.manager import DialogueManager
     from bot.project.config import ProjectPaths, load_endpoints, skipped_components
     from bot.validate import validate_project

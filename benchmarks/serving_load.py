@@ -101,7 +101,8 @@ def write_project(folder: Path) -> None:
     (folder / "domain.yml").write_text(textwrap.dedent(DOMAIN))
     (folder / "config.yml").write_text(textwrap.dedent(CONFIG))
     (folder / "data" / "rules.yml").write_text(textwrap.dedent(RULES))
-    from bot.assistant import Project, train_core
+    from bot.project.project import Project
+    from bot.training.core import train_core
     from bot.project.config import ProjectPaths
 
     project = Project.load(ProjectPaths.at(folder))

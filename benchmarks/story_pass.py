@@ -36,7 +36,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import emit, environment  # noqa: E402
-from bot.assistant import Project  # noqa: E402
+from bot.project.project import Project  # noqa: E402
 from bot.project.config import ProjectPaths  # noqa: E402
 from bot.runtime.executors import InProcessExecutor  # noqa: E402
 from bot.manager import DialogueManager  # noqa: E402

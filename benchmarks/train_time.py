@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         default=ROOT / "benchmarks" / "results" / "train_time.jsonl")
     args = parser.parse_args(argv)
 
-    from bot.assistant import Project, train
+    from bot.project.project import Project
+    from bot.training.train import train
     from bot.project.config import ProjectPaths
 
     with tempfile.TemporaryDirectory(prefix="train_time_") as scratch:

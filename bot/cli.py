@@ -49,10 +49,11 @@ def _opt_path(value: str | None) -> Path | None:
 
 def _project(root: str) -> Any:
     """The project as the commands that read a trained model load it: -m (or models/) may
-    be a folder of models, the newest of which is read (bot.assistant.latest_model)."""
+    be a folder of models, the newest of which is read (bot.training.model_dir.latest_model)."""
     from dataclasses import replace
 
-    from bot.assistant import Project, latest_model
+    from bot.project.project import Project
+    from bot.training.model_dir import latest_model
 
     paths = _paths(root)
     return Project.load(replace(paths, models=latest_model(paths.models)))
@@ -130,8 +131,9 @@ def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
     The knowledge part runs when the project has a knowledge base (config.yml knowledge.kb,
     default data/kb) and writes models/knowledge; the generation part runs when config.yml
     has a generation: section and writes models/generation."""
-    from bot.assistant import Project, knowledge_base
-    from bot.assistant import train as train_project
+    from bot.project.project import Project
+    from bot.training.knowledge import knowledge_base
+    from bot.training.train import train as train_project
     from bot.errors import ConfigError
 
     paths = _paths(root)
@@ -218,7 +220,7 @@ def index(root: str, kb: str | None, out: str, rebuild: bool) -> None:
     """Build or update the knowledge base index (no reader training).
 
     New and changed documents are embedded, removed ones dropped; the rest is kept."""
-    from bot.assistant import build_index
+    from bot.training.knowledge import build_index
     from bot.project.config import ProjectPaths, load_config
 
     paths = ProjectPaths.at(Path(root))
@@ -546,7 +548,7 @@ def test_kb(root: str, test_paths: tuple[str, ...], model_dir: str, out: str,
 
     Needs the knowledge model (`xingkong train knowledge`); writes a JSON report per set with
     the wrong answers and what went wrong with each, and a reliability diagram (PNG)."""
-    from bot.assistant import evaluate_knowledge
+    from bot.training.knowledge import evaluate_knowledge
     from retrieval.answerer import KNOWLEDGE_FILE, load_answerer
 
     base = Path(root)
@@ -761,8 +763,8 @@ def init(init_dir: str, force: bool, no_prompt: bool) -> None:
     written = create_project(Path(init_dir), force=force)
     click.echo(f"Created {len(written)} files in {init_dir}.")
     if no_prompt:
-        from bot.assistant import Project
-        from bot.assistant import train as train_project
+        from bot.project.project import Project
+        from bot.training.train import train as train_project
         from bot.project.config import ProjectPaths
 
         project = Project.load(ProjectPaths.at(Path(init_dir)))

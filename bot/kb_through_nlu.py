@@ -30,7 +30,7 @@ from typing import Any
 
 import yaml
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.manager import DialogueManager, UserMessage
 from bot.state.events import ACTION_LISTEN_NAME, ActionExecuted, UserUttered
 

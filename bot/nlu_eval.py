@@ -10,7 +10,7 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.errors import TrainingError
 from bot.project.training_data import NluExample, load_training_data
 from bot.project.yaml_reader import read_yaml

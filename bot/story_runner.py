@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.assistant import Project, load_policies
+from bot.project.project import Project
+from bot.training.core import load_policies
 from bot.project.config import load_endpoints
 from bot.errors import ConfigError
 from bot.manager import DialogueManager

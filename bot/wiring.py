@@ -20,7 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bot.assistant import Project, load_policies
+from bot.project.project import Project
+from bot.training.core import load_policies
 from bot.project.config import Endpoints, env_value, load_endpoints, reveal, skipped_components
 from bot.errors import ConfigError
 from bot.runtime.executors import ActionExecutor, HttpExecutor, InProcessExecutor

@@ -27,8 +27,8 @@ MAX_LINES = 1000
 # the engine's internals, which the UI must not reach into
 BOT_INTERNALS = (
     "bot.manager", "bot.policies", "bot.state", "bot.storage", "bot.runtime",
-    "bot.project.training_data", "bot.project.domain", "bot.project.yaml_reader", "bot.assistant",
-    "bot.validate",
+    "bot.project.training_data", "bot.project.domain", "bot.project.yaml_reader",
+    "bot.project.project", "bot.training", "bot.validate",
 )
 # bot/'s layers, bottom first: a module imports only from its own layer or the ones below.
 # The README's picture of bot/ shows the same order.
@@ -41,7 +41,8 @@ BOT_LAYERS = (
     ("bot.runtime",),
     ("bot.manager",),
     ("bot.serving",),
-    ("bot.assistant", "bot.wiring", "bot.validate", "bot.nlu_eval", "bot.kb_through_nlu",
+    ("bot.training",),
+    ("bot.wiring", "bot.validate", "bot.nlu_eval", "bot.kb_through_nlu",
      "bot.story_eval", "bot.story_pass", "bot.story_report", "bot.story_runner",
      "bot.visualize", "bot.export", "bot.project_template", "bot.cli", "bot.__main__"),
 )

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.project.config import ComponentConfig, ProjectPaths
 from bot.manager import DialogueManager, Parser
 from bot.policies import PolicyEnsemble, build_policies

@@ -119,7 +119,7 @@ def test_visualize_writes_html_and_dot(tmp_path: Path) -> None:
 def test_export_writes_the_stored_events(tmp_path: Path) -> None:
     import asyncio
 
-    from bot.assistant import Project
+    from bot.project.project import Project
     from bot.manager import UserMessage
     from bot.project.config import ProjectPaths
     from bot.wiring import build_runtime
@@ -207,7 +207,7 @@ def test_xingkong_test_sends_the_text_through_a_trained_nlu(tmp_path: Path) -> N
 def test_latest_model_reads_a_folder_of_models_as_rasa_does(tmp_path: Path) -> None:
     import os
 
-    from bot.assistant import latest_model
+    from bot.training.model_dir import latest_model
 
     models = tmp_path / "models"
     for age, name in ((200, "old"), (100, "new"), (0, "half")):

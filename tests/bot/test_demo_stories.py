@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.manager import DialogueManager
 from bot.policies import PolicyEnsemble
 from bot.project.training_data import Story, load_training_data

@@ -55,7 +55,8 @@ def test_context_inside_a_form_names_the_requested_slot() -> None:
 
 
 def test_training_contexts_come_from_the_demo_stories_and_rules(demo: Any) -> None:
-    from bot.assistant import _step_dicts, fingerprints
+    from bot.training.fingerprints import fingerprints
+    from bot.training.nlu import _step_dicts
     from nlu.context import mine_contexts
 
     mined = mine_contexts(_step_dicts(s.steps) for s in [*demo.data.stories, *demo.data.rules])

@@ -23,7 +23,7 @@ from typing import Any
 import httpx
 import pytest
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.project.config import ProjectPaths
 from bot.errors import ActionError, ActionRejected
 from bot.state.events import (

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.errors import ConfigError
 from bot.manager import DialogueManager, TurnResult, UserMessage
 from bot.policies import PolicyEnsemble

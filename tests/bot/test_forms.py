@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.project.domain import REQUESTED_SLOT
 from bot.errors import ActionError
 from bot.state.events import ActionExecuted, ActionExecutionRejected

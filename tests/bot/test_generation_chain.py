@@ -14,7 +14,7 @@ import pytest
 pytest.importorskip("bot.runtime.fallback_chain", reason="the fallback chain (branch kbroute)")
 
 import actions.fallback as fallback  # noqa: E402
-from bot.assistant import Project  # noqa: E402
+from bot.project.project import Project  # noqa: E402
 from bot.manager import DialogueManager, TurnResult, UserMessage  # noqa: E402
 from bot.policies import PolicyEnsemble  # noqa: E402
 from bot.runtime.executors import InProcessExecutor  # noqa: E402

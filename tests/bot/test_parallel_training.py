@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from bot import assistant
-from bot.assistant import Project, train
 from bot.project.config import ProjectPaths
+from bot.project.project import Project
+from bot.training import parallel
+from bot.training.train import train
 from tests.bot.test_cli_knowledge import ENCODER_NAME, make_project
 from tests.fakes import build_tiny_reader, write_tiny_bert
 from tests.retrieval.test_answerer import tiny_encoder
@@ -73,11 +74,11 @@ def test_nlu_and_knowledge_train_side_by_side(tmp_path: Path) -> None:
 ])
 def test_nlu_threads_take_the_idle_cores(monkeypatch: pytest.MonkeyPatch, done: bool,
                                         idle: float, expected: int) -> None:
-    monkeypatch.setattr(assistant.os, "cpu_count", lambda: 4)
-    monkeypatch.setattr(assistant, "_idle_cores", lambda: idle)
-    assert assistant._nlu_threads(lambda: done)() == expected
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(parallel, "_idle_cores", lambda: idle)
+    assert parallel.nlu_threads(lambda: done)() == expected
 
 
 def test_idle_cores_reads_the_machine() -> None:
-    idle = assistant._idle_cores(0.05)
-    assert 0.0 <= idle <= (assistant.os.cpu_count() or 1) + 0.01
+    idle = parallel._idle_cores(0.05)
+    assert 0.0 <= idle <= (parallel.os.cpu_count() or 1) + 0.01

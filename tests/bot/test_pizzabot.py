@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.project.config import ProjectPaths, load_endpoints
 from bot.project.domain import REQUESTED_SLOT
 from bot.state.events import (

@@ -10,7 +10,8 @@ from typing import Any
 
 import pytest
 
-from bot.assistant import Project, train
+from bot.project.project import Project
+from bot.training.train import train
 from bot.project.config import ProjectPaths, load_config, skipped_components
 from bot.state.events import BotUttered
 from bot.manager import DialogueManager, UserMessage

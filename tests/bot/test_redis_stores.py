@@ -28,7 +28,8 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from bot.assistant import Project, train_core
+from bot.project.project import Project
+from bot.training.core import train_core
 from bot.project.config import EndpointConfig, Secret, load_endpoints
 from bot.errors import ConfigError, StoreError
 from bot.state.events import SlotSet, UserUttered

@@ -19,7 +19,8 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
-from bot.assistant import Project, train_core
+from bot.project.project import Project
+from bot.training.core import train_core
 from bot.cli import main
 
 REPO = Path(__file__).resolve().parents[2]

@@ -12,7 +12,7 @@ from typing import Any
 
 from click.testing import CliRunner
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.cli import main
 from bot.manager import DialogueManager
 from bot.story_eval import entity_keys, run_stories

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.project.config import ProjectPaths
 from bot.story_runner import run_core_tests
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from bot.assistant import Project
+from bot.project.project import Project
 from bot.runtime.executors import InProcessExecutor
 from bot.manager import DialogueManager
 from bot.policies import PolicyEnsemble

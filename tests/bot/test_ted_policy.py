@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from bot.assistant import Project, load_policies, train_core
+from bot.project.project import Project
+from bot.training.core import load_policies, train_core
 from bot.errors import ConfigError
 from bot.policies import MemoizationPolicy, PolicyEnsemble, PolicyPrediction, build_policies
 from bot.policies.evaluation import evaluate_stories
