@@ -236,11 +236,12 @@ def said_dates(message: Mapping[str, Any] | None) -> list[SaidDate]:
 
 
 def _read_by_duckling(entity: Mapping[str, Any]) -> bool:
-    """Duckling's own `time` entity, or a learned one that took a Duckling reading over
-    (DucklingEntityExtractor's `align_entities`: "DucklingEntityExtractor" in processors)."""
-    if entity.get("extractor") == DUCKLING:
-        return entity.get("entity") == "time"
-    return DUCKLING in (entity.get("processors") or ()) and bool(entity.get("additional_info"))
+    """Duckling's own `time` entity, or one that took a Duckling reading over
+    (DucklingEntityExtractor's `align_entities` and `requested_entities`:
+    "DucklingEntityExtractor" in processors)."""
+    if DUCKLING in (entity.get("processors") or ()):
+        return bool(entity.get("additional_info"))
+    return entity.get("extractor") == DUCKLING and entity.get("entity") == "time"
 
 
 def nights_said(text: str) -> int | None:

@@ -5,10 +5,12 @@ Rasa's config keys and output. With `url` it POSTs the message to a Duckling ser
 `RASA_DUCKLING_HTTP_URL` overrides `url` as in Rasa. Without a `url` it runs Duckling's Haskell
 core in-process through the `pyduckling-native-phihos` wheel, so no server is needed.
 
-Two keys of Xingkong's own, both off by default (nlu/duckling_spans.py): `guard_times: true`
-drops or shortens `time` mentions that are counts or ages ("kids aged 4 to 11"), and
+Three keys of Xingkong's own, all off by default (nlu/duckling_spans.py): `guard_times: true`
+drops or shortens `time` mentions that are counts or ages ("kids aged 4 to 11"),
 `align_entities: [date]` lets a learned entity over a `time` mention take its whole extent and
-value object instead of standing next to it (the interpreter applies it).
+value object instead of standing next to it, and `requested_entities: {checkin_date: date}`
+makes a message that is only a date the entity of the slot the form just asked for (the
+interpreter applies the last two; the last one reads the dialogue context).
 
 An unreachable server logs one warning and the in-process Duckling answers instead; the
 server is tried again after `RETRY_SERVER_S`.
@@ -30,7 +32,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
@@ -44,7 +46,7 @@ EXTRACTOR = "DucklingEntityExtractor"
 URL_ENV = "RASA_DUCKLING_HTTP_URL"
 RETRY_SERVER_S = 60.0
 CONFIG_KEYS = ("url", "dimensions", "locale", "timezone", "timeout",
-               "guard_times", "align_entities")  # the last two are Xingkong's
+               "guard_times", "align_entities", "requested_entities")  # the last 3: Xingkong's
 # Dimensions the in-process core knows (Duckling's own names, as the server takes them).
 DIMENSIONS = ("amount-of-money", "credit-card-number", "distance", "duration", "email",
               "number", "ordinal", "phone-number", "quantity", "temperature", "time", "time-grain",
@@ -55,8 +57,9 @@ DIMENSIONS = ("amount-of-money", "credit-card-number", "distance", "duration", "
 class DucklingConfig:
     """config.yml keys of Rasa's DucklingEntityExtractor. `dimensions` None: all of them;
     `locale` None: "<language>_<LANGUAGE>" as Rasa builds it; `timezone` None: UTC
-    (Duckling's server default); `timeout` in seconds for the HTTP call. `guard_times` and
-    `align_entities`: nlu/duckling_spans.py (off by default: Rasa's output)."""
+    (Duckling's server default); `timeout` in seconds for the HTTP call. `guard_times`,
+    `align_entities` and `requested_entities` ({slot the form asks for: the entity a
+    whole-message date becomes}): nlu/duckling_spans.py (off by default: Rasa's output)."""
 
     url: str | None = None
     dimensions: tuple[str, ...] | None = None
@@ -66,8 +69,15 @@ class DucklingConfig:
     language: str = "en"
     guard_times: bool = False
     align_entities: tuple[str, ...] = ()
+    requested_entities: dict[str, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        pairs = self.requested_entities
+        if not isinstance(pairs, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and v for k, v in pairs.items()):
+            raise NLUModelError("DucklingEntityExtractor: requested_entities must map slot "
+                                "names to entity names, like {checkin_date: date} (config.yml), "
+                                f"got {pairs!r}.")
         if self.dimensions is not None:
             unknown = [d for d in self.dimensions if d not in DIMENSIONS]
             if unknown:
@@ -105,7 +115,8 @@ class DucklingConfig:
         return cls(url=params.get("url"), dimensions=tuple(dims) if dims else None,
                    locale=params.get("locale"), timezone=params.get("timezone"),
                    timeout=float(timeout), language=language or "en", guard_times=guard,
-                   align_entities=tuple(align))
+                   align_entities=tuple(align),
+                   requested_entities=params.get("requested_entities") or {})
 
     @property
     def resolved_locale(self) -> str:

@@ -1,5 +1,5 @@
-"""Where Duckling's `time` mentions meet the learned entities (two DucklingEntityExtractor
-options of Xingkong's own; both off by default, so Rasa's output stays Rasa's).
+"""Where Duckling's `time` mentions meet the learned entities (three DucklingEntityExtractor
+options of Xingkong's own; all off by default, so Rasa's output stays Rasa's).
 
 - `guard_times`: counts, ages and "for now" are not times. Duckling reads "kids aged 4 to 11" as 10:56
   ("4 minutes to 11"), "between 2 and 3 people" as 14:00-16:00 and "ages 8-12" as the 8th of
@@ -21,6 +21,14 @@ options of Xingkong's own; both off by default, so Rasa's output stays Rasa's).
   in pieces would put the 2nd in the coming January. An interval mention that holds more than the one
   learned entity over it ("from the 8th to the 11th" where the model saw only "the 8th") is
   left as it is: the entity and the `time` stay side by side, as without the option.
+- `answer_span` (`requested_entities`, read with the dialogue context): when the form has just
+  asked for a slot named there ("checkin_date: date") and the guest's whole message is one
+  Duckling date ("14th of march 2027", "next friday"; a leading "on" or "from" and
+  punctuation aside) in which the learned model found no entity, that mention is the slot's
+  entity: `date` over the mention's words, its `value` the text (as for a learned date),
+  Duckling's value object as `additional_info` and "DucklingEntityExtractor" in its
+  `processors`. A short answer with nothing else in it is the one place where a missed date
+  can be told from a time without guessing; anywhere else the mention stays a `time`.
 """
 
 from __future__ import annotations
@@ -136,6 +144,29 @@ def align_spans(text: str, learned: list[Entity], found: list[Entity], names: se
     kept = [replaced.get(id(e), e) for e in learned]
     return ([e for e in kept if e is not None],
             [m for i, m in enumerate(found) if i not in absorbed])
+
+
+def answer_span(text: str, learned: list[Entity], found: list[Entity], entity: str
+                ) -> tuple[list[Entity], list[Entity]]:
+    """(learned entities, Duckling entities) after a message that is one date as a whole became
+    `entity` (the entity of the slot the form asked for); unchanged unless the message is one
+    plausible `time` mention of a day or longer grain (not a stay), with no learned entity."""
+    times = [m for m in found if m.entity == "time"]
+    if learned or len(times) != 1:
+        return learned, found
+    mention = times[0]
+    if (_is_interval(mention) or _grain(mention.additional_info) in _FINE_GRAINS
+            or not is_plausible(text, mention)):
+        return learned, found
+    start = _content_start(text, mention, _PREPOSITIONS)
+    before = [w.lower() for w in _WORD.findall(text[:start])]
+    if any(w not in _PREPOSITIONS for w in before) or _WORD.search(text[mention.end:]):
+        return learned, found
+    span = text[start:mention.end]
+    answer = Entity(start, mention.end, span, entity, confidence=mention.confidence,
+                    extractor=DUCKLING, processors=(DUCKLING,), text=span,
+                    additional_info=mention.additional_info)
+    return [answer], [m for m in found if m is not mention]
 
 
 def _one_date_each(text: str, inside: list[Entity], reread: Reread) -> list[list[Entity]]:

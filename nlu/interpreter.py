@@ -17,7 +17,7 @@ from typing import Any
 
 from nlu.context import DialogueContext
 from nlu.duckling import DucklingConfig, DucklingEntityExtractor
-from nlu.duckling_spans import align_spans
+from nlu.duckling_spans import align_spans, answer_span
 from nlu.errors import NLUModelError
 from nlu.types import Entity, IntentScore, ParseResult
 
@@ -87,6 +87,11 @@ class NLUInterpreter:
                         text, entities, found, set(self.duckling.config.align_entities),
                         self.duckling.reread(text, reference_times[i] if reference_times
                                              else None))
+                asked = _asked_entity(contexts[i] if contexts else None,
+                                      self.duckling.config.requested_entities
+                                      if self.duckling is not None else {})
+                if asked:
+                    entities, found = answer_span(text, entities, found, asked)
                 entities = _with_duckling(entities, found, self._model_entities)
             entities = [self._synonym(e) for e in entities]
             intent, ranking = self._fallback(ranking)
@@ -167,6 +172,20 @@ class NLUInterpreter:
 
 
 _Request = tuple[str, "DialogueContext | None", "float | None", "asyncio.Future[dict[str, Any]]"]
+
+
+def _asked_entity(context: DialogueContext | None, requested: dict[str, str]) -> str | None:
+    """The entity of the slot the bot just asked for, when `requested` (the Duckling option
+    `requested_entities`) names it: the active form's requested_slot, or the slot of a
+    question action Rasa's way (utter_ask_<slot>, action_ask_<slot>)."""
+    if context is None or not requested:
+        return None
+    if context.requested_slot in requested:
+        return requested[context.requested_slot]
+    for prefix in ("utter_ask_", "action_ask_"):
+        if context.last_action and context.last_action.startswith(prefix):
+            return requested.get(context.last_action[len(prefix):])
+    return None
 
 
 def _with_duckling(entities: list[Entity], found: list[Entity],

@@ -1,5 +1,6 @@
 """Duckling's `time` mentions against counts and ages (`guard_times`) and against the learned
-date spans (`align_entities`), on the real in-process Duckling core."""
+date spans (`align_entities`) and as the answer to a form's date question
+(`requested_entities`), on the real in-process Duckling core."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from typing import Any
 import pytest
 
 from actions.dates import said_dates
+from nlu.context import DialogueContext
 from nlu.duckling import DucklingConfig, DucklingEntityExtractor
 from nlu.errors import NLUModelError
 from nlu.interpreter import NLUInterpreter
@@ -188,3 +190,65 @@ def test_a_leading_in_is_left_out_like_on() -> None:
                 ("August 1, 2030", "date", "checkin"), ("August 3, 2030", "date", "checkout"))
     assert [(e["start"], e["value"]) for e in got["entities"]] == [
         (12, "August 1, 2030"), (35, "August 3, 2030")]
+
+
+def answer(text: str, context: DialogueContext | None, *spans: tuple[str, str, str | None],
+           **options: Any) -> list[dict[str, Any]]:
+    """The entities of `text` said in `context`, with `requested_entities` for the two dates."""
+    extractor = duckling(guard_times=True, align_entities=("date",), requested_entities={
+        "checkin_date": "date", "checkout_date": "date"}, **options)
+    interpreter = NLUInterpreter({}, None, Spans(*spans), {}, {}, {}, duckling=extractor)
+    return interpreter.parse(text, context, reference_time=REF)["entities"]
+
+
+ASKED_CHECKIN = DialogueContext("booking_form", "checkin_date", "booking_form")
+
+
+@pytest.mark.parametrize("text, span", [
+    ("14th of march 2027", "14th of march 2027"),
+    ("on the 19th of feb 2028.", "the 19th of feb 2028"),
+    ("next friday", "next friday"),
+    ("2027-05-03", "2027-05-03"),
+])
+def test_a_whole_message_date_answers_the_date_the_form_asked_for(text: str, span: str) -> None:
+    got = answer(text, ASKED_CHECKIN)
+    assert [(e["entity"], e["value"], text[e["start"]:e["end"]]) for e in got] == [
+        ("date", span, span)]
+    assert got[0]["additional_info"]["grain"] == "day"
+    assert len(said_dates({"entities": got})) == 1  # the form reads Duckling's reading
+
+
+def test_a_question_action_asks_too_rasa_style() -> None:
+    got = answer("march 18 2027", DialogueContext("utter_ask_checkout_date"))
+    assert [(e["entity"], e["value"]) for e in got] == [("date", "march 18 2027")]
+
+
+@pytest.mark.parametrize("text, context, spans", [
+    ("14th of march 2027", None, ()),  # no context: Rasa's output
+    ("14th of march 2027", DialogueContext("booking_form", "guests", "booking_form"), ()),
+    ("14th of march 2027", DialogueContext("utter_anything_else"), ()),
+    ("i'd say the 14th of march 2027", ASKED_CHECKIN, ()),  # more than the date
+    ("at 3pm", ASKED_CHECKIN, ()),  # a clock time is no day
+    ("from march 3 to march 7 2028", ASKED_CHECKIN, ()),  # a stay
+])
+def test_anything_else_keeps_duckling_time(text: str, context: DialogueContext | None,
+                                            spans: tuple[tuple[str, str, str | None], ...]
+                                            ) -> None:
+    assert "date" not in [e["entity"] for e in answer(text, context, *spans)]
+
+
+def test_what_the_model_found_wins() -> None:
+    got = answer("the 14th of march 2027", ASKED_CHECKIN, ("the 14th", "date", "checkin"))
+    assert [(e["entity"], e["value"], e["role"]) for e in got] == [
+        ("date", "the 14th of march 2027", "checkin")]  # align_entities' extent, its role
+    no_option = NLUInterpreter({}, None, Spans(), {}, {}, {}, duckling=duckling(
+        align_entities=("date",))).parse("14th of march 2027", ASKED_CHECKIN,
+                                         reference_time=REF)["entities"]
+    assert [e["entity"] for e in no_option] == ["time"]
+
+
+def test_requested_entities_must_map_slots_to_entities() -> None:
+    with pytest.raises(NLUModelError, match="requested_entities must map slot names"):
+        DucklingConfig.from_params({"requested_entities": ["checkin_date"]})
+    config = DucklingConfig.from_params({"requested_entities": {"checkin_date": "date"}})
+    assert config.requested_entities == {"checkin_date": "date"}
