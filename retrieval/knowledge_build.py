@@ -12,15 +12,14 @@ Four steps, each its own function, each skipped when what it is built from did n
    answer" from generated negatives (a sentence of another document), so that qa.json's
    unanswerable questions stay unseen for calibration;
 3. `build_encoder`: the sentence encoder fine-tuned (retrieval.sentence_encoder) on the
-   training split, generated questions and the fixed half of GUEST_QUESTIONS that
-   `encoder_half` picks, and the vectors of every KB sentence;
+   training split and generated questions, and the vectors of every KB sentence;
 4. `calibrate`: sentence selection, re-ranking, answer confidence and its threshold
    (retrieval.answer_calibration) on the held-out split of qa.json (the reader's own
    holdout: same fraction and seed) plus all of qa.json's unanswerable questions (each as
    written and rephrased as a guest would, retrieval.question_gen.guest_rephrase), the
    questions of GUEST_QUESTIONS (guest_questions.json in the KB folder, when there is
-   one: questions in guests' words written from the documents alone) but the answerable
-   ones the encoder trained on, held-out generated questions (from sentences no model trained on) and generated
+   one: questions in guests' words written from the documents alone; no model trains on
+   them), held-out generated questions (from sentences no model trained on) and generated
    unanswerable ones (absent facilities, off-topic, and names of the KB asked for what the
    KB does not say about them: retrieval.answer_types.missing_kind_questions).
 
@@ -55,8 +54,7 @@ from retrieval.question_gen import (Generated, generate_answerable, generate_una
                                     guest_rephrase, guest_voice, place_of)
 from retrieval.qa_metrics import QAExample, load_qa
 from retrieval.reader import Reader
-from retrieval.sentence_encoder import (Pair, SentenceEncoderConfig, fit_sentence_encoder,
-                                       make_triples)
+from retrieval.sentence_encoder import SentenceEncoderConfig, Triple, fit_sentence_encoder
 from retrieval.sentences import SentenceTable, answer_sentences
 from retrieval.types import Embedder, IndexConfig
 
@@ -74,12 +72,8 @@ GUEST_COPIES = 1
 # about it (answer_types.missing_kind_questions), in the calibration slice only
 MISSING_KIND_QUESTIONS = 60
 # questions in guests' own words, answerable ones with their sentence, written from the KB
-# documents alone (SQuAD format, inside the KB folder, optional). A fixed half of the
-# answerable ones (`encoder_half`) trains the sentence encoder; the rest calibrates
+# documents alone (SQuAD format, inside the KB folder, optional): calibration only
 GUEST_QUESTIONS = "guest_questions.json"
-# the encoder's hard negatives: sentences of the answer's document that BM25 ranks high for
-# the question (sentence_encoder.make_triples), not any sentence of it
-MINED_NEGATIVES = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,8 +151,7 @@ class _Data:
     gold: dict[str, list[int]]  # example id -> gold sentence ids
     generated_train: list[Generated]
     generated_held: list[Generated]
-    guest: list[QAExample] = field(default_factory=list)  # GUEST_QUESTIONS that calibrate
-    guest_train: list[QAExample] = field(default_factory=list)  # ... that train the encoder
+    guest: list[QAExample] = field(default_factory=list)  # GUEST_QUESTIONS, calibration only
 
 
 def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
@@ -185,8 +178,7 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     else:
         reader_report = build_reader(build, data)
     encoder_fp = _digest(build.qa.read_bytes(), build.generated, build.seed,
-                         build.encoder.to_dict(), build.embedder, sentences_hash(data.table),
-                         sorted((e.id, e.question) for e in data.guest_train), MINED_NEGATIVES)
+                         build.encoder.to_dict(), build.embedder, sentences_hash(data.table))
     encoder_fp_ok = (previous is not None and previous.encoder_fingerprint == encoder_fp
                      and (root / ENCODER_DIR).is_dir() and (root / SENTENCE_VECTORS).is_file())
     if not build.retrain and encoder_fp_ok:
@@ -272,15 +264,7 @@ def split_data(build: KnowledgeBuild, index: Any) -> _Data:
     return _Data(train, held, table, gold,
                  [replace(g, question=guest_voice(g.question, voice)) for g in train_gen],
                  [replace(g, question=guest_voice(g.question, voice)) for g in held_gen],
-                 [e for e in guest if e.is_impossible or (gold[e.id] and not encoder_half(e.id))],
-                 [e for e in guest if not e.is_impossible and gold[e.id] and encoder_half(e.id)])
-
-
-def encoder_half(question_id: str) -> bool:
-    """Whether a guest question is in the fixed half that trains the sentence encoder: the
-    first byte of its id's SHA-256 is even. A hash, not the file order, so that adding or
-    removing questions leaves the others where they were."""
-    return hashlib.sha256(question_id.encode("utf-8")).digest()[0] % 2 == 0
+                 [e for e in guest if e.is_impossible or gold[e.id]])
 
 
 def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
@@ -326,12 +310,25 @@ def build_encoder(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
     """Fine-tune the sentence encoder and save the vectors of every sentence."""
     from retrieval.embedder import SentenceTransformerEmbedder
 
-    sentences = data.table.sentences
-    pairs: list[Pair] = [(e.question, data.gold[e.id][0], tuple(e.answer_texts))
-                         for e in [*data.train, *data.guest_train] if data.gold.get(e.id)]
-    pairs += [(g.question, g.sentence, (g.answer or "",)) for g in data.generated_train
-              if g.sentence is not None]
-    triples = make_triples(pairs, sentences, random.Random(build.seed), mined=MINED_NEGATIVES)
+    rng = random.Random(build.seed)
+    triples: list[Triple] = []
+    by_doc: dict[str, list[int]] = {}
+    for s in data.table.sentences:
+        by_doc.setdefault(s.doc_id, []).append(s.id)
+
+    def triple(question: str, sid: int) -> Triple:
+        sentence = data.table.sentences[sid]
+        others = [i for i in by_doc[sentence.doc_id] if i != sid]
+        negative = data.table.sentences[rng.choice(others)].search_text if others else None
+        return question, sentence.search_text, negative
+
+    for e in data.train:
+        if data.gold.get(e.id):
+            triples.append(triple(e.question, data.gold[e.id][0]))
+    triples += [triple(g.question, g.sentence) for g in data.generated_train
+                if g.sentence is not None]
+    if not all(t[2] is not None for t in triples):
+        triples = [(q, p, None) for q, p, _ in triples]
     out = Path(build.out_dir) / ENCODER_DIR
     report = fit_sentence_encoder(triples, out, build.encoder)
     encoder = SentenceTransformerEmbedder(str(out))

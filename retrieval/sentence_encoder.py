@@ -3,8 +3,7 @@ knowledge-base sentence that answers it.
 
 Training uses sentence-transformers' own model and loss: `MultipleNegativesRankingLoss` on
 (question, answer sentence, hard negative) triples, where the other sentences of the batch are
-in-batch negatives and the hard negative is another sentence of the same document, one that
-BM25 ranks high for the question and that holds no answer (`make_triples`). The loop is
+in-batch negatives and the hard negative is another sentence of the same document. The loop is
 a plain torch loop over `model.tokenize` features (the loss's documented input), because
 `SentenceTransformerTrainer` needs the `datasets` and `accelerate` packages, which this project
 does not install. A batch never holds the same positive sentence twice (it would be a false
@@ -28,10 +27,8 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.bm25 import BM25
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError
-from retrieval.sentences import Sentence
 
 logger = logging.getLogger(__name__)
 
@@ -66,37 +63,6 @@ class SentenceEncoderConfig:
 
 
 Triple = tuple[str, str, str | None]  # question, answer sentence, hard negative (or None)
-Pair = tuple[str, int, tuple[str, ...]]  # question, its answer sentence's id, answer texts
-HARD_POOL = 3  # a hard negative is one of the sentences BM25 ranks this high in the document
-
-
-def make_triples(pairs: Sequence[Pair], sentences: Sequence[Sentence], rng: random.Random,
-                 *, mined: bool = True) -> list[Triple]:
-    """(question, sentence, hard negative) per pair, in the sentences' `search_text`. The
-    negative is another sentence of the same document that holds none of the answer texts:
-    with `mined`, one of the HARD_POOL of them that BM25 ranks highest for the question (the
-    sentences the selection confuses are neighbours about the same thing); else any of them.
-    No negative (None in every triple) when a document has a single sentence."""
-    by_doc: dict[str, list[int]] = {}
-    for s in sentences:
-        by_doc.setdefault(s.doc_id, []).append(s.id)
-    ranked: list[list[tuple[int, float]]] = [[] for _ in pairs]
-    if mined:
-        bm25 = BM25()
-        bm25.add([s.id for s in sentences], [s.search_text for s in sentences])
-        ranked = bm25.search([q for q, _, _ in pairs], 200)
-    out: list[Triple] = []
-    for (question, sid, answers), found in zip(pairs, ranked):
-        doc = sentences[sid].doc_id
-        others = [i for i in by_doc[doc] if i != sid
-                  and not any(a and a in sentences[i].text for a in answers)]
-        near = [i for i, _ in found if sentences[i].doc_id == doc and i in others][:HARD_POOL]
-        pool = near or others
-        negative = sentences[rng.choice(pool)].search_text if pool else None
-        out.append((question, sentences[sid].search_text, negative))
-    if not all(t[2] is not None for t in out):
-        out = [(q, p, None) for q, p, _ in out]
-    return out
 
 
 def batches(triples: Sequence[Triple], size: int, rng: random.Random) -> list[list[int]]:

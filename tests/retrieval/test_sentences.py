@@ -12,7 +12,7 @@ from retrieval.errors import RetrievalConfigError
 from retrieval.kb_eval import contains_answer, plot_reliability, reliability, roc_auc
 from retrieval.question_gen import (answers_in, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice)
-from retrieval.sentence_encoder import batches, make_triples
+from retrieval.sentence_encoder import batches
 from retrieval.sentence_ranker import (DEFAULT_RERANK, RERANK_FEATURES, Calibration, Candidate,
                                        Logistic, choose, fit_selection)
 from retrieval.sentences import SentenceTable, answer_sentences, sentence_spans
@@ -209,21 +209,3 @@ def test_choose_lets_the_reader_overturn_a_close_selection() -> None:
     assert flipped.index == 1 and 0.5 < flipped.share <= 1.0 and flipped.lead > 0
     assert Calibration.from_dict(Calibration(rerank=reader_heavy).to_dict()).rerank == \
         Logistic(RERANK_FEATURES, (1.0, 4.0), 0.0)
-
-
-def test_mined_negatives_are_near_sentences_of_the_same_document_without_the_answer() -> None:
-    table = SentenceTable.from_passages(passages())
-    fee = next(s for s in table.sentences if s.text.startswith("The fee"))
-    walk = next(s for s in table.sentences if s.text.startswith("Dog walks"))
-    pairs = [("how much do dog walks cost per night", walk.id, ("15 EUR",)),
-             ("pet fee in rome?", fee.id, ("35 EUR",))]
-    for seed in range(5):
-        mined = make_triples(pairs, table.sentences, random.Random(seed))
-        assert [t[1] for t in mined] == [walk.search_text, fee.search_text]
-        # another sentence of the same document, never one that holds the answer
-        assert all(t[2] is not None and t[2] != t[1] for t in mined)
-        assert "15 EUR" not in mined[0][2] and "35 EUR" not in mined[1][2]
-    lone = SentenceTable.from_passages({0: Passage("p", "one.md", "One", "Only this.", 0, 10)})
-    assert make_triples([("q", 0, ("this",))], lone.sentences, random.Random(0)) == \
-        [("q", "One: Only this.", None)]
-
