@@ -37,6 +37,7 @@ from retrieval.reader import Reader, ReaderResult
 from retrieval.sentence_ranker import (Calibration, Candidate, SentenceRanker, answer_features,
                                        choose)
 from retrieval.sentences import Sentence, SentenceTable
+from retrieval.span_choice import choose_span
 from retrieval.types import Embedder, SearchHit
 
 logger = logging.getLogger(__name__)
@@ -268,17 +269,19 @@ def read_candidates(reader: Reader, ranker: SentenceRanker, questions: Sequence[
 def sentence_answer(ranker: SentenceRanker, question: str, hits: Sequence[SearchHit],
                     sentence: Sentence, result: ReaderResult, confidence: float) -> Answer:
     """`sentence` as an answer inside the best-ranked passage that holds it; the span is
-    the reader's best span in the sentence (the whole sentence when none fits)."""
+    the one retrieval.span_choice picks among the reader's n-best in the sentence (the
+    answer kind the question asks for, a price with its unit; the whole sentence when no
+    span fits)."""
     slot_of = ranker.slot_of
     slots = [slot_of[h.passage.id] for h in hits if slot_of.get(h.passage.id) in
              sentence.passages]
     slot = slots[0] if slots else min(sentence.passages)
     passage = ranker.passages[slot]
     at = sentence.passages[slot]
-    span = result.best
-    s0, s1 = (span.start, span.end) if span is not None else (0, len(sentence.text))
+    chosen = choose_span(question, sentence.text, result.spans)
+    s0, s1 = chosen if chosen is not None else (0, len(sentence.text))
     text = sentence.text[s0:s1]
-    score = span.score if span is not None else 0.0
+    score = result.best.score if result.best is not None else 0.0
     return Answer(text, score, result.null_score, passage.doc_id, passage.id,
                   passage.title, (at + s0, at + s1), sentence.text,
                   (at, at + len(sentence.text)), confidence, passage.text, question)

@@ -1,0 +1,50 @@
+"""The highlighted span: the answer kind the question asks for, a price with its unit."""
+
+from retrieval.reader import Span
+from retrieval.span_choice import choose_span, typed_answers, with_unit
+
+SENTENCE = "The garage is 350 metres away and costs 32 EUR per 24 hours."
+
+
+def span(text: str, score: float, sentence: str = SENTENCE) -> Span:
+    start = sentence.index(text)
+    return Span(text, start, start + len(text), score, score / 2, score / 2)
+
+
+def chosen(question: str, spans: list[Span], sentence: str = SENTENCE) -> str | None:
+    at = choose_span(question, sentence, spans)
+    return None if at is None else sentence[at[0]:at[1]]
+
+
+def test_a_price_question_takes_the_best_price_span_over_a_better_scored_other_kind():
+    spans = [span("350 metres", 9.0), span("24 hours", 8.0), span("32 EUR", 2.0)]
+    assert chosen("how much is parking?", spans) == "32 EUR per 24 hours"
+
+
+def test_a_question_that_asks_for_no_kind_keeps_the_reader_order():
+    spans = [span("350 metres away", 9.0), span("32 EUR", 8.0)]
+    assert chosen("where do i park my car", spans) == "350 metres away"
+
+
+def test_the_reader_best_stays_when_no_span_is_of_the_asked_kind():
+    spans = [span("350 metres", 9.0), span("garage", 1.0)]
+    assert chosen("what time does the garage open?", spans) == "350 metres"
+
+
+def test_no_span_no_highlight():
+    assert choose_span("how much is parking?", SENTENCE, []) is None
+
+
+def test_a_price_grows_over_its_unit_and_nothing_else_does():
+    sentence = "Bikes cost 15 EUR a day, and a locker costs 2 EUR."
+    bike = sentence.index("15 EUR")
+    assert sentence[slice(*with_unit(sentence, bike, bike + 6))] == "15 EUR a day"
+    locker = sentence.index("2 EUR")
+    assert with_unit(sentence, locker, locker + 5) == (locker, locker + 5)
+    metres = SENTENCE.index("350 metres")
+    assert with_unit(SENTENCE, metres, metres + 10) == (metres, metres + 10)
+
+
+def test_free_counts_as_a_price():
+    kinds = {kind for kind, _, _ in typed_answers("Parking is free for hotel guests.")}
+    assert "price" in kinds
