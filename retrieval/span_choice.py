@@ -12,12 +12,12 @@ first ("how much is parking?" -> "24 hours" over "32 EUR"), or a neighbour of th
 2. unit: a price is read with its unit ("32 EUR" -> "32 EUR per 24 hours", "15 EUR a day"):
    without it the price does not answer the question.
 
-Measured with the reader of session 7 on the gold sentences (benchmarks/kb_span.py's
-gold_sentence slice; span F1 before -> after): qa.json held out 0.706 -> 0.717, guest
-questions (calibration half) 0.568 -> 0.607, the guest-voice dev set 0.627 -> 0.654. A
-conditional logit over the 5 best spans (reader score, kind) fitted on the first two gave
-the kind a weight worth 10.8 logits; any bonus from 3 logits up chose the same spans, so the
-rule is plain preference. The unit alone adds 0.006 to 0.025 on each set.
+Measured with session 7's reader on the KB sentence that holds the gold answer (span F1,
+the reader's best span -> this choice): qa.json held out 0.706 -> 0.717, a fixed half of
+the guest questions 0.598 -> 0.655, the guest-voice dev set (tests/kb_dev.json) 0.627 -> 0.654.
+A conditional logit over the 5 best spans (reader score, kind), fitted on the first two,
+gave the kind a weight worth 10.8 logits; any bonus from 3 logits up chose the same spans,
+so the rule is plain preference. The unit alone adds 0.006 to 0.025 on each set.
 
     start, end = choose_span("how much is parking?", sentence.text, result.spans)
 """
