@@ -231,6 +231,10 @@ class DialogueManager:
                 await self._io(save, doing=f"save '{sender_id}'")
 
     async def _io(self, call: Callable[..., Any], *args: Any, doing: str) -> Any:
+        if getattr(self.store, "in_process", False):
+            # a dict in this process never blocks: the thread hop (a pool thread woken and
+            # the GIL handed over, twice a turn) cost more than the call itself under load
+            return call(*args)
         return await run_blocking(call, *args, timeout_s=self.store_timeout_s,
                                   doing=f"{doing} ({type(self.store).__name__})")
 
