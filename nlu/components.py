@@ -120,11 +120,11 @@ class JointConfig:
     # CPU inference: "onnx" runs the deterministic pass in ONNX Runtime (nlu/onnx_encoder.py,
     # ~1.5x faster, same outputs), MC samples stay in PyTorch; "torch": all in PyTorch
     runtime: str = "onnx"
-    # the MC-dropout samples' matrix products beside ONNX (nlu/mc_sampler.py): "bfloat16" (or
-    # "auto": bfloat16 on a CPU with bfloat16 instructions) makes a 15-word parse 1.5 ms faster
-    # with the same NLU figures, but oneDNN keeps about 0.9 MB per new matrix shape (a server's
-    # RSS grew by 400 MB over 300 batches): float32 until the shapes are bucketed
-    mc_precision: str = "float32"
+    # the MC-dropout samples' matrix products beside ONNX (nlu/mc_sampler.py): "auto" is
+    # bfloat16 on a CPU with bfloat16 instructions (a 15-word parse about 1.1 ms faster, the
+    # same held-out and blind NLU figures; rows padded and blocked so that oneDNN meets few
+    # matrix shapes: it keeps about 0.9 MB for each), float32 elsewhere
+    mc_precision: str = "auto"
 
     def __post_init__(self) -> None:
         checks = {

@@ -193,6 +193,31 @@ def test_bfloat16_samples_are_the_float32_samples_within_rounding(
         JointConfig(mc_precision="half")
 
 
+def test_blocked_bfloat16_products_meet_few_shapes_and_match_float32(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows padded to ROW_STEP and cut into blocks of BLOCK_ROWS: any batch shape gives the
+    float32 product within bfloat16 rounding, through at most BLOCK_ROWS / ROW_STEP shapes."""
+    from nlu import mc_sampler
+
+    seen: set[tuple[int, ...]] = set()
+    linear = torch.nn.functional.linear
+
+    def spy(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        seen.add(tuple(x.shape))
+        return linear(x, w, b)
+
+    monkeypatch.setattr(mc_sampler.F, "linear", spy)
+    weight, bias = torch.randn(48, 24) * 0.2, torch.randn(48)
+    for shape in [(1, 1, 7, 24), (4, 3, 19, 24), (4, 16, 96, 24), (2, 1, 32, 24)]:
+        x = torch.randn(shape)
+        got = mc_sampler._blocked_linear(x, weight.bfloat16(), bias.bfloat16())
+        assert got.dtype == torch.float32 and got.shape == (*shape[:-1], 48)
+        torch.testing.assert_close(got, linear(x, weight, bias), atol=0.05, rtol=0.02)
+    assert len(seen) <= mc_sampler.BLOCK_ROWS // mc_sampler.ROW_STEP
+    assert all(rows % mc_sampler.ROW_STEP == 0 and rows <= mc_sampler.BLOCK_ROWS
+               for rows, _ in seen)
+
+
 @pytest.mark.parametrize("first_layer", [0, 1])
 def test_the_sampler_without_dropout_is_the_deterministic_pass(
         trained: tuple[JointIntentEntity, Any], first_layer: int) -> None:
