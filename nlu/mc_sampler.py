@@ -12,8 +12,9 @@ on the attention probabilities on (the layer is BERT's, as LUKE's word stream ru
 
 The matrix products may run in bfloat16 (`precision`): on a CPU with bfloat16 instructions
 (avx512_bf16, AMX) they take half the time of float32 (the sampled layer was 4.4 of a 15-word
-parse's 20 ms; the parse is about 1.1 ms faster, rows padded and blocked as below). Residuals, LayerNorm, softmax and dropout stay in float32. "auto" picks bfloat16
-only where the CPU has those instructions (elsewhere bfloat16 is emulated, and slower).
+parse's 20 ms; the parse is about 1.1 ms faster, rows padded and blocked as below). Residuals,
+LayerNorm, softmax and dropout stay in float32. "auto" picks bfloat16 only where the CPU has
+those instructions (elsewhere bfloat16 is emulated, and slower).
 """
 
 from __future__ import annotations
