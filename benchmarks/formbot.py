@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                         help="a formbot copy already trained (its models/ folder): serve and "
                              "measure it, without training (train_s is then not reported)")
     args = parser.parse_args(argv)
-    if not (args.formbot / "domain.yml").is_file():
+    if args.trained is None and not (args.formbot / "domain.yml").is_file():
         print(f"No Rasa project at {args.formbot} (no domain.yml). Pass --formbot DIR.",
               file=sys.stderr)
         raise SystemExit(2)

@@ -104,6 +104,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--runtime", choices=("onnx", "torch"), default=None,
                    help="the joint model's CPU runtime (default: the saved config's)")
     p.add_argument("--quantize", action="store_true", help="load with int8 Linear layers")
+    p.add_argument("--mc-precision", choices=("auto", "float32", "bfloat16"), default=None,
+                   help="the MC-dropout samples' matrix products (default: the saved config's)")
     add_machine_args(p, RESULTS)
     return p.parse_args(argv)
 
@@ -135,9 +137,10 @@ def load(args: argparse.Namespace, tmp: Path) -> NLUInterpreter:
     interpreter = load_interpreter(model, duckling_pipeline())
     joint = interpreter.joint_model
     if joint is not None:
-        if args.device != "cpu" or args.runtime or args.quantize:
+        if args.device != "cpu" or args.runtime or args.quantize or args.mc_precision:
             joint = type(joint).load_from(model / "joint", device=args.device,
-                                          runtime=args.runtime, quantize=args.quantize or None)
+                                          runtime=args.runtime, quantize=args.quantize or None,
+                                          mc_precision=args.mc_precision)
         if args.n_samples is not None:
             joint.config = replace(joint.config, n_samples=args.n_samples)
         interpreter.joint_model = joint
@@ -294,6 +297,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "mc_samples": intent.config.n_samples if intent is not None else None,
         "mc_layers": getattr(intent.config, "mc_layers", None) if intent is not None else None,
         "runtime": getattr(getattr(interpreter.joint_model, "config", None), "runtime", None),
+        "mc_precision": getattr(getattr(interpreter.joint_model, "config", None),
+                                "mc_precision", None),
         "quantize": args.quantize,
         "device": args.device, "iterations": args.iterations, "warmup": args.warmup,
         "load_seconds": round(load_seconds, 2),

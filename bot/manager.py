@@ -231,6 +231,10 @@ class DialogueManager:
                 await self._io(save, doing=f"save '{sender_id}'")
 
     async def _io(self, call: Callable[..., Any], *args: Any, doing: str) -> Any:
+        if getattr(self.store, "in_process", False):
+            # a dict in this process never blocks: the thread hop (a pool thread woken and
+            # the GIL handed over, twice a turn) cost more than the call itself under load
+            return call(*args)
         return await run_blocking(call, *args, timeout_s=self.store_timeout_s,
                                   doing=f"{doing} ({type(self.store).__name__})")
 
@@ -328,8 +332,12 @@ class DialogueManager:
             tracker.update(ActionExecutionRejected(name=name, policy=policy, confidence=confidence))
             return True
         except (ActionError, BotError) as exc:
+            # our errors say what failed and the fix: one line, the traceback at debug (an
+            # action server that is down fails every form turn; formatting and writing a
+            # three-exception traceback each time cost the server under load)
             logger.error("dialogue.action.failed action=%s message_id=%s sender=%s error=%s",
-                         name, message_id, _hash(tracker.sender_id), exc, exc_info=True)
+                         name, message_id, _hash(tracker.sender_id), exc)
+            logger.debug("dialogue.action.failed.detail", exc_info=True)
             self._fail(tracker, channel, messages)
             return False
         except Exception:  # noqa: BLE001 - stay up in the middle: the user still gets an answer

@@ -56,7 +56,7 @@ from nlu.intent import _stratified_split as stratified_split
 from nlu.intent import _usable as usable_examples
 from nlu.luke_build import ENTITY_MASK_ID
 from nlu.luke_spans import decode_spans
-from nlu.mc_sampler import DropoutSampler
+from nlu.mc_sampler import DropoutSampler, matmul_dtype
 from nlu.onnx_encoder import OnnxJointPass
 from nlu.onnx_encoder import export as export_onnx
 from nlu.quantize import quantize_linear, wants_quantization
@@ -263,9 +263,10 @@ class JointIntentEntity:
     @classmethod
     def load_from(cls, directory: str | Path, *, device: str | None = None,
                   n_samples: int | None = None, quantize: bool | None = None,
-                  runtime: str | None = None) -> JointIntentEntity:
-        """Load what `save` wrote; `device`/`n_samples`/`quantize`/`runtime` override the
-        saved config."""
+                  runtime: str | None = None, mc_precision: str | None = None
+                  ) -> JointIntentEntity:
+        """Load what `save` wrote; `device`/`n_samples`/`quantize`/`runtime`/`mc_precision`
+        override the saved config."""
         directory = Path(directory)
         needed = (_STATE, _WEIGHTS, f"{_ENCODER_DIR}/config.json")
         missing = [name for name in needed if not (directory / name).is_file()]
@@ -277,7 +278,7 @@ class JointIntentEntity:
             known = {f.name for f in fields(JointConfig)}
             values = {k: v for k, v in state["config"].items() if k in known}
             overrides = {"device": device, "n_samples": n_samples, "quantize": quantize,
-                         "runtime": runtime}
+                         "runtime": runtime, "mc_precision": mc_precision}
             values |= {k: v for k, v in overrides.items() if v is not None}
             model = cls(JointConfig(**values))
             model.intents = tuple(state["intents"])
@@ -356,7 +357,8 @@ class JointIntentEntity:
             state, layers.start, layers.stop, heads=int(encoder["num_attention_heads"]),
             eps=float(encoder.get("layer_norm_eps", 1e-12)),
             attention_dropout=float(encoder["attention_probs_dropout_prob"]),
-            hidden_dropout=float(encoder["hidden_dropout_prob"]), head_dropout=self.config.dropout)
+            hidden_dropout=float(encoder["hidden_dropout_prob"]), head_dropout=self.config.dropout,
+            dtype=matmul_dtype(self.config.mc_precision))
 
     def _wants_onnx(self) -> bool:
         cfg = self.config
@@ -654,7 +656,8 @@ class JointIntentEntity:
         cls_id, sep_id = tokenizer.cls_token_id, tokenizer.sep_token_id
         prefix: list[int] = [cls_id]
         if cfg.use_context:
-            ctx = tokenizer(context or "", add_special_tokens=False)["input_ids"]
+            # no context (most parses): no tokenizer call, 0.15 ms of a parse
+            ctx = tokenizer(context, add_special_tokens=False)["input_ids"] if context else []
             prefix += [*ctx[max(0, len(ctx) - cfg.max_context_length):], sep_id]
         room = max(1, cfg.max_length - len(prefix) - 1)
         pieces = text.token_ids[:room]

@@ -9,12 +9,20 @@ transformers model class: a server on the ONNX runtime never builds the full PyT
 The first sampled layer reads the same input in every sample, so its query, key and value
 projections and its attention scores are computed once; the samples differ from the dropout
 on the attention probabilities on (the layer is BERT's, as LUKE's word stream runs it).
+
+The matrix products may run in bfloat16 (`precision`): on a CPU with bfloat16 instructions
+(avx512_bf16, AMX) they take half the time of float32 (the sampled layer was 4.4 of a 15-word
+parse's 20 ms; the parse is about 1.1 ms faster, rows padded and blocked as below). Residuals,
+LayerNorm, softmax and dropout stay in float32. "auto" picks bfloat16 only where the CPU has
+those instructions (elsewhere bfloat16 is emulated, and slower).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
+from functools import cache
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
@@ -24,14 +32,41 @@ LAYER_WEIGHTS = ("attention.self.query", "attention.self.key", "attention.self.v
                  "attention.output.dense", "attention.output.LayerNorm", "intermediate.dense",
                  "output.dense", "output.LayerNorm")
 
+PRECISIONS = ("auto", "float32", "bfloat16")
+_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names
+
+
+@cache
+def cpu_has_bf16() -> bool:
+    """Whether this CPU computes bfloat16 natively (Linux: read from /proc/cpuinfo)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8").split()
+    except OSError:
+        return False
+    return any(flag in flags for flag in _BF16_CPU_FLAGS)
+
+
+def matmul_dtype(precision: str) -> torch.dtype:
+    """The dtype of the sampler's matrix products for a `precision` of PRECISIONS."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    if precision == "auto":
+        return torch.bfloat16 if cpu_has_bf16() else torch.float32
+    return torch.bfloat16 if precision == "bfloat16" else torch.float32
+
 
 class DropoutSampler:
     """Top encoder layers + mean pool + intent head, sampled with dropout."""
 
     def __init__(self, layers: list[dict[str, torch.Tensor]], head_weight: torch.Tensor,
                  head_bias: torch.Tensor, *, heads: int, eps: float, attention_dropout: float,
-                 hidden_dropout: float, head_dropout: float) -> None:
-        self.layers, self.head_weight, self.head_bias = layers, head_weight, head_bias
+                 hidden_dropout: float, head_dropout: float,
+                 dtype: torch.dtype = torch.float32) -> None:
+        # the projections' weights in `dtype` (the matrix products' type); LayerNorm's float32
+        self.layers = [{k: v.to(dtype) if _is_projection(k) else v.float() for k, v in w.items()}
+                       for w in layers]
+        self.head_weight, self.head_bias = head_weight, head_bias
+        self.dtype = dtype
         self.heads, self.eps = heads, eps
         self.attention_dropout, self.hidden_dropout = attention_dropout, hidden_dropout
         self.head_dropout = head_dropout
@@ -39,7 +74,7 @@ class DropoutSampler:
     @classmethod
     def from_state(cls, state: Mapping[str, torch.Tensor], first: int, count: int, *,
                    heads: int, eps: float, attention_dropout: float, hidden_dropout: float,
-                   head_dropout: float) -> DropoutSampler:
+                   head_dropout: float, dtype: torch.dtype = torch.float32) -> DropoutSampler:
         """From the joint model's state dict: layers [first, count) and `intent_head`."""
         layers = []
         for index in range(first, count):
@@ -48,7 +83,7 @@ class DropoutSampler:
                            for name in LAYER_WEIGHTS for part in ("weight", "bias")})
         return cls(layers, state["intent_head.weight"], state["intent_head.bias"], heads=heads,
                    eps=eps, attention_dropout=attention_dropout, hidden_dropout=hidden_dropout,
-                   head_dropout=head_dropout)
+                   head_dropout=head_dropout, dtype=dtype)
 
     def sample(self, low_word: torch.Tensor, attention_mask: torch.Tensor, n_samples: int,
                dropout: bool = True) -> torch.Tensor:
@@ -71,8 +106,11 @@ class DropoutSampler:
         s, b, t, h = x.shape
         size = h // self.heads
 
-        def project(name: str, states: torch.Tensor) -> torch.Tensor:
-            return F.linear(states, w[f"{name}.weight"], w[f"{name}.bias"])
+        def project(name: str, states: torch.Tensor) -> torch.Tensor:  # float32 out
+            weight, bias = w[f"{name}.weight"], w[f"{name}.bias"]
+            if self.dtype == torch.float32:
+                return F.linear(states, weight, bias)
+            return _blocked_linear(states, weight, bias)
 
         def split_heads(states: torch.Tensor) -> torch.Tensor:  # (s, B, heads, T, d)
             return states.view(s, b, t, self.heads, size).transpose(2, 3)
@@ -95,3 +133,25 @@ class DropoutSampler:
         out = F.dropout(project("output.dense", inner), self.hidden_dropout, training=dropout)
         return F.layer_norm(out + attended, (h,), w["output.LayerNorm.weight"],
                             w["output.LayerNorm.bias"], self.eps)
+
+
+# bfloat16 products: rows padded to a multiple of ROW_STEP, in blocks of at most BLOCK_ROWS, so
+# each weight meets at most BLOCK_ROWS / ROW_STEP = 8 shapes (see _blocked_linear)
+ROW_STEP, BLOCK_ROWS = 32, 256
+
+
+def _blocked_linear(states: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor
+                    ) -> torch.Tensor:
+    """F.linear in weight's dtype, float32 out. oneDNN keeps about 0.9 MB for every new matrix
+    shape it multiplies in bfloat16 (300 batches of varied sizes: +400 MB); padded and in
+    blocks, the shapes are few whatever the batch and message lengths (about 30 MB in all)."""
+    flat = states.reshape(-1, states.shape[-1]).to(weight.dtype)  # (N, in)
+    n = flat.shape[0]
+    if n % ROW_STEP:
+        flat = F.pad(flat, (0, 0, 0, ROW_STEP - n % ROW_STEP))
+    out = torch.cat([F.linear(block, weight, bias) for block in flat.split(BLOCK_ROWS)])
+    return out[:n].float().view(*states.shape[:-1], -1)
+
+
+def _is_projection(name: str) -> bool:
+    return not name.startswith(("attention.output.LayerNorm", "output.LayerNorm"))

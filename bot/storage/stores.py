@@ -82,6 +82,8 @@ class TrackerStore(Protocol):
 class InMemoryTrackerStore:
     """Keeps the events of each conversation in a dict (lost when the process ends)."""
 
+    in_process = True  # never blocks: the dialogue manager calls it on the event loop
+
     def __init__(self, slot_defaults: Mapping[str, Any] | None = None, *,
                  max_event_history: int | None = None) -> None:
         self.slot_defaults = None if slot_defaults is None else dict(slot_defaults)
@@ -104,9 +106,15 @@ class InMemoryTrackerStore:
 
     def save(self, tracker: DialogueStateTracker, *, expected_version: int | None = None,
              fence: int | None = None, replace: bool = False) -> None:
-        for event in tracker.events:
-            serialise_event(event)  # what the other stores could not store is refused here too
         sender_id = tracker.sender_id
+        events = tracker.events
+        with self._lock:
+            stored = self._events.get(sender_id, ())
+        # what the other stores could not store is refused here too; the events saved before
+        # (the same objects, first in the list) were checked then: a turn checks its own only
+        same = len(stored) <= len(events) and all(a is b for a, b in zip(stored, events))
+        for event in events[len(stored) if same else 0:]:
+            serialise_event(event)
         with self._lock:
             version, highest = self._versions.get(sender_id, (0, 0))
             check_write(sender_id, version, highest, expected_version, fence)

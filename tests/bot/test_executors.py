@@ -238,6 +238,8 @@ async def test_action_server_down_ends_the_turn_with_utter_error(
     failures = [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR]
     assert any("pizza_form" in m and "validate_pizza_form" in m and "cannot reach" in m
                for m in failures), failures
+    # one line, no traceback: the error names the server and the fix
+    assert not any(r.exc_info for r in caplog.records if r.levelno >= logging.ERROR)
 
 
 # ---------------------------------------------------------------- both executors

@@ -399,3 +399,25 @@ def test_create_tracker_store(tmp_path: Path) -> None:
     sql.close()
 
 
+
+
+def test_the_memory_store_checks_a_turns_new_events_and_refuses_bad_ones(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Events saved before (the same objects, first in the list) are not serialised again;
+    a new event that no other store could store is still refused."""
+    import bot.storage.stores as stores
+
+    store = InMemoryTrackerStore(SLOTS)
+    store.save(conversation())
+    tracker = store.load("ana").tracker
+    checked: list[object] = []
+    serialise = stores.serialise_event
+    monkeypatch.setattr(stores, "serialise_event",
+                        lambda event: checked.append(event) or serialise(event))
+    tracker.update(SlotSet("city", "Rome"))
+    store.save(tracker, expected_version=1)
+    assert checked == [tracker.events[-1]]
+    tracker.update(SlotSet("city", {"a", "set"}))
+    with pytest.raises(StoreError, match="JSON-serialisable"):
+        store.save(tracker, expected_version=2)
+    assert store.load("ana").tracker.get_slot("city") == "Rome"

@@ -137,7 +137,7 @@ def test_save_and_load_give_the_same_parse(trained: tuple[JointIntentEntity, Any
     model, _ = trained
     model.save(tmp_path / "joint")
     assert (tmp_path / "joint" / "joint.onnx").is_file()
-    loaded = JointIntentEntity.load_from(tmp_path / "joint")
+    loaded = JointIntentEntity.load_from(tmp_path / "joint", mc_precision="float32")
     if runtime == "torch":
         state = json.loads((tmp_path / "joint" / "joint.json").read_text())
         state["config"]["runtime"] = "torch"
@@ -158,7 +158,7 @@ def test_onnx_load_holds_only_the_sampled_layers_in_pytorch(
     the intent head, and its MC samples are the full model's (same RNG draws)."""
     model, _ = trained
     model.save(tmp_path / "j")
-    loaded = JointIntentEntity.load_from(tmp_path / "j")
+    loaded = JointIntentEntity.load_from(tmp_path / "j", mc_precision="float32")
     assert loaded._net is None and loaded.is_trained and len(loaded._sampler.layers) == 1
     texts = ["book a room in Paris", "thanks !"]
     first, again = loaded.parse_batch(texts), loaded.parse_batch(texts)
@@ -166,6 +166,56 @@ def test_onnx_load_holds_only_the_sampled_layers_in_pytorch(
     assert _same_parse(first, model.parse_batch(texts))
     with pytest.raises(NLUModelError, match="runtime='torch'"):
         loaded.save(tmp_path / "again")
+
+
+def test_bfloat16_samples_are_the_float32_samples_within_rounding(
+        trained: tuple[JointIntentEntity, Any], tmp_path: Path) -> None:
+    """The sampler's matrix products in bfloat16: the same RNG draws, the same ranking, and
+    probabilities within bfloat16's rounding; the entities come from the float32 graph."""
+    from nlu.mc_sampler import matmul_dtype
+
+    model, _ = trained
+    model.save(tmp_path / "j")
+    exact = JointIntentEntity.load_from(tmp_path / "j", mc_precision="float32")
+    fast = JointIntentEntity.load_from(tmp_path / "j", mc_precision="bfloat16")
+    assert fast._sampler.dtype == torch.bfloat16 and exact._sampler.dtype == torch.float32
+    texts = ["a hotel in Vienna for me", "book a room in Paris", "thanks !"]
+    (want, want_entities), (got, got_entities) = exact.parse_batch(texts), fast.parse_batch(texts)
+    assert got_entities == want_entities
+    for p, q in zip(got, want, strict=True):
+        assert p.ranking[0].name == q.ranking[0].name
+        assert all(abs(s.confidence - r.confidence) < 0.02 for s, r in zip(p.ranking, q.ranking))
+    assert matmul_dtype("float32") == torch.float32 and matmul_dtype("auto") in (
+        torch.float32, torch.bfloat16)
+    with pytest.raises(ValueError, match="precision"):
+        matmul_dtype("int8")
+    with pytest.raises(NLUTrainingError, match="mc_precision"):
+        JointConfig(mc_precision="half")
+
+
+def test_blocked_bfloat16_products_meet_few_shapes_and_match_float32(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows padded to ROW_STEP and cut into blocks of BLOCK_ROWS: any batch shape gives the
+    float32 product within bfloat16 rounding, through at most BLOCK_ROWS / ROW_STEP shapes."""
+    from nlu import mc_sampler
+
+    seen: set[tuple[int, ...]] = set()
+    linear = torch.nn.functional.linear
+
+    def spy(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        seen.add(tuple(x.shape))
+        return linear(x, w, b)
+
+    monkeypatch.setattr(mc_sampler.F, "linear", spy)
+    weight, bias = torch.randn(48, 24) * 0.2, torch.randn(48)
+    for shape in [(1, 1, 7, 24), (4, 3, 19, 24), (4, 16, 96, 24), (2, 1, 32, 24)]:
+        x = torch.randn(shape)
+        got = mc_sampler._blocked_linear(x, weight.bfloat16(), bias.bfloat16())
+        assert got.dtype == torch.float32 and got.shape == (*shape[:-1], 48)
+        torch.testing.assert_close(got, linear(x, weight, bias), atol=0.05, rtol=0.02)
+    assert len(seen) <= mc_sampler.BLOCK_ROWS // mc_sampler.ROW_STEP
+    assert all(rows % mc_sampler.ROW_STEP == 0 and rows <= mc_sampler.BLOCK_ROWS
+               for rows, _ in seen)
 
 
 @pytest.mark.parametrize("first_layer", [0, 1])
