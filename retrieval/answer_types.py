@@ -56,11 +56,18 @@ def question_kinds(question: str) -> frozenset[str]:
     return frozenset()
 
 
+def typed_answers(text: str) -> list[tuple[str, int, int]]:
+    """(kind, start, end) of every typed answer in `text` (question_gen's patterns and
+    EXTRA_KINDS: "free" is a price)."""
+    out = [(kind, start, start + len(found)) for kind, start, found in answers_in(text)]
+    out += [(kind, m.start(), m.end()) for kind, pattern in EXTRA_KINDS
+            for m in pattern.finditer(text)]
+    return out
+
+
 def sentence_kinds(text: str) -> frozenset[str]:
     """The kinds of the typed answers in a sentence (price also when something is free)."""
-    kinds = {kind for kind, _, _ in answers_in(text)}
-    kinds |= {kind for kind, pattern in EXTRA_KINDS if pattern.search(text)}
-    return frozenset(kinds)
+    return frozenset(kind for kind, _, _ in typed_answers(text))
 
 
 def fits(expected: frozenset[str], kinds: frozenset[str]) -> float:

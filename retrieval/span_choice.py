@@ -27,21 +27,11 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from retrieval.answer_types import EXTRA_KINDS, question_kinds
-from retrieval.question_gen import answers_in
+from retrieval.answer_types import question_kinds, typed_answers
 from retrieval.reader import Span
 
 _PRICE_END = re.compile(r"(?:\d(?:[.,]?\d)*\s?(?:EUR|euros?)|€\s?\d+(?:[.,]\d+)?)$", re.I)
 _PER_UNIT = re.compile(r" (?:per|a|an|each) (?:[\d,.]+ )?[A-Za-z]+(?: (?:per|a) [A-Za-z]+)?")
-
-
-def typed_answers(sentence: str) -> list[tuple[str, int, int]]:
-    """(kind, start, end) of every typed answer in `sentence` (question_gen's patterns and
-    answer_types.EXTRA_KINDS: "free" is a price)."""
-    out = [(kind, start, start + len(text)) for kind, start, text in answers_in(sentence)]
-    out += [(kind, m.start(), m.end()) for kind, pattern in EXTRA_KINDS
-            for m in pattern.finditer(sentence)]
-    return out
 
 
 def kind_fits(span: Span, expected: frozenset[str],

@@ -1,7 +1,8 @@
 """The highlighted span: the answer kind the question asks for, a price with its unit."""
 
+from retrieval.answer_types import typed_answers
 from retrieval.reader import Span
-from retrieval.span_choice import choose_span, typed_answers, with_unit
+from retrieval.span_choice import choose_span, with_unit
 
 SENTENCE = "The garage is 350 metres away and costs 32 EUR per 24 hours."
 
