@@ -428,7 +428,9 @@ class JointIntentEntity:
         targets = torch.full((len(inputs), n_intents), 1.0 / n_intents)  # (N, C) noise: uniform
         targets[:n_labelled] = cfg.label_smoothing / n_intents
         targets[torch.arange(n_labelled), torch.as_tensor(y_labelled)] += 1.0 - cfg.label_smoothing
-        optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay)
+        # fused: one kernel for all the weights (a step 45 -> 8 ms on one CPU core), same update
+        optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay,
+                                      fused=True)
         steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
         epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, COMPONENT_NAME)
         steps = steps_per_epoch * epochs
@@ -727,12 +729,14 @@ def _use_threads(wanted: int) -> None:
 
 
 def _length_batches(inputs: list[_Input], size: int, rng: np.random.Generator,
-                    pool_batches: int = 64) -> list[np.ndarray]:
+                    pool_batches: int = 256) -> list[np.ndarray]:
     """Shuffled batches of similar shapes within pools of `pool_batches` batches: sorted by
     word pieces, then by candidate spans (a batch pads both to its longest; sorting by their
     sum mixed long messages with few spans and short ones with many: 26 % of the demo's
     tokens were padding, 20 % now, 15 % with entity_layers 3); the batches come in random
-    order. The same seed gives the same batches."""
+    order. The same seed gives the same batches. 256 batches hold the demo's whole epoch
+    (206): with entity_layers 3 its padded tokens (word pieces x 6 layers + spans x 3) are
+    8 % over the real ones, 18 % with pools of 64 (spans padded 56 % -> 27 %)."""
     order, pool = rng.permutation(len(inputs)), pool_batches * size
     batches = []
     for start in range(0, len(order), pool):
