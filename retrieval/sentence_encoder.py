@@ -4,7 +4,8 @@ knowledge-base sentence that answers it.
 Training uses sentence-transformers' own model and loss: `MultipleNegativesRankingLoss` on
 (question, answer sentence, hard negative) triples, where the other sentences of the batch are
 in-batch negatives and the hard negative is another sentence of the same document. The loop is
-a plain torch loop over `model.tokenize` features (the loss's documented input), because
+a plain torch loop: the batch's texts embedded in length-sorted chunks (`embed_by_length`), the
+loss computed from the embeddings (`compute_loss_from_embeddings`), because
 `SentenceTransformerTrainer` needs the `datasets` and `accelerate` packages, which this project
 does not install. A batch never holds the same positive sentence twice (it would be a false
 negative for the other question).
