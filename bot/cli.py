@@ -628,6 +628,8 @@ def _test_kb_through_nlu(base: Path, tests: list[str], model_dir: Path, ood_path
             click.echo(f"  the answerer alone: right {item['kb_alone_right']:.3f}  "
                        f"unanswerable declined {item['kb_alone_declined']:.3f}")
             click.echo(f"  lost (right alone, not through the NLU) {item['lost']}")
+            click.echo(f"  answerable won or lost (right, routing, gate, selection) "
+                       f"{item['losses']}")
     if "ood" in summary:
         click.echo(f"{summary['ood']['path']}: not answered from the KB "
                    f"{summary['ood']['not_answered_from_kb']:.3f} of {summary['ood']['messages']}")

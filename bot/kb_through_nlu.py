@@ -53,6 +53,8 @@ class GuestTurn:
     fallback: dict[str, Any] | None = None  # what the fallback chain tried, and why
     kb_alone: str | None = None   # the answerer alone on the question: right | wrong | declined
     kb_confidence: float | None = None  # ... and its confidence
+    kb_best_right: bool | None = None  # ... and whether its best sentence, before the
+    # confidence threshold, holds the answer (answerable questions)
 
 
 @dataclass(slots=True)
@@ -71,6 +73,8 @@ class GuestReport:
     # answerable questions the answerer alone gets right but the guest does not, by intent
     # and what happened ("book_room: booking_form", "ask_question: wrong", ...)
     lost: dict[str, int] = field(default_factory=dict)
+    # answerable questions by where they are won or lost (LOSSES), with the answerer alone
+    losses: dict[str, int] = field(default_factory=dict)
     p50_ms: float = 0.0
     turns: list[GuestTurn] = field(default_factory=list)
 
@@ -106,9 +110,13 @@ def score_turn(question: str, golds: list[str], messages: list[dict[str, Any]],
                      f1(span, golds) if golds else None, round(ms, 1), fallback)
 
 
-def score_alone(turn: GuestTurn, answer: Any) -> None:
-    """Mark `turn` with what the answerer alone (no NLU, no dialogue) does with its question."""
+def score_alone(turn: GuestTurn, answer: Any, best: Any = None) -> None:
+    """Mark `turn` with what the answerer alone (no NLU, no dialogue) does with its question;
+    `best` is its answer before the confidence threshold (AnswerTrace.best)."""
     turn.kb_confidence = round(float(answer.confidence), 4)
+    if turn.golds:
+        turn.kb_best_right = best is not None and contains_answer(
+            best.sentence or best.text or "", turn.golds)
     if answer.text is None:
         turn.kb_alone = "declined"
     elif turn.golds and contains_answer(answer.sentence or answer.text, turn.golds):
@@ -164,9 +172,26 @@ def _report(path: Path, turns: list[GuestTurn]) -> GuestReport:
         lost = [f"{t.intent}: {t.outcome if t.outcome == 'wrong' else ' '.join(t.actions)}"
                 for t in alone if t.golds and t.kb_alone == "right" and t.outcome != "right"]
         report.lost = dict(collections.Counter(lost).most_common())
+        counts = collections.Counter(loss_of(t) for t in alone if t.golds)
+        report.losses = {k: counts[k] for k in LOSSES}
     times = sorted(t.ms for t in turns)
     report.p50_ms = times[len(times) // 2] if times else 0.0
     return report
+
+
+LOSSES = ("right", "routing", "gate", "selection")
+
+
+def loss_of(turn: GuestTurn) -> str:
+    """Where an answerable question is won or lost: "right" (the reply holds the answer),
+    "routing" (the answerer alone answers it right: the NLU and the dialogue lose it),
+    "gate" (the answerer's best sentence holds the answer but its confidence declines it),
+    "selection" (the best sentence does not hold it)."""
+    if turn.outcome == "right":
+        return "right"
+    if turn.kb_alone == "right":
+        return "routing"
+    return "gate" if turn.kb_best_right else "selection"
 
 
 def _share(flags: list[bool]) -> float:
@@ -178,9 +203,9 @@ def _score_alone(turns: Sequence[GuestTurn], knowledge_dir: str) -> None:
     from retrieval.answerer import load_answerer
 
     answerer = load_answerer(knowledge_dir).load()
-    answers = answerer.answer_batch([t.question for t in turns])
-    for turn, answer in zip(turns, answers):
-        score_alone(turn, answer)
+    traces = answerer.trace_batch([t.question for t in turns])
+    for turn, trace in zip(turns, traces):
+        score_alone(turn, trace.answer, trace.best)
 
 
 def evaluate_through_nlu(project: Project, test_paths: Sequence[Path], out: Path, *,

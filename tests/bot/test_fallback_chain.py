@@ -9,6 +9,7 @@ fixed parse per message, so each test says exactly what the classifier decided.
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -200,6 +201,30 @@ def test_a_question_declined_inside_the_knowledge_action_counts_as_declined() ->
     right = score_turn("breakfast?", ["7:00 to 10:30"], answered, ["action_answer_question"],
                        parse, 5.0)
     assert right.outcome == "right" and right.span_f1 == 1.0
+
+
+def test_answerable_questions_are_counted_where_they_are_won_or_lost() -> None:
+    from types import SimpleNamespace
+
+    from bot.kb_through_nlu import GuestTurn, _report, score_alone
+
+    def turn(outcome: str, sentence: str | None, threshold_passed: bool) -> GuestTurn:
+        t = GuestTurn("breakfast?", ["7:00 to 10:30"], outcome, "ask_question", 0.9, [], "",
+                      None, None, 5.0)
+        best = SimpleNamespace(sentence=sentence, text=sentence, confidence=0.4)
+        said = best if threshold_passed else SimpleNamespace(sentence=None, text=None,
+                                                               confidence=0.4)
+        score_alone(t, said, best if sentence else None)
+        return t
+
+    turns = [turn("right", ANSWER, True),            # right
+             turn("other", ANSWER, True),            # routing: right alone, a form started
+             turn("declined", ANSWER, False),        # gate: right sentence, not confident
+             turn("declined", "Pets are welcome.", False),  # selection
+             turn("declined", None, False)]          # selection: no sentence at all
+    report = _report(Path("kb.json"), turns)
+    assert report.losses == {"right": 1, "routing": 1, "gate": 1, "selection": 2}
+    assert report.lost == {"ask_question: ": 1}
 
 
 # ---------------------------------------------------------------- questions filed as tasks
