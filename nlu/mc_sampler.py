@@ -149,7 +149,10 @@ def _blocked_linear(states: torch.Tensor, weight: torch.Tensor, bias: torch.Tens
     n = flat.shape[0]
     if n % ROW_STEP:
         flat = F.pad(flat, (0, 0, 0, ROW_STEP - n % ROW_STEP))
-    out = torch.cat([F.linear(block, weight, bias) for block in flat.split(BLOCK_ROWS)])
+    if flat.shape[0] <= BLOCK_ROWS:  # one block (most batches): no split and copy
+        out = F.linear(flat, weight, bias)
+    else:
+        out = torch.cat([F.linear(block, weight, bias) for block in flat.split(BLOCK_ROWS)])
     return out[:n].float().view(*states.shape[:-1], -1)
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from bot.project.domain import Domain
 from bot.policies.base import PolicyPrediction
-from bot.policies.states import State, event_turns
+from bot.policies.states import State, event_turns, tracker_turns
 from bot.policies.story_graph import story_trajectories
 from bot.project.training_data import TrainingData
 from bot.state.events import ActionExecuted, Event
@@ -29,7 +29,16 @@ def applied(events: tuple[Event, ...] | list[Event]) -> list[Event]:
 
 
 def history_key(states: list[State]) -> str:
-    return json.dumps([sorted(s) for s in states], separators=(",", ":"))
+    """The states as compact JSON, each one's features sorted: the lookup's key."""
+    return _joined([_state_key(s) for s in states])
+
+
+def _state_key(state: State) -> str:
+    return json.dumps(sorted(state), separators=(",", ":"))
+
+
+def _joined(parts: list[str]) -> str:
+    return f"[{','.join(parts)}]"  # json.dumps(list of lists) of those parts, byte for byte
 
 
 class MemoizationPolicy:
@@ -63,13 +72,12 @@ class MemoizationPolicy:
         return []
 
     def predict(self, tracker: DialogueStateTracker, domain: Domain) -> PolicyPrediction:
-        events = tracker.applied_events()
-        turns, now = event_turns(domain, events)
+        turns, now = tracker_turns(domain, tracker)
         states = [t.state for t in turns] + [now]
         window = self._window(states)
         keys = self._keys(window)
         if self.augmented:
-            keys = keys[:1] + self._forgetful_keys(domain, events) + keys[1:]
+            keys = keys[:1] + self._forgetful_keys(domain, tracker.applied_events()) + keys[1:]
         for key in keys:
             action = self.lookup.get(key)
             if action is not None:
@@ -98,7 +106,8 @@ class MemoizationPolicy:
         if not self.augmented:
             return [history_key(window)]
         # Forget the oldest states one by one, down to the current state alone.
-        return [history_key(window[i:]) for i in range(len(window))]
+        parts = [_state_key(s) for s in window]
+        return [_joined(parts[i:]) for i in range(len(parts))]
 
     def to_dict(self) -> dict[str, Any]:
         return {"max_history": self.max_history, "augmented": self.augmented,

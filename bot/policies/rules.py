@@ -22,7 +22,7 @@ from bot.state.events import (
     UserUtteranceReverted,
 )
 from bot.policies.base import PolicyPrediction
-from bot.policies.states import State, StateWalker
+from bot.policies.states import State, StateWalker, tracker_turns
 from bot.policies.story_graph import rule_trajectories, story_trajectories
 from bot.state.tracker import DialogueStateTracker
 from bot.project.training_data import TrainingData
@@ -135,16 +135,9 @@ class RulePolicy:
                 return self._predict(ACTION_LISTEN_NAME, "loop_happy_path")
             return self._predict(loop, "loop_happy_path")
 
-        walker = StateWalker(domain)
-        states: list[State] = []
-        n_user = 0
-        for event in events:
-            if isinstance(event, UserUttered):
-                n_user += 1
-            turn = walker.apply(event)
-            if turn is not None:
-                states.append(turn.state)
-        states.append(walker.state())
+        turns, now = tracker_turns(domain, tracker)
+        states = [t.state for t in turns] + [now]
+        n_user = sum(1 for event in events if isinstance(event, UserUttered))
         last = tracker.events[-1] if tracker.events else None
         just_rejected = isinstance(last, ActionExecutionRejected) and last.name == loop
         entry = self._best(states, n_user, exclude=loop if just_rejected else None)

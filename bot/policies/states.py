@@ -26,6 +26,7 @@ from bot.state.events import (
     SlotSet,
     UserUttered,
 )
+from bot.state.tracker import DialogueStateTracker
 
 State = frozenset[str]
 
@@ -124,6 +125,12 @@ class StateWalker:
         feature = slot_feature(self.domain, name, value)
         if feature is not None:
             self.slots[name] = feature
+
+
+def tracker_turns(domain: Domain, tracker: DialogueStateTracker) -> tuple[list[Turn], State]:
+    """``event_turns`` of the tracker's applied events, walked once for every policy that
+    predicts before the next event (kept on the tracker; do not change the list)."""
+    return tracker.derived(domain, lambda: event_turns(domain, tracker.applied_events()))
 
 
 def event_turns(domain: Domain, events: Iterable[Event]) -> tuple[list[Turn], State]:

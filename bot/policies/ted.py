@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from bot.policies.base import PolicyPrediction
 from bot.policies.memoization import applied
-from bot.policies.states import State, Turn, event_turns
+from bot.policies.states import State, Turn, event_turns, tracker_turns
 from bot.policies.story_graph import Trajectory, rule_trajectories, story_trajectories
 from bot.policies.ted_features import StateFeaturizer
 from bot.policies.ted_model import TEDDims, TEDModel
@@ -38,6 +38,8 @@ from bot.state.events import ACTION_LISTEN_NAME, ActionExecuted, ActionExecution
 from bot.state.tracker import DialogueStateTracker
 
 logger = logging.getLogger(__name__)
+
+_EMBEDDINGS_KEPT = 10_000  # states whose embedding a policy keeps (about 5 MB at size 128)
 
 
 class TEDPolicy:
@@ -50,6 +52,7 @@ class TEDPolicy:
         self.featurizer: StateFeaturizer | None = None
         self.model: TEDModel | None = None
         self.report: dict[str, Any] = {}
+        self._embeddings: dict[State, torch.Tensor] = {}  # see _embedded
 
     # training -------------------------------------------------------------------------------
     def train(self, domain: Domain, data: TrainingData) -> list[str]:
@@ -72,6 +75,7 @@ class TEDPolicy:
         finally:
             torch.set_num_threads(threads)
         self.model = model
+        self._embeddings = {}
         self.report = {"examples": len(labels), "epochs": cfg.epochs, "loss": round(loss, 4),
                        "train_accuracy": round(accuracy, 4),
                        "seconds": round(time.perf_counter() - started, 1)}
@@ -126,10 +130,9 @@ class TEDPolicy:
     def predict(self, tracker: DialogueStateTracker, domain: Domain) -> PolicyPrediction:
         if self.model is None or self.featurizer is None:
             return PolicyPrediction.abstain(self.name, self.priority, reason="not trained")
-        turns, now = event_turns(domain, tracker.applied_events())
+        turns, now = tracker_turns(domain, tracker)
         states = [t.state for t in turns] + [now]
         window = self._window(states)
-        x, lengths = self._tensors(self.featurizer, [window], len(window))
         actions = self.featurizer.actions
         last = tracker.events[-1] if tracker.events else None
         # One tiny forward: more threads only wait (see train; p50 72 ms on 2 threads of a busy
@@ -138,7 +141,9 @@ class TEDPolicy:
         torch.set_num_threads(1)
         try:
             with torch.inference_mode():
-                probs = torch.softmax(self.model(x, lengths)[0], dim=-1)  # (A,)
+                h = torch.stack([self._embedded(self.model, self.featurizer, state)
+                                 for state in window])  # (T, H)
+                probs = torch.softmax(self.model.score_latest(h), dim=-1)  # (A,)
                 if isinstance(last, ActionExecutionRejected) and last.name in actions:
                     probs[actions.index(last.name)] = 0.0  # it just refused: propose another
         finally:
@@ -158,6 +163,18 @@ class TEDPolicy:
             kept = kept / kept.sum()
         return [(actions[int(i)], float(p))
                 for p, i in zip(kept, top.indices) if float(p) > 0]
+
+    def _embedded(self, model: TEDModel, featurizer: StateFeaturizer,
+                  state: State) -> torch.Tensor:
+        """The state's transformer input (TEDModel.embed_state), kept per state: a live
+        conversation meets the same few states again and again."""
+        row = self._embeddings.get(state)
+        if row is None:
+            if len(self._embeddings) >= _EMBEDDINGS_KEPT:
+                self._embeddings.clear()
+            features = torch.tensor(featurizer.encode(state))  # (F,)
+            row = self._embeddings[state] = model.embed_state(features)  # (H,)
+        return row
 
     # shared ---------------------------------------------------------------------------------
     def _window(self, states: list[State]) -> list[State]:
@@ -216,6 +233,7 @@ class TEDPolicy:
         model.load_state_dict(state)
         model.eval()
         self.model, self.featurizer = model, featurizer
+        self._embeddings = {}
 
 
 def training_examples(domain: Domain, data: TrainingData, config: TEDConfig,

@@ -8,6 +8,12 @@ scored by dot product against one embedding per action (StarSpace-style, as in R
 
 Windows are left-padded: the latest turn is always at position T-1. Positions count back from
 it, so "two turns ago" means the same thing in a short and in a long conversation.
+
+At run time one window is scored at a time, and a one-row forward is mostly PyTorch's per-call
+overhead: `embed_state` maps one turn's features to its transformer input (everything before
+the positions is per turn, so the policy keeps it per state), and `score_latest` runs the
+blocks on one unpadded window through the layers' functions, the last block for the latest
+turn alone (the only output read). Both give `forward`'s scores (to float rounding).
 """
 
 from __future__ import annotations
@@ -103,3 +109,48 @@ class TEDModel(nn.Module):
             h = block(h, allowed)
         dialogue = self.dialogue(self.norm(h[:, -1]))  # (B, E)
         return dialogue @ self.label_dropout(self.actions.weight).T  # (B, A)
+
+    # inference, one window (eval mode, no gradients) -------------------------------------------
+    def embed_state(self, features: torch.Tensor) -> torch.Tensor:
+        """(F,) one turn's features -> (H,) its transformer input before the position."""
+        chunks, at = [], 0
+        for name, width in self.parts:
+            if width > 0:
+                layer = self.dense[name]
+                chunks.append(F.linear(features[at:at + width], layer.weight, layer.bias))
+            at += width
+        h = F.linear(torch.cat(chunks), self.encode.weight, self.encode.bias)
+        return F.linear(h, self.project.weight, self.project.bias)  # (H,)
+
+    def score_latest(self, h: torch.Tensor) -> torch.Tensor:
+        """(T, H) embedded turns of one window, oldest first, no padding -> (A,) scores of
+        the latest turn: ``forward``'s row in eval mode."""
+        T, H = h.shape
+        back = torch.arange(T - 1, -1, -1).clamp(max=self.dims.max_positions - 1)
+        h = h + self.positions.weight[back]  # (T, H)
+        for block in self.blocks[:-1]:
+            h = _block_rows(block, h, h, causal=True)
+        h = _block_rows(self.blocks[-1], h, h[-1:], causal=False)  # (1, H): the latest turn
+        dialogue = F.linear(F.layer_norm(h[0], (H,), self.norm.weight, self.norm.bias,
+                                         self.norm.eps), self.dialogue.weight, self.dialogue.bias)
+        return self.actions.weight @ dialogue  # (A,)
+
+
+def _block_rows(block: _Block, h: torch.Tensor, rows: torch.Tensor, causal: bool
+                ) -> torch.Tensor:
+    """``block`` in eval mode on one window's states h (T, H), for its last len(rows) turns
+    (the whole window with ``causal``; the latest turn alone, which sees every turn, without)."""
+    T, H = h.shape
+    n, size = rows.shape[0], H // block.heads
+    norm1 = block.norm1
+    qkv = F.linear(F.layer_norm(h, (H,), norm1.weight, norm1.bias, norm1.eps),
+                   block.qkv.weight, block.qkv.bias)  # (T, 3H)
+    q, k, v = qkv[T - n:, :H], qkv[:, H:2 * H], qkv[:, 2 * H:]
+    q = q.view(n, block.heads, size).transpose(0, 1)  # (heads, n, H/heads)
+    k, v = (t.view(T, block.heads, size).transpose(0, 1) for t in (k, v))  # (heads, T, H/heads)
+    a = F.scaled_dot_product_attention(q, k, v, is_causal=causal)  # (heads, n, H/heads)
+    out = rows + F.linear(a.transpose(0, 1).reshape(n, H), block.out.weight, block.out.bias)
+    norm2, (up, _, down) = block.norm2, block.ffn
+    inner = F.gelu(F.linear(F.layer_norm(out, (H,), norm2.weight, norm2.bias, norm2.eps),
+                            up.weight, up.bias))
+    return out + F.linear(inner, down.weight, down.bias)  # (n, H)

@@ -61,6 +61,22 @@ ACTION_SESSION_START_NAME = "action_session_start"
 BOT_DATA_KEYS = ("elements", "quick_replies", "buttons", "attachment", "image", "custom")
 
 _NOT_ON_WIRE = {"wire": False}
+_ATOMS = (str, int, float, bool, type(None))
+
+
+def copy_data(value: Any) -> Any:
+    """A deep copy of event data: plain dicts and lists copied level by level, strings,
+    numbers, booleans and None shared, anything else by ``copy.deepcopy``. Event payloads are
+    JSON-shaped; this is several times faster than deepcopy on them (a tracker's events are
+    copied for every action server call and every save)."""
+    kind = type(value)
+    if kind is dict:
+        return {k: copy_data(v) for k, v in value.items()}
+    if kind is list:
+        return [copy_data(v) for v in value]
+    if kind in _ATOMS:
+        return value
+    return copy.deepcopy(value)
 
 
 @functools.cache
@@ -154,10 +170,10 @@ class Event:
         data: dict[str, Any] = {
             "event": self.type_name,
             "timestamp": self.timestamp,
-            "metadata": copy.deepcopy(self.metadata),
+            "metadata": copy_data(self.metadata),
         }
         for f in _payload_fields(type(self)):
-            data[f.name] = copy.deepcopy(getattr(self, f.name))
+            data[f.name] = copy_data(getattr(self, f.name))
         return data
 
     @classmethod

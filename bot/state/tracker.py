@@ -24,7 +24,7 @@ from bot.errors import TrackerError
 from bot.state.events import (ACTION_LISTEN_NAME, ActionExecuted, ActionExecutionRejected,
                         ActionReverted, ActiveLoop, BotUttered, DefinePrevUserUtteredFeaturization,
                         Event, Restarted, SessionStarted, UserUttered, UserUtteranceReverted,
-                        event_from_dict, events_from_list)
+                        copy_data, event_from_dict, events_from_list)
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +69,7 @@ class _State:
         _State.__init__(self, self.slot_defaults)  # every field back to its default
 
     def reset_slots(self) -> None:
-        self.slots = {} if self.slot_defaults is None else copy.deepcopy(self.slot_defaults)
+        self.slots = {} if self.slot_defaults is None else copy_data(self.slot_defaults)
 
     def set_slot(self, name: str, value: Any) -> None:
         if self.slot_defaults is not None and name not in self.slot_defaults:
@@ -145,6 +145,7 @@ class DialogueStateTracker:
         self._latest_input_channel: str | None = None
         self._total_events = 0
         self._collapsed: tuple[int, list[Event]] | None = None  # cache of applied_events()
+        self._derived: tuple[int, object, Any] | None = None  # see derived()
         self.update_many(events)
 
     @classmethod
@@ -226,6 +227,18 @@ class DialogueStateTracker:
         if self._collapsed is None or self._collapsed[0] != self._total_events:
             self._collapsed = (self._total_events, _collapse_loops(self._events, loops))
         return list(self._collapsed[1])
+
+    def derived(self, owner: object, compute: Callable[[], Any]) -> Any:
+        """``compute()``, kept until the next event: a value that several readers derive from
+        the same events (the policies' dialogue states, bot/policies/states.py). ``owner``
+        (compared by identity) tells values apart; the latest one is kept. Callers must not
+        change what it returns."""
+        kept = self._derived
+        if kept is not None and kept[0] == self._total_events and kept[1] is owner:
+            return kept[2]
+        value = compute()
+        self._derived = (self._total_events, owner, value)
+        return value
 
     def idx_after_latest_restart(self) -> int:
         """Index in ``events`` just after the latest Restarted (0 when there is none)."""
@@ -313,8 +326,8 @@ class DialogueStateTracker:
         message = self._state.latest_message
         return {
             "sender_id": self._sender_id,
-            "slots": copy.deepcopy(self._state.slots),
-            "latest_message": copy.deepcopy(message.parse_data if message else _EMPTY_PARSE_DATA),
+            "slots": copy_data(self._state.slots),
+            "latest_message": copy_data(message.parse_data if message else _EMPTY_PARSE_DATA),
             "latest_event_time": self._events[-1].timestamp if self._events else None,
             "followup_action": self._state.followup_action,
             "paused": self._state.paused,

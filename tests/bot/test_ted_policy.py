@@ -20,6 +20,7 @@ from bot.policies.evaluation import evaluate_stories
 from bot.policies.states import StateWalker
 from bot.policies.ted import TEDConfig, TEDPolicy, balanced_order
 from bot.policies.ted_features import StateFeaturizer
+from bot.policies.ted_model import TEDDims, TEDModel
 from bot.project.config import (
     ProjectPaths,
     component_config,
@@ -27,6 +28,7 @@ from bot.project.config import (
     skipped_components,
 )
 from bot.project.domain import Domain, load_domain
+from bot.project.ted_params import ATTRIBUTES
 from bot.project.training_data import load_training_data
 from bot.state.events import (
     ActionExecuted,
@@ -270,6 +272,25 @@ def test_an_untrained_policy_abstains(tmp_path: Path) -> None:
     policy = TEDPolicy()
     policy.load_dict({"trained": False})
     assert policy.model is None
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_the_one_window_path_scores_as_forward(layers: int) -> None:
+    # the run-time path (per-state embeddings, the last block for the latest turn alone)
+    # against the training forward, on windows shorter and longer than the positions
+    torch.manual_seed(0)
+    dims = TEDDims(attribute_sizes=(("intent", 5), ("entities", 3), ("prev_action", 7),
+                                    ("slots", 0), ("active_loop", 2)),
+                   dense_dimension=tuple((a, 8) for a in ATTRIBUTES), n_actions=7,
+                   max_positions=6, transformer_size=16, layers=layers, heads=4)
+    model = TEDModel(dims).eval()
+    for length in (1, 4, 9):
+        x = (torch.rand(1, length, 17) > 0.7).float()  # (1, T, F)
+        with torch.inference_mode():
+            expected = model(x, torch.tensor([length]))[0]  # (A,)
+            h = torch.stack([model.embed_state(row) for row in x[0]])  # (T, H)
+            got = model.score_latest(h)
+        assert got == pytest.approx(expected, abs=1e-5)
 
 
 def test_balanced_batches_draw_rare_actions_more_often() -> None:

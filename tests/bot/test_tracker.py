@@ -97,6 +97,33 @@ def test_slot_defaults_are_not_shared() -> None:
     assert defaults == {"items": []}
 
 
+def test_a_derived_value_is_kept_until_the_next_event() -> None:
+    t = DialogueStateTracker("a", {}, [ActionExecuted("action_listen")])
+    calls: list[int] = []
+
+    def count() -> int:
+        calls.append(len(t.events))
+        return len(t.events)
+
+    owner = object()
+    assert t.derived(owner, count) == 1 and t.derived(owner, count) == 1
+    assert len(calls) == 1
+    other = t.copy()
+    t.update(ActionExecuted("utter_greet"))
+    assert t.derived(owner, count) == 2
+    assert t.derived(object(), count) == 2 and len(calls) == 3  # another owner: computed
+    other.update(SlotSet("x", 1))  # the copy went its own way
+    assert other.derived(owner, lambda: "copy") == "copy"
+
+
+def test_event_data_copies_are_deep() -> None:
+    parse = {"intent": {"name": "greet"}, "entities": [{"entity": "x", "value": [1]}]}
+    event = UserUttered("hi", parse_data=parse)
+    wire = event.to_dict()
+    wire["parse_data"]["entities"][0]["value"].append(2)
+    assert event.parse_data["entities"][0]["value"] == [1]
+
+
 def test_reset_slots_keeps_everything_else() -> None:
     t = tracker(*session_start(), user("hi", "greet"), SlotSet("city", "Lisbon"),
                 ActionExecuted("utter_greet"), AllSlotsReset())
