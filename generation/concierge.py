@@ -157,9 +157,8 @@ def is_question(text: str) -> bool:
 
 def persona_vectors(encoder: Any) -> Any:
     """(len(PERSONA_REPLIES), D) unit rows."""
-    from generation.exemplars import encode
-
-    return encode(encoder, list(PERSONA_REPLIES))
+    vectors = np.asarray(encoder.encode(list(PERSONA_REPLIES)), dtype=np.float32)  # (P, D)
+    return vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
 
 
 def persona_similarity(vectors: Any, persona: Any, nearest: int = 3) -> list[float]:

@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from generation import Candidate, SamplingConfig
-from generation.concierge import concierge_problems, is_question, persona_similarity
+from generation.concierge import (PERSONA_REPLIES, concierge_problems, is_question,
+                                  persona_similarity, persona_vectors)
 from generation.errors import GenerationConfigError
 from generation.rerank import rank
+from tests.fakes import FakeEmbedder
 
 
 @pytest.mark.parametrize(("reply", "user", "problem"), [
@@ -54,6 +56,12 @@ def test_persona_similarity_is_the_mean_of_the_nearest() -> None:
     vectors = np.array([[1.0, 0.0, 0.0], [0.6, 0.8, 0.0]], dtype=np.float32)
     assert persona_similarity(vectors, persona, nearest=2) == pytest.approx([0.5, 0.7])
     assert persona_similarity(np.zeros((0, 3)), persona) == []
+
+
+def test_persona_vectors_are_unit_rows() -> None:
+    vectors = persona_vectors(FakeEmbedder())
+    assert vectors.shape == (len(PERSONA_REPLIES), 32)
+    assert np.linalg.norm(vectors, axis=1) == pytest.approx(np.ones(len(PERSONA_REPLIES)))
 
 
 def test_rank_counts_persona_questions_and_length() -> None:
