@@ -153,6 +153,12 @@ class SamplingConfig:
     # same words fits by construction, which its own words' relevance may understate
     min_context_similarity: float = 0.0  # a retrieved reply whose corpus turn is less similar
     # to the guest's message than this is no candidate (it answered something else)
+    concierge_filter: bool = True  # drop what a concierge would not say (concierge.py):
+    # life stories ("this semester", "my mom"), promises of service, prying questions
+    persona_weight: float = 0.0  # + this x MiniLM likeness to replies in the concierge's voice
+    question_penalty: float = 0.0  # - this for a reply ending with a question (the
+    # steer-back line asks the next one)
+    word_penalty: float = 0.0  # - this per word: short replies
     min_score: float | None = None  # a kept candidate scoring less is dropped ("low score"),
     # and with none left the turn falls back to the canned response: a polite refusal beats
     # an odd reply. None: no floor
@@ -160,6 +166,10 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         _at_least("n_candidates", self.n_candidates, 1)
+        for name in ("persona_weight", "question_penalty", "word_penalty"):
+            if getattr(self, name) < 0:
+                raise GenerationConfigError(f"generation {name} must be >= 0, got "
+                                            f"{getattr(self, name)}.")
         if self.context_weight < 0:
             raise GenerationConfigError("generation context_weight must be >= 0, got "
                                         f"{self.context_weight}.")

@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from generation.concierge import concierge_problems
 from generation.config import SamplingConfig
 from generation.corpus import Conversation, on_topic, reply_key
 from generation.errors import ModelLoadError
@@ -157,12 +158,14 @@ def retrieval_pairs(pairs: Sequence[Conversation], generic: Sequence[str] = (),
                     limit: int | None = None, seed: int = 0) -> list[Conversation]:
     """The exemplar_pairs of a retrieve-only index (TrainingConfig.retrieval_index) whose reply
     passes the sampler's own quality checks (a human reply said as it is must be finished,
-    2-14 words, not repetitive), with at most `limit` distinct contexts: first the pairs
-    whose reply takes up a content word of its context (it answered that turn, not the
-    conversation), then the others in a seeded random order."""
+    2-14 words, not repetitive) and a concierge could say (concierge.py: no life story,
+    promise or prying question; 29k of the 39k pairs), with at most `limit` distinct
+    contexts: first the pairs whose reply takes up a content word of its context (it
+    answered that turn, not the conversation), then the others in a seeded random order."""
     config = SamplingConfig()
     fit = [p for p in exemplar_pairs(pairs, generic)
-           if not quality_problems(p.turns[1], True, p.turns[0], config)]
+           if not quality_problems(p.turns[1], True, p.turns[0], config)
+           and not concierge_problems(p.turns[1], p.turns[0])]
     answering = [p for p in fit if on_topic(p.turns[0], p.turns[1])]
     rest = [p for p in fit if not on_topic(p.turns[0], p.turns[1])]
     random.Random(seed).shuffle(rest)

@@ -7,8 +7,9 @@
 
 A turn: retrieve exemplars (the replies to the corpus turns nearest to the message,
 exemplars.py) -> build a prompt per exemplar -> sample n_candidates spread over them
-(sampler.py) -> drop unsafe and broken ones (safety.py, rerank.quality_problems) -> score the
-rest by relevance and MMI (rerank.py) -> the best one. The model directory holds
+(sampler.py) -> drop unsafe and broken ones (safety.py, rerank.quality_problems) and what a
+concierge would not say (concierge.py) -> score the rest by relevance, MMI and likeness to the
+concierge's voice (rerank.py) -> the best one. The model directory holds
 `generation.json` (written by training or by `write_manifest` for a named pretrained model)
 next to the weights, and the exemplar index when the model was trained with one.
 """
@@ -24,11 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from generation.concierge import concierge_problems, persona_similarity, persona_vectors
 from generation.config import SamplingConfig, from_mapping, to_dict
 from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
 from generation.exemplars import ExemplarIndex, encode
-from generation.rerank import Candidate, quality_problems, rank, relevance
+from generation.rerank import Candidate, quality_problems, rank
 from generation.safety import SafetyFilter
 
 logger = logging.getLogger(__name__)
@@ -108,6 +110,7 @@ class Generator:
         self._min_logprob: float | None = None
         self._index: ExemplarIndex | None = None
         self._hints = False  # the model was trained with exemplars in its prompts
+        self._persona: Any = None  # (P, D) the concierge-voice replies' embeddings
         self._lock = threading.Lock()
 
     @property
@@ -151,6 +154,8 @@ class Generator:
                                           generic.read_text(encoding="utf-8").splitlines()
                                           if line.strip())
             self._lowercase = bool(manifest.get("lowercase"))
+            if self._sampling.persona_weight:
+                self._persona = persona_vectors(self._encoder)
             self._index = ExemplarIndex.load(self.model_dir) if name == "." else None
             report = manifest.get("report") or {}
             # models trained before retrieve-only indexes existed had exemplars in training
@@ -199,7 +204,7 @@ class Generator:
         for i, s in enumerate(samples):
             problems = quality_problems(s.text, s.finished, user_text, config,
                                         self._known_words, self._generic)
-            problems += self.safety.problems(s.text, user_text)
+            problems += self._unfit(s.text, user_text)
             candidates.append(Candidate(
                 s.text, s.finished, problems, exemplar=hints[slot(i)] or "", retrieved=i >= n,
                 context_similarity=retrieved[i - n][1] if i >= n else 0.0))
@@ -210,9 +215,12 @@ class Generator:
             own = [prompts[slot(i)] for i, _, _ in alive]  # each after its exemplar, if any
             given = reply_logprobs_each(self._lm, own, ids, pad)
             prior = reply_logprobs(self._lm, self._prior_ids, ids, pad)
-            sims = relevance(self._encoder, user_text, [c.text for _, c, _ in alive])
-            for (_, c, _), g, p, r in zip(alive, given, prior, sims):
-                c.mmi, c.relevance, c.likelihood = g - p, r, g
+            vectors = encode(self._encoder, [user_text, *(c.text for _, c, _ in alive)])
+            sims = [float(v) for v in vectors[1:] @ vectors[0]]  # (N,) cosines
+            persona = (persona_similarity(vectors[1:], self._persona)
+                       if self._persona is not None else [0.0] * len(alive))
+            for (_, c, _), g, p, r, q in zip(alive, given, prior, sims, persona):
+                c.mmi, c.relevance, c.likelihood, c.persona = g - p, r, g, q
         ranked = rank(candidates, config, self._min_logprob)
         seconds = time.perf_counter() - started
         text = ranked[0].text if ranked else None
@@ -221,6 +229,14 @@ class Generator:
         logger.info("generation.reply candidates=%d kept=%d ms=%.0f", len(candidates),
                     len(ranked), seconds * 1000)
         return GeneratedReply(text, tuple(candidates), seconds)
+
+    def _unfit(self, reply: str, user_text: str) -> list[str]:
+        """The safety filter's problems, and what a concierge would not say (when
+        `sampling.concierge_filter`)."""
+        problems = self.safety.problems(reply, user_text)
+        if self.sampling.concierge_filter:
+            problems += concierge_problems(reply, user_text)
+        return problems
 
     def _as_sample(self, text: str) -> Any:
         """An exemplar as a candidate: its tokens as the model would have ended them."""
@@ -244,12 +260,11 @@ class Generator:
             return []
         query = encode(self._encoder, [user_text])  # (1, D)
         out: list[tuple[str, float]] = []
-        for row, cosine in self._index.search(query, want * 4)[0]:
+        for row, cosine in self._index.search(query, want * 8)[0]:
             if cosine < self.sampling.min_context_similarity:
                 break  # best first: the rest are further still
             reply = self._index.replies[row]
-            if (all(reply != r for r, _ in out)
-                    and not self.safety.problems(reply, user_text)):
+            if all(reply != r for r, _ in out) and not self._unfit(reply, user_text):
                 out.append((reply, float(cosine)))
             if len(out) == want:
                 break

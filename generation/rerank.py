@@ -1,7 +1,10 @@
 """Choosing among sampled replies: quality checks, then a score that rewards relevance to
 the user's message (cosine of MiniLM sentence embeddings) and, MMI-style, replies the context
 made more likely than they are on their own (log p(reply | context) - log p(reply)), which
-pushes down the generic "i don't know" that a small model prefers."""
+pushes down the generic "i don't know" that a small model prefers. For a concierge's voice
+the score also counts a candidate's likeness to replies in that voice (`persona`,
+concierge.py) and takes off for a reply that ends with a question (the steer-back line
+asks the next one) and, per word, for long ones."""
 
 from __future__ import annotations
 
@@ -10,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from generation.concierge import is_question, word_count
 from generation.config import SamplingConfig
 from generation.corpus import reply_key
 
@@ -32,6 +36,7 @@ class Candidate:
     exemplar: str = ""  # the retrieved reply in its prompt ("" without one)
     retrieved: bool = False  # the candidate is that exemplar itself, not a sample
     context_similarity: float = 0.0  # retrieved: cosine of the turn it answered to the message
+    persona: float = 0.0  # MiniLM likeness to replies in the concierge's voice (concierge.py)
 
     @property
     def kept(self) -> bool:
@@ -43,7 +48,8 @@ class Candidate:
                 "likelihood": round(self.likelihood, 4),
                 "score": round(self.score, 4) if self.kept else None,
                 "exemplar": self.exemplar, "retrieved": self.retrieved,
-                "context_similarity": round(self.context_similarity, 4)}
+                "context_similarity": round(self.context_similarity, 4),
+                "persona": round(self.persona, 4)}
 
 
 def words_of(text: str) -> list[str]:
@@ -85,14 +91,6 @@ def _repetitive(words: Sequence[str]) -> bool:
     return len(pairs) >= 5 and len(set(pairs)) / len(pairs) < 0.6
 
 
-def relevance(encoder: Any, user_text: str, texts: Sequence[str]) -> list[float]:
-    """Cosine similarity of each text to the user's message (unit-length embeddings)."""
-    if not texts:
-        return []
-    vectors = encoder.encode([user_text, *texts])  # (1 + N, D), rows of unit length
-    return [float(v @ vectors[0]) for v in vectors[1:]]
-
-
 def rank(candidates: Sequence[Candidate], config: SamplingConfig,
          min_logprob: float | None = None) -> list[Candidate]:
     """Score the kept candidates (relevance, mmi and likelihood already set), drop the
@@ -108,7 +106,10 @@ def rank(candidates: Sequence[Candidate], config: SamplingConfig,
         if c.kept:
             c.score = (config.relevance_weight * c.relevance + config.mmi_weight * c.mmi
                        + config.likelihood_weight * c.likelihood
-                       + config.context_weight * c.context_similarity)
+                       + config.context_weight * c.context_similarity
+                       + config.persona_weight * c.persona
+                       - config.question_penalty * is_question(c.text)
+                       - config.word_penalty * word_count(c.text))
             if config.min_score is not None and c.score < config.min_score:
                 c.problems.append("low score")
                 continue

@@ -24,7 +24,8 @@ PAIRS = [Conversation("a/1", ("do you like music", "i like music a lot")),  # on
          Conversation("e/1", ("do you like rainy days", "i love rainy days with a")),  # cut off
          Conversation("f/1", ("do you like tea", "tea is lovely in the morning")),  # on topic
          Conversation("g/1", ("do you like tea", "yes it warms me up")),  # same turn
-         Conversation("h/1", ("any plans", "just resting at home"))]
+         Conversation("h/1", ("any plans", "nothing much, just resting")),
+         Conversation("i/1", ("any plans", "my mom is visiting"))]  # a life story
 
 
 def test_retrieval_pairs_keep_fit_replies_answering_ones_first() -> None:
