@@ -133,6 +133,20 @@ class DateRules:
                 result["checkout_date"] = None
         return result
 
+    def extract_checkout_date(
+        self, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
+    ) -> Result:
+        """"3 nights" in answer to the check-out question: check-in plus the nights (a
+        message with no date fills no slot from the domain's mappings)."""
+        message = tracker.latest_message or {}
+        if tracker.get_slot("requested_slot") != "checkout_date" or said_dates(message):
+            return {}
+        nights = nights_said(str(message.get("text") or ""))
+        checkin = parse_date(as_text(tracker.get_slot("checkin_date")), self.current_day())
+        if not nights or checkin is None:
+            return {}
+        return {"checkout_date": (checkin + timedelta(days=nights)).isoformat()}
+
     def validate_checkout_date(
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:

@@ -428,7 +428,9 @@ class JointIntentEntity:
         targets = torch.full((len(inputs), n_intents), 1.0 / n_intents)  # (N, C) noise: uniform
         targets[:n_labelled] = cfg.label_smoothing / n_intents
         targets[torch.arange(n_labelled), torch.as_tensor(y_labelled)] += 1.0 - cfg.label_smoothing
-        optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay)
+        # fused: one kernel for all the weights (a step 45 -> 8 ms on one CPU core), same update
+        optimizer = torch.optim.AdamW(self._parameter_groups(net), weight_decay=cfg.weight_decay,
+                                      fused=True)
         steps_per_epoch = math.ceil(len(inputs) / cfg.batch_size)
         epochs = raised_epochs(cfg.epochs, steps_per_epoch, cfg.min_steps, COMPONENT_NAME)
         steps = steps_per_epoch * epochs
@@ -732,7 +734,9 @@ def _length_batches(inputs: list[_Input], size: int, rng: np.random.Generator,
     word pieces, then by candidate spans (a batch pads both to its longest; sorting by their
     sum mixed long messages with few spans and short ones with many: 26 % of the demo's
     tokens were padding, 20 % now, 15 % with entity_layers 3); the batches come in random
-    order. The same seed gives the same batches."""
+    order. The same seed gives the same batches. (Pools of 256, the demo's whole epoch, pad
+    the spans 27 % instead of 56 %, 8 % less work; one training of it lost 2 held-out
+    entities, 3 OOD messages and a test story: branch trainspeed-pool.)"""
     order, pool = rng.permutation(len(inputs)), pool_batches * size
     batches = []
     for start in range(0, len(order), pool):

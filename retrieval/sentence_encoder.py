@@ -4,7 +4,8 @@ knowledge-base sentence that answers it.
 Training uses sentence-transformers' own model and loss: `MultipleNegativesRankingLoss` on
 (question, answer sentence, hard negative) triples, where the other sentences of the batch are
 in-batch negatives and the hard negative is another sentence of the same document. The loop is
-a plain torch loop over `model.tokenize` features (the loss's documented input), because
+a plain torch loop: the batch's texts embedded in length-sorted chunks (`embed_by_length`), the
+loss computed from the embeddings (`compute_loss_from_embeddings`), because
 `SentenceTransformerTrainer` needs the `datasets` and `accelerate` packages, which this project
 does not install. A batch never holds the same positive sentence twice (it would be a false
 negative for the other question).
@@ -87,6 +88,25 @@ def batches(triples: Sequence[Triple], size: int, rng: random.Random) -> list[li
     return out
 
 
+def embed_by_length(model: Any, texts: list[str], chunk: int = 16) -> Any:
+    """(N, D) sentence embeddings of `texts` in their order, with gradients, computed in
+    chunks of `chunk` texts of similar length: each chunk is padded to its own longest text.
+    sentence-transformers pads the candidate columns together to their longest (the demo's
+    questions are ~13 word pieces, its sentences ~35): a third more tokens for the same
+    embeddings (mean pooling skips the padding)."""
+    import torch
+
+    lengths = [len(ids) for ids in model.tokenizer(texts)["input_ids"]]
+    order = sorted(range(len(texts)), key=lambda i: lengths[i])
+    parts = []
+    for start in range(0, len(order), chunk):
+        features = model.preprocess([texts[i] for i in order[start:start + chunk]])
+        features = {k: v.to(model.device) for k, v in features.items() if hasattr(v, "to")}
+        parts.append(model(features)["sentence_embedding"])
+    embeddings = torch.cat(parts)  # (N, D) in length order
+    return embeddings[torch.as_tensor(order).argsort()]  # (N, D) in the texts' order
+
+
 def fit_sentence_encoder(triples: Sequence[Triple], out_dir: str | Path,
                          config: SentenceEncoderConfig = SentenceEncoderConfig()
                          ) -> dict[str, Any]:
@@ -109,7 +129,7 @@ def fit_sentence_encoder(triples: Sequence[Triple], out_dir: str | Path,
     plan = [b for e in range(max(1, math.ceil(config.epochs)))
             for b in batches(triples, config.batch_size, rng)]
     plan = plan[:max(0, round(len(plan) * config.epochs / max(1, math.ceil(config.epochs))))]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=0.01, fused=True)
     warmup = max(1, int(len(plan) * config.warmup_ratio))
     schedule = torch.optim.lr_scheduler.LambdaLR(
         optimizer, lambda s: min((s + 1) / warmup, max(0.0, (len(plan) - s) /
@@ -121,9 +141,8 @@ def fit_sentence_encoder(triples: Sequence[Triple], out_dir: str | Path,
         columns = [[r[0] for r in rows], [r[1] for r in rows]]
         if all(r[2] is not None for r in rows):
             columns.append([str(r[2]) for r in rows])
-        features = [{k: v.to(model.device) for k, v in model.preprocess(texts).items()
-                     if hasattr(v, "to")} for texts in columns]
-        loss = loss_fn(features, None)
+        embeddings = embed_by_length(model, [t for column in columns for t in column])
+        loss = loss_fn.compute_loss_from_embeddings(list(embeddings.split(len(rows))), None)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         optimizer.step()

@@ -128,7 +128,8 @@ def held_texts(name: str) -> list[str]:
     return nlu_texts(path) if "nlu_" in name else story_texts(path)
 
 
-@pytest.mark.parametrize("name", ["tests/nlu_blind.yml", "tests/test_stories_blind.yml"])
+@pytest.mark.parametrize("name", ["tests/nlu_blind.yml", "tests/test_stories_blind.yml",
+                                  "tests/test_stories_blind2.yml"])
 def test_blind_messages_are_not_near_duplicates_of_training_data(name: str) -> None:
     blind = held_texts(name)
     assert len(blind) >= 100
@@ -136,7 +137,8 @@ def test_blind_messages_are_not_near_duplicates_of_training_data(name: str) -> N
 
 
 @pytest.mark.parametrize("name", ["tests/nlu_test.yml", "tests/nlu_blind.yml", "tests/nlu_ood.yml",
-                                  "tests/test_stories.yml", "tests/test_stories_blind.yml"])
+                                  "tests/test_stories.yml", "tests/test_stories_blind.yml",
+                                  "tests/test_stories_blind2.yml"])
 def test_training_examples_are_not_near_duplicates_of_test_messages(name: str) -> None:
     """The other direction, and the held-out sets too (issue 12): no training example of 4+
     words within NLU_LIMIT of a test message, and no test message of 4+ words within it of a
@@ -171,7 +173,7 @@ def test_blind_replies_are_not_near_duplicates_of_any_other_message() -> None:
     others = nlu_texts(REPO / "data/nlu.yml") + [
         text for name in ("tests/nlu_test.yml", "tests/nlu_blind.yml", "tests/nlu_ood.yml",
                           "tests/test_stories.yml", "tests/test_stories_blind.yml",
-                          "tests/policy_heldout_stories.yml") for text in held_texts(name)]
+                          "tests/test_stories_blind2.yml", "tests/policy_heldout_stories.yml") for text in held_texts(name)]
     assert near_duplicates(replies, others, REPLIES_LIMIT) == []
     for i, text in enumerate(replies):
         assert near_duplicates([text], replies[:i], REPLIES_LIMIT) == []

@@ -139,3 +139,21 @@ def test_a_checkin_label_on_the_checkout_answer_is_read_as_checkout(run: Any, he
     assert helpers.slot_values(events) == {"checkin_date": "2028-02-15",
                                            "checkout_date": "2028-02-19"}
 
+
+
+@pytest.mark.parametrize("form, action", [("booking_form", ValidateBookingForm()),
+                                          ("change_form", ValidateChangeForm())])
+def test_nights_alone_answer_the_checkout_question(run: Any, helpers: Any, form: str,
+                                                   action: Any) -> None:
+    slots = {"checkin_date": "2027-03-14", "requested_slot": "checkout_date"}
+    found, _ = _validate(run, helpers, "3 nights", {}, slots=slots, action=action, form=form)
+    assert found == {"checkout_date": "2027-03-17"}
+    found, _ = _validate(run, helpers, "3 nights", {}, action=action, form=form,
+                         slots={"checkin_date": "2027-03-14", "requested_slot": "guests"})
+    assert "checkout_date" not in found
+
+
+def test_nights_past_the_limit_are_refused(run: Any, helpers: Any) -> None:
+    slots = {"checkin_date": "2027-03-14", "requested_slot": "checkout_date"}
+    found, said = _validate(run, helpers, "45 nights", {}, slots=slots)
+    assert found == {"checkout_date": None} and "at most" in said

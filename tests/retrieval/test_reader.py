@@ -355,3 +355,12 @@ def test_spans_are_widened_to_whole_words() -> None:
     assert snap_to_words(text, 0, 4) == (0, 4)  # already whole
     assert snap_to_words(text, text.index("'s"), text.index(" cut")) == (
         text.index("'s"), text.index(" cut"))  # punctuation is a boundary
+
+
+def test_reader_training_precision_is_checked() -> None:
+    from retrieval.errors import RetrievalConfigError
+    from retrieval.reader_training import TrainConfig
+
+    assert TrainConfig().precision == "auto"
+    with pytest.raises(RetrievalConfigError, match="precision"):
+        TrainConfig(precision="half")

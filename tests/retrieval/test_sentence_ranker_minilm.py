@@ -44,3 +44,22 @@ def test_minilm_sentence_ranker_and_a_short_training(tmp_path: Path) -> None:
     assert report["steps"] >= 1 and report["final_loss"] is not None
     trained = SentenceTransformerEmbedder(str(tmp_path / "enc"))
     assert trained.encode(["pet fee?"], query=True).shape == (1, 384)
+
+
+@pytest.mark.integration
+def test_embed_by_length_gives_the_batchs_own_embeddings_in_order() -> None:
+    import torch
+    from sentence_transformers import SentenceTransformer
+
+    from resolver import resolve_model
+    from retrieval.embedder import DEFAULT_MODEL
+    from retrieval.sentence_encoder import embed_by_length
+
+    model = SentenceTransformer(str(resolve_model(DEFAULT_MODEL)), device="cpu").eval()
+    texts = ["pet fee?", "The spa opens at 7 and closes at 22 every day, holidays included.",
+             "breakfast", "How much is parking at the Rome hotel for one night?", "x"] * 3
+    with torch.no_grad():
+        chunked = embed_by_length(model, texts, chunk=4)
+        whole = model(dict(model.preprocess(texts)))["sentence_embedding"]
+    assert chunked.shape == whole.shape
+    assert torch.allclose(chunked, whole, atol=1e-5)
