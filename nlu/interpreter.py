@@ -196,14 +196,20 @@ def _with_duckling(entities: list[Entity], found: list[Entity],
     that a Duckling number inside it, or inside Duckling's own date, is dropped: "123456" in
     booking id "SL-123456" or the "12/05" of a date is not a count. A number the trained model
     knows as an entity is kept only over a span the model tagged: "the cheaper one" or "room
-    12" is no guest count; the model decides what the number is, Duckling what it is worth."""
+    12" is no guest count; the model decides what the number is, Duckling what it is worth.
+    A model entity of another name inside a Duckling email is dropped: an address is one
+    entity, never a city or a name inside it as well."""
     if not found:
         return entities
 
     def overlap(a: Entity, b: Entity) -> bool:
         return a.start < b.end and b.start < a.end
 
-    kept = [e for e in entities if not any(d.entity == e.entity and overlap(d, e) for d in found)]
+    def inside(a: Entity, b: Entity) -> bool:
+        return b.start <= a.start and a.end <= b.end
+
+    kept = [e for e in entities if not any(d.entity == e.entity and overlap(d, e) for d in found)
+            and not any(d.entity == "email" and inside(e, d) for d in found)]
     added = [d for d in found
              if not (d.entity == "number"
                      and (any(e.entity != "number" and overlap(d, e)

@@ -184,3 +184,23 @@ def test_a_number_the_model_knows_is_kept_only_where_the_model_tagged_it() -> No
     assert [(e["entity"], e["value"]) for e in parse["entities"] if e["entity"] == "number"] == [
         ("number", 2)]
 
+
+
+def test_a_model_entity_inside_an_email_gives_way_to_it() -> None:
+    text = "my email is lena.paris@example.fr, from paris"
+
+    class Spans:
+        labels = [("city", None, None)]
+
+        def extract_batch(self, texts: list[str]) -> list[list[Entity]]:
+            address = "lena.paris@example.fr"
+            start = text.index(address)
+            return [[Entity(start, start + len(address), address, "city"),
+                     Entity(text.rindex("paris"), len(text), "paris", "city")]]
+
+    duckling = DucklingEntityExtractor(DucklingConfig(dimensions=("email",)))
+    interpreter = NLUInterpreter({}, None, Spans(), {}, {}, {}, duckling=duckling)
+    parse = interpreter.parse(text, reference_time=REF)
+    # the address is an email only; the city outside it stays
+    assert [(e["entity"], e["value"]) for e in parse["entities"]] == [
+        ("email", "lena.paris@example.fr"), ("city", "paris")]
