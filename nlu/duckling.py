@@ -9,8 +9,10 @@ Three keys of Xingkong's own, all off by default (nlu/duckling_spans.py): `guard
 drops or shortens `time` mentions that are counts or ages ("kids aged 4 to 11"),
 `align_entities: [date]` lets a learned entity over a `time` mention take its whole extent and
 value object instead of standing next to it, and `requested_entities: {checkin_date: date}`
-makes a message that is only a date the entity of the slot the form just asked for (the
-interpreter applies the last two; the last one reads the dialogue context).
+makes a message that is only a date the entity of the slot the form just asked for, and
+with `{guests: number}` the one number Duckling reads in the answer to that question the
+count, tagged by the model or not (the interpreter applies the last two; the last one reads
+the dialogue context).
 
 An unreachable server logs one warning and the in-process Duckling answers instead; the
 server is tried again after `RETRY_SERVER_S`.

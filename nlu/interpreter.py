@@ -90,9 +90,12 @@ class NLUInterpreter:
                 asked = _asked_entity(contexts[i] if contexts else None,
                                       self.duckling.config.requested_entities
                                       if self.duckling is not None else {})
-                if asked:
+                model_entities = self._model_entities
+                if asked == "number":  # the form asked for a count: Duckling's one number is it
+                    model_entities = _count_asked(entities, found, model_entities)
+                elif asked:
                     entities, found = answer_span(text, entities, found, asked)
-                entities = _with_duckling(entities, found, self._model_entities)
+                entities = _with_duckling(entities, found, model_entities)
             entities = [self._synonym(e) for e in entities]
             intent, ranking = self._fallback(ranking)
             out.append(ParseResult(text, intent, ranking, tuple(entities), uncertainty))
@@ -186,6 +189,20 @@ def _asked_entity(context: DialogueContext | None, requested: dict[str, str]) ->
         if context.last_action and context.last_action.startswith(prefix):
             return requested.get(context.last_action[len(prefix):])
     return None
+
+
+def _count_asked(entities: list[Entity], found: list[Entity],
+                 model_entities: set[str] | frozenset[str]) -> set[str] | frozenset[str]:
+    """The model's entity names, less "number" when the form has just asked for a `number`
+    slot (`requested_entities: {guests: number}`) and Duckling read exactly one number that
+    no other entity covers: "only one guest", "for 2" are the count even where the model
+    tagged none. Two numbers ("2 adults and 1 child") stay the model's to tell apart."""
+    numbers = [d for d in found if d.entity == "number"
+               and not any(o is not d and o.entity != "number"
+                           and o.start < d.end and d.start < o.end for o in [*entities, *found])]
+    if len(numbers) != 1:
+        return model_entities
+    return frozenset(model_entities) - {"number"}
 
 
 def _with_duckling(entities: list[Entity], found: list[Entity],

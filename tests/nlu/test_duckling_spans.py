@@ -252,3 +252,29 @@ def test_requested_entities_must_map_slots_to_entities() -> None:
         DucklingConfig.from_params({"requested_entities": ["checkin_date"]})
     config = DucklingConfig.from_params({"requested_entities": {"checkin_date": "date"}})
     assert config.requested_entities == {"checkin_date": "date"}
+
+
+class CountingSpans(Spans):
+    labels = [("number", None), ("date", "checkin")]  # the model knows numbers as an entity
+
+
+def counts(text: str, context: DialogueContext | None, *spans: tuple[str, str, str | None]
+           ) -> list[Any]:
+    extractor = duckling(requested_entities={"guests": "number"})
+    interpreter = NLUInterpreter({}, None, CountingSpans(*spans), {}, {}, {}, duckling=extractor)
+    entities = interpreter.parse(text, context, reference_time=REF)["entities"]
+    return [e["value"] for e in entities if e["entity"] == "number"]
+
+
+ASKED_GUESTS = DialogueContext("booking_form", "guests", "booking_form")
+
+
+def test_the_one_number_answers_the_count_the_form_asked_for() -> None:
+    assert counts("only one guest", ASKED_GUESTS) == [1]
+    assert counts("for 2", DialogueContext("utter_ask_guests")) == [2]
+    # not asked: the model decides what a number is (it tagged none)
+    assert counts("only one guest", None) == []
+    assert counts("only one guest", ASKED_CHECKIN) == []
+    # two numbers stay the model's to tell apart
+    assert counts("2 adults and 1 child", ASKED_GUESTS) == []
+    assert counts("2 adults and 1 child", ASKED_GUESTS, ("2", "number", None)) == [2]
