@@ -1,7 +1,9 @@
 """Choose the answer sentence, and say how sure we are, from retrieval evidence.
 
 Per question the candidates are the sentences of the retrieved passages plus the `extra` best
-sentences of the whole knowledge base by the fine-tuned sentence encoder. Each candidate gets
+sentences of the whole knowledge base by the fine-tuned sentence encoder (and by BM25). The
+encoder, BM25 and the answer kind read the question with its typos corrected to the KB's own
+words (retrieval.spelling: "breakfaast" -> "breakfast"). Each candidate gets
 FEATURES: the encoder cosine, BM25 over sentences (relative to the best, and raw), the
 reciprocal rank of the best retrieved passage that holds it, and `type_miss`: the question
 asks for a kind of answer (a price, a time, a duration, a number) that the sentence does not
@@ -36,6 +38,7 @@ from retrieval.bm25 import BM25
 from retrieval.errors import RetrievalConfigError
 from retrieval.question_evidence import EVIDENCE_FEATURES, QuestionEvidence
 from retrieval.sentences import SentenceTable
+from retrieval.spelling import TypoCorrector, known_words
 from retrieval.types import Embedder, Passage, SearchHit
 
 FEATURES = ("cosine", "bm25_rel", "bm25", "passage_rr", "type_miss")
@@ -168,13 +171,16 @@ class SentenceRanker:
         self.bm25.add(list(range(len(table))), [s.search_text for s in table.sentences])
         self.kinds = [sentence_kinds(s.text) for s in table.sentences]
         self.evidence = QuestionEvidence(table)
+        self.spelling = TypoCorrector([s.search_text for s in table.sentences],
+                                      known_words(encoder))
 
     def candidates(self, questions: Sequence[str], hits: Sequence[Sequence[SearchHit]],
                    selection: Logistic) -> list[list[Candidate]]:
         """Per question its candidates, best selection probability first."""
-        q = self.encoder.encode(list(questions), query=True)  # (n, dim)
+        questions = [self.spelling.correct(q) for q in questions]
+        q = self.encoder.encode(questions, query=True)  # (n, dim)
         cos = q @ self.vectors.T  # (n, sentences)
-        sparse = self.bm25.search(list(questions), 3 * self.extra)
+        sparse = self.bm25.search(questions, 3 * self.extra)
         out = []
         for i, question_hits in enumerate(hits):
             expected = question_kinds(questions[i])
