@@ -157,3 +157,17 @@ def test_nights_past_the_limit_are_refused(run: Any, helpers: Any) -> None:
     slots = {"checkin_date": "2027-03-14", "requested_slot": "checkout_date"}
     found, said = _validate(run, helpers, "45 nights", {}, slots=slots)
     assert found == {"checkout_date": None} and "at most" in said
+
+
+def test_a_checkout_label_on_the_checkin_answer_is_read_as_checkin(run: Any, helpers: Any
+                                                                   ) -> None:
+    # the form asked for check-in; the entity model labelled the bare date "checkout"
+    text = "the 14th of May"
+    found, _ = _validate(run, helpers, text, {"checkout_date": text},
+                         slots={"requested_slot": "checkin_date"})
+    assert found == {"checkin_date": "2027-05-14", "checkout_date": None}
+    # said with its role in words, it stays the check-out
+    text = "leaving on the 14th of May"
+    found, _ = _validate(run, helpers, text, {"checkout_date": "the 14th of May"},
+                         slots={"requested_slot": "checkin_date"})
+    assert found == {"checkout_date": "2027-05-14"}
