@@ -235,6 +235,21 @@ def said_dates(message: Mapping[str, Any] | None) -> list[SaidDate]:
     return sorted(out, key=lambda d: d.start)
 
 
+_FILLER_WORDS = {"on", "from", "the", "for", "hmm", "um", "uh", "erm", "say", "maybe", "please",
+                 "pls", "ok", "okay", "i", "think"}
+
+
+def only_a_date(message: Mapping[str, Any] | None) -> bool:
+    """The message is one date (not a stay) and filler words: "the 14th of may",
+    "hmm may 14th i think"."""
+    dates = said_dates(message)
+    if len(dates) != 1 or dates[0].is_stay:
+        return False
+    text = str((message or {}).get("text") or "")
+    rest = (text[:dates[0].start] + " " + text[dates[0].end:]).lower()
+    return all(w in _FILLER_WORDS for w in re.findall(r"[a-z']+", rest))
+
+
 def _read_by_duckling(entity: Mapping[str, Any]) -> bool:
     """Duckling's own `time` entity, or one that took a Duckling reading over
     (DucklingEntityExtractor's `align_entities` and `requested_entities`:

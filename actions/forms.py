@@ -8,7 +8,6 @@ city, hotel and room type names, ISO dates ("2027-03-03"), an int guest count.
 from __future__ import annotations
 
 import logging
-import re
 from datetime import date, timedelta
 from typing import Any
 
@@ -25,7 +24,7 @@ from actions.bookings import (
     open_store,
 )
 from actions.catalog import Catalog, get_catalog
-from actions.dates import current_date, nights_said, parse_date, said_dates
+from actions.dates import current_date, nights_said, only_a_date, parse_date, said_dates
 from actions.values import (
     as_text,
     clean_guest_name,
@@ -152,7 +151,8 @@ class DateRules:
         self, value: Any, dispatcher: CollectingDispatcher, tracker: Tracker, domain: DomainDict
     ) -> Result:
         if (tracker.get_slot("requested_slot") == "checkin_date"
-                and "checkin_date" not in _pending(tracker) and _only_a_date(tracker)):
+                and "checkin_date" not in _pending(tracker)
+                and only_a_date(tracker.latest_message)):
             # the form asked for check-in: a bare date labelled check-out is the answer to that
             return ({"checkout_date": _previous_value(tracker, "checkout_date")}
                     | self.validate_checkin_date(value, dispatcher, tracker, domain))
@@ -204,22 +204,6 @@ class DateRules:
             )
             return {"checkout_date": None}
         return {"checkout_date": day.isoformat()}
-
-
-_FILLER_WORDS = {"on", "from", "the", "for", "hmm", "um", "uh", "erm", "say", "maybe", "please",
-                 "pls", "ok", "okay", "i", "think"}
-
-
-def _only_a_date(tracker: Tracker) -> bool:
-    """The latest message is one date (not a stay) and filler words: "the 14th of may",
-    "hmm may 14th i think"."""
-    message = tracker.latest_message or {}
-    dates = said_dates(message)
-    if len(dates) != 1 or dates[0].is_stay:
-        return False
-    text = str(message.get("text") or "")
-    rest = (text[:dates[0].start] + " " + text[dates[0].end:]).lower()
-    return all(w in _FILLER_WORDS for w in re.findall(r"[a-z']+", rest))
 
 
 def _previous_value(tracker: Tracker, slot: str) -> Any:
