@@ -183,6 +183,11 @@ def _echo_generation(built: dict[str, Any]) -> None:
         click.echo(f"Generation: pretrained model {built['pretrained']} -> {built['out_dir']}")
         return
     corpus = built.get("corpus", {})
+    if not built.get("parameters"):  # language_model: false
+        click.echo(f"Generation: {corpus.get('written_pairs', 0)} written small-talk pairs "
+                   f"indexed in {built.get('seconds', 0):.0f}s, no language model "
+                   f"-> {built.get('out_dir')}")
+        return
     click.echo(f"Generation: {corpus.get('conversations')} conversations "
                f"({corpus.get('train_texts')} training texts), "
                f"{built.get('train_tokens')} training tokens, "

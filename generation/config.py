@@ -85,6 +85,9 @@ class TrainingConfig:
     # costs ~5 ms of CPU a turn: all 35k fit ones would take 180 s, a third of the budget);
     # replies that take up their turn's topic (corpus.on_topic, ~6k) come first, then the
     # rest in a seeded random order. None: every fit pair
+    language_model: bool = True  # False: no tokenizer nor GPT-2 is trained, only the index of
+    # the concierge's written pairs (config.yml generation.pairs): built in seconds; a turn
+    # then says a written reply or declines
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -159,6 +162,14 @@ class SamplingConfig:
     question_penalty: float = 0.0  # - this for a reply ending with a question (the
     # steer-back line asks the next one)
     word_penalty: float = 0.0  # - this per word: short replies
+    pairs: int = 8  # written pairs (generation.pairs) considered per turn: the nearest by
+    # MiniLM likeness of their guest message to the guest's
+    pair_relevance_weight: float = 1.0  # a pair's score: that likeness + this x its reply's
+    # likeness to the guest's message (on the dev set 1.0 chose better replies than 0: a
+    # near message's reply may answer something else, "are you happy" -> "i'm so happy")
+    pair_min_score: float = 0.92  # the best pair scoring at least this: its reply is said as
+    # it is, nothing sampled. None that high: the GPT-2 samples (without one the turn
+    # declines and the canned response follows). Chosen on the dev set (README)
     min_score: float | None = None  # a kept candidate scoring less is dropped ("low score"),
     # and with none left the turn falls back to the canned response: a polite refusal beats
     # an odd reply. None: no floor
@@ -174,6 +185,10 @@ class SamplingConfig:
             raise GenerationConfigError("generation context_weight must be >= 0, got "
                                         f"{self.context_weight}.")
         _at_least("exemplars", self.exemplars, 0)
+        _at_least("pairs", self.pairs, 1)
+        if self.pair_relevance_weight < 0:
+            raise GenerationConfigError("generation pair_relevance_weight must be >= 0, got "
+                                        f"{self.pair_relevance_weight}.")
         _at_least("max_new_tokens", self.max_new_tokens, 1)
         _at_least("min_words", self.min_words, 1)
         _at_least("max_words", self.max_words, self.min_words)

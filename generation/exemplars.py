@@ -102,19 +102,20 @@ class ExemplarIndex:
                         for row, value in zip(rows.tolist(), values.tolist())])
         return out
 
-    def save(self, out: Path) -> None:
-        np.save(out / VECTORS_FILE, self.vectors.astype(np.float16))
-        (out / TEXTS_FILE).write_text(json.dumps({"encoder": self.encoder,
+    def save(self, out: Path, stem: str = "exemplars") -> None:
+        """<stem>.npy and <stem>.json in `out` (the written pairs' index: pairs.*)."""
+        np.save(out / f"{stem}.npy", self.vectors.astype(np.float16))
+        (out / f"{stem}.json").write_text(json.dumps({"encoder": self.encoder,
                                                   "sources": list(self.sources),
                                                   "replies": list(self.replies),
                                                   "contexts": list(self.contexts)}),
                                       encoding="utf-8")
 
     @classmethod
-    def load(cls, directory: Path) -> ExemplarIndex | None:
-        """The index saved in `directory`, or None when it has none (a model trained without
-        exemplars)."""
-        vectors_path, texts_path = directory / VECTORS_FILE, directory / TEXTS_FILE
+    def load(cls, directory: Path, stem: str = "exemplars") -> ExemplarIndex | None:
+        """The index saved in `directory` under `stem`, or None when it has none (a model
+        trained without exemplars)."""
+        vectors_path, texts_path = directory / f"{stem}.npy", directory / f"{stem}.json"
         if not vectors_path.is_file():
             return None
         try:

@@ -5,13 +5,17 @@
     reply.text          # the chosen reply, or None when every candidate was dropped
     reply.metadata()    # {"generated": True, "generation": {...}} for the bot message
 
-A turn: retrieve exemplars (the replies to the corpus turns nearest to the message,
+A turn: when the guest's message is near the message of a pair written in the concierge's
+voice (pairs.py; `sampling.pair_min_score`), that pair's reply is said as it is, and nothing
+is sampled. Otherwise: retrieve exemplars (the replies to the corpus turns nearest to the message,
 exemplars.py) -> build a prompt per exemplar -> sample n_candidates spread over them
 (sampler.py) -> drop unsafe and broken ones (safety.py, rerank.quality_problems) and what a
 concierge would not say (concierge.py) -> score the rest by relevance, MMI and likeness to the
-concierge's voice (rerank.py) -> the best one. The model directory holds
+concierge's voice (rerank.py) -> the best one; a model directory without a language model
+(`language_model: false`) declines instead. The model directory holds
 `generation.json` (written by training or by `write_manifest` for a named pretrained model)
-next to the weights, and the exemplar index when the model was trained with one.
+next to the weights, the exemplar index when the model was trained with one and the written
+pairs' index (pairs.npy, pairs.json) when it was given some.
 """
 
 from __future__ import annotations
@@ -30,6 +34,7 @@ from generation.config import SamplingConfig, from_mapping, to_dict
 from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
 from generation.exemplars import ExemplarIndex, encode
+from generation.pairs import PAIRS_STEM, pair_problems
 from generation.rerank import Candidate, quality_problems, rank
 from generation.safety import SafetyFilter
 
@@ -42,9 +47,10 @@ FORMAT_VERSION = 1
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
-def write_manifest(out: Path, *, model: str, sampling: SamplingConfig,
+def write_manifest(out: Path, *, model: str | None, sampling: SamplingConfig,
                    report: dict[str, Any] | None = None, lowercase: bool = False) -> Path:
-    """generation.json: the model ("." is this directory, else an id or path), the sampling
+    """generation.json: the model ("." is this directory, else an id or path; None: no
+    language model, only the written pairs' index, pairs.py), the sampling
     settings, the training report and whether the model was trained on lowercased text
     (then prompts are lowercased and replies truecased)."""
     out.mkdir(parents=True, exist_ok=True)
@@ -83,6 +89,7 @@ class GeneratedReply:
         return {"generated": True, "generation": {
             "candidates": len(self.candidates), "kept": kept,
             "retrieved": bool(best is not None and best.retrieved),
+            "written": bool(best is not None and best.written),
             "score": round(max((c.score for c in self.candidates if c.kept), default=0.0), 4),
             "ms": round(self.seconds * 1000, 1)}}
 
@@ -111,6 +118,8 @@ class Generator:
         self._index: ExemplarIndex | None = None
         self._hints = False  # the model was trained with exemplars in its prompts
         self._persona: Any = None  # (P, D) the concierge-voice replies' embeddings
+        self._pairs: ExemplarIndex | None = None  # the written pairs' messages (pairs.py)
+        self._loaded = False
         self._lock = threading.Lock()
 
     @property
@@ -121,15 +130,27 @@ class Generator:
 
     def load(self) -> Generator:
         with self._lock:
-            if self._lm is not None:
+            if self._loaded:
                 return self
-            from generation.model import context_window, load_causal_lm
-            from generation.tokenizer import turn_end_ids
-
             manifest = read_manifest(self.model_dir)
             if self._sampling is None:
                 self._sampling = from_mapping(SamplingConfig, manifest.get("sampling") or {},
                                               str(self.model_dir / MANIFEST))
+            self._pairs = ExemplarIndex.load(self.model_dir, PAIRS_STEM)
+            if manifest.get("model") is None:  # language_model: false
+                if self._pairs is None:
+                    raise ModelLoadError(f"{self.model_dir} has neither a language model nor "
+                                         "written pairs. Run `xingkong train generation "
+                                         "--force`.")
+                if self._encoder is None:
+                    from retrieval.embedder import get_embedder
+
+                    self._encoder = get_embedder(DEFAULT_ENCODER, device=self.device)
+                self._loaded = True
+                return self
+            from generation.model import context_window, load_causal_lm
+            from generation.tokenizer import turn_end_ids
+
             name = str(manifest.get("model") or ".")
             lm, tokenizer = load_causal_lm(str(self.model_dir) if name == "." else name,
                                            self.device)
@@ -166,6 +187,7 @@ class Generator:
                                  else float(floor) if isinstance(floor, (int, float)) else None)
             self._tokenizer = tokenizer
             self._lm = lm
+            self._loaded = True
         return self
 
     def reply(self, user_text: str, history: Sequence[str] = (), *,
@@ -178,6 +200,12 @@ class Generator:
 
         self.load()
         started = time.perf_counter()
+        written = self.written(user_text)
+        if written or self._lm is None:  # a written reply, or nothing to sample with
+            text = written[0].text if written else None
+            seconds = time.perf_counter() - started
+            logger.info("generation.reply written=%s ms=%.0f", text is not None, seconds * 1000)
+            return GeneratedReply(text, tuple(written), seconds)
         config = self.sampling
         earlier = list(history)[-config.history_turns:] if config.history_turns else []
         case = str.lower if self._lowercase else str
@@ -229,6 +257,31 @@ class Generator:
         logger.info("generation.reply candidates=%d kept=%d ms=%.0f", len(candidates),
                     len(ranked), seconds * 1000)
         return GeneratedReply(text, tuple(candidates), seconds)
+
+    def written(self, user_text: str) -> list[Candidate]:
+        """The replies of the `pairs` written pairs whose message is nearest to `user_text`,
+        each one the filters let through for this message and scoring at least
+        `pair_min_score` (that message's likeness plus `pair_relevance_weight` times the
+        reply's own likeness to `user_text`), best first."""
+        self.load()
+        config = self.sampling
+        if self._pairs is None or not user_text.strip():
+            return []
+        query = encode(self._encoder, [user_text])  # (1, D)
+        found = [(self._pairs.replies[row], float(cosine))
+                 for row, cosine in self._pairs.search(query, config.pairs)[0]]
+        found = [(r, c) for r, c in found if not pair_problems(r, user_text, self.safety)]
+        if not found:
+            return []
+        relevance = [0.0] * len(found)
+        if config.pair_relevance_weight:
+            vectors = encode(self._encoder, [r for r, _ in found])  # (k, D)
+            relevance = [float(v) for v in vectors @ query[0]]
+        out = [Candidate(r, True, retrieved=True, written=True, context_similarity=c,
+                         relevance=rel, score=c + config.pair_relevance_weight * rel)
+               for (r, c), rel in zip(found, relevance)]
+        return sorted((c for c in out if c.score >= config.pair_min_score),
+                      key=lambda c: c.score, reverse=True)
 
     def _unfit(self, reply: str, user_text: str) -> list[str]:
         """The safety filter's problems, and what a concierge would not say (when

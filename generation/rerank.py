@@ -37,6 +37,7 @@ class Candidate:
     retrieved: bool = False  # the candidate is that exemplar itself, not a sample
     context_similarity: float = 0.0  # retrieved: cosine of the turn it answered to the message
     persona: float = 0.0  # MiniLM likeness to replies in the concierge's voice (concierge.py)
+    written: bool = False  # the reply of a pair written in the concierge's voice (pairs.py)
 
     @property
     def kept(self) -> bool:
@@ -49,7 +50,7 @@ class Candidate:
                 "score": round(self.score, 4) if self.kept else None,
                 "exemplar": self.exemplar, "retrieved": self.retrieved,
                 "context_similarity": round(self.context_similarity, 4),
-                "persona": round(self.persona, 4)}
+                "persona": round(self.persona, 4), "written": self.written}
 
 
 def words_of(text: str) -> list[str]:

@@ -31,6 +31,7 @@ from generation.corpus import (EXEMPLAR, Conversation, frequent_replies, on_topi
 from generation.errors import CorpusError
 from generation.exemplars import ExemplarIndex, encode, exemplar_pairs, retrieval_pairs
 from generation.generator import GENERIC_FILE, WORDS_FILE, write_manifest
+from generation.pairs import PAIRS_STEM, pairs_index
 from generation.rerank import words_of
 from generation.model import build_gpt2, parameter_count, save_model
 from generation.tokenizer import END, train_tokenizer
@@ -68,18 +69,24 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
                     sampling: SamplingConfig | None = None,
                     vocabulary_texts: Iterable[str] = (),
                     own_pairs: Sequence[Conversation] = (), encoder: Any = None,
+                    written_pairs: Sequence[tuple[str, str]] = (),
                     progress: bool = True) -> GenerationReport:
     """Train tokenizer and GPT-2 on `conversations` and save them with the manifest in `out`.
     `own_pairs` (the assistant's own small talk) are trained on as they are, repeated
     `assistant_weight` times; `vocabulary_texts` (documents, responses) only shape the
     tokenizer's vocabulary. With `training.exemplars` (pairs only) every pair is trained after
-    a retrieved exemplar (exemplars.py); `encoder` (default: MiniLM) embeds the contexts."""
+    a retrieved exemplar (exemplars.py); `encoder` (default: MiniLM) embeds the contexts.
+    `written_pairs` (guest message, reply in the concierge's voice) are indexed (pairs.py)
+    and said as they are when the guest's message is near one; with
+    `training.language_model` false only they are built, in seconds."""
     import torch
 
     model = model if model is not None else ModelConfig()
     training = training if training is not None else TrainingConfig()
     sampling = sampling if sampling is not None else SamplingConfig()
     started = time.perf_counter()
+    if not training.language_model:
+        return _pairs_only(written_pairs, out, sampling, encoder, started)
     corpus = split(conversations, training.heldout_fraction)
     generic = frequent_replies(corpus.train, training.generic_replies, training.max_reply_words)
     train, heldout = corpus.train, corpus.heldout
@@ -138,6 +145,8 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
     save_model(lm, tokenizer, out)
     if index is not None:
         index.save(out)
+    if written_pairs:
+        report.corpus["written_pairs"] = _save_pairs(written_pairs, out, encoder)
     write_words(out, texts)
     write_generic(out, generic)
     report.seconds = time.perf_counter() - started
@@ -146,6 +155,36 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
     logger.info("generation.train.done steps=%d loss=%.3f heldout_ppl=%.1f seconds=%.0f",
                 report.steps, report.final_loss, report.heldout_perplexity, report.seconds)
     return report
+
+
+def _pairs_only(written_pairs: Sequence[tuple[str, str]], out: Path, sampling: SamplingConfig,
+                encoder: Any, started: float) -> GenerationReport:
+    """No language model: the written pairs' index and a manifest whose model is None."""
+    if not written_pairs:
+        raise CorpusError("language_model: false needs written small-talk pairs "
+                          "(config.yml generation.pairs): there would be nothing to say.")
+    out.mkdir(parents=True, exist_ok=True)
+    for stale in ("model.safetensors", "exemplars.npy", "exemplars.json"):
+        (out / stale).unlink(missing_ok=True)  # a GPT-2 trained here before is not loaded
+    report = GenerationReport(out_dir=str(out))
+    report.corpus = {"written_pairs": _save_pairs(written_pairs, out, encoder)}
+    report.seconds = time.perf_counter() - started
+    write_manifest(out, model=None, sampling=sampling, report=report.to_dict())
+    logger.info("generation.train.pairs_only pairs=%d seconds=%.1f",
+                report.corpus["written_pairs"], report.seconds)
+    return report
+
+
+def _save_pairs(written_pairs: Sequence[tuple[str, str]], out: Path, encoder: Any) -> int:
+    """Index the fit written pairs into out/pairs.*; how many were indexed."""
+    if encoder is None:
+        from retrieval.embedder import get_embedder
+
+        from generation.generator import DEFAULT_ENCODER
+        encoder = get_embedder(DEFAULT_ENCODER, device="cpu")
+    index = pairs_index(encoder, written_pairs)
+    index.save(out, PAIRS_STEM)
+    return len(index)
 
 
 def _exemplars(train: Sequence[Conversation], heldout: Sequence[Conversation],

@@ -57,7 +57,7 @@ SKIPPED_COMPONENTS = {
 DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
 DEFAULT_KB = "data/kb"  # the knowledge base sits next to the NLU data in a Rasa project
 KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader", "encoder")
-GENERATION_KEYS = ("model", "budget_s", "train", "sampling")
+GENERATION_KEYS = ("model", "budget_s", "pairs", "train", "sampling")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
 
 
@@ -119,10 +119,12 @@ class GenerationConfig:
     models/generation. `model` names a pretrained causal LM (used as it is); without it a GPT-2
     is trained from scratch for `budget_s` seconds. `train` and `sampling` hold the options of
     generation's ModelConfig/TrainingConfig and SamplingConfig as written; their names and
-    values are checked when training."""
+    values are checked when training. `pairs` is a file of small talk written in the
+    concierge's voice (generation/pairs.py), relative to the project folder."""
 
     model: str | None = None
     budget_s: float | None = None  # None: generation's TrainingConfig default
+    pairs: str | None = None  # e.g. data/smalltalk/concierge_pairs.yml
     train: Mapping[str, Any] = field(default_factory=dict)
     sampling: Mapping[str, Any] = field(default_factory=dict)
     at: str = "config.yml"
@@ -247,6 +249,7 @@ def _generation(path: Path, data: Any) -> GenerationConfig | None:
     if budget is not None and budget <= 0:
         raise ConfigError(f"{where(path, section, 'budget_s')}: generation.budget_s must be "
                           f"> 0, got {budget}.")
+    pairs = _typed(path, section, "pairs", (str,), "a file path", prefix="generation")
     options = {}
     for key in ("train", "sampling"):
         value = section.get(key)
@@ -254,7 +257,7 @@ def _generation(path: Path, data: Any) -> GenerationConfig | None:
             raise ConfigError(f"{where(path, section, key)}: generation.{key} must be a "
                               "mapping of options.")
         options[key] = {str(k): plain(v) for k, v in (value or {}).items()}
-    return GenerationConfig(model=model, budget_s=budget, train=options["train"],
+    return GenerationConfig(model=model, budget_s=budget, pairs=pairs, train=options["train"],
                             sampling=options["sampling"], at=at)
 
 

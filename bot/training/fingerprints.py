@@ -13,7 +13,7 @@ from typing import Any
 from bot.errors import ConfigError
 from bot.project.config import GenerationConfig
 from bot.project.project import Project
-from bot.training.generation import assistant_texts, generation_options
+from bot.training.generation import assistant_texts, generation_options, written_pairs
 
 FORMAT_VERSION = 1
 
@@ -69,7 +69,8 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
 def generation_fingerprint(project: Project, settings: GenerationConfig,
                            budget_s: float | None = None) -> str:
     """What the generator is built from: its model and training settings (with generation's
-    defaults filled in), the chitchat-dataset version and the assistant's own texts. Sampling
+    defaults filled in), the chitchat-dataset version, the assistant's own texts and the
+    written small-talk pairs (generation.pairs). Sampling
     settings are not in it: they change the manifest, not the model (refresh_generation)."""
     from importlib.metadata import PackageNotFoundError, version
 
@@ -81,9 +82,11 @@ def generation_fingerprint(project: Project, settings: GenerationConfig,
     except PackageNotFoundError:
         corpus_version = None
     pairs, vocabulary = assistant_texts(project)
+    written = written_pairs(project, settings)
     run = {k: v for k, v in asdict(training).items() if k not in ("budget_s", "max_steps")}
     blob = json.dumps([FORMAT_VERSION, GENERATOR_FORMAT, settings.model, asdict(model), run,
-                       corpus_version, pairs, vocabulary], sort_keys=True,
+                       corpus_version, pairs, vocabulary, *([written] if written else [])],
+                      sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 

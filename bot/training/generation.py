@@ -61,6 +61,23 @@ def assistant_texts(project: Project) -> tuple[list[list[str]], list[str]]:
     return pairs, vocabulary
 
 
+def written_pairs(project: Project, settings: GenerationConfig) -> list[tuple[str, str]]:
+    """config.yml generation.pairs read (generation/pairs.py); [] without one. A missing or
+    malformed file is a ConfigError naming it."""
+    from generation.errors import CorpusError
+    from generation.pairs import read_pairs
+
+    if settings.pairs is None:
+        return []
+    path = project.paths.root / settings.pairs
+    if not path.is_file():
+        raise ConfigError(f"{settings.at}: generation.pairs names {path}, which is not a file.")
+    try:
+        return read_pairs(path)
+    except CorpusError as exc:
+        raise ConfigError(str(exc)) from exc
+
+
 def refresh_generation(settings: GenerationConfig, out: Path) -> None:
     """Write config.yml's sampling settings into an up-to-date generator's manifest."""
     from generation.generator import read_manifest, write_manifest
@@ -68,7 +85,7 @@ def refresh_generation(settings: GenerationConfig, out: Path) -> None:
     _, _, sampling = generation_options(settings)
     manifest = read_manifest(out)
     if manifest.get("sampling") != asdict(sampling):
-        write_manifest(out, model=str(manifest.get("model") or "."), sampling=sampling,
+        write_manifest(out, model=manifest.get("model"), sampling=sampling,
                        report=manifest.get("report"), lowercase=bool(manifest.get("lowercase")))
         logger.info("train.generation.sampling_updated out=%s", out)
 
@@ -76,7 +93,8 @@ def refresh_generation(settings: GenerationConfig, out: Path) -> None:
 def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
                      budget_s: float | None = None, progress: bool = True) -> dict[str, Any]:
     """Build models/generation: the named pretrained model's manifest, or a GPT-2 trained
-    from scratch on chitchat-dataset plus the assistant's own small talk."""
+    from scratch on chitchat-dataset plus the assistant's own small talk; with
+    generation.pairs also their index (with `language_model: false` only that)."""
     from generation.corpus import chitchat_conversations, pair_conversations
     from generation.errors import GenerationError
     from generation.generator import write_manifest
@@ -89,12 +107,14 @@ def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
         logger.info("train.generation.pretrained model=%s", settings.model)
         return {"pretrained": settings.model, "out_dir": str(out)}
     pairs, vocabulary = assistant_texts(project)
+    written = written_pairs(project, settings)
     try:
-        conversations = chitchat_conversations(training.max_conversations)
+        conversations = (chitchat_conversations(training.max_conversations)
+                         if training.language_model else [])
         report = train_generator(conversations, out, model=model, training=training,
                                  sampling=sampling, vocabulary_texts=vocabulary,
                                  own_pairs=pair_conversations(pairs, "assistant"),
-                                 progress=progress)
+                                 written_pairs=written, progress=progress)
     except GenerationError as exc:
         raise TrainingError(f"Training the generator failed: {exc}") from exc
     return report.to_dict()

@@ -1,0 +1,101 @@
+"""Small talk written in a concierge's voice: (guest message, reply) pairs, said as they are
+when the guest's message is near one of theirs.
+
+    pairs = read_pairs(Path("data/smalltalk/concierge_pairs.yml"))
+    index = pairs_index(encoder, pairs)        # at training: MiniLM of every message
+    index.save(out, PAIRS_STEM)                # pairs.npy + pairs.json next to the model
+
+The file (YAML) is a list under `pairs:`, each item a `message` and a `reply`:
+
+    pairs:
+      - message: do you like rainy days?
+        reply: I do, there's something cosy about the sound of rain.
+
+A reply's closing offer of help ("Let me know if I can help with anything during your
+stay.") is cut before it is indexed: the action steers back with its own line
+(utter_steer_back). A pair the safety filter drops for its own message (a number, a price, a
+hotel fact or name, a made-up persona, an unsafe word) or that promises a service is left
+out, so a written reply never states what the knowledge base should answer. The concierge
+filter's other checks (life story, prying, tone) are for students' replies, not these: "what
+do you call a fake noodle? an impasta!" is a joke, not a prying question.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from generation.concierge import concierge_problems
+from generation.corpus import Conversation
+from generation.errors import CorpusError
+from generation.exemplars import ExemplarIndex
+from generation.safety import SafetyFilter
+
+logger = logging.getLogger(__name__)
+
+PAIRS_STEM = "pairs"  # pairs.npy, pairs.json in the model directory
+_OFFER = re.compile(  # a closing offer of help: the action's steer-back line says it
+    r"\b(?:let me know|i'm here if|i'm right here|i'm around|reach out|just say the word|"
+    r"if there's anything|if anything comes up|how can i (?:make|help)|just ask|happy to help|"
+    r"here to help|need a hand|anything i can)\b", re.IGNORECASE)
+_SENTENCE = re.compile(r"[^.!?]+[.!?]*")
+
+
+def read_pairs(path: Path) -> list[tuple[str, str]]:
+    """The (message, reply) pairs of a pairs file; a CorpusError names a malformed item."""
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError) as exc:
+        raise CorpusError(f"Cannot read the small-talk pairs {path}: {exc}") from exc
+    items = data.get("pairs") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        raise CorpusError(f"{path}: expected a list under 'pairs:' of items with a message "
+                          "and a reply.")
+    pairs = []
+    for i, item in enumerate(items):
+        message = item.get("message") if isinstance(item, dict) else None
+        reply = item.get("reply") if isinstance(item, dict) else None
+        if not isinstance(message, str) or not isinstance(reply, str) or not message.strip() \
+                or not reply.strip():
+            raise CorpusError(f"{path}: pair {i + 1} needs a non-empty 'message' and 'reply'.")
+        pairs.append((message.strip(), reply.strip()))
+    return pairs
+
+
+def without_offer(reply: str) -> str:
+    """`reply` without its closing sentences that offer help (one sentence is always kept)."""
+    sentences = [s for s in _SENTENCE.findall(reply) if s.strip()]
+    while len(sentences) > 1 and _OFFER.search(sentences[-1]):
+        sentences.pop()
+    return "".join(sentences).strip()
+
+
+def pair_problems(reply: str, user_text: str, safety: SafetyFilter) -> list[str]:
+    """Why a written `reply` must not be said to `user_text`: the safety filter's problems,
+    and a promise of service."""
+    return [*safety.problems(reply, user_text),
+            *(p for p in concierge_problems(reply, user_text) if p == "promise")]
+
+
+def fit_pairs(pairs: Sequence[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The pairs, their replies without a closing offer, that may be said to their message."""
+    safety = SafetyFilter()
+    cut = [(m, without_offer(r)) for m, r in pairs]
+    kept = [(m, r) for m, r in cut if not pair_problems(r, m, safety)]
+    if len(kept) < len(pairs):
+        logger.info("generation.pairs.dropped %d of %d (safety filter or a promise)",
+                    len(pairs) - len(kept), len(pairs))
+    return kept
+
+
+def pairs_index(encoder: Any, pairs: Sequence[tuple[str, str]], embed: Any = None
+                ) -> ExemplarIndex:
+    """The index of the fit pairs: each message embedded once, its reply beside it."""
+    conversations = [Conversation(f"pairs{i}/0", (m, r))
+                     for i, (m, r) in enumerate(fit_pairs(pairs))]
+    return ExemplarIndex.of_pairs(encoder, conversations, embed)
