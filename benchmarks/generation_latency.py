@@ -137,15 +137,16 @@ def raw_timing(generator: Generator, n: int, new_tokens: int, device: str,
 def turn_timing(generator: Generator, iterations: int, warmup: int) -> dict[str, Any]:
     for i in range(warmup):
         generator.reply(MESSAGES[i % len(MESSAGES)], seed=i)
-    times, kept, declined = [], 0, 0
+    times, kept, declined, written = [], 0, 0, 0
     for i in range(iterations):
         reply = generator.reply(MESSAGES[i % len(MESSAGES)], seed=i)
         times.append(reply.seconds * 1000)
         kept += sum(c.kept for c in reply.candidates)
         declined += reply.text is None
+        written += bool(reply.text is not None and reply.metadata()["generation"]["written"])
     return {"p50_ms": round(percentile(times, 50), 1), "p95_ms": round(percentile(times, 95), 1),
             "candidates_kept_per_turn": round(kept / iterations, 2),
-            "declined_turns": declined, "turns": iterations}
+            "declined_turns": declined, "written_turns": written, "turns": iterations}
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
@@ -159,13 +160,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         generator = Generator(model_dir, device=args.device).load()
         load_s = time.perf_counter() - started
         sampling = generator.sampling
+        lm = generator._lm  # None: written pairs only (language_model: false)
         raw = {str(n): raw_timing(generator, n, args.new_tokens, args.device,
                                   max(1, args.iterations // 4))
-               for n in (int(x) for x in args.candidates.split(","))}
+               for n in (int(x) for x in args.candidates.split(","))} if lm is not None else {}
         turn = turn_timing(generator, args.iterations, args.warmup)
         generator._sampling = replace(sampling, n_candidates=1)
-        single = turn_timing(generator, max(1, args.iterations // 2), 1)
-        parameters = sum(p.numel() for p in generator._lm.parameters())
+        single = (turn_timing(generator, max(1, args.iterations // 2), 1)
+                  if lm is not None else None)
+        parameters = sum(p.numel() for p in lm.parameters()) if lm is not None else 0
     report = {
         "benchmark": "generation_latency", "synthetic": args.synthetic,
         "index": "retrieval" if args.retrieval else "exemplars" if args.exemplars else None,

@@ -215,16 +215,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         generator._sampling = from_mapping(SamplingConfig, {
             **to_dict(generator.sampling), **dict(_setting(s) for s in args.sampling)},
             "--sampling")
-    declined, retrieved, kept, relevance, problems = 0, 0, 0, [], {}
+    declined, retrieved, written, kept, relevance, problems = 0, 0, 0, 0, [], {}
     for i, message in enumerate(messages):
         reply = generator.reply(message, seed=i)
         chosen = max((c for c in reply.candidates if c.kept), key=lambda c: c.score,
                      default=None)  # the reply said (truecased from the candidate)
-        source = " [retrieved]" if chosen is not None and chosen.retrieved else ""
+        source = (" [written]" if chosen is not None and chosen.written  # a concierge pair's
+                  else " [retrieved]" if chosen is not None and chosen.retrieved else "")
         print(f"{i + 1:2}. > {message}\n    < {reply.text if reply.text else '(declined)'}"
               f"{source}")
         declined += reply.text is None
-        retrieved += bool(source)
+        retrieved += source == " [retrieved]"
+        written += source == " [written]"
         kept += sum(c.kept for c in reply.candidates)
         if chosen is not None:
             relevance.append(chosen.relevance)
@@ -240,7 +242,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                       f"{hint}")
     report = {"benchmark": "generation_samples", "model_dir": str(args.model_dir),
               "messages": f"{name} ({len(messages)})", "in_training_corpus": seen,
-              "declined": declined, "retrieved": retrieved,
+              "declined": declined, "retrieved": retrieved, "written": written,
               "candidates_kept_per_turn": round(kept / len(messages), 2),
               "mean_relevance": round(sum(relevance) / len(relevance), 3) if relevance else None,
               "dropped_for": dict(sorted(problems.items(), key=lambda kv: -kv[1])),

@@ -120,3 +120,26 @@ def test_option_errors_stop_training_with_the_key(project: Path, options: str,
                                         + "generation:\n  " + options + "\n")
     result = invoke("train", "generation", "--project", str(project))
     assert result.exit_code == 1 and message in result.output
+
+
+def test_written_pairs_alone_are_indexed_in_seconds_and_fingerprinted(project: Path) -> None:
+    (project / "data" / "smalltalk").mkdir()
+    pairs = project / "data" / "smalltalk" / "pairs.yml"
+    pairs.write_text("pairs:\n  - message: do you like rainy days\n"
+                     "    reply: I do, rain is very calming.\n")
+    (project / "config.yml").write_text(CONFIG.replace(
+        "generation:\n", "generation:\n  pairs: data/smalltalk/pairs.yml\n").replace(
+        "  train: {", "  train: {language_model: false, "))
+    first = invoke("train", "generation", "--project", str(project))
+    assert first.exit_code == 0, first.output
+    assert "Generation: 1 written small-talk pairs indexed" in first.output
+    assert _manifest(project)["model"] is None
+    assert (project / "models" / "generation" / "pairs.npy").is_file()
+    assert "Nothing changed" in invoke("train", "generation", "--project", str(project)).output
+    pairs.write_text(pairs.read_text() + "  - message: what a sunny day\n"
+                     "    reply: Sunshine suits everyone.\n")
+    again = invoke("train", "generation", "--project", str(project))
+    assert "Generation: 2 written small-talk pairs indexed" in again.output  # the file counts
+    pairs.unlink()
+    missing = invoke("train", "generation", "--project", str(project))
+    assert missing.exit_code != 0 and "generation.pairs names" in missing.output

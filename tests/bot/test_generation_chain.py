@@ -142,3 +142,25 @@ async def test_an_unsure_booking_request_is_not_chatted_away(bot: DialogueManage
     result = await say(bot, "hmm a room maybe")
     assert "booking_form" in actions(result)
     assert not any((m.get("metadata") or {}).get("generated") for m in result.messages)
+
+
+async def test_written_pairs_alone_answer_near_small_talk_and_decline_the_rest(
+        bot: DialogueManager, demo: Project, monkeypatch: pytest.MonkeyPatch,
+        tmp_path: Path) -> None:
+    # language_model: false (the demo's option): no GPT-2, only the written pairs' index
+    from generation import SamplingConfig, TrainingConfig, train_generator
+
+    out = tmp_path / "pairs_only"
+    train_generator([], out, training=TrainingConfig(language_model=False),
+                    sampling=SamplingConfig(pair_min_score=0.99, pair_relevance_weight=0.0),
+                    written_pairs=[("do you like rainy days", "I do, rain is very calming.")],
+                    encoder=FakeEmbedder(), progress=False)
+    monkeypatch.setenv(fallback.GENERATION_DIR_ENV, str(out))
+    fallback.reset_generators()
+    result = await say(bot, "do you like rainy days")
+    assert actions(result) == ["action_generate_reply"]
+    assert texts(result)[0] == "I do, rain is very calming."
+    assert result.messages[0]["metadata"]["generation"]["written"] is True
+    assert texts(result)[1] in {v["text"] for v in demo.domain.responses["utter_steer_back"]}
+    far = await say(bot, "do you like music", "another guest")
+    assert actions(far) == ["utter_chitchat"]  # declined: the canned response, as before

@@ -133,3 +133,18 @@ def test_pair_settings_are_checked() -> None:
         SamplingConfig(pairs=0)
     with pytest.raises(GenerationConfigError, match="pair_relevance_weight"):
         SamplingConfig(pair_relevance_weight=-0.1)
+
+
+def test_config_yml_names_the_pairs_file(tmp_path: Path) -> None:
+    from bot.errors import ConfigError
+    from bot.project.config import load_config
+
+    path = tmp_path / "config.yml"
+    path.write_text("language: en\ngeneration:\n  pairs: data/smalltalk/pairs.yml\n  train:\n"
+                    "    language_model: false\n", encoding="utf-8")
+    settings = load_config(path).generation
+    assert settings is not None and settings.pairs == "data/smalltalk/pairs.yml"
+    assert settings.train == {"language_model": False}
+    path.write_text("language: en\ngeneration:\n  pairs: [a, b]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match="generation.pairs must be a file path"):
+        load_config(path)
