@@ -1,6 +1,8 @@
-"""Small-talk generation: a GPT-2 trained from scratch on open-domain conversations (or any
-causal LM), sampled several times per turn after retrieved human replies to turns like the
-user's (exemplars: retrieve and refine), filtered for safety and reranked.
+"""Small-talk generation: replies written in a concierge's voice, said as written when the
+user's message is near one of their messages (pairs.py); otherwise a GPT-2 trained from
+scratch on open-domain conversations (or any causal LM), sampled several times per turn after
+retrieved human replies to turns like the user's (exemplars: retrieve and refine), filtered
+for safety and reranked.
 
     report = train_generator(conversations, Path("models/generation"))   # tokenizer + GPT-2
     reply = Generator("models/generation").reply("do you like rainy days?", seed=0)

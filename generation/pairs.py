@@ -2,8 +2,8 @@
 when the guest's message is near one of theirs.
 
     pairs = read_pairs(Path("data/smalltalk/concierge_pairs.yml"))
-    index = pairs_index(encoder, pairs)        # at training: MiniLM of every message
-    index.save(out, PAIRS_STEM)                # pairs.npy + pairs.json next to the model
+    save_pairs(pairs, out)                     # at training: MiniLM of every message,
+                                               # pairs.npy + pairs.json next to the model
 
 The file (YAML) is a list under `pairs:`, each item a `message` and a `reply`:
 
@@ -39,6 +39,7 @@ from generation.safety import SafetyFilter
 logger = logging.getLogger(__name__)
 
 PAIRS_STEM = "pairs"  # pairs.npy, pairs.json in the model directory
+ENCODER = "sentence-transformers/all-MiniLM-L6-v2"  # the generator's (generator.DEFAULT_ENCODER)
 _OFFER = re.compile(  # a closing offer of help: the action's steer-back line says it
     r"\b(?:let me know|i'm here if|i'm right here|i'm around|reach out|just say the word|"
     r"if there's anything|if anything comes up|how can i (?:make|help)|just ask|happy to help|"
@@ -99,3 +100,16 @@ def pairs_index(encoder: Any, pairs: Sequence[tuple[str, str]], embed: Any = Non
     conversations = [Conversation(f"pairs{i}/0", (m, r))
                      for i, (m, r) in enumerate(fit_pairs(pairs))]
     return ExemplarIndex.of_pairs(encoder, conversations, embed)
+
+
+def save_pairs(pairs: Sequence[tuple[str, str]], out: Path, encoder: Any = None) -> int:
+    """Index the fit `pairs` into out/pairs.npy and out/pairs.json (`encoder` default:
+    MiniLM); how many were indexed."""
+    if encoder is None:
+        from retrieval.embedder import get_embedder
+
+        encoder = get_embedder(ENCODER, device="cpu")
+    out.mkdir(parents=True, exist_ok=True)
+    index = pairs_index(encoder, pairs)
+    index.save(out, PAIRS_STEM)
+    return len(index)

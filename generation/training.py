@@ -31,7 +31,7 @@ from generation.corpus import (EXEMPLAR, Conversation, frequent_replies, on_topi
 from generation.errors import CorpusError
 from generation.exemplars import ExemplarIndex, encode, exemplar_pairs, retrieval_pairs
 from generation.generator import GENERIC_FILE, WORDS_FILE, write_manifest
-from generation.pairs import PAIRS_STEM, pairs_index
+from generation.pairs import save_pairs
 from generation.rerank import words_of
 from generation.model import build_gpt2, parameter_count, save_model
 from generation.tokenizer import END, train_tokenizer
@@ -146,7 +146,7 @@ def train_generator(conversations: Sequence[Conversation], out: Path, *,
     if index is not None:
         index.save(out)
     if written_pairs:
-        report.corpus["written_pairs"] = _save_pairs(written_pairs, out, encoder)
+        report.corpus["written_pairs"] = save_pairs(written_pairs, out, encoder)
     write_words(out, texts)
     write_generic(out, generic)
     report.seconds = time.perf_counter() - started
@@ -167,24 +167,12 @@ def _pairs_only(written_pairs: Sequence[tuple[str, str]], out: Path, sampling: S
     for stale in ("model.safetensors", "exemplars.npy", "exemplars.json"):
         (out / stale).unlink(missing_ok=True)  # a GPT-2 trained here before is not loaded
     report = GenerationReport(out_dir=str(out))
-    report.corpus = {"written_pairs": _save_pairs(written_pairs, out, encoder)}
+    report.corpus = {"written_pairs": save_pairs(written_pairs, out, encoder)}
     report.seconds = time.perf_counter() - started
     write_manifest(out, model=None, sampling=sampling, report=report.to_dict())
     logger.info("generation.train.pairs_only pairs=%d seconds=%.1f",
                 report.corpus["written_pairs"], report.seconds)
     return report
-
-
-def _save_pairs(written_pairs: Sequence[tuple[str, str]], out: Path, encoder: Any) -> int:
-    """Index the fit written pairs into out/pairs.*; how many were indexed."""
-    if encoder is None:
-        from retrieval.embedder import get_embedder
-
-        from generation.generator import DEFAULT_ENCODER
-        encoder = get_embedder(DEFAULT_ENCODER, device="cpu")
-    index = pairs_index(encoder, written_pairs)
-    index.save(out, PAIRS_STEM)
-    return len(index)
 
 
 def _exemplars(train: Sequence[Conversation], heldout: Sequence[Conversation],

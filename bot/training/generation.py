@@ -98,16 +98,19 @@ def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
     from generation.corpus import chitchat_conversations, pair_conversations
     from generation.errors import GenerationError
     from generation.generator import write_manifest
+    from generation.pairs import save_pairs
     from generation.training import train_generator
 
     model, training, sampling = generation_options(settings, budget_s)
+    written = written_pairs(project, settings)
     if settings.model is not None:
         write_manifest(out, model=settings.model, sampling=sampling,
                        report={"pretrained": settings.model})
+        if written:
+            save_pairs(written, out)
         logger.info("train.generation.pretrained model=%s", settings.model)
         return {"pretrained": settings.model, "out_dir": str(out)}
     pairs, vocabulary = assistant_texts(project)
-    written = written_pairs(project, settings)
     try:
         conversations = (chitchat_conversations(training.max_conversations)
                          if training.language_model else [])
