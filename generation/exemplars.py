@@ -97,7 +97,12 @@ class ExemplarIndex:
             if codes is not None and excluded is not None:
                 own = codes[None, :] == excluded[start:start + _CHUNK, None]  # (q, n)
                 scores.masked_fill_(own, float("-inf"))
-            values, rows = torch.topk(scores, min(k, scores.shape[1]), dim=1)  # (q, k)
+            # Not topk: the same vector in two rows can score a last bit apart (the matrix
+            # product sums rows in different orders), so rank on 5 decimals, ties in the
+            # index's order, on every CPU.
+            keys = torch.round(scores, decimals=5)
+            rows = torch.sort(keys, dim=1, descending=True, stable=True).indices[:, :k]  # (q, k)
+            values = torch.gather(scores, 1, rows)
             out.extend([[(r, v) for r, v in zip(row, value) if v != float("-inf")]
                         for row, value in zip(rows.tolist(), values.tolist())])
         return out
