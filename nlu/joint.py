@@ -27,7 +27,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -376,13 +376,16 @@ class JointIntentEntity:
 
     def train(self, examples: list[Example], progress: bool = True,
               contexts: Mapping[str, Sequence[Any]] | None = None,
-              threads: Callable[[], int] | None = None) -> dict[str, Any]:
+              threads: Callable[[], int] | None = None,
+              retargets: Mapping[str, Sequence[tuple[Any, str]]] | None = None) -> dict[str, Any]:
         """Fine-tune on `examples`; return the learning curve, calibration and pruning figures;
         keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
         stories}, DialogueContext or text) is read only with `use_context`: every example
         trains context-free, and a `context_fraction` of them also as a copy paired with one
-        of its intent's contexts. `threads()`, when given, sets the torch threads at each
-        quarter of an epoch."""
+        of its intent's contexts. `retargets` ({text: [(context, intent), ...]}, nlu/context.py
+        restated_tasks) gives a text another intent in some contexts: it is trained with that
+        intent in each of them and keeps its own in the rest. `threads()`, when given, sets the
+        torch threads at each quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
@@ -403,7 +406,7 @@ class JointIntentEntity:
         train = [pairs[i] for i in train_idx]
         val = [pairs[i] for i in val_idx]
         if cfg.use_context and contexts:
-            train += _context_copies(train, contexts, cfg.context_fraction, rng)
+            train += _context_copies(train, contexts, cfg.context_fraction, rng, retargets or {})
             y_train = np.array([intents.index(e.intent) for e, _ in train])
         else:
             y_train = y[train_idx]
@@ -760,14 +763,23 @@ def _context_text(context: Any) -> str:
 
 
 def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Sequence[Any]],
-                    fraction: float, rng: np.random.Generator) -> list[tuple[Example, str]]:
+                    fraction: float, rng: np.random.Generator,
+                    retargets: Mapping[str, Sequence[tuple[Any, str]]]
+                    ) -> list[tuple[Example, str]]:
     """(example, context text) copies: about `fraction` of the examples whose intent follows
-    some context in the stories, each with one of those contexts drawn at random."""
+    some context in the stories, each with one of those contexts drawn at random; and for an
+    example with `retargets`, a copy with the other intent in each of its contexts (drawn
+    then only from the contexts left)."""
     options = {intent: [t for t in (_context_text(c) for c in found) if t]
                for intent, found in contexts.items()}
     out = []
     for example, _ in train:
         texts = options.get(example.intent or "", [])
+        other = [(_context_text(c), intent) for c, intent in retargets.get(example.text, ())]
+        if other:
+            taken = {c for c, _ in other}
+            texts = [t for t in texts if t not in taken]
+            out += [(replace(example, intent=intent), c) for c, intent in other if c]
         if texts and rng.random() < fraction:
             out.append((example, texts[int(rng.integers(len(texts)))]))
     return out
