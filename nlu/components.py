@@ -107,9 +107,6 @@ class JointConfig:
     early_stopping_patience: int = 2  # epochs without a better validation score (0: never)
     use_context: bool = False  # intent input is (dialogue context, message)
     context_fraction: float = 0.5  # examples also trained with a context their intent follows
-    # below 1: inside a form, in a dialogue context the stories know, an intent they never show
-    # there has its confidence multiplied by this (then renormalised; nlu/interpreter.py); 1: off
-    context_prior: float = 1.0
     # True: words attend to the entity tokens too (LUKE's way); the intent then depends on the
     # candidate spans and MC dropout samples the entity tokens as well (slower)
     words_see_entities: bool = False
@@ -142,7 +139,6 @@ class JointConfig:
             "context_fraction, typo_fraction in [0, 1]":
                 0.0 <= min(self.context_fraction, self.typo_fraction) and
                 max(self.context_fraction, self.typo_fraction) <= 1.0,
-            "context_prior in (0, 1]": 0.0 < self.context_prior <= 1.0,
             "dropout, label_smoothing, val_fraction, warmup_fraction in [0, 1)": all(
                 0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
                                          self.warmup_fraction)),
@@ -192,7 +188,6 @@ class IntentClassifierConfig:
     # with a context its intent follows in the stories.
     use_context: bool = False
     context_fraction: float = 0.5
-    context_prior: float = 1.0  # as JointConfig's: 1 is off
 
     def __post_init__(self) -> None:
         checks = {
@@ -203,7 +198,6 @@ class IntentClassifierConfig:
                 0.0 <= v < 1.0 for v in (self.dropout, self.label_smoothing, self.val_fraction,
                                          self.warmup_fraction)),
             "context_fraction in [0, 1]": 0.0 <= self.context_fraction <= 1.0,
-            "context_prior in (0, 1]": 0.0 < self.context_prior <= 1.0,
             "n_samples, mc_layers, early_stopping_patience, noise_fraction, "
             "temperature_prior_std, min_steps >= 0":
                 min(self.n_samples, self.mc_layers, self.early_stopping_patience,

@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from nlu.context import DialogueContext, render_context
+from nlu.context import DialogueContext
 from nlu.duckling import DucklingConfig, DucklingEntityExtractor
 from nlu.duckling_spans import align_spans, answer_span
 from nlu.errors import NLUModelError
@@ -31,13 +31,8 @@ class NLUInterpreter:
     def __init__(self, steps: dict[str, Any], intent_model: Any | None, entity_model: Any | None,
                  synonyms: dict[str, str], regexes: dict[str, list[str]],
                  lookups: dict[str, list[str]], joint_model: Any | None = None,
-                 duckling: DucklingEntityExtractor | None = None,
-                 context_intents: dict[str, list[str]] | None = None) -> None:
+                 duckling: DucklingEntityExtractor | None = None) -> None:
         self.steps = steps
-        # {rendered context: intents the stories show there} and the weight of the others
-        self.context_intents = {k: set(v) for k, v in (context_intents or {}).items()}
-        classifier = steps.get("joint") or steps.get("intent_params") or {}
-        self.context_prior = float(classifier.get("context_prior", 1.0))
         self.joint_model = joint_model  # intent and entities in one pass (nlu/joint.py)
         self.intent_model = intent_model
         self.entity_model = entity_model
@@ -79,8 +74,7 @@ class NLUInterpreter:
             ranking: tuple[IntentScore, ...] = ()
             uncertainty: dict[str, float] = {}
             if intents is not None:
-                ranking = self._with_context_prior(tuple(intents[i].ranking),
-                                                   contexts[i] if contexts else None)
+                ranking = tuple(intents[i].ranking)
                 uncertainty = dict(intents[i].uncertainty)
             elif self.steps.get("single_intent"):
                 ranking = (IntentScore(self.steps["single_intent"], 1.0),)
@@ -140,22 +134,6 @@ class NLUInterpreter:
             for (_, _, _, future), result in zip(batch, results):
                 if not future.done():
                     future.set_result(to_rasa(result))
-
-    def _with_context_prior(self, ranking: tuple[IntentScore, ...],
-                            context: DialogueContext | None) -> tuple[IntentScore, ...]:
-        """Inside a form, in a context the stories know, an intent they never show there weighs
-        `context_prior` times its confidence; renormalised and sorted again. (Outside forms a
-        guest may change the subject, and the stories do not list every answer.)"""
-        if context is None or not context.active_loop:
-            return ranking
-        allowed = self.context_intents.get(render_context(context))
-        if not allowed or self.context_prior >= 1.0 or not ranking:
-            return ranking
-        weighted = [(s.name, s.confidence * (1.0 if s.name in allowed else self.context_prior))
-                    for s in ranking]
-        total = sum(c for _, c in weighted) or 1.0
-        return tuple(sorted((IntentScore(name, c / total) for name, c in weighted),
-                            key=lambda s: -s.confidence))
 
     def _fallback(self, ranking: tuple[IntentScore, ...]) -> tuple[IntentScore | None,
                                                                   tuple[IntentScore, ...]]:
@@ -323,7 +301,7 @@ def load_interpreter(directory: Path, pipeline: list[dict[str, Any]] | None = No
             DucklingConfig.from_params(duckling_params, language or manifest.get("language", "en")))
     return NLUInterpreter(steps, intent_model, entity_model, manifest.get("synonyms", {}),
                           manifest.get("regexes", {}), manifest.get("lookups", {}), joint_model,
-                          duckling, manifest.get("context_intents"))
+                          duckling)
 
 
 def _compile_patterns(config: dict[str, Any] | None, regexes: dict[str, list[str]],

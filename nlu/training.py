@@ -36,7 +36,7 @@ from nlu.components import (
     LukeSpanConfig,
     RegexEntityExtractorParams,
 )
-from nlu.context import DialogueContext, render_context
+from nlu.context import DialogueContext
 from nlu.duckling import DucklingConfig
 from nlu.errors import NLUModelError, NLUTrainingError
 from nlu.types import Example
@@ -189,21 +189,10 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
         "synonyms": data.synonyms,
         "regexes": data.regexes,
         "lookups": data.lookups,
-        # {rendered context: intents the stories show there}, for the context prior
-        "context_intents": context_intents(data.contexts),
         "report": report,
     }
     (out / "pipeline.json").write_text(json.dumps(manifest, indent=1, default=str))
     return report
-
-
-def context_intents(contexts: dict[str, list[DialogueContext]]) -> dict[str, list[str]]:
-    """{render_context(context): the intents that follow it}: the other side of `contexts`."""
-    out: dict[str, set[str]] = {}
-    for intent, found in contexts.items():
-        for context in found:
-            out.setdefault(render_context(context), set()).add(intent)
-    return {text: sorted(intents) for text, intents in sorted(out.items()) if text}
 
 
 def _entity_component(config: LukeSpanConfig | BioTaggerConfig) -> Any:

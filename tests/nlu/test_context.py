@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from nlu.context import DialogueContext, add_topic_switches, mine_contexts, opening_intents, \
     render_context, restated_tasks, task_answers
 
@@ -140,39 +138,3 @@ def test_a_reply_naming_its_task_is_the_task_where_the_task_can_be_asked() -> No
     # "booking" is check_booking's word too: no reply is the task by it
     assert restated_tasks([*examples, ("yes, that booking", "affirm")], answers,
                           contexts).keys() == {"ya just cancel it"}
-
-
-def test_the_context_prior_weighs_down_an_intent_the_stories_never_show_there() -> None:
-    from types import SimpleNamespace
-
-    from nlu.interpreter import NLUInterpreter
-    from nlu.training import context_intents
-    from nlu.types import IntentScore
-
-    class Classifier:
-        uses_context = True
-
-        def predict_batch(self, texts: list[str], contexts: Any = None) -> list[Any]:
-            ranking = [IntentScore("bot_challenge", 0.5), IntentScore("chitchat", 0.4),
-                       IntentScore("stop", 0.1)]
-            return [SimpleNamespace(ranking=ranking, uncertainty={}) for _ in texts]
-
-    in_form = DialogueContext("cancel_form", None, "cancel_form")
-    table = context_intents({"chitchat": [in_form], "stop": [in_form],
-                             "bot_challenge": [DialogueContext("utter_greet")]})
-    assert table == {"cancel form": ["chitchat", "stop"], "greet": ["bot_challenge"]}
-
-    def top(prior: float, context: DialogueContext | None) -> tuple[str, float]:
-        steps = {"intent_params": {"context_prior": prior}}
-        parse = NLUInterpreter(steps, Classifier(), None, {}, {}, {},
-                               context_intents=table).parse_batch(["you're a nice bot"], [context])
-        return parse[0].intent.name, round(parse[0].intent.confidence, 3)
-
-    assert top(0.5, in_form) == ("chitchat", round(0.4 / 0.75, 3))
-    assert top(1.0, in_form) == ("bot_challenge", 0.5)  # 1: off
-    # no context, or one the stories never show: the classifier's own ranking
-    assert top(0.5, None) == ("bot_challenge", 0.5)
-    assert top(0.5, DialogueContext("utter_ask_hotel")) == ("bot_challenge", 0.5)
-    # outside a form the stories do not list every answer: no prior
-    table["greet"] = ["chitchat"]
-    assert top(0.5, DialogueContext("utter_greet")) == ("bot_challenge", 0.5)
