@@ -26,9 +26,9 @@ The shared contract for every NLU component (names kept plain on purpose):
 - `task_answers(conversations)` and `restated_tasks(examples, answers, contexts)`: a reply
   to a confirmation that names its task ("ya just cancel it" after "shall I cancel it?") is an
   affirm there, but said where the task itself can be asked for ("anything else?") it is the
-  task: cancel_booking. Such a reply is trained with its label in the other contexts and,
-  relabelled, in every context its task follows; otherwise the copies all keep the answer's
-  label and the classifier learns to ignore the context for it.
+  task: cancel_booking. Such a reply is trained once in every context: relabelled where its
+  task follows, with its own label in its intent's other contexts. Otherwise its copies all
+  keep the answer's label and the classifier learns to ignore the context for it.
 """
 
 from __future__ import annotations
@@ -196,11 +196,12 @@ def task_answers(conversations: Iterable[list[Mapping[str, Any]]]) -> dict[str, 
 def restated_tasks(examples: Iterable[tuple[str, str]], answers: Mapping[str, Mapping[str, str]],
                    contexts: Mapping[str, list[DialogueContext]]
                    ) -> dict[str, list[tuple[DialogueContext, str]]]:
-    """{text: [(context, task intent), ...]} for the (text, intent) examples that answer a
+    """{text: [(context, intent), ...]} for the (text, intent) examples that answer a
     confirmation (`task_answers`) with a word of their task's name that no other intent's name
     shares, as a word or its stem ("cancel" of cancel_booking, "room" of book_room; not "book",
-    which check_booking's "booking" shares), each paired with every context the task follows
-    (`contexts`). A text naming two tasks, or none, is left out."""
+    which check_booking's "booking" shares): every context the task follows (`contexts`) with
+    the task, and every other context of the example's intent with that intent, so that both
+    readings are trained about as often. A text naming two tasks, or none, is left out."""
     examples = list(examples)
     names = {intent for _, intent in examples}
     own = {task: {w for w in task.split("_")
@@ -213,7 +214,9 @@ def restated_tasks(examples: Iterable[tuple[str, str]], answers: Mapping[str, Ma
         named = {task for by_intent in answers.values() for answer, task in by_intent.items()
                  if answer == intent and any(w in own[task] for w in said)}
         if len(named) == 1 and contexts.get(task := named.pop()):
-            out[text] = [(c, task) for c in contexts[task]]
+            there = set(contexts[task])
+            out[text] = [(c, task) for c in contexts[task]] + \
+                [(c, intent) for c in contexts.get(intent, []) if c not in there]
     return out
 
 

@@ -383,8 +383,8 @@ class JointIntentEntity:
         stories}, DialogueContext or text) is read only with `use_context`: every example
         trains context-free, and a `context_fraction` of them also as a copy paired with one
         of its intent's contexts. `retargets` ({text: [(context, intent), ...]}, nlu/context.py
-        restated_tasks) gives a text another intent in some contexts: it is trained with that
-        intent in each of them and keeps its own in the rest. `threads()`, when given, sets the
+        restated_tasks) gives a text the intent it means in each of those contexts (another
+        intent in some): it is copied into every one of them. `threads()`, when given, sets the
         torch threads at each quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
@@ -767,19 +767,17 @@ def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Seq
                     retargets: Mapping[str, Sequence[tuple[Any, str]]]
                     ) -> list[tuple[Example, str]]:
     """(example, context text) copies: about `fraction` of the examples whose intent follows
-    some context in the stories, each with one of those contexts drawn at random; and for an
-    example with `retargets`, a copy with the other intent in each of its contexts (drawn
-    then only from the contexts left)."""
+    some context in the stories, each with one of those contexts drawn at random; an example
+    with `retargets` is copied instead into each of its contexts with the intent given there."""
     options = {intent: [t for t in (_context_text(c) for c in found) if t]
                for intent, found in contexts.items()}
     out = []
     for example, _ in train:
+        if example.text in retargets:
+            out += [(replace(example, intent=intent), text) for c, intent
+                    in retargets[example.text] if (text := _context_text(c))]
+            continue
         texts = options.get(example.intent or "", [])
-        other = [(_context_text(c), intent) for c, intent in retargets.get(example.text, ())]
-        if other:
-            taken = {c for c, _ in other}
-            texts = [t for t in texts if t not in taken]
-            out += [(replace(example, intent=intent), c) for c, intent in other if c]
         if texts and rng.random() < fraction:
             out.append((example, texts[int(rng.integers(len(texts)))]))
     return out

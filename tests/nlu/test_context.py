@@ -133,8 +133,9 @@ def test_a_reply_naming_its_task_is_the_task_where_the_task_can_be_asked() -> No
     examples = [("ya just cancel it", "affirm"), ("yes", "affirm"),
                 ("no dont cancel it", "deny"), ("cancel my booking", "cancel_booking"),
                 ("check my booking", "check_booking")]
+    confirm = DialogueContext("utter_confirm_cancel")
     assert restated_tasks(examples, answers, contexts) == {
-        "ya just cancel it": [(anything_else, "cancel_booking")]}
+        "ya just cancel it": [(anything_else, "cancel_booking"), (confirm, "affirm")]}
     # "booking" is check_booking's word too: no reply is the task by it
     assert restated_tasks([*examples, ("yes, that booking", "affirm")], answers,
                           contexts).keys() == {"ya just cancel it"}
