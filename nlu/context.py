@@ -23,6 +23,12 @@ The shared contract for every NLU component (names kept plain on purpose):
   with every open context (no active form) that such an intent follows. Without it the stories
   teach "after small talk comes small talk or goodbye", and a booking request said after a
   joke is read as chitchat.
+- `task_answers(conversations)` and `restated_tasks(examples, answers, contexts)`: a reply
+  to a confirmation that names its task ("ya just cancel it" after "shall I cancel it?") is an
+  affirm there, but said where the task itself can be asked for ("anything else?") it is the
+  task: cancel_booking. Such a reply is trained once in every context: relabelled where its
+  task follows, with its own label in its intent's other contexts. Otherwise its copies all
+  keep the answer's label and the classifier learns to ignore the context for it.
 """
 
 from __future__ import annotations
@@ -153,6 +159,71 @@ def add_topic_switches(mined: Mapping[str, list[DialogueContext]],
         have = dict.fromkeys(out.get(intent, []))
         out[intent] = list(have | {c: None for c in open_contexts if c not in have})
     return out
+
+
+def task_answers(conversations: Iterable[list[Mapping[str, Any]]]) -> dict[str, dict[str, str]]:
+    """{confirmation: {answer intent: task intent}} from the stories. A confirmation is the
+    bot's first action after a form completed (the form's own action ends it, not
+    action_deactivate_loop): utter_confirm_cancel. An answer to it that a story follows with
+    an action_ (affirm -> action_cancel_booking) carries out the task: the intent said just
+    before the form was opened (cancel_booking -> cancel_form)."""
+    found: dict[str, dict[str, str]] = {}
+    for steps in conversations:
+        steps = list(steps)
+        task, loop, last, completed, confirmation = None, None, None, False, None
+        for i, step in enumerate(steps):
+            if "action" in step:
+                name = str(step["action"])
+                if name not in _SILENT and not name.startswith(_SILENT_PREFIXES):
+                    if completed and name != last:
+                        confirmation, completed = name, False
+                    last = name
+            elif "active_loop" in step:
+                opened = step["active_loop"] or None
+                if opened and loop is None and i >= 2 and "intent" in steps[i - 2]:
+                    task = str(steps[i - 2]["intent"])  # intent, form action, active_loop
+                completed = opened is None and loop is not None and last == loop
+                loop = opened
+            elif "intent" in step:
+                after = steps[i + 1] if i + 1 < len(steps) else {}
+                action = str(after.get("action", ""))
+                if confirmation and task and last == confirmation and action.startswith("action_"):
+                    found.setdefault(confirmation, {})[str(step["intent"])] = task
+                confirmation = None
+    return found
+
+
+def restated_tasks(examples: Iterable[tuple[str, str]], answers: Mapping[str, Mapping[str, str]],
+                   contexts: Mapping[str, list[DialogueContext]]
+                   ) -> dict[str, list[tuple[DialogueContext, str]]]:
+    """{text: [(context, intent), ...]} for the (text, intent) examples that answer a
+    confirmation (`task_answers`) with a word of their task's name that no other intent's name
+    shares, as a word or its stem ("cancel" of cancel_booking, "room" of book_room; not "book",
+    which check_booking's "booking" shares): every context the task follows (`contexts`) with
+    the task, and every other context of the example's intent with that intent, so that both
+    readings are trained about as often. A text naming two tasks, or none, is left out."""
+    examples = list(examples)
+    names = {intent for _, intent in examples}
+    own = {task: {w for w in task.split("_")
+                  if not any(_same_word(w, v) for other in names - {task}
+                             for v in other.split("_"))}
+           for by_intent in answers.values() for task in by_intent.values()}
+    out: dict[str, list[tuple[DialogueContext, str]]] = {}
+    for text, intent in examples:
+        said = text.lower().replace(",", " ").replace(".", " ").split()
+        named = {task for by_intent in answers.values() for answer, task in by_intent.items()
+                 if answer == intent and any(w in own[task] for w in said)}
+        if len(named) == 1 and contexts.get(task := named.pop()):
+            there = set(contexts[task])
+            out[text] = [(c, task) for c in contexts[task]] + \
+                [(c, intent) for c in contexts.get(intent, []) if c not in there]
+    return out
+
+
+def _same_word(a: str, b: str) -> bool:
+    """"book" and "booking": one starts with the other, which has at least 4 letters."""
+    short, long = sorted((a, b), key=len)
+    return len(short) >= 4 and long.startswith(short)
 
 
 def _slot_items(value: Any) -> list[tuple[str, Any]]:

@@ -27,7 +27,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -376,13 +376,16 @@ class JointIntentEntity:
 
     def train(self, examples: list[Example], progress: bool = True,
               contexts: Mapping[str, Sequence[Any]] | None = None,
-              threads: Callable[[], int] | None = None) -> dict[str, Any]:
+              threads: Callable[[], int] | None = None,
+              retargets: Mapping[str, Sequence[tuple[Any, str]]] | None = None) -> dict[str, Any]:
         """Fine-tune on `examples`; return the learning curve, calibration and pruning figures;
         keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
         stories}, DialogueContext or text) is read only with `use_context`: every example
         trains context-free, and a `context_fraction` of them also as a copy paired with one
-        of its intent's contexts. `threads()`, when given, sets the torch threads at each
-        quarter of an epoch."""
+        of its intent's contexts. `retargets` ({text: [(context, intent), ...]}, nlu/context.py
+        restated_tasks) gives a text the intent it means in each of those contexts (another
+        intent in some): it is copied into every one of them. `threads()`, when given, sets the
+        torch threads at each quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
@@ -403,7 +406,7 @@ class JointIntentEntity:
         train = [pairs[i] for i in train_idx]
         val = [pairs[i] for i in val_idx]
         if cfg.use_context and contexts:
-            train += _context_copies(train, contexts, cfg.context_fraction, rng)
+            train += _context_copies(train, contexts, cfg.context_fraction, rng, retargets or {})
             y_train = np.array([intents.index(e.intent) for e, _ in train])
         else:
             y_train = y[train_idx]
@@ -760,13 +763,20 @@ def _context_text(context: Any) -> str:
 
 
 def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Sequence[Any]],
-                    fraction: float, rng: np.random.Generator) -> list[tuple[Example, str]]:
+                    fraction: float, rng: np.random.Generator,
+                    retargets: Mapping[str, Sequence[tuple[Any, str]]]
+                    ) -> list[tuple[Example, str]]:
     """(example, context text) copies: about `fraction` of the examples whose intent follows
-    some context in the stories, each with one of those contexts drawn at random."""
+    some context in the stories, each with one of those contexts drawn at random; an example
+    with `retargets` is copied instead into each of its contexts with the intent given there."""
     options = {intent: [t for t in (_context_text(c) for c in found) if t]
                for intent, found in contexts.items()}
     out = []
     for example, _ in train:
+        if example.text in retargets:
+            out += [(replace(example, intent=intent), text) for c, intent
+                    in retargets[example.text] if (text := _context_text(c))]
+            continue
         texts = options.get(example.intent or "", [])
         if texts and rng.random() < fraction:
             out.append((example, texts[int(rng.integers(len(texts)))]))

@@ -55,6 +55,10 @@ class TrainingSet:
     # {intent: contexts it follows in the stories} (nlu/context.py mine_contexts), read by an
     # IntentClassifier with use_context
     contexts: dict[str, list[DialogueContext]] = field(default_factory=dict)
+    # {text: [(context, intent), ...]}: examples that mean another intent in some contexts
+    # ("ya just cancel it" after "anything else?"; nlu/context.py restated_tasks), read by
+    # JointIntentEntity with use_context
+    retargets: dict[str, list[tuple[DialogueContext, str]]] = field(default_factory=dict)
     language: str = "en"
 
 
@@ -152,7 +156,8 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
         # {intent: contexts} mined from the stories, once TrainingSet carries them (the
         # dialogue-context work adds the field); read only with use_context
         report["joint"] = joint.train(data.examples, progress=progress,
-                                      contexts=getattr(data, "contexts", None), threads=threads)
+                                      contexts=getattr(data, "contexts", None), threads=threads,
+                                      retargets=data.retargets)
         saving = time.perf_counter()
         joint.save(out / "joint")
         report["joint"]["stage_seconds"]["save"] = round(time.perf_counter() - saving, 2)

@@ -35,7 +35,7 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
         logger.info("train.nlu.skipped reason=no_examples")
         return {}
     try:
-        from nlu.context import add_topic_switches, mine_contexts
+        from nlu.context import add_topic_switches, mine_contexts, restated_tasks, task_answers
         from nlu.training import TrainingSet, train_pipeline
         from nlu.types import Entity, Example
     except ImportError as exc:  # the NLU dependencies are missing
@@ -53,8 +53,11 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
                      for story in [*data.stories, *data.rules]]
     rules = conversations[len(data.stories):]
     contexts = add_topic_switches(mine_contexts(conversations), rules)
+    # a confirmation's reply that names the task ("yes, cancel it") is the task elsewhere
+    retargets = restated_tasks([(e.text, e.intent) for e in examples if e.intent],
+                               task_answers(conversations), contexts)
     training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups),
-                               contexts=contexts,
+                               contexts=contexts, retargets=retargets,
                                language=project.config.language)
     return train_pipeline(training_set, components, out, progress=progress, threads=threads)
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from nlu.context import DialogueContext, add_topic_switches, mine_contexts, opening_intents, \
-    render_context
+    render_context, restated_tasks, task_answers
 
 STORY = [
     {"intent": "greet"},
@@ -99,3 +99,43 @@ def test_a_rule_said_inside_a_form_gets_the_form_asking() -> None:
         DialogueContext("utter_ask_continue", None, "cancel_form")]
     # without a condition a first user step still has no context
     assert "chitchat" not in mine_contexts([RULES[0]])
+
+
+CANCEL = [
+    {"intent": "cancel_booking"},
+    {"action": "cancel_form"},
+    {"active_loop": "cancel_form"},
+    {"slot_was_set": {"requested_slot": "booking_id"}},
+    {"intent": "inform"},
+    {"action": "cancel_form"},
+    {"slot_was_set": {"requested_slot": None}},
+    {"active_loop": None},
+    {"action": "utter_confirm_cancel"},
+    {"intent": "affirm"},
+    {"action": "action_cancel_booking"},
+    {"action": "utter_anything_else"},
+]
+
+
+def test_task_answers_are_replies_to_a_completed_form_that_carry_out_its_task() -> None:
+    declined = [*CANCEL[:9], {"intent": "deny"}, {"action": "utter_cancel_aborted"}]
+    assert task_answers([CANCEL, declined]) == {"utter_confirm_cancel": {"affirm": "cancel_booking"}}
+    # a stopped form (action_deactivate_loop) asks nothing to confirm; an intent after the
+    # form's re-activation is no task
+    assert task_answers([STORY]) == {}
+
+
+def test_a_reply_naming_its_task_is_the_task_where_the_task_can_be_asked() -> None:
+    answers = task_answers([CANCEL])
+    anything_else = DialogueContext("utter_anything_else")
+    contexts = {"cancel_booking": [anything_else], "check_booking": [anything_else],
+                "affirm": [DialogueContext("utter_confirm_cancel"), anything_else]}
+    examples = [("ya just cancel it", "affirm"), ("yes", "affirm"),
+                ("no dont cancel it", "deny"), ("cancel my booking", "cancel_booking"),
+                ("check my booking", "check_booking")]
+    confirm = DialogueContext("utter_confirm_cancel")
+    assert restated_tasks(examples, answers, contexts) == {
+        "ya just cancel it": [(anything_else, "cancel_booking"), (confirm, "affirm")]}
+    # "booking" is check_booking's word too: no reply is the task by it
+    assert restated_tasks([*examples, ("yes, that booking", "affirm")], answers,
+                          contexts).keys() == {"ya just cancel it"}

@@ -511,3 +511,18 @@ def test_length_batches_cover_every_input_once_pad_less_and_follow_the_seed() ->
     shuffled = [order[k:k + 16] for k in range(0, 500, 16)]
     real = sum(len(i.input_ids) + len(i.spans) for i in inputs)
     assert padded(batches) - real < 0.5 * (padded(shuffled) - real)
+
+
+def test_a_retargeted_example_is_copied_into_each_of_its_contexts_with_the_intent_there() -> None:
+    import numpy as np
+
+    from nlu.joint import _context_copies
+
+    train = [(Example("ya just cancel it", "affirm"), ""), (Example("yes", "affirm"), "")]
+    contexts = {"affirm": ["confirm cancel", "anything else"]}
+    retargets = {"ya just cancel it": [("anything else", "cancel_booking"),
+                                       ("confirm cancel", "affirm")]}
+    copies = _context_copies(train, contexts, 1.0, np.random.default_rng(0), retargets)
+    mine = [(e.intent, c) for e, c in copies if e.text == "ya just cancel it"]
+    assert sorted(mine) == [("affirm", "confirm cancel"), ("cancel_booking", "anything else")]
+    assert [e.intent for e, c in copies if e.text == "yes"] == ["affirm"]
