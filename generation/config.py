@@ -167,9 +167,11 @@ class SamplingConfig:
     pair_relevance_weight: float = 1.0  # a pair's score: that likeness + this x its reply's
     # likeness to the guest's message (on the dev set 1.0 chose better replies than 0: a
     # near message's reply may answer something else, "are you happy" -> "i'm so happy")
-    pair_min_score: float = 0.92  # the best pair scoring at least this: its reply is said as
+    pair_min_score: float = 1.0  # the best pair scoring at least this: its reply is said as
     # it is, nothing sampled. None that high: the GPT-2 samples (without one the turn
     # declines and the canned response follows). Chosen on the dev set (README)
+    pair_reciprocal: bool = True  # a pair only when the guest's message is at least as near
+    # to its message as any other pair's message is (reciprocal nearest neighbours, pairs.py)
     min_score: float | None = None  # a kept candidate scoring less is dropped ("low score"),
     # and with none left the turn falls back to the canned response: a polite refusal beats
     # an odd reply. None: no floor

@@ -34,7 +34,7 @@ from generation.config import SamplingConfig, from_mapping, to_dict
 from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
 from generation.exemplars import ExemplarIndex, encode
-from generation.pairs import PAIRS_STEM, pair_problems
+from generation.pairs import PAIRS_STEM, nearest_other, pair_problems
 from generation.rerank import Candidate, quality_problems, rank
 from generation.safety import SafetyFilter
 
@@ -119,6 +119,7 @@ class Generator:
         self._hints = False  # the model was trained with exemplars in its prompts
         self._persona: Any = None  # (P, D) the concierge-voice replies' embeddings
         self._pairs: ExemplarIndex | None = None  # the written pairs' messages (pairs.py)
+        self._pair_nearest: Any = None  # (n,) cosine of each pair message's nearest other one
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -137,6 +138,8 @@ class Generator:
                 self._sampling = from_mapping(SamplingConfig, manifest.get("sampling") or {},
                                               str(self.model_dir / MANIFEST))
             self._pairs = ExemplarIndex.load(self.model_dir, PAIRS_STEM)
+            if self._pairs is not None and self._sampling.pair_reciprocal:
+                self._pair_nearest = nearest_other(self._pairs)
             if manifest.get("model") is None:  # language_model: false
                 if self._pairs is None:
                     raise ModelLoadError(f"{self.model_dir} has neither a language model nor "
@@ -262,14 +265,17 @@ class Generator:
         """The replies of the `pairs` written pairs whose message is nearest to `user_text`,
         each one the filters let through for this message and scoring at least
         `pair_min_score` (that message's likeness plus `pair_relevance_weight` times the
-        reply's own likeness to `user_text`), best first."""
+        reply's own likeness to `user_text`), best first. With `pair_reciprocal`, only pairs
+        whose message has no other pair's message nearer to it than `user_text` is."""
         self.load()
         config = self.sampling
         if self._pairs is None or not user_text.strip():
             return []
         query = encode(self._encoder, [user_text])  # (1, D)
-        found = [(self._pairs.replies[row], float(cosine))
-                 for row, cosine in self._pairs.search(query, config.pairs)[0]]
+        rows = self._pairs.search(query, config.pairs)[0]
+        if self._pair_nearest is not None:  # pair_reciprocal: no other message is nearer
+            rows = [(row, c) for row, c in rows if c >= self._pair_nearest[row] - 1e-5]
+        found = [(self._pairs.replies[row], float(cosine)) for row, cosine in rows]
         found = [(r, c) for r, c in found if not pair_problems(r, user_text, self.safety)]
         if not found:
             return []

@@ -18,6 +18,11 @@ hotel fact or name, a made-up persona, an unsafe word) or that promises a servic
 out, so a written reply never states what the knowledge base should answer. The concierge
 filter's other checks (life story, prying, tone) are for students' replies, not these: "what
 do you call a fake noodle? an impasta!" is a joke, not a prying question.
+
+With `pair_reciprocal` (SamplingConfig) a pair is said only when the guest's message is at
+least as near to its message as the nearest message of any other pair (reciprocal nearest
+neighbours): a message that only half matches, nearer to another written message than to the
+guest's, answers something else.
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import yaml
 
 from generation.concierge import concierge_problems
@@ -113,3 +119,16 @@ def save_pairs(pairs: Sequence[tuple[str, str]], out: Path, encoder: Any = None)
     index = pairs_index(encoder, pairs)
     index.save(out, PAIRS_STEM)
     return len(index)
+
+
+def nearest_other(index: ExemplarIndex) -> np.ndarray:
+    """(n,) each pair message's cosine to the nearest message of another pair (another text;
+    -1 where there is none)."""
+    vectors = np.asarray(index.vectors, dtype=np.float32)  # (n, D) unit rows
+    if not len(vectors):
+        return np.zeros(0, dtype=np.float32)
+    texts = index.contexts if len(index.contexts) == len(vectors) else range(len(vectors))
+    _, codes = np.unique(np.asarray([str(t) for t in texts]), return_inverse=True)
+    likeness = vectors @ vectors.T  # (n, n)
+    likeness[codes[:, None] == codes[None, :]] = -1.0  # itself, and its own text elsewhere
+    return likeness.max(axis=1)

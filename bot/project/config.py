@@ -119,12 +119,13 @@ class GenerationConfig:
     models/generation. `model` names a pretrained causal LM (used as it is); without it a GPT-2
     is trained from scratch for `budget_s` seconds. `train` and `sampling` hold the options of
     generation's ModelConfig/TrainingConfig and SamplingConfig as written; their names and
-    values are checked when training. `pairs` is a file of small talk written in the
-    concierge's voice (generation/pairs.py), relative to the project folder."""
+    values are checked when training. `pairs` names the files of small talk written in the
+    concierge's voice (generation/pairs.py), relative to the project folder: one path or a
+    list of them, read in that order."""
 
     model: str | None = None
     budget_s: float | None = None  # None: generation's TrainingConfig default
-    pairs: str | None = None  # e.g. data/smalltalk/concierge_pairs.yml
+    pairs: tuple[str, ...] | None = None  # e.g. (data/smalltalk/concierge_pairs.yml,)
     train: Mapping[str, Any] = field(default_factory=dict)
     sampling: Mapping[str, Any] = field(default_factory=dict)
     at: str = "config.yml"
@@ -249,7 +250,12 @@ def _generation(path: Path, data: Any) -> GenerationConfig | None:
     if budget is not None and budget <= 0:
         raise ConfigError(f"{where(path, section, 'budget_s')}: generation.budget_s must be "
                           f"> 0, got {budget}.")
-    pairs = _typed(path, section, "pairs", (str,), "a file path", prefix="generation")
+    pairs = _typed(path, section, "pairs", (str, list), "a file path or a list of them",
+                   prefix="generation")
+    if isinstance(pairs, list) and (not pairs or not all(isinstance(p, str) for p in pairs)):
+        raise ConfigError(f"{where(path, section, 'pairs')}: generation.pairs must be a file "
+                          f"path or a non-empty list of them, got {pairs!r}.")
+    pairs = (pairs,) if isinstance(pairs, str) else tuple(pairs) if pairs else None
     options = {}
     for key in ("train", "sampling"):
         value = section.get(key)

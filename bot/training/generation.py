@@ -62,20 +62,22 @@ def assistant_texts(project: Project) -> tuple[list[list[str]], list[str]]:
 
 
 def written_pairs(project: Project, settings: GenerationConfig) -> list[tuple[str, str]]:
-    """config.yml generation.pairs read (generation/pairs.py); [] without one. A missing or
-    malformed file is a ConfigError naming it."""
+    """config.yml generation.pairs read (generation/pairs.py), file after file; [] without
+    one. A missing or malformed file is a ConfigError naming it."""
     from generation.errors import CorpusError
     from generation.pairs import read_pairs
 
-    if settings.pairs is None:
-        return []
-    path = project.paths.root / settings.pairs
-    if not path.is_file():
-        raise ConfigError(f"{settings.at}: generation.pairs names {path}, which is not a file.")
-    try:
-        return read_pairs(path)
-    except CorpusError as exc:
-        raise ConfigError(str(exc)) from exc
+    pairs: list[tuple[str, str]] = []
+    for name in settings.pairs or ():
+        path = project.paths.root / name
+        if not path.is_file():
+            raise ConfigError(f"{settings.at}: generation.pairs names {path}, which is not a "
+                              "file.")
+        try:
+            pairs += read_pairs(path)
+        except CorpusError as exc:
+            raise ConfigError(str(exc)) from exc
+    return pairs
 
 
 def refresh_generation(settings: GenerationConfig, out: Path) -> None:

@@ -100,6 +100,9 @@ def test_a_pretrained_model_is_named_not_trained(project: Path) -> None:
     ("generation: {budjet_s: 3}", "Did you mean 'budget_s'"),
     ("generation: {budget_s: -1}", "budget_s must be > 0"),
     ("generation: {sampling: 3}", "generation.sampling must be a mapping"),
+    ("generation: {pairs: 3}", "generation.pairs must be a file path or a list"),
+    ("generation: {pairs: []}", "generation.pairs must be a file path or a non-empty list"),
+    ("generation: {pairs: [a.yml, 3]}", "generation.pairs must be a file path or a non-empty"),
 ])
 def test_section_errors_name_the_key(tmp_path: Path, section: str, message: str) -> None:
     path = tmp_path / "config.yml"
@@ -143,3 +146,24 @@ def test_written_pairs_alone_are_indexed_in_seconds_and_fingerprinted(project: P
     pairs.unlink()
     missing = invoke("train", "generation", "--project", str(project))
     assert missing.exit_code != 0 and "generation.pairs names" in missing.output
+
+
+def test_written_pairs_of_several_files_are_indexed_together(project: Path) -> None:
+    folder = project / "data" / "smalltalk"
+    folder.mkdir()
+    (folder / "a.yml").write_text("pairs:\n  - message: do you like rainy days\n"
+                                  "    reply: I do, rain is very calming.\n")
+    (folder / "b.yml").write_text("pairs:\n  - message: what a sunny day\n"
+                                  "    reply: Sunshine suits everyone.\n"
+                                  "  - message: i got a new job\n"
+                                  "    reply: Congratulations, that's big news!\n")
+    (project / "config.yml").write_text(CONFIG.replace(
+        "generation:\n",
+        "generation:\n  pairs: [data/smalltalk/a.yml, data/smalltalk/b.yml]\n").replace(
+        "  train: {", "  train: {language_model: false, "))
+    result = invoke("train", "generation", "--project", str(project))
+    assert result.exit_code == 0, result.output
+    assert "Generation: 3 written small-talk pairs indexed" in result.output
+    index = json.loads((project / "models" / "generation" / "pairs.json").read_text())
+    assert index["replies"][0] == "I do, rain is very calming."
+    assert len(index["replies"]) == 3

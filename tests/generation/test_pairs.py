@@ -15,7 +15,8 @@ from generation import (Generator, ModelConfig, SamplingConfig, TrainingConfig, 
 from generation.errors import CorpusError, GenerationConfigError, ModelLoadError
 from generation.exemplars import ExemplarIndex
 from generation.generator import write_manifest
-from generation.pairs import PAIRS_STEM, fit_pairs, pairs_index, read_pairs, without_offer
+from generation.pairs import (PAIRS_STEM, fit_pairs, nearest_other, pairs_index, read_pairs,
+                              without_offer)
 from tests.fakes import FakeEmbedder, liking_conversations, write_tiny_gpt2
 
 WRITTEN = [("do you like rainy days", "I do, the sound of rain is so calming."),
@@ -83,13 +84,35 @@ def test_the_similarity_floor_and_the_reply_relevance_choose(tmp_path: Path) -> 
     assert generator.reply("do you like tea").text == "A warm cup of tea fixes most things."
     assert generator.reply("do you like tea a lot").text is None  # not near enough
     loose = Generator(tmp_path / "gen", encoder=FakeEmbedder(),
-                      sampling=SamplingConfig(pair_min_score=-2.0, pair_relevance_weight=1.0))
+                      sampling=SamplingConfig(pair_min_score=-2.0, pair_relevance_weight=1.0,
+                                              pair_reciprocal=False))
     ranked = loose.written("tea")
     assert len(ranked) == 3 and ranked[0].text == "A warm cup of tea fixes most things."
     assert [c.score for c in ranked] == sorted((c.score for c in ranked), reverse=True)
     assert all(c.score == pytest.approx(c.context_similarity + c.relevance) for c in ranked)
     # no message says "autumn colours", a reply does: its relevance puts it first
     assert loose.written("autumn colours")[0].text == "Autumn, for the colours and the crisp air."
+
+
+def test_reciprocal_pairs_leave_out_a_message_nearer_to_another_pair(tmp_path: Path) -> None:
+    # "tea" alone is nearer to "do you like tea" than to anything else of the index, but
+    # "do you like" is nearer to "do you like rainy days"'s and "do you like tea"'s messages
+    # than to each other's: neither is said to it, without the option both may be
+    generator = _pairs_only(tmp_path, pair_min_score=-2.0, pair_relevance_weight=0.0)
+    assert generator.load().sampling.pair_reciprocal  # the default
+    index = ExemplarIndex.load(tmp_path / "gen", PAIRS_STEM)
+    assert index is not None
+    nearest = nearest_other(index)
+    assert nearest.shape == (3,) and all(-1.0 <= n < 0.999 for n in nearest)
+    exact = generator.written("do you like tea")
+    assert exact[0].text == "A warm cup of tea fixes most things."
+    assert all(c.context_similarity >= nearest[index.replies.index(c.text)] - 1e-5
+               for c in generator.written("do you like"))
+    every = Generator(tmp_path / "gen", encoder=FakeEmbedder(),
+                      sampling=SamplingConfig(pair_min_score=-2.0, pair_relevance_weight=0.0,
+                                              pair_reciprocal=False))
+    assert len(every.written("do you like")) == 3
+    assert len(generator.written("do you like")) < 3
 
 
 def test_pairs_only_needs_pairs(tmp_path: Path) -> None:
@@ -143,8 +166,11 @@ def test_config_yml_names_the_pairs_file(tmp_path: Path) -> None:
     path.write_text("language: en\ngeneration:\n  pairs: data/smalltalk/pairs.yml\n  train:\n"
                     "    language_model: false\n", encoding="utf-8")
     settings = load_config(path).generation
-    assert settings is not None and settings.pairs == "data/smalltalk/pairs.yml"
+    assert settings is not None and settings.pairs == ("data/smalltalk/pairs.yml",)
     assert settings.train == {"language_model": False}
-    path.write_text("language: en\ngeneration:\n  pairs: [a, b]\n", encoding="utf-8")
+    path.write_text("language: en\ngeneration:\n  pairs: [a.yml, b.yml]\n", encoding="utf-8")
+    settings = load_config(path).generation
+    assert settings is not None and settings.pairs == ("a.yml", "b.yml")
+    path.write_text("language: en\ngeneration:\n  pairs: {a: b}\n", encoding="utf-8")
     with pytest.raises(ConfigError, match="generation.pairs must be a file path"):
         load_config(path)
