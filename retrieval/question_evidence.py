@@ -124,7 +124,6 @@ class QuestionEvidence:
             if len(w) >= PREFIX_CHARS:
                 self._by_prefix.setdefault(w[:PREFIX_CHARS], set()).add(w)
         self.doc_place, self.place_words = _places(table)
-        self._last: tuple[str | None, tuple[tuple[frozenset[str], float], ...]] = (None, ())
 
     def matches(self, word: str) -> frozenset[str]:
         """The KB stems `word` stands for: its own stem, or words one edit or a shared
@@ -153,7 +152,9 @@ class QuestionEvidence:
         sentence = self.table.sentences[sentence_id]
         in_sentence, in_doc = self.sentence_words[sentence_id], self.doc_words[sentence.doc_id]
         total = cover_sent = cover_doc = cover_kb = 0.0
-        for found, weight in self.weighted_words(question):
+        for word in content_words(question):
+            found = self.matches(word)
+            weight = max((self.idf[w] for w in found), default=self.max_idf)
             total += weight
             cover_kb += weight if found else 0.0
             cover_doc += weight if found & in_doc else 0.0
@@ -161,19 +162,6 @@ class QuestionEvidence:
         if not total:
             return 1.0, 1.0, 1.0
         return cover_sent / total, cover_doc / total, cover_kb / total
-
-    def weighted_words(self, question: str) -> tuple[tuple[frozenset[str], float], ...]:
-        """Per content word of `question`: the KB stems it matches and its IDF weight (the
-        last question's, kept: the selection asks for every candidate of one question)."""
-        last = self._last  # one read: another thread may replace it meanwhile
-        if last[0] != question:
-            words = []
-            for word in content_words(question):
-                found = self.matches(word)
-                words.append((found, max((self.idf[w] for w in found), default=self.max_idf)))
-            last = (question, tuple(words))
-            self._last = last
-        return last[1]
 
     def named_places(self, question: str) -> tuple[set[str], set[str]]:
         """(cities, hotel documents) the question names, typo-tolerantly."""
