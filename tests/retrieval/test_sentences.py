@@ -188,7 +188,7 @@ def test_selection_fit_ranks_the_gold_candidate_first() -> None:
     groups = []
     for _ in range(30):  # the gold sentence has the higher cosine, BM25 is noise
         rows = [{"cosine": rng.uniform(0.2, 0.5), "bm25_rel": rng.random(), "bm25": 0.0,
-                 "passage_rr": 0.0, "type_miss": 0.0, "cover_sent": 1.0} for _ in range(5)]
+                 "passage_rr": 0.0, "type_miss": 0.0} for _ in range(5)]
         rows[0]["cosine"] = 0.6
         groups.append((rows, [1, 0, 0, 0, 0]))
     model = fit_selection(groups)
