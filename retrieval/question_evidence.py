@@ -142,13 +142,6 @@ class QuestionEvidence:
 
     def features(self, question: str, sentence_id: int) -> dict[str, float]:
         """EVIDENCE_FEATURES of `sentence_id` as the answer to `question`."""
-        cover_sent, cover_doc, cover_kb = self.cover(question, sentence_id)
-        return {"cover_sent": cover_sent, "cover_doc": cover_doc, "cover_kb": cover_kb,
-                "place_clash": self.place_clash(question,
-                                                self.table.sentences[sentence_id].doc_id)}
-
-    def cover(self, question: str, sentence_id: int) -> tuple[float, float, float]:
-        """(cover_sent, cover_doc, cover_kb) of `sentence_id` for `question`."""
         sentence = self.table.sentences[sentence_id]
         in_sentence, in_doc = self.sentence_words[sentence_id], self.doc_words[sentence.doc_id]
         total = cover_sent = cover_doc = cover_kb = 0.0
@@ -159,9 +152,10 @@ class QuestionEvidence:
             cover_kb += weight if found else 0.0
             cover_doc += weight if found & in_doc else 0.0
             cover_sent += weight if found & in_sentence else 0.0
-        if not total:
-            return 1.0, 1.0, 1.0
-        return cover_sent / total, cover_doc / total, cover_kb / total
+        share = (lambda x: x / total) if total else (lambda x: 1.0)
+        return {"cover_sent": share(cover_sent), "cover_doc": share(cover_doc),
+                "cover_kb": share(cover_kb),
+                "place_clash": self.place_clash(question, sentence.doc_id)}
 
     def named_places(self, question: str) -> tuple[set[str], set[str]]:
         """(cities, hotel documents) the question names, typo-tolerantly."""

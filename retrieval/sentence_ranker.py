@@ -5,15 +5,13 @@ sentences of the whole knowledge base by the fine-tuned sentence encoder (and by
 encoder, BM25 and the answer kind read the question with its typos corrected to the KB's own
 words (retrieval.spelling: "breakfaast" -> "breakfast"). Each candidate gets
 FEATURES: the encoder cosine, BM25 over sentences (relative to the best, and raw), the
-reciprocal rank of the best retrieved passage that holds it, `type_miss`: the question
+reciprocal rank of the best retrieved passage that holds it, and `type_miss`: the question
 asks for a kind of answer (a price, a time, a duration, a number) that the sentence does not
-hold (retrieval.answer_types), and `cover_sent`: the IDF-weighted share of the question's
-content words the sentence (with its title) covers (retrieval.question_evidence). The
-selection model is a conditional logit: a linear score per candidate, softmax over the
-question's candidates, fitted on held-out questions by maximising the probability of the gold
-sentence (a ranking loss: pooled per-candidate logistic regression learnt to separate
-questions, not sentences); the best candidate is the answer sentence and its softmax share is
-`prob`.
+hold (retrieval.answer_types). The selection model is a conditional logit: a linear score
+per candidate, softmax over the question's candidates, fitted on held-out questions by
+maximising the probability of the gold sentence (a ranking loss: pooled per-candidate
+logistic regression learnt to separate questions, not sentences); the best candidate is the
+answer sentence and its softmax share is `prob`.
 
 The answer's CONFIDENCE is a second logistic regression (`Calibration`) over the evidence of
 the whole answer (CONFIDENCE_FEATURES: the selection probability of the best candidate and its
@@ -43,7 +41,7 @@ from retrieval.sentences import SentenceTable
 from retrieval.spelling import TypoCorrector, known_words
 from retrieval.types import Embedder, Passage, SearchHit
 
-FEATURES = ("cosine", "bm25_rel", "bm25", "passage_rr", "type_miss", "cover_sent")
+FEATURES = ("cosine", "bm25_rel", "bm25", "passage_rr", "type_miss")
 RERANK_FEATURES = ("select_logp", "reader_gap")
 # rerank_lead is not among them: nearly a function of rerank_p (three candidates), it took
 # weight from it; without it held-out kb_test answered-and-right went 0.536 -> 0.617 at the
@@ -104,12 +102,8 @@ class Logistic:
 # Untrained defaults: encoder cosine dominates, BM25 and the passage rank break ties; a
 # sentence without an answer of the asked kind loses as much as 0.1 of cosine (chosen on
 # the guest-voice dev set and qa.json's held-out split: top-1 sentence 0.706 -> 0.735 and
-# 0.560 -> 0.575; -1: 0.721, 0.575; -3: 0.735, 0.571). The question's words the sentence
-# covers weigh 2 (session 9, best sentence holds the answer, 0 -> 2: kb_dev 0.735 -> 0.750,
-# the blind dev set kb_dev5 0.754 -> 0.769, guest_questions.json 0.777 -> 0.791; 1: 0.750,
-# 0.754, 0.791; 4: 0.735, 0.769, 0.800; a place clash, weighted -0.5 to -4, moved none of
-# them; weights fitted on any one of the three did worse on the other two).
-DEFAULT_SELECTION = Logistic(FEATURES, (20.0, 1.0, 0.0, 1.0, -2.0, 2.0), 0.0)
+# 0.560 -> 0.575; -1: 0.721, 0.575; -3: 0.735, 0.571).
+DEFAULT_SELECTION = Logistic(FEATURES, (20.0, 1.0, 0.0, 1.0, -2.0), 0.0)
 DEFAULT_RERANK = Logistic(RERANK_FEATURES, (1.0, 0.0), 0.0)  # keeps the selection's order
 DEFAULT_CONFIDENCE = Logistic(CONFIDENCE_FEATURES, (2.0, 2.0, 4.0, 0.0, 0.2, -1.0, 0.0, 1.0,
                                                     1.0, 0.0, 0.0, -0.5), -5.0)
@@ -183,7 +177,6 @@ class SentenceRanker:
     def candidates(self, questions: Sequence[str], hits: Sequence[Sequence[SearchHit]],
                    selection: Logistic) -> list[list[Candidate]]:
         """Per question its candidates, best selection probability first."""
-        asked = list(questions)
         questions = [self.spelling.correct(q) for q in questions]
         q = self.encoder.encode(questions, query=True)  # (n, dim)
         cos = q @ self.vectors.T  # (n, sentences)
@@ -205,8 +198,7 @@ class SentenceRanker:
                 feats.append((sid, {"cosine": c, "bm25_rel": bm.get(sid, 0.0) / top_bm,
                                     "bm25": bm.get(sid, 0.0) / 10.0,
                                     "passage_rr": rr.get(sid, 0.0),
-                                    "type_miss": 1.0 - fits(expected, self.kinds[sid]),
-                                    "cover_sent": self.evidence.cover(asked[i], sid)[0]}))
+                                    "type_miss": 1.0 - fits(expected, self.kinds[sid])}))
             shares = softmax_scores([selection.logit(f) for _, f in feats])
             rows = [Candidate(sid, f, p, self.table.sentences[sid].doc_id)
                     for (sid, f), p in zip(feats, shares)]

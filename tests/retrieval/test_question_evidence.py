@@ -81,11 +81,3 @@ def test_place_clash_names_another_city_or_hotel(evidence: QuestionEvidence) -> 
     assert evidence.features("pet fee in rome?", fee)["place_clash"] == 0.0
     assert evidence.named_places("aurora or starlight rome?") == (
         {"lisbon", "rome"}, {"hotels/aurora_riverside.md"})
-
-
-def test_cover_is_the_features_cover(evidence: QuestionEvidence) -> None:
-    pool = sentence(evidence, "rooftop pool")
-    question = "how deep is the rooftop pool in rome"
-    features = evidence.features(question, pool)
-    assert evidence.cover(question, pool) == (features["cover_sent"], features["cover_doc"],
-                                              features["cover_kb"])
