@@ -1,8 +1,9 @@
-"""The highlighted span: the answer kind the question asks for, a price with its unit."""
+"""The highlighted span: the answer kind the question asks for, a price with its unit, a long
+span cut to its typed answer, a number with the word that bounds it."""
 
 from retrieval.answer_types import typed_answers
 from retrieval.reader import Span
-from retrieval.span_choice import choose_span, with_unit
+from retrieval.span_choice import choose_span, with_bound, with_unit
 
 SENTENCE = "The garage is 350 metres away and costs 32 EUR per 24 hours."
 
@@ -49,3 +50,27 @@ def test_a_price_grows_over_its_unit_and_nothing_else_does():
 def test_free_counts_as_a_price():
     kinds = {kind for kind, _, _ in typed_answers("Parking is free for hotel guests.")}
     assert "price" in kinds
+
+
+def test_a_long_span_of_the_asked_kind_is_cut_to_its_typed_answer():
+    sentence = ("Keeping the room until 14:00 costs 30 EUR, and leaving at any time up to 18:00 "
+                "costs more.")
+    long = span("30 EUR, and leaving at any time up to 18:00", 9.0, sentence)
+    assert chosen("whats the fee for a late check-out", [long], sentence) == "30 EUR"
+    short = span("costs 30 EUR", 9.0, sentence)  # short enough: kept as the reader marks it
+    assert chosen("whats the fee for a late check-out", [short], sentence) == "costs 30 EUR"
+    # a question that asks for no kind keeps the long span
+    assert chosen("tell me about late check-out", [long], sentence) == long.text
+
+
+def test_a_number_keeps_the_word_that_bounds_it():
+    sentence = "The hall seats up to 250 people, and bags must be collected by 22:00."
+    assert chosen("how many people fit", [span("250 people", 5.0, sentence)],
+                  sentence) == "up to 250 people"
+    assert chosen("when must i collect my bags", [span("22:00", 5.0, sentence)],
+                  sentence) == "by 22:00"
+    hall = sentence.index("The hall")
+    assert with_bound(sentence, hall, hall + 8) == (hall, hall + 8)  # no number: unchanged
+    free = "Entry is free from Monday."
+    at = free.index("Monday")
+    assert with_bound(free, at, at + 6) == (at, at + 6)  # "from" bounds no number here
