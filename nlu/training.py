@@ -153,10 +153,10 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
 
         joint = JointIntentEntity(steps.joint)
         logger.info("nlu.train.joint examples=%d intents=%d", len(data.examples), len(intents))
-        # {intent: contexts} mined from the stories, once TrainingSet carries them (the
-        # dialogue-context work adds the field); read only with use_context
+        # {intent: contexts} mined from the stories and the retargeted replies; read only
+        # with use_context
         report["joint"] = joint.train(data.examples, progress=progress,
-                                      contexts=getattr(data, "contexts", None), threads=threads,
+                                      contexts=data.contexts, threads=threads,
                                       retargets=data.retargets)
         saving = time.perf_counter()
         joint.save(out / "joint")
