@@ -1,0 +1,61 @@
+"""The demo's small talk written in a concierge's voice (data/smalltalk/*.yml): every file
+reads, no message is written twice or close to a message the generator is measured on, and
+config.yml's commented pairs-only arm names every file."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from pathlib import Path
+
+import yaml
+
+from generation.pairs import read_pairs
+from tests.benchmark_scripts import load_benchmark
+
+REPO = Path(__file__).resolve().parents[2]
+FILES = sorted((REPO / "data" / "smalltalk").glob("*.yml"))
+NEAR = 0.5  # Jaccard of word tokens at which a pair's message copies a measured one
+
+
+def _tokens(text: str) -> frozenset[str]:
+    return frozenset(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def _jaccard(a: frozenset[str], b: frozenset[str]) -> float:
+    return len(a & b) / len(a | b) if a | b else 1.0
+
+
+def _messages() -> list[tuple[str, str]]:
+    return [(path.name, m) for path in FILES for m, _ in read_pairs(path)]
+
+
+def test_every_file_reads_and_no_message_is_written_twice() -> None:
+    assert len(FILES) >= 5
+    seen: dict[str, str] = {}
+    for name, message in _messages():
+        key = " ".join(message.lower().split())
+        assert key not in seen, f"{message!r} of {name} is also in {seen.get(key)}"
+        seen[key] = name
+
+
+def test_no_message_is_near_a_measured_small_talk_message() -> None:
+    samples = load_benchmark("generation_samples")
+    measured = [_tokens(m) for m in (*samples.MESSAGES, *samples.FRESH, *samples.BLIND,
+                                     *samples.DEV)]
+    near = [(name, m) for name, m in _messages()
+            if any(_jaccard(_tokens(m), other) >= NEAR for other in measured)]
+    assert near == []
+
+
+def test_the_commented_pairs_only_arm_names_every_file() -> None:
+    lines = (REPO / "config.yml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("#   generation:")
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#   "):
+            break
+        block.append(line[1:])
+    section = yaml.safe_load(textwrap.dedent("\n".join(block)))["generation"]
+    assert section["train"] == {"language_model": False}
+    assert sorted(section["pairs"]) == [f"data/smalltalk/{p.name}" for p in FILES]
