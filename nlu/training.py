@@ -55,9 +55,10 @@ class TrainingSet:
     # {intent: contexts it follows in the stories} (nlu/context.py mine_contexts), read by an
     # IntentClassifier with use_context
     contexts: dict[str, list[DialogueContext]] = field(default_factory=dict)
-    # {text: [(context, intent), ...]}: examples that mean another intent in some contexts
-    # ("ya just cancel it" after "anything else?"; nlu/context.py restated_tasks), read by
-    # JointIntentEntity with use_context
+    # {text: [(context, intent), ...]}: examples trained in these contexts instead of a random
+    # one: replies that mean another intent in some ("ya just cancel it" after "anything
+    # else?"; nlu/context.py restated_tasks) and answers that name what a form asks for
+    # (answer_contexts); read by JointIntentEntity with use_context
     retargets: dict[str, list[tuple[DialogueContext, str]]] = field(default_factory=dict)
     language: str = "en"
 
