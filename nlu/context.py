@@ -30,10 +30,10 @@ The shared contract for every NLU component (names kept plain on purpose):
   task follows, with its own label in its intent's other contexts. Otherwise its copies all
   keep the answer's label and the classifier learns to ignore the context for it.
 - `answer_contexts(examples, contexts, slot_entities)`: an example whose entities fill the
-  slot a form asks for ("[Starlight Rome](hotel) sounds good") is trained in the contexts
-  that ask for that slot, not in one drawn at random from its intent's contexts (a hotel
-  named while the form asks for the check-in date is rare; one named when it asks for the
-  hotel is the common answer the classifier must learn to read as an answer).
+  slot a form asks for ("[Starlight Rome](hotel) sounds good") is also trained in the
+  contexts that ask for that slot, beside the one drawn at random from its intent's contexts
+  (a hotel named when the form asks for the hotel is the common answer; drawn at random,
+  about 1 in 16 of the copies of such examples landed there).
 """
 
 from __future__ import annotations
@@ -228,19 +228,19 @@ def restated_tasks(examples: Iterable[tuple[str, str]], answers: Mapping[str, Ma
 def answer_contexts(examples: Iterable[tuple[str, str, Iterable[tuple[str, str | None]]]],
                     contexts: Mapping[str, list[DialogueContext]],
                     mappings: Mapping[str, Iterable[Mapping[str, Any]]]
-                    ) -> dict[str, list[tuple[DialogueContext, str]]]:
-    """{text: [(context, intent), ...]} for the (text, intent, [(entity, role), ...]) examples
+                    ) -> dict[str, list[DialogueContext]]:
+    """{text: [context, ...]} for the (text, intent, [(entity, role), ...]) examples
     with an entity that fills the requested slot of some context of their intent: every such
     context. `mappings`: {slot: its mappings in Rasa's domain shape}; a `from_entity` one
     fills with its entity (and its role, when it names one) unless its `intent` /
     `not_intent` keep the example's intent out. Other examples are left out."""
-    out: dict[str, list[tuple[DialogueContext, str]]] = {}
+    out: dict[str, list[DialogueContext]] = {}
     for text, intent, entities in examples:
         said = set(entities)
         fitting = [c for c in contexts.get(intent, []) if c.requested_slot
                    and any(_fills(m, said, intent) for m in mappings.get(c.requested_slot, ()))]
         if fitting:
-            out[text] = [(c, intent) for c in fitting]
+            out[text] = fitting
     return out
 
 

@@ -377,15 +377,17 @@ class JointIntentEntity:
     def train(self, examples: list[Example], progress: bool = True,
               contexts: Mapping[str, Sequence[Any]] | None = None,
               threads: Callable[[], int] | None = None,
-              retargets: Mapping[str, Sequence[tuple[Any, str]]] | None = None) -> dict[str, Any]:
+              retargets: Mapping[str, Sequence[tuple[Any, str]]] | None = None,
+              answers: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
         """Fine-tune on `examples`; return the learning curve, calibration and pruning figures;
         keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
         stories}, DialogueContext or text) is read only with `use_context`: every example
         trains context-free, and a `context_fraction` of them also as a copy paired with one
         of its intent's contexts. `retargets` ({text: [(context, intent), ...]}, nlu/context.py
         restated_tasks) gives a text the intent it means in each of those contexts (another
-        intent in some): it is copied into every one of them. `threads()`, when given, sets the
-        torch threads at each quarter of an epoch."""
+        intent in some): it is copied into every one of them. `answers` ({text: [context, ...]},
+        nlu/context.py answer_contexts): also copied into each of these, beside the random
+        draw. `threads()`, when given, sets the torch threads at each quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
@@ -406,7 +408,8 @@ class JointIntentEntity:
         train = [pairs[i] for i in train_idx]
         val = [pairs[i] for i in val_idx]
         if cfg.use_context and contexts:
-            train += _context_copies(train, contexts, cfg.context_fraction, rng, retargets or {})
+            train += _context_copies(train, contexts, cfg.context_fraction, rng, retargets or {},
+                                     answers or {})
             y_train = np.array([intents.index(e.intent) for e, _ in train])
         else:
             y_train = y[train_idx]
@@ -764,11 +767,13 @@ def _context_text(context: Any) -> str:
 
 def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Sequence[Any]],
                     fraction: float, rng: np.random.Generator,
-                    retargets: Mapping[str, Sequence[tuple[Any, str]]]
+                    retargets: Mapping[str, Sequence[tuple[Any, str]]],
+                    answers: Mapping[str, Sequence[Any]] | None = None
                     ) -> list[tuple[Example, str]]:
     """(example, context text) copies: about `fraction` of the examples whose intent follows
     some context in the stories, each with one of those contexts drawn at random; an example
-    with `retargets` is copied instead into each of its contexts with the intent given there."""
+    with `retargets` is copied instead into each of its contexts with the intent given there;
+    one with `answers` also into each of those contexts (the form asking what it names)."""
     options = {intent: [t for t in (_context_text(c) for c in found) if t]
                for intent, found in contexts.items()}
     out = []
@@ -778,8 +783,12 @@ def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Seq
                     in retargets[example.text] if (text := _context_text(c))]
             continue
         texts = options.get(example.intent or "", [])
+        drawn = None
         if texts and rng.random() < fraction:
-            out.append((example, texts[int(rng.integers(len(texts)))]))
+            drawn = texts[int(rng.integers(len(texts)))]
+            out.append((example, drawn))
+        out += [(example, text) for c in (answers or {}).get(example.text, ())
+                if (text := _context_text(c)) and text != drawn]
     return out
 
 

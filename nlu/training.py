@@ -55,11 +55,13 @@ class TrainingSet:
     # {intent: contexts it follows in the stories} (nlu/context.py mine_contexts), read by an
     # IntentClassifier with use_context
     contexts: dict[str, list[DialogueContext]] = field(default_factory=dict)
-    # {text: [(context, intent), ...]}: examples trained in these contexts instead of a random
-    # one: replies that mean another intent in some ("ya just cancel it" after "anything
-    # else?"; nlu/context.py restated_tasks) and answers that name what a form asks for
-    # (answer_contexts); read by JointIntentEntity with use_context
+    # {text: [(context, intent), ...]}: examples that mean another intent in some contexts
+    # ("ya just cancel it" after "anything else?"; nlu/context.py restated_tasks), read by
+    # JointIntentEntity with use_context
     retargets: dict[str, list[tuple[DialogueContext, str]]] = field(default_factory=dict)
+    # {text: [context, ...]}: examples that name what a form asks for, also trained where it
+    # asks for it (nlu/context.py answer_contexts); read by JointIntentEntity with use_context
+    answers: dict[str, list[DialogueContext]] = field(default_factory=dict)
     language: str = "en"
 
 
@@ -158,7 +160,7 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
         # with use_context
         report["joint"] = joint.train(data.examples, progress=progress,
                                       contexts=data.contexts, threads=threads,
-                                      retargets=data.retargets)
+                                      retargets=data.retargets, answers=data.answers)
         saving = time.perf_counter()
         joint.save(out / "joint")
         report["joint"]["stage_seconds"]["save"] = round(time.perf_counter() - saving, 2)

@@ -158,5 +158,5 @@ def test_an_answer_naming_a_slot_is_trained_where_the_form_asks_for_it() -> None
                 ("is [rome](hotel) nice", "chitchat", [("hotel", None)]),  # not_intent
                 ("book [rome](hotel)", "book_room", [("hotel", None)])]  # no form asks
     assert answer_contexts(examples, contexts, mappings) == {
-        "[rome](hotel) then": [(asks_hotel, "inform")],
-        "[the 8th](date) and [rome](hotel)": [(asks_hotel, "inform"), (asks_checkin, "inform")]}
+        "[rome](hotel) then": [asks_hotel],
+        "[the 8th](date) and [rome](hotel)": [asks_hotel, asks_checkin]}
