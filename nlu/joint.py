@@ -387,8 +387,11 @@ class JointIntentEntity:
         restated_tasks) gives a text the intent it means in each of those contexts (another
         intent in some): it is copied into every one of them. `answers` ({text: [context, ...]},
         nlu/context.py answer_contexts): also copied into each of these, beside the random
-        draw. `threads()`, when given, sets the torch threads at each quarter of an epoch."""
+        draw, for the intent only (with their spans, a form asking for the hotel would teach
+        the span model that nothing else is named there: "make that Amsterdam" lost its
+        city). `threads()`, when given, sets the torch threads at each quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
+        n_spans = None  # pairs after this one train the intent only
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
         usable_examples(examples)  # a clear error when there is nothing to learn
@@ -408,8 +411,9 @@ class JointIntentEntity:
         train = [pairs[i] for i in train_idx]
         val = [pairs[i] for i in val_idx]
         if cfg.use_context and contexts:
-            train += _context_copies(train, contexts, cfg.context_fraction, rng, retargets or {},
-                                     answers or {})
+            train += _context_copies(train, contexts, cfg.context_fraction, rng, retargets or {})
+            n_spans = len(train)
+            train += _answer_copies(train, answers or {})
             y_train = np.array([intents.index(e.intent) for e, _ in train])
         else:
             y_train = y[train_idx]
@@ -417,10 +421,11 @@ class JointIntentEntity:
         self.pruner = SpanPruner.from_training([e for e, _ in train], encoded,
                                                cfg.max_span_length, cfg.prune_spans)
         index = {label: i + 1 for i, label in enumerate(self.span_labels)}
-        inputs = [self._input(text, context, _gold(example, text, index))
-                  for (example, context), text in zip(train, encoded, strict=True)]
+        inputs = [self._input(text, context, _gold(example, text, index)
+                              if n_spans is None or i < n_spans else None)
+                  for i, ((example, context), text) in enumerate(zip(train, encoded, strict=True))]
         # misspelt copies (nlu/typos.py), their entities moved with the edits: intent + spans
-        typos = typo_examples([e for e, _ in train], cfg.typo_fraction, rng) \
+        typos = typo_examples([e for e, _ in train[:n_spans]], cfg.typo_fraction, rng) \
             if cfg.typo_fraction > 0 else []
         typo_texts = encode_texts(tokenizer, [copy.text for _, copy in typos])
         inputs += [self._input(text, train[i][1], _gold(copy, text, index))
@@ -767,13 +772,11 @@ def _context_text(context: Any) -> str:
 
 def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Sequence[Any]],
                     fraction: float, rng: np.random.Generator,
-                    retargets: Mapping[str, Sequence[tuple[Any, str]]],
-                    answers: Mapping[str, Sequence[Any]] | None = None
+                    retargets: Mapping[str, Sequence[tuple[Any, str]]]
                     ) -> list[tuple[Example, str]]:
     """(example, context text) copies: about `fraction` of the examples whose intent follows
     some context in the stories, each with one of those contexts drawn at random; an example
-    with `retargets` is copied instead into each of its contexts with the intent given there;
-    one with `answers` also into each of those contexts (the form asking what it names)."""
+    with `retargets` is copied instead into each of its contexts with the intent given there."""
     options = {intent: [t for t in (_context_text(c) for c in found) if t]
                for intent, found in contexts.items()}
     out = []
@@ -783,13 +786,17 @@ def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Seq
                     in retargets[example.text] if (text := _context_text(c))]
             continue
         texts = options.get(example.intent or "", [])
-        drawn = None
         if texts and rng.random() < fraction:
-            drawn = texts[int(rng.integers(len(texts)))]
-            out.append((example, drawn))
-        out += [(example, text) for c in (answers or {}).get(example.text, ())
-                if (text := _context_text(c)) and text != drawn]
+            out.append((example, texts[int(rng.integers(len(texts)))]))
     return out
+
+
+def _answer_copies(train: list[tuple[Example, str]], answers: Mapping[str, Sequence[Any]]
+                   ) -> list[tuple[Example, str]]:
+    """(example, context text) for each context-free training example with `answers`, once
+    in each of its contexts."""
+    return [(example, text) for example, context in train if not context
+            for c in answers.get(example.text, ()) if (text := _context_text(c))]
 
 
 def _gold(example: Example, text: EncodedText,
