@@ -29,6 +29,11 @@ The shared contract for every NLU component (names kept plain on purpose):
   task: cancel_booking. Such a reply is trained once in every context: relabelled where its
   task follows, with its own label in its intent's other contexts. Otherwise its copies all
   keep the answer's label and the classifier learns to ignore the context for it.
+- `answer_contexts(examples, contexts, slot_entities)`: an example whose entities fill the
+  slot a form asks for ("[Starlight Rome](hotel) sounds good") is also trained in the
+  contexts that ask for that slot, beside the one drawn at random from its intent's contexts
+  (a hotel named when the form asks for the hotel is the common answer; drawn at random,
+  about 1 in 16 of the copies of such examples landed there).
 """
 
 from __future__ import annotations
@@ -218,6 +223,41 @@ def restated_tasks(examples: Iterable[tuple[str, str]], answers: Mapping[str, Ma
             out[text] = [(c, task) for c in contexts[task]] + \
                 [(c, intent) for c in contexts.get(intent, []) if c not in there]
     return out
+
+
+def answer_contexts(examples: Iterable[tuple[str, str, Iterable[tuple[str, str | None]]]],
+                    contexts: Mapping[str, list[DialogueContext]],
+                    mappings: Mapping[str, Iterable[Mapping[str, Any]]]
+                    ) -> dict[str, list[DialogueContext]]:
+    """{text: [context, ...]} for the (text, intent, [(entity, role), ...]) examples
+    with an entity that fills the requested slot of some context of their intent: every such
+    context. `mappings`: {slot: its mappings in Rasa's domain shape}; a `from_entity` one
+    fills with its entity (and its role, when it names one) unless its `intent` /
+    `not_intent` keep the example's intent out. Other examples are left out."""
+    out: dict[str, list[DialogueContext]] = {}
+    for text, intent, entities in examples:
+        said = set(entities)
+        fitting = [c for c in contexts.get(intent, []) if c.requested_slot
+                   and any(_fills(m, said, intent) for m in mappings.get(c.requested_slot, ()))]
+        if fitting:
+            out[text] = fitting
+    return out
+
+
+def _fills(mapping: Mapping[str, Any], said: set[tuple[str, str | None]], intent: str) -> bool:
+    if mapping.get("type") != "from_entity":
+        return False
+    allowed, barred = _names(mapping.get("intent")), _names(mapping.get("not_intent"))
+    if (allowed and intent not in allowed) or intent in barred:
+        return False
+    role = mapping.get("role")
+    return any(e == mapping.get("entity") and (role is None or r == role) for e, r in said)
+
+
+def _names(value: Any) -> set[str]:
+    if not value:
+        return set()
+    return {str(value)} if isinstance(value, str) else {str(v) for v in value}
 
 
 def _same_word(a: str, b: str) -> bool:

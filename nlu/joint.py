@@ -377,16 +377,21 @@ class JointIntentEntity:
     def train(self, examples: list[Example], progress: bool = True,
               contexts: Mapping[str, Sequence[Any]] | None = None,
               threads: Callable[[], int] | None = None,
-              retargets: Mapping[str, Sequence[tuple[Any, str]]] | None = None) -> dict[str, Any]:
+              retargets: Mapping[str, Sequence[tuple[Any, str]]] | None = None,
+              answers: Mapping[str, Sequence[Any]] | None = None) -> dict[str, Any]:
         """Fine-tune on `examples`; return the learning curve, calibration and pruning figures;
         keeps the best epoch. `contexts` ({intent: the dialogue contexts it follows in the
         stories}, DialogueContext or text) is read only with `use_context`: every example
         trains context-free, and a `context_fraction` of them also as a copy paired with one
         of its intent's contexts. `retargets` ({text: [(context, intent), ...]}, nlu/context.py
         restated_tasks) gives a text the intent it means in each of those contexts (another
-        intent in some): it is copied into every one of them. `threads()`, when given, sets the
-        torch threads at each quarter of an epoch."""
+        intent in some): it is copied into every one of them. `answers` ({text: [context, ...]},
+        nlu/context.py answer_contexts): also copied into each of these, beside the random
+        draw, for the intent only (with their spans, a form asking for the hotel would teach
+        the span model that nothing else is named there: "make that Amsterdam" lost its
+        city). `threads()`, when given, sets the torch threads at each quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
+        n_spans = None  # pairs after this one train the intent only
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
         usable_examples(examples)  # a clear error when there is nothing to learn
@@ -407,6 +412,8 @@ class JointIntentEntity:
         val = [pairs[i] for i in val_idx]
         if cfg.use_context and contexts:
             train += _context_copies(train, contexts, cfg.context_fraction, rng, retargets or {})
+            n_spans = len(train)
+            train += _answer_copies(train, answers or {})
             y_train = np.array([intents.index(e.intent) for e, _ in train])
         else:
             y_train = y[train_idx]
@@ -414,10 +421,11 @@ class JointIntentEntity:
         self.pruner = SpanPruner.from_training([e for e, _ in train], encoded,
                                                cfg.max_span_length, cfg.prune_spans)
         index = {label: i + 1 for i, label in enumerate(self.span_labels)}
-        inputs = [self._input(text, context, _gold(example, text, index))
-                  for (example, context), text in zip(train, encoded, strict=True)]
+        inputs = [self._input(text, context, _gold(example, text, index)
+                              if n_spans is None or i < n_spans else None)
+                  for i, ((example, context), text) in enumerate(zip(train, encoded, strict=True))]
         # misspelt copies (nlu/typos.py), their entities moved with the edits: intent + spans
-        typos = typo_examples([e for e, _ in train], cfg.typo_fraction, rng) \
+        typos = typo_examples([e for e, _ in train[:n_spans]], cfg.typo_fraction, rng) \
             if cfg.typo_fraction > 0 else []
         typo_texts = encode_texts(tokenizer, [copy.text for _, copy in typos])
         inputs += [self._input(text, train[i][1], _gold(copy, text, index))
@@ -781,6 +789,14 @@ def _context_copies(train: list[tuple[Example, str]], contexts: Mapping[str, Seq
         if texts and rng.random() < fraction:
             out.append((example, texts[int(rng.integers(len(texts)))]))
     return out
+
+
+def _answer_copies(train: list[tuple[Example, str]], answers: Mapping[str, Sequence[Any]]
+                   ) -> list[tuple[Example, str]]:
+    """(example, context text) for each context-free training example with `answers`, once
+    in each of its contexts."""
+    return [(example, text) for example, context in train if not context
+            for c in answers.get(example.text, ()) if (text := _context_text(c))]
 
 
 def _gold(example: Example, text: EncodedText,

@@ -59,6 +59,9 @@ class TrainingSet:
     # ("ya just cancel it" after "anything else?"; nlu/context.py restated_tasks), read by
     # JointIntentEntity with use_context
     retargets: dict[str, list[tuple[DialogueContext, str]]] = field(default_factory=dict)
+    # {text: [context, ...]}: examples that name what a form asks for, also trained where it
+    # asks for it (nlu/context.py answer_contexts); read by JointIntentEntity with use_context
+    answers: dict[str, list[DialogueContext]] = field(default_factory=dict)
     language: str = "en"
 
 
@@ -157,7 +160,7 @@ def train_pipeline(data: TrainingSet, components: list[dict[str, Any]], out: Pat
         # with use_context
         report["joint"] = joint.train(data.examples, progress=progress,
                                       contexts=data.contexts, threads=threads,
-                                      retargets=data.retargets)
+                                      retargets=data.retargets, answers=data.answers)
         saving = time.perf_counter()
         joint.save(out / "joint")
         report["joint"]["stage_seconds"]["save"] = round(time.perf_counter() - saving, 2)

@@ -35,7 +35,8 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
         logger.info("train.nlu.skipped reason=no_examples")
         return {}
     try:
-        from nlu.context import add_topic_switches, mine_contexts, restated_tasks, task_answers
+        from nlu.context import (add_topic_switches, answer_contexts, mine_contexts,
+                                 restated_tasks, task_answers)
         from nlu.training import TrainingSet, train_pipeline
         from nlu.types import Entity, Example
     except ImportError as exc:  # the NLU dependencies are missing
@@ -56,8 +57,13 @@ def train_nlu(project: Project, out: Path, progress: bool = True,
     # a confirmation's reply that names the task ("yes, cancel it") is the task elsewhere
     retargets = restated_tasks([(e.text, e.intent) for e in examples if e.intent],
                                task_answers(conversations), contexts)
+    # an answer naming what a form asks for ("[Starlight Rome](hotel) then") is also trained
+    # where the form asks for it
+    answers = answer_contexts([(e.text, e.intent, [(a.entity, a.role) for a in e.entities])
+                               for e in examples if e.intent and e.entities], contexts,
+                              {name: slot.mappings for name, slot in project.domain.slots.items()})
     training_set = TrainingSet(examples, dict(data.synonyms), dict(data.regexes), dict(data.lookups),
-                               contexts=contexts, retargets=retargets,
+                               contexts=contexts, retargets=retargets, answers=answers,
                                language=project.config.language)
     return train_pipeline(training_set, components, out, progress=progress, threads=threads)
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from nlu.context import DialogueContext, add_topic_switches, mine_contexts, opening_intents, \
-    render_context, restated_tasks, task_answers
+from nlu.context import DialogueContext, add_topic_switches, answer_contexts, mine_contexts, \
+    opening_intents, render_context, restated_tasks, task_answers
 
 STORY = [
     {"intent": "greet"},
@@ -139,3 +139,24 @@ def test_a_reply_naming_its_task_is_the_task_where_the_task_can_be_asked() -> No
     # "booking" is check_booking's word too: no reply is the task by it
     assert restated_tasks([*examples, ("yes, that booking", "affirm")], answers,
                           contexts).keys() == {"ya just cancel it"}
+
+
+def test_an_answer_naming_a_slot_is_trained_where_the_form_asks_for_it() -> None:
+    asks_hotel = DialogueContext("booking_form", "hotel", "booking_form")
+    asks_checkin = DialogueContext("booking_form", "checkin_date", "booking_form")
+    asks_nothing = DialogueContext("booking_form", None, "booking_form")
+    contexts = {"inform": [asks_hotel, asks_checkin, asks_nothing],
+                "chitchat": [asks_hotel], "book_room": [DialogueContext("utter_greet")]}
+    mappings = {"hotel": [{"type": "from_entity", "entity": "hotel",
+                           "not_intent": ["chitchat"]}],
+                "checkin_date": [{"type": "from_text"},
+                                 {"type": "from_entity", "entity": "date", "role": "checkin"}]}
+    examples = [("[rome](hotel) then", "inform", [("hotel", None)]),
+                ("[the 8th](date) and [rome](hotel)", "inform", [("date", "checkin"), ("hotel", None)]),
+                ("the [8th](date)", "inform", [("date", "checkout")]),  # another role
+                ("the cheapest", "inform", []),
+                ("is [rome](hotel) nice", "chitchat", [("hotel", None)]),  # not_intent
+                ("book [rome](hotel)", "book_room", [("hotel", None)])]  # no form asks
+    assert answer_contexts(examples, contexts, mappings) == {
+        "[rome](hotel) then": [asks_hotel],
+        "[the 8th](date) and [rome](hotel)": [asks_hotel, asks_checkin]}

@@ -526,3 +526,30 @@ def test_a_retargeted_example_is_copied_into_each_of_its_contexts_with_the_inten
     mine = [(e.intent, c) for e, c in copies if e.text == "ya just cancel it"]
     assert sorted(mine) == [("affirm", "confirm cancel"), ("cancel_booking", "anything else")]
     assert [e.intent for e, c in copies if e.text == "yes"] == ["affirm"]
+
+
+def test_answer_copies_train_the_intent_only(config: JointConfig,
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    """An answer copy (nlu/context.py answer_contexts) is trained in the context asking for
+    what it names, beside the random draw, with no span labels: its spans are learnt from
+    the example's other inputs."""
+    seen: list[Any] = []
+    original = JointIntentEntity._train_epoch
+
+    def spy(self: JointIntentEntity, inputs: list[Any], *args: Any, **kwargs: Any) -> float:
+        seen[:] = inputs
+        return original(self, inputs, *args, **kwargs)
+
+    monkeypatch.setattr(JointIntentEntity, "_train_epoch", spy)
+    model = JointIntentEntity(replace(config, use_context=True, epochs=1, context_fraction=1.0,
+                                      typo_fraction=0.0))
+    answers = {e.text: ["which city"] for e in _dataset() if e.entities}
+    report = model.train(_dataset(), contexts={"book_room": ["hello"]}, answers=answers,
+                         progress=False)
+    assert report["n_context_pairs"] == 24 + 24  # a random draw and an answer copy each
+    asked = [item for item in seen if list(item.input_ids[:4]) ==
+             model._tokenizer.convert_tokens_to_ids(["[CLS]", "which", "city", "[SEP]"])]
+    assert len(asked) == 24 and all(item.spans and not item.labels for item in asked)
+    drawn = [item for item in seen if list(item.input_ids[:3]) ==
+             model._tokenizer.convert_tokens_to_ids(["[CLS]", "hello", "[SEP]"])]
+    assert len(drawn) == 24 and all(item.labels for item in drawn)
