@@ -143,8 +143,12 @@ class Generator:
             self._pairs = ExemplarIndex.load(self.model_dir, PAIRS_STEM)
             if self._pairs is not None:
                 self._pair_kinds = pair_kinds(self._pairs)
+                if len(self._pairs) and not self._pair_kinds:
+                    logger.warning("generation.pairs %s has no messages saved (an older "
+                                   "index): pair_same_kind is not applied; retrain it",
+                                   self.model_dir)
                 if self._sampling.pair_reciprocal:  # at load, not at the first turn
-                    same = self._sampling.pair_same_kind
+                    same = self._sampling.pair_same_kind and bool(self._pair_kinds)
                     self._pair_nearest[same] = nearest_other(
                         self._pairs, self._pair_kinds if same else None)
             if manifest.get("model") is None:  # language_model: false
@@ -282,11 +286,12 @@ class Generator:
             return []
         query = encode(self._encoder, [user_text])  # (1, D)
         rows = self._pairs.search(query, config.pairs)[0]
-        if config.pair_same_kind:  # a reply for another kind of message answers something else
+        same_kind = config.pair_same_kind and bool(self._pair_kinds)
+        if same_kind:  # a reply for another kind of message answers something else
             kind = message_kind(user_text)
             rows = [(row, c) for row, c in rows if self._pair_kinds[row].fits(kind)]
         if config.pair_reciprocal:  # no other message (of the same kind) is nearer
-            nearest = self._nearest_pairs(config.pair_same_kind)
+            nearest = self._nearest_pairs(same_kind)
             rows = [(row, c) for row, c in rows if c >= nearest[row] - 1e-5]
         found = [(self._pairs.replies[row], float(cosine)) for row, cosine in rows]
         found = [(r, c) for r, c in found if not pair_problems(r, user_text, self.safety)]

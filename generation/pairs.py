@@ -128,7 +128,10 @@ def save_pairs(pairs: Sequence[tuple[str, str]], out: Path, encoder: Any = None)
 
 
 def pair_kinds(index: ExemplarIndex) -> list[Kind]:
-    """The kind of each pair's message (kinds.py), in the index's order."""
+    """The kind of each pair's message (kinds.py), in the index's order (none for an older
+    index that saved no messages)."""
+    if len(index.contexts) != len(index):
+        return []
     return [message_kind(str(m)) for m in index.contexts]
 
 

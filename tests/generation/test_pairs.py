@@ -161,6 +161,21 @@ def test_the_reciprocal_check_compares_like_with_like(tmp_path: Path) -> None:
         nearest_other(index, kinds[:2])
 
 
+def test_an_index_without_its_messages_is_matched_without_kinds(tmp_path: Path) -> None:
+    _kinds_arm(tmp_path)
+    texts = tmp_path / "kinds" / f"{PAIRS_STEM}.json"
+    saved = json.loads(texts.read_text(encoding="utf-8"))
+    texts.write_text(json.dumps({**saved, "contexts": []}), encoding="utf-8")  # older index
+    index = ExemplarIndex.load(tmp_path / "kinds", PAIRS_STEM)
+    assert index is not None and pair_kinds(index) == []
+    for reciprocal in (True, False):  # the kinds are not applied (a warning says so)
+        generator = Generator(tmp_path / "kinds", encoder=FakeEmbedder(), sampling=SamplingConfig(
+            pair_min_score=-2.0, pair_relevance_weight=0.0, pair_reciprocal=reciprocal))
+        assert generator.written("do you like rainy days?")[0].text == KINDS[2][1]
+    loose = [c.text for c in generator.written("do you ever feel lonely?")]
+    assert KINDS[0][1] in loose
+
+
 def test_pairs_only_needs_pairs(tmp_path: Path) -> None:
     with pytest.raises(CorpusError, match="generation.pairs"):
         train_generator([], tmp_path, training=TrainingConfig(language_model=False),
