@@ -172,6 +172,9 @@ class SamplingConfig:
     # declines and the canned response follows). Chosen on the dev set (README)
     pair_reciprocal: bool = True  # a pair only when the guest's message is at least as near
     # to its message as any other pair's message is (reciprocal nearest neighbours, pairs.py)
+    pair_same_kind: bool = True  # a pair only for a message of its message's kind (question,
+    # statement or request; about the bot or not: kinds.py), and the reciprocal check only
+    # against messages of that kind (on the dev set: 14 good of 16 said, 13 of 19 without)
     min_score: float | None = None  # a kept candidate scoring less is dropped ("low score"),
     # and with none left the turn falls back to the canned response: a polite refusal beats
     # an odd reply. None: no floor

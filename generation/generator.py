@@ -34,7 +34,8 @@ from generation.config import SamplingConfig, from_mapping, to_dict
 from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
 from generation.exemplars import ExemplarIndex, encode
-from generation.pairs import PAIRS_STEM, nearest_other, pair_problems
+from generation.kinds import message_kind
+from generation.pairs import PAIRS_STEM, nearest_other, pair_kinds, pair_problems
 from generation.rerank import Candidate, quality_problems, rank
 from generation.safety import SafetyFilter
 
@@ -119,7 +120,9 @@ class Generator:
         self._hints = False  # the model was trained with exemplars in its prompts
         self._persona: Any = None  # (P, D) the concierge-voice replies' embeddings
         self._pairs: ExemplarIndex | None = None  # the written pairs' messages (pairs.py)
-        self._pair_nearest: Any = None  # (n,) cosine of each pair message's nearest other one
+        self._pair_nearest: dict[bool, Any] = {}  # same kind? -> (n,) cosine of each pair
+        # message's nearest other one (pair_reciprocal), computed when first needed
+        self._pair_kinds: list[Any] = []  # each pair message's kind (kinds.py)
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -138,8 +141,16 @@ class Generator:
                 self._sampling = from_mapping(SamplingConfig, manifest.get("sampling") or {},
                                               str(self.model_dir / MANIFEST))
             self._pairs = ExemplarIndex.load(self.model_dir, PAIRS_STEM)
-            if self._pairs is not None and self._sampling.pair_reciprocal:
-                self._pair_nearest = nearest_other(self._pairs)
+            if self._pairs is not None:
+                self._pair_kinds = pair_kinds(self._pairs)
+                if len(self._pairs) and not self._pair_kinds:
+                    logger.warning("generation.pairs %s has no messages saved (an older "
+                                   "index): pair_same_kind is not applied; retrain it",
+                                   self.model_dir)
+                if self._sampling.pair_reciprocal:  # at load, not at the first turn
+                    same = self._sampling.pair_same_kind and bool(self._pair_kinds)
+                    self._pair_nearest[same] = nearest_other(
+                        self._pairs, self._pair_kinds if same else None)
             if manifest.get("model") is None:  # language_model: false
                 if self._pairs is None:
                     raise ModelLoadError(f"{self.model_dir} has neither a language model nor "
@@ -266,15 +277,22 @@ class Generator:
         each one the filters let through for this message and scoring at least
         `pair_min_score` (that message's likeness plus `pair_relevance_weight` times the
         reply's own likeness to `user_text`), best first. With `pair_reciprocal`, only pairs
-        whose message has no other pair's message nearer to it than `user_text` is."""
+        whose message has no other pair's message nearer to it than `user_text` is; with
+        `pair_same_kind`, only pairs whose message is of the kind of `user_text` (kinds.py),
+        and only a message of that kind is a nearer other."""
         self.load()
         config = self.sampling
         if self._pairs is None or not user_text.strip():
             return []
         query = encode(self._encoder, [user_text])  # (1, D)
         rows = self._pairs.search(query, config.pairs)[0]
-        if self._pair_nearest is not None:  # pair_reciprocal: no other message is nearer
-            rows = [(row, c) for row, c in rows if c >= self._pair_nearest[row] - 1e-5]
+        same_kind = config.pair_same_kind and bool(self._pair_kinds)
+        if same_kind:  # a reply for another kind of message answers something else
+            kind = message_kind(user_text)
+            rows = [(row, c) for row, c in rows if self._pair_kinds[row].fits(kind)]
+        if config.pair_reciprocal:  # no other message (of the same kind) is nearer
+            nearest = self._nearest_pairs(same_kind)
+            rows = [(row, c) for row, c in rows if c >= nearest[row] - 1e-5]
         found = [(self._pairs.replies[row], float(cosine)) for row, cosine in rows]
         found = [(r, c) for r, c in found if not pair_problems(r, user_text, self.safety)]
         if not found:
@@ -288,6 +306,14 @@ class Generator:
                for (r, c), rel in zip(found, relevance)]
         return sorted((c for c in out if c.score >= config.pair_min_score),
                       key=lambda c: c.score, reverse=True)
+
+    def _nearest_pairs(self, same_kind: bool) -> Any:
+        """(n,) each pair message's cosine to its nearest other (of the same kind)."""
+        with self._lock:
+            if same_kind not in self._pair_nearest:
+                self._pair_nearest[same_kind] = nearest_other(
+                    self._pairs, self._pair_kinds if same_kind else None)
+            return self._pair_nearest[same_kind]
 
     def _unfit(self, reply: str, user_text: str) -> list[str]:
         """The safety filter's problems, and what a concierge would not say (when

@@ -23,6 +23,11 @@ With `pair_reciprocal` (SamplingConfig) a pair is said only when the guest's mes
 least as near to its message as the nearest message of any other pair (reciprocal nearest
 neighbours): a message that only half matches, nearer to another written message than to the
 guest's, answers something else.
+
+With `pair_same_kind` (kinds.py) a pair is said only to a message of its message's kind (a
+question, a statement or a request; about the bot or not): "i feel lonely sometimes -> I'm
+sorry you feel that way" does not answer "do you ever feel lonely?". The reciprocal check
+then compares like with like: only a message of the same kind is a nearer neighbour.
 """
 
 from __future__ import annotations
@@ -40,6 +45,7 @@ from generation.concierge import concierge_problems
 from generation.corpus import Conversation
 from generation.errors import CorpusError
 from generation.exemplars import ExemplarIndex
+from generation.kinds import Kind, message_kind
 from generation.safety import SafetyFilter
 
 logger = logging.getLogger(__name__)
@@ -121,9 +127,17 @@ def save_pairs(pairs: Sequence[tuple[str, str]], out: Path, encoder: Any = None)
     return len(index)
 
 
-def nearest_other(index: ExemplarIndex) -> np.ndarray:
+def pair_kinds(index: ExemplarIndex) -> list[Kind]:
+    """The kind of each pair's message (kinds.py), in the index's order (none for an older
+    index that saved no messages)."""
+    if len(index.contexts) != len(index):
+        return []
+    return [message_kind(str(m)) for m in index.contexts]
+
+
+def nearest_other(index: ExemplarIndex, kinds: Sequence[Kind] | None = None) -> np.ndarray:
     """(n,) each pair message's cosine to the nearest message of another pair (another text;
-    -1 where there is none)."""
+    of the same kind where `kinds` are given; -1 where there is none)."""
     vectors = np.asarray(index.vectors, dtype=np.float32)  # (n, D) unit rows
     if not len(vectors):
         return np.zeros(0, dtype=np.float32)
@@ -131,4 +145,10 @@ def nearest_other(index: ExemplarIndex) -> np.ndarray:
     _, codes = np.unique(np.asarray([str(t) for t in texts]), return_inverse=True)
     likeness = vectors @ vectors.T  # (n, n)
     likeness[codes[:, None] == codes[None, :]] = -1.0  # itself, and its own text elsewhere
+    if kinds is not None:
+        if len(kinds) != len(vectors):
+            raise ValueError(f"nearest_other: {len(kinds)} kinds for {len(vectors)} pairs.")
+        _, kind_codes = np.unique(np.asarray([f"{k.act}/{k.to_bot}" for k in kinds]),
+                                  return_inverse=True)
+        likeness[kind_codes[:, None] != kind_codes[None, :]] = -1.0  # another kind
     return likeness.max(axis=1)

@@ -15,8 +15,9 @@ from generation import (Generator, ModelConfig, SamplingConfig, TrainingConfig, 
 from generation.errors import CorpusError, GenerationConfigError, ModelLoadError
 from generation.exemplars import ExemplarIndex
 from generation.generator import write_manifest
-from generation.pairs import (PAIRS_STEM, fit_pairs, nearest_other, pairs_index, read_pairs,
-                              without_offer)
+from generation.kinds import QUESTION, STATEMENT, Kind
+from generation.pairs import (PAIRS_STEM, fit_pairs, nearest_other, pair_kinds, pairs_index,
+                              read_pairs, without_offer)
 from tests.fakes import FakeEmbedder, liking_conversations, write_tiny_gpt2
 
 WRITTEN = [("do you like rainy days", "I do, the sound of rain is so calming."),
@@ -85,7 +86,7 @@ def test_the_similarity_floor_and_the_reply_relevance_choose(tmp_path: Path) -> 
     assert generator.reply("do you like tea a lot").text is None  # not near enough
     loose = Generator(tmp_path / "gen", encoder=FakeEmbedder(),
                       sampling=SamplingConfig(pair_min_score=-2.0, pair_relevance_weight=1.0,
-                                              pair_reciprocal=False))
+                                              pair_reciprocal=False, pair_same_kind=False))
     ranked = loose.written("tea")
     assert len(ranked) == 3 and ranked[0].text == "A warm cup of tea fixes most things."
     assert [c.score for c in ranked] == sorted((c.score for c in ranked), reverse=True)
@@ -113,6 +114,66 @@ def test_reciprocal_pairs_leave_out_a_message_nearer_to_another_pair(tmp_path: P
                                               pair_reciprocal=False))
     assert len(every.written("do you like")) == 3
     assert len(generator.written("do you like")) < 3
+
+
+KINDS = [("i feel lonely sometimes", "I'm sorry you feel that way, I'm glad you came to chat."),
+         ("do you ever get bored", "Never, there's always someone new to talk to."),
+         ("do you like rainy days", "I do, the sound of rain is so calming."),
+         ("i love rainy days", "Rainy days are perfect for a book and a warm drink.")]
+
+
+def _kinds_arm(tmp_path: Path, **sampling: object) -> Generator:
+    train_generator([], tmp_path / "kinds", training=TrainingConfig(language_model=False),
+                    sampling=SamplingConfig(), written_pairs=KINDS, encoder=FakeEmbedder(),
+                    progress=False)
+    return Generator(tmp_path / "kinds", encoder=FakeEmbedder(), sampling=SamplingConfig(
+        pair_min_score=-2.0, pair_relevance_weight=0.0, **sampling))  # type: ignore[arg-type]
+
+
+def test_a_reply_to_a_statement_is_not_said_to_a_question(tmp_path: Path) -> None:
+    sorry = KINDS[0][1]
+    assert SamplingConfig().pair_same_kind  # the default
+    for reciprocal in (True, False):
+        same = _kinds_arm(tmp_path, pair_reciprocal=reciprocal)
+        assert sorry not in [c.text for c in same.written("do you ever feel lonely?")]
+        assert same.written("do you like rainy days?")[0].text == KINDS[2][1]
+    any_kind = _kinds_arm(tmp_path, pair_same_kind=False)
+    assert sorry in [c.text for c in any_kind.written("do you ever feel lonely?")]
+
+
+def test_the_reciprocal_check_compares_like_with_like(tmp_path: Path) -> None:
+    _kinds_arm(tmp_path)
+    index = ExemplarIndex.load(tmp_path / "kinds", PAIRS_STEM)
+    assert index is not None
+    kinds = pair_kinds(index)
+    assert kinds == [Kind(STATEMENT, False), Kind(QUESTION, True), Kind(QUESTION, True),
+                     Kind(STATEMENT, False)]
+    plain, alike = nearest_other(index), nearest_other(index, kinds)
+    assert all(a <= p + 1e-6 for a, p in zip(alike, plain))
+    # "i love rainy days" is nearest to the question "do you like rainy days"; of its own
+    # kind only "i feel lonely sometimes" is another: the guest's statement is nearer to it
+    assert alike[3] < plain[3]
+    rainy = KINDS[3][1]
+    assert rainy in [c.text for c in _kinds_arm(tmp_path).written("rainy days are lovely")]
+    blocked = _kinds_arm(tmp_path, pair_same_kind=False).written("rainy days are lovely")
+    assert rainy not in [c.text for c in blocked]
+    with pytest.raises(ValueError, match="kinds"):
+        nearest_other(index, kinds[:2])
+
+
+def test_an_index_without_its_messages_is_matched_without_kinds(tmp_path: Path) -> None:
+    _kinds_arm(tmp_path)
+    texts = tmp_path / "kinds" / f"{PAIRS_STEM}.json"
+    saved = json.loads(texts.read_text(encoding="utf-8"))
+    texts.write_text(json.dumps({**saved, "contexts": []}), encoding="utf-8")  # older index
+    index = ExemplarIndex.load(tmp_path / "kinds", PAIRS_STEM)
+    assert index is not None and pair_kinds(index) == []
+    for reciprocal in (True, False):  # the kinds are not applied (a warning says so)
+        generator = Generator(tmp_path / "kinds", encoder=FakeEmbedder(), sampling=SamplingConfig(
+            pair_min_score=-2.0, pair_relevance_weight=0.0, pair_reciprocal=reciprocal))
+        assert generator.written("do you like rainy days?")[0].text == KINDS[2][1]
+    loose = [c.text for c in generator.written("do you ever feel lonely?")]
+    assert KINDS[0][1] in loose
 
 
 def test_pairs_only_needs_pairs(tmp_path: Path) -> None:

@@ -1,0 +1,48 @@
+"""The kind of a small-talk message (generation/kinds.py): speech act and whom it is about."""
+
+from __future__ import annotations
+
+import pytest
+
+from generation.kinds import QUESTION, REQUEST, STATEMENT, Kind, message_kind
+
+
+@pytest.mark.parametrize("text, act, to_bot", [
+    ("do you ever feel lonely?", QUESTION, True),
+    ("i feel lonely sometimes", STATEMENT, False),
+    ("dont you wish you could travel", QUESTION, True),
+    ("i wish i could travel more often", STATEMENT, False),
+    ("whats ur favourite animal", QUESTION, True),  # no "?" needed
+    ("honestly, do u enjoy this job", QUESTION, True),  # after a filler
+    ("i'm grumpy today. do u ever get grumpy", QUESTION, True),  # a later clause asks
+    ("learning piano at 35, is that silly", QUESTION, True),
+    ("if u could rename the moon", QUESTION, True),
+    ("u ever get a vacation", QUESTION, True),
+    ("r u a bird person", QUESTION, True),
+    ("tea or coffee person?", QUESTION, True),  # neither "you" nor "i": asks the bot
+    ("planes or trains", QUESTION, True),
+    ("best film ever made", QUESTION, True),
+    ("best day of my life", STATEMENT, False),
+    ("is it weird that i talk to my plants?", QUESTION, False),  # about the guest
+    ("do you think i should learn to dance", QUESTION, False),
+    ("do you think people are friendlier in small towns?", QUESTION, True),
+    ("had a great day at the beach", STATEMENT, False),  # "had" opens a statement
+    ("have you been to rome", QUESTION, True),
+    ("what a day", STATEMENT, False),  # an exclamation
+    ("ur really helpful", STATEMENT, True),
+    ("you're very charming for a bot", STATEMENT, True),
+    ("tell me a joke", REQUEST, True),  # a request is always to the bot
+    ("can you tell me a joke", REQUEST, True),
+    ("please recommend a book", REQUEST, True),
+    ("", STATEMENT, False),
+])
+def test_message_kind(text: str, act: str, to_bot: bool) -> None:
+    assert message_kind(text) == Kind(act, to_bot)
+
+
+def test_a_kind_fits_only_itself() -> None:
+    question = message_kind("do you like rainy days?")
+    assert question.fits(message_kind("what's your favourite season?"))
+    assert not question.fits(message_kind("i love rainy days"))
+    assert not question.fits(message_kind("should i cut my hair short?"))
+    assert not question.fits(message_kind("tell me about rainy days"))
