@@ -29,7 +29,7 @@ The shared contract for every NLU component (names kept plain on purpose):
   task: cancel_booking. Such a reply is trained once in every context: relabelled where its
   task follows, with its own label in its intent's other contexts. Otherwise its copies all
   keep the answer's label and the classifier learns to ignore the context for it.
-- `answer_contexts(examples, contexts, slot_entities)`: an example whose entities fill the
+- `answer_contexts(examples, contexts, mappings)`: an example whose entities fill the
   slot a form asks for ("[Starlight Rome](hotel) sounds good") is also trained in the
   contexts that ask for that slot, beside the one drawn at random from its intent's contexts
   (a hotel named when the form asks for the hotel is the common answer; drawn at random,

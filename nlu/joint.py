@@ -391,7 +391,7 @@ class JointIntentEntity:
         the span model that nothing else is named there: "make that Amsterdam" lost its
         city). `threads()`, when given, sets the torch threads at each quarter of an epoch."""
         cfg, began = self.config, time.perf_counter()
-        n_spans = None  # pairs after this one train the intent only
+        n_spans = None  # train[n_spans:] (answer copies) trains the intent only
         pairs: list[tuple[Example, str]] = [(e, "") for e in examples
                                             if e.intent and e.text.strip()]
         usable_examples(examples)  # a clear error when there is nothing to learn

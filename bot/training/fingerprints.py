@@ -21,7 +21,8 @@ FORMAT_VERSION = 1
 def fingerprints(project: Project) -> dict[str, str]:
     """The fingerprints of the policies ("core": domain, policy settings, stories and rules)
     and of the NLU ("nlu": its trained components, examples, synonyms, regexes, lookups and
-    intents, plus the stories and rules when an intent classifier reads the dialogue context)."""
+    intents, plus the stories, rules and slot mappings when an intent classifier reads the
+    dialogue context)."""
     def digest(*parts: Any) -> str:
         blob = json.dumps(parts, sort_keys=True, default=str).encode()
         return hashlib.sha256(blob).hexdigest()
@@ -30,14 +31,17 @@ def fingerprints(project: Project) -> dict[str, str]:
     core = digest(FORMAT_VERSION, project.domain.to_dict(),
                   [[c.name, dict(c.written)] for c in project.config.policies],
                   [_story_repr(s) for s in data.stories], [_story_repr(r) for r in data.rules])
-    # Duckling is not trained (its settings are read when the model loads); stories shape the
-    # NLU only through an intent classifier with use_context (nlu/context.py)
+    # Duckling is not trained (its settings are read when the model loads); stories and slot
+    # mappings shape the NLU only through an intent classifier with use_context
+    # (nlu/context.py: mine_contexts, answer_contexts)
     trained = [c for c in project.config.pipeline if c.name != "DucklingEntityExtractor"]
     uses_context = any(getattr(c.params, "use_context", False) for c in trained)
     nlu = digest(FORMAT_VERSION, [[c.name, dict(c.written)] for c in trained],
                  [[e.text, e.intent, [a.to_dict() for a in e.entities]] for e in data.examples],
                  data.synonyms, data.regexes, data.lookups, sorted(project.domain.intents),
-                 *([[_story_repr(s) for s in [*data.stories, *data.rules]]] if uses_context else []))
+                 *([[_story_repr(s) for s in [*data.stories, *data.rules]],
+                    {name: list(slot.mappings) for name, slot in project.domain.slots.items()}]
+                   if uses_context else []))
     return {"core": core, "nlu": nlu}
 
 

@@ -65,3 +65,16 @@ def test_training_contexts_come_from_the_demo_stories_and_rules(demo: Any) -> No
     # stories shape the NLU fingerprint only when the classifier reads the context
     assert any(getattr(c.params, "use_context", False) for c in demo.config.pipeline)
     assert fingerprints(demo)["nlu"]
+
+
+def test_slot_mappings_shape_the_nlu_fingerprint_when_it_reads_the_context(demo: Any) -> None:
+    """answer_contexts reads the slots' from_entity mappings: a changed mapping retrains."""
+    from dataclasses import replace
+
+    from bot.training.fingerprints import fingerprints
+
+    slots = dict(demo.domain.slots)
+    slots["hotel"] = replace(slots["hotel"], mappings=({"type": "from_entity", "entity": "city"},))
+    changed = replace(demo, domain=replace(demo.domain, slots=slots))
+    assert fingerprints(changed)["nlu"] != fingerprints(demo)["nlu"]
+    assert fingerprints(changed)["core"] != fingerprints(demo)["core"]  # the domain, as before
