@@ -149,8 +149,7 @@ class Generator:
                                    self.model_dir)
                 if self._sampling.pair_reciprocal:  # at load, not at the first turn
                     same = self._sampling.pair_same_kind and bool(self._pair_kinds)
-                    self._pair_nearest[same] = nearest_other(
-                        self._pairs, self._pair_kinds if same else None)
+                    self._pair_nearest[same] = self._nearest_of(same)
             if manifest.get("model") is None:  # language_model: false
                 if self._pairs is None:
                     raise ModelLoadError(f"{self.model_dir} has neither a language model nor "
@@ -311,9 +310,12 @@ class Generator:
         """(n,) each pair message's cosine to its nearest other (of the same kind)."""
         with self._lock:
             if same_kind not in self._pair_nearest:
-                self._pair_nearest[same_kind] = nearest_other(
-                    self._pairs, self._pair_kinds if same_kind else None)
+                self._pair_nearest[same_kind] = self._nearest_of(same_kind)
             return self._pair_nearest[same_kind]
+
+    def _nearest_of(self, same_kind: bool) -> Any:
+        """nearest_other over the pairs (the caller holds the lock)."""
+        return nearest_other(self._pairs, self._pair_kinds if same_kind else None)
 
     def _unfit(self, reply: str, user_text: str) -> list[str]:
         """The safety filter's problems, and what a concierge would not say (when
