@@ -175,6 +175,13 @@ class SamplingConfig:
     pair_same_kind: bool = True  # a pair only for a message of its message's kind (question,
     # statement or request; about the bot or not: kinds.py), and the reciprocal check only
     # against messages of that kind (on the dev set: 14 good of 16 said, 13 of 19 without)
+    pair_grounded: bool = False  # a pair only when its reply takes no detail from its own
+    # message that the guest did not give (grounding.py: "traffic ... strike" -> a reply
+    # about strikes is not said to a guest who spoke only of traffic)
+    pair_word_similarity: float = 1.0  # ... a guest word at least this MiniLM-alike to the
+    # reply's word is its counterpart too ("beach" for "seaside"); 1.0: the same stem only
+    pair_same_mood: bool = False  # a pair only when its message's mood (good news, bad news,
+    # neither: grounding.polarity) is not the opposite of the guest's
     min_score: float | None = None  # a kept candidate scoring less is dropped ("low score"),
     # and with none left the turn falls back to the canned response: a polite refusal beats
     # an odd reply. None: no floor
@@ -194,6 +201,9 @@ class SamplingConfig:
         if self.pair_relevance_weight < 0:
             raise GenerationConfigError("generation pair_relevance_weight must be >= 0, got "
                                         f"{self.pair_relevance_weight}.")
+        if not 0 <= self.pair_word_similarity <= 1:
+            raise GenerationConfigError("generation pair_word_similarity must be in [0, 1], "
+                                        f"got {self.pair_word_similarity!r}.")
         _at_least("max_new_tokens", self.max_new_tokens, 1)
         _at_least("min_words", self.min_words, 1)
         _at_least("max_words", self.max_words, self.min_words)

@@ -34,6 +34,7 @@ from generation.config import SamplingConfig, from_mapping, to_dict
 from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
 from generation.exemplars import ExemplarIndex, encode
+from generation.grounding import WordVectors, borrowed_details, opposite_moods
 from generation.kinds import message_kind
 from generation.pairs import PAIRS_STEM, nearest_other, pair_kinds, pair_problems
 from generation.rerank import Candidate, quality_problems, rank
@@ -123,6 +124,7 @@ class Generator:
         self._pair_nearest: dict[bool, Any] = {}  # same kind? -> (n,) cosine of each pair
         # message's nearest other one (pair_reciprocal), computed when first needed
         self._pair_kinds: list[Any] = []  # each pair message's kind (kinds.py)
+        self._words: WordVectors | None = None  # pair_word_similarity's word vectors
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -278,7 +280,9 @@ class Generator:
         reply's own likeness to `user_text`), best first. With `pair_reciprocal`, only pairs
         whose message has no other pair's message nearer to it than `user_text` is; with
         `pair_same_kind`, only pairs whose message is of the kind of `user_text` (kinds.py),
-        and only a message of that kind is a nearer other."""
+        and only a message of that kind is a nearer other. With `pair_grounded` and
+        `pair_same_mood`, only pairs whose reply takes no detail of its own message that
+        `user_text` lacks and whose message is not of the opposite mood (grounding.py)."""
         self.load()
         config = self.sampling
         if self._pairs is None or not user_text.strip():
@@ -292,19 +296,44 @@ class Generator:
         if config.pair_reciprocal:  # no other message (of the same kind) is nearer
             nearest = self._nearest_pairs(same_kind)
             rows = [(row, c) for row, c in rows if c >= nearest[row] - 1e-5]
-        found = [(self._pairs.replies[row], float(cosine)) for row, cosine in rows]
-        found = [(r, c) for r, c in found if not pair_problems(r, user_text, self.safety)]
-        if not found:
+        rows = [(row, c) for row, c in rows
+                if not pair_problems(self._pairs.replies[row], user_text, self.safety)]
+        if not rows:
             return []
-        relevance = [0.0] * len(found)
+        relevance = [0.0] * len(rows)
         if config.pair_relevance_weight:
-            vectors = encode(self._encoder, [r for r, _ in found])  # (k, D)
+            vectors = encode(self._encoder, [self._pairs.replies[r] for r, _ in rows])  # (k, D)
             relevance = [float(v) for v in vectors @ query[0]]
-        out = [Candidate(r, True, retrieved=True, written=True, context_similarity=c,
-                         relevance=rel, score=c + config.pair_relevance_weight * rel)
-               for (r, c), rel in zip(found, relevance)]
-        return sorted((c for c in out if c.score >= config.pair_min_score),
-                      key=lambda c: c.score, reverse=True)
+        scored = sorted(((row, float(c), rel, c + config.pair_relevance_weight * rel)
+                         for (row, c), rel in zip(rows, relevance)), key=lambda t: -t[3])
+        scored = [t for t in scored if t[3] >= config.pair_min_score]
+        if config.pair_grounded or config.pair_same_mood:  # only the pairs that would be said
+            scored = [t for t in scored if not self.ungrounded(t[0], user_text)]
+        return [Candidate(self._pairs.replies[row], True, retrieved=True, written=True,
+                          context_similarity=c, relevance=rel, score=score)
+                for row, c, rel, score in scored]
+
+    def ungrounded(self, row: int, user_text: str) -> list[str]:
+        """Why pair `row`'s reply does not answer `user_text` (grounding.py): a detail of
+        its own message the guest did not give (`pair_grounded`), the opposite mood
+        (`pair_same_mood`); [] when neither."""
+        config = self.sampling
+        if self._pairs is None or not self._pair_kinds:  # no messages saved (an older index)
+            return []
+        message, reply = str(self._pairs.contexts[row]), self._pairs.replies[row]
+        problems = []
+        if config.pair_grounded:
+            similarity = None
+            if config.pair_word_similarity < 1.0:
+                with self._lock:
+                    if self._words is None:
+                        self._words = WordVectors(self._encoder)
+                similarity = self._words.similarity
+            problems += [f"detail {w}" for w in borrowed_details(
+                reply, message, user_text, similarity, config.pair_word_similarity)]
+        if config.pair_same_mood and opposite_moods(message, user_text):
+            problems.append("mood")
+        return problems
 
     def _nearest_pairs(self, same_kind: bool) -> Any:
         """(n,) each pair message's cosine to its nearest other (of the same kind)."""

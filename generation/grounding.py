@@ -1,0 +1,149 @@
+"""Whether a written pair's reply is grounded in what the guest said (issue #14, gen9).
+
+    borrowed_details("Strikes make every trip longer.", "the strike made traffic awful",
+                     "the traffic from the airport was slow")   # ["strikes"]
+    opposite_moods("i'm in a great mood today", "meh, not in the mood")   # True
+
+A pair is said when the guest's message is near the pair's own message (pairs.py), but near
+is not the same: a reply may take up a detail of its own message that the guest never gave
+("traffic ... strike" -> a reply about strikes, to a guest who spoke only of traffic), or
+answer the opposite mood ("a weirdly good mood" -> cheer, to a guest in a bad one).
+
+- detail: a content word of the reply that comes from the pair's message (the same stem: one
+  word a prefix of the other, or part of a compound, "jet" of "jetlagged") and has no
+  counterpart in the guest's message (the same stem, or with word vectors, a word at least
+  `min_word_similarity` alike: "seaside" for "beach") is a borrowed detail.
+- mood: a message's polarity from a small lexicon (+1 good news, -1 bad news, 0 neither), a
+  word flipped by a negation just before it ("not happy"); a pair whose message has the
+  opposite polarity of the guest's is not said.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+from generation.corpus import content_words
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+# words a reply uses for any topic: sharing them with its message is no detail of it
+_VAGUE = frozenset("""
+love loved lovely sounds sound feel feeling felt day days time times today always never
+best better lot little bit make makes made keep keeps take takes say says said see seen
+look looks want wants need needs try trying long new old first last every everyone
+people person whole world life quite rather enough each other another same such own
+""".split())
+_SUFFIXES = ("ingly", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly", "er", "est")
+_POSITIVE = frozenset("""
+love loved loves loving adore great amazing awesome wonderful fantastic happy happiest glad
+excited exciting fun enjoy enjoyed enjoying beautiful lovely perfect brilliant delicious
+proud relaxed relaxing congrats congratulations fantastic yay incredible gorgeous thrilled cheerful good nice best
+cosy cozy peaceful stunning lucky celebrate celebrating grateful
+""".split())
+_NEGATIVE = frozenset("""
+hate hated hates awful terrible horrible bad worst sad tired exhausted stressed stressful
+nervous anxious worried bored boring annoying annoyed angry frustrated frustrating sick ill
+meh ugh upset scared afraid lonely miss missed missing lost broke broken hurt hurts sore
+pain rough disappointed disappointing jetlagged jetlag homesick delayed cancelled canceled
+insane nightmare exhausting sleepless cranky grumpy miserable gloomy dreadful rubbish
+""".split())
+_NEGATIONS = frozenset("not no never nothing nobody don't dont doesn't doesnt didn't didnt "
+                       "isn't isnt wasn't wasnt can't cant won't wont without hardly".split())
+_NEGATION_REACH = 3  # a negation flips a mood word at most this many words after it
+
+
+def stem(word: str) -> str:
+    """`word` without a plural, tense or adverb ending ("strikes" -> "strik", "finishing"
+    -> "finish"); at least three letters are kept."""
+    word = word.lower().replace("\u2019", "'")
+    word = word[:-2] if word.endswith("'s") else word
+    for suffix in _SUFFIXES:
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[:-len(suffix)]
+            break
+    if len(word) > 3 and word[-1] == word[-2]:  # "stopp" -> "stop"
+        word = word[:-1]
+    return word.rstrip("e") if len(word) > 3 else word
+
+
+def same_word(a: str, b: str) -> bool:
+    """Whether two words name one thing: one stem opens or ends the other ("rain", "rainy";
+    "jet", "lag" and "jetlagged"), or one of four letters or more is inside it."""
+    x, y = sorted((stem(a), stem(b)), key=len)
+    if len(x) < 3:
+        return x == y
+    return y.startswith(x) or y.endswith(x) or (len(x) >= 4 and x in y)
+
+
+def borrowed_details(reply: str, message: str, guest: str,
+                     similarity: Callable[[Sequence[str], Sequence[str]], Any] | None = None,
+                     min_word_similarity: float = 1.0) -> list[str]:
+    """The content words of `reply` (no mood word, no vague one) that come from the pair's
+    `message` and have no counterpart in the `guest`'s message. With `similarity` (rows:
+    words of the first list, columns: of the second, cosines) a word at least
+    `min_word_similarity` alike counts as the same word both ways ("mouse" comes from
+    "mice"; "movie" is the counterpart of "film")."""
+    guest_words = sorted(content_words(guest))
+    message_words = sorted(content_words(message))
+    words = sorted(content_words(reply) - _VAGUE - _POSITIVE - _NEGATIVE)  # moods: polarity
+    words = [w for w in words if not any(same_word(w, g) for g in guest_words)]
+    if not words or not message_words:
+        return []
+    alike = similarity is not None and min_word_similarity < 1.0
+    to_message = (np.asarray(similarity(words, message_words)).max(axis=1) if alike  # type: ignore[misc]
+                  else np.zeros(len(words)))  # (len(words),)
+    taken = [w for w, m in zip(words, to_message)
+             if m >= min_word_similarity or any(same_word(w, x) for x in message_words)]
+    if taken and guest_words and alike:
+        to_guest = np.asarray(similarity(taken, guest_words)).max(axis=1)  # type: ignore[misc]
+        taken = [w for w, a in zip(taken, to_guest) if a < min_word_similarity]
+    return taken
+
+
+def polarity(text: str) -> int:
+    """+1 when `text` tells good news or a good mood, -1 bad news or a bad mood, 0 neither
+    or both as much (a small lexicon; a negation just before a word flips it)."""
+    words = _WORD.findall(text.lower().replace("\u2019", "'"))
+    total = 0
+    for i, word in enumerate(words):
+        sign = 1 if word in _POSITIVE else -1 if word in _NEGATIVE else 0
+        if sign and any(w in _NEGATIONS for w in words[max(0, i - _NEGATION_REACH):i]):
+            sign = -sign
+        if word in _NEGATIONS and "mood" in words[i + 1:i + 4]:  # "not in the mood"
+            sign = -1
+        total += sign
+    return (total > 0) - (total < 0)
+
+
+def opposite_moods(message: str, guest: str) -> bool:
+    """Whether the pair's `message` and the `guest`'s have opposite polarities."""
+    return polarity(message) * polarity(guest) < 0
+
+
+class WordVectors:
+    """MiniLM vectors of single words, each encoded once (up to `limit` kept) for the
+    word-similarity counterparts of `borrowed_details`."""
+
+    def __init__(self, encoder: Any, limit: int = 20000) -> None:
+        self._encoder = encoder
+        self._limit = limit
+        self._vectors: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def similarity(self, rows: Sequence[str], columns: Sequence[str]) -> Any:
+        """(len(rows), len(columns)) cosines of the words' vectors."""
+        from generation.exemplars import encode
+
+        with self._lock:
+            new = sorted({*rows, *columns} - self._vectors.keys())
+            if new:
+                if len(self._vectors) + len(new) > self._limit:
+                    self._vectors.clear()
+                self._vectors.update(zip(new, encode(self._encoder, new)))
+            a = np.stack([self._vectors[w] for w in rows])  # (R, D)
+            b = np.stack([self._vectors[w] for w in columns])  # (C, D)
+        return a @ b.T
