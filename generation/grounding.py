@@ -1,18 +1,18 @@
-"""Whether a written pair's reply is grounded in what the guest said (issue #14, gen9).
+"""Whether a written pair's reply is grounded in what the guest said.
 
-    borrowed_details("Strikes make every trip longer.", "the strike made traffic awful",
-                     "the traffic from the airport was slow")   # ["strikes"]
-    opposite_moods("i'm in a great mood today", "meh, not in the mood")   # True
+    borrowed_details("Homegrown tomatoes taste like summer.", "my garden is full of tomatoes",
+                     "my garden is looking lovely")            # ["tomatoes"]
+    opposite_moods("my exam went great", "my exam went awful")  # True
 
 A pair is said when the guest's message is near the pair's own message (pairs.py), but near
 is not the same: a reply may take up a detail of its own message that the guest never gave
-("traffic ... strike" -> a reply about strikes, to a guest who spoke only of traffic), or
-answer the opposite mood ("a weirdly good mood" -> cheer, to a guest in a bad one).
+("my garden is full of tomatoes" -> a reply about tomatoes, to a guest who spoke only of the
+garden), or answer the opposite mood (cheer written for good news, to a guest with bad news).
 
-- detail: a content word of the reply that comes from the pair's message (the same stem: one
-  word a prefix of the other, or part of a compound, "jet" of "jetlagged") and has no
-  counterpart in the guest's message (the same stem, or with word vectors, a word at least
-  `min_word_similarity` alike: "seaside" for "beach") is a borrowed detail.
+- detail: a content word of the reply (not a mood word, not a vague one: "day", "love") that
+  comes from the pair's message (the same stem: one opens or ends the other, "rain" of
+  "raincoat"; with word vectors, a word at least `min_word_similarity` alike) and has no
+  counterpart in the guest's message (the same test) is a borrowed detail.
 - mood: a message's polarity from a small lexicon (+1 good news, -1 bad news, 0 neither), a
   word flipped by a negation just before it ("not happy"); a pair whose message has the
   opposite polarity of the guest's is not said.
@@ -41,8 +41,8 @@ _SUFFIXES = ("ingly", "ings", "ing", "edly", "ed", "ies", "es", "s", "ly", "er",
 _POSITIVE = frozenset("""
 love loved loves loving adore great amazing awesome wonderful fantastic happy happiest glad
 excited exciting fun enjoy enjoyed enjoying beautiful lovely perfect brilliant delicious
-proud relaxed relaxing congrats congratulations fantastic yay incredible gorgeous thrilled cheerful good nice best
-cosy cozy peaceful stunning lucky celebrate celebrating grateful
+proud relaxed relaxing congrats congratulations yay incredible gorgeous thrilled cheerful
+good nice best cosy cozy peaceful stunning lucky celebrate celebrating grateful
 """.split())
 _NEGATIVE = frozenset("""
 hate hated hates awful terrible horrible bad worst sad tired exhausted stressed stressful
@@ -93,13 +93,14 @@ def borrowed_details(reply: str, message: str, guest: str,
     words = [w for w in words if not any(same_word(w, g) for g in guest_words)]
     if not words or not message_words:
         return []
-    alike = similarity is not None and min_word_similarity < 1.0
-    to_message = (np.asarray(similarity(words, message_words)).max(axis=1) if alike  # type: ignore[misc]
-                  else np.zeros(len(words)))  # (len(words),)
+    if min_word_similarity >= 1.0:
+        similarity = None  # the same stem only
+    to_message = (np.asarray(similarity(words, message_words)).max(axis=1)  # (len(words),)
+                  if similarity is not None else np.zeros(len(words)))
     taken = [w for w, m in zip(words, to_message)
              if m >= min_word_similarity or any(same_word(w, x) for x in message_words)]
-    if taken and guest_words and alike:
-        to_guest = np.asarray(similarity(taken, guest_words)).max(axis=1)  # type: ignore[misc]
+    if taken and guest_words and similarity is not None:
+        to_guest = np.asarray(similarity(taken, guest_words)).max(axis=1)  # (len(taken),)
         taken = [w for w, a in zip(taken, to_guest) if a < min_word_similarity]
     return taken
 

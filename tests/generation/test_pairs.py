@@ -86,7 +86,8 @@ def test_the_similarity_floor_and_the_reply_relevance_choose(tmp_path: Path) -> 
     assert generator.reply("do you like tea a lot").text is None  # not near enough
     loose = Generator(tmp_path / "gen", encoder=FakeEmbedder(),
                       sampling=SamplingConfig(pair_min_score=-2.0, pair_relevance_weight=1.0,
-                                              pair_reciprocal=False, pair_same_kind=False))
+                                              pair_reciprocal=False, pair_same_kind=False,
+                                              pair_grounded=False))  # "rain" isn't "tea"
     ranked = loose.written("tea")
     assert len(ranked) == 3 and ranked[0].text == "A warm cup of tea fixes most things."
     assert [c.score for c in ranked] == sorted((c.score for c in ranked), reverse=True)
@@ -111,7 +112,7 @@ def test_reciprocal_pairs_leave_out_a_message_nearer_to_another_pair(tmp_path: P
                for c in generator.written("do you like"))
     every = Generator(tmp_path / "gen", encoder=FakeEmbedder(),
                       sampling=SamplingConfig(pair_min_score=-2.0, pair_relevance_weight=0.0,
-                                              pair_reciprocal=False))
+                                              pair_reciprocal=False, pair_grounded=False))
     assert len(every.written("do you like")) == 3
     assert len(generator.written("do you like")) < 3
 

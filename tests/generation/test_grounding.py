@@ -1,0 +1,120 @@
+"""The grounding check of written pairs (generation/grounding.py): a reply that takes a detail
+of its own pair's message the guest did not give, or a pair of the opposite mood, is not
+said; the next pair is, or the turn declines."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from generation import Generator, SamplingConfig, TrainingConfig, train_generator
+from generation.errors import GenerationConfigError
+from generation.grounding import (WordVectors, borrowed_details, opposite_moods, polarity,
+                                  same_word, stem)
+from tests.fakes import FakeEmbedder
+
+
+def test_stems_and_same_words() -> None:
+    assert stem("tomatoes") == stem("tomato") == "tomato"
+    assert stem("gardening") == "garden" and stem("stopped") == "stop"
+    assert same_word("garden", "gardens") and same_word("rain", "raincoat")
+    assert same_word("coat", "raincoat")  # a compound's end
+    assert not same_word("tea", "coffee") and not same_word("it", "its")
+
+
+def test_a_reply_word_from_its_own_message_needs_a_counterpart_in_the_guests() -> None:
+    reply = "Homegrown tomatoes taste like summer."
+    message = "my garden is full of tomatoes"
+    assert borrowed_details(reply, message, "my garden is looking lovely") == ["tomatoes"]
+    assert borrowed_details(reply, message, "i grew a tomato in my garden") == []
+    # a word of the reply that its message never said is no borrowed detail ("summer")
+    assert borrowed_details("Summer gardens are the best.", message, "my garden") == []
+    # mood and vague words are left to the mood check ("lovely", "day")
+    assert borrowed_details("What a lovely day.", "a lovely day in the park", "hello") == []
+
+
+def _similarity(table: dict[frozenset[str], float]):  # type: ignore[no-untyped-def]
+    def similarity(rows: list[str], columns: list[str]) -> np.ndarray:
+        return np.array([[1.0 if a == b else table.get(frozenset((a, b)), 0.0)
+                          for b in columns] for a in rows])
+    return similarity
+
+
+def test_word_similarity_finds_counterparts_and_borrowed_words() -> None:
+    alike = _similarity({frozenset(("film", "movie")): 0.8,
+                         frozenset(("gloves", "hands")): 0.7})
+    reply, message = "Any film with a good ending.", "best film ever"
+    assert borrowed_details(reply, message, "best movie you know") == ["film"]  # stems only
+    assert borrowed_details(reply, message, "best movie you know", alike, 0.65) == []
+    assert borrowed_details(reply, message, "best movie you know", alike, 0.9) == ["film"]
+    # "gloves" comes from "hands" by likeness alone, and the guest said neither
+    assert borrowed_details("Warm gloves help.", "my hands are cold", "brr, cold outside",
+                            alike, 0.65) == ["gloves"]
+    assert borrowed_details("Warm gloves help.", "my hands are cold", "brr, cold outside",
+                            alike, 1.0) == []
+
+
+def test_polarity_reads_a_small_lexicon_and_negations() -> None:
+    assert polarity("my exam went great") == 1
+    assert polarity("my exam went awful") == -1
+    assert polarity("i'm not happy with it") == -1
+    assert polarity("not bad at all") == 1
+    assert polarity("i'm not in the mood") == -1
+    assert polarity("what time is it") == 0
+    assert opposite_moods("my exam went great", "my exam went awful")
+    assert not opposite_moods("my exam went great", "what about exams")  # neutral: no clash
+    assert not opposite_moods("so tired", "exhausted today")
+
+
+def test_word_vectors_encode_each_word_once() -> None:
+    encoder = FakeEmbedder()
+    words = WordVectors(encoder)
+    first = words.similarity(["tea", "cake"], ["tea"])
+    assert first.shape == (2, 1) and first[0, 0] == pytest.approx(1.0, abs=1e-5)
+    seen = encoder.encoded
+    words.similarity(["cake"], ["tea", "cake"])
+    assert encoder.encoded == seen  # both cached
+
+
+GARDEN = [("my garden is full of tomatoes", "Homegrown tomatoes taste like summer."),
+          ("my garden is my happy place", "A garden is a lovely thing to tend."),
+          ("i passed my driving test, so happy", "Congratulations, that's a great feeling."),
+          ("my driving test went badly, i'm sad", "I'm sorry, you'll get it next time.")]
+
+
+def _garden(tmp_path: Path, **sampling: object) -> Generator:
+    encoder = FakeEmbedder()
+    train_generator([], tmp_path / "gen", training=TrainingConfig(language_model=False),
+                    sampling=SamplingConfig(), written_pairs=GARDEN, encoder=encoder,
+                    progress=False)
+    loose: dict[str, object] = {"pair_min_score": -2.0, "pair_relevance_weight": 0.0,
+                                "pair_reciprocal": False}
+    return Generator(tmp_path / "gen", encoder=encoder,
+                     sampling=SamplingConfig(**{**loose, **sampling}))  # type: ignore[arg-type]
+
+
+def test_a_pair_that_borrows_a_detail_gives_way_to_the_next(tmp_path: Path) -> None:
+    guest = "my garden is full of flowers"  # nearest to the tomatoes' message
+    plain = _garden(tmp_path, pair_grounded=False, pair_same_mood=False)
+    assert plain.reply(guest).text == GARDEN[0][1]
+    grounded = _garden(tmp_path)  # the defaults check both
+    assert grounded.load().sampling.pair_grounded and grounded.sampling.pair_same_mood
+    assert grounded.reply(guest).text == GARDEN[1][1]
+    assert grounded.ungrounded(0, guest) == ["detail tomatoes"]
+    assert grounded.reply("my garden is full of tomatoes").text == GARDEN[0][1]
+
+
+def test_a_pair_of_the_opposite_mood_is_not_said(tmp_path: Path) -> None:
+    guest = "i passed my driving test, meh"  # no good news: no congratulations
+    plain = _garden(tmp_path, pair_same_mood=False)
+    assert plain.reply(guest).text == GARDEN[2][1]
+    assert _garden(tmp_path).reply(guest).text == GARDEN[3][1]
+    only = _garden(tmp_path, pair_same_mood=True, pair_min_score=0.9)  # no other near enough
+    assert only.reply(guest).text is None  # declined: the canned response follows
+
+
+def test_the_word_similarity_is_checked() -> None:
+    with pytest.raises(GenerationConfigError, match="pair_word_similarity"):
+        SamplingConfig(pair_word_similarity=1.5)
