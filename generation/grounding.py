@@ -48,8 +48,8 @@ _NEGATIVE = frozenset("""
 hate hated hates awful terrible horrible bad worst sad tired exhausted stressed stressful
 nervous anxious worried bored boring annoying annoyed angry frustrated frustrating sick ill
 meh ugh upset scared afraid lonely miss missed missing lost broke broken hurt hurts sore
-pain rough disappointed disappointing jetlagged jetlag homesick delayed cancelled canceled
-insane nightmare exhausting sleepless cranky grumpy miserable gloomy dreadful rubbish
+pain rough disappointed disappointing homesick delayed cancelled canceled nightmare
+exhausting sleepless cranky grumpy miserable gloomy dreadful rubbish
 """.split())
 _NEGATIONS = frozenset("not no never nothing nobody don't dont doesn't doesnt didn't didnt "
                        "isn't isnt wasn't wasnt can't cant won't wont without hardly".split())
@@ -57,7 +57,7 @@ _NEGATION_REACH = 3  # a negation flips a mood word at most this many words afte
 
 
 def stem(word: str) -> str:
-    """`word` without a plural, tense or adverb ending ("strikes" -> "strik", "finishing"
+    """`word` without a plural, tense or adverb ending ("tomatoes" -> "tomato", "finishing"
     -> "finish"); at least three letters are kept."""
     word = word.lower().replace("\u2019", "'")
     word = word[:-2] if word.endswith("'s") else word
@@ -72,7 +72,7 @@ def stem(word: str) -> str:
 
 def same_word(a: str, b: str) -> bool:
     """Whether two words name one thing: one stem opens or ends the other ("rain", "rainy";
-    "jet", "lag" and "jetlagged"), or one of four letters or more is inside it."""
+    "rain", "coat" and "raincoat"), or one of four letters or more is inside it."""
     x, y = sorted((stem(a), stem(b)), key=len)
     if len(x) < 3:
         return x == y
