@@ -321,7 +321,7 @@ class Generator:
         if self._pairs is None or not self._pair_kinds:  # no messages saved (an older index)
             return []
         message, reply = str(self._pairs.contexts[row]), self._pairs.replies[row]
-        problems = []
+        problems: list[str] = []
         if config.pair_grounded:
             similarity = None
             if config.pair_word_similarity < 1.0:
