@@ -3,7 +3,8 @@
 `action_answer_question` answers the text of the latest user message with `retrieval`'s
 Answerer: it retrieves passages, chooses the answer SENTENCE among their sentences (a
 fine-tuned sentence encoder fused with BM25), and the reader marks the span inside it. It
-utters that sentence, with message metadata that lets a UI highlight the span:
+utters that sentence (after the sentence before it when it refers back: "It costs 25 EUR."),
+with message metadata that lets a UI highlight the span:
 
     {"knowledge": {"answer": "25 EUR per pet per night", "span": [13, 37],   # in the text
                    "passage": "...", "passage_span": [s, e], "source": "Pets Policy > Fees",
@@ -89,8 +90,8 @@ def reset_answerers() -> None:
 
 
 def knowledge_metadata(answer: Any) -> dict[str, Any]:
-    """The `knowledge` metadata of an answer uttered as its sentence (see module docstring)."""
-    start, end = answer.span_in_sentence
+    """The `knowledge` metadata of an answer uttered as its reply (see module docstring)."""
+    start, end = answer.span_in_reply
     return {"knowledge": {
         "answer": answer.text, "span": [start, end], "passage": answer.passage,
         "passage_span": list(answer.span), "sentence_span": list(answer.sentence_span),
@@ -122,7 +123,7 @@ class ActionAnswerQuestion(Action):
             return []
         logger.info("actions.knowledge.answer doc=%s confidence=%.3f", answer.doc_id,
                     answer.confidence)
-        dispatcher.utter_message(text=answer.sentence or answer.text,
+        dispatcher.utter_message(text=answer.reply,
                                  metadata=knowledge_metadata(answer))
         return []
 

@@ -67,6 +67,7 @@ class Answer:
     confidence: float
     passage: str | None = None
     question: str = ""
+    lead: str = ""
 
     @property
     def span_in_sentence(self) -> tuple[int, int] | None:
@@ -74,6 +75,23 @@ class Answer:
         if self.span is None or self.sentence_span is None:
             return None
         return self.span[0] - self.sentence_span[0], self.span[1] - self.sentence_span[0]
+
+    @property
+    def reply(self) -> str | None:
+        """What the guest reads: the sentence, after the sentence it refers back to when it
+        does ("Bikes can be rented at reception. It costs 15 EUR per day.")."""
+        if self.sentence is None:
+            return self.text
+        return f"{self.lead} {self.sentence}" if self.lead else self.sentence
+
+    @property
+    def span_in_reply(self) -> tuple[int, int] | None:
+        """Where `text` sits inside `reply`."""
+        inside = self.span_in_sentence
+        if inside is None or not self.lead:
+            return inside
+        shift = len(self.lead) + 1
+        return inside[0] + shift, inside[1] + shift
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -214,7 +232,7 @@ class Answerer:
                                    confidence)
             answer = best if confidence >= cal.threshold else replace(
                 best, text=None, span=None, sentence=None, sentence_span=None, doc_id=None,
-                passage_id=None, title=None, passage=None)
+                passage_id=None, title=None, passage=None, lead="")
             traces.append(AnswerTrace(question, tuple(hits[i]), tuple(results), answer,
                                       (confidence,), *share, tuple(candidates[i]), best,
                                       features))
@@ -284,7 +302,8 @@ def sentence_answer(ranker: SentenceRanker, question: str, hits: Sequence[Search
     score = result.best.score if result.best is not None else 0.0
     return Answer(text, score, result.null_score, passage.doc_id, passage.id,
                   passage.title, (at + s0, at + s1), sentence.text,
-                  (at, at + len(sentence.text)), confidence, passage.text, question)
+                  (at, at + len(sentence.text)), confidence, passage.text, question,
+                  sentence.lead)
 
 
 def passage_confidences(hits: Sequence[SearchHit], results: Sequence[ReaderResult],

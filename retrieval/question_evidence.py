@@ -30,12 +30,15 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter
+from collections.abc import Callable, Sequence
 
 from retrieval.bm25 import STOP_WORDS
 from retrieval.sentences import SentenceTable
 
 EVIDENCE_FEATURES = ("cover_sent", "cover_doc", "cover_kb", "place_clash")
 _WORD = re.compile(r"[a-zà-ÿ]+")
+KnownWords = Callable[[Sequence[str]], list[bool]]  # is each word one piece of the tokenizer
+_WORD_CASED = re.compile(r"[A-Za-zÀ-ÿ]+")
 PREFIX_CHARS = 6  # words sharing their first six letters match ("cancelled", "cancellation")
 MIN_FUZZY_CHARS = 5  # shorter words match only exactly (by stem): "bar" is not "car"
 # How guests wrap a question in a chat, written from general chat habits (no test set read):
@@ -100,13 +103,13 @@ class QuestionEvidence:
     """The KB's vocabulary (per sentence, per document, overall) and places, built from the
     sentence table once; `features` scores one question against one sentence."""
 
-    def __init__(self, table: SentenceTable) -> None:
+    def __init__(self, table: SentenceTable, known: KnownWords | None = None) -> None:
         self.table = table
         self.sentence_words: list[frozenset[str]] = []
         doc_words: dict[str, set[str]] = {}
         df: Counter[str] = Counter()
         for s in table.sentences:
-            words = frozenset(_stem(w) for w in _WORD.findall(s.search_text.lower()))
+            words = frozenset(_stem(w) for w in _WORD.findall(f"{s.title}: {s.text}".lower()))
             self.sentence_words.append(words)
             doc_words.setdefault(s.doc_id, set()).update(words)
             df.update(words)
@@ -123,7 +126,8 @@ class QuestionEvidence:
                     self._by_delete.setdefault(d, set()).add(w)
             if len(w) >= PREFIX_CHARS:
                 self._by_prefix.setdefault(w[:PREFIX_CHARS], set()).add(w)
-        self.doc_place, self.place_words = _places(table)
+        self.doc_place, self.place_words = _places(table, known)
+        self._sentence_hotels: dict[int, frozenset[str]] = {}
 
     def matches(self, word: str) -> frozenset[str]:
         """The KB stems `word` stands for: its own stem, or words one edit or a shared
@@ -170,12 +174,27 @@ class QuestionEvidence:
         cities |= {self.doc_place[h][0] for h in hotels if self.doc_place.get(h)}
         return cities, hotels
 
-    def place_clash(self, question: str, doc_id: str) -> float:
-        """1.0 when the question names a place and `doc_id` is about another one."""
+    def sentence_clash(self, sentence_id: int, named: tuple[set[str], set[str]]) -> float:
+        """1.0 when the question names a hotel (`named`: its `named_places`) and the sentence
+        names hotels, none of them that one ("Nova Grand Hotel offers suites for families."
+        for a question about Starlight Amsterdam)."""
+        hotels = named[1]
+        if not hotels:
+            return 0.0
+        if sentence_id not in self._sentence_hotels:
+            text = self.table.sentences[sentence_id].text
+            self._sentence_hotels[sentence_id] = frozenset(self.named_places(text)[1])
+        mine = self._sentence_hotels[sentence_id]
+        return 1.0 if mine and not mine & hotels else 0.0
+
+    def place_clash(self, question: str, doc_id: str,
+                    named: tuple[set[str], set[str]] | None = None) -> float:
+        """1.0 when the question names a place and `doc_id` is about another one (`named`:
+        the question's `named_places`, when known)."""
         place = self.doc_place.get(doc_id)
         if place is None:
             return 0.0
-        cities, hotels = self.named_places(question)
+        cities, hotels = named if named is not None else self.named_places(question)
         if not cities and not hotels:
             return 0.0
         city, hotel = place
@@ -184,8 +203,8 @@ class QuestionEvidence:
         return 1.0 if hotels and hotel is not None and hotel not in hotels else 0.0
 
 
-def _places(table: SentenceTable) -> tuple[dict[str, tuple[str, str | None]],
-                                           dict[str, set[tuple[str, str]]]]:
+def _places(table: SentenceTable, known: KnownWords | None = None
+            ) -> tuple[dict[str, tuple[str, str | None]], dict[str, set[tuple[str, str]]]]:
     """Per document its (city, hotel document or None) when it is about a place, and per
     stemmed name word the places it names ("city", city) or ("hotel", document id)."""
     heads: dict[str, str] = {}
@@ -213,5 +232,37 @@ def _places(table: SentenceTable) -> tuple[dict[str, tuple[str, str | None]],
         for w in _WORD.findall(head.lower()):
             if w not in _CHAIN_WORDS and w not in STOP_WORDS and w != city:
                 words.setdefault(_stem(w), set()).add(("hotel", doc))
+    for w, doc in _hotel_aliases(table, place, known).items():
+        words.setdefault(w, set()).add(("hotel", doc))
     return place, words
+
+
+def _hotel_aliases(table: SentenceTable, place: dict[str, tuple[str, str | None]],
+                   known: KnownWords | None = None) -> dict[str, str]:
+    """Names that point to one hotel though they are not in its title: a street, a district,
+    a restaurant ("the hotel on Prinsengracht", "dinner at Sal e Seda"). A stemmed word that
+    is capitalised inside a sentence of exactly one hotel document, never written in lower
+    case anywhere in the knowledge base and, when `known` can say, not a word the encoder's
+    vocabulary holds whole ("Monday", "French", "Rome" are no hotel's names)."""
+    hotels = {doc for doc, (_, hotel) in place.items() if hotel is not None}
+    owners: dict[str, set[str]] = {}
+    cased_of: dict[str, str] = {}  # the word as written (lower case) -> its stem
+    lower: set[str] = set()
+    for s in table.sentences:
+        for i, m in enumerate(_WORD_CASED.finditer(s.text)):
+            w = m.group()
+            if w.islower():
+                lower.add(_stem(w.lower()))
+            elif i > 0 and w[0].isupper() and len(w) >= 4 and s.doc_id in hotels:
+                owners.setdefault(_stem(w.lower()), set()).add(s.doc_id)
+                cased_of[w.lower()] = _stem(w.lower())
+    cities = {_stem(w) for city, _ in place.values() for w in _WORD.findall(city)}
+    names = {w: next(iter(docs)) for w, docs in owners.items()
+             if len(docs) == 1 and w not in lower and w not in _CHAIN_WORDS
+             and w not in STOP_WORDS and w not in cities}
+    if known is not None and names:
+        spelled = {w: cased for cased, w in sorted(cased_of.items())}
+        whole = dict(zip(names, known([spelled[w] for w in names])))
+        names = {w: doc for w, doc in names.items() if not whole[w]}
+    return names
 

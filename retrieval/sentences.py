@@ -23,6 +23,10 @@ _BULLET = "-*+>#|"
 _END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 _ABBREVIATION = re.compile(r"(?:\b(?:St|Dr|Mr|Mrs|Ms|Nr|No|approx|ca|incl|e\.g|i\.e|vs)|"
                            r"\b[A-Z])\.$")  # "St. Stephen's": no sentence ends there
+# a sentence that refers back ("It costs 25 EUR.", "Taxis then drop guests ...") is searched
+# with the sentence before it
+_REFERS_BACK = re.compile(r"^(?:(?:it|its|they|their|them|this|these|that|those|there|here|"
+                          r"he|she|his|her)\b|\w+ (?:then|there)\b)", re.IGNORECASE)
 MIN_CHARS = 3  # shorter lines ("---", "|") are no answers
 
 
@@ -38,11 +42,14 @@ class Sentence:
     start: int
     end: int
     passages: dict[int, int] = field(default_factory=dict, compare=False, hash=False)
+    lead: str = ""
 
     @property
     def search_text(self) -> str:
-        """What the sentence encoder and BM25 see: section title, then the sentence."""
-        return f"{self.title}: {self.text}" if self.title else self.text
+        """What the sentence encoder and BM25 see: section title, the sentence before it in
+        its paragraph, then the sentence."""
+        text = f"{self.lead} {self.text}" if self.lead else self.text
+        return f"{self.title}: {text}" if self.title else text
 
 
 def sentence_spans(text: str) -> list[tuple[int, int]]:
@@ -83,15 +90,22 @@ class SentenceTable:
         by_passage: dict[int, list[int]] = {}
         for slot, passage in items:
             ids = []
+            before: tuple[int, int] | None = None
             for s, e in sentence_spans(passage.text):
                 key = (passage.doc_id, passage.start + s, passage.start + e)
                 sentence = found.get(key)
                 if sentence is None:
+                    lead = ""
+                    if (before is not None and "\n" not in passage.text[before[1]:s]
+                            and _REFERS_BACK.match(passage.text[s:e])):
+                        lead = passage.text[before[0]:before[1]]
                     sentence = Sentence(len(found), passage.doc_id, passage.title,
-                                        passage.text[s:e], passage.start + s, passage.start + e)
+                                        passage.text[s:e], passage.start + s, passage.start + e,
+                                        lead=lead)
                     found[key] = sentence
                 sentence.passages[slot] = s
                 ids.append(sentence.id)
+                before = (s, e)
             by_passage[slot] = ids
         return cls(list(found.values()), by_passage)
 

@@ -24,13 +24,11 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
-from retrieval.question_evidence import one_edit
+from retrieval.question_evidence import KnownWords, one_edit
 
 MIN_CHARS = 5  # shorter words have too many neighbours one edit away ("cab", "car", "bar")
 KNOWN_CACHE = 20_000  # words remembered as known or not (cleared when full)
 _WORD = re.compile(r"[A-Za-z]+")
-
-KnownWords = Callable[[Sequence[str]], list[bool]]
 
 
 def known_words(encoder: Any) -> KnownWords | None:

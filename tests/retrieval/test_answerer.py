@@ -276,3 +276,18 @@ def tiny_encoder(path: Path) -> Path:
                     for w in re.findall(r"\w+|[^\w\s]", f.read_text().lower())})
     path.mkdir(parents=True)
     return write_tiny_bert(path, ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *words, "?"])
+
+
+def test_a_sentence_that_refers_back_is_read_after_its_lead() -> None:
+    from retrieval.answerer import Answer
+    passage = "Boats leave at noon. It costs 25 EUR per person."
+    at = passage.index("It costs")
+    answer = Answer("25 EUR per person", 1.0, 0.0, "h.md", "p0", "Hotel", (at + 9, at + 26),
+                    "It costs 25 EUR per person.", (at, len(passage)), 0.9, passage, "price?",
+                    "Boats leave at noon.")
+    assert answer.reply == "Boats leave at noon. It costs 25 EUR per person."
+    start, end = answer.span_in_reply
+    assert answer.reply[start:end] == "25 EUR per person"
+    plain = replace(answer, lead="")
+    assert plain.reply == plain.sentence and plain.span_in_reply == plain.span_in_sentence
+    assert replace(answer, sentence=None, text=None).reply is None

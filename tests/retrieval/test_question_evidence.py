@@ -81,3 +81,48 @@ def test_place_clash_names_another_city_or_hotel(evidence: QuestionEvidence) -> 
     assert evidence.features("pet fee in rome?", fee)["place_clash"] == 0.0
     assert evidence.named_places("aurora or starlight rome?") == (
         {"lisbon", "rome"}, {"hotels/aurora_riverside.md"})
+    assert evidence.named_places("a pool in rome?") == ({"rome"}, set())  # the city alone
+
+
+ALIAS_DOCS = {
+    "hotels/starlight_amsterdam.md": ("Starlight Amsterdam > Location",
+                                      "The hotel stands on the Prinsengracht in Amsterdam, "
+                                      "off the Leidsestraat. "
+                                      "Dinner is served at Het Anker on Monday."),
+    "hotels/the_comet_inn.md": ("The Comet Inn > Location",
+                                "The inn is in the Jordaan in Amsterdam, open on Monday. "
+                                "Ask the Prinsengracht tour desk."),
+    "cities/amsterdam.md": ("Amsterdam city guide > Food", "Try the anker bread at markets."),
+    "policies/children.md": ("Children > Rooms", "The Comet Inn has no family rooms. "
+                             "Cots are free at every hotel."),
+}
+
+
+def alias_evidence(known=None) -> QuestionEvidence:
+    passages = {slot: Passage(f"p{slot}", doc, title, text, 0, len(text))
+                for slot, (doc, (title, text)) in enumerate(ALIAS_DOCS.items())}
+    return QuestionEvidence(SentenceTable.from_passages(passages), known)
+
+
+def test_a_name_written_in_one_hotel_document_names_that_hotel() -> None:
+    evidence = alias_evidence()
+    # the Jordaan is only the inn's; the Prinsengracht is in both hotels' documents; "anker"
+    # is written in lower case elsewhere; Monday is in both
+    assert evidence.named_places("is the jordaan hotel quiet?") == (
+        {"amsterdam"}, {"hotels/the_comet_inn.md"})
+    assert evidence.named_places("the prinsengracht hotel?")[1] == set()
+    assert evidence.named_places("dinner at anker?")[1] == set()
+    # a word the encoder's vocabulary holds whole is no name
+    common = alias_evidence(lambda words: [w == "jordaan" for w in words])
+    assert common.named_places("is the jordaan hotel quiet?")[1] == set()
+
+
+def test_a_sentence_naming_another_hotel_clashes() -> None:
+    evidence = alias_evidence()
+    named = evidence.named_places("family rooms at the leidsestraat hotel?")
+    inn = sentence(evidence, "no family rooms")
+    cots = sentence(evidence, "Cots are free")
+    assert evidence.sentence_clash(inn, named) == 1.0
+    assert evidence.sentence_clash(cots, named) == 0.0      # it names no hotel
+    assert evidence.sentence_clash(inn, evidence.named_places("family rooms?")) == 0.0
+    assert evidence.sentence_clash(inn, evidence.named_places("comet inn family rooms")) == 0.0

@@ -188,7 +188,7 @@ def test_selection_fit_ranks_the_gold_candidate_first() -> None:
     groups = []
     for _ in range(30):  # the gold sentence has the higher cosine, BM25 is noise
         rows = [{"cosine": rng.uniform(0.2, 0.5), "bm25_rel": rng.random(), "bm25": 0.0,
-                 "passage_rr": 0.0, "type_miss": 0.0} for _ in range(5)]
+                 "passage_rr": 0.0, "type_miss": 0.0, "place_clash": 0.0} for _ in range(5)]
         rows[0]["cosine"] = 0.6
         groups.append((rows, [1, 0, 0, 0, 0]))
     model = fit_selection(groups)
@@ -209,3 +209,20 @@ def test_choose_lets_the_reader_overturn_a_close_selection() -> None:
     assert flipped.index == 1 and 0.5 < flipped.share <= 1.0 and flipped.lead > 0
     assert Calibration.from_dict(Calibration(rerank=reader_heavy).to_dict()).rerank == \
         Logistic(RERANK_FEATURES, (1.0, 4.0), 0.0)
+
+
+def test_a_sentence_that_refers_back_is_searched_with_the_one_before() -> None:
+    doc = ("The hotel has its own boat for canal trips. It costs 25 EUR per person.\n"
+           "It is moored at the door.\n"
+           "Bikes can be rented. Guests there pay 15 EUR. Parking costs 30 EUR.")
+    table = SentenceTable.from_passages({0: Passage("p0", "h.md", "Hotel > Extras", doc, 0,
+                                                    len(doc))})
+    by_text = {s.text: s for s in table.sentences}
+    cost = by_text["It costs 25 EUR per person."]
+    assert cost.lead == "The hotel has its own boat for canal trips."
+    assert cost.search_text == ("Hotel > Extras: The hotel has its own boat for canal trips. "
+                                "It costs 25 EUR per person.")
+    assert by_text["It is moored at the door."].lead == ""   # a new line: no sentence before
+    assert by_text["Guests there pay 15 EUR."].lead == "Bikes can be rented."
+    assert by_text["Parking costs 30 EUR."].lead == ""       # it does not refer back
+    assert by_text["Bikes can be rented."].search_text == "Hotel > Extras: Bikes can be rented."
