@@ -23,10 +23,12 @@ _BULLET = "-*+>#|"
 _END = re.compile(r"[.!?][\"')\]]*(?=\s)")
 _ABBREVIATION = re.compile(r"(?:\b(?:St|Dr|Mr|Mrs|Ms|Nr|No|approx|ca|incl|e\.g|i\.e|vs)|"
                            r"\b[A-Z])\.$")  # "St. Stephen's": no sentence ends there
-# a sentence that refers back ("It costs 25 EUR.", "Taxis then drop guests ...") is searched
+# a sentence that refers back ("It costs 25 EUR.", "Taxis then drop guests ...", "Later
+# cancellations are charged ...", "In winter the bar moves indoors ...") is searched
 # with the sentence before it
 _REFERS_BACK = re.compile(r"^(?:(?:it|its|they|their|them|this|these|that|those|there|here|"
-                          r"he|she|his|her)\b|\w+ (?:then|there)\b)", re.IGNORECASE)
+                          r"he|she|his|her|such|instead|otherwise|later|after that|"
+                          r"in (?:winter|summer))\b|\w+ (?:then|there)\b)", re.IGNORECASE)
 MIN_CHARS = 3  # shorter lines ("---", "|") are no answers
 
 

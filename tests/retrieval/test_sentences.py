@@ -214,7 +214,8 @@ def test_choose_lets_the_reader_overturn_a_close_selection() -> None:
 def test_a_sentence_that_refers_back_is_searched_with_the_one_before() -> None:
     doc = ("The hotel has its own boat for canal trips. It costs 25 EUR per person.\n"
            "It is moored at the door.\n"
-           "Bikes can be rented. Guests there pay 15 EUR. Parking costs 30 EUR.")
+           "Bikes can be rented. Guests there pay 15 EUR. Parking costs 30 EUR.\n"
+           "Cancel by noon. Later cancellations are charged.")
     table = SentenceTable.from_passages({0: Passage("p0", "h.md", "Hotel > Extras", doc, 0,
                                                     len(doc))})
     by_text = {s.text: s for s in table.sentences}
@@ -225,4 +226,5 @@ def test_a_sentence_that_refers_back_is_searched_with_the_one_before() -> None:
     assert by_text["It is moored at the door."].lead == ""   # a new line: no sentence before
     assert by_text["Guests there pay 15 EUR."].lead == "Bikes can be rented."
     assert by_text["Parking costs 30 EUR."].lead == ""       # it does not refer back
+    assert by_text["Later cancellations are charged."].lead == "Cancel by noon."
     assert by_text["Bikes can be rented."].search_text == "Hotel > Extras: Bikes can be rented."
