@@ -195,8 +195,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                    help="first: the 25 of the first round; fresh: the second round's; blind: "
                         "the 28 of the third round; dev: 30 to tune on")
     p.add_argument("--messages-file", type=Path, default=None,
-                   help="messages of your own, one a line (a dev set to tune on, so that the "
-                        "three sets stay unseen); replaces --messages")
+                   help="messages of your own, one a line, '#' opens a comment (a dev set to "
+                        "tune on, so that the three sets stay unseen; session 11's blind set: "
+                        "benchmarks/messages/smalltalk_blind4.txt); replaces --messages")
     p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sampling setting of the model's manifest (a JSON value: "
                         "--sampling topic_boost=0 --sampling exemplars=8)")
@@ -206,7 +207,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     if args.messages_file is not None:
         messages = tuple(line.strip() for line in
                          args.messages_file.read_text(encoding="utf-8").splitlines()
-                         if line.strip())
+                         if line.strip() and not line.startswith("#"))
         name = str(args.messages_file)
     torch.set_num_threads(args.threads)
     seen = unseen(messages)
