@@ -246,23 +246,22 @@ def _hotel_aliases(table: SentenceTable, place: dict[str, tuple[str, str | None]
     vocabulary holds whole ("Monday", "French", "Rome" are no hotel's names)."""
     hotels = {doc for doc, (_, hotel) in place.items() if hotel is not None}
     owners: dict[str, set[str]] = {}
-    cased_of: dict[str, str] = {}  # the word as written (lower case) -> its stem
+    written: dict[str, str] = {}  # stem -> the word as written (lower case)
     lower: set[str] = set()
     for s in table.sentences:
         for i, m in enumerate(_WORD_CASED.finditer(s.text)):
             w = m.group()
             if w.islower():
-                lower.add(_stem(w.lower()))
+                lower.add(_stem(w))
             elif i > 0 and w[0].isupper() and len(w) >= 4 and s.doc_id in hotels:
                 owners.setdefault(_stem(w.lower()), set()).add(s.doc_id)
-                cased_of[w.lower()] = _stem(w.lower())
+                written.setdefault(_stem(w.lower()), w.lower())
     cities = {_stem(w) for city, _ in place.values() for w in _WORD.findall(city)}
     names = {w: next(iter(docs)) for w, docs in owners.items()
              if len(docs) == 1 and w not in lower and w not in _CHAIN_WORDS
              and w not in STOP_WORDS and w not in cities}
     if known is not None and names:
-        spelled = {w: cased for cased, w in sorted(cased_of.items())}
-        whole = dict(zip(names, known([spelled[w] for w in names])))
+        whole = dict(zip(names, known([written[w] for w in names])))
         names = {w: doc for w, doc in names.items() if not whole[w]}
     return names
 
