@@ -61,11 +61,11 @@ from retrieval.types import Embedder, IndexConfig
 logger = logging.getLogger(__name__)
 
 READER_RECIPE = 2  # 2: sentence contexts; a new recipe retrains readers built by the old one
-CALIBRATION_RECIPE = 7  # 3: place, answer-kind evidence and missing-kind negatives; 4: the
+CALIBRATION_RECIPE = 8  # 3: place, answer-kind evidence and missing-kind negatives; 4: the
 # question's word and place evidence (question_evidence); 5: the reader reads only the selected
 # sentence (answer_calibration.RERANK_K); 6: the selection corrects typos (retrieval.spelling);
 # 7: the selection reads place clashes (a hotel's streets and restaurants name it too), and a
-# sentence that refers back is searched with the one before it (retrieval.sentences), and the
+# sentence that refers back is searched with the one before it (retrieval.sentences); 8: the
 # threshold is chosen on a 0.01 grid;
 # a new recipe re-calibrates
 # guest-rephrased copies of each held-out qa.json question in the calibration slice. Not in
