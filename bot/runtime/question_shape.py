@@ -8,6 +8,7 @@ files the message under a task (book_room, check_booking). The test is on the su
     a clause opening with a question word          "which floor ...", "..., is there a ..."
       (after fillers such as "hi", "ok so", "and")
     an asking phrase                               "wondering if", "need to know whether"
+    a value asked for in a guest's shorthand       "garage price vienna", "spa opening hours"
 
 It says nothing about WHAT is asked ("can i book a room for friday?" is a question too): the
 fallback chain keeps the knowledge answer to such a message only when the knowledge base is
@@ -31,6 +32,10 @@ FILLERS = frozenset("""
 """.split())
 ASKING = re.compile(r"\b(wonder(ing)?|know (if|whether|when|where|what|how)|tell me|"
                     r"curious (if|whether|about))\b")
+# the values a guest's shorthand asks for (session 12: "front desk hours comet inn" was filed
+# under inform, "roof terrace opening hours prague" too, and started the booking form)
+VALUES = re.compile(r"\b(prices?|costs?|fees?|charges?|hours|opening times?|closing times?|"
+                    r"timetable|rates?|deposit|age limit|minimum age|how much|how long|how far)\b")
 CLAUSES = re.compile(r"[,.;:!\n]+|\s-\s|\bbut\b|\band\b")
 WORD = re.compile(r"[a-z']+")
 
@@ -38,7 +43,7 @@ WORD = re.compile(r"[a-z']+")
 def is_question(text: str) -> bool:
     """True when `text` is put as a question (see the module docstring)."""
     lowered = text.lower()
-    if "?" in lowered or ASKING.search(lowered):
+    if "?" in lowered or ASKING.search(lowered) or VALUES.search(lowered):
         return True
     for clause in CLAUSES.split(lowered):
         words = [w for w in WORD.findall(clause) if w not in FILLERS]
