@@ -186,6 +186,11 @@ class SamplingConfig:
     pair_same_mood: bool = True  # a pair only when its message's mood (good news, bad news,
     # neither: grounding.polarity) is not the opposite of the guest's ("i love the rain" is
     # not answered with the reply to "i hate the wind")
+    pair_same_time: bool = True  # a pair only when its reply does not look back at news told
+    # of a plan, or ahead at a plan told of news (grounding.time_clash)
+    pair_same_person: bool = True  # a pair only when its reply speaks to the guest about the
+    # guest's people (grounding.person_problems): no "Congratulations, grandma!", no "her"
+    # for a son, no "you both" to one guest
     min_score: float | None = None  # a kept candidate scoring less is dropped ("low score"),
     # and with none left the turn falls back to the canned response: a polite refusal beats
     # an odd reply. None: no floor
