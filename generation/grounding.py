@@ -65,7 +65,8 @@ _RELATIVES = ("grandma|grandpa|granny|grandad|granddad|nana|nan|mum|mom|mummy|mo
 _VOCATIVE = re.compile(rf"(?:^|,)\s*(?:{_RELATIVES})\s*(?:[!.?,]|$)", re.IGNORECASE)
 _YOU_BOTH = re.compile(r"\b(?:you both|both of you|you two|the two of you)\b", re.IGNORECASE)
 _TWO = re.compile(r"\b(?:we|we're|we've|we'll|our|ours|us|and i|me and|wife|husband|partner|"
-                  r"girlfriend|boyfriend|fianc\w*|hubby|spouse)\b", re.IGNORECASE)
+                  r"girlfriend|boyfriend|fianc\w*|hubby|spouse|engaged|proposed|said yes|"
+                  r"anniversary|honeymoon)\b", re.IGNORECASE)  # a guest speaking for two
 _NEGATION_REACH = 3  # a negation flips a mood word at most this many words after it
 
 

@@ -100,6 +100,7 @@ def test_a_reply_speaks_to_the_guest_about_the_guests_people() -> None:
     assert person_problems("Congratulations to you both!", "my best friend is pregnant") == \
         ["you both"]
     assert person_problems("Congratulations to you both!", "my wife is pregnant") == []
+    assert person_problems("Congratulations to you both!", "got engaged!!! she said yes") == []
     assert person_problems("Cheers, friend. Glad you liked it.", "ha nice") == []
 
 
