@@ -34,7 +34,8 @@ from generation.config import SamplingConfig, from_mapping, to_dict
 from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
 from generation.exemplars import ExemplarIndex, encode
-from generation.grounding import WordVectors, borrowed_details, opposite_moods
+from generation.grounding import (WordVectors, borrowed_details, opposite_moods, person_problems,
+                                  time_clash)
 from generation.kinds import message_kind
 from generation.pairs import PAIRS_STEM, nearest_other, pair_kinds, pair_problems
 from generation.rerank import Candidate, quality_problems, rank
@@ -307,7 +308,8 @@ class Generator:
         scored = sorted(((row, float(c), rel, c + config.pair_relevance_weight * rel)
                          for (row, c), rel in zip(rows, relevance)), key=lambda t: -t[3])
         scored = [t for t in scored if t[3] >= config.pair_min_score]
-        if config.pair_grounded or config.pair_same_mood:  # only the pairs that would be said
+        if any((config.pair_grounded, config.pair_same_mood, config.pair_same_time,
+                config.pair_same_person)):  # only the pairs that would be said
             scored = [t for t in scored if not self.ungrounded(t[0], user_text)]
         return [Candidate(self._pairs.replies[row], True, retrieved=True, written=True,
                           context_similarity=c, relevance=rel, score=score)
@@ -316,7 +318,8 @@ class Generator:
     def ungrounded(self, row: int, user_text: str) -> list[str]:
         """Why pair `row`'s reply does not answer `user_text` (grounding.py): a detail of
         its own message the guest did not give (`pair_grounded`), the opposite mood
-        (`pair_same_mood`); [] when neither."""
+        (`pair_same_mood`), another person than the guest's (`pair_same_person`); [] when
+        none."""
         config = self.sampling
         if self._pairs is None or not self._pair_kinds:  # no messages saved (an older index)
             return []
@@ -333,6 +336,10 @@ class Generator:
                 reply, message, user_text, similarity, config.pair_word_similarity)]
         if config.pair_same_mood and opposite_moods(message, user_text):
             problems.append("mood")
+        if config.pair_same_time and time_clash(message, reply, user_text):
+            problems.append("time")
+        if config.pair_same_person:
+            problems += person_problems(reply, user_text)
         return problems
 
     def _nearest_pairs(self, same_kind: bool) -> Any:

@@ -49,10 +49,24 @@ hate hated hates awful terrible horrible bad worst sad tired exhausted stressed 
 nervous anxious worried bored boring annoying annoyed angry frustrated frustrating sick ill
 meh ugh upset scared afraid lonely miss missed missing lost broke broken hurt hurts sore
 pain rough disappointed disappointing homesick delayed cancelled canceled nightmare
-exhausting sleepless cranky grumpy miserable gloomy dreadful rubbish
+exhausting sleepless cranky grumpy miserable gloomy dreadful rubbish migraine headache
+snored snoring fuming furious overwhelmed terrified panicking freaking sunburnt sunburn hungover
 """.split())
 _NEGATIONS = frozenset("not no never nothing nobody don't dont doesn't doesnt didn't didnt "
                        "isn't isnt wasn't wasnt can't cant won't wont without hardly".split())
+_MALE = frozenset("he him his himself son sons husband boyfriend dad father brother grandpa "
+                  "grandad granddad uncle nephew boy boys guy man".split())
+_FEMALE = frozenset("she her hers herself daughter daughters wife girlfriend mum mom mother "
+                    "sister grandma granny nan nana aunt niece girl girls lady woman".split())
+_PRONOUNS = {"male": frozenset("he him his himself".split()),
+             "female": frozenset("she her hers herself".split())}
+_RELATIVES = ("grandma|grandpa|granny|grandad|granddad|nana|nan|mum|mom|mummy|mommy|dad|daddy|"
+              "mother|father|sister|brother|son|daughter|auntie|aunt|uncle")
+_VOCATIVE = re.compile(rf"(?:^|,)\s*(?:{_RELATIVES})\s*(?:[!.?,]|$)", re.IGNORECASE)
+_YOU_BOTH = re.compile(r"\b(?:you both|both of you|you two|the two of you)\b", re.IGNORECASE)
+_TWO = re.compile(r"\b(?:we|we're|we've|we'll|our|ours|us|and i|me and|wife|husband|partner|"
+                  r"girlfriend|boyfriend|fianc\w*|hubby|spouse|engaged|proposed|said yes|"
+                  r"anniversary|honeymoon)\b", re.IGNORECASE)  # a guest speaking for two
 _NEGATION_REACH = 3  # a negation flips a mood word at most this many words after it
 
 
@@ -116,6 +130,8 @@ def polarity(text: str) -> int:
             sign = -sign
         if word in _NEGATIONS and "mood" in words[i + 1:i + 4]:  # "not in the mood"
             sign = -1
+        if word == "killing" and words[i + 1:i + 2] == ["me"]:  # "my feet are killing me"
+            sign = -1
         total += sign
     return (total > 0) - (total < 0)
 
@@ -123,6 +139,60 @@ def polarity(text: str) -> int:
 def opposite_moods(message: str, guest: str) -> bool:
     """Whether the pair's `message` and the `guest`'s have opposite polarities."""
     return polarity(message) * polarity(guest) < 0
+
+
+_FUTURE = re.compile(
+    r"\b(?:tomorrow|tmrw|tmr|tonight|tonite|next (?:week|month|year|weekend|time|summer|winter|"
+    r"spring|autumn|monday|tuesday|wednesday|thursday|friday|saturday|sunday)|this (?:evening|"
+    r"weekend|afternoon|friday|saturday|sunday)|gonna|going to|will|i'll|we'll|plan to|"
+    r"planning to|about to|later today|in (?:a|two|three|\d+) (?:days?|weeks?|months?|hours?)|"
+    r"can'?t wait|upcoming|on (?:monday|tuesday|wednesday|thursday|friday|saturday|sunday))\b",
+    re.IGNORECASE)
+_PAST = re.compile(
+    r"\b(?:yesterday|last (?:night|week|month|year|weekend|time|summer|monday|tuesday|"
+    r"wednesday|thursday|friday|saturday|sunday)|ago|earlier today|was|were|went|did|gave|got|"
+    r"ate|made|told|finished|proposed|passed|turned|saw|met|won|lost|missed|forgot|left|"
+    r"finally)\b", re.IGNORECASE)
+_LOOKS_BACK = re.compile(r"\b(?:was|were|went|had|did|made it|must have|sounds like it|"
+                         r"congratulations|congrats|well done)\b", re.IGNORECASE)
+_LOOKS_AHEAD = re.compile(r"\b(?:good luck|best of luck|fingers crossed|break a leg|hope it goes|"
+                          r"you'll|you will|will be|can't wait|have fun|enjoy)\b", re.IGNORECASE)
+
+
+def tense(text: str) -> int:
+    """+1 when `text` speaks of what is to come ("tomorrow", "gonna"), -1 of what happened
+    ("yesterday", "was", "finished"), 0 neither or both."""
+    future, past = bool(_FUTURE.search(text)), bool(_PAST.search(text))
+    return (future and not past) - (past and not future)
+
+
+def time_clash(message: str, reply: str, guest: str) -> bool:
+    """Whether the pair's `reply`, written for its `message`, looks back at news told of a
+    plan by the `guest` (or ahead at a plan told of news)."""
+    before, now = tense(message), tense(guest)
+    if before < 0 < now:
+        return bool(_LOOKS_BACK.search(reply))
+    if now < 0 < before:
+        return bool(_LOOKS_AHEAD.search(reply))
+    return False
+
+
+def person_problems(reply: str, guest: str) -> list[str]:
+    """Why `reply` does not speak to the `guest` about the guest's people: "vocative" (it
+    calls a relative or friend by name), "pronoun" (a she/he the guest's words do not allow:
+    the guest spoke only of people of the other one), "you both" (the guest spoke for one)."""
+    words = set(_WORD.findall(guest.lower().replace("\u2019", "'")))
+    reply_words = set(_WORD.findall(reply.lower().replace("\u2019", "'")))
+    problems = []
+    if _VOCATIVE.search(reply):
+        problems.append("vocative")
+    male, female = bool(words & _MALE), bool(words & _FEMALE)
+    if (reply_words & _PRONOUNS["female"] and male and not female) or \
+            (reply_words & _PRONOUNS["male"] and female and not male):
+        problems.append("pronoun")
+    if _YOU_BOTH.search(reply) and not _TWO.search(guest):
+        problems.append("you both")
+    return problems
 
 
 class WordVectors:

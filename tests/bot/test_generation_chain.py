@@ -95,11 +95,13 @@ async def say(bot: DialogueManager, text: str, sender: str = "guest") -> TurnRes
     return await bot.handle_message(UserMessage(text, sender))
 
 
-def test_the_demo_chain_names_how_to_turn_generation_on(demo: Project) -> None:
-    # The demo ships with the generator off (not yet fluent); its config says how to add it.
+def test_the_demo_chain_tries_the_knowledge_base_then_small_talk(demo: Project) -> None:
+    # The demo ships with the written pairs' arm on (no GPT-2): the KB first, then small talk,
+    # and small talk only where the bot would give up, the canned chitchat response included.
     section = demo.config.sections["fallback"]
-    assert section["attempts"] == ["action_answer_question"]
-    assert "action_generate_reply" in (demo.paths.config).read_text(encoding="utf-8")
+    assert section["attempts"] == ["action_answer_question", "action_generate_reply"]
+    assert "utter_chitchat" in section["give_up"]
+    assert demo.config.sections["generation"]["train"] == {"language_model": False}
 
 
 async def test_small_talk_gets_a_generated_reply_and_a_steer_back(

@@ -1,6 +1,7 @@
 """The grounding check of written pairs (generation/grounding.py): a reply that takes a detail
-of its own pair's message the guest did not give, or a pair of the opposite mood, is not
-said; the next pair is, or the turn declines."""
+of its own pair's message the guest did not give, a pair of the opposite mood, a reply that
+looks back at news told of a plan, or one that speaks to or of another person than the
+guest's, is not said; the next pair is, or the turn declines."""
 
 from __future__ import annotations
 
@@ -11,8 +12,8 @@ import pytest
 
 from generation import Generator, SamplingConfig, TrainingConfig, train_generator
 from generation.errors import GenerationConfigError
-from generation.grounding import (WordVectors, borrowed_details, opposite_moods, polarity,
-                                  same_word, stem)
+from generation.grounding import (WordVectors, borrowed_details, opposite_moods,
+                                  person_problems, polarity, same_word, stem, tense, time_clash)
 from tests.fakes import FakeEmbedder
 
 
@@ -66,6 +67,41 @@ def test_polarity_reads_a_small_lexicon_and_negations() -> None:
     assert opposite_moods("my exam went great", "my exam went awful")
     assert not opposite_moods("my exam went great", "what about exams")  # neutral: no clash
     assert not opposite_moods("so tired", "exhausted today")
+    assert polarity("my feet are killing me") == -1
+    assert polarity("had a migraine since lunch") == -1
+
+
+def test_tense_and_a_reply_that_looks_the_wrong_way() -> None:
+    assert tense("my best friend gets married next week") == 1
+    assert tense("gonna try oysters tonight") == 1
+    assert tense("my best friend's wedding was yesterday and i gave a speech") == -1
+    assert tense("i love dogs") == 0
+    assert tense("i was going to swim tomorrow") == 0  # both: no clash either way
+    news = "my best friend's wedding was yesterday and i gave a speech"
+    plan = "my best friend gets married next week, panicking about the speech"
+    assert time_clash(news, "How lovely! I'm sure the speech was a hit.", plan)
+    assert time_clash("i proposed last night", "Congratulations to you both!",
+                      "proposing to my girlfriend tomorrow")
+    assert not time_clash("i just got my first tattoo!", "Exciting! I hope you love it.",
+                          "getting my first tattoo on wednesday")  # tense-neutral
+    assert time_clash("big exam tomorrow", "Good luck, you'll do great!", "had my exam yesterday")
+    assert not time_clash(news, "How lovely! I'm sure the speech was a hit.",
+                          "gave the best man speech at my brother's wedding yesterday")
+
+
+def test_a_reply_speaks_to_the_guest_about_the_guests_people() -> None:
+    assert person_problems("Congratulations, grandma! What a joyful moment.",
+                           "my grandma just turned 90") == ["vocative"]
+    assert person_problems("Maybe the views will win her over.",
+                           "my teenage son hasnt looked up from his phone") == ["pronoun"]
+    assert person_problems("Maybe the views will win her over.",
+                           "my teenager is on her phone") == []
+    assert person_problems("Maybe the views will win them over.", "my son is on his phone") == []
+    assert person_problems("Congratulations to you both!", "my best friend is pregnant") == \
+        ["you both"]
+    assert person_problems("Congratulations to you both!", "my wife is pregnant") == []
+    assert person_problems("Congratulations to you both!", "got engaged!!! she said yes") == []
+    assert person_problems("Cheers, friend. Glad you liked it.", "ha nice") == []
 
 
 def test_word_vectors_encode_each_word_once() -> None:
@@ -113,6 +149,30 @@ def test_a_pair_of_the_opposite_mood_is_not_said(tmp_path: Path) -> None:
     assert _garden(tmp_path).reply(guest).text == GARDEN[3][1]
     only = _garden(tmp_path, pair_same_mood=True, pair_min_score=0.9)  # no other near enough
     assert only.reply(guest).text is None  # declined: the canned response follows
+
+
+TIMES = [("my big maths exam was yesterday and i nailed it", "Well done, that was a big one!"),
+         ("exam tomorrow", "Good luck, you'll do great.")]
+
+
+def test_a_reply_for_news_is_not_said_to_a_plan(tmp_path: Path) -> None:
+    encoder = FakeEmbedder()
+    train_generator([], tmp_path / "gen", training=TrainingConfig(language_model=False),
+                    sampling=SamplingConfig(), written_pairs=TIMES, encoder=encoder,
+                    progress=False)
+
+    def generator(**sampling: object) -> Generator:
+        loose: dict[str, object] = {"pair_min_score": -2.0, "pair_relevance_weight": 0.0,
+                                    "pair_reciprocal": False, "pair_same_mood": False}
+        return Generator(tmp_path / "gen", encoder=encoder,
+                         sampling=SamplingConfig(**{**loose, **sampling}))  # type: ignore[arg-type]
+
+    guest = "my big maths exam is tomorrow and i hope i nail it"
+    assert generator(pair_same_time=False).reply(guest).text == TIMES[0][1]  # nearest
+    checked = generator().load()
+    row = list(checked._pairs.replies).index(TIMES[0][1])  # type: ignore[union-attr]
+    assert checked.ungrounded(row, guest) == ["time"]
+    assert checked.reply(guest).text == TIMES[1][1]
 
 
 def test_the_word_similarity_is_checked() -> None:

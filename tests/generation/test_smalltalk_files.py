@@ -1,11 +1,11 @@
 """The demo's small talk written in a concierge's voice (data/smalltalk/*.yml): every file
 reads, no message is written twice or close to a message the generator is measured on, and
-config.yml's commented pairs-only arm names every file."""
+config.yml's generation section (the demo's pairs-only arm) and its commented GPT-2 arm name
+every file."""
 
 from __future__ import annotations
 
 import re
-import textwrap
 from pathlib import Path
 
 import yaml
@@ -52,14 +52,18 @@ def test_no_message_is_near_a_measured_small_talk_message() -> None:
     assert near == []
 
 
-def test_the_commented_pairs_only_arm_names_every_file() -> None:
-    lines = (REPO / "config.yml").read_text(encoding="utf-8").splitlines()
-    start = lines.index("#   generation:")
-    block = []
-    for line in lines[start:]:
-        if not line.startswith("#   "):
-            break
-        block.append(line[1:])
-    section = yaml.safe_load(textwrap.dedent("\n".join(block)))["generation"]
+def test_the_demos_pairs_only_arm_names_every_file() -> None:
+    config = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
+    section = config["generation"]
     assert section["train"] == {"language_model": False}
     assert sorted(section["pairs"]) == [f"data/smalltalk/{p.name}" for p in FILES]
+    assert "action_generate_reply" in config["fallback"]["attempts"]
+    lines = (REPO / "config.yml").read_text(encoding="utf-8").splitlines()
+    start = lines.index("# generation:")  # the GPT-2 arm, commented, names them too
+    block = []
+    for line in lines[start:]:
+        if not line.startswith("#"):
+            break
+        block.append(line[2:])
+    commented = yaml.safe_load("\n".join(block))["generation"]
+    assert commented["pairs"] == section["pairs"]
