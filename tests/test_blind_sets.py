@@ -117,6 +117,22 @@ def test_second_kb_blind_set_is_not_near_duplicates() -> None:
     assert near_duplicates(blind2, seen, KB_LIMIT) == []
 
 
+def test_third_kb_blind_set_is_not_near_duplicates() -> None:
+    """tests/kb_blind3.json (session 12): a third writer, shown only the KB documents, wrote 320
+    answerable questions (answers copied from the documents) and 60 unanswerable ones; the 192
+    within KB_LIMIT of a question of qa.json, the guest-voice calibration file or another KB
+    test set were dropped. A session-12 experiment trained the encoder on these questions and
+    was not kept, so no model has seen them."""
+    blind3 = squad_questions(REPO / "tests/kb_blind3.json")
+    seen = [q for name in ("data/kb/qa.json", "data/kb/guest_questions.json",
+                           "tests/kb_blind.json", "tests/kb_blind2.json", "tests/kb_test.json",
+                           "tests/kb_dev.json")
+            for q in squad_questions(REPO / name)]
+    assert len(squad_questions(REPO / "tests/kb_blind3.json", impossible=False)) >= 150
+    assert len(squad_questions(REPO / "tests/kb_blind3.json", impossible=True)) >= 25
+    assert near_duplicates(blind3, seen, KB_LIMIT) == []
+
+
 def ood_texts(path: Path) -> list[str]:
     return [str(x) for x in (yaml.safe_load(path.read_text(encoding="utf-8")) or {})["ood"]]
 
