@@ -318,8 +318,8 @@ class Generator:
     def ungrounded(self, row: int, user_text: str) -> list[str]:
         """Why pair `row`'s reply does not answer `user_text` (grounding.py): a detail of
         its own message the guest did not give (`pair_grounded`), the opposite mood
-        (`pair_same_mood`), another person than the guest's (`pair_same_person`); [] when
-        none."""
+        (`pair_same_mood`), a reply looking back at a plan or ahead at news (`pair_same_time`),
+        another person than the guest's (`pair_same_person`); [] when none."""
         config = self.sampling
         if self._pairs is None or not self._pair_kinds:  # no messages saved (an older index)
             return []

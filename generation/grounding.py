@@ -58,8 +58,8 @@ _MALE = frozenset("he him his himself son sons husband boyfriend dad father brot
                   "grandad granddad uncle nephew boy boys guy man".split())
 _FEMALE = frozenset("she her hers herself daughter daughters wife girlfriend mum mom mother "
                     "sister grandma granny nan nana aunt niece girl girls lady woman".split())
-_PRONOUNS = {"male": frozenset("he him his himself".split()),
-             "female": frozenset("she her hers herself".split())}
+_HE = frozenset("he him his himself".split())
+_SHE = frozenset("she her hers herself".split())
 _RELATIVES = ("grandma|grandpa|granny|grandad|granddad|nana|nan|mum|mom|mummy|mommy|dad|daddy|"
               "mother|father|sister|brother|son|daughter|auntie|aunt|uncle")
 _VOCATIVE = re.compile(rf"(?:^|,)\s*(?:{_RELATIVES})\s*(?:[!.?,]|$)", re.IGNORECASE)
@@ -179,16 +179,17 @@ def time_clash(message: str, reply: str, guest: str) -> bool:
 
 def person_problems(reply: str, guest: str) -> list[str]:
     """Why `reply` does not speak to the `guest` about the guest's people: "vocative" (it
-    calls a relative or friend by name), "pronoun" (a she/he the guest's words do not allow:
-    the guest spoke only of people of the other one), "you both" (the guest spoke for one)."""
+    calls a relative by name: "Congratulations, grandma!"), "pronoun" (a she/he the guest's
+    words do not allow: the guest spoke only of people of the other one), "you both" (the
+    guest spoke for one)."""
     words = set(_WORD.findall(guest.lower().replace("\u2019", "'")))
     reply_words = set(_WORD.findall(reply.lower().replace("\u2019", "'")))
     problems = []
     if _VOCATIVE.search(reply):
         problems.append("vocative")
     male, female = bool(words & _MALE), bool(words & _FEMALE)
-    if (reply_words & _PRONOUNS["female"] and male and not female) or \
-            (reply_words & _PRONOUNS["male"] and female and not male):
+    if (reply_words & _SHE and male and not female) or \
+            (reply_words & _HE and female and not male):
         problems.append("pronoun")
     if _YOU_BOTH.search(reply) and not _TWO.search(guest):
         problems.append("you both")
