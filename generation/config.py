@@ -170,7 +170,7 @@ class SamplingConfig:
     pair_min_score: float = 1.1  # the best pair scoring at least this: its reply is said as
     # it is, nothing sampled. None that high: the GPT-2 samples (without one the turn
     # declines and the canned response follows). Chosen on a dev set (README; session 12,
-    # 4,220 pairs: 36 good of 45 said at 1.1, 50 of 71 at 1.0)
+    # 4,220 pairs: 36 good of 45 said at 1.1, 50 of 71 at 1.0; 5,122: 43 of 55, 56 of 79)
     pair_reciprocal: bool = True  # a pair only when the guest's message is at least as near
     # to its message as any other pair's message is (reciprocal nearest neighbours, pairs.py)
     pair_same_kind: bool = True  # a pair only for a message of its message's kind (question,
