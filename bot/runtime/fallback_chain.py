@@ -16,7 +16,11 @@ and an attempt that declines leaves no trace in the tracker. An
 attempt "answers" when it utters a message that is not one of `declines` (the knowledge action
 utters utter_cannot_answer when it is not confident); for a question filed under a task, only
 a knowledge answer at `question_confidence` or above counts (message metadata
-`knowledge.confidence`), so the task still runs unless the knowledge base is sure. After an
+`knowledge.confidence`), so the task still runs unless the knowledge base is sure; the same
+bar holds for a knowledge answer when the bot gives up on a message the NLU filed, sure, under
+one of `questions` (chitchat's canned response: "how's the weather" is small talk, not a
+question for the knowledge base, whose bar sentence about a terrace "in good weather" came
+close), while another attempt (a written small-talk reply) answers as usual. After an
 answer inside a form the form is interrupted: it asks its question again without reading the
 question as an answer.
 
@@ -57,6 +61,7 @@ KEYS = NAME_LISTS + CONFIDENCES
 
 # Why the chain stepped in (the prediction's diagnostics say it, under "fallback").
 GIVE_UP, UNSURE, QUESTION, DIGRESSION = "give_up", "unsure", "question", "digression"
+FILED = "give_up_filed"  # giving up on a message the NLU filed, sure, under a `questions` intent
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +115,8 @@ class FallbackChain:
 
     def reason(self, tracker: DialogueStateTracker, action: str) -> str | None:
         """Why the chain steps in before `action`, the first one predicted after a typed user
-        message: GIVE_UP (the bot is about to give up), UNSURE (the NLU was unsure and no form
+        message: GIVE_UP (the bot is about to give up; FILED when the NLU filed the message
+        under one of `questions` at `below` or more), UNSURE (the NLU was unsure and no form
         is asking), QUESTION (a question filed under a task intent, no form asking),
         DIGRESSION (a `digressions` intent the active form is predicted to read); None when
         it does not."""
@@ -120,15 +126,16 @@ class FallbackChain:
         text = (user.text or "").strip() if user is not None else ""
         if not text or text.startswith("/"):  # `/intent` payloads say exactly what they mean
             return None
-        if action in self.give_up:
-            return GIVE_UP
         parse = (user.parse_data if user is not None else None) or {}
         intent = parse.get("intent") or {}
         name = intent.get("name")
+        sure = float(intent.get("confidence") or 0.0) >= self.below
+        if action in self.give_up:
+            return FILED if name in self.questions and sure else GIVE_UP
         loop = tracker.active_loop_name
         if loop is not None:
             return DIGRESSION if action == loop and name in self.digressions else None
-        if float(intent.get("confidence") or 0.0) < self.below and name not in self.keep:
+        if not sure and name not in self.keep:
             return UNSURE
         if name in self.questions and is_question(text) and all(
                 e.get("entity") in self.question_entities for e in parse.get("entities") or []):
@@ -141,12 +148,17 @@ class FallbackChain:
 
     def answered(self, events: Iterable[Event], reason: str = GIVE_UP) -> bool:
         """An attempt answered when it uttered anything other than a declining response; for
-        a QUESTION, only a knowledge answer at `question_confidence` or above."""
+        a QUESTION, only a knowledge answer at `question_confidence` or above; for FILED, a
+        knowledge answer only at that confidence, anything else as usual."""
         said = [e for e in events if isinstance(e, BotUttered)
                 and (e.metadata or {}).get("utter_action") not in self.declines]
-        if reason != QUESTION:
+        if reason not in (QUESTION, FILED):
             return bool(said)
-        return any(_knowledge_confidence(e) >= self.question_confidence for e in said)
+        sure = any(_knowledge_confidence(e) >= self.question_confidence for e in said)
+        if reason == QUESTION:
+            return sure
+        from_knowledge = any(_knowledge_confidence(e) >= 0.0 for e in said)
+        return sure if from_knowledge else bool(said)
 
 
 def _knowledge_confidence(event: BotUttered) -> float:

@@ -77,6 +77,8 @@ PARSES = {
     "does my booking include breakfast?": ("check_booking", 0.95),
     "is breakfast served on friday": ("ask_question", 0.96),
     "is the pool open on friday": ("ask_question", 0.96),
+    "is your spa nice": ("chitchat", 0.95),
+    "is breakfast fun": ("chitchat", 0.95),
 }
 ENTITIES = {
     "can i get breakfast at the lisbon hotel": [
@@ -294,6 +296,37 @@ async def test_booking_details_statements_and_forms_keep_the_task(
 def test_question_keys_are_checked(section: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         FallbackChain.from_config(section, "config.yml: fallback")
+
+
+async def test_small_talk_filed_sure_gets_a_knowledge_answer_only_at_question_confidence(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    """chitchat's canned response is a give-up; the knowledge base answers the message only
+    as sure as a question filed under a task ("how's the weather" once got a sentence about
+    a terrace "in good weather" at 0.64)."""
+    chain = FallbackChain(give_up=("utter_chitchat",), questions=("chitchat",))
+    unsure = await say(manager(demo, ensemble, executor, chain), "is your spa nice")
+    assert executor.asked == ["is your spa nice"]
+    assert actions(unsure) == ["utter_chitchat"] and UNSURE_ANSWER not in texts(unsure)
+    record = next(d["fallback"] for d in unsure.diagnostics if "fallback" in d)
+    assert record == {"reason": "give_up_filed", "tried": ["action_answer_question"],
+                      "answered": None}
+    sure = await say(manager(demo, ensemble, executor, chain), "is breakfast fun")
+    assert texts(sure) == [ANSWER]
+    plain = FallbackChain(give_up=("utter_chitchat",))  # chitchat not among `questions`
+    assert texts(await say(manager(demo, ensemble, executor, plain), "is your spa nice")) == [
+        UNSURE_ANSWER]
+
+
+def test_a_written_reply_answers_small_talk_filed_sure() -> None:
+    from bot.state.events import BotUttered
+
+    chain = FallbackChain(questions=("chitchat",))
+    written = [BotUttered(text="Jet lag is cruel.", metadata={"generated": True})]
+    knowledge = [BotUttered(text=UNSURE_ANSWER, metadata={"knowledge": {"confidence": 0.6}})]
+    assert chain.answered(written, "give_up_filed")
+    assert not chain.answered(knowledge, "give_up_filed")
+    assert not chain.answered(written, "question")
+    assert chain.answered(knowledge, "give_up")
 
 
 # ---------------------------------------------------------------- questions inside a form
