@@ -41,3 +41,13 @@ def test_gate_rows_score_the_best_sentence_before_the_threshold(tmp_path: Path) 
                     for _ in questions]
 
     assert script.gate_rows(Answerer(), path) == [(0.2, True, True), (0.2, False, False)]
+
+
+def test_the_pretrained_reader_benchmark_names_what_it_lacks(tmp_path: Path) -> None:
+    script = load_benchmark("kb_pretrained_reader")
+    with pytest.raises(SystemExit, match="no such file"):
+        script.main([str(tmp_path / "squad.jsonl"), "--out", str(tmp_path / "r.jsonl")])
+    (tmp_path / "squad.jsonl").write_text("")
+    with pytest.raises(SystemExit, match="no trained knowledge directory"):
+        script.main([str(tmp_path / "squad.jsonl"), "--knowledge-dir", str(tmp_path),
+                     "--out", str(tmp_path / "r.jsonl")])

@@ -97,7 +97,8 @@ class KnowledgeConfig:
     """config.yml `knowledge:`, how `xingkong train knowledge` builds models/knowledge.
     None keeps retrieval's own default, so the reader's tuned epochs and lr live in one place
     (retrieval/reader_training.py). `reader` holds train_reader options as written, with
-    `extra_qa` for extra_qa_paths; their names are checked when training."""
+    `extra_qa` for extra_qa_paths and `pretrain_qa` (public QA the reader learns first);
+    their names are checked when training."""
 
     kb: str | None = None  # None: DEFAULT_KB, and a project without it has no knowledge step
     embedder: str | None = None  # None: retrieval.embedder.DEFAULT_MODEL
@@ -299,11 +300,14 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
     if lr is not None and lr <= 0:
         raise ConfigError(f"{where(path, reader, 'lr')}: knowledge.reader.lr must be a number "
                           f"> 0, got {lr}.")
-    extra = plain(reader.get("extra_qa"))
-    if extra is not None and (not isinstance(extra, list)
-                              or not all(isinstance(p, str) for p in extra)):
-        raise ConfigError(f"{where(path, reader, 'extra_qa')}: knowledge.reader.extra_qa must "
-                          f"be a list of SQuAD-format JSON paths, got {extra!r}.")
+    for key in ("extra_qa", "pretrain_qa"):
+        extra = plain(reader.get(key))
+        if extra is not None and (not isinstance(extra, list)
+                                  or not all(isinstance(p, str) for p in extra)):
+            raise ConfigError(f"{where(path, reader, key)}: knowledge.reader.{key} must be a "
+                              f"list of SQuAD-format JSON paths, got {extra!r}.")
+    _typed(path, reader, "pretrain_epochs", (int, float), "a number >= 0", low=0,
+           prefix="knowledge.reader")
     return KnowledgeConfig(**{k: v for k, v in values.items() if v is not None},
                            reader={str(k): plain(v) for k, v in reader.items()},
                            encoder={str(k): plain(v) for k, v in (encoder or {}).items()},

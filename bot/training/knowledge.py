@@ -79,7 +79,8 @@ def reader_options(project: Project) -> dict[str, Any]:
     from retrieval.reader_training import config_fields
 
     settings = project.config.knowledge
-    valid = sorted({*config_fields(), "extra_qa", "paragraphs"} - {"extra_qa_paths"})
+    valid = sorted({*config_fields(), "extra_qa", "paragraphs", "pretrain_qa", "pretrain_epochs"}
+                   - {"extra_qa_paths"})
     for key in settings.reader:
         if key not in valid:
             hint = difflib.get_close_matches(key, valid, n=1)
@@ -89,6 +90,8 @@ def reader_options(project: Project) -> dict[str, Any]:
     options = dict(settings.reader)
     if "extra_qa" in options:
         options["extra_qa_paths"] = [str(project.paths.root / p) for p in options.pop("extra_qa")]
+    if isinstance(options.get("pretrain_qa"), list):  # public QA the reader learns first
+        options["pretrain_qa"] = [str(project.paths.root / p) for p in options["pretrain_qa"]]
     return options
 
 

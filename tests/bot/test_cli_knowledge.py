@@ -388,6 +388,9 @@ def test_demo_config_keeps_retrievals_defaults() -> None:
     ("knowledge:\n  hybrid: 1\n", "knowledge.hybrid must be true or false"),
     ("knowledge:\n  reader:\n    lr: 0\n", "knowledge.reader.lr must be a number > 0"),
     ("knowledge:\n  reader:\n    extra_qa: squad.json\n", "must be a list"),
+    ("knowledge:\n  reader:\n    pretrain_qa: squad.json\n", "pretrain_qa must be a list"),
+    ("knowledge:\n  reader:\n    pretrain_epochs: -1\n",
+     "knowledge.reader.pretrain_epochs must be a number >= 0"),
 ])
 def test_bad_knowledge_settings_name_file_and_line(tmp_path: Path, section: str,
                                                    phrase: str) -> None:

@@ -266,6 +266,16 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     whole = build_knowledge(replace(build, paragraphs=True), embedder=FakeEmbedder())
     assert whole.reused == ("encoder",) and whole.reader["counts"]["extra"] > \
         report.reader["counts"]["extra"]
+    public = _test_set(tmp_path)  # SQuAD-format QA the reader learns first, then the KB's
+    first = build_knowledge(replace(build, reader={**options, "pretrain_qa": [str(public)],
+                                                   "pretrain_epochs": 1}),
+                            embedder=FakeEmbedder())
+    assert first.reused == ("encoder",)
+    assert (out / "reader_pretrained" / "model.safetensors").exists()
+    assert first.reader["base_model"] == str(out / "reader_pretrained")
+    with pytest.raises(RetrievalConfigError, match="pretrain_qa: cannot read"):
+        build_knowledge(replace(build, reader={**options, "pretrain_qa": [str(kb / "no.json")]}),
+                        embedder=FakeEmbedder())
     with pytest.raises(RetrievalError):
         load_answerer(tmp_path / "nowhere", embedder=FakeEmbedder())
 
