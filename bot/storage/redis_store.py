@@ -310,7 +310,8 @@ class RedisLockStore:
                 if state == _EXPIRED:  # we could not poll for a lifetime (a frozen process)
                     ticket = await self._io(self._enqueue, sender_id, doing="take a lock ticket")
                 remaining_s = deadline - time.monotonic()
-                if remaining_s <= 0:
+                if remaining_s <= 0:  # leave the queue before saying so: no ticket lingers
+                    await self._io(self._quietly_remove, sender_id, ticket, doing="leave a queue")
                     raise StoreError(
                         f"Conversation '{sender_id}' is still locked by another turn after "
                         f"{self.wait_timeout_s:g} s (Redis lock store at {self.settings.where}, "
@@ -319,7 +320,7 @@ class RedisLockStore:
                         "To wait longer, raise lock_wait_timeout in endpoints.yml lock_store.")
                 await asyncio.sleep(min(pause_s, remaining_s))
                 pause_s = min(pause_s * 2, _MAX_POLL_S)
-        except BaseException:  # timeout, Redis failure or cancelled: leave the queue
+        except BaseException:  # Redis failure or cancelled (or timeout, again): leave the queue
             asyncio.get_running_loop().run_in_executor(None, self._quietly_remove, sender_id,
                                                        ticket)
             raise
