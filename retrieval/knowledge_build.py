@@ -8,9 +8,10 @@ Four steps, each its own function, each skipped when what it is built from did n
 1. `build_index`: the passage index (documents re-embedded in place when they change);
 2. `build_reader`: the extractive reader, trained on qa.json's answerable training split with
    each answer's sentence alone as the context (what it reads at answer time) plus generated
-   questions (retrieval.question_gen), or copied from `reader_from`, or reused; it learns "no
-   answer" from generated negatives (a sentence of another document), so that qa.json's
-   unanswerable questions stay unseen for calibration;
+   questions (retrieval.question_gen), starting from a reader of `reader.pretrain_qa` when
+   set (trained first, on that reading-comprehension data), or copied from `reader_from`, or
+   reused; it learns "no answer" from generated negatives (a sentence of another document),
+   so that qa.json's unanswerable questions stay unseen for calibration;
 3. `build_encoder`: the sentence encoder fine-tuned (retrieval.sentence_encoder) on the
    training split and generated questions, and the vectors of every KB sentence;
 4. `calibrate`: sentence selection, re-ranking, answer confidence and its threshold
@@ -79,7 +80,8 @@ MISSING_KIND_QUESTIONS = 60
 # SQuAD-format files (SQuAD 2.0's unanswerable questions included), for `pretrain_epochs`,
 # into PRETRAINED_DIR, then the KB's questions from there (session 13: 6,078 questions of the
 # public SQuAD 2.0 dev half, 2 epochs, 33 minutes on one CPU thread, lifted kb_blind's right
-# answers at 85 % of the unanswerable declined from 0.53 to 0.61)
+# answers at 85 % of the unanswerable declined from 0.53 to 0.61; data/qa_pretrain's 2,127
+# blind-written questions, 10 minutes, to 0.59). The pretraining runs whenever the reader does.
 PRETRAINED_DIR = "reader_pretrained"
 PRETRAIN_KEYS = ("pretrain_qa", "pretrain_epochs")
 PRETRAIN_EPOCHS = 2.0

@@ -76,10 +76,11 @@ def reader_options(project: Project) -> dict[str, Any]:
     """config.yml knowledge.reader as train_reader options. Only what config.yml sets: the
     rest (epochs, lr, ...) keeps retrieval's defaults. `extra_qa` paths are relative to the
     project."""
+    from retrieval.knowledge_build import PRETRAIN_KEYS
     from retrieval.reader_training import config_fields
 
     settings = project.config.knowledge
-    valid = sorted({*config_fields(), "extra_qa", "paragraphs", "pretrain_qa", "pretrain_epochs"}
+    valid = sorted({*config_fields(), "extra_qa", "paragraphs", *PRETRAIN_KEYS}
                    - {"extra_qa_paths"})
     for key in settings.reader:
         if key not in valid:
