@@ -81,8 +81,10 @@ MISSING_KIND_QUESTIONS = 60
 # into PRETRAINED_DIR, then the KB's questions from there (session 13: 6,078 questions of the
 # public SQuAD 2.0 dev half, 2 epochs, 33 minutes on one CPU thread, lifted kb_blind's right
 # answers at 85 % of the unanswerable declined from 0.53 to 0.61; data/qa_pretrain's 2,127
-# blind-written questions, 10 minutes, to 0.59). The pretraining runs whenever the reader does.
+# blind-written questions, 10 minutes, to 0.59). It is trained again only when its files or
+# settings change, not each time the KB's reader is.
 PRETRAINED_DIR = "reader_pretrained"
+PRETRAINED_STAMP = "pretrain_fingerprint.txt"  # its data and settings: reused while they hold
 PRETRAIN_KEYS = ("pretrain_qa", "pretrain_epochs")
 PRETRAIN_EPOCHS = 2.0
 PRETRAIN_SHARED = ("lr", "batch_size", "max_length", "doc_stride", "seed", "num_threads",
@@ -302,12 +304,19 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
     pretrain_epochs = float(reader.pop("pretrain_epochs", PRETRAIN_EPOCHS))
     if pretrain:  # first a reader of public extractive QA, then the KB's questions from it
         first = Path(build.out_dir) / PRETRAINED_DIR
-        logger.info("retrieval.knowledge.pretrain_reader paths=%s epochs=%s", pretrain,
-                    pretrain_epochs)
-        train_reader(pretrain[0], extra_qa_paths=pretrain[1:], out_dir=first,
-                     epochs=pretrain_epochs, negatives_per_question=0,
-                     base_model=reader.get("base_model", DEFAULT_READER_BASE),
-                     **{k: v for k, v in reader.items() if k in PRETRAIN_SHARED})
+        base = reader.get("base_model", DEFAULT_READER_BASE)
+        shared = {k: v for k, v in reader.items() if k in PRETRAIN_SHARED}
+        stamp = _digest(_file_digests(pretrain), pretrain_epochs, base, shared)
+        marker = first / PRETRAINED_STAMP
+        if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
+            logger.info("retrieval.knowledge.pretrained_reader_reused dir=%s", first)
+        else:  # trained once per data and settings, not each time the KB's reader is
+            logger.info("retrieval.knowledge.pretrain_reader paths=%s epochs=%s", pretrain,
+                        pretrain_epochs)
+            train_reader(pretrain[0], extra_qa_paths=pretrain[1:], out_dir=first,
+                         epochs=pretrain_epochs, negatives_per_question=0, base_model=base,
+                         **shared)
+            marker.write_text(stamp, encoding="utf-8")
         reader["base_model"] = str(first)
     extra = [QAExample(f"gen-{n}", g.question, data.table.sentences[g.sentence].text,
                        ((g.answer, g.start),), data.table.sentences[g.sentence].doc_id)

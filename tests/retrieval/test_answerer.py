@@ -273,6 +273,11 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     assert first.reused == ("encoder",)
     assert (out / "reader_pretrained" / "model.safetensors").exists()
     assert first.reader["base_model"] == str(out / "reader_pretrained")
+    pretrained = (out / "reader_pretrained" / "model.safetensors").stat().st_mtime_ns
+    kept = build_knowledge(replace(build, retrain=True, reader={
+        **options, "pretrain_qa": [str(public)], "pretrain_epochs": 1}), embedder=FakeEmbedder())
+    assert "reader" not in kept.reused  # the KB's reader trained again, from the kept one
+    assert (out / "reader_pretrained" / "model.safetensors").stat().st_mtime_ns == pretrained
     with pytest.raises(RetrievalConfigError, match="pretrain_qa: cannot read"):
         build_knowledge(replace(build, reader={**options, "pretrain_qa": [str(kb / "no.json")]}),
                         embedder=FakeEmbedder())
