@@ -299,25 +299,7 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
         report = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         return {"copied_from": str(build.reader_from),
                 **{k: v for k, v in report.items() if k != "holdout"}}
-    reader = dict(build.reader)
-    pretrain = [str(p) for p in reader.pop("pretrain_qa", ())]
-    pretrain_epochs = float(reader.pop("pretrain_epochs", PRETRAIN_EPOCHS))
-    if pretrain:  # first a reader of public extractive QA, then the KB's questions from it
-        first = Path(build.out_dir) / PRETRAINED_DIR
-        base = reader.get("base_model", DEFAULT_READER_BASE)
-        shared = {k: v for k, v in reader.items() if k in PRETRAIN_SHARED}
-        stamp = _digest(_file_digests(pretrain), pretrain_epochs, base, shared)
-        marker = first / PRETRAINED_STAMP
-        if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
-            logger.info("retrieval.knowledge.pretrained_reader_reused dir=%s", first)
-        else:  # trained once per data and settings, not each time the KB's reader is
-            logger.info("retrieval.knowledge.pretrain_reader paths=%s epochs=%s", pretrain,
-                        pretrain_epochs)
-            train_reader(pretrain[0], extra_qa_paths=pretrain[1:], out_dir=first,
-                         epochs=pretrain_epochs, negatives_per_question=0, base_model=base,
-                         **shared)
-            marker.write_text(stamp, encoding="utf-8")
-        reader["base_model"] = str(first)
+    reader = pretrained_reader(Path(build.out_dir), dict(build.reader))
     extra = [QAExample(f"gen-{n}", g.question, data.table.sentences[g.sentence].text,
                        ((g.answer, g.start),), data.table.sentences[g.sentence].doc_id)
              for n, g in enumerate(data.generated_train)
@@ -328,6 +310,31 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
     report = train_reader(sentence_contexts(data), extra_examples=extra, **options).to_dict()
     held = {k: v for k, v in report.pop("holdout", {}).items() if k != "ids"}
     return {**report, "holdout": held}
+
+
+def pretrained_reader(out_dir: Path, reader: dict[str, Any]) -> dict[str, Any]:
+    """`reader` (train_reader options) without the pretraining keys; with `pretrain_qa`, its
+    base_model is the reader first trained on those files in out_dir/PRETRAINED_DIR, trained
+    again only when the files or the settings it shares change (PRETRAINED_STAMP)."""
+    from retrieval.reader_training import train_reader
+
+    pretrain = [str(p) for p in reader.pop("pretrain_qa", ())]
+    epochs = float(reader.pop("pretrain_epochs", PRETRAIN_EPOCHS))
+    if not pretrain:
+        return reader
+    first = out_dir / PRETRAINED_DIR
+    base = reader.get("base_model", DEFAULT_READER_BASE)
+    shared = {k: v for k, v in reader.items() if k in PRETRAIN_SHARED}
+    stamp = _digest(_file_digests(pretrain), epochs, base, shared)
+    marker = first / PRETRAINED_STAMP
+    if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
+        logger.info("retrieval.knowledge.pretrained_reader_reused dir=%s", first)
+    else:
+        logger.info("retrieval.knowledge.pretrain_reader paths=%s epochs=%s", pretrain, epochs)
+        train_reader(pretrain[0], extra_qa_paths=pretrain[1:], out_dir=first, epochs=epochs,
+                     negatives_per_question=0, base_model=base, **shared)
+        marker.write_text(stamp, encoding="utf-8")
+    return {**reader, "base_model": str(first)}
 
 
 def sentence_contexts(data: _Data) -> list[QAExample]:

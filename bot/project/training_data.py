@@ -274,9 +274,10 @@ def _read_nlu_json(file: Path, data: TrainingData) -> None:
         parsed = json.loads(file.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
         raise ConfigError(f"{file}:{exc.lineno}: invalid JSON ({exc.msg}).") from exc
-    if not isinstance(parsed, dict) or "rasa_nlu_data" not in parsed:  # SQuAD files and the
-        logger.debug("data.skip_json file=%s reason=no_rasa_nlu_data", file)  # like: no YAML
-        return  # pass (data/kb/qa.json took 0.5 s of every project load)
+    # SQuAD files and the like skip the slow YAML pass (data/kb/qa.json cost 0.5 s a load)
+    if not isinstance(parsed, dict) or "rasa_nlu_data" not in parsed:
+        logger.debug("data.skip_json file=%s reason=no_rasa_nlu_data", file)
+        return
     content = read_yaml(file)  # JSON is YAML 1.2: this keeps line numbers for messages
     nlu = content.get("rasa_nlu_data") if isinstance(content, dict) else None
     if not isinstance(nlu, dict):
