@@ -54,6 +54,7 @@ from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice, place_of)
 from retrieval.qa_metrics import QAExample, load_qa
+from retrieval.qa_sentences import sentence_examples
 from retrieval.reader import DEFAULT_READER_BASE, Reader
 from retrieval.sentence_encoder import SentenceEncoderConfig, Triple, fit_sentence_encoder
 from retrieval.sentences import SentenceTable, answer_sentences
@@ -85,8 +86,12 @@ MISSING_KIND_QUESTIONS = 60
 # settings change, not each time the KB's reader is.
 PRETRAINED_DIR = "reader_pretrained"
 PRETRAINED_STAMP = "pretrain_fingerprint.txt"  # its data and settings: reused while they hold
-PRETRAIN_KEYS = ("pretrain_qa", "pretrain_epochs")
+PRETRAIN_KEYS = ("pretrain_qa", "pretrain_epochs", "pretrain_contexts")
 PRETRAIN_EPOCHS = 2.0
+# what the pretrained reader reads: "sentence", the sentence that holds the answer (for an
+# unanswerable question the passage's sentence most like it; retrieval.qa_sentences), as the
+# answerer hands it one sentence; "passage", the whole contexts (about five times the steps)
+PRETRAIN_CONTEXTS = ("sentence", "passage")
 PRETRAIN_SHARED = ("lr", "batch_size", "max_length", "doc_stride", "seed", "num_threads",
                    "precision", "device", "progress", "freeze_embeddings")
 # questions in guests' own words, answerable ones with their sentence, written from the KB
@@ -320,19 +325,27 @@ def pretrained_reader(out_dir: Path, reader: dict[str, Any]) -> dict[str, Any]:
 
     pretrain = [str(p) for p in reader.pop("pretrain_qa", ())]
     epochs = float(reader.pop("pretrain_epochs", PRETRAIN_EPOCHS))
+    contexts = reader.pop("pretrain_contexts", PRETRAIN_CONTEXTS[0])
+    if contexts not in PRETRAIN_CONTEXTS:
+        raise RetrievalConfigError(f"reader.pretrain_contexts must be one of "
+                                   f"{', '.join(PRETRAIN_CONTEXTS)}, got {contexts!r}")
     if not pretrain:
         return reader
     first = out_dir / PRETRAINED_DIR
     base = reader.get("base_model", DEFAULT_READER_BASE)
     shared = {k: v for k, v in reader.items() if k in PRETRAIN_SHARED}
-    stamp = _digest(_file_digests(pretrain), epochs, base, shared)
+    stamp = _digest(_file_digests(pretrain), epochs, base, shared, contexts)
     marker = first / PRETRAINED_STAMP
     if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
         logger.info("retrieval.knowledge.pretrained_reader_reused dir=%s", first)
     else:
-        logger.info("retrieval.knowledge.pretrain_reader paths=%s epochs=%s", pretrain, epochs)
-        train_reader(pretrain[0], extra_qa_paths=pretrain[1:], out_dir=first, epochs=epochs,
-                     negatives_per_question=0, base_model=base, **shared)
+        logger.info("retrieval.knowledge.pretrain_reader paths=%s epochs=%s contexts=%s",
+                    pretrain, epochs, contexts)
+        examples = [e for path in pretrain for e in load_qa(path)]
+        if contexts == "sentence":
+            examples = sentence_examples(examples)
+        train_reader(examples, out_dir=first, epochs=epochs, negatives_per_question=0,
+                     base_model=base, **shared)
         marker.write_text(stamp, encoding="utf-8")
     return {**reader, "base_model": str(first)}
 

@@ -308,6 +308,11 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
                               f"list of SQuAD-format JSON paths, got {extra!r}.")
     _typed(path, reader, "pretrain_epochs", (int, float), "a number >= 0", low=0,
            prefix="knowledge.reader")
+    contexts = plain(reader.get("pretrain_contexts"))
+    if contexts is not None and contexts not in ("sentence", "passage"):
+        raise ConfigError(f"{where(path, reader, 'pretrain_contexts')}: "
+                          f"knowledge.reader.pretrain_contexts must be sentence or passage, "
+                          f"got {contexts!r}.")
     return KnowledgeConfig(**{k: v for k, v in values.items() if v is not None},
                            reader={str(k): plain(v) for k, v in reader.items()},
                            encoder={str(k): plain(v) for k, v in (encoder or {}).items()},

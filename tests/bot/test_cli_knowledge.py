@@ -391,6 +391,8 @@ def test_demo_config_keeps_retrievals_defaults() -> None:
     ("knowledge:\n  reader:\n    pretrain_qa: squad.json\n", "pretrain_qa must be a list"),
     ("knowledge:\n  reader:\n    pretrain_epochs: -1\n",
      "knowledge.reader.pretrain_epochs must be a number >= 0"),
+    ("knowledge:\n  reader:\n    pretrain_contexts: paragraph\n",
+     "pretrain_contexts must be sentence or passage"),
 ])
 def test_bad_knowledge_settings_name_file_and_line(tmp_path: Path, section: str,
                                                    phrase: str) -> None:

@@ -278,6 +278,14 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
         **options, "pretrain_qa": [str(public)], "pretrain_epochs": 1}), embedder=FakeEmbedder())
     assert "reader" not in kept.reused  # the KB's reader trained again, from the kept one
     assert (out / "reader_pretrained" / "model.safetensors").stat().st_mtime_ns == pretrained
+    build_knowledge(replace(build, reader={**options, "pretrain_qa": [str(public)],
+                                           "pretrain_epochs": 1, "pretrain_contexts": "passage"}),
+                    embedder=FakeEmbedder())  # whole passages: another pretrained reader
+    assert (out / "reader_pretrained" / "model.safetensors").stat().st_mtime_ns != pretrained
+    with pytest.raises(RetrievalConfigError, match="pretrain_contexts must be one of"):
+        build_knowledge(replace(build, reader={**options, "pretrain_qa": [str(public)],
+                                               "pretrain_contexts": "paragraph"}),
+                        embedder=FakeEmbedder())
     with pytest.raises(RetrievalConfigError, match="pretrain_qa: cannot read"):
         build_knowledge(replace(build, reader={**options, "pretrain_qa": [str(kb / "no.json")]}),
                         embedder=FakeEmbedder())

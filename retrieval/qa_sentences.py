@@ -1,0 +1,52 @@
+"""SQuAD-format examples cut down to the one sentence the reader reads at answer time.
+
+The knowledge answerer hands the reader a single chosen sentence, so a reader that first
+learns reading comprehension from whole passages (`knowledge.reader.pretrain_qa`) spends
+most of its steps on text it will never see that way: a 150-word passage is about five times
+the word pieces of its sentence. Cut to sentences, an answerable question keeps the sentence
+(or the run of sentences) that holds its answer; an unanswerable one gets the sentence of its
+passage that shares the most words with it, the one a retriever would have chosen, which is
+what the reader must learn to decline.
+
+    short = sentence_examples(load_qa("data/qa_pretrain/house_qa.json"))
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from retrieval.bm25 import tokenize
+from retrieval.qa_metrics import QAExample
+from retrieval.sentences import sentence_spans
+
+
+def sentence_examples(examples: Sequence[QAExample]) -> list[QAExample]:
+    """Each example with its context cut to a sentence (see the module docstring); an
+    example whose answer no sentence covers keeps its whole context."""
+    return [_cut(e) for e in examples]
+
+
+def _cut(example: QAExample) -> QAExample:
+    spans = sentence_spans(example.context)
+    if not spans:
+        return example
+    if example.is_impossible:
+        s, e = _most_alike(example.question, example.context, spans)
+        return QAExample(example.id, example.question, example.context[s:e], (),
+                         example.title)
+    text, start = example.answers[0]
+    end = start + len(text)
+    covering = [(s, e) for s, e in spans if s < end and e > start]
+    if not covering or covering[0][0] > start or covering[-1][1] < end:
+        return example
+    s, e = covering[0][0], covering[-1][1]
+    return QAExample(example.id, example.question, example.context[s:e],
+                     ((text, start - s),), example.title)
+
+
+def _most_alike(question: str, context: str,
+                spans: Sequence[tuple[int, int]]) -> tuple[int, int]:
+    """The span sharing the most (stemmed, non-stop) words with the question; the first on a
+    tie."""
+    words = set(tokenize(question))
+    return max(spans, key=lambda span: len(words & set(tokenize(context[span[0]:span[1]]))))

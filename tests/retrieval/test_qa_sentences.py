@@ -1,0 +1,39 @@
+"""retrieval.qa_sentences: SQuAD examples cut to the sentence the reader reads."""
+
+from __future__ import annotations
+
+from retrieval.qa_metrics import QAExample
+from retrieval.qa_sentences import sentence_examples
+
+CONTEXT = ("Check-in opens at 3:00 pm. Breakfast costs 14 EUR per adult. "
+           "Dogs are welcome for 18 EUR per night. Parking costs 9 EUR a day.")
+
+
+def _answerable(text: str, qid: str = "a") -> QAExample:
+    return QAExample(qid, "how much is a dog", CONTEXT, ((text, CONTEXT.index(text)),), "t")
+
+
+def test_an_answer_keeps_its_sentence_and_its_place_in_it() -> None:
+    [cut] = sentence_examples([_answerable("18 EUR per night")])
+    assert cut.context == "Dogs are welcome for 18 EUR per night."
+    (text, start), = cut.answers
+    assert cut.context[start:start + len(text)] == text == "18 EUR per night"
+    assert (cut.id, cut.question, cut.title) == ("a", "how much is a dog", "t")
+
+
+def test_an_answer_over_two_sentences_keeps_both() -> None:
+    [cut] = sentence_examples([_answerable("14 EUR per adult. Dogs")])
+    assert cut.context == "Breakfast costs 14 EUR per adult. Dogs are welcome for 18 EUR per night."
+    (text, start), = cut.answers
+    assert cut.context[start:start + len(text)] == text
+
+
+def test_an_unanswerable_question_gets_the_sentence_most_like_it() -> None:
+    question = QAExample("u", "is breakfast free for a child", CONTEXT, (), "t")
+    [cut] = sentence_examples([question])
+    assert cut.context == "Breakfast costs 14 EUR per adult." and cut.answers == ()
+
+
+def test_a_context_without_sentences_is_kept() -> None:
+    empty = QAExample("e", "anything", "  ", (), "t")
+    assert sentence_examples([empty]) == [empty]
