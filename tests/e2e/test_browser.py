@@ -227,7 +227,8 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 QUICK = {"JointIntentEntity": {"epochs": 3, "min_steps": 0},
          "IntentClassifier": {"epochs": 3, "min_steps": 0},
          "LukeSpanExtractor": {"epochs": 3, "negative_ratio": 4.0, "min_steps": 0},
-         "reader": {"epochs": 2, "progress": False}, "TEDPolicy": {"epochs": 20}}
+         "reader": {"epochs": 2, "progress": False, "pretrain_qa": []},  # no 4-minute pretraining
+         "TEDPolicy": {"epochs": 20}}
 QUICK_PER_INTENT = 30  # NLU examples kept per intent
 QUICK_QA_EVERY = 5  # every 5th KB question kept, plus the one the test asks
 KB_QUESTION = "How much do kids aged 4 to 11 pay for breakfast?"
