@@ -376,8 +376,13 @@ def test_knowledge_section_is_read_and_typed(tmp_path: Path) -> None:
 
 
 def test_demo_config_keeps_retrievals_defaults() -> None:
-    settings = load_config(Path(__file__).resolve().parents[2] / "config.yml").knowledge
-    assert settings.reader == {} and settings.embedder is None and settings.hybrid is None
+    root = Path(__file__).resolve().parents[2]
+    settings = load_config(root / "config.yml").knowledge
+    assert settings.embedder is None and settings.hybrid is None
+    # the demo's reader learns its house questions first, then the KB's for fewer epochs;
+    # every other reader setting is retrieval's own
+    assert set(settings.reader) == {"pretrain_qa", "epochs"}
+    assert all((root / path).is_file() for path in settings.reader["pretrain_qa"])
 
 
 @pytest.mark.parametrize(("section", "phrase"), [
