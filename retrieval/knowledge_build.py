@@ -305,7 +305,7 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
         report = json.loads(path.read_text(encoding="utf-8")) if path.exists() else {}
         return {"copied_from": str(build.reader_from),
                 **{k: v for k, v in report.items() if k != "holdout"}}
-    reader = pretrained_reader(Path(build.out_dir), dict(build.reader))
+    reader, pretrained = pretrained_reader(Path(build.out_dir), dict(build.reader))
     extra = [QAExample(f"gen-{n}", g.question, data.table.sentences[g.sentence].text,
                        ((g.answer, g.start),), data.table.sentences[g.sentence].doc_id)
              for n, g in enumerate(data.generated_train)
@@ -315,13 +315,15 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
         extra += [replace(e, id=f"{e.id}#paragraph") for e in data.train if not e.is_impossible]
     report = train_reader(sentence_contexts(data), extra_examples=extra, **options).to_dict()
     held = {k: v for k, v in report.pop("holdout", {}).items() if k != "ids"}
-    return {**report, "holdout": held}
+    return {**report, "holdout": held, **({"pretrained": pretrained} if pretrained else {})}
 
 
-def pretrained_reader(out_dir: Path, reader: dict[str, Any]) -> dict[str, Any]:
+def pretrained_reader(out_dir: Path, reader: dict[str, Any]
+                      ) -> tuple[dict[str, Any], dict[str, Any]]:
     """`reader` (train_reader options) without the pretraining keys; with `pretrain_qa`, its
     base_model is the reader first trained on those files in out_dir/PRETRAINED_DIR, trained
-    again only when the files or the settings it shares change (PRETRAINED_STAMP)."""
+    again only when the files or the settings it shares change (PRETRAINED_STAMP). Also what
+    was done: {} without pretrain_qa, else its questions and seconds (0 when reused)."""
     from retrieval.reader_training import train_reader
 
     pretrain = [str(p) for p in reader.pop("pretrain_qa", ())]
@@ -331,24 +333,27 @@ def pretrained_reader(out_dir: Path, reader: dict[str, Any]) -> dict[str, Any]:
         raise RetrievalConfigError(f"reader.pretrain_contexts must be one of "
                                    f"{', '.join(PRETRAIN_CONTEXTS)}, got {contexts!r}")
     if not pretrain:
-        return reader
+        return reader, {}
     first = out_dir / PRETRAINED_DIR
     base = reader.get("base_model", DEFAULT_READER_BASE)
     shared = {k: v for k, v in reader.items() if k in PRETRAIN_SHARED}
     stamp = _digest(_file_digests(pretrain), epochs, base, shared, contexts)
     marker = first / PRETRAINED_STAMP
+    done = {"files": len(pretrain), "contexts": contexts, "epochs": epochs}
     if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
         logger.info("retrieval.knowledge.pretrained_reader_reused dir=%s", first)
+        done.update(reused=True, seconds=0.0)
     else:
         logger.info("retrieval.knowledge.pretrain_reader paths=%s epochs=%s contexts=%s",
                     pretrain, epochs, contexts)
         examples = [e for path in pretrain for e in load_qa(path)]
         if contexts == "sentence":
             examples = sentence_examples(examples)
-        train_reader(examples, out_dir=first, epochs=epochs, negatives_per_question=0,
-                     base_model=base, **shared)
+        report = train_reader(examples, out_dir=first, epochs=epochs, negatives_per_question=0,
+                              base_model=base, **shared)
         marker.write_text(stamp, encoding="utf-8")
-    return {**reader, "base_model": str(first)}
+        done.update(reused=False, seconds=report.seconds, questions=len(examples))
+    return {**reader, "base_model": str(first)}, done
 
 
 def sentence_contexts(data: _Data) -> list[QAExample]:

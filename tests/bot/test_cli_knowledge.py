@@ -6,6 +6,7 @@ short epoch; plus the `knowledge:` section of config.yml."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -241,6 +242,21 @@ def test_reader_paragraphs_option_retrains_only_the_reader(trained: tuple[Path, 
     result = invoke("train", "knowledge", "--project", str(project))
     assert result.exit_code == 0, result.output
     assert "reader trained" in result.output and "encoder reused" in result.output
+
+
+def test_the_knowledge_line_says_what_the_pretraining_did(trained: tuple[Path, str],
+                                                          tmp_path: Path) -> None:
+    project = copy_project(trained, tmp_path)
+    config = project / "config.yml"
+    pretrain = "    pretrain_qa: [data/kb/qa.json]\n    pretrain_epochs: 1\n"
+    config.write_text(config.read_text().replace("  reader:\n", "  reader:\n" + pretrain))
+    first = invoke("train", "knowledge", "--project", str(project))
+    assert first.exit_code == 0, first.output
+    assert re.search(r"reader trained in \d+s after pretraining on \d+ questions in \d+s;",
+                     first.output), first.output
+    again = invoke("train", "knowledge", "--force", "--project", str(project))
+    assert again.exit_code == 0, again.output
+    assert "from its pretrained reader (kept);" in again.output
 
 
 def test_train_without_a_kb_folder_has_no_knowledge_step(tmp_path: Path) -> None:

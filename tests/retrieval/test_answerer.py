@@ -273,10 +273,12 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     assert first.reused == ("encoder",)
     assert (out / "reader_pretrained" / "model.safetensors").exists()
     assert first.reader["base_model"] == str(out / "reader_pretrained")
+    assert first.reader["pretrained"]["reused"] is False and first.reader["pretrained"]["questions"]
     pretrained = (out / "reader_pretrained" / "model.safetensors").stat().st_mtime_ns
     kept = build_knowledge(replace(build, retrain=True, reader={
         **options, "pretrain_qa": [str(public)], "pretrain_epochs": 1}), embedder=FakeEmbedder())
     assert "reader" not in kept.reused  # the KB's reader trained again, from the kept one
+    assert kept.reader["pretrained"]["reused"] is True
     assert (out / "reader_pretrained" / "model.safetensors").stat().st_mtime_ns == pretrained
     build_knowledge(replace(build, reader={**options, "pretrain_qa": [str(public)],
                                            "pretrain_epochs": 1, "pretrain_contexts": "passage"}),
