@@ -199,22 +199,24 @@ def _echo_generation(built: dict[str, Any]) -> None:
 
 def _echo_knowledge(built: Any) -> None:
     """One line about a retrieval.KnowledgeReport."""
-    def state(step: str, seconds: Any) -> str:
+    def trained(step: str, report: dict[str, Any]) -> str:
+        """Reused, or trained in how long, after what its pretraining (pretrain_qa) did."""
         if step in built.reused:
             return f"{step} reused"
-        return f"{step} trained in {seconds or 0:.0f}s"
+        text = f"{step} trained in {report.get('seconds') or 0:.0f}s"
+        first = report.get("pretrained")
+        if first and first.get("reused"):
+            return f"{text} from its pretrained {step} (kept)"
+        if first:
+            return (f"{text} after pretraining on {first.get('questions')} questions in "
+                    f"{first.get('seconds') or 0:.0f}s")
+        return text
 
     calibration = built.calibration.get("report", {})
-    reader = state("reader", built.reader.get("seconds"))
-    first = built.reader.get("pretrained") if "reader" not in built.reused else None
-    if first and first.get("reused"):
-        reader += " from its pretrained reader (kept)"
-    elif first:
-        reader += (f" after pretraining on {first.get('questions')} questions in "
-                   f"{first.get('seconds') or 0:.0f}s")
     click.echo(f"Knowledge: {built.documents} documents, {built.passages} passages, "
-               f"{built.sentences} sentences ({built.index_kind} index); {reader}; "
-               f"{state('encoder', built.encoder.get('seconds'))}; confidence threshold "
+               f"{built.sentences} sentences ({built.index_kind} index); "
+               f"{trained('reader', built.reader)}; "
+               f"{trained('encoder', built.encoder)}; confidence threshold "
                f"{built.calibration.get('threshold')} (held-out sentence accuracy "
                f"{calibration.get('selection_accuracy')}); {built.seconds:.0f}s in all "
                f"-> {built.out_dir}")

@@ -25,7 +25,8 @@ Four steps, each its own function, each skipped when what it is built from did n
    KB does not say about them: retrieval.answer_types.missing_kind_questions).
 
 The layout of `out_dir`: knowledge.json (settings, calibration, fingerprints), index/,
-reader/, sentence_encoder/, sentences.npy, and reader_pretrained/ with `pretrain_qa`.
+reader/, sentence_encoder/, sentences.npy, and reader_pretrained/ with `reader.pretrain_qa`,
+encoder_pretrained/ with `encoder_pretrain_qa`.
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice, place_of)
 from retrieval.qa_metrics import QAExample, load_qa
-from retrieval.qa_sentences import sentence_examples
+from retrieval.qa_sentences import sentence_examples, sentence_triples
 from retrieval.reader import DEFAULT_READER_BASE, Reader
 from retrieval.sentence_encoder import SentenceEncoderConfig, Triple, fit_sentence_encoder
 from retrieval.sentences import SentenceTable, answer_sentences
@@ -95,6 +96,12 @@ PRETRAIN_EPOCHS = 2.0
 PRETRAIN_CONTEXTS = ("sentence", "passage")
 PRETRAIN_SHARED = ("lr", "batch_size", "max_length", "doc_stride", "seed", "num_threads",
                    "precision", "device", "progress", "freeze_embeddings")
+# `encoder_pretrain_qa`: the sentence encoder first learns to bring the questions of these
+# SQuAD-format files next to their answer's sentence (retrieval.qa_sentences.sentence_triples,
+# at most `encoder_pretrain_limit` of them, a seeded sample), into ENCODER_PRETRAINED_DIR,
+# then the KB's questions from there; kept while its data and settings hold, like the reader's
+ENCODER_PRETRAINED_DIR = "encoder_pretrained"
+ENCODER_PRETRAIN = "encoder.pretrain_qa"  # as config.yml's knowledge section names it
 # questions in guests' own words, answerable ones with their sentence, written from the KB
 # documents alone (SQuAD format, inside the KB folder, optional): calibration only
 GUEST_QUESTIONS = "guest_questions.json"
@@ -123,6 +130,8 @@ class KnowledgeBuild:
     rebuild: bool = False
     retrain: bool = False
     reader_from: Path | None = None
+    encoder_pretrain_qa: tuple[str, ...] = ()
+    encoder_pretrain_limit: int | None = None
     seed: int = 13
 
     def __post_init__(self) -> None:
@@ -203,7 +212,9 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     else:
         reader_report = build_reader(build, data)
     encoder_fp = _digest(build.qa.read_bytes(), build.generated, build.seed,
-                         build.encoder.to_dict(), build.embedder, sentences_hash(data.table))
+                         build.encoder.to_dict(), build.embedder, sentences_hash(data.table),
+                         _file_digests(build.encoder_pretrain_qa, ENCODER_PRETRAIN),
+                         build.encoder_pretrain_limit)
     encoder_fp_ok = (previous is not None and previous.encoder_fingerprint == encoder_fp
                      and (root / ENCODER_DIR).is_dir() and (root / SENTENCE_VECTORS).is_file())
     if not build.retrain and encoder_fp_ok:
@@ -394,11 +405,46 @@ def build_encoder(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
     if not all(t[2] is not None for t in triples):
         triples = [(q, p, None) for q, p, _ in triples]
     out = Path(build.out_dir) / ENCODER_DIR
-    report = fit_sentence_encoder(triples, out, build.encoder)
+    config, pretrained = pretrained_encoder(build)
+    report = fit_sentence_encoder(triples, out, config)
     encoder = SentenceTransformerEmbedder(str(out))
     vectors = encoder.encode([s.search_text for s in data.table.sentences])
     np.save(Path(build.out_dir) / SENTENCE_VECTORS, vectors)
-    return report
+    return {**report, **({"pretrained": pretrained} if pretrained else {})}
+
+
+def pretrained_encoder(build: KnowledgeBuild) -> tuple[SentenceEncoderConfig, dict[str, Any]]:
+    """build.encoder, starting from the encoder first trained on `encoder_pretrain_qa` (in
+    out_dir/ENCODER_PRETRAINED_DIR, trained again only when its data or settings change);
+    also what was done, as pretrained_reader says it."""
+    files = [str(p) for p in build.encoder_pretrain_qa]
+    if not files:
+        return build.encoder, {}
+    first = Path(build.out_dir) / ENCODER_PRETRAINED_DIR
+    stamp = _digest(_file_digests(files, ENCODER_PRETRAIN), build.encoder_pretrain_limit,
+                    build.seed, build.encoder.to_dict())
+    marker = first / PRETRAINED_STAMP
+    done: dict[str, Any] = {"files": len(files)}
+    if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
+        logger.info("retrieval.knowledge.pretrained_encoder_reused dir=%s", first)
+        done.update(reused=True, seconds=0.0)
+    else:
+        rng = random.Random(build.seed)
+        triples = sentence_triples([e for path in files for e in load_qa(path)], rng)
+        if len(triples) < 2:
+            raise RetrievalConfigError(f"{ENCODER_PRETRAIN}: {files} hold {len(triples)} "
+                                       "answerable question(s) whose answer is in a sentence "
+                                       "of a context of several; at least 2 are needed")
+        limit = build.encoder_pretrain_limit
+        if limit is not None and len(triples) > limit:
+            triples = random.Random(build.seed).sample(triples, limit)
+        logger.info("retrieval.knowledge.pretrain_encoder paths=%s pairs=%d", files,
+                    len(triples))
+        shutil.rmtree(first, ignore_errors=True)
+        report = fit_sentence_encoder(triples, first, build.encoder)
+        marker.write_text(stamp, encoding="utf-8")
+        done.update(reused=False, seconds=report["seconds"], questions=len(triples))
+    return replace(build.encoder, base_model=str(first)), done
 
 
 def calibrate(build: KnowledgeBuild, data: _Data, index: Any,
@@ -456,16 +502,16 @@ def _digest(*parts: Any) -> str:
     return h.hexdigest()[:16]
 
 
-def _file_digests(paths: Any) -> list[str]:
-    """The content digests of `paths` (reader.pretrain_qa); a clear error for a missing one."""
+def _file_digests(paths: Any, what: str = "reader.pretrain_qa") -> list[str]:
+    """The content digests of `paths` (`what` names them); a clear error for a missing one."""
     if isinstance(paths, (str, Path)):
-        raise RetrievalConfigError(f"reader.pretrain_qa must be a list of files, got {paths!r}")
+        raise RetrievalConfigError(f"{what} must be a list of files, got {paths!r}")
     out = []
     for path in paths:
         try:
             out.append(hashlib.sha256(Path(path).read_bytes()).hexdigest())
         except OSError as exc:
-            raise RetrievalConfigError(f"reader.pretrain_qa: cannot read {path} ({exc})") from exc
+            raise RetrievalConfigError(f"{what}: cannot read {path} ({exc})") from exc
     return out
 
 

@@ -9,10 +9,15 @@ passage that shares the most words with it, the one a retriever would have chose
 what the reader must learn to decline.
 
     short = sentence_examples(load_qa("data/qa_pretrain/house_qa.json"))
+    pairs = sentence_triples(load_qa("data/qa_pretrain/house_qa.json"), random.Random(13))
+
+`sentence_triples` gives the sentence encoder the same data: (question, its titled answer
+sentence, another sentence of the same passage) for each answerable question.
 """
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
 
 from retrieval.bm25 import tokenize
@@ -50,3 +55,23 @@ def _most_alike(question: str, context: str,
     tie."""
     words = set(tokenize(question))
     return max(spans, key=lambda span: len(words & set(tokenize(context[span[0]:span[1]]))))
+
+
+def sentence_triples(examples: Sequence[QAExample], rng: random.Random
+                     ) -> list[tuple[str, str, str]]:
+    """(question, "title: answer sentence", "title: another sentence of its passage") for
+    each answerable example whose answer one run of sentences holds, as the sentence encoder
+    sees KB sentences (retrieval.sentences.Sentence.search_text); the title is the article's,
+    after any "source/" prefix."""
+    out = []
+    for whole in examples:
+        if whole.is_impossible:
+            continue
+        cut = _cut(whole)
+        others = [whole.context[s:e] for s, e in sentence_spans(whole.context)
+                  if whole.context[s:e] != cut.context]
+        if cut.context == whole.context or not others:
+            continue
+        title = whole.title.split("/", 1)[-1]
+        out.append((cut.question, f"{title}: {cut.context}", f"{title}: {rng.choice(others)}"))
+    return out

@@ -308,6 +308,15 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
                               f"list of SQuAD-format JSON paths, got {extra!r}.")
     _typed(path, reader, "pretrain_epochs", (int, float), "a number >= 0", low=0,
            prefix="knowledge.reader")
+    encoder_section = encoder if encoder is not None else {}
+    pretrain = plain(encoder_section.get("pretrain_qa"))
+    if pretrain is not None and (not isinstance(pretrain, list)
+                                 or not all(isinstance(p, str) for p in pretrain)):
+        raise ConfigError(f"{where(path, encoder_section, 'pretrain_qa')}: "
+                          f"knowledge.encoder.pretrain_qa must be a list of SQuAD-format JSON "
+                          f"paths, got {pretrain!r}.")
+    _typed(path, encoder_section, "pretrain_limit", (int,), "an integer >= 1", low=1,
+           prefix="knowledge.encoder")
     contexts = plain(reader.get("pretrain_contexts"))
     if contexts is not None and contexts not in ("sentence", "passage"):
         raise ConfigError(f"{where(path, reader, 'pretrain_contexts')}: "

@@ -59,8 +59,13 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
     options = reader_options(project)
     paragraphs = bool(options.pop("paragraphs", False))
     logger.info("train.knowledge.start kb=%s out=%s", kb, out)
+    encoder_options = dict(settings.encoder)
+    # what the sentence encoder learns first (retrieval.knowledge_build.pretrained_encoder)
+    encoder_pretrain = [str(project.paths.root / p)
+                        for p in encoder_options.pop("pretrain_qa", None) or ()]
+    encoder_limit = encoder_options.pop("pretrain_limit", None)
     try:
-        encoder = SentenceEncoderConfig(**settings.encoder)
+        encoder = SentenceEncoderConfig(**encoder_options)
     except TypeError as exc:
         valid = ", ".join(SentenceEncoderConfig.__dataclass_fields__)
         raise ConfigError(f"Bad knowledge.encoder option in {settings.at}: {exc}. "
@@ -68,7 +73,9 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
     build = KnowledgeBuild(kb_dir=kb, out_dir=out, embedder=settings.embedder or DEFAULT_MODEL,
                            qa_path=qa, index=index_config(settings), reader=options,
                            encoder=encoder, top_k=settings.top_k, read_k=settings.read_k,
-                           retrain=retrain, paragraphs=paragraphs)
+                           retrain=retrain, paragraphs=paragraphs,
+                           encoder_pretrain_qa=tuple(encoder_pretrain),
+                           encoder_pretrain_limit=encoder_limit)
     return build_knowledge(build)
 
 

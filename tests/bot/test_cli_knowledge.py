@@ -412,6 +412,10 @@ def test_demo_config_keeps_retrievals_defaults() -> None:
     ("knowledge:\n  reader:\n    pretrain_qa: squad.json\n", "pretrain_qa must be a list"),
     ("knowledge:\n  reader:\n    pretrain_epochs: -1\n",
      "knowledge.reader.pretrain_epochs must be a number >= 0"),
+    ("knowledge:\n  encoder:\n    pretrain_qa: house.json\n",
+     "knowledge.encoder.pretrain_qa must be a list"),
+    ("knowledge:\n  encoder:\n    pretrain_limit: 0\n",
+     "knowledge.encoder.pretrain_limit must be an integer >= 1"),
     ("knowledge:\n  reader:\n    pretrain_contexts: paragraph\n",
      "pretrain_contexts must be sentence or passage"),
 ])

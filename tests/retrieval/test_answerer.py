@@ -284,6 +284,19 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
                                            "pretrain_epochs": 1, "pretrain_contexts": "passage"}),
                     embedder=FakeEmbedder())  # whole passages: another pretrained reader
     assert (out / "reader_pretrained" / "model.safetensors").stat().st_mtime_ns != pretrained
+    # the sentence encoder learns the public questions' sentences first, kept like the reader
+    encoder_first = build_knowledge(replace(build, encoder_pretrain_qa=(str(public),)),
+                                    embedder=FakeEmbedder())
+    assert "encoder" not in encoder_first.reused
+    pretrained = encoder_first.encoder["pretrained"]
+    assert pretrained["reused"] is False and pretrained["questions"] == 2
+    assert (out / "encoder_pretrained" / "pretrain_fingerprint.txt").is_file()
+    encoder_kept = build_knowledge(replace(build, retrain=True, encoder_pretrain_qa=(
+        str(public),)), embedder=FakeEmbedder())
+    assert encoder_kept.encoder["pretrained"]["reused"] is True
+    with pytest.raises(RetrievalConfigError, match="encoder.pretrain_qa: cannot read"):
+        build_knowledge(replace(build, encoder_pretrain_qa=(str(kb / "no.json"),)),
+                        embedder=FakeEmbedder())
     with pytest.raises(RetrievalConfigError, match="pretrain_contexts must be one of"):
         build_knowledge(replace(build, reader={**options, "pretrain_qa": [str(public)],
                                                "pretrain_contexts": "paragraph"}),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import random
+
 from retrieval.qa_metrics import QAExample
-from retrieval.qa_sentences import sentence_examples
+from retrieval.qa_sentences import sentence_examples, sentence_triples
 
 CONTEXT = ("Check-in opens at 3:00 pm. Breakfast costs 14 EUR per adult. "
            "Dogs are welcome for 18 EUR per night. Parking costs 9 EUR a day.")
@@ -37,3 +39,14 @@ def test_an_unanswerable_question_gets_the_sentence_most_like_it() -> None:
 def test_a_context_without_sentences_is_kept() -> None:
     empty = QAExample("e", "anything", "  ", (), "t")
     assert sentence_examples([empty]) == [empty]
+
+
+def test_triples_pair_a_question_with_its_sentence_and_another_of_its_passage() -> None:
+    unanswerable = QAExample("u", "is there a gym", CONTEXT, (), "hotels/Pinecrest")
+    alone = QAExample("s", "check-in?", "Check-in opens at 3:00 pm.",
+                      (("3:00 pm", 18),), "Pinecrest")
+    [(question, positive, negative)] = sentence_triples(
+        [_answerable("18 EUR per night"), unanswerable, alone], random.Random(1))
+    assert question == "how much is a dog"
+    assert positive == "t: Dogs are welcome for 18 EUR per night."
+    assert negative.startswith("t: ") and negative[3:] in CONTEXT and negative != positive
