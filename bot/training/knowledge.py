@@ -67,7 +67,8 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
     try:
         encoder = SentenceEncoderConfig(**encoder_options)
     except TypeError as exc:
-        valid = ", ".join(SentenceEncoderConfig.__dataclass_fields__)
+        valid = ", ".join([*SentenceEncoderConfig.__dataclass_fields__, "pretrain_qa",
+                           "pretrain_limit"])
         raise ConfigError(f"Bad knowledge.encoder option in {settings.at}: {exc}. "
                           f"Available: {valid}.") from exc
     build = KnowledgeBuild(kb_dir=kb, out_dir=out, embedder=settings.embedder or DEFAULT_MODEL,
