@@ -37,7 +37,7 @@ import logging
 import random
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -349,12 +349,8 @@ def pretrained_reader(out_dir: Path, reader: dict[str, Any]
     base = reader.get("base_model", DEFAULT_READER_BASE)
     shared = {k: v for k, v in reader.items() if k in PRETRAIN_SHARED}
     stamp = _digest(_file_digests(pretrain), epochs, base, shared, contexts)
-    marker = first / PRETRAINED_STAMP
-    done = {"files": len(pretrain), "contexts": contexts, "epochs": epochs}
-    if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
-        logger.info("retrieval.knowledge.pretrained_reader_reused dir=%s", first)
-        done.update(reused=True, seconds=0.0)
-    else:
+
+    def train() -> dict[str, Any]:
         logger.info("retrieval.knowledge.pretrain_reader paths=%s epochs=%s contexts=%s",
                     pretrain, epochs, contexts)
         examples = [e for path in pretrain for e in load_qa(path)]
@@ -362,8 +358,10 @@ def pretrained_reader(out_dir: Path, reader: dict[str, Any]
             examples = sentence_examples(examples)
         report = train_reader(examples, out_dir=first, epochs=epochs, negatives_per_question=0,
                               base_model=base, **shared)
-        marker.write_text(stamp, encoding="utf-8")
-        done.update(reused=False, seconds=report.seconds, questions=len(examples))
+        return {"seconds": report.seconds, "questions": len(examples)}
+
+    done = {"files": len(pretrain), "contexts": contexts, "epochs": epochs,
+            **_unless_stamped(first, stamp, train)}
     return {**reader, "base_model": str(first)}, done
 
 
@@ -423,14 +421,10 @@ def pretrained_encoder(build: KnowledgeBuild) -> tuple[SentenceEncoderConfig, di
     first = Path(build.out_dir) / ENCODER_PRETRAINED_DIR
     stamp = _digest(_file_digests(files, ENCODER_PRETRAIN), build.encoder_pretrain_limit,
                     build.seed, build.encoder.to_dict())
-    marker = first / PRETRAINED_STAMP
-    done: dict[str, Any] = {"files": len(files)}
-    if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
-        logger.info("retrieval.knowledge.pretrained_encoder_reused dir=%s", first)
-        done.update(reused=True, seconds=0.0)
-    else:
-        rng = random.Random(build.seed)
-        triples = sentence_triples([e for path in files for e in load_qa(path)], rng)
+
+    def train() -> dict[str, Any]:
+        triples = sentence_triples([e for path in files for e in load_qa(path)],
+                                   random.Random(build.seed))
         if len(triples) < 2:
             raise RetrievalConfigError(f"{ENCODER_PRETRAIN}: {files} hold {len(triples)} "
                                        "answerable question(s) whose answer is in a sentence "
@@ -442,9 +436,23 @@ def pretrained_encoder(build: KnowledgeBuild) -> tuple[SentenceEncoderConfig, di
                     len(triples))
         shutil.rmtree(first, ignore_errors=True)
         report = fit_sentence_encoder(triples, first, build.encoder)
-        marker.write_text(stamp, encoding="utf-8")
-        done.update(reused=False, seconds=report["seconds"], questions=len(triples))
+        return {"seconds": report["seconds"], "questions": len(triples)}
+
+    done = {"files": len(files), **_unless_stamped(first, stamp, train)}
     return replace(build.encoder, base_model=str(first)), done
+
+
+def _unless_stamped(folder: Path, stamp: str, train: Callable[[], dict[str, Any]]
+                    ) -> dict[str, Any]:
+    """train() into `folder`, unless the stamp beside it (PRETRAINED_STAMP) is `stamp`: a
+    pretrained model kept while its data and settings hold. What was done."""
+    marker = folder / PRETRAINED_STAMP
+    if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
+        logger.info("retrieval.knowledge.pretrained_reused dir=%s", folder)
+        return {"reused": True, "seconds": 0.0}
+    done = train()
+    marker.write_text(stamp, encoding="utf-8")
+    return {"reused": False, **done}
 
 
 def calibrate(build: KnowledgeBuild, data: _Data, index: Any,

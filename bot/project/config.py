@@ -300,21 +300,16 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
     if lr is not None and lr <= 0:
         raise ConfigError(f"{where(path, reader, 'lr')}: knowledge.reader.lr must be a number "
                           f"> 0, got {lr}.")
-    for key in ("extra_qa", "pretrain_qa"):
-        extra = plain(reader.get(key))
-        if extra is not None and (not isinstance(extra, list)
-                                  or not all(isinstance(p, str) for p in extra)):
-            raise ConfigError(f"{where(path, reader, key)}: knowledge.reader.{key} must be a "
-                              f"list of SQuAD-format JSON paths, got {extra!r}.")
+    encoder_section = encoder if encoder is not None else {}
+    for node, name, key in ((reader, "reader", "extra_qa"), (reader, "reader", "pretrain_qa"),
+                            (encoder_section, "encoder", "pretrain_qa")):
+        paths = plain(node.get(key))
+        if paths is not None and (not isinstance(paths, list)
+                                  or not all(isinstance(p, str) for p in paths)):
+            raise ConfigError(f"{where(path, node, key)}: knowledge.{name}.{key} must be a "
+                              f"list of SQuAD-format JSON paths, got {paths!r}.")
     _typed(path, reader, "pretrain_epochs", (int, float), "a number >= 0", low=0,
            prefix="knowledge.reader")
-    encoder_section = encoder if encoder is not None else {}
-    pretrain = plain(encoder_section.get("pretrain_qa"))
-    if pretrain is not None and (not isinstance(pretrain, list)
-                                 or not all(isinstance(p, str) for p in pretrain)):
-        raise ConfigError(f"{where(path, encoder_section, 'pretrain_qa')}: "
-                          f"knowledge.encoder.pretrain_qa must be a list of SQuAD-format JSON "
-                          f"paths, got {pretrain!r}.")
     _typed(path, encoder_section, "pretrain_limit", (int,), "an integer >= 1", low=1,
            prefix="knowledge.encoder")
     contexts = plain(reader.get("pretrain_contexts"))
