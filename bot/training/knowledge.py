@@ -48,7 +48,6 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
     KnowledgeReport."""
     from retrieval.embedder import DEFAULT_MODEL
     from retrieval.knowledge_build import KnowledgeBuild, build_knowledge
-    from retrieval.sentence_encoder import SentenceEncoderConfig
 
     settings = project.config.knowledge
     qa = kb / QA_FILE
@@ -59,18 +58,7 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
     options = reader_options(project)
     paragraphs = bool(options.pop("paragraphs", False))
     logger.info("train.knowledge.start kb=%s out=%s", kb, out)
-    encoder_options = dict(settings.encoder)
-    # what the sentence encoder learns first (retrieval.knowledge_build.pretrained_encoder)
-    encoder_pretrain = [str(project.paths.root / p)
-                        for p in encoder_options.pop("pretrain_qa", None) or ()]
-    encoder_limit = encoder_options.pop("pretrain_limit", None)
-    try:
-        encoder = SentenceEncoderConfig(**encoder_options)
-    except TypeError as exc:
-        valid = ", ".join([*SentenceEncoderConfig.__dataclass_fields__, "pretrain_qa",
-                           "pretrain_limit"])
-        raise ConfigError(f"Bad knowledge.encoder option in {settings.at}: {exc}. "
-                          f"Available: {valid}.") from exc
+    encoder, encoder_pretrain, encoder_limit = encoder_options(project)
     build = KnowledgeBuild(kb_dir=kb, out_dir=out, embedder=settings.embedder or DEFAULT_MODEL,
                            qa_path=qa, index=index_config(settings), reader=options,
                            encoder=encoder, top_k=settings.top_k, read_k=settings.read_k,
@@ -78,6 +66,29 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
                            encoder_pretrain_qa=tuple(encoder_pretrain),
                            encoder_pretrain_limit=encoder_limit)
     return build_knowledge(build)
+
+
+def encoder_options(project: Project) -> tuple[Any, list[str], int | None]:
+    """config.yml knowledge.encoder as a SentenceEncoderConfig, plus what it learns first:
+    `pretrain_qa` (paths relative to the project) and `pretrain_limit`."""
+    from retrieval.sentence_encoder import SentenceEncoderConfig
+
+    settings = project.config.knowledge
+    options = dict(settings.encoder)
+    pretrain = _in_project(project, options.pop("pretrain_qa", None) or ())
+    limit = options.pop("pretrain_limit", None)
+    try:
+        return SentenceEncoderConfig(**options), pretrain, limit
+    except TypeError as exc:
+        valid = ", ".join([*SentenceEncoderConfig.__dataclass_fields__, "pretrain_qa",
+                           "pretrain_limit"])
+        raise ConfigError(f"Bad knowledge.encoder option in {settings.at}: {exc}. "
+                          f"Available: {valid}.") from exc
+
+
+def _in_project(project: Project, paths: Any) -> list[str]:
+    """Paths of config.yml, relative to the project, as absolute strings."""
+    return [str(project.paths.root / p) for p in paths]
 
 
 def reader_options(project: Project) -> dict[str, Any]:
@@ -98,9 +109,9 @@ def reader_options(project: Project) -> dict[str, Any]:
                               f"{settings.at}.{did_you_mean} Available: {', '.join(valid)}.")
     options = dict(settings.reader)
     if "extra_qa" in options:
-        options["extra_qa_paths"] = [str(project.paths.root / p) for p in options.pop("extra_qa")]
+        options["extra_qa_paths"] = _in_project(project, options.pop("extra_qa"))
     if isinstance(options.get("pretrain_qa"), list):  # public QA the reader learns first
-        options["pretrain_qa"] = [str(project.paths.root / p) for p in options["pretrain_qa"]]
+        options["pretrain_qa"] = _in_project(project, options["pretrain_qa"])
     return options
 
 
