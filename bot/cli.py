@@ -216,7 +216,9 @@ def _echo_knowledge(built: Any) -> None:
     click.echo(f"Knowledge: {built.documents} documents, {built.passages} passages, "
                f"{built.sentences} sentences ({built.index_kind} index); "
                f"{trained('reader', built.reader)}; "
-               f"{trained('encoder', built.encoder)}; confidence threshold "
+               f"{trained('encoder', built.encoder)}; "
+               f"{trained('reranker', built.reranker) + '; ' if built.reranker else ''}"
+               f"confidence threshold "
                f"{built.calibration.get('threshold')} (held-out sentence accuracy "
                f"{calibration.get('selection_accuracy')}); {built.seconds:.0f}s in all "
                f"-> {built.out_dir}")

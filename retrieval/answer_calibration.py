@@ -34,12 +34,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from retrieval.answerer import read_candidates
+from retrieval.answerer import read_candidates, rerank_scores
 from retrieval.errors import RetrievalConfigError
-from retrieval.sentence_ranker import (CONFIDENCE_FEATURES, DEFAULT_CONFIDENCE,
-                                       DEFAULT_RERANK, DEFAULT_SELECTION, RERANK_FEATURES,
-                                       Calibration, Logistic, answer_features, choose,
-                                       fit_selection, rerank_features)
+from retrieval.sentence_ranker import (CONFIDENCE_FEATURES, CROSS_CONFIDENCE, CROSS_FEATURES,
+                                       DEFAULT_CONFIDENCE, DEFAULT_CROSS, DEFAULT_RERANK,
+                                       DEFAULT_SELECTION, RERANK_FEATURES, Calibration,
+                                       Logistic, answer_features, choose, cross_features,
+                                       fit_selection, reorder, rerank_features)
 
 logger = logging.getLogger(__name__)
 
@@ -64,14 +65,22 @@ class LabelledQuestion:
     source: str = "qa"
 
 
-def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion]) -> Calibration:
-    """The Calibration of `answerer` (which must have a sentence ranker) on `questions`."""
+def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion], *,
+                    cross_k: int = 0) -> Calibration:
+    """The Calibration of `answerer` (which must have a sentence ranker) on `questions`; with
+    `cross_k` > 1 and a reranker, also how its score reorders the first `cross_k`."""
     ranker = answerer.ranker
     texts = [q.question for q in questions]
     hits = answerer.retrieve(texts)
     notes: list[str] = []
     selection = DEFAULT_SELECTION  # not fitted: see the module docstring
     chosen = ranker.candidates(texts, hits, selection)
+    if cross_k < 2 or getattr(answerer, "reranker", None) is None:
+        cross, cross_k = DEFAULT_CROSS, 0
+    else:
+        scores = rerank_scores(answerer.reranker, ranker, texts, chosen, cross_k)
+        cross = fit_cross(questions, chosen, scores, notes)
+        chosen = [reorder(c, s, cross) for c, s in zip(chosen, scores)]
     readings = read_candidates(answerer.reader, ranker, texts, chosen, RERANK_K)
     groups = [([rerank_features(c, r.gap) for c, r in zip(cands, reads)],
                [int(c.sentence in q.gold) for c in cands[:len(reads)]])
@@ -89,8 +98,9 @@ def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion]) -> Cal
             features[i] = answer_features(ranker, q.question, cands, choice)
             right[i] = int(cands[choice.index].sentence in q.gold)
     kept = [i for i in range(len(questions)) if i in features]
+    names = (*CONFIDENCE_FEATURES, *CROSS_CONFIDENCE) if cross_k else CONFIDENCE_FEATURES
     confidence = _fit_or_default([features[i] for i in kept], [right[i] for i in kept],
-                                 CONFIDENCE_FEATURES, DEFAULT_CONFIDENCE, "confidence", notes)
+                                 names, DEFAULT_CONFIDENCE, "confidence", notes)
     probs = {i: confidence.prob(features[i]) for i in kept}
     threshold, table = choose_threshold(questions, right, probs)
     answerable = [q for q in questions if q.gold]
@@ -102,7 +112,22 @@ def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion]) -> Cal
               "threshold_table": table, "notes": notes}
     logger.info("retrieval.calibration threshold=%.2f selection_accuracy=%.3f", threshold,
                 report["selection_accuracy"])
-    return Calibration(selection, confidence, threshold, report, rerank, RERANK_K)
+    return Calibration(selection, confidence, threshold, report, rerank, RERANK_K, cross,
+                       cross_k)
+
+
+def fit_cross(questions: Sequence[LabelledQuestion], chosen: Sequence[Any],
+              scores: Sequence[Sequence[float]], notes: list[str]) -> Logistic:
+    """How the reranker's `scores` of the first candidates and the selection's share combine:
+    a conditional logit over CROSS_FEATURES, on the answerable questions."""
+    groups = [([cross_features(c, s) for c, s in zip(cands, row)],
+               [int(c.sentence in q.gold) for c in cands[:len(row)]])
+              for q, cands, row in zip(questions, chosen, scores) if q.gold]
+    try:
+        return fit_selection(groups, CROSS_FEATURES)
+    except RetrievalConfigError as exc:
+        notes.append(f"cross: {exc}; its untrained weights kept")
+        return DEFAULT_CROSS
 
 
 def _fit_or_default(rows: Sequence[dict[str, float]], labels: Sequence[int],

@@ -34,8 +34,9 @@ import numpy as np
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.qa_metrics import normalize_answer
 from retrieval.reader import Reader, ReaderResult
+from retrieval.reranker import Reranker
 from retrieval.sentence_ranker import (Calibration, Candidate, SentenceRanker, answer_features,
-                                       choose)
+                                       choose, reorder)
 from retrieval.sentences import Sentence, SentenceTable
 from retrieval.span_choice import choose_span
 from retrieval.types import Embedder, SearchHit
@@ -44,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 KNOWLEDGE_FILE = "knowledge.json"
 INDEX_DIR, READER_DIR, ENCODER_DIR = "index", "reader", "sentence_encoder"
+RERANKER_DIR = "reranker"
 SENTENCE_VECTORS = "sentences.npy"
 KNOWLEDGE_FORMAT = 2  # 2: sentence answers (encoder, vectors, calibration)
 _BULLET = "-*+>#|"
@@ -139,18 +141,21 @@ class Answerer:
     search (hybrid when the index is); another embedder's vectors search the dense index.
     With a `ranker` the answer is a sentence (retrieval.sentence_ranker), read by the reader
     for its span, and `calibration` gives its confidence and threshold; without one the
-    reader reads the passages (the module docstring)."""
+    reader reads the passages (the module docstring). A `reranker` (retrieval.reranker)
+    reorders the first `calibration.cross_k` selected sentences before the reader reads."""
 
     def __init__(self, index: Any, embedder: Embedder | None, reader: Reader,
                  top_k: int = 5, min_confidence: float = 0.1, *,
                  config: AnswererConfig | None = None, ranker: SentenceRanker | None = None,
-                 calibration: Calibration | None = None) -> None:
+                 calibration: Calibration | None = None,
+                 reranker: Reranker | None = None) -> None:
         self.index = index
         self.embedder = embedder
         self.reader = reader
         self.config = config or AnswererConfig(top_k=top_k, min_confidence=min_confidence)
         self.ranker = ranker
         self.calibration = calibration or Calibration()
+        self.reranker = reranker
 
     @property
     def threshold(self) -> float:
@@ -164,6 +169,8 @@ class Answerer:
 
     def load(self) -> Answerer:
         self.reader.load()
+        if self.reranker is not None:
+            self.reranker.load()
         if self.embedder is not None and hasattr(self.embedder, "load"):
             self.embedder.load()
         return self
@@ -211,6 +218,9 @@ class Answerer:
         """Select sentences, read the first `rerank_k` of each question, re-rank, decide."""
         cal = self.calibration
         candidates = ranker.candidates(questions, hits, cal.selection)
+        if self.reranker is not None and cal.cross_k > 1:
+            scores = rerank_scores(self.reranker, ranker, questions, candidates, cal.cross_k)
+            candidates = [reorder(c, s, cal.cross) for c, s in zip(candidates, scores)]
         t1 = time.perf_counter()
         readings = read_candidates(self.reader, ranker, questions, candidates, cal.rerank_k)
         t2 = time.perf_counter()
@@ -281,6 +291,19 @@ def read_candidates(reader: Reader, ranker: SentenceRanker, questions: Sequence[
     out: list[list[ReaderResult]] = [[] for _ in questions]
     for (i, _), result in zip(pairs, read):
         out[i].append(result)
+    return out
+
+
+def rerank_scores(reranker: Reranker, ranker: SentenceRanker, questions: Sequence[str],
+                  candidates: Sequence[Sequence[Candidate]], k: int) -> list[list[float]]:
+    """The reranker's scores of the first `k` candidate sentences of each question (one
+    batch; a sentence as the sentence encoder reads it, with its title)."""
+    pairs = [(i, c.sentence) for i, cands in enumerate(candidates) for c in cands[:k]]
+    scores = reranker.score([questions[i] for i, _ in pairs],
+                            [ranker.table.sentences[sid].search_text for _, sid in pairs])
+    out: list[list[float]] = [[] for _ in questions]
+    for (i, _), score in zip(pairs, scores):
+        out[i].append(float(score))
     return out
 
 
@@ -381,6 +404,8 @@ class KnowledgeSettings:
     calibration: dict[str, Any] = field(default_factory=dict)
     reader_fingerprint: str = ""
     encoder_fingerprint: str = ""
+    reranker: str | None = None
+    reranker_fingerprint: str = ""
 
 
 def read_settings(knowledge_dir: str | Path) -> KnowledgeSettings:
@@ -419,8 +444,9 @@ def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
               "read_k": settings.read_k, **config}
     ranker = sentence_ranker(root, index, settings, device=device or "cpu") \
         if settings.sentence_encoder else None
+    reranker = Reranker(root / settings.reranker) if settings.reranker and ranker else None
     return Answerer(index, None, reader, config=AnswererConfig(**values), ranker=ranker,
-                    calibration=Calibration.from_dict(settings.calibration))
+                    calibration=Calibration.from_dict(settings.calibration), reranker=reranker)
 
 
 def sentences_hash(table: SentenceTable) -> str:

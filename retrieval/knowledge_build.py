@@ -47,16 +47,17 @@ import numpy as np
 from retrieval.answer_calibration import LabelledQuestion, fit_calibration
 from retrieval.answer_types import missing_kind_questions
 from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDGE_FORMAT,
-                                READER_DIR, SENTENCE_VECTORS, Answerer, AnswererConfig,
-                                KnowledgeSettings, read_settings, sentence_ranker,
-                                sentences_hash)
+                                READER_DIR, RERANKER_DIR, SENTENCE_VECTORS, Answerer,
+                                AnswererConfig, KnowledgeSettings, read_settings,
+                                sentence_ranker, sentences_hash)
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice, place_of)
 from retrieval.qa_metrics import QAExample, load_qa
-from retrieval.qa_sentences import sentence_examples, sentence_triples
+from retrieval.qa_sentences import rerank_groups, sentence_examples, sentence_triples
 from retrieval.reader import DEFAULT_READER_BASE, Reader
+from retrieval.reranker import Group, Reranker, RerankerConfig, fit_reranker
 from retrieval.sentence_encoder import SentenceEncoderConfig, Triple, fit_sentence_encoder
 from retrieval.sentences import SentenceTable, answer_sentences
 from retrieval.types import Embedder, IndexConfig
@@ -102,6 +103,16 @@ PRETRAIN_SHARED = ("lr", "batch_size", "max_length", "doc_stride", "seed", "num_
 # then the KB's questions from there; kept while its data and settings hold, like the reader's
 ENCODER_PRETRAINED_DIR = "encoder_pretrained"
 ENCODER_PRETRAIN = "encoder.pretrain_qa"  # as config.yml's knowledge section names it
+# `reranker`: a cross-encoder (retrieval.reranker) reorders the selection's first sentences;
+# it starts from the knowledge base's own reader (which learnt reading comprehension first)
+# unless its base_model names another model; trained again when the reader or encoder is
+RERANKER_FROM_READER = "reader"
+RERANKER_RECIPE = 1
+# `reranker_pretrain_qa`: it first learns to rank the sentences of these SQuAD-format files'
+# contexts (retrieval.qa_sentences.rerank_groups: unanswerable questions too, at most
+# `reranker_pretrain_limit`, a seeded sample), kept in RERANKER_PRETRAINED_DIR like the reader's
+RERANKER_PRETRAINED_DIR = "reranker_pretrained"
+RERANKER_PRETRAIN = "reranker.pretrain_qa"
 # questions in guests' own words, answerable ones with their sentence, written from the KB
 # documents alone (SQuAD format, inside the KB folder, optional): calibration only
 GUEST_QUESTIONS = "guest_questions.json"
@@ -132,6 +143,9 @@ class KnowledgeBuild:
     reader_from: Path | None = None
     encoder_pretrain_qa: tuple[str, ...] = ()
     encoder_pretrain_limit: int | None = None
+    reranker: RerankerConfig | None = None
+    reranker_pretrain_qa: tuple[str, ...] = ()
+    reranker_pretrain_limit: int | None = None
     seed: int = 13
 
     def __post_init__(self) -> None:
@@ -169,6 +183,7 @@ class KnowledgeReport:
     generated: dict[str, int]
     reused: tuple[str, ...]
     seconds: float
+    reranker: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -227,9 +242,26 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         sentence_encoder=ENCODER_DIR, sentences_hash=sentences_hash(data.table),
         reader_fingerprint=reader_fp, encoder_fingerprint=encoder_fp)
+    reranker_report: dict[str, Any] = {}
+    if build.reranker is not None:
+        reranker_fp = _digest(RERANKER_RECIPE, reader_fp, encoder_fp, build.reranker.to_dict(),
+                              _file_digests(build.reranker_pretrain_qa, RERANKER_PRETRAIN),
+                              build.reranker_pretrain_limit)
+        settings = replace(settings, reranker=RERANKER_DIR, reranker_fingerprint=reranker_fp)
+        if (not build.retrain and previous is not None
+                and previous.reranker_fingerprint == reranker_fp
+                and (root / RERANKER_DIR / "config.json").is_file()):
+            reused.append("reranker")
+            reranker_report = previous.report.get("reranker", {})
+        else:
+            reranker_report = build_reranker(build, data, index, settings)
+    else:
+        shutil.rmtree(root / RERANKER_DIR, ignore_errors=True)
     recipe = {"recipe": CALIBRATION_RECIPE, "guest_questions": _digest(
         build.guest.read_bytes() if build.guest.is_file() else b"")}
-    if (set(reused) == {"reader", "encoder"} and previous is not None and previous.calibration
+    trained = {"reader", "encoder", *(("reranker",) if build.reranker is not None else ())}
+    if (set(reused) == trained and previous is not None and previous.calibration
+            and previous.reranker == settings.reranker
             and all(previous.calibration.get("report", {}).get(k) == v
                     for k, v in recipe.items())):
         reused.append("calibration")
@@ -242,12 +274,13 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
               "held_generated": len(data.generated_held),
               "held_qa": len(data.held)}
     settings = replace(settings, calibration=calibration, report={
-        "reader": reader_report, "encoder": encoder_report, "generated": counts,
-        "qa_path": str(build.qa)})
+        "reader": reader_report, "encoder": encoder_report, "reranker": reranker_report,
+        "generated": counts, "qa_path": str(build.qa)})
     _write_settings(root, settings)
     return KnowledgeReport(str(root), len(index.doc_slots), len(index), len(data.table),
                            index.kind, reader_report, encoder_report, calibration, counts,
-                           tuple(reused), round(time.perf_counter() - started, 1))
+                           tuple(reused), round(time.perf_counter() - started, 1),
+                           reranker_report)
 
 
 def build_index(build: KnowledgeBuild, embedder: Embedder) -> Any:
@@ -455,15 +488,85 @@ def _unless_stamped(folder: Path, stamp: str, train: Callable[[], dict[str, Any]
     return {"reused": False, **done}
 
 
+def build_reranker(build: KnowledgeBuild, data: _Data, index: Any,
+                   settings: KnowledgeSettings) -> dict[str, Any]:
+    """Fine-tune the reranker (retrieval.reranker) from the reader just trained, on the
+    questions the encoder learnt, each with its answer sentence and the selection's best
+    wrong candidates (what it will have to tell apart)."""
+    assert build.reranker is not None
+    root = Path(build.out_dir)
+    answerer = Answerer(index, None, Reader.from_dir(root / READER_DIR),
+                        ranker=sentence_ranker(root, index, settings),
+                        config=AnswererConfig(top_k=build.top_k, read_k=build.read_k))
+    questions = [(e.question, data.gold[e.id]) for e in data.train if data.gold.get(e.id)]
+    questions += [(g.question, [g.sentence]) for g in data.generated_train
+                  if g.sentence is not None]
+    texts = [q for q, _ in questions]
+    chosen = answerer.ranker.candidates(texts, answerer.retrieve(texts),
+                                        answerer.calibration.selection)
+    table = data.table.sentences
+    groups: list[Group] = []
+    for (question, gold), cands in zip(questions, chosen):
+        wrong = [c.sentence for c in cands if c.sentence not in gold][:build.reranker.negatives]
+        groups.append((question, table[gold[0]].search_text,
+                       tuple(table[sid].search_text for sid in wrong)))
+    config, pretrained = pretrained_reranker(build)
+    if config.base_model == RERANKER_FROM_READER:
+        config = replace(config, base_model=str(root / READER_DIR))
+    report = fit_reranker(groups, root / RERANKER_DIR, config)
+    return {**report, **({"pretrained": pretrained} if pretrained else {})}
+
+
+def pretrained_reranker(build: KnowledgeBuild) -> tuple[RerankerConfig, dict[str, Any]]:
+    """build.reranker, starting from the reranker first trained on `reranker_pretrain_qa`
+    (in out_dir/RERANKER_PRETRAINED_DIR, from the reader's pretrained reader when it has one,
+    trained again only when its data or settings change); also what was done."""
+    assert build.reranker is not None
+    files = [str(p) for p in build.reranker_pretrain_qa]
+    if not files:
+        return build.reranker, {}
+    root = Path(build.out_dir)
+    first, reader_first = root / RERANKER_PRETRAINED_DIR, root / PRETRAINED_DIR
+    base = build.reranker.base_model
+    if base == RERANKER_FROM_READER:  # the reader's starting point: its pretrained one
+        base = str(reader_first) if build.reader.get("pretrain_qa") else \
+            str(build.reader.get("base_model", DEFAULT_READER_BASE))
+    marker = reader_first / PRETRAINED_STAMP  # that reader changes: so does this start
+    stamp = _digest(_file_digests(files, RERANKER_PRETRAIN), build.reranker_pretrain_limit,
+                    build.seed, build.reranker.to_dict(), base,
+                    marker.read_text(encoding="utf-8")
+                    if base == str(reader_first) and marker.is_file() else "")
+
+    def train() -> dict[str, Any]:
+        groups = rerank_groups([e for path in files for e in load_qa(path)],
+                               build.reranker.negatives)
+        limit = build.reranker_pretrain_limit
+        if limit is not None and len(groups) > limit:
+            groups = random.Random(build.seed).sample(groups, limit)
+        if not groups:
+            raise RetrievalConfigError(f"{RERANKER_PRETRAIN}: {files} hold no question with "
+                                       "a sentence of its context to rank")
+        logger.info("retrieval.knowledge.pretrain_reranker paths=%s groups=%d", files,
+                    len(groups))
+        shutil.rmtree(first, ignore_errors=True)
+        report = fit_reranker(groups, first, replace(build.reranker, base_model=base))
+        return {"seconds": report["seconds"], "questions": len(groups)}
+
+    done = {"files": len(files), **_unless_stamped(first, stamp, train)}
+    return replace(build.reranker, base_model=str(first)), done
+
+
 def calibrate(build: KnowledgeBuild, data: _Data, index: Any,
               settings: KnowledgeSettings) -> Any:
     """fit_calibration on the held-out questions with the models just built."""
     root = Path(build.out_dir)
     reader = Reader.from_dir(root / READER_DIR, device=build.reader.get("device", "cpu"))
     ranker = sentence_ranker(root, index, settings)
-    answerer = Answerer(index, None, reader, ranker=ranker,
+    reranker = Reranker(root / RERANKER_DIR) if settings.reranker else None
+    answerer = Answerer(index, None, reader, ranker=ranker, reranker=reranker,
                         config=AnswererConfig(top_k=build.top_k, read_k=build.read_k))
-    return fit_calibration(answerer, held_out_questions(data))
+    return fit_calibration(answerer, held_out_questions(data),
+                           cross_k=build.reranker.top_k if build.reranker else 0)
 
 
 def held_out_questions(data: _Data) -> list[LabelledQuestion]:

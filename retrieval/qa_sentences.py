@@ -12,7 +12,10 @@ what the reader must learn to decline.
     pairs = sentence_triples(load_qa("data/qa_pretrain/house_qa.json"), random.Random(13))
 
 `sentence_triples` gives the sentence encoder the same data: (question, its titled answer
-sentence, another sentence of the same passage) for each answerable question.
+sentence, another sentence of the same passage) for each answerable question, and
+`rerank_groups` the reranker (retrieval.reranker): each question with its titled answer
+sentence (None for an unanswerable one) and the other sentences of its passage that share
+the most words with it.
 """
 
 from __future__ import annotations
@@ -74,4 +77,26 @@ def sentence_triples(examples: Sequence[QAExample], rng: random.Random
             continue
         title = whole.title.split("/", 1)[-1]
         out.append((cut.question, f"{title}: {cut.context}", f"{title}: {rng.choice(others)}"))
+    return out
+
+
+def rerank_groups(examples: Sequence[QAExample], negatives: int
+                  ) -> list[tuple[str, str | None, tuple[str, ...]]]:
+    """(question, "title: answer sentence" or None, up to `negatives` "title: sentence" of
+    its passage without the answer, most words shared with the question first) per example
+    whose answer one run of sentences holds, or that has no answer."""
+    out = []
+    for whole in examples:
+        cut = _cut(whole)
+        if not whole.is_impossible and cut.context == whole.context:
+            continue
+        words = set(tokenize(whole.question))
+        others = [whole.context[s:e] for s, e in sentence_spans(whole.context)
+                  if whole.is_impossible or whole.context[s:e] != cut.context]
+        others.sort(key=lambda text: -len(words & set(tokenize(text))))
+        title = whole.title.split("/", 1)[-1]
+        answer = None if whole.is_impossible else f"{title}: {cut.context}"
+        wrong = tuple(f"{title}: {text}" for text in others[:negatives])
+        if wrong:
+            out.append((whole.question, answer, wrong))
     return out

@@ -45,6 +45,11 @@ from retrieval.types import Embedder, Passage, SearchHit
 
 FEATURES = ("cosine", "bm25_rel", "bm25", "passage_rr", "type_miss", "place_clash")
 RERANK_FEATURES = ("select_logp", "reader_gap")
+# the reranker (retrieval.reranker) reorders the first `cross_k` candidates by a conditional
+# logit over their log selection share and its score; the answer's confidence reads its score
+# and its share among them
+CROSS_FEATURES = ("select_logp", "cross")
+CROSS_CONFIDENCE = ("cross", "cross_p")
 # rerank_lead is not among them: nearly a function of rerank_p (three candidates), it took
 # weight from it; without it held-out kb_test answered-and-right went 0.536 -> 0.617 at the
 # same unanswerable declined (0.905), same calibration slice.
@@ -55,6 +60,7 @@ RERANK_FEATURES = ("select_logp", "reader_gap")
 CONFIDENCE_FEATURES = ("select_p", "rerank_p", "cosine", "bm25_rel", "reader_gap", "type_miss",
                        "cos_margin", "doc_share", *EVIDENCE_FEATURES)
 READER_GAP_CLIP = 10.0  # the reader's logit gap, clipped: beyond it nothing changes
+CROSS_CLIP = 10.0  # the reranker's score, clipped and scaled alike
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,6 +116,7 @@ class Logistic:
 # set: best sentence 0.794 -> 0.809 at -1.5, -3 and -6 alike; -3 chosen).
 DEFAULT_SELECTION = Logistic(FEATURES, (20.0, 1.0, 0.0, 1.0, -2.0, -3.0), 0.0)
 DEFAULT_RERANK = Logistic(RERANK_FEATURES, (1.0, 0.0), 0.0)  # keeps the selection's order
+DEFAULT_CROSS = Logistic(CROSS_FEATURES, (1.0, 10.0), 0.0)  # about select_logp + raw score
 DEFAULT_CONFIDENCE = Logistic(CONFIDENCE_FEATURES, (2.0, 2.0, 4.0, 0.0, 0.2, -1.0, 0.0, 1.0,
                                                     1.0, 0.0, 0.0, -0.5), -5.0)
 
@@ -119,7 +126,8 @@ class Calibration:
     """The models of knowledge.json: the `selection` and `rerank` conditional logits (the
     reader reads the first `rerank_k` selected sentences, and its span-minus-null gap joins
     the selection score), the `confidence` regression, and the confidence `threshold` in
-    [0, 1] at or above which the knowledge base answers."""
+    [0, 1] at or above which the knowledge base answers. With a reranker, `cross` reorders
+    the first `cross_k` selected sentences first (0: no reranker)."""
 
     selection: Logistic = DEFAULT_SELECTION
     confidence: Logistic = DEFAULT_CONFIDENCE
@@ -127,27 +135,32 @@ class Calibration:
     report: dict[str, Any] = field(default_factory=dict)
     rerank: Logistic = DEFAULT_RERANK
     rerank_k: int = 3
+    cross: Logistic = DEFAULT_CROSS
+    cross_k: int = 0
 
     def __post_init__(self) -> None:
         if not 0.0 <= self.threshold <= 1.0:
             raise RetrievalConfigError(f"confidence threshold must be in [0, 1], got "
                                        f"{self.threshold}")
-        if self.rerank_k < 1:
-            raise RetrievalConfigError(f"rerank_k must be >= 1, got {self.rerank_k}")
+        if self.rerank_k < 1 or self.cross_k < 0:
+            raise RetrievalConfigError(f"rerank_k must be >= 1 and cross_k >= 0, got "
+                                       f"{self.rerank_k} and {self.cross_k}")
 
     def to_dict(self) -> dict[str, Any]:
         return {"selection": self.selection.to_dict(), "rerank": self.rerank.to_dict(),
                 "rerank_k": self.rerank_k, "confidence": self.confidence.to_dict(),
-                "threshold": self.threshold, "report": self.report}
+                "threshold": self.threshold, "report": self.report,
+                "cross": self.cross.to_dict(), "cross_k": self.cross_k}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Calibration:
         if not data:
             return cls()
         rerank = Logistic.from_dict(data["rerank"]) if "rerank" in data else DEFAULT_RERANK
+        cross = Logistic.from_dict(data["cross"]) if "cross" in data else DEFAULT_CROSS
         return cls(Logistic.from_dict(data["selection"]), Logistic.from_dict(data["confidence"]),
                    float(data["threshold"]), dict(data.get("report") or {}), rerank,
-                   int(data.get("rerank_k", 3)))
+                   int(data.get("rerank_k", 3)), cross, int(data.get("cross_k", 0)))
 
 
 @dataclass(frozen=True, slots=True)
@@ -267,6 +280,25 @@ def clip_gap(gap: float) -> float:
     return max(-READER_GAP_CLIP, min(READER_GAP_CLIP, gap)) / READER_GAP_CLIP
 
 
+def cross_features(candidate: Candidate, score: float) -> dict[str, float]:
+    return {"select_logp": math.log(max(candidate.prob, 1e-12)),
+            "cross": max(-CROSS_CLIP, min(CROSS_CLIP, score)) / CROSS_CLIP}
+
+
+def reorder(candidates: Sequence[Candidate], scores: Sequence[float],
+            cross: Logistic) -> list[Candidate]:
+    """The first len(scores) candidates (scored by the reranker) best `cross` logit first,
+    each with its scaled score (`cross`) and its softmax share among them (`cross_p`) in its
+    features; the others after them, as they were."""
+    head = list(candidates[:len(scores)])
+    rows = [cross_features(c, s) for c, s in zip(head, scores)]
+    shares = softmax_scores([cross.logit(r) for r in rows])
+    scored = [Candidate(c.sentence, {**c.features, "cross": r["cross"], "cross_p": p}, c.prob,
+                        c.doc_id) for c, r, p in zip(head, rows, shares)]
+    order = sorted(range(len(scored)), key=lambda j: (-shares[j], j))
+    return [scored[j] for j in order] + list(candidates[len(scores):])
+
+
 def rerank_features(candidate: Candidate, reader_gap: float) -> dict[str, float]:
     return {"select_logp": math.log(max(candidate.prob, 1e-12)),
             "reader_gap": clip_gap(reader_gap)}
@@ -300,7 +332,8 @@ def confidence_features(candidates: Sequence[Candidate], choice: Choice) -> dict
     all candidates from its document (`doc_share`: the question's document is clear)."""
     candidate = candidates[choice.index]
     others = [c.features["cosine"] for j, c in enumerate(candidates) if j != choice.index]
-    return {"select_p": candidate.prob, "rerank_p": choice.share, "rerank_lead": choice.lead,
+    return {**{k: candidate.features[k] for k in CROSS_CONFIDENCE if k in candidate.features},
+            "select_p": candidate.prob, "rerank_p": choice.share, "rerank_lead": choice.lead,
             "cosine": candidate.features["cosine"], "bm25_rel": candidate.features["bm25_rel"],
             "reader_gap": clip_gap(choice.reader_gap),
             "type_miss": candidate.features.get("type_miss", 0.0),

@@ -56,7 +56,8 @@ SKIPPED_COMPONENTS = {
 }
 DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
 DEFAULT_KB = "data/kb"  # the knowledge base sits next to the NLU data in a Rasa project
-KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader", "encoder")
+KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader", "encoder",
+                  "reranker")
 GENERATION_KEYS = ("model", "budget_s", "pairs", "train", "sampling")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
 
@@ -107,6 +108,8 @@ class KnowledgeConfig:
     hybrid: bool | None = None  # None: IndexConfig's default (BM25 fused with the dense search)
     reader: Mapping[str, Any] = field(default_factory=dict)
     encoder: Mapping[str, Any] = field(default_factory=dict)  # SentenceEncoderConfig fields
+    reranker: Mapping[str, Any] | None = None  # RerankerConfig fields (and pretrain_qa,
+    # pretrain_limit); None: no reranker (absent or `reranker: false`)
     at: str = "config.yml"
 
     @property
@@ -286,6 +289,11 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
     if encoder is not None and not isinstance(encoder, dict):
         raise ConfigError(f"{where(path, section, 'encoder')}: knowledge.encoder must be a "
                           "mapping (base_model, epochs, lr, batch_size, ...).")
+    reranker = plain(section.get("reranker"))
+    if reranker is not None and not isinstance(reranker, (dict, bool)):
+        raise ConfigError(f"{where(path, section, 'reranker')}: knowledge.reranker must be "
+                          "true, false or a mapping (epochs, lr, top_k, ...), got "
+                          f"{reranker!r}.")
     values = {
         "kb": _typed(path, section, "kb", (str,), "a folder path"),
         "embedder": _typed(path, section, "embedder", (str,), "a model id or path"),
@@ -301,8 +309,10 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
         raise ConfigError(f"{where(path, reader, 'lr')}: knowledge.reader.lr must be a number "
                           f"> 0, got {lr}.")
     encoder_section = encoder if encoder is not None else {}
+    reranker_section = section["reranker"] if isinstance(reranker, dict) else {}
     for node, name, key in ((reader, "reader", "extra_qa"), (reader, "reader", "pretrain_qa"),
-                            (encoder_section, "encoder", "pretrain_qa")):
+                            (encoder_section, "encoder", "pretrain_qa"),
+                            (reranker_section, "reranker", "pretrain_qa")):
         paths = plain(node.get(key))
         if paths is not None and (not isinstance(paths, list)
                                   or not all(isinstance(p, str) for p in paths)):
@@ -312,6 +322,8 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
            prefix="knowledge.reader")
     _typed(path, encoder_section, "pretrain_limit", (int,), "an integer >= 1", low=1,
            prefix="knowledge.encoder")
+    _typed(path, reranker_section, "pretrain_limit", (int,), "an integer >= 1", low=1,
+           prefix="knowledge.reranker")
     contexts = plain(reader.get("pretrain_contexts"))
     if contexts is not None and contexts not in ("sentence", "passage"):
         raise ConfigError(f"{where(path, reader, 'pretrain_contexts')}: "
@@ -320,7 +332,8 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
     return KnowledgeConfig(**{k: v for k, v in values.items() if v is not None},
                            reader={str(k): plain(v) for k, v in reader.items()},
                            encoder={str(k): plain(v) for k, v in (encoder or {}).items()},
-                           at=at)
+                           reranker={str(k): v for k, v in reranker.items()}
+                           if isinstance(reranker, dict) else {} if reranker else None, at=at)
 
 
 def _typed(path: Path, node: Any, key: str, kinds: tuple[type, ...], what: str, *,

@@ -47,12 +47,13 @@ def fingerprints(project: Project) -> dict[str, str]:
 
 def knowledge_fingerprint(project: Project, kb: Path) -> str:
     """What the knowledge model is built from: every file of the knowledge base (qa.json
-    included), the extra QA files, the knowledge settings of config.yml and retrieval's own
-    defaults and calibration recipe (so that a new Xingkong version with other defaults
-    rebuilds; a new recipe only re-calibrates: the reader and encoder are reused)."""
+    included), the extra and pretraining QA files, the knowledge settings of config.yml and
+    retrieval's own defaults and calibration recipe (so that a new Xingkong version with other
+    defaults rebuilds; a new recipe only re-calibrates: the reader and encoder are reused)."""
     from retrieval.answerer import KNOWLEDGE_FORMAT
-    from retrieval.knowledge_build import CALIBRATION_RECIPE
+    from retrieval.knowledge_build import CALIBRATION_RECIPE, RERANKER_RECIPE
     from retrieval.reader_training import TrainConfig
+    from retrieval.reranker import RerankerConfig
     from retrieval.sentence_encoder import SentenceEncoderConfig
     from retrieval.types import IndexConfig
 
@@ -60,11 +61,16 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
     files = sorted(p for p in (kb.rglob("*") if kb.is_dir() else [kb]) if p.is_file() and not
                    any(part.startswith(".") for part in p.relative_to(kb).parts))
     contents = [[p.relative_to(kb).as_posix(), _file_digest(p)] for p in files]
-    extra = [_file_digest(project.paths.root / p) for p in settings.reader.get("extra_qa", [])]
+    reranker = dict(settings.reranker) if settings.reranker is not None else None
+    files_of = [settings.reader.get("extra_qa"), settings.reader.get("pretrain_qa"),
+                settings.encoder.get("pretrain_qa"), (reranker or {}).get("pretrain_qa")]
+    extra = [_file_digest(project.paths.root / p) for paths in files_of
+             if isinstance(paths, list) for p in paths]
     knobs = [settings.kb_path, settings.embedder, settings.top_k, settings.read_k,
-             settings.hybrid, dict(settings.reader), dict(settings.encoder)]
+             settings.hybrid, dict(settings.reader), dict(settings.encoder), reranker]
     defaults = [IndexConfig().to_dict(), asdict(TrainConfig()), SentenceEncoderConfig().to_dict(),
-                KNOWLEDGE_FORMAT, CALIBRATION_RECIPE]
+                RerankerConfig().to_dict(), KNOWLEDGE_FORMAT, CALIBRATION_RECIPE,
+                RERANKER_RECIPE]
     blob = json.dumps([FORMAT_VERSION, contents, extra, knobs, defaults], sort_keys=True,
                       default=str)
     return hashlib.sha256(blob.encode()).hexdigest()

@@ -59,12 +59,15 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
     paragraphs = bool(options.pop("paragraphs", False))
     logger.info("train.knowledge.start kb=%s out=%s", kb, out)
     encoder, encoder_pretrain, encoder_limit = encoder_options(project)
+    reranker, reranker_pretrain, reranker_limit = reranker_options(project)
     build = KnowledgeBuild(kb_dir=kb, out_dir=out, embedder=settings.embedder or DEFAULT_MODEL,
                            qa_path=qa, index=index_config(settings), reader=options,
                            encoder=encoder, top_k=settings.top_k, read_k=settings.read_k,
                            retrain=retrain, paragraphs=paragraphs,
                            encoder_pretrain_qa=tuple(encoder_pretrain),
-                           encoder_pretrain_limit=encoder_limit)
+                           encoder_pretrain_limit=encoder_limit, reranker=reranker,
+                           reranker_pretrain_qa=tuple(reranker_pretrain),
+                           reranker_pretrain_limit=reranker_limit)
     return build_knowledge(build)
 
 
@@ -83,6 +86,26 @@ def encoder_options(project: Project) -> tuple[Any, list[str], int | None]:
         valid = ", ".join([*SentenceEncoderConfig.__dataclass_fields__, "pretrain_qa",
                            "pretrain_limit"])
         raise ConfigError(f"Bad knowledge.encoder option in {settings.at}: {exc}. "
+                          f"Available: {valid}.") from exc
+
+
+def reranker_options(project: Project) -> tuple[Any, list[str], int | None]:
+    """config.yml knowledge.reranker as a RerankerConfig (None when it is false), plus what
+    it learns first: `pretrain_qa` (paths relative to the project) and `pretrain_limit`."""
+    from retrieval.reranker import RerankerConfig
+
+    settings = project.config.knowledge
+    if settings.reranker is None:
+        return None, [], None
+    options = dict(settings.reranker)
+    pretrain = _in_project(project, options.pop("pretrain_qa", None) or ())
+    limit = options.pop("pretrain_limit", None)
+    try:
+        return RerankerConfig(**options), pretrain, limit
+    except (TypeError, ValueError) as exc:  # an unknown option, or a bad value
+        valid = ", ".join([*RerankerConfig.__dataclass_fields__, "pretrain_qa",
+                           "pretrain_limit"])
+        raise ConfigError(f"Bad knowledge.reranker option in {settings.at}: {exc}. "
                           f"Available: {valid}.") from exc
 
 

@@ -259,6 +259,32 @@ def test_the_knowledge_line_says_what_the_pretraining_did(trained: tuple[Path, s
     assert "from its pretrained reader (kept);" in again.output
 
 
+def test_the_reranker_trains_after_its_pretraining_and_can_be_turned_off(
+        trained: tuple[Path, str], tmp_path: Path) -> None:
+    project = copy_project(trained, tmp_path)
+    config = project / "config.yml"
+    text = config.read_text()
+    reranker = ("  reranker:\n    pretrain_qa: [data/kb/qa.json]\n    groups: 4\n"
+                "    num_threads: null\n")
+    config.write_text(text.replace("  reader:\n", reranker + "  reader:\n"))
+    first = invoke("train", "knowledge", "--project", str(project))
+    assert first.exit_code == 0, first.output
+    assert re.search(r"reranker trained in \d+s after pretraining on \d+ questions in \d+s;",
+                     first.output), first.output
+    assert (project / "models" / "knowledge" / "reranker" / "config.json").is_file()
+    again = invoke("train", "knowledge", "--force", "--project", str(project))
+    assert again.exit_code == 0, again.output
+    assert "from its pretrained reranker (kept);" in again.output
+    config.write_text(text.replace("  reader:\n", "  reranker: false\n  reader:\n"))
+    off = invoke("train", "knowledge", "--project", str(project))
+    assert off.exit_code == 0 and "reranker trained" not in off.output, off.output
+    assert "reranker reused" not in off.output
+    assert not (project / "models" / "knowledge" / "reranker").exists()
+    config.write_text(text.replace("  reader:\n", "  reranker:\n    epoch: 1\n  reader:\n"))
+    bad = invoke("train", "knowledge", "--project", str(project))
+    assert failed(bad, "Bad knowledge.reranker option", "pretrain_limit")
+
+
 def test_train_without_a_kb_folder_has_no_knowledge_step(tmp_path: Path) -> None:
     project = make_project(tmp_path / "bot", None, kb=False)
     result = invoke("train", "--project", str(project))
@@ -418,6 +444,11 @@ def test_demo_config_keeps_retrievals_defaults() -> None:
      "knowledge.encoder.pretrain_limit must be an integer >= 1"),
     ("knowledge:\n  reader:\n    pretrain_contexts: paragraph\n",
      "pretrain_contexts must be sentence or passage"),
+    ("knowledge:\n  reranker: yes please\n", "knowledge.reranker must be true, false or"),
+    ("knowledge:\n  reranker:\n    pretrain_qa: house.json\n",
+     "knowledge.reranker.pretrain_qa must be a list"),
+    ("knowledge:\n  reranker:\n    pretrain_limit: 0\n",
+     "knowledge.reranker.pretrain_limit must be an integer >= 1"),
 ])
 def test_bad_knowledge_settings_name_file_and_line(tmp_path: Path, section: str,
                                                    phrase: str) -> None:

@@ -23,6 +23,7 @@ from retrieval.kb_eval import doc_key, evaluate_kb
 from retrieval.knowledge_build import GUEST_QUESTIONS, KnowledgeBuild, build_knowledge
 from retrieval.passages import load_documents
 from retrieval.reader import ReaderConfig, ReaderResult, Span
+from retrieval.reranker import RerankerConfig
 from retrieval.sentence_encoder import SentenceEncoderConfig
 from retrieval.types import IndexConfig, Passage, SearchHit
 from tests.fakes import FakeEmbedder, build_tiny_reader, write_tiny_bert
@@ -294,6 +295,27 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     encoder_kept = build_knowledge(replace(build, retrain=True, encoder_pretrain_qa=(
         str(public),)), embedder=FakeEmbedder())
     assert encoder_kept.encoder["pretrained"]["reused"] is True
+    # a reranker, from the KB's reader, reorders the first selected sentences
+    reranked = build_knowledge(replace(build, reranker=RerankerConfig(groups=4, top_k=3,
+                                                                      num_threads=None)),
+                               embedder=FakeEmbedder())
+    assert "reranker" not in reranked.reused and reranked.reranker["steps"] > 0
+    assert reranked.calibration["cross_k"] == 3
+    assert set(reranked.calibration["confidence"]["features"]) >= {"cross", "cross_p"}
+    assert (out / "reranker" / "config.json").is_file()
+    answerer = load_answerer(out, embedder=FakeEmbedder())
+    assert answerer.reranker is not None
+    trace = answerer.trace_batch(["How much is a shirt?"])[0]
+    assert trace.best is not None and "cross" in trace.features
+    assert [c for c in trace.candidates[:3] if "cross_p" in c.features] == \
+        sorted(trace.candidates[:3], key=lambda c: -c.features["cross_p"])
+    kept_reranker = build_knowledge(replace(build, reranker=RerankerConfig(
+        groups=4, top_k=3, num_threads=None)), embedder=FakeEmbedder())
+    assert kept_reranker.reused == ("reader", "encoder", "reranker", "calibration")
+    without = build_knowledge(build, embedder=FakeEmbedder())  # off again: recalibrated
+    assert without.reused == ("reader", "encoder") and without.calibration["cross_k"] == 0
+    assert not (out / "reranker").exists()
+    assert load_answerer(out, embedder=FakeEmbedder()).reranker is None
     with pytest.raises(RetrievalConfigError, match="encoder.pretrain_qa: cannot read"):
         build_knowledge(replace(build, encoder_pretrain_qa=(str(kb / "no.json"),)),
                         embedder=FakeEmbedder())

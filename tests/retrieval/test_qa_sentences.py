@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 
 from retrieval.qa_metrics import QAExample
-from retrieval.qa_sentences import sentence_examples, sentence_triples
+from retrieval.qa_sentences import rerank_groups, sentence_examples, sentence_triples
 
 CONTEXT = ("Check-in opens at 3:00 pm. Breakfast costs 14 EUR per adult. "
            "Dogs are welcome for 18 EUR per night. Parking costs 9 EUR a day.")
@@ -50,3 +50,16 @@ def test_triples_pair_a_question_with_its_sentence_and_another_of_its_passage() 
     assert question == "how much is a dog"
     assert positive == "t: Dogs are welcome for 18 EUR per night."
     assert negative.startswith("t: ") and negative[3:] in CONTEXT and negative != positive
+
+
+def test_rerank_groups_rank_an_answer_above_the_sentences_most_like_the_question() -> None:
+    unanswerable = QAExample("u", "is breakfast free for a child", CONTEXT, (), "hotels/Pine")
+    alone = QAExample("s", "check-in?", "Check-in opens at 3:00 pm.",
+                      (("3:00 pm", 18),), "Pine")
+    groups = rerank_groups([_answerable("18 EUR per night"), unanswerable, alone], 2)
+    assert len(groups) == 2  # a context of one sentence has nothing to rank below it
+    (question, answer, wrong), (_, none, tempting) = groups
+    assert question == "how much is a dog"
+    assert answer == "t: Dogs are welcome for 18 EUR per night."
+    assert len(wrong) == 2 and answer not in wrong
+    assert none is None and tempting[0] == "Pine: Breakfast costs 14 EUR per adult."

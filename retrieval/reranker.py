@@ -1,0 +1,222 @@
+"""The reranker: a cross-encoder that reads a question and a candidate sentence together and
+scores how well the sentence answers it. It reorders the first candidates of the sentence
+selection, whose bi-encoder reads the two apart ("how much is the premium wifi" came nearer
+to the free Wi-Fi's sentence than to "Premium Wi-Fi ... costs 9 EUR per room per day").
+
+Training is listwise: per question a group of its answer sentence and up to `negatives`
+wrong ones (the selection's best wrong candidates for the knowledge base's questions,
+the sentences of the same passage sharing the most words for reading-comprehension data),
+and the loss is the softmax cross-entropy of the answer within its group, beside a "no
+answer" slot whose logit is 0: an unanswerable question's group (tempting sentences only)
+learns that slot, so a score above 0 reads "answers it" across questions, not only within
+one. A plain torch
+loop over a transformers sequence-classification model with one output, as
+sentence-transformers' CrossEncoder is, without the `datasets` and `accelerate` packages
+its trainer needs. The word embeddings stay frozen and batches hold groups of similar
+length (less padding), as the reader's training does.
+
+    fit_reranker(groups, "models/knowledge/reranker", RerankerConfig())
+    reranker = Reranker("models/knowledge/reranker").load()
+    scores = reranker.score(["pet fee?"] * 2, ["Dogs stay for 20 EUR a night.", "..."])
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import random
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from retrieval.errors import RetrievalConfigError, RetrievalError
+
+logger = logging.getLogger(__name__)
+
+Group = tuple[str, str | None, tuple[str, ...]]  # question, answer sentence (None: the
+# question has no answer among them), wrong sentences
+
+
+@dataclass(frozen=True, slots=True)
+class RerankerConfig:
+    """`base_model` to start from ("reader": the knowledge base's own reader, which
+    retrieval.knowledge_build trains first); `epochs` over the groups, `groups` questions
+    per batch, each with at most `negatives` wrong sentences; AdamW `lr` with linear warm-up
+    over `warmup_ratio` of the steps, then decay; `max_length` word pieces of question and
+    sentence together; `top_k` candidates of the selection it reads per question at answer
+    time."""
+
+    base_model: str = "reader"
+    epochs: float = 1.0
+    lr: float = 3e-5
+    groups: int = 8
+    negatives: int = 3
+    max_length: int = 128
+    warmup_ratio: float = 0.1
+    freeze_embeddings: bool = True
+    precision: str = "auto"  # the training passes under bfloat16 autocast: "auto" where the
+    # CPU has bfloat16 instructions (as the reader's training: retrieval.reader_training)
+    top_k: int = 5
+    seed: int = 13
+    num_threads: int | None = 1
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.lr <= 0 or self.groups < 1 or self.negatives < 1:
+            raise RetrievalConfigError("reranker: epochs must be >= 0, lr > 0, groups >= 1 and "
+                                       f"negatives >= 1 (got {self.epochs}, {self.lr}, "
+                                       f"{self.groups}, {self.negatives})")
+        if not 0.0 <= self.warmup_ratio < 1.0 or self.max_length < 16 or self.top_k < 2:
+            raise RetrievalConfigError("reranker: warmup_ratio must be in [0, 1), max_length "
+                                       ">= 16 and top_k >= 2")
+        if self.precision not in ("auto", "float32", "bfloat16"):
+            raise RetrievalConfigError(f"reranker: precision must be auto, float32 or "
+                                       f"bfloat16, got {self.precision!r}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
+                 config: RerankerConfig = RerankerConfig()) -> dict[str, Any]:
+    """Fine-tune `config.base_model` (a BERT-like encoder, or a reranker trained before) on
+    `groups` and save it with its tokenizer to `out_dir`. Returns a small report."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    from resolver import resolve_model
+    from retrieval.reader_training import cpu_has_bf16
+
+    usable = [g for g in groups if g[2] or g[1] is not None]
+    if not usable:
+        raise RetrievalConfigError("reranker: no question has a wrong sentence to rank below "
+                                   "its answer")
+    started = time.perf_counter()
+    if config.num_threads:
+        torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    rng = random.Random(config.seed)
+    path = str(resolve_model(config.base_model))
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a reader's QA head dropped, a new score head: expected
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=1)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    if config.freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
+    rows = [(q, [*([p] if p is not None else []), *negatives[:config.negatives]],
+             p is not None) for q, p, negatives in usable]
+    lengths = [len(q) + max(len(t) for t in texts) for q, texts, _ in rows]
+    plan = [b for _ in range(max(1, math.ceil(config.epochs)))
+            for b in _length_batches(lengths, config.groups, rng)]
+    plan = plan[:max(0, round(len(plan) * config.epochs / max(1, math.ceil(config.epochs))))]
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01, fused=True)
+    warmup = max(1, int(len(plan) * config.warmup_ratio))
+    schedule = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (len(plan) - s) /
+                                                      max(1, len(plan) - warmup))))
+    bf16 = config.precision == "bfloat16" or (config.precision == "auto" and cpu_has_bf16())
+    losses: list[float] = []
+    model.train()
+    for batch in plan:
+        questions = [rows[i][0] for i in batch for _ in rows[i][1]]
+        texts = [t for i in batch for t in rows[i][1]]
+        encoded = tokenizer(questions, texts, truncation=True, max_length=config.max_length,
+                            padding=True, return_tensors="pt")
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            logits = model(**encoded).logits[:, 0].float()  # (pairs,)
+        loss, at, null = logits.new_zeros(()), 0, logits.new_zeros(1)
+        for i in batch:  # slot 0 is "no answer"; the answer, when there is one, is slot 1
+            size = len(rows[i][1])
+            slots = torch.log_softmax(torch.cat([null, logits[at:at + size]]), 0)
+            loss = loss - slots[1 if rows[i][2] else 0]
+            at += size
+        loss = loss / len(batch)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        optimizer.step()
+        schedule.step()
+        optimizer.zero_grad()
+        losses.append(float(loss.detach()))
+    model.eval()
+    Path(out_dir).mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(str(out_dir))
+    tokenizer.save_pretrained(str(out_dir))
+    report = {"groups": len(rows), "steps": len(plan),
+              "seconds": round(time.perf_counter() - started, 1),
+              "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
+              "config": config.to_dict()}
+    logger.info("retrieval.reranker.trained groups=%d steps=%d seconds=%.1f loss=%s",
+                len(rows), report["steps"], report["seconds"], report["final_loss"])
+    return report
+
+
+def _length_batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
+    """Shuffled batches of groups of similar length: shuffle, sort pools of 32 batches by
+    length, cut them into batches, shuffle the batches."""
+    order = list(range(len(lengths)))
+    rng.shuffle(order)
+    batches = []
+    for p in range(0, len(order), size * 32):
+        pool = sorted(order[p:p + size * 32], key=lambda i: lengths[i])
+        batches += [pool[b:b + size] for b in range(0, len(pool), size)]
+    rng.shuffle(batches)
+    return batches
+
+
+class Reranker:
+    """A trained reranker. Construction is cheap; `load()` (idempotent, also on first use)
+    loads the tokenizer and model."""
+
+    def __init__(self, path: str | Path, *, max_length: int = 128,
+                 num_threads: int | None = None) -> None:
+        self.path, self.max_length, self.num_threads = Path(path), max_length, num_threads
+        self.tokenizer: Any = None
+        self.model: Any = None
+        self._lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"Reranker(path={str(self.path)!r}, loaded={self.model is not None})"
+
+    def load(self) -> Reranker:
+        with self._lock:
+            if self.model is not None:
+                return self
+            import torch
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            if not (self.path / "config.json").is_file():
+                raise RetrievalError(f"No reranker at {self.path} (config.json missing). Fix: "
+                                     "train one with `xingkong train knowledge`.")
+            if self.num_threads:
+                torch.set_num_threads(self.num_threads)
+            self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
+            self.model = AutoModelForSequenceClassification.from_pretrained(
+                str(self.path)).eval()
+        return self
+
+    def score(self, questions: Sequence[str], texts: Sequence[str], *,
+              batch_size: int = 64) -> np.ndarray:
+        """(n,) scores of the (question, text) pairs: higher is a better answer."""
+        import torch
+
+        if len(questions) != len(texts):
+            raise ValueError(f"{len(questions)} questions for {len(texts)} texts")
+        self.load()
+        out = []
+        with torch.inference_mode():
+            for at in range(0, len(texts), batch_size):
+                encoded = self.tokenizer(list(questions[at:at + batch_size]),
+                                         list(texts[at:at + batch_size]), truncation=True,
+                                         max_length=self.max_length, padding=True,
+                                         return_tensors="pt")
+                out.append(self.model(**encoded).logits[:, 0].float().numpy())
+        return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
