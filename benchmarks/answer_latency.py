@@ -118,7 +118,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     config = replace(base.config, top_k=max(base.config.top_k, read_k),
                                      read_k=read_k)
                     answerer = Answerer(base.index, None, sized, config=config,
-                                        ranker=base.ranker, calibration=base.calibration)
+                                        ranker=base.ranker, calibration=base.calibration,
+                                        reranker=base.reranker)
                     row = {"precision": precision, "max_length": max_length, "read_k": read_k,
                            **measure(answerer, questions, args, examples)}
                     variants.append(row)

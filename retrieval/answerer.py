@@ -156,6 +156,10 @@ class Answerer:
         self.ranker = ranker
         self.calibration = calibration or Calibration()
         self.reranker = reranker
+        if ranker is not None and self.calibration.cross_k > 1 and reranker is None:
+            raise RetrievalConfigError("this calibration was fitted with a reranker (its "
+                                       "confidence reads the reranker's score); pass it as "
+                                       "reranker=, or use load_answerer()")
 
     @property
     def threshold(self) -> float:

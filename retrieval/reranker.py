@@ -177,8 +177,13 @@ class Reranker:
     loads the tokenizer and model."""
 
     def __init__(self, path: str | Path, *, max_length: int = 128,
-                 num_threads: int | None = None) -> None:
+                 num_threads: int | None = None, precision: str = "auto") -> None:
+        if precision not in ("auto", "float32", "bfloat16"):
+            raise RetrievalConfigError(f"reranker: precision must be auto, float32 or "
+                                       f"bfloat16, got {precision!r}")
         self.path, self.max_length, self.num_threads = Path(path), max_length, num_threads
+        self.precision = precision
+        self._bf16 = False
         self.tokenizer: Any = None
         self.model: Any = None
         self._lock = threading.Lock()
@@ -196,8 +201,12 @@ class Reranker:
             if not (self.path / "config.json").is_file():
                 raise RetrievalError(f"No reranker at {self.path} (config.json missing). Fix: "
                                      "train one with `xingkong train knowledge`.")
+            from retrieval.reader_training import cpu_has_bf16
+
             if self.num_threads:
                 torch.set_num_threads(self.num_threads)
+            self._bf16 = self.precision == "bfloat16" or (self.precision == "auto"
+                                                          and cpu_has_bf16())
             self.tokenizer = AutoTokenizer.from_pretrained(str(self.path))
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 str(self.path)).eval()
@@ -205,7 +214,10 @@ class Reranker:
 
     def score(self, questions: Sequence[str], texts: Sequence[str], *,
               batch_size: int = 64) -> np.ndarray:
-        """(n,) scores of the (question, text) pairs: higher is a better answer."""
+        """(n,) scores of the (question, text) pairs: higher is a better answer. Under
+        bfloat16 autocast where the CPU has it ("auto"): 1.6x faster than float32 for five
+        sentences, the same best sentence for 59 of 60 dev questions (session 15; int8
+        weights were 2.6x faster but changed it for 18)."""
         import torch
 
         if len(questions) != len(texts):
@@ -218,5 +230,7 @@ class Reranker:
                                          list(texts[at:at + batch_size]), truncation=True,
                                          max_length=self.max_length, padding=True,
                                          return_tensors="pt")
-                out.append(self.model(**encoded).logits[:, 0].float().numpy())
+                with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
+                    logits = self.model(**encoded).logits[:, 0]
+                out.append(logits.float().numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
