@@ -305,6 +305,9 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     assert (out / "reranker" / "config.json").is_file()
     answerer = load_answerer(out, embedder=FakeEmbedder())
     assert answerer.reranker is not None
+    with pytest.raises(RetrievalConfigError, match="fitted with a reranker"):
+        Answerer(answerer.index, None, answerer.reader, ranker=answerer.ranker,
+                 calibration=answerer.calibration)
     trace = answerer.trace_batch(["How much is a shirt?"])[0]
     assert trace.best is not None and "cross" in trace.features
     assert [c for c in trace.candidates[:3] if "cross_p" in c.features] == \
