@@ -29,6 +29,7 @@ from retrieval.errors import RetrievalConfigError
 from retrieval.qa_metrics import QAExample, exact_match, f1, load_qa, normalize_answer
 from retrieval.reader import (DEFAULT_READER_BASE, Reader, ReaderConfig, ReaderResult,
                               encode_windows)
+from retrieval.train_step import apply_step
 
 logger = logging.getLogger(__name__)
 
@@ -331,7 +332,7 @@ def _fit(model: Any, tokenizer: Any, examples: Sequence[QAExample], config: Trai
     losses, step, running = [], 0, 0.0
     bar = tqdm(total=total, desc="reader", disable=not config.progress, unit="step")
     while step < total:
-        for chunk in _length_batches([len(x) for x in ids], config.batch_size, rng):
+        for chunk in length_batches([len(x) for x in ids], config.batch_size, rng):
             width = max(len(ids[i]) for i in chunk)
             input_ids = torch.full((len(chunk), width), pad, dtype=torch.long)  # (B, L)
             token_types = torch.zeros((len(chunk), width), dtype=torch.long)  # (B, L)
@@ -346,13 +347,8 @@ def _fit(model: Any, tokenizer: Any, examples: Sequence[QAExample], config: Trai
                             start_positions=torch.tensor([starts[i] for i in chunk],
                                                          device=device),
                             end_positions=torch.tensor([ends[i] for i in chunk], device=device))
-            out.loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-            schedule.step()
-            optimizer.zero_grad(set_to_none=True)
+            value = apply_step(out.loss, model.parameters(), optimizer, schedule)
             step += 1
-            value = float(out.loss.detach())
             running = 0.9 * running + 0.1 * value if step > 1 else value
             bar.update(1)
             bar.set_postfix(loss=f"{running:.3f}")
@@ -373,9 +369,10 @@ def cpu_has_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-def _length_batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
+def length_batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
     """Shuffled batches of similar lengths (less padding): shuffle, sort pools of 32 batches
-    by length, cut them into batches, shuffle the batches."""
+    by length, cut them into batches, shuffle the batches. The reranker batches its groups
+    so too."""
     order = list(range(len(lengths)))
     rng.shuffle(order)
     batches = []

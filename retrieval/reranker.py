@@ -89,8 +89,11 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
+    from transformers import get_linear_schedule_with_warmup
+
     from resolver import resolve_model
-    from retrieval.reader_training import cpu_has_bf16
+    from retrieval.reader_training import cpu_has_bf16, length_batches
+    from retrieval.train_step import apply_step, final_loss
 
     usable = [g for g in groups if g[2] or g[1] is not None]
     if not usable:
@@ -115,14 +118,12 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
              p is not None) for q, p, negatives in usable]
     lengths = [len(q) + max(len(t) for t in texts) for q, texts, _ in rows]
     plan = [b for _ in range(max(1, math.ceil(config.epochs)))
-            for b in _length_batches(lengths, config.groups, rng)]
+            for b in length_batches(lengths, config.groups, rng)]
     plan = plan[:max(0, round(len(plan) * config.epochs / max(1, math.ceil(config.epochs))))]
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=0.01, fused=True)
-    warmup = max(1, int(len(plan) * config.warmup_ratio))
-    schedule = torch.optim.lr_scheduler.LambdaLR(
-        optimizer, lambda s: min((s + 1) / warmup, max(0.0, (len(plan) - s) /
-                                                      max(1, len(plan) - warmup))))
+    schedule = get_linear_schedule_with_warmup(optimizer, int(len(plan) * config.warmup_ratio),
+                                               len(plan))
     bf16 = config.precision == "bfloat16" or (config.precision == "auto" and cpu_has_bf16())
     losses: list[float] = []
     model.train()
@@ -139,37 +140,18 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
             slots = torch.log_softmax(torch.cat([null, logits[at:at + size]]), 0)
             loss = loss - slots[1 if rows[i][2] else 0]
             at += size
-        loss = loss / len(batch)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
-        losses.append(float(loss.detach()))
+        losses.append(apply_step(loss / len(batch), params, optimizer, schedule))
     model.eval()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
     report = {"groups": len(rows), "steps": len(plan),
               "seconds": round(time.perf_counter() - started, 1),
-              "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
+              "final_loss": final_loss(losses),
               "config": config.to_dict()}
     logger.info("retrieval.reranker.trained groups=%d steps=%d seconds=%.1f loss=%s",
                 len(rows), report["steps"], report["seconds"], report["final_loss"])
     return report
-
-
-def _length_batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:
-    """Shuffled batches of groups of similar length: shuffle, sort pools of 32 batches by
-    length, cut them into batches, shuffle the batches."""
-    order = list(range(len(lengths)))
-    rng.shuffle(order)
-    batches = []
-    for p in range(0, len(order), size * 32):
-        pool = sorted(order[p:p + size * 32], key=lambda i: lengths[i])
-        batches += [pool[b:b + size] for b in range(0, len(pool), size)]
-    rng.shuffle(batches)
-    return batches
 
 
 class Reranker:

@@ -26,7 +26,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError
@@ -117,6 +116,7 @@ def fit_sentence_encoder(triples: Sequence[Triple], out_dir: str | Path,
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from resolver import resolve_model
+    from retrieval.train_step import apply_step, final_loss
 
     started = time.perf_counter()
     if config.num_threads:
@@ -143,18 +143,13 @@ def fit_sentence_encoder(triples: Sequence[Triple], out_dir: str | Path,
             columns.append([str(r[2]) for r in rows])
         embeddings = embed_by_length(model, [t for column in columns for t in column])
         loss = loss_fn.compute_loss_from_embeddings(list(embeddings.split(len(rows))), None)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        optimizer.step()
-        schedule.step()
-        optimizer.zero_grad()
-        losses.append(float(loss.detach()))
+        losses.append(apply_step(loss, model.parameters(), optimizer, schedule))
     model.eval()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
     report = {"triples": len(triples), "steps": len(plan),
               "seconds": round(time.perf_counter() - started, 1),
-              "final_loss": round(float(np.mean(losses[-20:])), 4) if losses else None,
+              "final_loss": final_loss(losses),
               "config": config.to_dict()}
     logger.info("retrieval.sentence_encoder.trained steps=%d seconds=%.1f loss=%s",
                 report["steps"], report["seconds"], report["final_loss"])
