@@ -79,17 +79,14 @@ def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion], *,
         cross, cross_k = DEFAULT_CROSS, 0
     else:
         scores = rerank_scores(answerer.reranker, ranker, texts, chosen, cross_k)
-        cross = fit_cross(questions, chosen, scores, notes)
+        cross = fit_order(questions, chosen, [[cross_features(c, x) for c, x in zip(cands, row)]
+                                              for cands, row in zip(chosen, scores)],
+                          CROSS_FEATURES, DEFAULT_CROSS, "cross", notes)
         chosen = [reorder(c, s, cross) for c, s in zip(chosen, scores)]
     readings = read_candidates(answerer.reader, ranker, texts, chosen, RERANK_K)
-    groups = [([rerank_features(c, r.gap) for c, r in zip(cands, reads)],
-               [int(c.sentence in q.gold) for c in cands[:len(reads)]])
-              for q, cands, reads in zip(questions, chosen, readings) if q.gold]
-    try:
-        rerank = fit_selection(groups, RERANK_FEATURES)
-    except RetrievalConfigError as exc:
-        notes.append(f"rerank: {exc}; the selection's order kept")
-        rerank = DEFAULT_RERANK
+    rerank = fit_order(questions, chosen, [[rerank_features(c, r.gap) for c, r in zip(cands, reads)]
+                                           for cands, reads in zip(chosen, readings)],
+                       RERANK_FEATURES, DEFAULT_RERANK, "rerank", notes)
     features: dict[int, dict[str, float]] = {}
     right = [0] * len(questions)
     for i, (q, cands, reads) in enumerate(zip(questions, chosen, readings)):
@@ -116,18 +113,19 @@ def fit_calibration(answerer: Any, questions: Sequence[LabelledQuestion], *,
                        cross_k)
 
 
-def fit_cross(questions: Sequence[LabelledQuestion], chosen: Sequence[Any],
-              scores: Sequence[Sequence[float]], notes: list[str]) -> Logistic:
-    """How the reranker's `scores` of the first candidates and the selection's share combine:
-    a conditional logit over CROSS_FEATURES, on the answerable questions."""
-    groups = [([cross_features(c, s) for c, s in zip(cands, row)],
-               [int(c.sentence in q.gold) for c in cands[:len(row)]])
-              for q, cands, row in zip(questions, chosen, scores) if q.gold]
+def fit_order(questions: Sequence[LabelledQuestion], chosen: Sequence[Any],
+              rows: Sequence[Sequence[dict[str, float]]], features: Sequence[str],
+              default: Logistic, name: str, notes: list[str]) -> Logistic:
+    """A conditional logit over `features` that puts each answerable question's gold sentences
+    first among its first candidates (`rows`: their feature rows); `default` (noted) when no
+    question has its gold sentence among them."""
+    groups = [(row, [int(c.sentence in q.gold) for c in cands[:len(row)]])
+              for q, cands, row in zip(questions, chosen, rows) if q.gold]
     try:
-        return fit_selection(groups, CROSS_FEATURES)
+        return fit_selection(groups, features)
     except RetrievalConfigError as exc:
-        notes.append(f"cross: {exc}; its untrained weights kept")
-        return DEFAULT_CROSS
+        notes.append(f"{name}: {exc}; its untrained weights kept")
+        return default
 
 
 def _fit_or_default(rows: Sequence[dict[str, float]], labels: Sequence[int],

@@ -281,7 +281,7 @@ def clip_gap(gap: float) -> float:
 
 
 def cross_features(candidate: Candidate, score: float) -> dict[str, float]:
-    return {"select_logp": math.log(max(candidate.prob, 1e-12)),
+    return {"select_logp": select_logp(candidate),
             "cross": max(-CROSS_CLIP, min(CROSS_CLIP, score)) / CROSS_CLIP}
 
 
@@ -300,8 +300,13 @@ def reorder(candidates: Sequence[Candidate], scores: Sequence[float],
 
 
 def rerank_features(candidate: Candidate, reader_gap: float) -> dict[str, float]:
-    return {"select_logp": math.log(max(candidate.prob, 1e-12)),
-            "reader_gap": clip_gap(reader_gap)}
+    return {"select_logp": select_logp(candidate), "reader_gap": clip_gap(reader_gap)}
+
+
+def select_logp(candidate: Candidate) -> float:
+    """The log of the candidate's selection share (what the reader's and the reranker's
+    re-ranking start from)."""
+    return math.log(max(candidate.prob, 1e-12))
 
 
 @dataclass(frozen=True, slots=True)
