@@ -32,6 +32,12 @@ def test_a_trained_reranker_scores_its_answers_above_the_rest(tmp_path: Path) ->
     assert scores[0] > scores[1]
     assert scores[2] < 0  # the no-answer slot (logit 0) wins for an unanswerable question
     assert reranker.score([], []).shape == (0,)
+    kept = fit_reranker(GROUPS, tmp_path / "kept", RerankerConfig(
+        base_model=str(tmp_path / "reranker"), epochs=0, num_threads=None))
+    assert kept["steps"] == 0 and kept["final_loss"] is None  # `epochs: 0`: used as it is
+    again = Reranker(tmp_path / "kept").load().score(["how much is a dog"],
+                                                    ["Dogs are welcome for 18 EUR per night."])
+    assert again[0] == pytest.approx(scores[0], abs=1e-4)  # the same weights
     with pytest.raises(ValueError, match="2 questions for 1 texts"):
         reranker.score(["a", "b"], ["c"])
 
