@@ -59,6 +59,7 @@ from retrieval.qa_sentences import rerank_groups, sentence_examples, sentence_tr
 from retrieval.reader import DEFAULT_READER_BASE, Reader
 from retrieval.reranker import Group, Reranker, RerankerConfig, fit_reranker
 from retrieval.sentence_encoder import SentenceEncoderConfig, Triple, fit_sentence_encoder
+from retrieval.sentence_ranker import DEFAULT_SELECTION
 from retrieval.sentences import SentenceTable, answer_sentences
 from retrieval.types import Embedder, IndexConfig
 
@@ -454,25 +455,35 @@ def pretrained_encoder(build: KnowledgeBuild) -> tuple[SentenceEncoderConfig, di
     first = Path(build.out_dir) / ENCODER_PRETRAINED_DIR
     stamp = _digest(_file_digests(files, ENCODER_PRETRAIN), build.encoder_pretrain_limit,
                     build.seed, build.encoder.to_dict())
-
-    def train() -> dict[str, Any]:
-        triples = sentence_triples([e for path in files for e in load_qa(path)],
-                                   random.Random(build.seed))
-        if len(triples) < 2:
-            raise RetrievalConfigError(f"{ENCODER_PRETRAIN}: {files} hold {len(triples)} "
-                                       "answerable question(s) whose answer is in a sentence "
-                                       "of a context of several; at least 2 are needed")
-        limit = build.encoder_pretrain_limit
-        if limit is not None and len(triples) > limit:
-            triples = random.Random(build.seed).sample(triples, limit)
-        logger.info("retrieval.knowledge.pretrain_encoder paths=%s pairs=%d", files,
-                    len(triples))
-        shutil.rmtree(first, ignore_errors=True)
-        report = fit_sentence_encoder(triples, first, build.encoder)
-        return {"seconds": report["seconds"], "questions": len(triples)}
-
-    done = {"files": len(files), **_unless_stamped(first, stamp, train)}
+    done = _pretrain(first, files, ENCODER_PRETRAIN, stamp,
+                     lambda examples: sentence_triples(examples, random.Random(build.seed)),
+                     build.encoder_pretrain_limit, build.seed,
+                     lambda rows, out: fit_sentence_encoder(rows, out, build.encoder),
+                     least=2, need="answerable question(s) whose answer is in a sentence of a "
+                                   "context of several; at least 2 are needed")
     return replace(build.encoder, base_model=str(first)), done
+
+
+def _pretrain(first: Path, files: list[str], what: str, stamp: str,
+              rows_of: Callable[[list[QAExample]], list[Any]], limit: int | None, seed: int,
+              fit: Callable[[list[Any], Path], dict[str, Any]], *, least: int = 1,
+              need: str) -> dict[str, Any]:
+    """A model pretrained into `first` on the rows `rows_of` makes of the SQuAD-format
+    `files` (at most `limit`, a seeded sample), unless its stamp still holds (what was done);
+    fewer than `least` rows is an error that says what each row `need`s."""
+    def train() -> dict[str, Any]:
+        rows = rows_of([e for path in files for e in load_qa(path)])
+        if len(rows) < least:
+            raise RetrievalConfigError(f"{what}: {files} hold {len(rows)} {need}")
+        if limit is not None and len(rows) > limit:
+            rows = random.Random(seed).sample(rows, limit)
+        logger.info("retrieval.knowledge.pretrain what=%s paths=%s rows=%d", what, files,
+                    len(rows))
+        shutil.rmtree(first, ignore_errors=True)
+        report = fit(rows, first)
+        return {"seconds": report["seconds"], "questions": len(rows)}
+
+    return {"files": len(files), **_unless_stamped(first, stamp, train)}
 
 
 def _unless_stamped(folder: Path, stamp: str, train: Callable[[], dict[str, Any]]
@@ -495,15 +506,13 @@ def build_reranker(build: KnowledgeBuild, data: _Data, index: Any,
     wrong candidates (what it will have to tell apart)."""
     assert build.reranker is not None
     root = Path(build.out_dir)
-    answerer = Answerer(index, None, Reader.from_dir(root / READER_DIR),
-                        ranker=sentence_ranker(root, index, settings),
-                        config=AnswererConfig(top_k=build.top_k, read_k=build.read_k))
+    ranker = sentence_ranker(root, index, settings)
     questions = [(e.question, data.gold[e.id]) for e in data.train if data.gold.get(e.id)]
     questions += [(g.question, [g.sentence]) for g in data.generated_train
                   if g.sentence is not None]
     texts = [q for q, _ in questions]
-    chosen = answerer.ranker.candidates(texts, answerer.retrieve(texts),
-                                        answerer.calibration.selection)
+    chosen = ranker.candidates(texts, index.search(texts, top_k=build.top_k),
+                               DEFAULT_SELECTION)  # as the answerer's selection does
     table = data.table.sentences
     groups: list[Group] = []
     for (question, gold), cands in zip(questions, chosen):
@@ -521,39 +530,29 @@ def pretrained_reranker(build: KnowledgeBuild) -> tuple[RerankerConfig, dict[str
     """build.reranker, starting from the reranker first trained on `reranker_pretrain_qa`
     (in out_dir/RERANKER_PRETRAINED_DIR, from the reader's pretrained reader when it has one,
     trained again only when its data or settings change); also what was done."""
-    assert build.reranker is not None
+    config = build.reranker
+    assert config is not None
     files = [str(p) for p in build.reranker_pretrain_qa]
     if not files:
-        return build.reranker, {}
+        return config, {}
     root = Path(build.out_dir)
     first, reader_first = root / RERANKER_PRETRAINED_DIR, root / PRETRAINED_DIR
-    base = build.reranker.base_model
+    base = config.base_model
     if base == RERANKER_FROM_READER:  # the reader's starting point: its pretrained one
         base = str(reader_first) if build.reader.get("pretrain_qa") else \
             str(build.reader.get("base_model", DEFAULT_READER_BASE))
     marker = reader_first / PRETRAINED_STAMP  # that reader changes: so does this start
     stamp = _digest(_file_digests(files, RERANKER_PRETRAIN), build.reranker_pretrain_limit,
-                    build.seed, build.reranker.to_dict(), base,
+                    build.seed, config.to_dict(), base,
                     marker.read_text(encoding="utf-8")
                     if base == str(reader_first) and marker.is_file() else "")
-
-    def train() -> dict[str, Any]:
-        groups = rerank_groups([e for path in files for e in load_qa(path)],
-                               build.reranker.negatives)
-        limit = build.reranker_pretrain_limit
-        if limit is not None and len(groups) > limit:
-            groups = random.Random(build.seed).sample(groups, limit)
-        if not groups:
-            raise RetrievalConfigError(f"{RERANKER_PRETRAIN}: {files} hold no question with "
-                                       "a sentence of its context to rank")
-        logger.info("retrieval.knowledge.pretrain_reranker paths=%s groups=%d", files,
-                    len(groups))
-        shutil.rmtree(first, ignore_errors=True)
-        report = fit_reranker(groups, first, replace(build.reranker, base_model=base))
-        return {"seconds": report["seconds"], "questions": len(groups)}
-
-    done = {"files": len(files), **_unless_stamped(first, stamp, train)}
-    return replace(build.reranker, base_model=str(first)), done
+    done = _pretrain(first, files, RERANKER_PRETRAIN, stamp,
+                     lambda examples: rerank_groups(examples, config.negatives),
+                     build.reranker_pretrain_limit, build.seed,
+                     lambda rows, out: fit_reranker(rows, out, replace(config, base_model=base)),
+                     need="question(s) with a sentence of its context to rank; at least 1 is "
+                          "needed")
+    return replace(config, base_model=str(first)), done
 
 
 def calibrate(build: KnowledgeBuild, data: _Data, index: Any,
