@@ -481,7 +481,8 @@ def _pretrain(first: Path, files: list[str], what: str, stamp: str,
                     len(rows))
         shutil.rmtree(first, ignore_errors=True)
         report = fit(rows, first)
-        return {"seconds": report["seconds"], "questions": len(rows)}
+        return {"seconds": report["seconds"], "questions": len(rows),
+                **({"steps": report["steps"]} if "steps" in report else {})}
 
     return {"files": len(files), **_unless_stamped(first, stamp, train)}
 
@@ -542,14 +543,16 @@ def pretrained_reranker(build: KnowledgeBuild) -> tuple[RerankerConfig, dict[str
         base = str(reader_first) if build.reader.get("pretrain_qa") else \
             str(build.reader.get("base_model", DEFAULT_READER_BASE))
     marker = reader_first / PRETRAINED_STAMP  # that reader changes: so does this start
+    first_config = replace(config, base_model=base, epochs=config.pretrain_epochs)
+    kept = {k: v for k, v in first_config.to_dict().items() if k not in ("top_k",)}
     stamp = _digest(_file_digests(files, RERANKER_PRETRAIN), build.reranker_pretrain_limit,
-                    build.seed, config.to_dict(), base,
+                    build.seed, kept,
                     marker.read_text(encoding="utf-8")
                     if base == str(reader_first) and marker.is_file() else "")
     done = _pretrain(first, files, RERANKER_PRETRAIN, stamp,
                      lambda examples: rerank_groups(examples, config.negatives),
                      build.reranker_pretrain_limit, build.seed,
-                     lambda rows, out: fit_reranker(rows, out, replace(config, base_model=base)),
+                     lambda rows, out: fit_reranker(rows, out, first_config),
                      need="question(s) with a sentence of its context to rank; at least 1 is "
                           "needed")
     return replace(config, base_model=str(first)), done

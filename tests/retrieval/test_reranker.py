@@ -47,6 +47,10 @@ def test_bad_settings_and_missing_models_get_clear_errors(tmp_path: Path) -> Non
         RerankerConfig(negatives=0)
     with pytest.raises(RetrievalConfigError, match="top_k >= 2"):
         RerankerConfig(top_k=1)
+    with pytest.raises(RetrievalConfigError, match="layers >= 1"):
+        RerankerConfig(layers=0)
+    with pytest.raises(RetrievalConfigError, match="pretrain_epochs must be >= 0"):
+        RerankerConfig(pretrain_epochs=-1)
     with pytest.raises(RetrievalConfigError, match="precision must be"):
         RerankerConfig(precision="half")
     with pytest.raises(RetrievalConfigError, match="no question"):
