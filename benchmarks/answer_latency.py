@@ -3,7 +3,7 @@
     python benchmarks/answer_latency.py                       # the trained models/knowledge
     python benchmarks/answer_latency.py --synthetic           # no trained model needed
 
-Per variant (reader precision fp32 / int8 dynamic quantisation x passages read x max_length;
+Per variant (precision fp32 / bf16 autocast / int8 reader x passages read x max_length;
 with sentence answers the reader reads only the chosen sentence, so read_k changes nothing but
 the passage mode of old knowledge directories), one question at a time after a warm-up: p50/p95 of the whole answer, of retrieval alone and of
 reading alone, and - with a trained knowledge dir - EM/F1/no-answer accuracy on the reader's
@@ -47,7 +47,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_timing_args(p, iterations=40, warmup=5, timed="timed questions per variant")
     p.add_argument("--read-k", default="5,3,2", help="comma list: passages read per question")
     p.add_argument("--max-length", default="256", help="comma list of reader max_length")
-    p.add_argument("--precision", default="fp32,int8", help="comma list: fp32, int8")
+    p.add_argument("--precision", default="fp32,bf16,int8",
+                   help="comma list: fp32, bf16 (the models under bfloat16 autocast: the "
+                        "Answerer's default where the CPU has it), int8 (the reader's Linear "
+                        "layers, the rest fp32)")
     p.add_argument("--accuracy-questions", type=int, default=60,
                    help="held-out training questions scored per variant (0: none)")
     add_machine_args(p, RESULTS)
@@ -119,7 +122,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                                      read_k=read_k)
                     answerer = Answerer(base.index, None, sized, config=config,
                                         ranker=base.ranker, calibration=base.calibration,
-                                        reranker=base.reranker)
+                                        reranker=base.reranker,
+                                        precision="bfloat16" if precision == "bf16"
+                                        else "float32")
                     row = {"precision": precision, "max_length": max_length, "read_k": read_k,
                            **measure(answerer, questions, args, examples)}
                     variants.append(row)

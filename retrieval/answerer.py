@@ -142,13 +142,24 @@ class Answerer:
     With a `ranker` the answer is a sentence (retrieval.sentence_ranker), read by the reader
     for its span, and `calibration` gives its confidence and threshold; without one the
     reader reads the passages (the module docstring). A `reranker` (retrieval.reranker)
-    reorders the first `calibration.cross_k` selected sentences before the reader reads."""
+    reorders the first `calibration.cross_k` selected sentences before the reader reads.
+    `precision` "auto" runs the models (question encoders, reranker, reader) under bfloat16
+    autocast where the CPU computes bfloat16 (the reranker's own setting aside): an answer
+    in 38 ms instead of 48, the same best sentence for 316 of 316 dev questions and one
+    confidence crossing the threshold (session 16); "float32" or "bfloat16" to choose."""
 
     def __init__(self, index: Any, embedder: Embedder | None, reader: Reader,
                  top_k: int = 5, min_confidence: float = 0.1, *,
                  config: AnswererConfig | None = None, ranker: SentenceRanker | None = None,
                  calibration: Calibration | None = None,
-                 reranker: Reranker | None = None) -> None:
+                 reranker: Reranker | None = None, precision: str = "auto") -> None:
+        if precision not in ("auto", "float32", "bfloat16"):
+            raise RetrievalConfigError(f"answerer: precision must be auto, float32 or "
+                                       f"bfloat16, got {precision!r}")
+        from retrieval.reader_training import cpu_has_bf16
+
+        self.precision = precision
+        self._bf16 = precision == "bfloat16" or (precision == "auto" and cpu_has_bf16())
         self.index = index
         self.embedder = embedder
         self.reader = reader
@@ -198,6 +209,12 @@ class Answerer:
             raise TypeError("answer_batch takes a sequence of questions, not one string")
         if not questions:
             return []
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
+            return self._traces(questions)
+
+    def _traces(self, questions: Sequence[str]) -> list[AnswerTrace]:
         t0 = time.perf_counter()
         hits = self.retrieve(questions)
         if self.ranker is not None:
@@ -425,10 +442,12 @@ def read_settings(knowledge_dir: str | Path) -> KnowledgeSettings:
 
 def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
                   embedder: Embedder | None = None, device: str | None = None,
-                  quantize: bool | None = None, **config: Any) -> Answerer:
+                  quantize: bool | None = None, precision: str = "auto",
+                  **config: Any) -> Answerer:
     """The Answerer of a knowledge directory (layout: knowledge.json, index/, reader/).
     Loads lazily: the models load on the first answer (or `.load()`). `config` overrides
-    AnswererConfig fields (top_k, min_confidence, read_k, retrieval_temperature)."""
+    AnswererConfig fields (top_k, min_confidence, read_k, retrieval_temperature);
+    `precision` is the Answerer's."""
     from retrieval.embedder import get_embedder
     from retrieval.index import KnowledgeIndex
 
@@ -450,7 +469,8 @@ def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
         if settings.sentence_encoder else None
     reranker = Reranker(root / settings.reranker) if settings.reranker and ranker else None
     return Answerer(index, None, reader, config=AnswererConfig(**values), ranker=ranker,
-                    calibration=Calibration.from_dict(settings.calibration), reranker=reranker)
+                    calibration=Calibration.from_dict(settings.calibration), reranker=reranker,
+                    precision=precision)
 
 
 def sentences_hash(table: SentenceTable) -> str:

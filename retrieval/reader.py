@@ -322,7 +322,7 @@ class Reader:
                 chunk = order[b:b + self.config.batch_size]
                 start, end = self.logits(self._pad([windows.input_ids[w] for w in chunk],
                                                    [windows.token_type_ids[w] for w in chunk]))
-                start, end = start.cpu(), end.cpu()  # (B, L), (B, L)
+                start, end = start.float().cpu(), end.float().cpu()  # (B, L), (B, L)
                 for row, w in enumerate(chunk):
                     p = windows.pair[w]
                     nwin[p] += 1

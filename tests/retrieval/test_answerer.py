@@ -231,6 +231,13 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     assert best.passage[best.span[0]:best.span[1]] == best.text
     assert best.text in best.sentence and 0.0 <= best.confidence <= 1.0
     assert (trace.answer.text is None) == (best.confidence < answerer.threshold)
+    # the models under bfloat16 autocast (the default where the CPU has it) or float32
+    halves = [load_answerer(out, embedder=FakeEmbedder(), precision=p).trace_batch(
+        ["How much is a shirt?"])[0].best for p in ("bfloat16", "float32")]
+    assert all(h is not None and h.sentence for h in halves)
+    assert halves[1].confidence == pytest.approx(best.confidence, abs=0.05)
+    with pytest.raises(RetrievalConfigError, match="precision must be"):
+        load_answerer(out, embedder=FakeEmbedder(), precision="half")
     again = build_knowledge(build, embedder=FakeEmbedder())
     assert again.reused == ("reader", "encoder", "calibration")
     assert again.calibration == report.calibration
