@@ -544,7 +544,9 @@ def pretrained_reranker(build: KnowledgeBuild) -> tuple[RerankerConfig, dict[str
             str(build.reader.get("base_model", DEFAULT_READER_BASE))
     marker = reader_first / PRETRAINED_STAMP  # that reader changes: so does this start
     first_config = replace(config, base_model=base, epochs=config.pretrain_epochs)
-    kept = {k: v for k, v in first_config.to_dict().items() if k not in ("top_k",)}
+    kept = {**first_config.to_dict(), "top_k": None,  # read at answer time only
+            # the folder, not where it is: a moved models folder keeps its reranker
+            "base_model": PRETRAINED_DIR if base == str(reader_first) else base}
     stamp = _digest(_file_digests(files, RERANKER_PRETRAIN), build.reranker_pretrain_limit,
                     build.seed, kept,
                     marker.read_text(encoding="utf-8")

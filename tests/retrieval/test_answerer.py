@@ -322,21 +322,27 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     kept_reranker = build_knowledge(replace(build, reranker=RerankerConfig(
         groups=4, top_k=3, num_threads=None)), embedder=FakeEmbedder())
     assert kept_reranker.reused == ("reader", "encoder", "reranker", "calibration")
-    # `epochs: 0` after pretraining: the pretrained reranker as it is (its own epochs),
-    # cut to its first layer
-    first_only = build_knowledge(replace(build, reranker=RerankerConfig(
-        groups=4, top_k=3, epochs=0, layers=1, num_threads=None),
-        reranker_pretrain_qa=(str(public),)), embedder=FakeEmbedder())
-    assert first_only.reranker["steps"] == 0
-    assert first_only.reranker["pretrained"]["steps"] > 0
-    for folder in ("reranker_pretrained", "reranker"):
-        saved = json.loads((out / folder / "config.json").read_text(encoding="utf-8"))
-        assert saved["num_hidden_layers"] == 1
-    assert load_answerer(out, embedder=FakeEmbedder()).trace_batch(["How much is a shirt?"])
     without = build_knowledge(build, embedder=FakeEmbedder())  # off again: recalibrated
     assert without.reused == ("reader", "encoder") and without.calibration["cross_k"] == 0
     assert not (out / "reranker").exists()
     assert load_answerer(out, embedder=FakeEmbedder()).reranker is None
+    # `epochs: 0` after pretraining: the pretrained reranker as it is (its own epochs),
+    # cut to its first layer
+    first_build = replace(build, reranker=RerankerConfig(
+        groups=4, top_k=3, epochs=0, layers=1, num_threads=None),
+        reranker_pretrain_qa=(str(public),), reader={**options, "pretrain_qa": [str(public)],
+                                                      "pretrain_epochs": 1})
+    first_only = build_knowledge(first_build, embedder=FakeEmbedder())
+    assert first_only.reranker["steps"] == 0
+    assert first_only.reranker["pretrained"]["steps"] > 0
+    shutil.copytree(out, tmp_path / "moved")  # a moved models folder keeps its pretraining
+    moved = build_knowledge(replace(first_build, out_dir=tmp_path / "moved", retrain=True),
+                            embedder=FakeEmbedder())
+    assert moved.reranker["pretrained"]["reused"] is True
+    for folder in ("reranker_pretrained", "reranker"):
+        saved = json.loads((out / folder / "config.json").read_text(encoding="utf-8"))
+        assert saved["num_hidden_layers"] == 1
+    assert load_answerer(out, embedder=FakeEmbedder()).trace_batch(["How much is a shirt?"])
     with pytest.raises(RetrievalConfigError, match="encoder.pretrain_qa: cannot read"):
         build_knowledge(replace(build, encoder_pretrain_qa=(str(kb / "no.json"),)),
                         embedder=FakeEmbedder())
