@@ -228,6 +228,7 @@ QUICK = {"JointIntentEntity": {"epochs": 3, "min_steps": 0},
          "IntentClassifier": {"epochs": 3, "min_steps": 0},
          "LukeSpanExtractor": {"epochs": 3, "negative_ratio": 4.0, "min_steps": 0},
          "reader": {"epochs": 2, "progress": False, "pretrain_qa": []},  # no 4-minute pretraining
+         "reranker": {"pretrain_limit": 40},
          "TEDPolicy": {"epochs": 20}}
 QUICK_PER_INTENT = 30  # NLU examples kept per intent
 QUICK_QA_EVERY = 5  # every 5th KB question kept, plus the one the test asks
@@ -248,6 +249,8 @@ def _quick_demo(folder: Path, log: Path) -> Path:
         component.update(QUICK.get(component["name"], {}))
     knowledge = config.get("knowledge") or {}
     knowledge["reader"] = {**(knowledge.get("reader") or {}), **QUICK["reader"]}
+    if knowledge.get("reranker"):  # a few house questions, not 3,000 (6 minutes)
+        knowledge["reranker"] = {**knowledge["reranker"], **QUICK["reranker"]}
     config["knowledge"] = knowledge
     (folder / "config.yml").write_text(yaml.safe_dump(config, sort_keys=False), encoding="utf-8")
     with log.open("w") as out:
