@@ -275,6 +275,10 @@ def test_the_reranker_trains_after_its_pretraining_and_can_be_turned_off(
     again = invoke("train", "knowledge", "--force", "--project", str(project))
     assert again.exit_code == 0, again.output
     assert "from its pretrained reranker (kept);" in again.output
+    config.write_text(text.replace("  reader:\n", reranker + "    epochs: 0\n  reader:\n"))
+    as_is = invoke("train", "knowledge", "--project", str(project))
+    assert as_is.exit_code == 0, as_is.output
+    assert "reranker pretrained (kept), used as it is;" in as_is.output
     config.write_text(text.replace("  reader:\n", "  reranker: false\n  reader:\n"))
     off = invoke("train", "knowledge", "--project", str(project))
     assert off.exit_code == 0 and "reranker trained" not in off.output, off.output
