@@ -63,8 +63,9 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     nlu_models = train_nlu_now and trains_nlu_models(project)
     parallel = train_kb_now and (nlu_models or train_core_now) and (os.cpu_count() or 1) >= 2
     # Two jobs side by side, one core each: the knowledge build in a spawned process, and the
-    # NLU here. The NLU is the longest, so the policies train beside it, after the knowledge
-    # (in that process), and the NLU takes the cores the other job leaves free (nlu_threads).
+    # NLU here, then the small talk (a failure there waits for the knowledge build, so that
+    # is kept). The policies train in that process after the knowledge, and the NLU takes
+    # the cores the other job leaves free (nlu_threads).
     core_beside = parallel and nlu_models and train_core_now
     pool = multiprocessing.get_context("spawn").Pool(1) if parallel else None
     try:
@@ -82,6 +83,21 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
                 threads=None if side_job is None else nlu_threads(side_job.ready))
             report.nlu_trained = bool(report.nlu_report)
             report.stages["nlu"] = StageTime.since(origin, began)
+        failed: Exception | None = None
+        try:  # small talk needs neither the knowledge nor the policies: here, beside them
+            small_talk = out / GENERATION_DIR
+            if settings is not None and "generation" in wanted and (
+                    force or budget_s is not None or old.get("generation") != wanted["generation"]
+                    or not (small_talk / "generation.json").is_file()):
+                began = clock()
+                report.generation_report = train_generation(
+                    project, settings, small_talk, budget_s=budget_s, progress=progress)
+                report.generation_trained = True
+                report.stages["generation"] = StageTime.since(origin, began)
+            elif settings is not None and "generation" in wanted:
+                refresh_generation(settings, small_talk)
+        except Exception as exc:  # noqa: BLE001 - raised below, once the knowledge is kept
+            failed = exc
         if side_job is not None:
             side = side_job.get()
             report.knowledge_report = side.knowledge_report
@@ -94,21 +110,12 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
             report.knowledge_report = train_knowledge(project, kb, target, retrain=force)
             report.stages["knowledge"] = StageTime.since(origin, began)
             report.knowledge_trained = True
+        if failed is not None:
+            raise failed
     finally:
         if pool is not None:
             pool.terminate()  # done by now, or the NLU failed: no reader left training
             pool.join()
-    target = out / GENERATION_DIR
-    if settings is not None and "generation" in wanted and (
-            force or budget_s is not None or old.get("generation") != wanted["generation"]
-            or not (target / "generation.json").is_file()):
-        began = clock()
-        report.generation_report = train_generation(project, settings, target, budget_s=budget_s,
-                                                    progress=progress)
-        report.generation_trained = True
-        report.stages["generation"] = StageTime.since(origin, began)
-    elif settings is not None and "generation" in wanted:
-        refresh_generation(settings, target)
     asked = {"core": core, "nlu": nlu, "knowledge": knowledge, "generation": generation}
     fresh = {**old, **{k: v for k, v in wanted.items() if asked[k]}}
     (out / "fingerprint.json").write_text(json.dumps(fresh, indent=1))

@@ -1,6 +1,6 @@
 """`xingkong train` builds the knowledge, then the policies, in a spawned process while the
-NLU trains; the NLU takes the cores left idle once that job ends. Tiny real models only: a
-spawned process does not see the fakes other tests patch in."""
+NLU, then the small talk, train; the NLU takes the cores left idle once that job ends. Tiny
+real models only: a spawned process does not see the fakes other tests patch in."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ import pytest
 from bot.project.config import ProjectPaths
 from bot.project.project import Project
 from bot.training import parallel
+from bot.errors import TrainingError
 from bot.training.train import train
 from tests.bot.test_cli_knowledge import ENCODER_NAME, make_project
 from tests.fakes import build_tiny_reader, write_tiny_bert
@@ -35,7 +36,8 @@ VOCAB = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]",
          *"hello hi there shirt price in bus to laundry please lisbon rome paris".split()]
 
 
-def test_nlu_and_knowledge_train_side_by_side(tmp_path: Path) -> None:
+def side_by_side_project(tmp_path: Path, extra: str = "") -> Path:
+    """A tiny project with an NLU model and a knowledge base (plus `extra` config)."""
     bert = tmp_path / "bert"
     bert.mkdir()
     write_tiny_bert(bert, VOCAB)
@@ -46,10 +48,15 @@ def test_nlu_and_knowledge_train_side_by_side(tmp_path: Path) -> None:
     (root / "config.yml").write_text(
         config.replace("pipeline: []", f"pipeline:\n  - name: JointIntentEntity\n"
                                        f"    model: {bert}\n    epochs: 1\n    max_length: 32")
-        .replace("hybrid: false", f"hybrid: false\n  embedder: {bert}"))
+        .replace("hybrid: false", f"hybrid: false\n  embedder: {bert}") + extra)
     domain = (root / "domain.yml").read_text().replace("  - greet\n", "  - greet\n  - ask\n")
     (root / "domain.yml").write_text(domain + "entities:\n  - city\n")
     (root / "data" / "nlu.yml").write_text(NLU)
+    return root
+
+
+def test_nlu_and_knowledge_train_side_by_side(tmp_path: Path) -> None:
+    root = side_by_side_project(tmp_path)
     report = train(Project.load(ProjectPaths.at(root)), progress=False)
     assert report.nlu_trained and report.knowledge_trained
     assert (root / "models" / "nlu" / "joint" / "joint.onnx").is_file()
@@ -82,3 +89,22 @@ def test_nlu_threads_take_the_idle_cores(monkeypatch: pytest.MonkeyPatch, done: 
 def test_idle_cores_reads_the_machine() -> None:
     idle = parallel._idle_cores(0.05)
     assert 0.0 <= idle <= (parallel.os.cpu_count() or 1) + 0.01
+
+
+def test_small_talk_trains_beside_the_knowledge_and_its_failure_keeps_that(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The small talk trains in this process after the NLU, while the knowledge build goes on
+    in the other; when it fails, the knowledge build still finishes (kept for the next run)
+    before the error reaches the caller."""
+    from bot.training import train as training
+
+    root = side_by_side_project(tmp_path, "generation:\n  train: {language_model: false}\n")
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise TrainingError("small talk broke")
+
+    monkeypatch.setattr(training, "train_generation", broken)
+    with pytest.raises(TrainingError, match="small talk broke"):
+        train(Project.load(ProjectPaths.at(root)), progress=False)
+    assert (root / "models" / "knowledge" / "knowledge.json").is_file()
+    assert not (root / "models" / "fingerprint.json").is_file()  # trained again next time
