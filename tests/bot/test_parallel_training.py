@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from bot.errors import TrainingError
 from bot.project.config import ProjectPaths
 from bot.project.project import Project
 from bot.training import parallel
-from bot.errors import TrainingError
 from bot.training.train import train
 from tests.bot.test_cli_knowledge import ENCODER_NAME, make_project
 from tests.fakes import build_tiny_reader, write_tiny_bert
