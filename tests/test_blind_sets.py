@@ -136,15 +136,16 @@ def test_third_kb_blind_set_is_not_near_duplicates() -> None:
 def test_second_kb_dev_set_is_not_near_duplicates() -> None:
     """tests/kb_dev2.json (session 16): a writer shown only the KB documents wrote 305
     answerable and 93 unanswerable guest questions; the 176 within KB_LIMIT of a question of
-    qa.json, the calibration file or another KB set were dropped. A dev set: its failures
-    may be read, so the figures that count stay those of the kb_blind sets."""
+    qa.json, the calibration file or another KB set were dropped, then the 27 within it of
+    a house question the models pretrain on (tests/test_qa_pretrain.py). A dev set: its
+    failures may be read, so the figures that count stay those of the kb_blind sets."""
     dev2 = squad_questions(REPO / "tests/kb_dev2.json")
     seen = [q for name in ("data/kb/qa.json", "data/kb/guest_questions.json",
                            "tests/kb_blind.json", "tests/kb_blind2.json", "tests/kb_blind3.json",
                            "tests/kb_test.json", "tests/kb_dev.json")
             for q in squad_questions(REPO / name)]
     assert len(squad_questions(REPO / "tests/kb_dev2.json", impossible=False)) >= 150
-    assert len(squad_questions(REPO / "tests/kb_dev2.json", impossible=True)) >= 40
+    assert len(squad_questions(REPO / "tests/kb_dev2.json", impossible=True)) >= 35
     assert near_duplicates(dev2, seen, KB_LIMIT) == []
     assert all(near_duplicates([q], dev2[:i], KB_LIMIT) == [] for i, q in enumerate(dev2))
 
