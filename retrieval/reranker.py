@@ -93,6 +93,7 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
     """Fine-tune `config.base_model` (a BERT-like encoder, or a reranker trained before) on
     `groups` and save it with its tokenizer to `out_dir`. Returns a small report."""
     import torch
+    from tqdm.auto import tqdm
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
     from transformers.utils import logging as hf_logging
 
@@ -136,6 +137,9 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
     bf16 = config.precision == "bfloat16" or (config.precision == "auto" and cpu_has_bf16())
     losses: list[float] = []
     model.train()
+    # a bar where a person watches (a terminal), none in logs and tests: `make run` pretrains
+    # for minutes
+    bar = tqdm(total=len(plan), desc="reranker", unit="step", disable=None if plan else True)
     for batch in plan:
         questions = [rows[i][0] for i in batch for _ in rows[i][1]]
         texts = [t for i in batch for t in rows[i][1]]
@@ -150,6 +154,9 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
             loss = loss - slots[1 if rows[i][2] else 0]
             at += size
         losses.append(apply_step(loss / len(batch), params, optimizer, schedule))
+        bar.update(1)
+        bar.set_postfix(loss=f"{losses[-1]:.3f}")
+    bar.close()
     model.eval()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
