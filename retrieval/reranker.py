@@ -137,9 +137,8 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
     bf16 = config.precision == "bfloat16" or (config.precision == "auto" and cpu_has_bf16())
     losses: list[float] = []
     model.train()
-    # a bar where a person watches (a terminal), none in logs and tests: `make run` pretrains
-    # for minutes
-    bar = tqdm(total=len(plan), desc="reranker", unit="step", disable=None if plan else True)
+    # a bar as the reader's: `make run` pretrains it for minutes
+    bar = tqdm(total=len(plan), desc="reranker", unit="step", disable=not plan)
     for batch in plan:
         questions = [rows[i][0] for i in batch for _ in rows[i][1]]
         texts = [t for i in batch for t in rows[i][1]]
