@@ -22,7 +22,6 @@ length (less padding), as the reader's training does.
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import threading
@@ -36,7 +35,6 @@ import numpy as np
 
 from retrieval.errors import RetrievalConfigError, RetrievalError
 
-logger = logging.getLogger(__name__)
 
 Group = tuple[str, str | None, tuple[str, ...]]  # question, answer sentence (None: the
 # question has no answer among them), wrong sentences
@@ -101,7 +99,7 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
 
     from resolver import resolve_model
     from retrieval.reader_training import cpu_has_bf16, length_batches
-    from retrieval.train_step import apply_step, final_loss
+    from retrieval.train_step import apply_step, training_report
 
     usable = [g for g in groups if g[2] or g[1] is not None]
     if not usable:
@@ -160,13 +158,8 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     model.save_pretrained(str(out_dir))
     tokenizer.save_pretrained(str(out_dir))
-    report = {"groups": len(rows), "steps": len(plan),
-              "seconds": round(time.perf_counter() - started, 1),
-              "final_loss": final_loss(losses),
-              "config": config.to_dict()}
-    logger.info("retrieval.reranker.trained groups=%d steps=%d seconds=%.1f loss=%s",
-                len(rows), report["steps"], report["seconds"], report["final_loss"])
-    return report
+    return training_report("reranker", {"groups": len(rows)}, len(plan), started, losses,
+                           config)
 
 
 def keep_layers(model: Any, layers: int) -> None:

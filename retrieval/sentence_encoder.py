@@ -17,7 +17,6 @@ negative for the other question).
 
 from __future__ import annotations
 
-import logging
 import math
 import random
 import time
@@ -26,11 +25,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,7 +112,7 @@ def fit_sentence_encoder(triples: Sequence[Triple], out_dir: str | Path,
     from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
 
     from resolver import resolve_model
-    from retrieval.train_step import apply_step, final_loss
+    from retrieval.train_step import apply_step, training_report
 
     started = time.perf_counter()
     if config.num_threads:
@@ -147,10 +143,5 @@ def fit_sentence_encoder(triples: Sequence[Triple], out_dir: str | Path,
     model.eval()
     Path(out_dir).mkdir(parents=True, exist_ok=True)
     model.save(str(out_dir))
-    report = {"triples": len(triples), "steps": len(plan),
-              "seconds": round(time.perf_counter() - started, 1),
-              "final_loss": final_loss(losses),
-              "config": config.to_dict()}
-    logger.info("retrieval.sentence_encoder.trained steps=%d seconds=%.1f loss=%s",
-                report["steps"], report["seconds"], report["final_loss"])
-    return report
+    return training_report("sentence_encoder", {"triples": len(triples)}, len(plan), started,
+                           losses, config)

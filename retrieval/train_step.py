@@ -1,12 +1,16 @@
-"""One optimizer step and the loss a training report shows, shared by the knowledge models'
-training loops (the reader's, the sentence encoder's and the reranker's)."""
+"""One optimizer step, the loss a training report shows and the report itself, shared by the
+knowledge models' training loops (the reader's, the sentence encoder's and the reranker's)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import logging
+import time
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def apply_step(loss: Any, params: Iterable[Any], optimizer: Any, schedule: Any) -> float:
@@ -25,3 +29,15 @@ def apply_step(loss: Any, params: Iterable[Any], optimizer: Any, schedule: Any) 
 def final_loss(losses: Sequence[float], last: int = 20) -> float | None:
     """The mean of the last `last` losses, rounded for a report (None before any step)."""
     return round(float(np.mean(losses[-last:])), 4) if losses else None
+
+
+def training_report(name: str, counts: Mapping[str, int], steps: int, started: float,
+                    losses: Sequence[float], config: Any) -> dict[str, Any]:
+    """What a finished training loop reports (`counts` of its data, steps, seconds since
+    `started`, final_loss, config.to_dict()), logged as retrieval.<name>.trained."""
+    report = {**counts, "steps": steps, "seconds": round(time.perf_counter() - started, 1),
+              "final_loss": final_loss(losses), "config": config.to_dict()}
+    logger.info("retrieval.%s.trained %s steps=%d seconds=%.1f loss=%s", name,
+                " ".join(f"{k}={v}" for k, v in counts.items()), steps, report["seconds"],
+                report["final_loss"])
+    return report
