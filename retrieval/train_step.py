@@ -5,12 +5,37 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 logger = logging.getLogger(__name__)
+
+# how many torch threads the steps of this process use, asked again every `every_s` seconds
+# (adapt_threads); no source: the threads stay as they are set
+_THREADS: dict[str, Any] = {"source": None, "every_s": 30.0, "due": 0.0}
+
+
+def adapt_threads(source: Callable[[], int] | None, every_s: float = 30.0) -> None:
+    """From now on this process's training steps ask `source()` every `every_s` seconds how
+    many torch threads to use (None: stop asking). The knowledge build beside the NLU starts
+    on one core and takes the second once the NLU is done (bot.training.parallel)."""
+    _THREADS.update(source=source, every_s=every_s, due=0.0)
+
+
+def _adapt() -> None:
+    source = _THREADS["source"]
+    if source is None or time.monotonic() < _THREADS["due"]:
+        return
+    import torch
+
+    wanted = max(1, int(source()))
+    if wanted != torch.get_num_threads():
+        logger.info("retrieval.train_step.threads %d -> %d", torch.get_num_threads(), wanted)
+        torch.set_num_threads(wanted)  # here, in the training thread: OpenMP's count is per
+    _THREADS["due"] = time.monotonic() + _THREADS["every_s"]  # thread
+
 
 
 def apply_step(loss: Any, params: Iterable[Any], optimizer: Any, schedule: Any) -> float:
@@ -18,6 +43,7 @@ def apply_step(loss: Any, params: Iterable[Any], optimizer: Any, schedule: Any) 
     learning-rate schedule, clear the gradients; the loss as a float."""
     import torch
 
+    _adapt()
     loss.backward()
     torch.nn.utils.clip_grad_norm_(params, 1.0)
     optimizer.step()

@@ -30,12 +30,16 @@ def nlu_threads(side_done: Callable[[], bool]) -> Callable[[], int]:
     on a quiet machine, still one on a busy one, where a second thread would wait on its
     descheduled partner."""
     def threads() -> int:
-        if not side_done():
-            return _threads_per_job(2)
-        cores = os.cpu_count() or 1
-        return max(1, min(cores, int(_idle_cores() + 0.5)))
+        return idle_threads() if side_done() else _threads_per_job(2)
 
     return threads
+
+
+def idle_threads() -> int:
+    """Torch threads for a job whose partner may be done: the cores the machine leaves idle
+    (the caller's own included), at least one."""
+    cores = os.cpu_count() or 1
+    return max(1, min(cores, int(_idle_cores() + 0.5)))
 
 
 def _idle_cores(window_s: float = 0.25) -> float:
@@ -69,12 +73,16 @@ class _SideResult:
 def run_side_job(paths: ProjectPaths, kb: Path, target: Path, retrain: bool, core: bool,
               progress: bool, origin: float) -> _SideResult:
     """The knowledge part, then the policies when `core`, in a child process (spawned: a
-    fresh interpreter, one torch thread: the other core is the NLU's); `origin` is when
-    train() began."""
+    fresh interpreter, one torch thread: the other core is the NLU's, until the NLU is done
+    and its core idles: the knowledge's training steps then take it, asked every 30 s);
+    `origin` is when train() began."""
     began = clock()
     import torch
 
+    from retrieval.train_step import adapt_threads
+
     torch.set_num_threads(_threads_per_job(2))
+    adapt_threads(idle_threads)
     project = Project.load(paths)
     built = train_knowledge(project, kb, target, retrain=retrain)
     stages = {"knowledge": StageTime.since(origin, began)}

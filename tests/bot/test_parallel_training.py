@@ -108,3 +108,13 @@ def test_small_talk_trains_beside_the_knowledge_and_its_failure_keeps_that(
         train(Project.load(ProjectPaths.at(root)), progress=False)
     assert (root / "models" / "knowledge" / "knowledge.json").is_file()
     assert not (root / "models" / "fingerprint.json").is_file()  # trained again next time
+
+
+@pytest.mark.parametrize(("idle", "expected"), [(2.1, 2), (1.2, 1), (0.0, 1)])
+def test_idle_threads_count_the_idle_cores(monkeypatch: pytest.MonkeyPatch, idle: float,
+                                           expected: int) -> None:
+    """The knowledge build's steps ask this every 30 s: while the NLU trains one core idles
+    (its own, while it measures), after it both do."""
+    monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(parallel, "_idle_cores", lambda: idle)
+    assert parallel.idle_threads() == expected
