@@ -3,7 +3,7 @@ span cut to its typed answer, a number with the word that bounds it."""
 
 from retrieval.answer_types import typed_answers
 from retrieval.reader import Span
-from retrieval.span_choice import choose_span, with_bound, with_unit
+from retrieval.span_choice import choose_span, whole, with_bound, with_unit
 
 SENTENCE = "The garage is 350 metres away and costs 32 EUR per 24 hours."
 
@@ -74,3 +74,18 @@ def test_a_number_keeps_the_word_that_bounds_it():
     free = "Entry is free from Monday."
     at = free.index("Monday")
     assert with_bound(free, at, at + 6) == (at, at + 6)  # "from" bounds no number here
+
+
+def test_a_span_covers_whole_words_and_numbers() -> None:
+    sentence = "A free night in Rome costs 40,000 points; the bar closes at 22:00 sharp."
+    tail = sentence.index("000 points")
+    assert chosen("how many points for a free night", [
+        Span("000 points", tail, tail + 10, 5.0, 2.5, 2.5)], sentence) == "40,000 points"
+    minutes = sentence.index("00 sharp")
+    assert chosen("when does the bar close", [
+        Span("00", minutes, minutes + 2, 5.0, 2.5, 2.5)], sentence) == "22:00"
+    word = sentence.index("ome costs")
+    assert whole(sentence, word, word + 3) == (word - 1, word + 3)  # "ome" -> "Rome"
+    points = sentence.index("points")
+    assert whole(sentence, points, points + 6) == (points, points + 6)  # already whole
+    assert whole("a, b", 0, 1) == (0, 1)  # a comma between words joins nothing
