@@ -609,7 +609,8 @@ def _echo_kb_report(report: dict[str, Any], path: Path) -> None:
                f"{retrieval['recall@5']:.3f}  MRR {retrieval['mrr']:.3f}  "
                f"(top_k {retrieval['top_k']})")
     click.echo(f"sentence    holds the answer {sentence['answered_right']:.3f} (answered and "
-               f"right)  best sentence {sentence['best_sentence_right']:.3f}  answered "
+               f"right; gold answers alone {sentence['answered_right_gold_only']:.3f})  best "
+               f"sentence {sentence['best_sentence_right']:.3f}  answered "
                f"{sentence['answered']:.3f}")
     click.echo(f"answers     EM {pipeline['exact']:.3f}  F1 {pipeline['f1']:.3f}  "
                f"no-answer accuracy {pipeline['no_answer_accuracy']:.3f}")
@@ -641,7 +642,8 @@ def _test_kb_through_nlu(base: Path, tests: list[str], model_dir: Path, ood_path
     for item in summary["files"]:
         click.echo(f"{item['path']}: {item['answerable']} answerable, {item['unanswerable']} "
                    f"unanswerable")
-        click.echo(f"  reply has the answer {item['right']:.3f}  unanswerable declined "
+        click.echo(f"  reply has the answer {item['right']:.3f} (gold answers alone "
+                   f"{item['right_gold_only']:.3f})  unanswerable declined "
                    f"{item['declined']:.3f}  span F1 {item['span_f1']:.3f}  p50 "
                    f"{item['p50_ms']:.0f} ms")
         click.echo(f"  answerable {item['answerable_outcomes']}  unanswerable "

@@ -4,7 +4,9 @@ Each question of a SQuAD-format file is typed into a fresh conversation of the t
 assistant (the real NLU, policies, fallback chain and custom actions, in process), and the
 bot's reply is scored:
 
-    answerable    right      a reply contains a gold answer (SQuAD-normalised)
+    answerable    right      a reply contains a gold answer (SQuAD-normalised), or one of the
+                             test file's `alternatives`: the same fact where another document
+                             states it (`right_gold_only` counts the gold answers alone)
                   wrong      a knowledge answer was given, without a gold answer in it
                   declined   the bot said it could not answer (or gave its out-of-scope /
                              fallback response)
@@ -55,6 +57,7 @@ class GuestTurn:
     kb_confidence: float | None = None  # ... and its confidence
     kb_best_right: bool | None = None  # ... and whether its best sentence, before the
     # confidence threshold, holds the answer (answerable questions)
+    gold_only_right: bool | None = None  # the reply holds a gold answer, alternatives aside
 
 
 @dataclass(slots=True)
@@ -63,6 +66,7 @@ class GuestReport:
     answerable: int = 0
     unanswerable: int = 0
     right: float = 0.0          # share of answerable questions whose reply holds the answer
+    right_gold_only: float = 0.0  # ... a gold answer, not counting the alternatives
     declined: float = 0.0       # share of unanswerable questions declined
     span_f1: float = 0.0        # mean span F1 over answerable questions (0 when not answered)
     answerable_outcomes: dict[str, int] = field(default_factory=dict)
@@ -88,7 +92,10 @@ def contains_answer(reply: str, golds: Sequence[str]) -> bool:
 
 def score_turn(question: str, golds: list[str], messages: list[dict[str, Any]],
                actions: list[str], parse: dict[str, Any], ms: float,
-               fallback: dict[str, Any] | None = None) -> GuestTurn:
+               fallback: dict[str, Any] | None = None,
+               gold_only: list[str] | None = None) -> GuestTurn:
+    """The reply scored against `golds` (gold answers and alternatives); `gold_only` (the
+    gold answers alone, default `golds`) for `gold_only_right`."""
     from retrieval.qa_metrics import f1
 
     reply = " ".join(m.get("text") or "" for m in messages)
@@ -105,9 +112,12 @@ def score_turn(question: str, golds: list[str], messages: list[dict[str, Any]],
     else:
         outcome = "wrong" if knowledge else ("declined" if declined else "other")
     intent = (parse.get("intent") or {})
-    return GuestTurn(question, golds, outcome, intent.get("name"),
+    turn = GuestTurn(question, golds, outcome, intent.get("name"),
                      round(float(intent.get("confidence") or 0.0), 4), actions, reply, span,
                      f1(span, golds) if golds else None, round(ms, 1), fallback)
+    if golds:
+        turn.gold_only_right = contains_answer(reply, golds if gold_only is None else gold_only)
+    return turn
 
 
 def score_alone(turn: GuestTurn, answer: Any, best: Any = None) -> None:
@@ -126,7 +136,7 @@ def score_alone(turn: GuestTurn, answer: Any, best: Any = None) -> None:
 
 
 async def ask(manager: DialogueManager, question: str, golds: list[str],
-               sender: str) -> GuestTurn:
+               sender: str, gold_only: list[str] | None = None) -> GuestTurn:
     """One question typed into a fresh conversation (`sender`), and the reply scored."""
     started = time.perf_counter()
     result = await manager.handle_message(UserMessage(question, sender))
@@ -137,13 +147,16 @@ async def ask(manager: DialogueManager, question: str, golds: list[str],
                if isinstance(e, ActionExecuted) and e.name != ACTION_LISTEN_NAME]
     parse = events[user_at].parse_data or {}
     fallback = next((d["fallback"] for d in result.diagnostics if "fallback" in d), None)
-    return score_turn(question, golds, result.messages, actions, parse, ms, fallback)
+    return score_turn(question, golds, result.messages, actions, parse, ms, fallback,
+                      gold_only)
 
 
-def _questions(path: Path, limit: int | None) -> list[tuple[str, list[str]]]:
+def _questions(path: Path, limit: int | None) -> list[tuple[str, list[str], list[str]]]:
+    """(question, gold answers and alternatives, gold answers) of a test file."""
     from retrieval.qa_metrics import load_qa
 
-    return [(ex.question, ex.answer_texts) for ex in load_qa(path, limit=limit)]
+    return [(ex.question, ex.accepted_texts(), ex.answer_texts)
+            for ex in load_qa(path, limit=limit)]
 
 
 def _ood_messages(path: Path) -> list[str]:
@@ -157,6 +170,7 @@ def _report(path: Path, turns: list[GuestTurn]) -> GuestReport:
     report = GuestReport(str(path), len(answerable), len(unanswerable), turns=turns)
     if answerable:
         report.right = round(sum(t.outcome == "right" for t in answerable) / len(answerable), 4)
+        report.right_gold_only = _share([bool(t.gold_only_right) for t in answerable])
         report.span_f1 = round(sum(t.span_f1 or 0.0 for t in answerable) / len(answerable), 4)
     if unanswerable:
         report.declined = round(
@@ -227,8 +241,8 @@ def evaluate_through_nlu(project: Project, test_paths: Sequence[Path], out: Path
     async def run_all() -> tuple[dict[Path, list[GuestTurn]], list[GuestTurn]]:
         turns: dict[Path, list[GuestTurn]] = {}
         for n, (path, questions) in enumerate(files.items()):
-            turns[path] = [await ask(manager, q, golds, f"kb-{n}-{i}")
-                           for i, (q, golds) in enumerate(questions)]
+            turns[path] = [await ask(manager, q, golds, f"kb-{n}-{i}", gold)
+                           for i, (q, golds, gold) in enumerate(questions)]
         ood_turns = [await ask(manager, text, [], f"ood-{i}") for i, text in enumerate(ood)]
         return turns, ood_turns
 

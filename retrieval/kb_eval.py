@@ -7,7 +7,8 @@
 Evaluation: retrieval recall@1/@5 and MRR on answerable questions (a hit is a retrieved
 passage of the gold document - the SQuAD title is the document path without suffix - that
 contains a gold answer text); what the guest reads (`sentence`): the share of answerable
-questions whose reply sentence contains a gold answer (answered and right), the same before
+questions whose reply sentence contains a gold answer or one of the test file's
+`alternatives` (answered and right; `answered_right_gold_only` without them), the same before
 the confidence threshold (the best sentence), the share answered, and the share of
 unanswerable ones declined; span EM/F1 on answerable questions through the whole pipeline and
 with the gold context (reader alone); the reliability of the confidence (10 bins, expected
@@ -148,7 +149,7 @@ def evaluate_kb(answerer: Answerer, test_path: str | Path | Sequence[QAExample],
     }
     best = [_best(t) for t in traces]
     right = [not e.is_impossible and b.text is not None and contains_answer(
-        b.sentence, e.answer_texts) for e, b in zip(examples, best)]
+        b.sentence, e.accepted_texts()) for e, b in zip(examples, best)]
     report["reliability"] = reliability([b.confidence for b in best], right)
     report["reliability"]["threshold"] = answerer.threshold
     if reliability_png is not None:
@@ -196,9 +197,13 @@ def sentence_scores(examples: Sequence[QAExample],
     none = [t for e, t in zip(examples, traces) if e.is_impossible]
     n = max(1, len(pairs))
     return {
-        "answered_right": round(sum(contains_answer(t.answer.sentence, e.answer_texts)
+        "answered_right": round(sum(contains_answer(t.answer.sentence, e.accepted_texts())
                                     for e, t in pairs) / n, 4),
-        "best_sentence_right": round(sum(contains_answer(_best(t).sentence, e.answer_texts)
+        "answered_right_gold_only": round(sum(contains_answer(t.answer.sentence,
+                                                              e.answer_texts)
+                                              for e, t in pairs) / n, 4),
+        "best_sentence_right": round(sum(contains_answer(_best(t).sentence,
+                                                         e.accepted_texts())
                                          for e, t in pairs) / n, 4),
         "answered": round(sum(t.answer.text is not None for _, t in pairs) / n, 4),
         "declined_unanswerable": round(sum(t.answer.text is None for t in none)

@@ -27,13 +27,18 @@ _PUNCTUATION = frozenset(string.punctuation)
 @dataclass(frozen=True, slots=True)
 class QAExample:
     """One question over one context. `answers` holds (text, char start) pairs with
-    `context[start:start + len(text)] == text`; empty for an unanswerable question."""
+    `context[start:start + len(text)] == text`; empty for an unanswerable question.
+    `alternatives` are answers the knowledge base states elsewhere, in other documents'
+    words (a test file's optional `alternatives`: [{"text", "doc"}], written by an auditor
+    who saw the documents and the questions, never a model's answers): a reply holding one
+    is right too (`accepted_texts`)."""
 
     id: str
     question: str
     context: str
     answers: tuple[tuple[str, int], ...]
     title: str = ""
+    alternatives: tuple[str, ...] = ()
 
     @property
     def is_impossible(self) -> bool:
@@ -42,6 +47,10 @@ class QAExample:
     @property
     def answer_texts(self) -> list[str]:
         return [text for text, _ in self.answers]
+
+    def accepted_texts(self, alternatives: bool = True) -> list[str]:
+        """The gold answers, and with `alternatives` the ones stated elsewhere."""
+        return self.answer_texts + (list(self.alternatives) if alternatives else [])
 
 
 def load_qa(path: str | Path, *, limit: int | None = None) -> list[QAExample]:
@@ -79,13 +88,16 @@ def _from_row(row: Mapping[str, Any], source: Path | str) -> QAExample:
         impossible = bool(row.get("is_impossible", False))
         answers = [] if impossible else list(row.get("answers") or [])
         pairs = tuple((str(a["text"]), int(a["answer_start"])) for a in answers)
+        others = [] if impossible else list(row.get("alternatives") or [])
+        alternatives = tuple(str(a["text"] if isinstance(a, Mapping) else a) for a in others)
     except (KeyError, TypeError, ValueError) as exc:
         raise CorpusError(f"{source}: bad QA record {row.get('id', '?')} ({exc})") from exc
     for text, start in pairs:
         if context[start:start + len(text)] != text:
             raise CorpusError(f"{source}: answer {text!r} of {row.get('id')} is not at "
                               f"{start} in its context")
-    return QAExample(str(row.get("id", "")), question, context, pairs, str(row.get("title", "")))
+    return QAExample(str(row.get("id", "")), question, context, pairs, str(row.get("title", "")),
+                     alternatives)
 
 
 # ------------------------------------------------------------------ answer metrics

@@ -210,3 +210,22 @@ def test_blind_replies_are_not_near_duplicates_of_any_other_message() -> None:
     assert near_duplicates(replies, others, REPLIES_LIMIT) == []
     for i, text in enumerate(replies):
         assert near_duplicates([text], replies[:i], REPLIES_LIMIT) == []
+
+
+@pytest.mark.parametrize("name", ["kb_blind", "kb_blind2", "kb_blind3", "kb_dev2"])
+def test_alternatives_are_verbatim_in_their_documents(name: str) -> None:
+    """An alternative answer (the same fact where another document states it, added by an
+    auditor who saw the documents and questions, never a model's answers) is a text of the
+    document it names, on an answerable question, not the gold answer itself."""
+    data = json.loads((REPO / "tests" / f"{name}.json").read_text(encoding="utf-8"))["data"]
+    count = 0
+    for doc in data:
+        for para in doc["paragraphs"]:
+            for qa in para["qas"]:
+                for alt in qa.get("alternatives") or []:
+                    count += 1
+                    assert not qa.get("is_impossible"), qa["id"]
+                    text = (REPO / "data" / "kb" / alt["doc"]).read_text(encoding="utf-8")
+                    assert alt["text"] in text, (qa["id"], alt)
+                    assert alt["text"] not in [a["text"] for a in qa["answers"]], qa["id"]
+    assert count >= 5

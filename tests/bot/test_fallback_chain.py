@@ -202,7 +202,14 @@ def test_a_question_declined_inside_the_knowledge_action_counts_as_declined() ->
     answered = [{"text": ANSWER, "metadata": {"knowledge": {"answer": "7:00 to 10:30"}}}]
     right = score_turn("breakfast?", ["7:00 to 10:30"], answered, ["action_answer_question"],
                        parse, 5.0)
-    assert right.outcome == "right" and right.span_f1 == 1.0
+    assert right.outcome == "right" and right.span_f1 == 1.0 and right.gold_only_right
+    # the same fact stated in another document (a test file's alternative) is right too,
+    # and `gold_only_right` says the gold answer alone would not have counted it
+    other = [{"text": "Breakfast runs 7:00-10:30 daily.",
+              "metadata": {"knowledge": {"answer": "7:00-10:30 daily"}}}]
+    turn = score_turn("breakfast?", ["from 7 to 10:30", "7:00-10:30 daily"], other,
+                      ["action_answer_question"], parse, 5.0, gold_only=["from 7 to 10:30"])
+    assert turn.outcome == "right" and turn.span_f1 == 1.0 and turn.gold_only_right is False
 
 
 def test_answerable_questions_are_counted_where_they_are_won_or_lost() -> None:

@@ -74,6 +74,23 @@ def test_load_squad_json_and_jsonl(tmp_path: Path) -> None:
     assert load_qa(tmp_path / "qa.json", limit=1) == examples[:1]
 
 
+def test_alternatives_are_accepted_beside_the_gold_answers(tmp_path: Path) -> None:
+    squad = {"data": [{"title": "hotels/a", "paragraphs": [{
+        "context": "Dogs are welcome.",
+        "qas": [{"id": "1", "question": "Dogs?", "is_impossible": False,
+                 "answers": [{"text": "welcome", "answer_start": 9}],
+                 "alternatives": [{"text": "pets stay free", "doc": "policies/pets.md"},
+                                  "dogs allowed"]},
+                {"id": "2", "question": "Birds?", "is_impossible": True, "answers": [],
+                 "alternatives": [{"text": "ignored", "doc": "x.md"}]}]}]}]}
+    (tmp_path / "qa.json").write_text(json.dumps(squad))
+    answerable, impossible = load_qa(tmp_path / "qa.json")
+    assert answerable.answer_texts == ["welcome"]
+    assert answerable.accepted_texts() == ["welcome", "pets stay free", "dogs allowed"]
+    assert answerable.accepted_texts(alternatives=False) == ["welcome"]
+    assert impossible.alternatives == () and impossible.accepted_texts() == []
+
+
 def test_bad_qa_data_is_a_corpus_error(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("{not json")
     with pytest.raises(CorpusError):
