@@ -206,7 +206,8 @@ def test_blind_replies_are_not_near_duplicates_of_any_other_message() -> None:
     others = nlu_texts(REPO / "data/nlu.yml") + [
         text for name in ("tests/nlu_test.yml", "tests/nlu_blind.yml", "tests/nlu_ood.yml",
                           "tests/test_stories.yml", "tests/test_stories_blind.yml",
-                          "tests/test_stories_blind2.yml", "tests/policy_heldout_stories.yml") for text in held_texts(name)]
+                          "tests/test_stories_blind2.yml", "tests/policy_heldout_stories.yml")
+        for text in held_texts(name)]
     assert near_duplicates(replies, others, REPLIES_LIMIT) == []
     for i, text in enumerate(replies):
         assert near_duplicates([text], replies[:i], REPLIES_LIMIT) == []
