@@ -224,7 +224,7 @@ def _summary(scores: Mapping[str, float]) -> dict[str, float]:
 
 def _error(example: QAExample, trace: AnswerTrace, rank: int | None) -> dict[str, Any] | None:
     answer = trace.answer
-    golds = example.answer_texts
+    golds = example.accepted_texts()
     if exact_match(answer.text, golds) == 1.0:
         return None
     if example.is_impossible:

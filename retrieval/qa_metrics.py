@@ -139,11 +139,13 @@ def _f1(pred: list[str], gold: list[str]) -> float:
 def squad_scores(predictions: Mapping[str, str | None],
                  examples: Sequence[QAExample]) -> dict[str, float]:
     """EM/F1 over all, answerable ("has_ans") and unanswerable ("no_ans", = no-answer
-    accuracy) examples, in percent-free fractions, with counts."""
+    accuracy) examples, in percent-free fractions, with counts; against the gold answers
+    and the alternatives (`accepted_texts`), as every test-set score is."""
     groups: dict[str, list[tuple[float, float]]] = {"all": [], "has_ans": [], "no_ans": []}
     for ex in examples:
         pred = predictions.get(ex.id)
-        pair = (exact_match(pred, ex.answer_texts), f1(pred, ex.answer_texts))
+        golds = ex.accepted_texts()
+        pair = (exact_match(pred, golds), f1(pred, golds))
         groups["all"].append(pair)
         groups["no_ans" if ex.is_impossible else "has_ans"].append(pair)
     out: dict[str, float] = {}

@@ -110,3 +110,12 @@ def test_the_kb_training_and_test_sets_load(repo_root: Path) -> None:
     assert sum(not e.is_impossible for e in train) == 587
     assert sum(e.is_impossible for e in test) == 42
     assert not {e.id for e in train} & {e.id for e in test}
+
+
+def test_squad_scores_accept_the_alternatives() -> None:
+    from retrieval.qa_metrics import QAExample, squad_scores
+
+    example = QAExample("1", "Dogs?", "Dogs are welcome.", (("welcome", 9),),
+                        alternatives=("pets stay free",))
+    scores = squad_scores({"1": "pets stay free"}, [example])
+    assert scores["has_ans_exact"] == 1.0 and scores["has_ans_f1"] == 1.0
