@@ -3,7 +3,8 @@
     python benchmarks/answer_latency.py                       # the trained models/knowledge
     python benchmarks/answer_latency.py --synthetic           # no trained model needed
 
-Per variant (precision fp32 / bf16 autocast / int8 reader x passages read x max_length;
+Per variant (precision fp32 / bf16 autocast / int8 reader / onnx: ONNX Runtime x passages
+read x max_length;
 with sentence answers the reader reads only the chosen sentence, so read_k changes nothing but
 the passage mode of old knowledge directories), one question at a time after a warm-up: p50/p95 of the whole answer, of retrieval alone and of
 reading alone, and - with a trained knowledge dir - EM/F1/no-answer accuracy on the reader's
@@ -47,25 +48,29 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_timing_args(p, iterations=40, warmup=5, timed="timed questions per variant")
     p.add_argument("--read-k", default="5,3,2", help="comma list: passages read per question")
     p.add_argument("--max-length", default="256", help="comma list of reader max_length")
-    p.add_argument("--precision", default="fp32,bf16,int8",
+    p.add_argument("--precision", default="fp32,bf16,int8,onnx",
                    help="comma list: fp32, bf16 (the models under bfloat16 autocast: the "
                         "Answerer's default where the CPU has it), int8 (the reader's Linear "
-                        "layers, the rest fp32)")
+                        "layers, the rest fp32), onnx (every model in ONNX Runtime, float32: "
+                        "the default where the CPU has no bfloat16)")
     p.add_argument("--accuracy-questions", type=int, default=60,
                    help="held-out training questions scored per variant (0: none)")
     add_machine_args(p, RESULTS)
     return p.parse_args(argv)
 
 
-def base_answerer(args: argparse.Namespace, tmp: Path) -> Answerer:
+def base_answerer(args: argparse.Namespace, tmp: Path, runtime: str = "torch") -> Answerer:
+    """The models in PyTorch, or with `runtime` "onnx" in ONNX Runtime (new model objects:
+    the other variants keep PyTorch)."""
     if not args.synthetic:
-        return load_answerer(args.knowledge_dir, device=args.device)
+        return load_answerer(args.knowledge_dir, device=args.device, runtime=runtime)
     from retrieval.embedder import get_embedder
     from retrieval.index import build_or_load
 
     embedder = get_embedder(device=args.device)
     index = build_or_load(args.kb, tmp / "index", embedder)
-    return Answerer(index, None, Reader(ReaderConfig(device=args.device)))
+    return Answerer(index, None, Reader(ReaderConfig(device=args.device)), runtime=runtime,
+                    graphs=tmp / "onnx")
 
 
 def held_out(args: argparse.Namespace) -> list[Any]:
@@ -111,6 +116,19 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         base = base_answerer(args, Path(tmp)).load()
         for precision in [x.strip() for x in args.precision.split(",") if x.strip()]:
+            if precision == "onnx":  # every model in ONNX Runtime, float32
+                graphs = base_answerer(args, Path(tmp), "onnx").load()
+                for read_k in [int(x) for x in args.read_k.split(",") if x.strip()]:
+                    config = replace(graphs.config, top_k=max(graphs.config.top_k, read_k),
+                                     read_k=read_k)
+                    answerer = Answerer(graphs.index, None, graphs.reader, config=config,
+                                        ranker=graphs.ranker, calibration=graphs.calibration,
+                                        reranker=graphs.reranker, precision="float32")
+                    row = {"precision": precision, "max_length": graphs.reader.config.max_length,
+                           "read_k": read_k, **measure(answerer, questions, args, examples)}
+                    variants.append(row)
+                    print(json.dumps(row), file=sys.stderr)
+                continue
             reader = base.reader
             if precision == "int8":
                 reader = Reader(replace(base.reader.config, quantize=True)).load()

@@ -45,6 +45,8 @@ def parse_args(argv: list[str] | None = None) -> Any:
     add_knowledge_args(p)
     p.add_argument("--tests", default=TEST_SETS, help="comma-separated SQuAD-format files")
     p.add_argument("--label", default="", help="a name for this run in the result line")
+    p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default=None,
+                   help="what runs the models (default: as the knowledge dir was built)")
     p.add_argument("--gold-only", action="store_true",
                    help="score the gold answers only, not the test files' `alternatives` "
                         "(the figures before session 17)")
@@ -94,7 +96,7 @@ def tradeoff(rows: Sequence[tuple[float, bool, bool]], threshold: float) -> dict
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     set_threads(args.threads)
-    answerer = load_answerer(args.knowledge_dir).load()
+    answerer = load_answerer(args.knowledge_dir, runtime=args.runtime).load()
     if answerer.ranker is None:
         raise SystemExit(f"{args.knowledge_dir} has no sentence encoder (knowledge format 1)")
     started = time.perf_counter()

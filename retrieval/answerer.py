@@ -46,6 +46,9 @@ logger = logging.getLogger(__name__)
 KNOWLEDGE_FILE = "knowledge.json"
 INDEX_DIR, READER_DIR, ENCODER_DIR = "index", "reader", "sentence_encoder"
 RERANKER_DIR = "reranker"
+GRAPHS_DIR = "onnx"  # the models' ONNX graphs (retrieval.onnx_pass), exported from the folders
+RUNTIMES = ("auto", "torch", "onnx")  # what runs the models; "auto": ONNX Runtime where the
+# CPU has no bfloat16 (PyTorch under bfloat16 autocast there)
 SENTENCE_VECTORS = "sentences.npy"
 KNOWLEDGE_FORMAT = 2  # 2: sentence answers (encoder, vectors, calibration)
 _BULLET = "-*+>#|"
@@ -153,14 +156,23 @@ class Answerer:
                  top_k: int = 5, min_confidence: float = 0.1, *,
                  config: AnswererConfig | None = None, ranker: SentenceRanker | None = None,
                  calibration: Calibration | None = None,
-                 reranker: Reranker | None = None, precision: str = "auto") -> None:
+                 reranker: Reranker | None = None, precision: str = "auto",
+                 runtime: str = "torch", graphs: Path | None = None) -> None:
         if precision not in ("auto", "float32", "bfloat16"):
             raise RetrievalConfigError(f"answerer: precision must be auto, float32 or "
                                        f"bfloat16, got {precision!r}")
+        if runtime not in RUNTIMES:
+            raise RetrievalConfigError(f"answerer: runtime must be one of {RUNTIMES}, got "
+                                       f"{runtime!r}")
         from retrieval.reader_training import cpu_has_bf16
 
         self.precision = precision
         self._bf16 = precision == "bfloat16" or (precision == "auto" and cpu_has_bf16())
+        # ONNX Runtime runs float32: "auto" takes it where PyTorch would not run bfloat16
+        self.onnx = graphs is not None and (runtime == "onnx" or (
+            runtime == "auto" and not self._bf16))
+        self.graphs = graphs
+        self._onnx_ready = False
         self.index = index
         self.embedder = embedder
         self.reader = reader
@@ -189,7 +201,26 @@ class Answerer:
             self.reranker.load()
         if self.embedder is not None and hasattr(self.embedder, "load"):
             self.embedder.load()
+        if self.onnx and not self._onnx_ready:
+            self.use_onnx()
+            self._onnx_ready = True
         return self
+
+    def use_onnx(self) -> dict[str, bool]:
+        """Run each model's forward pass in ONNX Runtime (retrieval.onnx_pass), the graphs
+        kept in `graphs` (exported there when missing or stale); per model, whether it
+        does (False: PyTorch, logged)."""
+        import torch
+
+        assert self.graphs is not None
+        threads = torch.get_num_threads()
+        models = {"reader": self.reader, "reranker": self.reranker,
+                  "embedder": self.embedder or getattr(self.index, "embedder", None),
+                  "sentence_encoder": getattr(self.ranker, "encoder", None)}
+        done = {name: model.use_onnx(self.graphs / f"{name}.onnx", threads)
+                for name, model in models.items() if hasattr(model, "use_onnx")}
+        logger.info("retrieval.answerer.onnx %s", done)
+        return done
 
     def answer(self, question: str) -> Answer:
         return self.answer_batch([question])[0]
@@ -210,6 +241,8 @@ class Answerer:
             raise TypeError("answer_batch takes a sequence of questions, not one string")
         if not questions:
             return []
+        if self.onnx and not self._onnx_ready:
+            self.load()
         import torch
 
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
@@ -428,6 +461,7 @@ class KnowledgeSettings:
     encoder_fingerprint: str = ""
     reranker: str | None = None
     reranker_fingerprint: str = ""
+    runtime: str = "auto"  # what runs the models (RUNTIMES), config.yml knowledge.runtime
 
 
 def read_settings(knowledge_dir: str | Path) -> KnowledgeSettings:
@@ -444,11 +478,12 @@ def read_settings(knowledge_dir: str | Path) -> KnowledgeSettings:
 def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
                   embedder: Embedder | None = None, device: str | None = None,
                   quantize: bool | None = None, precision: str = "auto",
-                  **config: Any) -> Answerer:
+                  runtime: str | None = None, **config: Any) -> Answerer:
     """The Answerer of a knowledge directory (layout: knowledge.json, index/, reader/).
     Loads lazily: the models load on the first answer (or `.load()`). `config` overrides
     AnswererConfig fields (top_k, min_confidence, read_k, retrieval_temperature);
-    `precision` is the Answerer's."""
+    `precision` and `runtime` are the Answerer's (None: as built, config.yml's
+    knowledge.runtime; its ONNX graphs in GRAPHS_DIR)."""
     from retrieval.embedder import get_embedder
     from retrieval.index import KnowledgeIndex
 
@@ -471,7 +506,8 @@ def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
     reranker = Reranker(root / settings.reranker) if settings.reranker and ranker else None
     return Answerer(index, None, reader, config=AnswererConfig(**values), ranker=ranker,
                     calibration=Calibration.from_dict(settings.calibration), reranker=reranker,
-                    precision=precision)
+                    precision=precision, runtime=runtime or settings.runtime,
+                    graphs=root / GRAPHS_DIR)
 
 
 def sentences_hash(table: SentenceTable) -> str:

@@ -81,6 +81,7 @@ class SentenceTransformerEmbedder:
         self.max_seq_length = max_seq_length
         self._model: Any = None
         self._device: str | None = None
+        self.onnx: Any = None  # an OnnxPass of the transformer (retrieval.onnx_pass), or None
 
     def __repr__(self) -> str:
         return (f"SentenceTransformerEmbedder(model={self._model_id!r}, "
@@ -142,10 +143,49 @@ class SentenceTransformerEmbedder:
         if not items:
             return np.zeros((0, self.dimension), dtype=np.float32)
         with torch.inference_mode():
+            if self.onnx is not None:
+                return self._encode_onnx(model, items, batch_size or self.batch_size)
             vectors = model.encode(items, batch_size=batch_size or self.batch_size,
                                    normalize_embeddings=self._normalize, convert_to_numpy=True,
                                    show_progress_bar=False)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def _encode_onnx(self, model: Any, items: list[str], batch_size: int) -> np.ndarray:
+        """`encode` with the transformer in ONNX Runtime and the model's own pooling and
+        normalisation modules after it (the same vectors within 1e-6)."""
+        import torch
+
+        transformer, rest = model[0], list(model)[1:]
+        parts = []
+        for at in range(0, len(items), batch_size):
+            features = model.preprocess(items[at:at + batch_size])
+            hidden = self.onnx(features)[0]  # (B, L, D)
+            features[transformer.module_output_name] = torch.from_numpy(hidden)
+            for module in rest:
+                features = module(features)
+            vectors = features["sentence_embedding"]
+            if self._normalize:
+                vectors = torch.nn.functional.normalize(vectors, p=2, dim=1)
+            parts.append(vectors.float().numpy())
+        return np.ascontiguousarray(np.concatenate(parts), dtype=np.float32)
+
+    def use_onnx(self, graph: Any, threads: int = 1) -> bool:
+        """Encode with the transformer's ONNX graph at `graph` (a Path: exported there when
+        missing or stale); False, PyTorch kept, when the model is not a plain transformer
+        followed by pooling or when ONNX Runtime cannot run it."""
+        from pathlib import Path
+
+        from retrieval.onnx_pass import cached_pass
+
+        model = self.load()._model
+        transformer = model[0]
+        inner = getattr(transformer, "auto_model", None)
+        if inner is None or type(transformer).__name__ != "Transformer" or \
+                not hasattr(model, "preprocess"):
+            return False
+        self.onnx = cached_pass(inner, ("last_hidden_state",), graph,
+                                Path(resolve_model(self._model_id)), threads)
+        return self.onnx is not None
 
     def token_lengths(self, words: Sequence[str]) -> list[int]:
         """Word pieces per word, without special tokens (for token-budget splitting)."""

@@ -47,9 +47,9 @@ import numpy as np
 from retrieval.answer_calibration import LabelledQuestion, fit_calibration
 from retrieval.answer_types import missing_kind_questions
 from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDGE_FORMAT,
-                                READER_DIR, RERANKER_DIR, SENTENCE_VECTORS, Answerer,
+                                READER_DIR, RERANKER_DIR, RUNTIMES, SENTENCE_VECTORS, Answerer,
                                 AnswererConfig, KnowledgeSettings, read_settings,
-                                sentence_ranker, sentences_hash)
+                                load_answerer, sentence_ranker, sentences_hash)
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
@@ -147,6 +147,7 @@ class KnowledgeBuild:
     reranker: RerankerConfig | None = None
     reranker_pretrain_qa: tuple[str, ...] = ()
     reranker_pretrain_limit: int | None = None
+    runtime: str = "auto"  # what runs the models at answer time (retrieval.answerer.RUNTIMES)
     seed: int = 13
 
     def __post_init__(self) -> None:
@@ -155,6 +156,9 @@ class KnowledgeBuild:
                                        f"{self.read_k})")
         if self.generated < 0 or self.held_generated < 0:
             raise RetrievalConfigError("generated and held_generated must be >= 0")
+        if self.runtime not in RUNTIMES:
+            raise RetrievalConfigError(f"runtime must be one of {RUNTIMES}, got "
+                                       f"{self.runtime!r}")
         unknown = set(self.reader) - _reader_fields()
         if unknown:
             raise RetrievalConfigError(f"unknown reader option(s) {sorted(unknown)}; "
@@ -242,7 +246,7 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
         embedder=embedder.name, top_k=build.top_k, read_k=build.read_k,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         sentence_encoder=ENCODER_DIR, sentences_hash=sentences_hash(data.table),
-        reader_fingerprint=reader_fp, encoder_fingerprint=encoder_fp)
+        reader_fingerprint=reader_fp, encoder_fingerprint=encoder_fp, runtime=build.runtime)
     reranker_report: dict[str, Any] = {}
     if build.reranker is not None:
         reranker_fp = _digest(RERANKER_RECIPE, reader_fp, encoder_fp, build.reranker.to_dict(),
@@ -278,10 +282,24 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
         "reader": reader_report, "encoder": encoder_report, "reranker": reranker_report,
         "generated": counts, "qa_path": str(build.qa)})
     _write_settings(root, settings)
+    export_graphs(root, embedder)
     return KnowledgeReport(str(root), len(index.doc_slots), len(index), len(data.table),
                            index.kind, reader_report, encoder_report, calibration, counts,
                            tuple(reused), round(time.perf_counter() - started, 1),
                            reranker_report)
+
+
+def export_graphs(root: Path, embedder: Embedder | None) -> dict[str, bool]:
+    """The models' ONNX graphs (retrieval.onnx_pass), where answers will run in ONNX
+    Runtime (runtime "auto": a CPU without bfloat16), so the first answer does not wait for
+    them; graphs still up to date are kept. Per model, whether it has one."""
+    answerer = load_answerer(root, embedder=embedder)
+    if not answerer.onnx:
+        return {}
+    started = time.perf_counter()
+    done = answerer.use_onnx()
+    logger.info("retrieval.knowledge.graphs %s in %.1f s", done, time.perf_counter() - started)
+    return done
 
 
 def build_index(build: KnowledgeBuild, embedder: Embedder) -> Any:

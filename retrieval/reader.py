@@ -232,9 +232,11 @@ class Reader:
         self.model: Any = None
         self._device: str | None = None
         self._lock = threading.Lock()
+        self.onnx: Any = None  # an OnnxPass of the model (retrieval.onnx_pass), or None
 
     def __repr__(self) -> str:
-        return f"Reader(model={self.config.model!r}, loaded={self.model is not None})"
+        return (f"Reader(model={self.config.model!r}, "
+                f"loaded={self.model is not None or self.onnx is not None})")
 
     @classmethod
     def from_dir(cls, path: str | Path, **overrides: Any) -> Reader:
@@ -261,7 +263,7 @@ class Reader:
 
     def load(self) -> Reader:
         with self._lock:
-            if self.model is not None:
+            if self.model is not None or self.onnx is not None:
                 return self
             import torch
             from transformers import AutoModelForQuestionAnswering, AutoTokenizer
@@ -291,8 +293,30 @@ class Reader:
 
     def logits(self, batch: Mapping[str, Any]) -> tuple[Any, Any]:
         """(start, end) logits, each (batch, seq_len), for a padded batch of windows."""
+        if self.onnx is not None:
+            import torch
+
+            start, end = self.onnx(batch)
+            return torch.from_numpy(start), torch.from_numpy(end)  # (B, L), (B, L)
         out = self.model(**batch)
         return out.start_logits, out.end_logits  # (B, L), (B, L)
+
+    def use_onnx(self, graph: Path, threads: int = 1) -> bool:
+        """Read with the model's ONNX graph at `graph` (exported there when missing or
+        stale: retrieval.onnx_pass); False, PyTorch kept, when ONNX Runtime cannot run it
+        or the model is quantised or not on the CPU."""
+        from retrieval.onnx_pass import cached_pass
+
+        self.load()
+        if self.config.quantize or self.device != "cpu":
+            return False
+        from resolver import resolve_model
+
+        self.onnx = cached_pass(self.model, ("start_logits", "end_logits"), graph,
+                                Path(resolve_model(self.config.model)), threads)
+        if self.onnx is not None:
+            self.model = None  # its weights live in the session now (90 MB for MiniLM)
+        return self.onnx is not None
 
     def read_batch(self, question: str, passages: Sequence[str | Passage]) -> list[ReaderResult]:
         """One question over many passages (strings or `Passage`s): a result per passage."""
@@ -383,6 +407,7 @@ class Reader:
         """The same loaded model with another no-answer margin (shares the weights)."""
         other = Reader(replace(self.config, no_answer_margin=float(margin)))
         other.model, other.tokenizer, other._device = self.model, self.tokenizer, self._device
+        other.onnx = self.onnx
         return other
 
 

@@ -190,13 +190,15 @@ class Reranker:
         self.tokenizer: Any = None
         self.model: Any = None
         self._lock = threading.Lock()
+        self.onnx: Any = None  # an OnnxPass of the model (retrieval.onnx_pass), or None
 
     def __repr__(self) -> str:
-        return f"Reranker(path={str(self.path)!r}, loaded={self.model is not None})"
+        return (f"Reranker(path={str(self.path)!r}, "
+                f"loaded={self.model is not None or self.onnx is not None})")
 
     def load(self) -> Reranker:
         with self._lock:
-            if self.model is not None:
+            if self.model is not None or self.onnx is not None:
                 return self
             import torch
             from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -233,7 +235,21 @@ class Reranker:
                                          list(texts[at:at + batch_size]), truncation=True,
                                          max_length=self.max_length, padding=True,
                                          return_tensors="pt")
+                if self.onnx is not None:
+                    out.append(self.onnx(encoded)[0][:, 0])
+                    continue
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
                     logits = self.model(**encoded).logits[:, 0]
                 out.append(logits.float().numpy())
         return np.concatenate(out) if out else np.zeros(0, dtype=np.float32)
+
+    def use_onnx(self, graph: Path, threads: int = 1) -> bool:
+        """Score with the model's ONNX graph at `graph` (exported there when missing or
+        stale: retrieval.onnx_pass); False, PyTorch kept, when ONNX Runtime cannot run it."""
+        from retrieval.onnx_pass import cached_pass
+
+        self.load()
+        self.onnx = cached_pass(self.model, ("logits",), graph, self.path, threads)
+        if self.onnx is not None:
+            self.model = None  # its weights live in the session now
+        return self.onnx is not None

@@ -57,7 +57,7 @@ SKIPPED_COMPONENTS = {
 DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
 DEFAULT_KB = "data/kb"  # the knowledge base sits next to the NLU data in a Rasa project
 KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader", "encoder",
-                  "reranker")
+                  "reranker", "runtime")
 GENERATION_KEYS = ("model", "budget_s", "pairs", "train", "sampling")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
 
@@ -110,6 +110,7 @@ class KnowledgeConfig:
     encoder: Mapping[str, Any] = field(default_factory=dict)  # SentenceEncoderConfig fields
     reranker: Mapping[str, Any] | None = None  # RerankerConfig fields (and pretrain_qa,
     # pretrain_limit); None: no reranker (absent or `reranker: false`)
+    runtime: str = "auto"  # what runs the models at answer time: retrieval.answerer.RUNTIMES
     at: str = "config.yml"
 
     @property
@@ -300,7 +301,11 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
         "top_k": _typed(path, section, "top_k", (int,), "an integer >= 1", low=1),
         "read_k": _typed(path, section, "read_k", (int,), "an integer >= 1 or null", low=1),
         "hybrid": _typed(path, section, "hybrid", (bool,), "true or false"),
+        "runtime": _typed(path, section, "runtime", (str,), "auto, torch or onnx"),
     }
+    if values["runtime"] not in (None, "auto", "torch", "onnx"):
+        raise ConfigError(f"{where(path, section, 'runtime')}: knowledge.runtime must be auto, "
+                          f"torch or onnx, got {values['runtime']!r}.")
     _typed(path, reader, "base_model", (str,), "a model id or path", prefix="knowledge.reader")
     _typed(path, reader, "epochs", (int, float), "a number >= 0", low=0,
            prefix="knowledge.reader")

@@ -67,7 +67,8 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
     extra = [_file_digest(project.paths.root / p) for paths in files_of
              if isinstance(paths, list) for p in paths]
     knobs = [settings.kb_path, settings.embedder, settings.top_k, settings.read_k,
-             settings.hybrid, dict(settings.reader), dict(settings.encoder), reranker]
+             settings.hybrid, dict(settings.reader), dict(settings.encoder), reranker,
+             settings.runtime]
     defaults = [IndexConfig().to_dict(), asdict(TrainConfig()), SentenceEncoderConfig().to_dict(),
                 RerankerConfig().to_dict(), KNOWLEDGE_FORMAT, CALIBRATION_RECIPE,
                 RERANKER_RECIPE]

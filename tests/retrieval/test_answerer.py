@@ -238,6 +238,12 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     assert halves[1].confidence == pytest.approx(best.confidence, abs=0.05)
     with pytest.raises(RetrievalConfigError, match="precision must be"):
         load_answerer(out, embedder=FakeEmbedder(), precision="half")
+    # the models in ONNX Runtime (graphs exported beside them) or PyTorch: the same answer
+    runs = [load_answerer(out, embedder=FakeEmbedder(), runtime=r, precision="float32")
+            .trace_batch(["How much is a shirt?"])[0].best for r in ("torch", "onnx")]
+    assert runs[1].sentence == runs[0].sentence and runs[1].text == runs[0].text
+    assert runs[1].confidence == pytest.approx(runs[0].confidence, abs=1e-4)
+    assert (out / "onnx" / "reader.onnx").is_file() and (out / "onnx" / "reader.json").is_file()
     again = build_knowledge(build, embedder=FakeEmbedder())
     assert again.reused == ("reader", "encoder", "calibration")
     assert again.calibration == report.calibration

@@ -1,0 +1,106 @@
+"""The knowledge models in ONNX Runtime (retrieval/onnx_pass.py): the same outputs as
+PyTorch, the graph kept beside a stamp of its weights and exported again when they change,
+and PyTorch kept when ONNX Runtime cannot run a model."""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval import onnx_pass
+from tests.fakes import build_tiny_reader, write_tiny_bert
+
+pytest.importorskip("onnxruntime")
+
+WORDS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "pool", "opens", "at", "9",
+         "breakfast", "costs", "18", "eur", "when", "does", "how", "much", "is", "?", "."]
+QUESTIONS = ["when does the pool open?", "how much is breakfast?", "pool?"]
+TEXTS = ["the pool opens at 9 .", "breakfast costs 18 eur .", "breakfast is at 9 ."]
+
+
+def test_the_reader_reads_the_same_spans_in_onnx_runtime(tmp_path: Path) -> None:
+    from retrieval.reader import Reader, ReaderConfig
+
+    reader = Reader(ReaderConfig(model=str(build_tiny_reader(tmp_path / "reader"))))
+    before = reader.read_pairs(QUESTIONS, TEXTS)
+    assert reader.use_onnx(tmp_path / "onnx" / "reader.onnx")
+    assert reader.model is None  # the session holds the weights now
+    after = reader.read_pairs(QUESTIONS, TEXTS)
+    for a, b in zip(before, after):
+        assert [(s.start, s.end) for s in a.spans] == [(s.start, s.end) for s in b.spans]
+        assert [s.score for s in b.spans] == pytest.approx([s.score for s in a.spans],
+                                                           abs=1e-4)
+        assert b.null_score == pytest.approx(a.null_score, abs=1e-4)
+
+
+def test_the_reranker_scores_the_same_in_onnx_runtime(tmp_path: Path) -> None:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from retrieval.reranker import Reranker
+
+    (tmp_path / "reranker").mkdir()
+    path = write_tiny_bert(tmp_path / "reranker", WORDS)
+    torch.manual_seed(0)
+    config = BertConfig.from_pretrained(str(path), num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(str(path))
+    reranker = Reranker(path, precision="float32")
+    before = reranker.score(QUESTIONS, TEXTS)
+    assert reranker.use_onnx(tmp_path / "onnx" / "reranker.onnx") and reranker.model is None
+    assert reranker.score(QUESTIONS, TEXTS) == pytest.approx(before, abs=1e-5)
+
+
+def test_an_embedder_keeps_its_graph_until_its_weights_change(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval.embedder import SentenceTransformerEmbedder
+
+    (tmp_path / "encoder").mkdir()
+    path = write_tiny_bert(tmp_path / "encoder", WORDS)
+    graph = tmp_path / "onnx" / "encoder.onnx"
+    embedder = SentenceTransformerEmbedder(str(path))
+    before = embedder.encode(TEXTS, batch_size=2)
+    assert embedder.use_onnx(graph)
+    assert graph.is_file() and graph.with_suffix(".json").is_file()
+    after = embedder.encode(TEXTS, batch_size=2)
+    assert np.abs(after - before).max() < 1e-5
+    assert np.linalg.norm(after, axis=1) == pytest.approx(1.0, abs=1e-5)
+
+    exported = []
+    real = onnx_pass.export_graph
+    monkeypatch.setattr(onnx_pass, "export_graph",
+                        lambda *a: exported.append(1) or real(*a))
+    again = SentenceTransformerEmbedder(str(path))
+    assert again.use_onnx(graph) and exported == []  # the kept graph, not exported again
+    weights = path / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert again.use_onnx(graph) and exported == [1]  # newer weights: exported again
+
+
+def test_a_model_onnx_cannot_run_stays_in_pytorch(tmp_path: Path,
+                                                  caplog: pytest.LogCaptureFixture) -> None:
+    import torch
+
+    class Broken(torch.nn.Module):
+        def forward(self, **inputs: torch.Tensor) -> dict[str, torch.Tensor]:
+            raise RuntimeError("no graph for this one")
+
+    with caplog.at_level(logging.WARNING):
+        found = onnx_pass.cached_pass(Broken(), ("logits",), tmp_path / "x.onnx", tmp_path)
+    assert found is None and "answering with PyTorch" in caplog.text
+    assert not (tmp_path / "x.onnx").exists()
+
+
+def test_the_runtime_is_checked() -> None:
+    from retrieval.answerer import Answerer
+    from retrieval.errors import RetrievalConfigError
+    from retrieval.reader import Reader
+
+    with pytest.raises(RetrievalConfigError, match="runtime must be one of"):
+        Answerer(None, None, Reader(), runtime="tensorrt")
+    assert Answerer(None, None, Reader(), runtime="onnx").onnx is False  # no graphs folder
+    assert Answerer(None, None, Reader(), runtime="onnx", graphs=Path("g")).onnx is True
+    assert Answerer(None, None, Reader(), runtime="torch", graphs=Path("g")).onnx is False
