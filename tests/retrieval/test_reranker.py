@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from retrieval.errors import RetrievalConfigError, RetrievalError
-from retrieval.reranker import Reranker, RerankerConfig, fit_reranker
+from retrieval.reranker import Reranker, RerankerConfig, fit_reranker, padded_batches
 from tests.fakes import build_tiny_reader
 
 GROUPS = [("how much is a dog", "Dogs are welcome for 18 EUR per night.",
@@ -57,3 +57,9 @@ def test_bad_settings_and_missing_models_get_clear_errors(tmp_path: Path) -> Non
         fit_reranker([("q", None, ())], tmp_path / "r", RerankerConfig())
     with pytest.raises(RetrievalError, match="No reranker at"):
         Reranker(tmp_path / "nowhere").load()
+
+
+def test_pairs_are_read_in_batches_of_nearly_one_length() -> None:
+    assert padded_batches([30, 12, 31, 50, 13, 29], 64) == [[1, 4], [5, 0, 2], [3]]
+    assert padded_batches([10] * 5, 2) == [[0, 1], [2, 3], [4]]
+    assert padded_batches([], 8) == []
