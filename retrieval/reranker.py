@@ -162,18 +162,23 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
                            config)
 
 
-PAD_SLACK = 4  # word pieces a pair may be padded by in its batch
+PAD_SLACK = 4  # word pieces a pair may be padded by in its batch, in ONNX Runtime
 
 
-def padded_batches(lengths: Sequence[int], size: int) -> list[list[int]]:
-    """Indices in batches of at most `size` whose lengths differ by at most PAD_SLACK: the
-    three pairs of an answer mostly go one by one (padded together they cost 120 ms in ONNX
-    Runtime on session 18's CPU, one by one 106: a pass costs about its word pieces), and a
-    calibration's thousands go in batches of near-equal length."""
+def padded_batches(lengths: Sequence[int], size: int,
+                   slack: int | None = PAD_SLACK) -> list[list[int]]:
+    """Indices in batches of at most `size` whose lengths differ by at most `slack` (None:
+    in order, `size` at a time). A pass costs about its word pieces, padding included: in
+    ONNX Runtime an answer's three pairs took 120 ms padded together and 106-110 one by one
+    on session 18's CPU. Not in PyTorch, whose every pass costs several ms more: there the
+    three pairs took 148-150 ms together and 159-162 one by one."""
+    if slack is None:
+        return [list(range(at, min(at + size, len(lengths))))
+                for at in range(0, len(lengths), size)]
     batches: list[list[int]] = []
     for i in sorted(range(len(lengths)), key=lambda i: lengths[i]):
         if batches and len(batches[-1]) < size and \
-                lengths[i] - lengths[batches[-1][0]] <= PAD_SLACK:
+                lengths[i] - lengths[batches[-1][0]] <= slack:
             batches[-1].append(i)
         else:
             batches.append([i])
@@ -240,8 +245,8 @@ class Reranker:
         """(n,) scores of the (question, text) pairs: higher is a better answer. Under
         bfloat16 autocast where the CPU has it ("auto"): 1.6x faster than float32 for five
         sentences, the same best sentence for 59 of 60 dev questions (session 15; int8
-        weights were 2.6x faster but changed it for 18). The pairs are read in batches of
-        similar length (`padded_batches`)."""
+        weights were 2.6x faster but changed it for 18). In ONNX Runtime the pairs are read
+        in batches of nearly one length (`padded_batches`)."""
         import torch
 
         if len(questions) != len(texts):
@@ -253,8 +258,9 @@ class Reranker:
                                  max_length=self.max_length)
         scores = np.zeros(len(texts), dtype=np.float32)
         with torch.inference_mode():
+            slack = PAD_SLACK if self.onnx is not None else None
             for batch in padded_batches([len(ids) for ids in encoded["input_ids"]],
-                                        batch_size):
+                                        batch_size, slack):
                 padded = self.tokenizer.pad({k: [v[i] for i in batch] for k, v in
                                              encoded.items()}, return_tensors="pt")
                 if self.onnx is not None:

@@ -63,3 +63,4 @@ def test_pairs_are_read_in_batches_of_nearly_one_length() -> None:
     assert padded_batches([30, 12, 31, 50, 13, 29], 64) == [[1, 4], [5, 0, 2], [3]]
     assert padded_batches([10] * 5, 2) == [[0, 1], [2, 3], [4]]
     assert padded_batches([], 8) == []
+    assert padded_batches([30, 12, 31], 2, None) == [[0, 1], [2]]  # PyTorch: as they come
