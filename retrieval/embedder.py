@@ -172,7 +172,7 @@ class SentenceTransformerEmbedder:
     def use_onnx(self, graph: Any, threads: int = 1) -> bool:
         """Encode with the transformer's ONNX graph at `graph` (a Path: exported there when
         missing or stale); False, PyTorch kept, when the model is not a plain transformer
-        followed by pooling or when ONNX Runtime cannot run it."""
+        followed by pooling, is not on the CPU, or ONNX Runtime cannot run it."""
         from pathlib import Path
 
         from retrieval.onnx_pass import cached_pass
@@ -181,7 +181,7 @@ class SentenceTransformerEmbedder:
         transformer = model[0]
         inner = getattr(transformer, "auto_model", None)
         if inner is None or type(transformer).__name__ != "Transformer" or \
-                not hasattr(model, "preprocess"):
+                not hasattr(model, "preprocess") or self.device != "cpu":
             return False
         self.onnx = cached_pass(inner, ("last_hidden_state",), graph,
                                 Path(resolve_model(self._model_id)), threads)
