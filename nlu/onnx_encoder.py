@@ -71,6 +71,22 @@ def export(net: nn.Module, example: dict[str, torch.Tensor], split: int,
     return graph
 
 
+def cpu_session(ort: Any, graph: bytes | Path, threads: int) -> Any:
+    """An ONNX Runtime CPU session over `graph` (bytes or a file) with `threads` intra-op
+    threads, every graph optimisation, and pool threads that never spin. The knowledge
+    models' sessions are made here too (retrieval/onnx_pass.py)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = max(1, threads), 1
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    # ORT's pool threads spin on a core waiting for work; in a server that core is the
+    # event loop's and the MC sampler's. Formbot, 8 clients, 2 threads, busy machine:
+    # 18.9 CPU ms a turn spinning, 15.5 with spinning stopped after each run
+    # (session.force_spinning_stop), 10.7 never spinning; parse p50 27.6 / 21.4 / 13.4 ms.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    source = str(graph) if isinstance(graph, Path) else graph
+    return ort.InferenceSession(source, options, providers=["CPUExecutionProvider"])
+
+
 class OnnxJointPass:
     """An ONNX Runtime session over the exported graph; `run` takes a collated batch."""
 
@@ -82,17 +98,7 @@ class OnnxJointPass:
                 "runtime: onnx needs the onnxruntime package. Fix: `pip install -c "
                 "constraints.txt onnxruntime`, or set `runtime: torch` in config.yml."
             ) from exc
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = max(1, threads), 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # ORT's pool threads spin on a core waiting for work; in a server that core is the
-        # event loop's and the MC sampler's. Formbot, 8 clients, 2 threads, busy machine:
-        # 18.9 CPU ms a turn spinning, 15.5 with spinning stopped after each run
-        # (session.force_spinning_stop), 10.7 never spinning; parse p50 27.6 / 21.4 / 13.4 ms.
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = str(graph) if isinstance(graph, Path) else graph
-        self._session = ort.InferenceSession(source, options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = cpu_session(ort, graph, threads)
 
     def run(self, batch: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
         feed = {name: batch[name].cpu().numpy() for name in INPUTS}

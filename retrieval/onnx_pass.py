@@ -84,15 +84,10 @@ class OnnxPass:
     def __init__(self, graph: bytes | Path, outputs: Sequence[str], threads: int = 1) -> None:
         import onnxruntime as ort
 
-        options = ort.SessionOptions()
-        options.intra_op_num_threads, options.inter_op_num_threads = max(1, threads), 1
-        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        # no spinning pool threads: in a server that core is the event loop's (as the NLU's)
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        source = str(graph) if isinstance(graph, Path) else graph
+        from nlu.onnx_encoder import cpu_session
+
         self.outputs = tuple(outputs)
-        self._session = ort.InferenceSession(source, options,
-                                             providers=["CPUExecutionProvider"])
+        self._session = cpu_session(ort, graph, threads)  # the NLU's session settings
 
     def __call__(self, batch: Mapping[str, Any]) -> list[np.ndarray]:
         feed = {}
