@@ -22,6 +22,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -127,9 +128,11 @@ def cached_pass(model: Any, outputs: Sequence[str], graph: Path, source_dir: Pat
                 json.loads(stamp_path.read_text(encoding="utf-8")) == stamp:
             return OnnxPass(graph, outputs, threads)
         data = export_graph(model, outputs)
-        try:
+        try:  # written whole, then renamed: a server's other workers never read half of it
             graph.parent.mkdir(parents=True, exist_ok=True)
-            graph.write_bytes(data)
+            partial = graph.with_name(f"{graph.name}.{os.getpid()}.part")
+            partial.write_bytes(data)
+            partial.replace(graph)
             stamp_path.write_text(json.dumps(stamp), encoding="utf-8")
         except OSError as exc:  # a read-only model folder: the graph lives in memory
             logger.info("retrieval.onnx.not_saved path=%s error=%s", graph, exc)

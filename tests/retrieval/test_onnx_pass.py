@@ -65,6 +65,7 @@ def test_an_embedder_keeps_its_graph_until_its_weights_change(
     before = embedder.encode(TEXTS, batch_size=2)
     assert embedder.use_onnx(graph)
     assert graph.is_file() and graph.with_suffix(".json").is_file()
+    assert sorted(p.name for p in graph.parent.iterdir()) == ["encoder.json", "encoder.onnx"]
     after = embedder.encode(TEXTS, batch_size=2)
     assert np.abs(after - before).max() < 1e-5
     assert np.linalg.norm(after, axis=1) == pytest.approx(1.0, abs=1e-5)
