@@ -116,31 +116,22 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         base = base_answerer(args, Path(tmp)).load()
         for precision in [x.strip() for x in args.precision.split(",") if x.strip()]:
-            if precision == "onnx":  # every model in ONNX Runtime, float32
-                graphs = base_answerer(args, Path(tmp), "onnx").load()
-                for read_k in [int(x) for x in args.read_k.split(",") if x.strip()]:
-                    config = replace(graphs.config, top_k=max(graphs.config.top_k, read_k),
-                                     read_k=read_k)
-                    answerer = Answerer(graphs.index, None, graphs.reader, config=config,
-                                        ranker=graphs.ranker, calibration=graphs.calibration,
-                                        reranker=graphs.reranker, precision="float32")
-                    row = {"precision": precision, "max_length": graphs.reader.config.max_length,
-                           "read_k": read_k, **measure(answerer, questions, args, examples)}
-                    variants.append(row)
-                    print(json.dumps(row), file=sys.stderr)
-                continue
-            reader = base.reader
+            # onnx: every model in ONNX Runtime, float32 (new model objects, its own base)
+            source = base_answerer(args, Path(tmp), "onnx").load() if precision == "onnx" \
+                else base
+            reader = source.reader
             if precision == "int8":
                 reader = Reader(replace(base.reader.config, quantize=True)).load()
             for max_length in [int(x) for x in args.max_length.split(",") if x.strip()]:
                 sized = Reader(replace(reader.config, max_length=max_length))
-                sized.model, sized.tokenizer = reader.model, reader.tokenizer
+                sized.model, sized.tokenizer, sized.onnx = reader.model, reader.tokenizer, \
+                    reader.onnx
                 for read_k in [int(x) for x in args.read_k.split(",") if x.strip()]:
-                    config = replace(base.config, top_k=max(base.config.top_k, read_k),
+                    config = replace(source.config, top_k=max(source.config.top_k, read_k),
                                      read_k=read_k)
-                    answerer = Answerer(base.index, None, sized, config=config,
-                                        ranker=base.ranker, calibration=base.calibration,
-                                        reranker=base.reranker,
+                    answerer = Answerer(source.index, None, sized, config=config,
+                                        ranker=source.ranker, calibration=source.calibration,
+                                        reranker=source.reranker,
                                         precision="bfloat16" if precision == "bf16"
                                         else "float32")
                     row = {"precision": precision, "max_length": max_length, "read_k": read_k,

@@ -31,7 +31,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import (add_knowledge_args, add_machine_args, emit,  # noqa: E402
                                environment, script_parser, set_threads)
-from retrieval.answerer import load_answerer  # noqa: E402
+from retrieval.answerer import RUNTIMES, load_answerer  # noqa: E402
 from retrieval.kb_eval import contains_answer, roc_auc  # noqa: E402
 from retrieval.qa_metrics import load_qa  # noqa: E402
 
@@ -45,7 +45,7 @@ def parse_args(argv: list[str] | None = None) -> Any:
     add_knowledge_args(p)
     p.add_argument("--tests", default=TEST_SETS, help="comma-separated SQuAD-format files")
     p.add_argument("--label", default="", help="a name for this run in the result line")
-    p.add_argument("--runtime", choices=("auto", "torch", "onnx"), default=None,
+    p.add_argument("--runtime", choices=RUNTIMES, default=None,
                    help="what runs the models (default: as the knowledge dir was built)")
     p.add_argument("--gold-only", action="store_true",
                    help="score the gold answers only, not the test files' `alternatives` "
