@@ -35,7 +35,8 @@ project behaves exactly as before:
       keep: [affirm, deny, inform, stop, greet, goodbye, thank]
       declines: [utter_cannot_answer]
       questions: [book_room, check_booking]  # these intents' question-shaped messages
-                       # (bot/runtime/question_shape.py) with no entity outside
+                       # (bot/runtime/question_shape.py) that do not ask the assistant to
+                       # act ("can you cancel my booking?"), with no entity outside
                        # `question_entities` are tried first, outside forms (default: none)
       question_confidence: 0.8   # ... and the knowledge answer is kept only at this confidence
       question_entities: [hotel, city]       # entities a question may name
@@ -50,7 +51,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from bot.errors import ConfigError
-from bot.runtime.question_shape import is_question
+from bot.runtime.question_shape import is_question, is_request
 from bot.state.events import ACTION_LISTEN_NAME, BotUttered, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 
@@ -137,7 +138,7 @@ class FallbackChain:
             return DIGRESSION if action == loop and name in self.digressions else None
         if not sure and name not in self.keep:
             return UNSURE
-        if name in self.questions and is_question(text) and all(
+        if name in self.questions and is_question(text) and not is_request(text) and all(
                 e.get("entity") in self.question_entities for e in parse.get("entities") or []):
             return QUESTION
         return None

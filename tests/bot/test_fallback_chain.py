@@ -79,6 +79,7 @@ PARSES = {
     "is the pool open on friday": ("ask_question", 0.96),
     "is your spa nice": ("chitchat", 0.95),
     "is breakfast fun": ("chitchat", 0.95),
+    "can you book breakfast for me in lisbon?": ("book_room", 0.97),
 }
 ENTITIES = {
     "can i get breakfast at the lisbon hotel": [
@@ -253,6 +254,28 @@ def test_question_shapes() -> None:
                  "cancel SL-482913 please", "two adults", "a double for three nights",
                  "the island of man"):  # "is" inside a word or a clause is no question
         assert not is_question(text), text
+
+
+def test_requests_to_the_assistant_are_told_apart_from_questions() -> None:
+    from bot.runtime.question_shape import is_request
+
+    for text in ("can you cancel my Rome booking", "could u move it to friday?",
+                 "please can you cancel it", "ok so can you book me a room",
+                 "we land late, could you please hold the room"):
+        assert is_request(text), text
+    for text in ("can you tell me the pool hours", "would you know the opening hours",
+                 "hi, could you please tell me how long you keep my data",
+                 "can you recommend a restaurant near the lisbon hotel", "can i cancel my stay",
+                 "how do i cancel my booking", "what can you do", "is breakfast included"):
+        assert not is_request(text), text
+
+
+async def test_a_request_filed_as_a_task_keeps_the_task_however_sure_the_knowledge_base(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    result = await say(manager(demo, ensemble, executor, TASK_QUESTIONS),
+                       "can you book breakfast for me in lisbon?")  # 0.9 sure, yet a request
+    assert executor.asked == []
+    assert actions(result)[0] == "booking_form"
 
 
 async def test_a_question_filed_as_a_task_gets_a_confident_knowledge_answer(
