@@ -145,7 +145,8 @@ def load_fallback(project: Project) -> FallbackChain | None:
     if not isinstance(section, dict):
         raise ConfigError(f"{project.config.source}: 'fallback' must be a mapping with keys "
                           "attempts, give_up, below, keep, declines.")
-    return FallbackChain.from_config(section, f"{project.config.source}: fallback")
+    chain = FallbackChain.from_config(section, f"{project.config.source}: fallback")
+    return chain.with_task_words((e.text, e.intent) for e in project.data.examples if e.intent)
 
 
 def load_parser(project: Project) -> Parser | None:

@@ -40,6 +40,10 @@ project behaves exactly as before:
                        # `question_entities` are tried first, outside forms (default: none)
       question_confidence: 0.8   # ... and the knowledge answer is kept only at this confidence
       question_entities: [hotel, city]       # entities a question may name
+      plain_questions: [book_room]   # of these, a question that names none of the words
+                       # marking the intent's own examples (question_shape.intent_words) and
+                       # asks no leave ("can i ...") is kept at this lower confidence (default:
+      plain_question_confidence: 0.5  # none): "any tascas near aurora open on mondays?"
       digressions: [ask_question]   # inside a form, these intents are tried first when the
                        # form (not a rule) is predicted for them (default: none)
 """
@@ -47,21 +51,23 @@ project behaves exactly as before:
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from bot.errors import ConfigError
-from bot.runtime.question_shape import is_question, is_request
+from bot.runtime.question_shape import (asks_leave, intent_words, is_question, is_request,
+                                        words_of)
 from bot.state.events import ACTION_LISTEN_NAME, BotUttered, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 
 NAME_LISTS = ("attempts", "give_up", "keep", "declines", "questions", "question_entities",
-              "digressions")
-CONFIDENCES = ("below", "question_confidence")
+              "digressions", "plain_questions")
+CONFIDENCES = ("below", "question_confidence", "plain_question_confidence")
 KEYS = NAME_LISTS + CONFIDENCES
 
 # Why the chain stepped in (the prediction's diagnostics say it, under "fallback").
 GIVE_UP, UNSURE, QUESTION, DIGRESSION = "give_up", "unsure", "question", "digression"
+PLAIN = "plain_question"  # a QUESTION that is plainly not its intent's task (plain_questions)
 FILED = "give_up_filed"  # giving up on a message the NLU filed, sure, under a `questions` intent
 
 
@@ -77,6 +83,10 @@ class FallbackChain:
     question_confidence: float = 0.8
     question_entities: tuple[str, ...] = ("hotel", "city")
     digressions: tuple[str, ...] = ()  # off unless configured: the form reads every message
+    plain_questions: tuple[str, ...] = ()  # off unless configured
+    plain_question_confidence: float = 0.8
+    # the words that mark each of `plain_questions` in the NLU data (with_task_words)
+    task_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in CONFIDENCES:
@@ -106,6 +116,13 @@ class FallbackChain:
                 values[key] = float(value)
         return cls(**values)
 
+    def with_task_words(self, examples: Iterable[tuple[str, str]]) -> FallbackChain:
+        """This chain knowing the words that mark each of `plain_questions` in the (text,
+        intent) NLU `examples` (question_shape.intent_words)."""
+        if not self.plain_questions:
+            return self
+        return replace(self, task_words=intent_words(examples, self.plain_questions))
+
     def available(self, known: Iterable[str]) -> FallbackChain | None:
         """This chain with only the attempts the project can run (None when none is left)."""
         names = set(known)
@@ -120,7 +137,8 @@ class FallbackChain:
         under one of `questions` at `below` or more), UNSURE (the NLU was unsure and no form
         is asking), QUESTION (a question filed under a task intent, no form asking),
         DIGRESSION (a `digressions` intent the active form is predicted to read); None when
-        it does not."""
+        it does not. A QUESTION filed under one of `plain_questions` that names none of that
+        intent's task words and asks no leave is PLAIN."""
         if tracker.latest_action_name != ACTION_LISTEN_NAME or action in self.attempts:
             return None
         user = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
@@ -140,7 +158,9 @@ class FallbackChain:
             return UNSURE
         if name in self.questions and is_question(text) and not is_request(text) and all(
                 e.get("entity") in self.question_entities for e in parse.get("entities") or []):
-            return QUESTION
+            plain = (name in self.plain_questions and not asks_leave(text)
+                     and not self.task_words.get(name, frozenset()) & words_of(text))
+            return PLAIN if plain else QUESTION
         return None
 
     def applies(self, tracker: DialogueStateTracker, action: str) -> bool:
@@ -149,14 +169,16 @@ class FallbackChain:
 
     def answered(self, events: Iterable[Event], reason: str = GIVE_UP) -> bool:
         """An attempt answered when it uttered anything other than a declining response; for
-        a QUESTION, only a knowledge answer at `question_confidence` or above; for FILED, a
-        knowledge answer only at that confidence, anything else as usual."""
+        a QUESTION, only a knowledge answer at `question_confidence` or above (a PLAIN one:
+        `plain_question_confidence`); for FILED, a knowledge answer only at
+        `question_confidence`, anything else as usual."""
         said = [e for e in events if isinstance(e, BotUttered)
                 and (e.metadata or {}).get("utter_action") not in self.declines]
-        if reason not in (QUESTION, FILED):
+        if reason not in (QUESTION, PLAIN, FILED):
             return bool(said)
-        sure = any(_knowledge_confidence(e) >= self.question_confidence for e in said)
-        if reason == QUESTION:
+        bar = self.plain_question_confidence if reason == PLAIN else self.question_confidence
+        sure = any(_knowledge_confidence(e) >= bar for e in said)
+        if reason in (QUESTION, PLAIN):
             return sure
         from_knowledge = any(_knowledge_confidence(e) >= 0.0 for e in said)
         return sure if from_knowledge else bool(said)

@@ -19,12 +19,18 @@ you cancel my rome booking", "could u move it to friday?"), unless what it asks 
 information ("can you tell me ...", "could you recommend ..."). Put under a task intent,
 such a message is the task itself: the knowledge base came to 0.78 on "can you cancel my
 Rome booking" (its sentence on how to cancel through the assistant), above the bar that its
-other examples stay under.
+other examples stay under. `asks_leave` marks "can i ...", "could we ...": leave to act,
+which may be the task ("can i arrive a day later") or not ("can i bring my dog").
+`intent_words` finds the words that mark an intent in its own examples ("cancel" for
+cancel_booking): a question that names none of them and asks no leave is plainly not that
+task, whatever the NLU filed it under.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
+from collections.abc import Iterable
 
 QUESTION_WORDS = frozenset("""
     what whats what's when whens when's where wheres where's which who whos who's whom whose
@@ -47,6 +53,7 @@ VALUES = re.compile(r"\b(prices?|costs?|fees?|charges?|hours|opening times?|clos
 REQUEST = re.compile(r"^((please|pls) )?(can|could|would|will|cud)( please| pls)? (you|u|ya)\b"
                      r"(?! (please |pls )?(tell|say|explain|recommend|suggest|let|show|describe|know|"
                      r"advise|help me (find|understand)|give me (info|details|an idea))\b)")
+LEAVE = re.compile(r"^(can|could|may|cud) (i|we)\b")
 CLAUSES = re.compile(r"[,.;:!\n]+|\s-\s|\bbut\b|\band\b")
 WORD = re.compile(r"[a-z']+")
 
@@ -70,3 +77,35 @@ def is_request(text: str) -> bool:
         if words and REQUEST.search(" ".join(words)):
             return True
     return False
+
+
+def asks_leave(text: str) -> bool:
+    """True when a clause of `text` asks leave to act: "can i ...", "could we ..." (module
+    docstring), not "how can i ..."."""
+    return any(LEAVE.search(" ".join(w for w in WORD.findall(clause) if w not in FILLERS))
+               for clause in CLAUSES.split(text.lower()))
+
+
+def words_of(text: str) -> set[str]:
+    return set(WORD.findall(text.lower()))
+
+
+def intent_words(examples: Iterable[tuple[str, str]], intents: Iterable[str], *,
+                 share: float = 0.05, hold: float = 0.6) -> dict[str, frozenset[str]]:
+    """Per intent of `intents`: the words found in at least `share` of its (text, intent)
+    `examples`, of whose examples with that word it holds at least `hold` (book_room: book,
+    room, reserve; cancel_booking: cancel). Each example counts a word once."""
+    per_intent: dict[str, Counter[str]] = {}
+    sizes: Counter[str] = Counter()
+    overall: Counter[str] = Counter()
+    for text, intent in examples:
+        words = words_of(text)
+        per_intent.setdefault(intent, Counter()).update(words)
+        sizes[intent] += 1
+        overall.update(words)
+    out = {}
+    for intent in intents:
+        counts = per_intent.get(intent, Counter())
+        out[intent] = frozenset(w for w, n in counts.items()
+                                if n >= share * sizes[intent] and n >= hold * overall[w])
+    return out

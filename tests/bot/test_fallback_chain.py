@@ -9,6 +9,7 @@ fixed parse per message, so each test says exactly what the classifier decided.
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -80,6 +81,8 @@ PARSES = {
     "is your spa nice": ("chitchat", 0.95),
     "is breakfast fun": ("chitchat", 0.95),
     "can you book breakfast for me in lisbon?": ("book_room", 0.97),
+    "is there a spa room to book in lisbon": ("book_room", 0.97),
+    "can we use the spa in lisbon": ("book_room", 0.97),
 }
 ENTITIES = {
     "can i get breakfast at the lisbon hotel": [
@@ -276,6 +279,46 @@ async def test_a_request_filed_as_a_task_keeps_the_task_however_sure_the_knowled
                        "can you book breakfast for me in lisbon?")  # 0.9 sure, yet a request
     assert executor.asked == []
     assert actions(result)[0] == "booking_form"
+
+
+def test_the_words_that_mark_an_intent_and_asking_leave() -> None:
+    from bot.runtime.question_shape import asks_leave, intent_words
+
+    examples = [("i want to book a room", "book_room"), ("book me a double", "book_room"),
+                ("a room for two please", "book_room"), ("cancel it", "cancel_booking"),
+                ("is there a room safe", "ask_question"), ("two adults", "inform")]
+    words = intent_words(examples, ["book_room", "cancel_booking", "inform"],
+                         share=0.5, hold=0.6)
+    # "room": 2 of book_room's 3 examples, 2 of the 3 with it; "two": 1 of inform's 2
+    assert words == {"book_room": frozenset({"book", "room", "a"}),
+                     "cancel_booking": frozenset({"cancel", "it"}),
+                     "inform": frozenset({"adults"})}
+    for text in ("can i arrive a day later", "ok so could we pay by card",
+                 "we have twins, can we get two cots"):
+        assert asks_leave(text), text
+    for text in ("how can i get to the hotel", "is there a pool", "can you cancel it"):
+        assert not asks_leave(text), text
+
+
+PLAIN_QUESTIONS = replace(TASK_QUESTIONS, plain_questions=("book_room",),
+                          plain_question_confidence=0.5).with_task_words(
+    [("i want to book one room", "book_room"), ("book me the double room", "book_room"),
+     ("is breakfast served", "ask_question"), ("is a room safe there", "ask_question")])
+
+
+async def test_a_question_plainly_not_the_task_is_answered_at_the_lower_bar(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    bot = manager(demo, ensemble, executor, PLAIN_QUESTIONS)
+    result = await say(bot, "is there a spa in lisbon")  # the knowledge base 0.6 sure
+    assert texts(result) == [UNSURE_ANSWER]
+    record = next(d["fallback"] for d in result.diagnostics if "fallback" in d)
+    assert record["reason"] == "plain_question"
+    for text in ("is there a spa room to book in lisbon",  # names the task's words
+                 "can we use the spa in lisbon"):          # asks leave
+        await say(bot, "/restart")
+        result = await say(bot, text)
+        assert actions(result)[0] == "booking_form", text
+        assert UNSURE_ANSWER not in texts(result)
 
 
 async def test_a_question_filed_as_a_task_gets_a_confident_knowledge_answer(
