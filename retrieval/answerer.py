@@ -47,8 +47,8 @@ KNOWLEDGE_FILE = "knowledge.json"
 INDEX_DIR, READER_DIR, ENCODER_DIR = "index", "reader", "sentence_encoder"
 RERANKER_DIR = "reranker"
 GRAPHS_DIR = "onnx"  # the models' ONNX graphs (retrieval.onnx_pass), exported from the folders
-RUNTIMES = ("auto", "torch", "onnx")  # what runs the models; "auto": ONNX Runtime where the
-# CPU has no bfloat16 (PyTorch under bfloat16 autocast there)
+RUNTIMES = ("auto", "torch", "onnx")  # what runs the models; "auto": ONNX Runtime on the
+# CPU (faster than PyTorch under bfloat16 autocast too, session 19), PyTorch on a GPU
 SENTENCE_VECTORS = "sentences.npy"
 KNOWLEDGE_FORMAT = 2  # 2: sentence answers (encoder, vectors, calibration)
 _BULLET = "-*+>#|"
@@ -168,9 +168,9 @@ class Answerer:
 
         self.precision = precision
         self._bf16 = precision == "bfloat16" or (precision == "auto" and cpu_has_bf16())
-        # ONNX Runtime runs float32: "auto" takes it where PyTorch would not run bfloat16
-        self.onnx = graphs is not None and (runtime == "onnx" or (
-            runtime == "auto" and not self._bf16))
+        # ONNX Runtime runs float32 on the CPU: "auto" takes it there (a model on a GPU
+        # keeps PyTorch: its use_onnx declines)
+        self.onnx = graphs is not None and runtime in ("onnx", "auto")
         self.graphs = graphs
         self._onnx_ready = False
         self.index = index

@@ -291,7 +291,7 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
 
 def export_graphs(root: Path, embedder: Embedder | None) -> dict[str, bool]:
     """The models' ONNX graphs (retrieval.onnx_pass), where answers will run in ONNX
-    Runtime (runtime "auto": a CPU without bfloat16), so the first answer does not wait for
+    Runtime (runtime "auto" or "onnx"), so the first answer does not wait for
     them; graphs still up to date are kept. Per model, whether it has one."""
     answerer = load_answerer(root, embedder=embedder)
     if not answerer.onnx:

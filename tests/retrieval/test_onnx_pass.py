@@ -105,3 +105,5 @@ def test_the_runtime_is_checked() -> None:
     assert Answerer(None, None, Reader(), runtime="onnx").onnx is False  # no graphs folder
     assert Answerer(None, None, Reader(), runtime="onnx", graphs=Path("g")).onnx is True
     assert Answerer(None, None, Reader(), runtime="torch", graphs=Path("g")).onnx is False
+    # "auto": ONNX Runtime on any CPU, bfloat16 or not (a model on a GPU declines use_onnx)
+    assert Answerer(None, None, Reader(), runtime="auto", graphs=Path("g")).onnx is True
