@@ -40,10 +40,13 @@ project behaves exactly as before:
                        # `question_entities` are tried first, outside forms (default: none)
       question_confidence: 0.8   # ... and the knowledge answer is kept only at this confidence
       question_entities: [hotel, city]       # entities a question may name
-      plain_questions: [book_room]   # of these, a question that names none of the words
-                       # marking the intent's own examples (question_shape.intent_words) and
-                       # asks no leave ("can i ...") is kept at this lower confidence (default:
-      plain_question_confidence: 0.5  # none): "any tascas near aurora open on mondays?"
+      plain_questions: [book_room]   # of `questions`: a question of these intents that
+                       # names none of the words marking the intent's own examples
+                       # (question_shape.intent_words) and asks no leave ("can i ...") is
+                       # plainly not the task ("any tascas near aurora open on mondays?";
+                       # default: none) ...
+      plain_question_confidence: 0.5  # ... and is answered at this confidence (default:
+                       # question_confidence)
       digressions: [ask_question]   # inside a form, these intents are tried first when the
                        # form (not a rule) is predicted for them (default: none)
 """
@@ -84,15 +87,19 @@ class FallbackChain:
     question_entities: tuple[str, ...] = ("hotel", "city")
     digressions: tuple[str, ...] = ()  # off unless configured: the form reads every message
     plain_questions: tuple[str, ...] = ()  # off unless configured
-    plain_question_confidence: float = 0.8
+    plain_question_confidence: float | None = None  # None: question_confidence
     # the words that mark each of `plain_questions` in the NLU data (with_task_words)
     task_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for key in CONFIDENCES:
             value = getattr(self, key)
-            if not 0.0 <= value <= 1.0:
+            if value is not None and not 0.0 <= value <= 1.0:
                 raise ConfigError(f"fallback.{key} must be a confidence in [0, 1], got {value}.")
+        stray = [name for name in self.plain_questions if name not in self.questions]
+        if stray:
+            raise ConfigError(f"fallback.plain_questions names '{stray[0]}', which "
+                              f"fallback.questions does not: list it there too.")
 
     @classmethod
     def from_config(cls, section: Mapping[str, Any], at: str) -> FallbackChain:
@@ -176,7 +183,8 @@ class FallbackChain:
                 and (e.metadata or {}).get("utter_action") not in self.declines]
         if reason not in (QUESTION, PLAIN, FILED):
             return bool(said)
-        bar = self.plain_question_confidence if reason == PLAIN else self.question_confidence
+        bar = (self.plain_question_confidence if reason == PLAIN
+               and self.plain_question_confidence is not None else self.question_confidence)
         sure = any(_knowledge_confidence(e) >= bar for e in said)
         if reason in (QUESTION, PLAIN):
             return sure

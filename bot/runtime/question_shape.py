@@ -51,8 +51,9 @@ VALUES = re.compile(r"\b(prices?|costs?|fees?|charges?|hours|opening times?|clos
                     r"timetable|rates?|deposit|age limit|minimum age|how much|how long|how far)\b")
 # "can you ...": asks the assistant to act, unless it asks for information
 REQUEST = re.compile(r"^((please|pls) )?(can|could|would|will|cud)( please| pls)? (you|u|ya)\b"
-                     r"(?! (please |pls )?(tell|say|explain|recommend|suggest|let|show|describe|know|"
-                     r"advise|help me (find|understand)|give me (info|details|an idea))\b)")
+                     r"(?! (please |pls )?(tell|say|explain|recommend|suggest|let|show|"
+                     r"describe|know|advise|help me (find|understand)|"
+                     r"give me (info|details|an idea))\b)")
 LEAVE = re.compile(r"^(can|could|may|cud) (i|we)\b")
 CLAUSES = re.compile(r"[,.;:!\n]+|\s-\s|\bbut\b|\band\b")
 WORD = re.compile(r"[a-z']+")

@@ -365,6 +365,9 @@ async def test_booking_details_statements_and_forms_keep_the_task(
 @pytest.mark.parametrize("section, message", [
     ({"question_confidence": 1.5}, "fallback.question_confidence must be a confidence"),
     ({"questions": "book_room"}, "fallback.questions must be a list of names"),
+    ({"plain_question_confidence": -0.1}, "fallback.plain_question_confidence must be a"),
+    ({"questions": ["book_room"], "plain_questions": ["inform"]},
+     "fallback.plain_questions names 'inform', which fallback.questions does not"),
 ])
 def test_question_keys_are_checked(section: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
