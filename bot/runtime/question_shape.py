@@ -50,13 +50,20 @@ ASKING = re.compile(r"\b(wonder(ing)?|know (if|whether|when|where|what|how)|tell
 VALUES = re.compile(r"\b(prices?|costs?|fees?|charges?|hours|opening times?|closing times?|"
                     r"timetable|rates?|deposit|age limit|minimum age|how much|how long|how far)\b")
 # "can you ...": asks the assistant to act, unless it asks for information
-REQUEST = re.compile(r"^((please|pls) )?(can|could|would|will|cud)( please| pls)? (you|u|ya)\b"
-                     r"(?! (please |pls )?(tell|say|explain|recommend|suggest|let|show|"
-                     r"describe|know|advise|help me (find|understand)|"
-                     r"give me (info|details|an idea))\b)")
+# (of a clause's words without FILLERS: "please", "just" and "ok so" are gone)
+REQUEST = re.compile(r"^(can|could|would|will|cud) (you|u|ya)\b"
+                     r"(?! (tell|say|explain|recommend|suggest|let|show|describe|know|advise|"
+                     r"help me (find|understand)|give me (info|details|an idea))\b)")
 LEAVE = re.compile(r"^(can|could|may|cud) (i|we)\b")
 CLAUSES = re.compile(r"[,.;:!\n]+|\s-\s|\bbut\b|\band\b")
 WORD = re.compile(r"[a-z']+")
+
+
+def clauses(text: str) -> list[str]:
+    """The clauses of `text`, each as its lowercased words without FILLERS ("ok so is there
+    a pool, and can you book it" -> ["is there a pool", "can you book it"])."""
+    return [" ".join(w for w in WORD.findall(clause) if w not in FILLERS)
+            for clause in CLAUSES.split(text.lower())]
 
 
 def is_question(text: str) -> bool:
@@ -64,27 +71,18 @@ def is_question(text: str) -> bool:
     lowered = text.lower()
     if "?" in lowered or ASKING.search(lowered) or VALUES.search(lowered):
         return True
-    for clause in CLAUSES.split(lowered):
-        words = [w for w in WORD.findall(clause) if w not in FILLERS]
-        if words and words[0] in QUESTION_WORDS:
-            return True
-    return False
+    return any(c.split(" ", 1)[0] in QUESTION_WORDS for c in clauses(lowered))
 
 
 def is_request(text: str) -> bool:
     """True when a clause of `text` asks the assistant to do something (module docstring)."""
-    for clause in CLAUSES.split(text.lower()):
-        words = [w for w in WORD.findall(clause) if w not in FILLERS - {"please"}]
-        if words and REQUEST.search(" ".join(words)):
-            return True
-    return False
+    return any(REQUEST.search(c) for c in clauses(text))
 
 
 def asks_leave(text: str) -> bool:
     """True when a clause of `text` asks leave to act: "can i ...", "could we ..." (module
     docstring), not "how can i ..."."""
-    return any(LEAVE.search(" ".join(w for w in WORD.findall(clause) if w not in FILLERS))
-               for clause in CLAUSES.split(text.lower()))
+    return any(LEAVE.search(c) for c in clauses(text))
 
 
 def words_of(text: str) -> set[str]:
