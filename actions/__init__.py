@@ -1,7 +1,8 @@
 """Custom actions of the Starlight Hotels demo assistant (run by a rasa_sdk action server).
 
 Importing this package imports every action module, so ``ActionExecutor.register_package``
-finds all actions.
+finds all actions. `warm_up()` loads the knowledge answerer and the small-talk generator
+(`xingkong run` calls it in a background thread at start).
 """
 
 from __future__ import annotations
@@ -70,4 +71,15 @@ __all__ = [
     "parse_date",
     "parse_guests",
     "parse_room_type",
+    "warm_up",
 ]
+
+
+def warm_up() -> None:
+    """Load the models of the knowledge and small-talk actions now, so the first guest's
+    question does not wait for them (a missing model is warned about, as on first use)."""
+    from actions.fallback import get_generator
+    from actions.knowledge import get_answerer
+
+    get_answerer()
+    get_generator()

@@ -303,7 +303,7 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
 
     from bot.project.config import load_credentials, load_endpoints
     from bot.serving.server import create_app
-    from bot.wiring import RUN_OPTIONS_ENV, build_runtime, check_shared_stores
+    from bot.wiring import RUN_OPTIONS_ENV, build_runtime, check_shared_stores, warm_up
 
     project = _project(root)
     endpoints_path = Path(endpoints) if endpoints else project.paths.endpoints
@@ -332,6 +332,7 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
                         host=host, port=port, log_level="warning")
             return
         runtime = build_runtime(project, endpoints_path)
+        warm_up(runtime)
         app = create_app(runtime.manager, auth_token=auth_token, enable_api=enable_api,
                          credentials=creds, model_info=runtime.model_info, cors_origins=cors,
                          channel_services=runtime.channel_services,

@@ -128,6 +128,7 @@ def app_from_environment() -> Any:
         data=tuple(Path(d) for d in options["data"]), models=Path(options["models"])))
     endpoints = Path(options["endpoints"]) if options.get("endpoints") else None
     runtime = build_runtime(project, endpoints)
+    warm_up(runtime)
     credentials = load_credentials(Path(options["credentials"]) if options.get("credentials")
                                    else project.paths.credentials)
     return create_app(runtime.manager, auth_token=options.get("auth_token"),
@@ -135,6 +136,14 @@ def app_from_environment() -> Any:
                       model_info=runtime.model_info, cors_origins=tuple(options.get("cors", ())),
                       channel_services=runtime.channel_services,
                       response_timeout_s=float(options.get("response_timeout", 120.0)))
+
+
+def warm_up(runtime: Runtime) -> None:
+    """A server's in-process actions load their models now, in the background
+    (InProcessExecutor.warm_up); an action server loads its own."""
+    warm = getattr(runtime.manager.executor, "warm_up", None)
+    if callable(warm):
+        warm()
 
 
 def load_fallback(project: Project) -> FallbackChain | None:

@@ -349,3 +349,50 @@ async def test_http_executor_errors_name_the_action(project: Project,
         await http_executor.run(action_call(project, "action_oven_status"))
     with pytest.raises(ActionError, match="action_make_coffee.*not known to the action server"):
         await http_executor.run(action_call(project, "action_make_coffee"))
+
+
+ACTION_MODULE = '''
+from rasa_sdk import Action
+
+
+class ActionHello(Action):
+    def name(self):
+        return "action_hello"
+
+    def run(self, dispatcher, tracker, domain):
+        return []
+
+
+WARMED = []
+
+
+def warm_up():
+    {body}
+'''
+
+
+def test_in_process_executor_warms_the_package_up_in_the_background(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    for name, body in (("warm_ok_pkg", "WARMED.append('models')"),
+                       ("warm_broken_pkg", "raise RuntimeError('no models here')")):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "__init__.py").write_text(ACTION_MODULE.format(body=body))
+    (tmp_path / "no_warm_pkg").mkdir()
+    (tmp_path / "no_warm_pkg" / "__init__.py").write_text(
+        ACTION_MODULE.split("WARMED")[0])
+    monkeypatch.syspath_prepend(str(tmp_path))
+
+    thread = InProcessExecutor("warm_ok_pkg").warm_up()
+    assert thread is not None and thread.daemon
+    thread.join(10)
+    import warm_ok_pkg  # type: ignore[import-not-found]
+    assert warm_ok_pkg.WARMED == ["models"]
+
+    with caplog.at_level("WARNING"):
+        broken = InProcessExecutor("warm_broken_pkg").warm_up()
+        assert broken is not None
+        broken.join(10)
+    assert "actions.warm_up.failed package=warm_broken_pkg" in caplog.text
+    assert "no models here" in caplog.text
+    assert InProcessExecutor("no_warm_pkg").warm_up() is None
