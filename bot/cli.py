@@ -387,9 +387,10 @@ def run_actions(package: str, port: int) -> None:
 def shell(root: str, sender: str) -> None:
     """Chat with the assistant in the terminal (Ctrl-D or /stop to quit)."""
     from bot.manager import UserMessage
-    from bot.wiring import build_runtime
+    from bot.wiring import build_runtime, warm_up
 
     runtime = build_runtime(_project(root))
+    warm_up(runtime)  # the models load while the guest types
 
     async def loop() -> None:
         while True:
