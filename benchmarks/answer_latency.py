@@ -3,7 +3,8 @@
     python benchmarks/answer_latency.py                       # the trained models/knowledge
     python benchmarks/answer_latency.py --synthetic           # no trained model needed
 
-Per variant (precision fp32 / bf16 autocast / int8 reader / onnx: ONNX Runtime x passages
+Per variant (precision fp32 / bf16 autocast / int8 reader / onnx: ONNX Runtime / onnx-int8:
+ONNX Runtime with the reranker quantised x passages
 read x max_length;
 with sentence answers the reader reads only the chosen sentence, so read_k changes nothing but
 the passage mode of old knowledge directories), one question at a time after a warm-up: p50/p95 of the whole answer, of retrieval alone and of
@@ -51,8 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--precision", default="fp32,bf16,int8,onnx",
                    help="comma list: fp32, bf16 (the models under bfloat16 autocast: the "
                         "Answerer's default where the CPU has it), int8 (the reader's Linear "
-                        "layers, the rest fp32), onnx (every model in ONNX Runtime, float32: "
-                        "the default where the CPU has no bfloat16)")
+                        "layers, the rest fp32), onnx (every model in ONNX Runtime, float32), "
+                        "onnx-int8 (the reranker quantised: the default where "
+                        "the CPU has int8 dot products)")
     p.add_argument("--accuracy-questions", type=int, default=60,
                    help="held-out training questions scored per variant (0: none)")
     add_machine_args(p, RESULTS)
@@ -60,8 +62,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def base_answerer(args: argparse.Namespace, tmp: Path, runtime: str = "torch") -> Answerer:
-    """The models in PyTorch, or with `runtime` "onnx" in ONNX Runtime (new model objects:
-    the other variants keep PyTorch)."""
+    """The models in PyTorch, or with `runtime` "onnx" or "onnx-int8" in ONNX Runtime (new
+    model objects: the other variants keep PyTorch)."""
     if not args.synthetic:
         return load_answerer(args.knowledge_dir, device=args.device, runtime=runtime)
     from retrieval.embedder import get_embedder
@@ -116,9 +118,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         base = base_answerer(args, Path(tmp)).load()
         for precision in [x.strip() for x in args.precision.split(",") if x.strip()]:
-            # onnx: every model in ONNX Runtime, float32 (new model objects, its own base)
-            source = base_answerer(args, Path(tmp), "onnx").load() if precision == "onnx" \
-                else base
+            # onnx: every model in ONNX Runtime (new model objects, its own base)
+            source = base_answerer(args, Path(tmp), precision).load() \
+                if precision in ("onnx", "onnx-int8") else base
             reader = source.reader
             if precision == "int8":
                 reader = Reader(replace(base.reader.config, quantize=True)).load()

@@ -47,8 +47,12 @@ KNOWLEDGE_FILE = "knowledge.json"
 INDEX_DIR, READER_DIR, ENCODER_DIR = "index", "reader", "sentence_encoder"
 RERANKER_DIR = "reranker"
 GRAPHS_DIR = "onnx"  # the models' ONNX graphs (retrieval.onnx_pass), exported from the folders
-RUNTIMES = ("auto", "torch", "onnx")  # what runs the models; "auto": ONNX Runtime on the
-# CPU (faster than PyTorch under bfloat16 autocast too, session 19), PyTorch on a GPU
+RUNTIMES = ("auto", "torch", "onnx", "onnx-int8")  # what runs the models; "auto": ONNX
+# Runtime on the CPU (faster than PyTorch under bfloat16 autocast too, session 19), with
+# INT8_MODELS quantised where the CPU has int8 dot products (session 20); PyTorch on a GPU
+INT8_MODELS = ("reranker",)  # the costliest pass (three pairs); the reader's logits mark
+# the span (int8 cost 0.01-0.015 span F1 on three of four sets, session 20) and the question
+# encoders' vectors meet sentence and passage vectors encoded in float32
 SENTENCE_VECTORS = "sentences.npy"
 KNOWLEDGE_FORMAT = 2  # 2: sentence answers (encoder, vectors, calibration)
 _BULLET = "-*+>#|"
@@ -164,13 +168,15 @@ class Answerer:
         if runtime not in RUNTIMES:
             raise RetrievalConfigError(f"answerer: runtime must be one of {RUNTIMES}, got "
                                        f"{runtime!r}")
-        from retrieval.reader_training import cpu_has_bf16
+        from retrieval.reader_training import cpu_has_bf16, cpu_has_int8_dot
 
         self.precision = precision
         self._bf16 = precision == "bfloat16" or (precision == "auto" and cpu_has_bf16())
-        # ONNX Runtime runs float32 on the CPU: "auto" takes it there (a model on a GPU
-        # keeps PyTorch: its use_onnx declines)
-        self.onnx = graphs is not None and runtime in ("onnx", "auto")
+        # ONNX Runtime runs on the CPU: "auto" takes it there (a model on a GPU keeps
+        # PyTorch: its use_onnx declines), int8 where the CPU has int8 dot products
+        self.onnx = graphs is not None and runtime != "torch"
+        self.int8 = self.onnx and (runtime == "onnx-int8" or
+                                   (runtime == "auto" and cpu_has_int8_dot()))
         self.graphs = graphs
         self._onnx_ready = False
         self.index = index
@@ -208,8 +214,8 @@ class Answerer:
 
     def use_onnx(self) -> dict[str, bool]:
         """Run each model's forward pass in ONNX Runtime (retrieval.onnx_pass), the graphs
-        kept in `graphs` (exported there when missing or stale); per model, whether it
-        does (False: PyTorch, logged)."""
+        kept in `graphs` (exported there when missing or stale; INT8_MODELS' quantised in
+        NAME.int8.onnx when `int8`); per model, whether it does (False: PyTorch, logged)."""
         import torch
 
         assert self.graphs is not None
@@ -217,8 +223,15 @@ class Answerer:
         models = {"reader": self.reader, "reranker": self.reranker,
                   "embedder": self.embedder or getattr(self.index, "embedder", None),
                   "sentence_encoder": getattr(self.ranker, "encoder", None)}
-        done = {name: model.use_onnx(self.graphs / f"{name}.onnx", threads)
-                for name, model in models.items() if hasattr(model, "use_onnx")}
+        done = {}
+        for name, model in models.items():
+            if not hasattr(model, "use_onnx"):
+                continue
+            if self.int8 and name in INT8_MODELS:
+                done[name] = model.use_onnx(self.graphs / f"{name}.int8.onnx", threads,
+                                            int8=True)
+            else:
+                done[name] = model.use_onnx(self.graphs / f"{name}.onnx", threads)
         logger.info("retrieval.answerer.onnx %s", done)
         return done
 

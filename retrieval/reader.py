@@ -301,10 +301,10 @@ class Reader:
         out = self.model(**batch)
         return out.start_logits, out.end_logits  # (B, L), (B, L)
 
-    def use_onnx(self, graph: Path, threads: int = 1) -> bool:
+    def use_onnx(self, graph: Path, threads: int = 1, int8: bool = False) -> bool:
         """Read with the model's ONNX graph at `graph` (exported there when missing or
-        stale: retrieval.onnx_pass); False, PyTorch kept, when ONNX Runtime cannot run it
-        or the model is quantised or not on the CPU."""
+        stale: retrieval.onnx_pass; `int8`: quantised); False, PyTorch kept, when ONNX
+        Runtime cannot run it or the model is quantised or not on the CPU."""
         from retrieval.onnx_pass import cached_pass
 
         self.load()
@@ -313,7 +313,7 @@ class Reader:
         from resolver import resolve_model
 
         self.onnx = cached_pass(self.model, ("start_logits", "end_logits"), graph,
-                                Path(resolve_model(self.config.model)), threads)
+                                Path(resolve_model(self.config.model)), threads, int8)
         if self.onnx is not None:
             self.model = None  # its weights live in the session now (90 MB for MiniLM)
         return self.onnx is not None

@@ -270,13 +270,14 @@ class Reranker:
                     scores[batch] = self.model(**padded).logits[:, 0].float().numpy()
         return scores
 
-    def use_onnx(self, graph: Path, threads: int = 1) -> bool:
+    def use_onnx(self, graph: Path, threads: int = 1, int8: bool = False) -> bool:
         """Score with the model's ONNX graph at `graph` (exported there when missing or
-        stale: retrieval.onnx_pass); False, PyTorch kept, when ONNX Runtime cannot run it."""
+        stale: retrieval.onnx_pass; `int8`: quantised); False, PyTorch kept, when ONNX
+        Runtime cannot run it."""
         from retrieval.onnx_pass import cached_pass
 
         self.load()
-        self.onnx = cached_pass(self.model, ("logits",), graph, self.path, threads)
+        self.onnx = cached_pass(self.model, ("logits",), graph, self.path, threads, int8)
         if self.onnx is not None:
             self.model = None  # its weights live in the session now
         return self.onnx is not None

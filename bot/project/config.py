@@ -301,11 +301,11 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
         "top_k": _typed(path, section, "top_k", (int,), "an integer >= 1", low=1),
         "read_k": _typed(path, section, "read_k", (int,), "an integer >= 1 or null", low=1),
         "hybrid": _typed(path, section, "hybrid", (bool,), "true or false"),
-        "runtime": _typed(path, section, "runtime", (str,), "auto, torch or onnx"),
+        "runtime": _typed(path, section, "runtime", (str,), "auto, torch, onnx or onnx-int8"),
     }
-    if values["runtime"] not in (None, "auto", "torch", "onnx"):
+    if values["runtime"] not in (None, "auto", "torch", "onnx", "onnx-int8"):
         raise ConfigError(f"{where(path, section, 'runtime')}: knowledge.runtime must be auto, "
-                          f"torch or onnx, got {values['runtime']!r}.")
+                          f"torch, onnx or onnx-int8, got {values['runtime']!r}.")
     _typed(path, reader, "base_model", (str,), "a model id or path", prefix="knowledge.reader")
     _typed(path, reader, "epochs", (int, float), "a number >= 0", low=0,
            prefix="knowledge.reader")

@@ -461,8 +461,8 @@ def test_demo_config_keeps_retrievals_defaults() -> None:
      "knowledge.reranker.pretrain_qa must be a list"),
     ("knowledge:\n  reranker:\n    pretrain_limit: 0\n",
      "knowledge.reranker.pretrain_limit must be an integer >= 1"),
-    ("knowledge:\n  runtime: tensorrt\n", "knowledge.runtime must be auto, torch or onnx"),
-    ("knowledge:\n  runtime: 1\n", "knowledge.runtime must be auto, torch or onnx"),
+    ("knowledge:\n  runtime: tensorrt\n", "knowledge.runtime must be auto, torch, onnx or onnx-int8"),
+    ("knowledge:\n  runtime: 1\n", "knowledge.runtime must be auto, torch, onnx or onnx-int8"),
 ])
 def test_bad_knowledge_settings_name_file_and_line(tmp_path: Path, section: str,
                                                    phrase: str) -> None:

@@ -107,3 +107,69 @@ def test_the_runtime_is_checked() -> None:
     assert Answerer(None, None, Reader(), runtime="torch", graphs=Path("g")).onnx is False
     # "auto": ONNX Runtime on any CPU, bfloat16 or not (a model on a GPU declines use_onnx)
     assert Answerer(None, None, Reader(), runtime="auto", graphs=Path("g")).onnx is True
+
+
+def test_int8_runs_the_reranker_where_the_cpu_has_int8_dot_products(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from retrieval import answerer as answerer_module
+    from retrieval import reader_training
+    from retrieval.answerer import Answerer
+
+    class Model:
+        def __init__(self) -> None:
+            self.calls: list[tuple[str, dict]] = []
+
+        def use_onnx(self, graph: Path, threads: int = 1, **options: bool) -> bool:
+            self.calls.append((graph.name, options))
+            return True
+
+    for flags, runtime, int8 in [(set(), "auto", False), ({"avx512_vnni"}, "auto", True),
+                                 ({"avx512_vnni"}, "onnx", False),
+                                 (set(), "onnx-int8", True), ({"amx_int8"}, "torch", False)]:
+        monkeypatch.setattr(reader_training, "cpu_flags", lambda f=flags: f)
+        reader, reranker = Model(), Model()
+        answerer = Answerer(None, None, reader, reranker=reranker, runtime=runtime,
+                            graphs=Path("g"))
+        assert answerer.int8 is int8, (flags, runtime)
+        if runtime == "torch":
+            continue
+        assert answerer.use_onnx() == {"reader": True, "reranker": True}
+        name = ".int8.onnx" if int8 else ".onnx"
+        assert reader.calls == [("reader.onnx", {})]  # the reader stays float32
+        assert reranker.calls == [("reranker" + name, {"int8": True} if int8 else {})]
+    assert answerer_module.INT8_MODELS == ("reranker",)
+
+
+def test_an_int8_graph_scores_close_to_float32_and_keeps_its_own_stamp(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+    from transformers import BertConfig, BertForSequenceClassification
+
+    from retrieval.reranker import Reranker
+
+    (tmp_path / "reranker").mkdir()
+    path = write_tiny_bert(tmp_path / "reranker", WORDS)
+    torch.manual_seed(0)
+    config = BertConfig.from_pretrained(str(path), num_labels=1)
+    BertForSequenceClassification(config).save_pretrained(str(path))
+    before = np.array(Reranker(path, precision="float32").score(QUESTIONS, TEXTS))
+    graph = tmp_path / "onnx" / "reranker.int8.onnx"
+    reranker = Reranker(path, precision="float32")
+    assert reranker.use_onnx(graph, int8=True)
+    after = np.array(reranker.score(QUESTIONS, TEXTS))
+    assert np.abs(after - before).max() < 0.05 * max(np.ptp(before), 1e-3) + 0.02
+    assert not np.allclose(after, before, atol=1e-6)  # quantised: not float32's scores
+    import onnx
+    ops = {node.op_type for node in onnx.load(str(graph)).graph.node}
+    assert {"MatMulInteger", "DynamicQuantizeLinear"} <= ops
+    stamp = graph.with_suffix(".json").read_text(encoding="utf-8")
+    assert '"int8": true' in stamp
+
+    exported = []
+    real = onnx_pass.export_graph
+    monkeypatch.setattr(onnx_pass, "export_graph",
+                        lambda *a: exported.append(1) or real(*a))
+    assert Reranker(path, precision="float32").use_onnx(graph, int8=True) and exported == []
+    # the same file asked for in float32: its stamp differs, so it is exported again
+    assert Reranker(path, precision="float32").use_onnx(graph) and exported == [1]
+    assert '"int8"' not in graph.with_suffix(".json").read_text(encoding="utf-8")
