@@ -29,7 +29,7 @@ validate: install
 	$(BIN)/xingkong data validate
 
 run: install
-	$(BIN)/xingkong train
+	$(BIN)/xingkong train --knowledge-in-background
 	$(BIN)/xingkong run --port $(PORT) --enable-api --ui-port $(UI_PORT)
 
 test: install

@@ -17,7 +17,10 @@ knowledge.json), and otherwise returns the explicit no-answer result `answer.tex
 (its confidence is still that of the best sentence). Then this action utters
 `utter_cannot_answer`; when the knowledge model is missing or broken it logs a warning and
 utters `utter_cannot_answer` too - it never crashes. It returns no events, so an active form
-keeps its state (the stories and rules re-run the form after it).
+keeps its state (the stories and rules re-run the form after it). While the model is still
+being built in the background (`xingkong train --knowledge-in-background`, as `make run`
+does) and none was loaded before, it utters `utter_knowledge_building` when the domain has
+that response.
 
 The knowledge model directory is `$XINGKONG_KNOWLEDGE_DIR` (default "models/knowledge"), as
 written by `retrieval.knowledge_build.build_knowledge`:
@@ -54,6 +57,8 @@ logger = logging.getLogger(__name__)
 KNOWLEDGE_DIR_ENV = "XINGKONG_KNOWLEDGE_DIR"
 DEFAULT_KNOWLEDGE_DIR = "models/knowledge"
 CANNOT_ANSWER = "utter_cannot_answer"
+BUILDING = "utter_knowledge_building"  # no model yet, a build running (used when the domain
+# has the response; otherwise CANNOT_ANSWER)
 
 RETRY_SECONDS = 60.0  # a knowledge dir that failed to load is tried again after this
 
@@ -73,16 +78,41 @@ def load_answerer(path: str) -> Any:
 
 def get_answerer(path: str | None = None) -> Any | None:
     """The cached Answerer for `path` (default: knowledge_dir()); None when it cannot be
-    loaded (warned once; tried again after RETRY_SECONDS, so a model trained while the action
-    server runs is picked up). `reset_answerers()` forgets them (after a retrain)."""
+    loaded (warned once; tried again after RETRY_SECONDS). A model trained while the action
+    server runs is picked up: loaded once its knowledge.json changes, while a background
+    build (`xingkong train --knowledge-in-background`) writes the folder the model loaded
+    before answers. `reset_answerers()` forgets them."""
     path = path or knowledge_dir()
+    from retrieval.building import building
+
+    if building(path):
+        return _ANSWERERS.loaded(path)
 
     def unavailable(exc: Exception, tried_before: bool) -> None:
         log = logger.debug if tried_before else logger.warning
         log("actions.knowledge.unavailable dir=%s error=%s: %s. Questions get %s until "
             "`xingkong train` builds it.", path, type(exc).__name__, exc, CANNOT_ANSWER)
 
-    return _ANSWERERS.get(path, lambda p: load_answerer(p), RETRY_SECONDS, unavailable)
+    return _ANSWERERS.get(path, lambda p: load_answerer(p), RETRY_SECONDS, unavailable,
+                          version=model_version)
+
+
+def still_building(path: str | None = None) -> bool:
+    """Whether the knowledge model at `path` (default: knowledge_dir()) is being built and
+    none was loaded before."""
+    from retrieval.building import building
+
+    path = path or knowledge_dir()
+    return building(path) and _ANSWERERS.loaded(path) is None
+
+
+def model_version(path: str) -> int | None:
+    """What changes when the knowledge model at `path` is rebuilt: its knowledge.json's
+    time (written when a build is done); None when there is none."""
+    try:
+        return os.stat(os.path.join(path, "knowledge.json")).st_mtime_ns
+    except OSError:
+        return None
 
 
 def reset_answerers() -> None:
@@ -119,7 +149,9 @@ class ActionAnswerQuestion(Action):
         if answer is None or answer.text is None:
             logger.info("actions.knowledge.no_answer question=%r confidence=%s", question[:200],
                         getattr(answer, "confidence", None))
-            dispatcher.utter_message(response=CANNOT_ANSWER)
+            dispatcher.utter_message(response=BUILDING if answer is None and
+                                     BUILDING in (domain.get("responses") or {}) and
+                                     still_building() else CANNOT_ANSWER)
             return []
         logger.info("actions.knowledge.answer doc=%s confidence=%.3f", answer.doc_id,
                     answer.confidence)

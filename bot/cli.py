@@ -122,10 +122,14 @@ def main(verbose: int) -> None:
 @click.option("--budget", "budget_s", type=click.FloatRange(min=1), default=None,
               help="Retrain the generator for this many seconds "
                    "(config.yml: generation.budget_s).")
+@click.option("--knowledge-in-background", "behind", is_flag=True,
+              help="Build the knowledge answers in a background process that goes on after "
+                   "this command returns (`make run` serves meanwhile; questions get "
+                   "answers once it is done). Its log: <models>/knowledge_build.log.")
 @click.argument("part", required=False,
                 type=click.Choice(["core", "nlu", "knowledge", "generation"]))
 def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
-          budget_s: float | None, part: str | None) -> None:
+          budget_s: float | None, behind: bool, part: str | None) -> None:
     """Train NLU, policies, knowledge answers and the generator; unchanged parts are skipped.
 
     The knowledge part runs when the project has a knowledge base (config.yml knowledge.kb,
@@ -157,7 +161,8 @@ def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
     report = train_project(project, force=force, progress=sys.stderr.isatty(),
                            core=part in (None, "core"), nlu=part in (None, "nlu"),
                            knowledge=part in (None, "knowledge"),
-                           generation=part in (None, "generation"), budget_s=budget_s)
+                           generation=part in (None, "generation"), budget_s=budget_s,
+                           knowledge_behind=behind)
     for warning in report.warnings:
         click.echo(f"WARNING: {warning}", err=True)
     done = [name for name, trained in (("core", report.core_trained),
@@ -172,7 +177,13 @@ def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
         click.echo("Stages (start, wall, CPU seconds): " + "; ".join(
             f"{name} at {t.start_s:.0f}: {t.wall_s:.0f} s, CPU {t.cpu_s:.0f} s"
             for name, t in report.stages.items()))
-    if not done:
+    if report.knowledge_behind:
+        from bot.training.background import LOG_FILE
+
+        click.echo(f"Knowledge answers are building in the background (log: "
+                   f"{project.paths.models / LOG_FILE}); questions get answers once it is "
+                   "done.")
+    if not done and not report.knowledge_behind:
         click.echo("Nothing changed since the last training: model is up to date.")
     else:
         click.echo(f"Trained {', '.join(done)} in {report.seconds:.1f}s.")

@@ -33,7 +33,7 @@ project behaves exactly as before:
       below: 0.6       # outside forms, a message whose intent is under this confidence is
                        # tried too (0 turns it off); `keep` intents never are
       keep: [affirm, deny, inform, stop, greet, goodbye, thank]
-      declines: [utter_cannot_answer]
+      declines: [utter_cannot_answer, utter_knowledge_building]
       questions: [book_room, check_booking]  # these intents' question-shaped messages
                        # (bot/runtime/question_shape.py) that do not ask the assistant to
                        # act ("can you cancel my booking?"), with no entity outside
@@ -80,7 +80,8 @@ class FallbackChain:
     give_up: tuple[str, ...] = ("utter_out_of_scope", "utter_default", "action_default_fallback")
     below: float = 0.0  # off unless configured: an unsure intent alone changes nothing
     keep: tuple[str, ...] = ("affirm", "deny", "inform", "stop", "greet", "goodbye", "thank")
-    declines: tuple[str, ...] = ("utter_cannot_answer",)
+    # the knowledge action's "no": not sure, or its model still being built
+    declines: tuple[str, ...] = ("utter_cannot_answer", "utter_knowledge_building")
     questions: tuple[str, ...] = ()  # off unless configured: a task intent is trusted
     # A wrong answer instead of a booking costs more than a missed answer: a high bar.
     question_confidence: float = 0.8

@@ -38,6 +38,7 @@ class TrainReport:
     core_trained: bool = False
     nlu_trained: bool = False
     knowledge_trained: bool = False
+    knowledge_behind: bool = False  # the knowledge build runs on in a background process
     generation_trained: bool = False
     warnings: list[str] = field(default_factory=list)
     seconds: float = 0.0

@@ -4,7 +4,6 @@ models/ folder (bot/training/model_dir.py draws the layout).
 
 from __future__ import annotations
 
-import json
 import logging
 import multiprocessing
 import os
@@ -12,6 +11,7 @@ import time
 
 from bot.project.config import skipped_components
 from bot.project.project import Project
+from bot.training.background import record_fingerprints, start_knowledge_build
 from bot.training.core import train_core
 from bot.training.fingerprints import fingerprints, generation_fingerprint, knowledge_fingerprint
 from bot.training.generation import refresh_generation, train_generation
@@ -26,11 +26,13 @@ logger = logging.getLogger(__name__)
 
 def train(project: Project, *, force: bool = False, progress: bool = True,
           nlu: bool = True, core: bool = True, knowledge: bool = True,
-          generation: bool = True, budget_s: float | None = None) -> TrainReport:
+          generation: bool = True, budget_s: float | None = None,
+          knowledge_behind: bool = False) -> TrainReport:
     """Train the parts asked for whose fingerprint changed (all of them with `force`). The
     knowledge part runs only when the project has a knowledge base folder, the generation
     part only when config.yml has a generation: section (`budget_s` overrides its budget and
-    retrains it)."""
+    retrains it). With `knowledge_behind` the knowledge build runs in a background process
+    that outlives this call (bot/training/background.py; `report.knowledge_behind`)."""
     started = time.perf_counter()
     origin = time.monotonic()
     out = project.paths.models
@@ -61,6 +63,11 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
     train_kb_now = kb is not None and (force or old.get("knowledge") != wanted["knowledge"]
                                        or not has_knowledge_model(target))
     nlu_models = train_nlu_now and trains_nlu_models(project)
+    behind = None
+    if train_kb_now and knowledge_behind:
+        behind = start_knowledge_build(project.paths, force=force)
+        report.knowledge_behind = True
+        train_kb_now = False
     parallel = train_kb_now and (nlu_models or train_core_now) and (os.cpu_count() or 1) >= 2
     # Two jobs side by side, one core each: the knowledge build in a spawned process, and the
     # NLU here, then the small talk (a failure there waits for the knowledge build, so that
@@ -78,9 +85,11 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
             report.stages["core"] = StageTime.since(origin, began)
         if train_nlu_now:
             began = clock()
+            beside = side_job.ready if side_job is not None else None if behind is None \
+                else lambda: behind.poll() is not None
             report.nlu_report = train_nlu(
                 project, out / "nlu", progress=progress,
-                threads=None if side_job is None else nlu_threads(side_job.ready))
+                threads=None if beside is None else nlu_threads(beside))
             report.nlu_trained = bool(report.nlu_report)
             report.stages["nlu"] = StageTime.since(origin, began)
         failed: Exception | None = None
@@ -116,9 +125,9 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
         if pool is not None:
             pool.terminate()  # done by now, or the NLU failed: no reader left training
             pool.join()
-    asked = {"core": core, "nlu": nlu, "knowledge": knowledge, "generation": generation}
-    fresh = {**old, **{k: v for k, v in wanted.items() if asked[k]}}
-    (out / "fingerprint.json").write_text(json.dumps(fresh, indent=1))
+    asked = {"core": core, "nlu": nlu, "knowledge": knowledge and not report.knowledge_behind,
+             "generation": generation}
+    record_fingerprints(out, {k: v for k, v in wanted.items() if asked[k]})
     report.seconds = time.perf_counter() - started
     report.stages = dict(sorted(report.stages.items(), key=lambda item: item[1].start_s))
     for name, stage in report.stages.items():

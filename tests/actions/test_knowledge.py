@@ -71,7 +71,8 @@ def answering(knowledge_dir: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str,
     knowledge.reset_answerers()
 
 
-def _call(text: str, form: str | None = None) -> dict[str, Any]:
+def _call(text: str, form: str | None = None,
+          responses: tuple[str, ...] = ("utter_cannot_answer",)) -> dict[str, Any]:
     executor = ActionExecutor()
     executor.register_action(knowledge.ActionAnswerQuestion())
     parse = {"text": text, "intent": {"name": "ask_question", "confidence": 0.9},
@@ -81,7 +82,7 @@ def _call(text: str, form: str | None = None) -> dict[str, Any]:
                "followup_action": None, "active_loop": {"name": form} if form else {},
                "latest_action_name": "action_listen"}
     body = {"next_action": "action_answer_question", "sender_id": "guest", "tracker": tracker,
-            "domain": {"responses": {"utter_cannot_answer": [{"text": "Not sure."}]}},
+            "domain": {"responses": {name: [{"text": "Not sure."}] for name in responses}},
             "version": "3.6.21"}
     result = asyncio.run(executor.run(json.loads(json.dumps(body))))
     assert result is not None
@@ -134,6 +135,48 @@ def test_a_model_that_appears_later_is_picked_up(knowledge_dir: Path,
     assert knowledge.get_answerer() is None  # within RETRY_SECONDS: still the failure
     monkeypatch.setattr(knowledge, "RETRY_SECONDS", 0.0)
     assert knowledge.get_answerer() is not None
+
+
+def test_a_rebuilt_model_replaces_the_loaded_one_once_its_build_is_done(
+        knowledge_dir: Path, answering: dict[str, float]) -> None:
+    import os
+
+    from retrieval.building import mark_building, marker
+
+    first = knowledge.get_answerer()
+    assert first is not None and knowledge.get_answerer() is first
+    settings = knowledge_dir / KNOWLEDGE_FILE
+    stat = settings.stat()
+    os.utime(settings, ns=(stat.st_atime_ns, stat.st_mtime_ns + 10**9))
+    mark_building(knowledge_dir, os.getpid())  # a build writes the folder: keep the old one
+    try:
+        assert knowledge.get_answerer() is first
+    finally:
+        marker(knowledge_dir).unlink()
+    second = knowledge.get_answerer()  # done: the new knowledge.json, loaded at once
+    assert second is not None and second is not first
+    assert knowledge.get_answerer() is second
+
+
+def test_while_the_first_model_is_built_the_action_says_so(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+
+    from retrieval.building import mark_building
+
+    monkeypatch.setenv(knowledge.KNOWLEDGE_DIR_ENV, str(tmp_path / "knowledge"))
+    knowledge.reset_answerers()
+    mark_building(tmp_path / "knowledge", os.getpid())
+    both = ("utter_cannot_answer", knowledge.BUILDING)
+    assert [m["response"] for m in _call("Is there a pool?", responses=both)["responses"]] \
+        == [knowledge.BUILDING]
+    # a domain without the response (a Rasa project's): the usual one
+    assert [m["response"] for m in _call("Is there a pool?")["responses"]] == [
+        "utter_cannot_answer"]
+    (tmp_path / "knowledge.building").unlink()
+    assert [m["response"] for m in _call("Is there a pool?", responses=both)["responses"]] \
+        == ["utter_cannot_answer"]  # no build running: the model is just missing
+    knowledge.reset_answerers()
 
 
 def test_empty_text_cannot_be_answered(answering: dict[str, float]) -> None:

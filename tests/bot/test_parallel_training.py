@@ -118,3 +118,59 @@ def test_idle_threads_count_the_idle_cores(monkeypatch: pytest.MonkeyPatch, idle
     monkeypatch.setattr(parallel.os, "cpu_count", lambda: 2)
     monkeypatch.setattr(parallel, "_idle_cores", lambda: idle)
     assert parallel.idle_threads() == expected
+
+
+def test_the_knowledge_builds_in_the_background_after_train_returns(tmp_path: Path) -> None:
+    """`train(knowledge_behind=True)` (`make run`): the NLU and the policies are trained when
+    it returns; the knowledge build goes on in a process of its own, which marks the folder
+    as building, records its fingerprint when done and removes the mark."""
+    import json
+    import time
+
+    from retrieval.building import building, marker
+
+    root = side_by_side_project(tmp_path)
+    models = root / "models"
+    report = train(Project.load(ProjectPaths.at(root)), progress=False, knowledge_behind=True)
+    assert report.nlu_trained and report.core_trained and report.knowledge_behind
+    assert not report.knowledge_trained and "knowledge" not in report.stages
+    assert set(json.loads((models / "fingerprint.json").read_text())) >= {"nlu", "core"}
+    deadline = time.monotonic() + 240
+    while building(models / "knowledge") and time.monotonic() < deadline:
+        time.sleep(0.5)
+    from bot.training.background import STARTED
+
+    assert [p.wait(timeout=10) for p in STARTED] == [0]
+    STARTED.clear()
+    log = (models / "knowledge_build.log").read_text()
+    assert "Knowledge built in" in log, log[-2000:]
+    assert (models / "knowledge" / "knowledge.json").is_file()
+    assert not marker(models / "knowledge").exists()
+    fingerprints = json.loads((models / "fingerprint.json").read_text())
+    assert {"nlu", "core", "knowledge"} <= set(fingerprints)
+    again = train(Project.load(ProjectPaths.at(root)), progress=False, knowledge_behind=True)
+    assert not (again.knowledge_behind or again.nlu_trained or again.core_trained)
+
+
+def test_a_marker_left_by_a_dead_build_does_not_count(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from retrieval.building import building, mark_building
+
+    target = tmp_path / "knowledge"
+    assert not building(target)
+    mark_building(target, os.getpid())
+    assert building(target)
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    mark_building(target, child.pid)
+    deadline = time.monotonic() + 30
+    while building(target) and time.monotonic() < deadline:
+        time.sleep(0.1)  # exited, not yet waited for: not building
+    assert not building(target)
+    child.wait()
+    assert not building(target)
+    (target.parent / "knowledge.building").write_text("not json")
+    assert not building(target)
