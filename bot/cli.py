@@ -189,6 +189,17 @@ def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
         click.echo(f"Trained {', '.join(done)} in {report.seconds:.1f}s.")
 
 
+def _echo_building(models: Path) -> None:
+    """Say so when the knowledge answers are still being built in the background."""
+    from bot.training.background import LOG_FILE
+    from bot.training.model_dir import KNOWLEDGE_DIR
+    from retrieval.building import building
+
+    if building(models / KNOWLEDGE_DIR):
+        click.echo(f"Knowledge answers: still building in the background (log: "
+                   f"{models / LOG_FILE}); questions get answers once it is done.")
+
+
 def _echo_generation(built: dict[str, Any]) -> None:
     if "pretrained" in built:
         click.echo(f"Generation: pretrained model {built['pretrained']} -> {built['out_dir']}")
@@ -328,6 +339,7 @@ def run(ctx: click.Context, root: str, port: int, host: str, enable_api: bool,
                    "websocket only.", err=True)
     click.echo(f"Assistant server: http://{host}:{port}  (REST: POST /webhooks/rest/webhook)"
                + (f", {workers} worker processes" if workers > 1 else ""))
+    _echo_building(project.paths.models)
     ui = _start_ui(host, port, ui_port, auth_token, enable_api) if ui_port else None
     try:
         if workers > 1:  # every worker builds its own app from these options

@@ -174,3 +174,17 @@ def test_a_marker_left_by_a_dead_build_does_not_count(tmp_path: Path) -> None:
     assert not building(target)
     (target.parent / "knowledge.building").write_text("not json")
     assert not building(target)
+
+
+def test_xingkong_run_says_when_the_knowledge_is_still_building(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import os
+
+    from bot.cli import _echo_building
+    from retrieval.building import mark_building
+
+    _echo_building(tmp_path)
+    assert capsys.readouterr().out == ""
+    mark_building(tmp_path / "knowledge", os.getpid())
+    _echo_building(tmp_path)
+    assert "still building in the background" in capsys.readouterr().out
