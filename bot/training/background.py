@@ -27,6 +27,7 @@ from retrieval.building import building, mark_building, marker
 logger = logging.getLogger(__name__)
 
 LOG_FILE = "knowledge_build.log"
+NICE = 10  # the build's priority: the NLU beside it and the server after it come first
 STARTED: list[subprocess.Popen[bytes]] = []  # the builds this process started, still
 # referenced after train() returns (a dropped Popen of a running child warns)
 
@@ -81,8 +82,9 @@ def record_fingerprints(models: Path, trained: dict[str, str]) -> None:
 
 
 def run_build(paths: ProjectPaths, force: bool) -> int:
-    """The child's work: the knowledge build (one torch thread while the NLU trains beside
-    it, then the idle cores), its fingerprint recorded; the exit status."""
+    """The child's work: the knowledge build at a lower priority (NICE: the NLU trains on
+    every core beside it, and the server that starts after the NLU answers first), on one
+    torch thread and then the cores left idle; its fingerprint recorded; the exit status."""
     import torch
 
     from bot.project.project import Project
@@ -94,6 +96,8 @@ def run_build(paths: ProjectPaths, force: bool) -> int:
     target = paths.models / KNOWLEDGE_DIR
     mark_building(target, os.getpid())
     try:
+        if hasattr(os, "nice"):
+            os.nice(NICE)
         torch.set_num_threads(1)
         adapt_threads(idle_threads)
         project = Project.load(paths)

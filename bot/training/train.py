@@ -85,11 +85,12 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
             report.stages["core"] = StageTime.since(origin, began)
         if train_nlu_now:
             began = clock()
-            beside = side_job.ready if side_job is not None else None if behind is None \
-                else lambda: behind.poll() is not None
-            report.nlu_report = train_nlu(
-                project, out / "nlu", progress=progress,
-                threads=None if beside is None else nlu_threads(beside))
+            # beside the spawned job, one core until it is done; beside a background build
+            # (niced: it yields) every core
+            threads = nlu_threads(side_job.ready) if side_job is not None else \
+                (lambda: os.cpu_count() or 1) if behind is not None else None
+            report.nlu_report = train_nlu(project, out / "nlu", progress=progress,
+                                          threads=threads)
             report.nlu_trained = bool(report.nlu_report)
             report.stages["nlu"] = StageTime.since(origin, began)
         failed: Exception | None = None
