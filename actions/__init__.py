@@ -77,9 +77,18 @@ __all__ = [
 
 def warm_up() -> None:
     """Load the models of the knowledge and small-talk actions now, so the first guest's
-    question does not wait for them (a missing model is warned about, as on first use)."""
-    from actions.fallback import get_generator
-    from actions.knowledge import get_answerer
+    question does not wait for them (a missing model is warned about, as on first use).
+    While the knowledge model is being built in the background (`make run`), wait for it
+    here (the server calls this in a background thread) and load it once it is done."""
+    import time
 
-    get_answerer()
+    from actions.fallback import get_generator
+    from actions.knowledge import get_answerer, still_building
+
     get_generator()
+    while still_building():
+        time.sleep(WAIT_S)
+    get_answerer()
+
+
+WAIT_S = 5.0  # how often warm_up looks whether a background knowledge build is done

@@ -179,6 +179,32 @@ def test_while_the_first_model_is_built_the_action_says_so(
     knowledge.reset_answerers()
 
 
+def test_warm_up_waits_for_a_background_build_then_loads_the_model(
+        knowledge_dir: Path, answering: dict[str, float],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import os
+    import threading
+    import time
+
+    import actions
+    import actions.fallback
+    from retrieval.building import mark_building, marker
+
+    monkeypatch.setattr(actions.fallback, "get_generator", lambda: None)
+    monkeypatch.setattr(actions, "WAIT_S", 0.05)
+    mark_building(knowledge_dir, os.getpid())
+    thread = threading.Thread(target=actions.warm_up, daemon=True)
+    try:
+        thread.start()
+        time.sleep(0.3)
+        assert thread.is_alive() and knowledge._ANSWERERS.loaded(str(knowledge_dir)) is None
+    finally:
+        marker(knowledge_dir).unlink()
+    thread.join(timeout=30)
+    assert not thread.is_alive()
+    assert knowledge._ANSWERERS.loaded(str(knowledge_dir)) is not None
+
+
 def test_empty_text_cannot_be_answered(answering: dict[str, float]) -> None:
     [message] = _call("  ")["responses"]
     assert message["response"] == "utter_cannot_answer"
