@@ -27,7 +27,7 @@ from retrieval.building import building, mark_building, marker
 logger = logging.getLogger(__name__)
 
 LOG_FILE = "knowledge_build.log"
-NICE = 10  # the build's priority: the NLU beside it and the server after it come first
+NICE = 10  # the build's priority: the server that starts while it runs answers first
 STARTED: list[subprocess.Popen[bytes]] = []  # the builds this process started, still
 # referenced after train() returns (a dropped Popen of a running child warns)
 
@@ -82,9 +82,9 @@ def record_fingerprints(models: Path, trained: dict[str, str]) -> None:
 
 
 def run_build(paths: ProjectPaths, force: bool) -> int:
-    """The child's work: the knowledge build at a lower priority (NICE: the NLU trains on
-    every core beside it, and the server that starts after the NLU answers first), on one
-    torch thread and then the cores left idle; its fingerprint recorded; the exit status."""
+    """The child's work: the knowledge build at a lower priority (NICE: the server that
+    starts while it runs answers first), on one torch thread while the NLU trains on the
+    other core, then on the cores left idle; its fingerprint recorded; the exit status."""
     import torch
 
     from bot.project.project import Project
