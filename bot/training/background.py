@@ -82,45 +82,47 @@ def record_fingerprints(models: Path, trained: dict[str, str]) -> None:
 
 
 def run_build(paths: ProjectPaths, force: bool) -> int:
-    """The child's work: the knowledge build at a lower priority (NICE: the server that
-    starts while it runs answers first), on one torch thread while the NLU trains on the
-    other core, then on the cores left idle; its fingerprint recorded; the exit status."""
-    import torch
-
+    """The knowledge build of the project at `paths`, marked as running while it runs, its
+    fingerprint recorded when done; the exit status (a failure is logged, not raised)."""
     from bot.project.project import Project
     from bot.training.fingerprints import knowledge_fingerprint
     from bot.training.knowledge import knowledge_base, train_knowledge
-    from bot.training.parallel import idle_threads
-    from retrieval.train_step import adapt_threads
 
     target = paths.models / KNOWLEDGE_DIR
     mark_building(target, os.getpid())
     try:
-        if hasattr(os, "nice"):
-            os.nice(NICE)
-        torch.set_num_threads(1)
-        adapt_threads(idle_threads)
         project = Project.load(paths)
         kb = knowledge_base(project, required=True)
         assert kb is not None
         started = time.perf_counter()
         built = train_knowledge(project, kb, target, retrain=force)
         record_fingerprints(paths.models, {"knowledge": knowledge_fingerprint(project, kb)})
-        print(f"Knowledge built in {time.perf_counter() - started:.0f}s -> {built.out_dir}",
-              flush=True)
+        logger.info("Knowledge built in %.0fs -> %s", time.perf_counter() - started,
+                    built.out_dir)
         return 0
     except Exception as exc:  # noqa: BLE001 - told in the log; the assistant keeps serving
-        logger.exception("train.knowledge.background_failed")
-        print(f"Knowledge build failed: {type(exc).__name__}: {exc}", flush=True)
+        logger.exception("Knowledge build failed: %s: %s", type(exc).__name__, exc)
         return 1
     finally:
         marker(target).unlink(missing_ok=True)
 
 
 def main(argv: list[str] | None = None) -> int:
+    """The child process: the build at a lower priority (NICE: the server that starts while
+    it runs answers first), on one torch thread while the NLU trains on the other core, then
+    on the cores left idle."""
+    import torch
+
+    from bot.training.parallel import idle_threads
+    from retrieval.train_step import adapt_threads
+
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
                         "%(message)s")
+    if hasattr(os, "nice"):
+        os.nice(NICE)
+    torch.set_num_threads(1)
+    adapt_threads(idle_threads)
     return run_build(_from_json(json.loads(args[0])), "--force" in args[1:])
 
 

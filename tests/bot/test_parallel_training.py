@@ -152,6 +152,26 @@ def test_the_knowledge_builds_in_the_background_after_train_returns(tmp_path: Pa
     assert not (again.knowledge_behind or again.nlu_trained or again.core_trained)
 
 
+def test_a_failed_background_build_is_logged_and_leaves_no_mark(
+        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    import json
+    import logging
+
+    from bot.training.background import run_build
+    from retrieval.building import marker
+
+    root = side_by_side_project(tmp_path)
+    next((root / "data").rglob("qa.json")).unlink()  # the reader has nothing to learn from
+    paths = ProjectPaths.at(root)
+    paths.models.mkdir()
+    with caplog.at_level(logging.ERROR):
+        assert run_build(paths, force=False) == 1
+    assert "Knowledge build failed: TrainingError: No qa.json" in caplog.text
+    assert not marker(paths.models / "knowledge").exists()
+    fingerprints = paths.models / "fingerprint.json"
+    assert not fingerprints.exists() or "knowledge" not in json.loads(fingerprints.read_text())
+
+
 def test_a_marker_left_by_a_dead_build_does_not_count(tmp_path: Path) -> None:
     import os
     import subprocess
