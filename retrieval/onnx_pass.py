@@ -128,15 +128,18 @@ def quantize_graph(graph: bytes) -> bytes:
     with tempfile.TemporaryDirectory() as tmp:
         source, target = Path(tmp) / "float32.onnx", Path(tmp) / "int8.onnx"
         source.write_bytes(graph)
-        quiet = logging.getLogger()  # the quantiser advises pre-processing on the root logger
-        level = quiet.level
-        quiet.setLevel(logging.ERROR)
+        root = logging.getLogger()  # the quantiser advises pre-processing on the root logger
+        root.addFilter(_not_onnxruntime)
         try:
             quantize_dynamic(source, target, weight_type=QuantType.QInt8, per_channel=True,
                              op_types_to_quantize=["MatMul"])
         finally:
-            quiet.setLevel(level)
+            root.removeFilter(_not_onnxruntime)
         return target.read_bytes()
+
+
+def _not_onnxruntime(record: logging.LogRecord) -> bool:
+    return "onnxruntime" not in record.pathname
 
 
 def cached_pass(model: Any, outputs: Sequence[str], graph: Path, source_dir: Path,
