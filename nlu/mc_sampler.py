@@ -21,11 +21,11 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from functools import cache
-from pathlib import Path
 
 import torch
 from torch.nn import functional as F
+
+from nlu.cpu import cpu_has_bf16
 
 # the weights of one layer, under LUKE's names (after "luke.encoder.layer.<i>.")
 LAYER_WEIGHTS = ("attention.self.query", "attention.self.key", "attention.self.value",
@@ -33,19 +33,6 @@ LAYER_WEIGHTS = ("attention.self.query", "attention.self.key", "attention.self.v
                  "output.dense", "output.LayerNorm")
 
 PRECISIONS = ("auto", "float32", "bfloat16")
-_BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")  # /proc/cpuinfo names
-
-
-@cache
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively (Linux: read from /proc/cpuinfo)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text(encoding="utf-8").split()
-    except OSError:
-        return False
-    return any(flag in flags for flag in _BF16_CPU_FLAGS)
-
-
 def matmul_dtype(precision: str) -> torch.dtype:
     """The dtype of the sampler's matrix products for a `precision` of PRECISIONS."""
     if precision not in PRECISIONS:

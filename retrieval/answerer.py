@@ -168,7 +168,7 @@ class Answerer:
         if runtime not in RUNTIMES:
             raise RetrievalConfigError(f"answerer: runtime must be one of {RUNTIMES}, got "
                                        f"{runtime!r}")
-        from retrieval.reader_training import cpu_has_bf16, cpu_has_int8_dot
+        from nlu.cpu import cpu_has_bf16, cpu_has_int8_dot
 
         self.precision = precision
         self._bf16 = precision == "bfloat16" or (precision == "auto" and cpu_has_bf16())

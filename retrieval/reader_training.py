@@ -24,6 +24,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from nlu.cpu import cpu_has_bf16
 from retrieval.bm25 import BM25
 from retrieval.errors import RetrievalConfigError
 from retrieval.qa_metrics import QAExample, exact_match, f1, load_qa, normalize_answer
@@ -358,25 +359,6 @@ def _fit(model: Any, tokenizer: Any, examples: Sequence[QAExample], config: Trai
                 break
     bar.close()
     return step, len(ids), losses
-
-
-def cpu_flags() -> set[str]:
-    """This CPU's feature flags (Linux: /proc/cpuinfo; empty elsewhere)."""
-    try:
-        return set(Path("/proc/cpuinfo").read_text(encoding="utf-8").split())
-    except OSError:
-        return set()
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU computes bfloat16 natively."""
-    return bool(cpu_flags() & {"avx512_bf16", "amx_bf16"})
-
-
-def cpu_has_int8_dot() -> bool:
-    """Whether this CPU has int8 dot-product instructions (VNNI, AMX), which make int8
-    matrix products about twice as fast as float32 ones."""
-    return bool(cpu_flags() & {"avx512_vnni", "avx_vnni", "amx_int8"})
 
 
 def length_batches(lengths: Sequence[int], size: int, rng: random.Random) -> list[list[int]]:

@@ -97,8 +97,9 @@ def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
 
     from transformers import get_linear_schedule_with_warmup
 
+    from nlu.cpu import cpu_has_bf16
     from resolver import resolve_model
-    from retrieval.reader_training import cpu_has_bf16, length_batches
+    from retrieval.reader_training import length_batches
     from retrieval.train_step import apply_step, training_report
 
     usable = [g for g in groups if g[2] or g[1] is not None]
@@ -229,7 +230,7 @@ class Reranker:
             if not (self.path / "config.json").is_file():
                 raise RetrievalError(f"No reranker at {self.path} (config.json missing). Fix: "
                                      "train one with `xingkong train knowledge`.")
-            from retrieval.reader_training import cpu_has_bf16
+            from nlu.cpu import cpu_has_bf16
 
             if self.num_threads:
                 torch.set_num_threads(self.num_threads)

@@ -112,7 +112,7 @@ def test_the_runtime_is_checked() -> None:
 def test_int8_runs_the_reranker_where_the_cpu_has_int8_dot_products(
         monkeypatch: pytest.MonkeyPatch) -> None:
     from retrieval import answerer as answerer_module
-    from retrieval import reader_training
+    from nlu import cpu
     from retrieval.answerer import Answerer
 
     class Model:
@@ -126,7 +126,7 @@ def test_int8_runs_the_reranker_where_the_cpu_has_int8_dot_products(
     for flags, runtime, int8 in [(set(), "auto", False), ({"avx512_vnni"}, "auto", True),
                                  ({"avx512_vnni"}, "onnx", False),
                                  (set(), "onnx-int8", True), ({"amx_int8"}, "torch", False)]:
-        monkeypatch.setattr(reader_training, "cpu_flags", lambda f=flags: f)
+        monkeypatch.setattr(cpu, "cpu_flags", lambda f=flags: f)
         reader, reranker = Model(), Model()
         answerer = Answerer(None, None, reader, reranker=reranker, runtime=runtime,
                             graphs=Path("g"))
