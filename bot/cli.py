@@ -178,11 +178,7 @@ def train(root: str, force: bool, out: str | None, fixed_model_name: str | None,
             f"{name} at {t.start_s:.0f}: {t.wall_s:.0f} s, CPU {t.cpu_s:.0f} s"
             for name, t in report.stages.items()))
     if report.knowledge_behind:
-        from bot.training.background import LOG_FILE
-
-        click.echo(f"Knowledge answers are building in the background (log: "
-                   f"{project.paths.models / LOG_FILE}); questions get answers once it is "
-                   "done.")
+        _echo_building(project.paths.models)
     if not done and not report.knowledge_behind:
         click.echo("Nothing changed since the last training: model is up to date.")
     else:
