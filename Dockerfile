@@ -48,10 +48,11 @@ COPY domain.yml config.yml ./
 COPY data ./data
 COPY deploy ./deploy
 
-# /var/lib/xingkong: the action server's bookings volume (a new volume takes this owner)
+# /var/lib/xingkong: the action server's bookings volume (a new volume takes this owner);
+# XINGKONG_CACHE=off: the image keeps no second copy of the pretrained models
 RUN useradd --create-home --uid 10001 xingkong \
     && mkdir -p /app/models /app/.xingkong /var/lib/xingkong \
-    && if [ "$TRAIN_MODELS" = "1" ]; then xingkong train; fi \
+    && if [ "$TRAIN_MODELS" = "1" ]; then XINGKONG_CACHE=off xingkong train; fi \
     && chown -R xingkong:xingkong /app/models /app/.xingkong /var/lib/xingkong
 
 USER 10001

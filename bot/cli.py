@@ -223,14 +223,15 @@ def _echo_knowledge(built: Any) -> None:
             return f"{step} reused"
         text = f"{step} trained in {report.get('seconds') or 0:.0f}s"
         first = report.get("pretrained")
+        kept = "from the machine's cache" if first and first.get("cached") else "kept"
         if first and report.get("steps") == 0:  # `epochs: 0`: the pretrained one as it is
             text = f"{step} pretrained"
             if first.get("reused"):
-                return f"{text} (kept), used as it is"
+                return f"{text} ({kept}), used as it is"
             return (f"{text} on {first.get('questions')} questions in "
                     f"{first.get('seconds') or 0:.0f}s, used as it is")
         if first and first.get("reused"):
-            return f"{text} from its pretrained {step} (kept)"
+            return f"{text} from its pretrained {step} ({kept})"
         if first:
             return (f"{text} after pretraining on {first.get('questions')} questions in "
                     f"{first.get('seconds') or 0:.0f}s")

@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from retrieval.pretrained_cache import fetch_pretrained, keep_pretrained
 from retrieval.answer_calibration import LabelledQuestion, fit_calibration
 from retrieval.answer_types import missing_kind_questions
 from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDGE_FORMAT,
@@ -507,14 +508,19 @@ def _pretrain(first: Path, files: list[str], what: str, stamp: str,
 
 def _unless_stamped(folder: Path, stamp: str, train: Callable[[], dict[str, Any]]
                     ) -> dict[str, Any]:
-    """train() into `folder`, unless the stamp beside it (PRETRAINED_STAMP) is `stamp`: a
-    pretrained model kept while its data and settings hold. What was done."""
+    """train() into `folder`, unless the stamp beside it (PRETRAINED_STAMP) is `stamp` or
+    the machine's cache holds that model (retrieval.pretrained_cache): a pretrained model
+    kept while its data and settings hold. What was done."""
     marker = folder / PRETRAINED_STAMP
     if marker.is_file() and marker.read_text(encoding="utf-8") == stamp:
         logger.info("retrieval.knowledge.pretrained_reused dir=%s", folder)
         return {"reused": True, "seconds": 0.0}
+    if fetch_pretrained(folder, stamp):
+        marker.write_text(stamp, encoding="utf-8")
+        return {"reused": True, "seconds": 0.0, "cached": True}
     done = train()
     marker.write_text(stamp, encoding="utf-8")
+    keep_pretrained(folder, stamp)
     return {"reused": False, **done}
 
 

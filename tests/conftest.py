@@ -1,5 +1,7 @@
 """Test-wide settings: the model hub is off (a missing checkpoint fails, never downloads),
-seeds are fixed, and tests run from the repository root."""
+so is the machine's cache of pretrained models (each test trains what it asks for; the
+cache's own tests turn it on in a folder of theirs), seeds are fixed, and tests run from
+the repository root."""
 
 from __future__ import annotations
 
@@ -13,6 +15,7 @@ import pytest
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+os.environ["XINGKONG_CACHE"] = "off"
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 

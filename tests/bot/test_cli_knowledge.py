@@ -244,8 +244,9 @@ def test_reader_paragraphs_option_retrains_only_the_reader(trained: tuple[Path, 
     assert "reader trained" in result.output and "encoder reused" in result.output
 
 
-def test_the_knowledge_line_says_what_the_pretraining_did(trained: tuple[Path, str],
-                                                          tmp_path: Path) -> None:
+def test_the_knowledge_line_says_what_the_pretraining_did(
+        trained: tuple[Path, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XINGKONG_CACHE", str(tmp_path / "cache"))
     project = copy_project(trained, tmp_path)
     config = project / "config.yml"
     pretrain = "    pretrain_qa: [data/kb/qa.json]\n    pretrain_epochs: 1\n"
@@ -257,6 +258,11 @@ def test_the_knowledge_line_says_what_the_pretraining_did(trained: tuple[Path, s
     again = invoke("train", "knowledge", "--force", "--project", str(project))
     assert again.exit_code == 0, again.output
     assert "from its pretrained reader (kept);" in again.output
+    # a models folder without it (another project, a fresh clone) copies the machine's
+    shutil.rmtree(project / "models" / "knowledge" / "reader_pretrained")
+    copied = invoke("train", "knowledge", "--force", "--project", str(project))
+    assert copied.exit_code == 0, copied.output
+    assert "from its pretrained reader (from the machine's cache);" in copied.output
 
 
 def test_the_reranker_trains_after_its_pretraining_and_can_be_turned_off(
