@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,24 @@ def _threads_per_job(jobs: int) -> int:
     """Torch threads for one of `jobs` trainings running at once: the cores shared out (on 2
     cores one each; a job with 2 threads on 2 busy cores waits on its descheduled thread)."""
     return max(1, (os.cpu_count() or 1) // jobs)
+
+
+@contextmanager
+def on_idle_cores() -> Iterator[None]:
+    """The training steps inside take the cores the machine leaves idle, asked every 30 s
+    (a knowledge build with nothing beside it: its loops' one thread, chosen for a busy
+    machine, left the second core idle); the torch threads are put back after."""
+    import torch
+
+    from retrieval.train_step import adapt_threads
+
+    before = torch.get_num_threads()
+    adapt_threads(idle_threads)
+    try:
+        yield
+    finally:
+        adapt_threads(None)
+        torch.set_num_threads(before)
 
 
 def nlu_threads(side_done: Callable[[], bool]) -> Callable[[], int]:

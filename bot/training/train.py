@@ -18,7 +18,7 @@ from bot.training.generation import refresh_generation, train_generation
 from bot.training.knowledge import has_knowledge_model, knowledge_base, train_knowledge
 from bot.training.model_dir import GENERATION_DIR, KNOWLEDGE_DIR, read_json
 from bot.training.nlu import train_nlu, trains_nlu_models
-from bot.training.parallel import nlu_threads, run_side_job
+from bot.training.parallel import nlu_threads, on_idle_cores, run_side_job
 from bot.training.report import StageTime, TrainReport, clock
 
 logger = logging.getLogger(__name__)
@@ -119,7 +119,8 @@ def train(project: Project, *, force: bool = False, progress: bool = True,
             report.knowledge_trained = True
         elif train_kb_now and kb is not None:
             began = clock()
-            report.knowledge_report = train_knowledge(project, kb, target, retrain=force)
+            with on_idle_cores():
+                report.knowledge_report = train_knowledge(project, kb, target, retrain=force)
             report.stages["knowledge"] = StageTime.since(origin, began)
             report.knowledge_trained = True
         if failed is not None:

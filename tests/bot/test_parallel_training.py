@@ -4,6 +4,7 @@ real models only: a spawned process does not see the fakes other tests patch in.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -208,3 +209,22 @@ def test_xingkong_run_says_when_the_knowledge_is_still_building(
     mark_building(tmp_path / "knowledge", os.getpid())
     _echo_building(tmp_path)
     assert "still building in the background" in capsys.readouterr().out
+
+
+def test_a_knowledge_build_alone_takes_the_idle_cores_and_gives_them_back(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    import torch
+
+    from retrieval import train_step
+
+    before = torch.get_num_threads()
+    monkeypatch.setattr(parallel, "_idle_cores", lambda: 2.0)
+    with parallel.on_idle_cores():
+        torch.set_num_threads(1)  # what the reader's and the encoder's loops set first
+        layer = torch.nn.Linear(3, 1)
+        optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
+        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
+        train_step.apply_step(layer(torch.ones(2, 3)).sum(), layer.parameters(), optimizer,
+                              schedule)
+        assert torch.get_num_threads() == min(2, os.cpu_count() or 1)
+    assert torch.get_num_threads() == before and train_step._THREADS["source"] is None
