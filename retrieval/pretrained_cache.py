@@ -40,7 +40,13 @@ def cache_dir() -> Path | None:
         if chosen.strip().lower() in OFF or not chosen.strip():
             return None
         return Path(chosen).expanduser() / "pretrained"
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    base = os.environ.get("XDG_CACHE_HOME")
+    if not base:
+        try:
+            base = str(Path.home() / ".cache")
+        except RuntimeError:  # no home (a container's user without a passwd entry)
+            logger.info("retrieval.pretrained_cache.off reason=no home folder")
+            return None
     return Path(base).expanduser() / "xingkong" / "pretrained"
 
 

@@ -75,6 +75,12 @@ def test_where_it_lives(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None
     assert pretrained_cache.cache_dir() == tmp_path / "home" / ".cache" / "xingkong" / \
         "pretrained"
 
+    def no_home() -> Path:
+        raise RuntimeError("Could not determine home directory.")
+
+    monkeypatch.setattr(pretrained_cache.Path, "home", staticmethod(no_home))
+    assert pretrained_cache.cache_dir() is None  # no cache, and no error
+
 
 def test_only_the_most_recently_used_stay(tmp_path: Path, cache: Path) -> None:
     calls: list[Path] = []
