@@ -223,9 +223,8 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     reused: list[str] = []
     # a changed document retrains the encoder, not the reader (a span finder, trained mostly
     # on qa.json: the generated questions of the old sentences still teach it spans)
-    reader_fp = _digest(READER_RECIPE, build.qa.read_bytes(), dict(build.reader),
-                        str(build.reader_from), build.generated, build.seed, build.paragraphs,
-                        _file_digests(build.reader.get("pretrain_qa", ())))
+    reader_fp = _digest(READER_RECIPE, build.qa.read_bytes(), _where_free(build.reader),
+                        str(build.reader_from), build.generated, build.seed, build.paragraphs)
     if (not build.retrain and previous is not None and previous.reader_fingerprint == reader_fp
             and (root / READER_DIR).is_dir()):
         reused.append("reader")
@@ -652,6 +651,13 @@ def _file_digests(paths: Any, what: str = "reader.pretrain_qa") -> list[str]:
         except OSError as exc:
             raise RetrievalConfigError(f"{what}: cannot read {path} ({exc})") from exc
     return out
+
+
+def _where_free(reader: Mapping[str, Any]) -> dict[str, Any]:
+    """The reader options with their files (`pretrain_qa`, `extra_qa_paths`) as the digests
+    of their contents: a project moved elsewhere keeps its reader (its paths are absolute)."""
+    return {k: _file_digests(v, f"reader.{k}") if k in ("pretrain_qa", "extra_qa_paths") else v
+            for k, v in reader.items()}
 
 
 def _reader_fields() -> set[str]:

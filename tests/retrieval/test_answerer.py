@@ -288,6 +288,12 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     assert (out / "reader_pretrained" / "model.safetensors").exists()
     assert first.reader["base_model"] == str(out / "reader_pretrained")
     assert first.reader["pretrained"]["reused"] is False and first.reader["pretrained"]["questions"]
+    moved = tmp_path / "moved_project" / public.name  # the same file, where a moved project has it
+    moved.parent.mkdir()
+    shutil.copy(public, moved)
+    moved_build = build_knowledge(replace(build, reader={
+        **options, "pretrain_qa": [str(moved)], "pretrain_epochs": 1}), embedder=FakeEmbedder())
+    assert "reader" in moved_build.reused
     pretrained = (out / "reader_pretrained" / "model.safetensors").stat().st_mtime_ns
     kept = build_knowledge(replace(build, retrain=True, reader={
         **options, "pretrain_qa": [str(public)], "pretrain_epochs": 1}), embedder=FakeEmbedder())
