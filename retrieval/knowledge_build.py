@@ -44,7 +44,6 @@ from typing import Any
 
 import numpy as np
 
-from retrieval.pretrained_cache import fetch_pretrained, keep_pretrained
 from retrieval.answer_calibration import LabelledQuestion, fit_calibration
 from retrieval.answer_types import missing_kind_questions
 from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDGE_FORMAT,
@@ -53,6 +52,7 @@ from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDG
                                 load_answerer, sentence_ranker, sentences_hash)
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError, RetrievalError
+from retrieval.pretrained_cache import fetch_pretrained, keep_pretrained
 from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice, place_of)
 from retrieval.qa_metrics import QAExample, load_qa
