@@ -17,6 +17,7 @@ from bot.training.train import train
 from tests.bot.test_cli_knowledge import ENCODER_NAME, make_project
 from tests.fakes import build_tiny_reader, write_tiny_bert
 from tests.retrieval.test_answerer import tiny_encoder
+from tests.retrieval.test_train_step import one_step
 
 NLU = """version: "3.1"
 nlu:
@@ -215,25 +216,16 @@ def test_a_knowledge_build_alone_takes_the_idle_cores_and_gives_them_back(
         monkeypatch: pytest.MonkeyPatch) -> None:
     import torch
 
-    from retrieval import train_step
-
-    def step() -> None:
-        layer = torch.nn.Linear(3, 1)
-        optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
-        schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
-        train_step.apply_step(layer(torch.ones(2, 3)).sum(), layer.parameters(), optimizer,
-                              schedule)
-
     before = torch.get_num_threads()
     monkeypatch.setattr(parallel, "_idle_cores", lambda: 2.0)
     with parallel.on_idle_cores():
         torch.set_num_threads(1)  # what the reader's and the encoder's loops set first
-        step()
+        one_step()
         assert torch.get_num_threads() == min(2, os.cpu_count() or 1)
     assert torch.get_num_threads() == before
     try:  # no source is asked any more: the steps keep the threads they are given
         torch.set_num_threads(1)
-        step()
+        one_step()
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)

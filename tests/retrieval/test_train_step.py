@@ -18,7 +18,8 @@ def restored_threads() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-def _step() -> None:
+def one_step() -> None:
+    """One optimizer step of a tiny layer through train_step.apply_step."""
     layer = torch.nn.Linear(3, 1)
     optimizer = torch.optim.SGD(layer.parameters(), lr=0.1)
     schedule = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda _: 1.0)
@@ -35,9 +36,9 @@ def test_steps_take_the_threads_their_source_gives(restored_threads: None) -> No
 
     torch.set_num_threads(1)
     train_step.adapt_threads(source, every_s=0.0)
-    _step()
+    one_step()
     assert torch.get_num_threads() == 1
-    _step()  # the partner is done: the second core
+    one_step()  # the partner is done: the second core
     assert torch.get_num_threads() == 2 and len(asked) == 2
 
 
@@ -45,8 +46,8 @@ def test_the_source_is_asked_once_per_period(restored_threads: None) -> None:
     asked: list[int] = []
     train_step.adapt_threads(lambda: asked.append(1) or 1, every_s=3600.0)
     for _ in range(3):
-        _step()
+        one_step()
     assert len(asked) == 1
     train_step.adapt_threads(None)
-    _step()
+    one_step()
     assert len(asked) == 1
