@@ -113,8 +113,7 @@ def main(argv: list[str] | None = None) -> int:
     on the cores left idle."""
     import torch
 
-    from bot.training.parallel import idle_threads
-    from retrieval.train_step import adapt_threads
+    from bot.training.parallel import on_idle_cores
 
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s "
@@ -122,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     if hasattr(os, "nice"):
         os.nice(NICE)
     torch.set_num_threads(1)
-    adapt_threads(idle_threads)
-    return run_build(_from_json(json.loads(args[0])), "--force" in args[1:])
+    with on_idle_cores():
+        return run_build(_from_json(json.loads(args[0])), "--force" in args[1:])
 
 
 if __name__ == "__main__":

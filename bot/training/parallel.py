@@ -27,9 +27,11 @@ def _threads_per_job(jobs: int) -> int:
 
 @contextmanager
 def on_idle_cores() -> Iterator[None]:
-    """The training steps inside take the cores the machine leaves idle, asked every 30 s
-    (a knowledge build with nothing beside it: its loops' one thread, chosen for a busy
-    machine, left the second core idle); the torch threads are put back after."""
+    """The training steps inside take the cores the machine leaves idle, asked every 30 s;
+    the torch threads are put back after. Every knowledge build runs inside: the side job
+    and the background build start on one core beside the NLU and take the second once the
+    NLU is done; a build with nothing beside it takes both (its loops' one thread, chosen
+    for a busy machine, left the second core idle)."""
     import torch
 
     from retrieval.train_step import adapt_threads
@@ -98,12 +100,10 @@ def run_side_job(paths: ProjectPaths, kb: Path, target: Path, retrain: bool, cor
     began = clock()
     import torch
 
-    from retrieval.train_step import adapt_threads
-
     torch.set_num_threads(_threads_per_job(2))
-    adapt_threads(idle_threads)
     project = Project.load(paths)
-    built = train_knowledge(project, kb, target, retrain=retrain)
+    with on_idle_cores():
+        built = train_knowledge(project, kb, target, retrain=retrain)
     stages = {"knowledge": StageTime.since(origin, began)}
     problems: list[str] = []
     if core:
