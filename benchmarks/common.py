@@ -108,3 +108,14 @@ def percentile(values: list[float], q: float) -> float:
     """The q-th percentile (0..100) by nearest rank: always one of the measured values."""
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
+
+
+def sampling_setting(text: str) -> tuple[str, Any]:
+    """(key, value) of a `--sampling KEY=VALUE` option; the value read as JSON when it is."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise SystemExit(f"--sampling wants KEY=VALUE, got {text!r}.")
+    try:
+        return key.strip(), json.loads(value)
+    except ValueError:
+        return key.strip(), value

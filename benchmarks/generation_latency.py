@@ -33,8 +33,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 from benchmarks.common import (add_machine_args, add_timing_args, emit,  # noqa: E402
-                               environment, script_parser, set_threads)
-from generation import Generator, ModelConfig, SamplingConfig  # noqa: E402
+                               environment, sampling_setting, script_parser, set_threads)
+from generation import Generator, ModelConfig, SamplingConfig, from_mapping  # noqa: E402
+from generation.config import to_dict  # noqa: E402
+from generation.model import parameter_count  # noqa: E402
 from generation.sampler import build_prompt, sample  # noqa: E402
 from retrieval.qa_metrics import percentile  # noqa: E402
 
@@ -63,6 +65,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add_timing_args(p, iterations=24, warmup=3, timed="timed whole turns")
     p.add_argument("--candidates", default="1,4,8", help="comma list of N for the raw timing")
     p.add_argument("--new-tokens", type=int, default=40)
+    p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a sampling setting of the model's manifest (a JSON value: "
+                        "--sampling pair_min_score=9 times sampled turns only)")
     add_machine_args(p, RESULTS)
     return p.parse_args(argv)
 
@@ -159,6 +164,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         started = time.perf_counter()
         generator = Generator(model_dir, device=args.device).load()
         load_s = time.perf_counter() - started
+        if args.sampling:
+            generator._sampling = from_mapping(SamplingConfig, {
+                **to_dict(generator.sampling), **dict(sampling_setting(s) for s in args.sampling)},
+                "--sampling")
         sampling = generator.sampling
         lm = generator._lm  # None: written pairs only (language_model: false)
         raw = {str(n): raw_timing(generator, n, args.new_tokens, args.device,
@@ -168,7 +177,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         generator._sampling = replace(sampling, n_candidates=1)
         single = (turn_timing(generator, max(1, args.iterations // 2), 1)
                   if lm is not None else None)
-        parameters = sum(p.numel() for p in lm.parameters()) if lm is not None else 0
+        parameters = parameter_count(lm) if lm is not None else 0
     report = {
         "benchmark": "generation_latency", "synthetic": args.synthetic,
         "index": "retrieval" if args.retrieval else "exemplars" if args.exemplars else None,

@@ -19,7 +19,6 @@ line, appended to benchmarks/results/generation_samples.jsonl.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -30,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-from benchmarks.common import emit, environment  # noqa: E402
+from benchmarks.common import emit, environment, sampling_setting  # noqa: E402
 from generation import Generator, SamplingConfig, from_mapping  # noqa: E402
 from generation.config import to_dict  # noqa: E402
 from generation.corpus import chitchat_conversations, clean  # noqa: E402
@@ -173,16 +172,6 @@ def unseen(messages: tuple[str, ...]) -> list[str]:
     return [m for m in messages if m.lower().strip(" ?!.") in turns]
 
 
-def _setting(text: str) -> tuple[str, Any]:
-    key, sep, value = text.partition("=")
-    if not sep:
-        raise SystemExit(f"--sampling wants KEY=VALUE, got {text!r}.")
-    try:
-        return key.strip(), json.loads(value)
-    except ValueError:
-        return key.strip(), value
-
-
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     import torch
 
@@ -214,7 +203,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     generator = Generator(args.model_dir, protected_terms=["Starlight"]).load()
     if args.sampling:
         generator._sampling = from_mapping(SamplingConfig, {
-            **to_dict(generator.sampling), **dict(_setting(s) for s in args.sampling)},
+            **to_dict(generator.sampling), **dict(sampling_setting(s) for s in args.sampling)},
             "--sampling")
     declined, retrieved, written, kept, relevance, problems = 0, 0, 0, 0, [], {}
     for i, message in enumerate(messages):

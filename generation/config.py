@@ -196,6 +196,11 @@ class SamplingConfig:
     # and with none left the turn falls back to the canned response: a polite refusal beats
     # an odd reply. None: no floor
     seed: int | None = None  # set: every reply is sampled from this seed (deterministic mode)
+    system_prompt: str | None = None  # a chat model's (one whose tokenizer has a chat
+    # template) system line: who it is and how it answers
+    shots: int = 3  # a chat model sees this many of the written pairs nearest to the guest's
+    # message as earlier turns (few-shot): their voice and length, not their facts
+    one_sentence: bool = False  # a reply ends at its first sentence's end
 
     def __post_init__(self) -> None:
         _at_least("n_candidates", self.n_candidates, 1)
@@ -207,6 +212,7 @@ class SamplingConfig:
             raise GenerationConfigError("generation context_weight must be >= 0, got "
                                         f"{self.context_weight}.")
         _at_least("exemplars", self.exemplars, 0)
+        _at_least("shots", self.shots, 0)
         _at_least("pairs", self.pairs, 1)
         if self.pair_relevance_weight < 0:
             raise GenerationConfigError("generation pair_relevance_weight must be >= 0, got "

@@ -34,8 +34,8 @@ from generation.config import SamplingConfig, from_mapping, to_dict
 from generation.corpus import BOT, truecase
 from generation.errors import GenerationError, ModelLoadError
 from generation.exemplars import ExemplarIndex, encode
-from generation.grounding import (WordVectors, borrowed_details, opposite_moods, person_problems,
-                                  time_clash)
+from generation.grounding import (WordVectors, borrowed_details, mood_clash, opposite_moods,
+                                  person_problems, time_clash)
 from generation.kinds import message_kind
 from generation.pairs import PAIRS_STEM, nearest_other, pair_kinds, pair_problems
 from generation.rerank import Candidate, quality_problems, rank
@@ -51,16 +51,20 @@ DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
 
 
 def write_manifest(out: Path, *, model: str | None, sampling: SamplingConfig,
-                   report: dict[str, Any] | None = None, lowercase: bool = False) -> Path:
+                   report: dict[str, Any] | None = None, lowercase: bool = False,
+                   decoder: dict[str, Any] | None = None) -> Path:
     """generation.json: the model ("." is this directory, else an id or path; None: no
     language model, only the written pairs' index, pairs.py), the sampling
-    settings, the training report and whether the model was trained on lowercased text
-    (then prompts are lowercased and replies truecased)."""
+    settings, the training report, whether the model was trained on lowercased text
+    (then prompts are lowercased and replies truecased) and, for a model exported to ONNX
+    (onnx_decoder.py), its decoder: {"file", "shape", "chat"}."""
     out.mkdir(parents=True, exist_ok=True)
     path = out / MANIFEST
-    path.write_text(json.dumps({"format": FORMAT_VERSION, "model": model,
-                                "sampling": to_dict(sampling), "report": report or {},
-                                "lowercase": lowercase}, indent=1) + "\n", encoding="utf-8")
+    body = {"format": FORMAT_VERSION, "model": model, "sampling": to_dict(sampling),
+            "report": report or {}, "lowercase": lowercase}
+    if decoder:
+        body["decoder"] = decoder
+    path.write_text(json.dumps(body, indent=1) + "\n", encoding="utf-8")
     return path
 
 
@@ -120,6 +124,7 @@ class Generator:
         self._min_logprob: float | None = None
         self._index: ExemplarIndex | None = None
         self._hints = False  # the model was trained with exemplars in its prompts
+        self._chat = False  # prompts in the tokenizer's chat template (sampler.chat_prompt)
         self._persona: Any = None  # (P, D) the concierge-voice replies' embeddings
         self._pairs: ExemplarIndex | None = None  # the written pairs' messages (pairs.py)
         self._pair_nearest: dict[bool, Any] = {}  # same kind? -> (n,) cosine of each pair
@@ -165,12 +170,22 @@ class Generator:
                 self._loaded = True
                 return self
             from generation.model import context_window, load_causal_lm
+            from generation.sampler import sentence_end_ids
             from generation.tokenizer import turn_end_ids
 
             name = str(manifest.get("model") or ".")
-            lm, tokenizer = load_causal_lm(str(self.model_dir) if name == "." else name,
-                                           self.device)
+            decoder = manifest.get("decoder")
+            if decoder:  # exported to ONNX at training (onnx_decoder.py)
+                from generation.onnx_decoder import load_decoder
+
+                lm, tokenizer = load_decoder(self.model_dir, decoder)
+                self._chat = bool(decoder.get("chat")) and bool(tokenizer.chat_template)
+            else:
+                lm, tokenizer = load_causal_lm(str(self.model_dir) if name == "." else name,
+                                               self.device)
             self._stop_ids = turn_end_ids(tokenizer)
+            if self._sampling.one_sentence:
+                self._stop_ids = sorted({*self._stop_ids, *sentence_end_ids(tokenizer)})
             eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
             self._prior_ids = [eos, *tokenizer(BOT, add_special_tokens=False)["input_ids"]]
             self._window = context_window(lm)
@@ -211,12 +226,14 @@ class Generator:
         """The best safe reply to `user_text` after `history` (earlier turns, oldest first,
         ending with the bot's); `seed` (default: the sampling config's) makes sampling
         repeatable."""
-        from generation.sampler import (build_prompt, reply_logprobs, reply_logprobs_each,
-                                        sample_prompts, topic_token_ids)
+        from generation.sampler import (build_prompt, chat_prompt, reply_logprobs,
+                                        reply_logprobs_each, sample_prompts, topic_token_ids)
 
         self.load()
         started = time.perf_counter()
-        written = self.written(user_text)
+        query = (encode(self._encoder, [user_text])  # (1, D), for the pairs and the shots
+                 if self._pairs is not None and user_text.strip() else None)
+        written = self.written(user_text, query)
         if written or self._lm is None:  # a written reply, or nothing to sample with
             text = written[0].text if written else None
             seconds = time.perf_counter() - started
@@ -227,9 +244,15 @@ class Generator:
         case = str.lower if self._lowercase else str
         found = self.retrieve(user_text)  # (reply, its corpus turn's cosine to the message)
         hints: list[str | None] = ([r for r, _ in found] if self._hints else []) or [None]
-        prompts = [build_prompt(self._tokenizer, case(user_text), [case(t) for t in earlier],
-                                self._window - config.max_new_tokens,
-                                exemplar=case(h) if h is not None else None) for h in hints]
+        if self._chat:
+            prompts = [chat_prompt(self._tokenizer, user_text, earlier,
+                                   self._window - config.max_new_tokens,
+                                   system=config.system_prompt,
+                                   shots=self.shots(user_text, query))]
+        else:
+            prompts = [build_prompt(self._tokenizer, case(user_text), [case(t) for t in earlier],
+                                    self._window - config.max_new_tokens,
+                                    exemplar=case(h) if h is not None else None) for h in hints]
         n = 1 if config.temperature == 0 else config.n_candidates
         boost = topic_token_ids(self._tokenizer, case(user_text)) if config.topic_boost else []
         samples = sample_prompts(self._lm, self._tokenizer,
@@ -256,9 +279,18 @@ class Generator:
         if alive:
             ids = [list(s.token_ids) for _, _, s in alive]
             pad = self._tokenizer.pad_token_id or 0
-            own = [prompts[slot(i)] for i, _, _ in alive]  # each after its exemplar, if any
-            given = reply_logprobs_each(self._lm, own, ids, pad)
-            prior = reply_logprobs(self._lm, self._prior_ids, ids, pad)
+            # a sampled candidate's log p was taken as it was sampled; a retrieved one's is
+            # read after its own prompt (its exemplar's, if any)
+            given = [s.logprob for _, _, s in alive]
+            others = [k for k, (i, _, _) in enumerate(alive) if i >= n]
+            if others:
+                scored = reply_logprobs_each(self._lm, [prompts[slot(alive[k][0])]
+                                                        for k in others],
+                                             [ids[k] for k in others], pad)
+                for k, value in zip(others, scored):
+                    given[k] = value
+            prior = (reply_logprobs(self._lm, self._prior_ids, ids, pad) if config.mmi_weight
+                     else given)  # no MMI: skip its pass (mmi reads 0)
             vectors = encode(self._encoder, [user_text, *(c.text for _, c, _ in alive)])
             sims = [float(v) for v in vectors[1:] @ vectors[0]]  # (N,) cosines
             persona = (persona_similarity(vectors[1:], self._persona)
@@ -274,7 +306,7 @@ class Generator:
                     len(ranked), seconds * 1000)
         return GeneratedReply(text, tuple(candidates), seconds)
 
-    def written(self, user_text: str) -> list[Candidate]:
+    def written(self, user_text: str, query: Any = None) -> list[Candidate]:
         """The replies of the `pairs` written pairs whose message is nearest to `user_text`,
         each one the filters let through for this message and scoring at least
         `pair_min_score` (that message's likeness plus `pair_relevance_weight` times the
@@ -288,7 +320,8 @@ class Generator:
         config = self.sampling
         if self._pairs is None or not user_text.strip():
             return []
-        query = encode(self._encoder, [user_text])  # (1, D)
+        if query is None:
+            query = encode(self._encoder, [user_text])  # (1, D)
         rows = self._pairs.search(query, config.pairs)[0]
         same_kind = config.pair_same_kind and bool(self._pair_kinds)
         if same_kind:  # a reply for another kind of message answers something else
@@ -354,11 +387,13 @@ class Generator:
         return nearest_other(self._pairs, self._pair_kinds if same_kind else None)
 
     def _unfit(self, reply: str, user_text: str) -> list[str]:
-        """The safety filter's problems, and what a concierge would not say (when
-        `sampling.concierge_filter`)."""
+        """The safety filter's problems, what a concierge would not say (when
+        `sampling.concierge_filter`) and a reply in the opposite mood to the message."""
         problems = self.safety.problems(reply, user_text)
         if self.sampling.concierge_filter:
             problems += concierge_problems(reply, user_text)
+        if mood_clash(reply, user_text):
+            problems.append("mood")
         return problems
 
     def _as_sample(self, text: str) -> Any:
@@ -367,6 +402,19 @@ class Generator:
 
         ids = self._tokenizer(f" {text}\n", add_special_tokens=False)["input_ids"]
         return Sample(text, True, tuple(ids))
+
+    def shots(self, user_text: str, query: Any = None) -> list[tuple[str, str]]:
+        """The `sampling.shots` written pairs whose message is nearest to `user_text` (whose
+        embedding `query` is, when given), as (message, reply), nearest last: a chat model's
+        few-shot turns."""
+        self.load()
+        want = self.sampling.shots
+        if self._pairs is None or not want or not self._pairs.contexts or not user_text.strip():
+            return []
+        if query is None:
+            query = encode(self._encoder, [user_text])  # (1, D)
+        rows = self._pairs.search(query, want)[0]
+        return [(str(self._pairs.contexts[r]), self._pairs.replies[r]) for r, _ in reversed(rows)]
 
     def exemplars(self, user_text: str) -> list[str]:
         """Up to `sampling.exemplars` replies people gave to the turns of the exemplar index

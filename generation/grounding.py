@@ -136,6 +136,16 @@ def polarity(text: str) -> int:
     return (total > 0) - (total < 0)
 
 
+_SORRY = re.compile(r"\b(?:sorry|condolences)\b", re.IGNORECASE)
+
+
+def mood_clash(reply: str, message: str) -> bool:
+    """Whether a `reply` meets the guest's `message` in the opposite mood: glad at bad news,
+    sorry at good news."""
+    mood = polarity(message)
+    return polarity(reply) * mood < 0 or (mood > 0 and _SORRY.search(reply) is not None)
+
+
 def opposite_moods(message: str, guest: str) -> bool:
     """Whether the pair's `message` and the `guest`'s have opposite polarities."""
     return polarity(message) * polarity(guest) < 0

@@ -60,7 +60,8 @@ def words_of(text: str) -> list[str]:
 def quality_problems(text: str, finished: bool, user_text: str, config: SamplingConfig,
                      known_words: frozenset[str] = frozenset(),
                      generic: frozenset[str] = frozenset()) -> list[str]:
-    """Why `text` is not a usable reply: cut off, too short or long, repetitive, an echo,
+    """Why `text` is not a usable reply: cut off, too short or long, repetitive, an echo (or
+    nearly),
     (when `known_words` is given) a word that is no word of the corpus nor of the user's
     message, or one of the `generic` replies (reply_key form) that fit any message."""
     words = words_of(text)
@@ -75,8 +76,10 @@ def quality_problems(text: str, finished: bool, user_text: str, config: Sampling
         found.append("unfinished sentence")
     if _repetitive(words):
         found.append("repetition")
-    if words and words == words_of(user_text):
-        found.append("echo")
+    said = set(words_of(user_text))
+    if words and (words == words_of(user_text)
+                  or (len(words) >= 3 and sum(w in said for w in words) >= 0.8 * len(words))):
+        found.append("echo")  # the message said back, or nearly all of the reply's words
     if known_words and set(words) - known_words - set(words_of(user_text)):
         found.append("misspelt")  # one made-up word spoils a short reply
     if generic and reply_key(text) in generic:

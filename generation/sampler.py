@@ -1,12 +1,13 @@
 """Prompt building and bounded sampling. The prompt is the last turns as labelled lines,
-ending with "Bot:"; it is cropped to the model's window (oldest turns first) so that
-`max_new_tokens` still fit. Every candidate stops at the turn boundary (a newline or the
-end-of-text token) or after `max_new_tokens` (then it is marked unfinished)."""
+ending with "Bot:" (a chat model's: its own chat template, chat_prompt); it is cropped to
+the model's window (oldest turns first) so that `max_new_tokens` still fit. Every candidate
+stops at the turn boundary (a newline or the end-of-text token; with `one_sentence` also a
+sentence's end) or after `max_new_tokens` (then it is marked unfinished)."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from generation.config import SamplingConfig
@@ -18,6 +19,9 @@ class Sample:
     text: str  # the reply, cut at the turn boundary, stripped
     finished: bool  # the model ended the turn itself (not cut by max_new_tokens)
     token_ids: tuple[int, ...]  # generated ids, the turn-ending token included
+    logprob: float = field(default=float("-inf"), compare=False)  # mean log p per token of
+    # token_ids after the prompt, as the model gave it (before the topic boost, repetition
+    # penalty and temperature); a padded batch differs from a lone prompt in its last bits
 
 
 def build_prompt(tokenizer: Any, user_text: str, history: Sequence[str],
@@ -41,6 +45,49 @@ def build_prompt(tokenizer: Any, user_text: str, history: Sequence[str],
         words = words[1:]  # the message's end says most about what to answer
         ids = encode([" ".join(words)])
     return ids[-max_tokens:]
+
+
+def chat_prompt(tokenizer: Any, user_text: str, history: Sequence[str], max_tokens: int, *,
+                system: str | None = None, shots: Sequence[tuple[str, str]] = ()) -> list[int]:
+    """Token ids of a chat model's prompt, in its own chat template: the `system` line, the
+    `shots` ((message, reply) pairs shown as earlier turns, nearest last), `history` (earlier
+    turns, oldest first, ending with the bot's), the guest's message, then the assistant's
+    turn opened. While too long, whole shots go first, then the oldest turns; a prompt still
+    too long keeps its end."""
+    shots, turns = list(shots), list(history)
+
+    def encode() -> list[int]:
+        messages = [{"role": "system", "content": system}] if system else []
+        for message, reply in shots:
+            messages += [{"role": "user", "content": message},
+                         {"role": "assistant", "content": reply}]
+        messages += [{"role": "assistant" if (len(turns) - i) % 2 else "user", "content": t}
+                     for i, t in enumerate(turns)]
+        messages.append({"role": "user", "content": user_text})
+        ids = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if isinstance(ids, Mapping):
+            ids = ids["input_ids"]
+        return [int(i) for i in ids]
+
+    ids = encode()
+    while len(ids) > max_tokens and (shots or turns):
+        if shots:
+            shots = shots[1:]
+        else:
+            turns = turns[1:]
+        ids = encode()
+    return ids[-max_tokens:]
+
+
+def sentence_end_ids(tokenizer: Any) -> list[int]:
+    """Tokens whose text ends a sentence (".", "!" or "?", a closing quote or bracket after
+    it): `SamplingConfig.one_sentence` stops a reply there."""
+    ids = []
+    for token_id in range(len(tokenizer)):
+        text = tokenizer.decode([token_id]).rstrip()
+        if text.rstrip("\"')").endswith((".", "!", "?")) and not text.endswith(".."):
+            ids.append(token_id)
+    return ids
 
 
 def topic_token_ids(tokenizer: Any, user_text: str) -> list[int]:
@@ -87,12 +134,15 @@ def sample_prompts(lm: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
     ids, mask, positions = left_padded(prompts, pad, lm.device)  # (N, T) each
     done = torch.zeros(n, dtype=torch.bool, device=lm.device)  # (N,)
     new: list[Any] = []
+    logprobs: list[Any] = []  # (N,) each step: the model's own log p of the token taken
     boost = torch.tensor(sorted(set(boost_ids)), dtype=torch.long, device=lm.device)
     with torch.inference_mode():
-        out = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True)
+        out = lm(input_ids=ids, attention_mask=mask, position_ids=positions, use_cache=True,
+                 logits_to_keep=1)
         position = positions[:, -1:]  # (N, 1)
         for _ in range(config.max_new_tokens):
             logits = out.logits[:, -1].float()  # (N, V)
+            own = torch.log_softmax(logits, dim=-1)
             if len(boost) and config.topic_boost:
                 logits[:, boost] += config.topic_boost
             # only the reply's own tokens are penalised: penalising the prompt's pushed the
@@ -101,21 +151,24 @@ def sample_prompts(lm: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
             token = _next_token(logits, seen, config, generator)  # (N, 1)
             token[done] = pad  # a finished candidate only pads
             new.append(token)
+            logprobs.append(own.gather(1, token).squeeze(1))
             done |= torch.isin(token.squeeze(1), stops)
             if bool(done.all()):
                 break
             mask = torch.cat([mask, torch.ones_like(token)], dim=1)  # (N, T + t)
             position = position + 1
             out = lm(input_ids=token, attention_mask=mask, position_ids=position,
-                     past_key_values=out.past_key_values, use_cache=True)
+                     past_key_values=out.past_key_values, use_cache=True, logits_to_keep=1)
     rows = torch.cat(new, dim=1).tolist() if new else [[] for _ in range(n)]
+    scores = torch.stack(logprobs, dim=1).tolist() if logprobs else [[] for _ in range(n)]
     stop_set = set(stop_ids)
     samples = []
-    for row in rows:
+    for row, score in zip(rows, scores):
         end = next((i for i, t in enumerate(row) if t in stop_set), None)
         kept = row if end is None else row[: end + 1]
         text = tokenizer.decode(kept, skip_special_tokens=True).split("\n")[0].strip()
-        samples.append(Sample(text, end is not None, tuple(kept)))
+        mean = sum(score[:len(kept)]) / len(kept) if kept else float("-inf")
+        samples.append(Sample(text, end is not None, tuple(kept), mean))
     return samples
 
 
@@ -135,7 +188,9 @@ def left_padded(rows: Sequence[Sequence[int]], pad_id: int, device: Any) -> tupl
 
 def _next_token(logits: Any, seen: Any, config: SamplingConfig, generator: Any) -> Any:
     """(N, 1) next tokens: repetition penalty on the tokens seen, then greedy, or temperature,
-    top-k and top-p (nucleus) sampling."""
+    top-k and top-p (nucleus) sampling. With top_k, the top-p cut and the draw run over the k
+    best tokens only: the same distribution, without sorting a whole vocabulary (49k tokens
+    for SmolLM2: 3 ms a step)."""
     import torch
 
     if config.repetition_penalty != 1.0 and seen is not None:
@@ -146,15 +201,17 @@ def _next_token(logits: Any, seen: Any, config: SamplingConfig, generator: Any) 
     if config.temperature == 0:
         return logits.argmax(dim=-1, keepdim=True)
     logits = logits / config.temperature
+    order = None
     if 0 < config.top_k < logits.shape[-1]:
-        kth = torch.topk(logits, config.top_k, dim=-1).values[:, -1:]  # (N, 1)
-        logits = logits.masked_fill(logits < kth, float("-inf"))
+        logits, order = torch.topk(logits, config.top_k, dim=-1)  # (N, k), best first
+    else:
+        logits, order = torch.sort(logits, descending=True, dim=-1)  # (N, V)
     if config.top_p < 1.0:
-        ordered, order = torch.sort(logits, descending=True, dim=-1)  # (N, V)
-        cumulative = torch.softmax(ordered, dim=-1).cumsum(dim=-1)
-        drop = cumulative - torch.softmax(ordered, dim=-1) > config.top_p  # keep the first
-        logits = logits.scatter(1, order, ordered.masked_fill(drop, float("-inf")))
-    return torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+        probs = torch.softmax(logits, dim=-1)
+        drop = probs.cumsum(dim=-1) - probs > config.top_p  # keep the first
+        logits = logits.masked_fill(drop, float("-inf"))
+    choice = torch.multinomial(torch.softmax(logits, dim=-1), 1, generator=generator)
+    return order.gather(1, choice)
 
 
 def reply_logprobs(lm: Any, prefix_ids: Sequence[int],

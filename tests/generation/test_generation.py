@@ -273,6 +273,14 @@ def test_quality_problems(text: str, finished: bool, problem: str) -> None:
                                        known, frozenset({"what about you", "me too"}))
 
 
+def test_quality_catches_a_near_echo() -> None:
+    assert "echo" in quality_problems("The weirdest food you've ever heard of?", True,
+                                      "what's the weirdest food you've ever heard of?",
+                                      SamplingConfig(max_words=20))
+    assert quality_problems("The sound of rain is one of my favourite things.", True,
+                            "i love the sound of rain", SamplingConfig(max_words=20)) == []
+
+
 def test_quality_accepts_a_good_reply() -> None:
     known = frozenset("i love rainy days with a good book".split())
     assert quality_problems("i love rainy days with a good book", True,

@@ -12,7 +12,7 @@ import pytest
 
 from generation import Generator, SamplingConfig, TrainingConfig, train_generator
 from generation.errors import GenerationConfigError
-from generation.grounding import (WordVectors, borrowed_details, opposite_moods,
+from generation.grounding import (WordVectors, borrowed_details, mood_clash, opposite_moods,
                                   person_problems, polarity, same_word, stem, tense, time_clash)
 from tests.fakes import FakeEmbedder
 
@@ -69,6 +69,17 @@ def test_polarity_reads_a_small_lexicon_and_negations() -> None:
     assert not opposite_moods("so tired", "exhausted today")
     assert polarity("my feet are killing me") == -1
     assert polarity("had a migraine since lunch") == -1
+
+
+@pytest.mark.parametrize(("reply", "message", "clash"), [
+    ("I'm so glad you're feeling great.", "i feel sick and tired today", True),
+    ("I'm so sorry to hear that.", "i'm so happy, we won the final!", True),
+    ("I'm so sorry to hear that.", "i feel sick and tired today", False),
+    ("That's wonderful news!", "my son scored his first goal, so proud", False),
+    ("Rain is soothing.", "what's the weather like", False),
+])
+def test_a_reply_in_the_opposite_mood_clashes(reply: str, message: str, clash: bool) -> None:
+    assert mood_clash(reply, message) is clash
 
 
 def test_tense_and_a_reply_that_looks_the_wrong_way() -> None:

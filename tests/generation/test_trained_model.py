@@ -22,7 +22,8 @@ pytestmark = [pytest.mark.slow,
 
 def test_the_trained_model_answers_small_talk_safely() -> None:
     report = read_manifest(MODEL_DIR)["report"]
-    assert report["heldout_perplexity"] < 200  # an untrained model of 8k words is at ~8000
+    if "pretrained" not in report:  # trained here from scratch
+        assert report["heldout_perplexity"] < 200  # an untrained model of 8k words: ~8000
     generator = Generator(MODEL_DIR, protected_terms=["Starlight", "Lisbon", "Paris"])
     safety = SafetyFilter.with_terms(["Starlight", "Lisbon", "Paris"])
     replies = [generator.reply(m, seed=i) for i, m in enumerate(MESSAGES)]
