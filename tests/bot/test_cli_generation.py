@@ -95,6 +95,28 @@ def test_a_pretrained_model_is_named_not_trained(project: Path) -> None:
     assert _manifest(project)["model"] == "distilgpt2"
 
 
+def test_a_named_llama_is_exported_for_onnx_runtime(project: Path, tmp_path: Path) -> None:
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from generation.onnx_decoder import DECODER_FILE
+    from tests.fakes import write_tiny_gpt2
+
+    tokenizer = AutoTokenizer.from_pretrained(str(write_tiny_gpt2(tmp_path / "gpt2")))
+    tokenizer.chat_template = "{% for m in messages %}{{ m['content'] }}\n{% endfor %}"
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64,
+                         num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                         max_position_embeddings=64)
+    LlamaForCausalLM(config).save_pretrained(str(tmp_path / "llama"))
+    tokenizer.save_pretrained(str(tmp_path / "llama"))
+    (project / "config.yml").write_text(CONFIG.replace("budget_s: 60",
+                                                       f"model: {tmp_path / 'llama'}"))
+    result = invoke("train", "generation", "--project", str(project))
+    assert result.exit_code == 0, result.output
+    manifest = _manifest(project)
+    assert manifest["model"] == "." and manifest["decoder"]["chat"] is True
+    assert (project / "models" / "generation" / DECODER_FILE).is_file()
+
+
 @pytest.mark.parametrize(("section", "message"), [
     ("generation: [1]", "'generation' must be a mapping"),
     ("generation: {budjet_s: 3}", "Did you mean 'budget_s'"),
