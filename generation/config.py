@@ -201,6 +201,9 @@ class SamplingConfig:
     shots: int = 3  # a chat model sees this many of the written pairs nearest to the guest's
     # message as earlier turns (few-shot): their voice and length, not their facts
     one_sentence: bool = False  # a reply ends at its first sentence's end
+    enough: int = 0  # sampling stops once this many candidates have ended their turn, the
+    # rest cut there (unfinished, so dropped): the long tail a slow model spends most steps
+    # on. 0: every candidate ends or reaches max_new_tokens
 
     def __post_init__(self) -> None:
         _at_least("n_candidates", self.n_candidates, 1)
@@ -213,6 +216,7 @@ class SamplingConfig:
                                         f"{self.context_weight}.")
         _at_least("exemplars", self.exemplars, 0)
         _at_least("shots", self.shots, 0)
+        _at_least("enough", self.enough, 0)
         _at_least("pairs", self.pairs, 1)
         if self.pair_relevance_weight < 0:
             raise GenerationConfigError("generation pair_relevance_weight must be >= 0, got "

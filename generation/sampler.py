@@ -118,8 +118,8 @@ def sample_prompts(lm: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
     at its first turn-ending token. `boost_ids` (topic_token_ids) get `config.topic_boost`
     added to their logits. The candidates are one batch (prompts of different lengths are
     padded on the left, masked, their positions counted from their first real token) with
-    one key/value cache; the loop ends when every candidate has ended its turn or after
-    max_new_tokens (a small loop of our own: transformers' generate costs about twice as much
+    one key/value cache; the loop ends when every candidate (or `config.enough` of them) has
+    ended its turn or after max_new_tokens (a small loop of our own: transformers' generate costs about twice as much
     per token on a small model)."""
     import torch
 
@@ -153,7 +153,7 @@ def sample_prompts(lm: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
             new.append(token)
             logprobs.append(own.gather(1, token).squeeze(1))
             done |= torch.isin(token.squeeze(1), stops)
-            if bool(done.all()):
+            if bool(done.all()) or (config.enough and int(done.sum()) >= config.enough):
                 break
             mask = torch.cat([mask, torch.ones_like(token)], dim=1)  # (N, T + t)
             position = position + 1

@@ -88,7 +88,8 @@ def refresh_generation(settings: GenerationConfig, out: Path) -> None:
     manifest = read_manifest(out)
     if manifest.get("sampling") != asdict(sampling):
         write_manifest(out, model=manifest.get("model"), sampling=sampling,
-                       report=manifest.get("report"), lowercase=bool(manifest.get("lowercase")))
+                       report=manifest.get("report"), lowercase=bool(manifest.get("lowercase")),
+                       decoder=manifest.get("decoder"))
         logger.info("train.generation.sampling_updated out=%s", out)
 
 

@@ -115,6 +115,11 @@ def test_a_named_llama_is_exported_for_onnx_runtime(project: Path, tmp_path: Pat
     manifest = _manifest(project)
     assert manifest["model"] == "." and manifest["decoder"]["chat"] is True
     assert (project / "models" / "generation" / DECODER_FILE).is_file()
+    config = (project / "config.yml").read_text()
+    (project / "config.yml").write_text(config + "  sampling: {shots: 1}\n")
+    assert invoke("train", "generation", "--project", str(project)).exit_code == 0
+    refreshed = _manifest(project)  # new sampling settings, the same decoder
+    assert refreshed["sampling"]["shots"] == 1 and refreshed["decoder"] == manifest["decoder"]
 
 
 @pytest.mark.parametrize(("section", "message"), [

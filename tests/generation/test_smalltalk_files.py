@@ -52,10 +52,11 @@ def test_no_message_is_near_a_measured_small_talk_message() -> None:
     assert near == []
 
 
-def test_the_demos_pairs_only_arm_names_every_file() -> None:
+def test_the_demos_small_talk_names_every_pairs_file() -> None:
     config = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
     section = config["generation"]
-    assert section["train"] == {"language_model": False}
+    assert section["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
+    assert "train" not in section  # a named model: nothing trained from scratch
     assert sorted(section["pairs"]) == [f"data/smalltalk/{p.name}" for p in FILES]
     assert "action_generate_reply" in config["fallback"]["attempts"]
     lines = (REPO / "config.yml").read_text(encoding="utf-8").splitlines()
