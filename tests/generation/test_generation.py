@@ -157,6 +157,22 @@ def test_sampling_stops_at_the_turn_boundary(tiny_dir: Path) -> None:
     assert all(not s.finished and len(s.token_ids) == 10 for s in samples)
 
 
+def test_sampling_stops_once_enough_candidates_have_ended(loaded: tuple) -> None:
+    lm, tokenizer = loaded
+    prompt = build_prompt(tokenizer, "hi there", [], 40)
+    stops = list(range(0, len(tokenizer), 3))  # a third of the vocabulary ends a turn
+    every = sample(lm, tokenizer, prompt, SamplingConfig(n_candidates=6, max_new_tokens=12),
+                   stops, seed=3)
+    first = min(len(s.token_ids) for s in every if s.finished)
+    assert sum(s.finished for s in every) >= 2
+    some = sample(lm, tokenizer, prompt,
+                  SamplingConfig(n_candidates=6, max_new_tokens=12, enough=1), stops, seed=3)
+    assert sum(s.finished for s in some) >= 1
+    for cut, whole in zip(some, every):  # the same draws, the loop left at the first end
+        assert len(cut.token_ids) <= first
+        assert whole.token_ids[:len(cut.token_ids)] == cut.token_ids
+
+
 def test_random_samples_end_at_their_first_stop_token(loaded: tuple) -> None:
     lm, tokenizer = loaded
     stops = set(turn_end_ids(tokenizer))
