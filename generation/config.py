@@ -201,6 +201,11 @@ class SamplingConfig:
     shots: int = 3  # a chat model sees this many of the written pairs nearest to the guest's
     # message as earlier turns (few-shot): their voice and length, not their facts
     one_sentence: bool = False  # a reply ends at its first sentence's end
+    small_talk_only: bool = True  # a message that asks for a job or about the world ("write
+    # me a poem", "whats the capital of peru": kinds.small_talk) gets no sampled reply (a
+    # written pair may still answer it); the canned response follows
+    min_known_words: float = 0.6  # a message with fewer of its words in the encoder's
+    # vocabulary (MiniLM's: English) gets no sampled reply: another language, keys mashed
     enough: int = 0  # sampling stops once this many candidates have ended their turn, the
     # rest cut there (unfinished, so dropped): the long tail a slow model spends most steps
     # on. 0: every candidate ends or reaches max_new_tokens
@@ -217,6 +222,9 @@ class SamplingConfig:
         _at_least("exemplars", self.exemplars, 0)
         _at_least("shots", self.shots, 0)
         _at_least("enough", self.enough, 0)
+        if not 0 <= self.min_known_words <= 1:
+            raise GenerationConfigError("generation min_known_words must be in [0, 1], got "
+                                        f"{self.min_known_words!r}.")
         _at_least("pairs", self.pairs, 1)
         if self.pair_relevance_weight < 0:
             raise GenerationConfigError("generation pair_relevance_weight must be >= 0, got "

@@ -7,7 +7,8 @@
 
 A turn: when the guest's message is near the message of a pair written in the concierge's
 voice (pairs.py; `sampling.pair_min_score`), that pair's reply is said as it is, and nothing
-is sampled. Otherwise: retrieve exemplars (the replies to the corpus turns nearest to the message,
+is sampled. A message that is no small talk (a job asked for, a question about the world:
+kinds.small_talk) or mostly of words the encoder does not know gets nothing sampled. Otherwise: retrieve exemplars (the replies to the corpus turns nearest to the message,
 exemplars.py) -> build a prompt per exemplar -> sample n_candidates spread over them
 (sampler.py) -> drop unsafe and broken ones (safety.py, rerank.quality_problems) and what a
 concierge would not say (concierge.py) -> score the rest by relevance, MMI and likeness to the
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterable, Sequence
@@ -36,7 +38,7 @@ from generation.errors import GenerationError, ModelLoadError
 from generation.exemplars import ExemplarIndex, encode
 from generation.grounding import (WordVectors, borrowed_details, mood_clash, opposite_moods,
                                   person_problems, time_clash)
-from generation.kinds import message_kind
+from generation.kinds import message_kind, small_talk
 from generation.pairs import PAIRS_STEM, nearest_other, pair_kinds, pair_problems
 from generation.rerank import Candidate, quality_problems, rank
 from generation.safety import SafetyFilter
@@ -44,6 +46,7 @@ from generation.safety import SafetyFilter
 logger = logging.getLogger(__name__)
 
 MANIFEST = "generation.json"
+_LETTERS = re.compile(r"[^\W\d_]+")  # words of letters, in any script
 WORDS_FILE = "words.txt"  # known words, written by training (absent for pretrained models)
 GENERIC_FILE = "generic.txt"  # the corpus's most frequent replies, written by training
 FORMAT_VERSION = 1
@@ -131,6 +134,7 @@ class Generator:
         # message's nearest other one (pair_reciprocal), computed when first needed
         self._pair_kinds: list[Any] = []  # each pair message's kind (kinds.py)
         self._words: WordVectors | None = None  # pair_word_similarity's word vectors
+        self._vocabulary: frozenset[str] | None = None  # the encoder's words (known_share)
         self._loaded = False
         self._lock = threading.Lock()
 
@@ -240,6 +244,13 @@ class Generator:
             logger.info("generation.reply written=%s ms=%.0f", text is not None, seconds * 1000)
             return GeneratedReply(text, tuple(written), seconds)
         config = self.sampling
+        unfit = ("no small talk" if config.small_talk_only and not small_talk(user_text)
+                 else "unknown words" if self.known_share(user_text) < config.min_known_words
+                 else None)
+        if unfit:
+            seconds = time.perf_counter() - started
+            logger.info("generation.reply declined=%r ms=%.0f", unfit, seconds * 1000)
+            return GeneratedReply(None, (), seconds)
         earlier = list(history)[-config.history_turns:] if config.history_turns else []
         case = str.lower if self._lowercase else str
         found = self.retrieve(user_text)  # (reply, its corpus turn's cosine to the message)
@@ -402,6 +413,18 @@ class Generator:
 
         ids = self._tokenizer(f" {text}\n", add_special_tokens=False)["input_ids"]
         return Sample(text, True, tuple(ids))
+
+    def known_share(self, user_text: str) -> float:
+        """The share of the message's words (of two letters or more) that are words of the
+        encoder's vocabulary; 1.0 when the encoder has none to ask."""
+        if self._vocabulary is None:
+            vocabulary = getattr(self._encoder, "vocabulary", None)
+            self._vocabulary = vocabulary() if callable(vocabulary) else frozenset()
+        words = [w.lower() for w in _LETTERS.findall(user_text)]
+        words = [w for w in words if len(w) >= 2] or words
+        if not self._vocabulary:
+            return 1.0
+        return sum(w in self._vocabulary for w in words) / len(words) if words else 0.0
 
     def shots(self, user_text: str, query: Any = None) -> list[tuple[str, str]]:
         """The `sampling.shots` written pairs whose message is nearest to `user_text` (whose

@@ -3,7 +3,8 @@
     message_kind("do you ever feel lonely?")   # Kind(act="question", to_bot=True)
     message_kind("i feel lonely sometimes")    # Kind(act="statement", to_bot=False)
 
-A written pair (pairs.py) answers one kind of message: "I'm sorry you feel that way" fits the
+`small_talk(text)` says whether a language model may answer it at all (no jobs, no questions
+about the world). A written pair (pairs.py) answers one kind of message: "I'm sorry you feel that way" fits the
 guest's statement, not a question whether the bot feels lonely. Plain rules on the words:
 
 - act: a question has a "?" or opens with a question word or an auxiliary ("what", "do",
@@ -77,6 +78,34 @@ def message_kind(text: str) -> Kind:
             or (head[0] in _TOPS and not any(w in _I for w in words)):
         return Kind(QUESTION, to_bot)
     return Kind(STATEMENT, you)
+
+
+_TASKS = frozenset("write translate convert summarize summarise debug draft fix calculate compute "
+                   "solve find list plan code generate create compose define check search "
+                   "look order send remind set draw spell count rewrite correct proofread "
+                   "outline quiz".split())  # imperatives of jobs, not of chat ("tell me a joke")
+
+
+_ADVICE = frozenset("tips tip advice suggestions recommendations ideas".split())
+
+
+def small_talk(text: str) -> bool:
+    """Whether `text` is small talk a language model may answer: a statement that asks for
+    no job ("i just landed", not "write me a poem" or "convert 150 pounds to kilograms"), or a
+    question put to the bot ("do you like jazz?"). A request ("can you fix my code"), a
+    question about the world ("whats the capital of peru") or asking for advice ("should i
+    buy bitcoin", "how do i change a tyre") is not: a small model invents the answer."""
+    kind = message_kind(text)
+    words = _WORD.findall(text.lower().replace("\u2019", "'"))
+    head = (_content(words) + ["", "", ""])[:3]
+    if kind.act == REQUEST or head[0] in _TASKS or (
+            head[0] in _POLITE and head[1] in ("you", "u") and head[2] in _TASKS):
+        return False
+    if any(w in _ADVICE for w in words):  # "my toddler won't sleep, any tips"
+        return False
+    if kind.act == STATEMENT:
+        return True
+    return any(w in _YOU for w in words)  # "how do i ...", "should i ...": advice, not chat
 
 
 def _asked(words: list[str]) -> list[str]:

@@ -187,6 +187,12 @@ class SentenceTransformerEmbedder:
                                 Path(resolve_model(self._model_id)), threads)
         return self.onnx is not None
 
+    def vocabulary(self) -> frozenset[str]:
+        """The tokenizer's whole words (no "##" pieces, no special tokens)."""
+        tokenizer = self.load()._model.tokenizer
+        return frozenset(w for w in tokenizer.get_vocab()
+                         if not w.startswith("##") and not (w.startswith("[") and w.endswith("]")))
+
     def token_lengths(self, words: Sequence[str]) -> list[int]:
         """Word pieces per word, without special tokens (for token-budget splitting)."""
         if not words:

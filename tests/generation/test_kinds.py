@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from generation.kinds import QUESTION, REQUEST, STATEMENT, Kind, message_kind
+from generation.kinds import QUESTION, REQUEST, STATEMENT, Kind, message_kind, small_talk
 
 
 @pytest.mark.parametrize("text, act, to_bot", [
@@ -46,3 +46,21 @@ def test_a_kind_fits_only_itself() -> None:
     assert not question.fits(message_kind("i love rainy days"))
     assert not question.fits(message_kind("should i cut my hair short?"))
     assert not question.fits(message_kind("tell me about rainy days"))
+
+
+@pytest.mark.parametrize("text", [
+    "i just landed and i'm exhausted", "the sunset from the plane was amazing",
+    "do you like thunderstorms?", "what's your favourite animal?",
+    "do you think aliens exist", "book club is next tuesday and im not ready"])
+def test_small_talk_a_model_may_answer(text: str) -> None:
+    assert small_talk(text)
+
+
+@pytest.mark.parametrize("text", [
+    "write me a poem about the ocean", "whats the capital of peru",
+    "convert 150 pounds to kilograms", "can you fix my python code",
+    "tell me how to file my taxes", "should i put my savings into bitcoin",
+    "how do i change a flat tire", "is bitcoin a good investment right now",
+    "quiz me on the periodic table", "my toddler won't sleep through the night, any tips"])
+def test_jobs_world_questions_and_advice_are_no_small_talk(text: str) -> None:
+    assert not small_talk(text)

@@ -164,3 +164,9 @@ def test_a_generator_over_a_saved_decoder_answers_in_the_chat_template(
     assert len(first.candidates) == 3
     assert all(c.mmi == 0.0 for c in first.candidates if c.kept)  # no MMI pass at weight 0
     assert all(c.likelihood > float("-inf") for c in first.candidates if c.kept)
+    job = generator.reply("write me a poem about the ocean")  # no small talk: nothing sampled
+    assert job.text is None and job.candidates == ()
+    assert generator.known_share("wie funktioniert ein Verbrennungsmotor") < 0.6
+    assert generator.known_share("i love the rain in autumn") == 1.0
+    mashed = generator.reply("blorf snizzle wump")  # another language or none: the same
+    assert mashed.text is None and mashed.candidates == ()
