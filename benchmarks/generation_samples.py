@@ -190,6 +190,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--sampling", action="append", default=[], metavar="KEY=VALUE",
                    help="override a sampling setting of the model's manifest (a JSON value: "
                         "--sampling topic_boost=0 --sampling exemplars=8)")
+    p.add_argument("--perplexity", type=int, default=0, metavar="N",
+                   help="also the perplexity of N written pairs' replies after their message "
+                        "(data/smalltalk, a seeded sample; no shots): how well the model "
+                        "predicts a concierge's replies")
     args = p.parse_args(argv)
     messages = {"first": MESSAGES, "fresh": FRESH, "blind": BLIND, "dev": DEV}[args.messages]
     name = args.messages
@@ -237,8 +241,41 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
               "mean_relevance": round(sum(relevance) / len(relevance), 3) if relevance else None,
               "dropped_for": dict(sorted(problems.items(), key=lambda kv: -kv[1])),
               "sampling": to_dict(generator.sampling), **environment()}
+    if args.perplexity:
+        report["pairs_perplexity"] = pairs_perplexity(generator, args.perplexity)
     emit(report, args.out)
     return report
+
+
+def pairs_perplexity(generator: Generator, n: int) -> dict[str, Any]:
+    """exp of minus the mean log p per token of `n` written replies (their turn-ending token
+    included) after their own message, prompted as a turn is (no shots, no history)."""
+    import math
+    import random
+
+    from generation.pairs import read_pairs
+    from generation.sampler import build_prompt, chat_prompt, reply_logprobs_each
+
+    pairs = [pair for path in sorted((ROOT / "data" / "smalltalk").glob("*.yml"))
+             for pair in read_pairs(path)]
+    pairs = random.Random(0).sample(pairs, min(n, len(pairs)))
+    lm, tokenizer, config = generator._lm, generator._tokenizer, generator.sampling
+    if lm is None:
+        return {"pairs": 0, "perplexity": None}
+    total, tokens = 0.0, 0
+    for message, reply in pairs:
+        if generator._chat:  # the reply, then the end of the assistant's turn
+            ids = [*tokenizer(reply, add_special_tokens=False)["input_ids"],
+                   tokenizer.eos_token_id]
+        else:  # " reply" and its newline, as the corpus lays a turn out
+            ids = list(tokenizer(f" {reply}\n", add_special_tokens=False)["input_ids"])
+        ids = ids[:generator._window // 2]
+        room = generator._window - len(ids)
+        prompt = (chat_prompt(tokenizer, message, [], room, system=config.system_prompt)
+                  if generator._chat else build_prompt(tokenizer, message, [], room))
+        mean = reply_logprobs_each(lm, [prompt], [ids], tokenizer.pad_token_id or 0)[0]
+        total, tokens = total + mean * len(ids), tokens + len(ids)
+    return {"pairs": len(pairs), "tokens": tokens, "perplexity": round(math.exp(-total / tokens), 2)}
 
 
 if __name__ == "__main__":

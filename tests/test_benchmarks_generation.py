@@ -32,3 +32,26 @@ def test_generation_latency_smoke(tmp_path: Path, index: str) -> None:
     assert line["turn"]["turns"] == 1 and line["turn"]["p50_ms"] > 0
     assert line["index"] == index[2:]
     assert line["parameters"] > 500_000 and line["target_p50_ms"] == 300.0
+
+
+def test_generation_samples_reports_the_written_replies_perplexity(tmp_path: Path) -> None:
+    import torch
+
+    from tests.fakes import write_tiny_gpt2
+
+    before = torch.get_num_threads()
+    script = load_benchmark("generation_samples")
+    model = write_tiny_gpt2(tmp_path / "gen")
+    messages = tmp_path / "mine.txt"
+    messages.write_text("# two of my own\ndo you like rain\ni love tea\n")
+    out = tmp_path / "samples.jsonl"
+    try:
+        report = script.main(["--model-dir", str(model), "--messages-file", str(messages),
+                              "--threads", "1", "--perplexity", "5", "--out", str(out)])
+    finally:
+        torch.set_num_threads(before)
+    assert report["messages"].endswith("(2)")
+    found = report["pairs_perplexity"]
+    assert found["pairs"] == 5 and found["tokens"] > 5
+    assert 1.0 < found["perplexity"] < 10 * 320  # a random model: about its vocabulary
+    assert json.loads(out.read_text().splitlines()[-1])["pairs_perplexity"] == found
