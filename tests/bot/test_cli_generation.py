@@ -92,6 +92,7 @@ def test_a_pretrained_model_is_named_not_trained(project: Path) -> None:
     (project / "config.yml").write_text(CONFIG.replace("budget_s: 60", "model: distilgpt2"))
     result = invoke("train", "generation", "--project", str(project))
     assert result.exit_code == 0 and "pretrained model distilgpt2" in result.output
+    assert "WARNING: generation model distilgpt2 is not on this machine" in result.output
     assert _manifest(project)["model"] == "distilgpt2"
 
 
@@ -112,6 +113,7 @@ def test_a_named_llama_is_exported_for_onnx_runtime(project: Path, tmp_path: Pat
                                                        f"model: {tmp_path / 'llama'}"))
     result = invoke("train", "generation", "--project", str(project))
     assert result.exit_code == 0, result.output
+    assert "exported for ONNX Runtime in" in result.output and "WARNING" not in result.output
     manifest = _manifest(project)
     assert manifest["model"] == "." and manifest["decoder"]["chat"] is True
     assert (project / "models" / "generation" / DECODER_FILE).is_file()

@@ -119,9 +119,13 @@ def test_other_layouts_are_refused(tiny_dir: Path) -> None:
         export_decoder(gpt2)
 
 
-def test_a_missing_graph_is_a_clear_error(tmp_path: Path) -> None:
+def test_a_missing_or_broken_graph_is_a_clear_error(tiny: tuple, tmp_path: Path) -> None:
     with pytest.raises(ModelLoadError, match="xingkong train generation --force"):
         load_decoder(tmp_path, {"file": DECODER_FILE, "shape": {"layers": 1}})
+    decoder = save_decoder(tiny[0], tiny[1], tmp_path)
+    (tmp_path / DECODER_FILE).write_bytes(b"not a graph")
+    with pytest.raises(ModelLoadError, match="Cannot load the decoder graph"):
+        load_decoder(tmp_path, decoder)
 
 
 def test_a_chat_prompt_holds_the_system_line_the_shots_and_the_history(tiny: tuple) -> None:
