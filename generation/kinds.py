@@ -97,10 +97,12 @@ def small_talk(text: str) -> bool:
     buy bitcoin", "how do i change a tyre") is not: a small model invents the answer."""
     kind = message_kind(text)
     words = _WORD.findall(text.lower().replace("\u2019", "'"))
-    head = (_content(words) + ["", "", ""])[:3]
-    if kind.act == REQUEST or head[0] in _TASKS or (
-            head[0] in _POLITE and head[1] in ("you", "u") and head[2] in _TASKS):
-        return False
+    content = _content(words)
+    head = (content + ["", "", ""])[:3]
+    asked = head[0] in _POLITE and head[1] in ("you", "u")  # "can you ...", "could u ..."
+    if kind.act == REQUEST or head[0] in _TASKS or (asked and (
+            head[2] in _TASKS or any(w in ("me", "us") for w in content[2:5]))):
+        return False  # a job: "can you book me a flight", "could u get us tickets"
     if any(w in _ADVICE for w in words):  # "my toddler won't sleep, any tips"
         return False
     if kind.act == STATEMENT:

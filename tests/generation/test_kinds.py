@@ -61,6 +61,7 @@ def test_small_talk_a_model_may_answer(text: str) -> None:
     "convert 150 pounds to kilograms", "can you fix my python code",
     "tell me how to file my taxes", "should i put my savings into bitcoin",
     "how do i change a flat tire", "is bitcoin a good investment right now",
-    "quiz me on the periodic table", "my toddler won't sleep through the night, any tips"])
+    "quiz me on the periodic table", "my toddler won't sleep through the night, any tips",
+    "can you book me a flight to rome", "can u buy me two concert tickets for saturday"])
 def test_jobs_world_questions_and_advice_are_no_small_talk(text: str) -> None:
     assert not small_talk(text)
