@@ -93,11 +93,13 @@ class GeneratedReply:
     candidates: tuple[Candidate, ...]
     seconds: float
 
+    model: str = ""  # the model's name (a pretrained id, "GPT-2 (trained here)")
+
     def metadata(self) -> dict[str, Any]:
         kept = sum(1 for c in self.candidates if c.kept)
         best = max((c for c in self.candidates if c.kept), key=lambda c: c.score, default=None)
         return {"generated": True, "generation": {
-            "candidates": len(self.candidates), "kept": kept,
+            "model": self.model, "candidates": len(self.candidates), "kept": kept,
             "retrieved": bool(best is not None and best.retrieved),
             "written": bool(best is not None and best.written),
             "score": round(max((c.score for c in self.candidates if c.kept), default=0.0), 4),
@@ -128,6 +130,7 @@ class Generator:
         self._index: ExemplarIndex | None = None
         self._hints = False  # the model was trained with exemplars in its prompts
         self._chat = False  # prompts in the tokenizer's chat template (sampler.chat_prompt)
+        self._model_name = ""  # said in each reply's metadata (the UI's badge)
         self._persona: Any = None  # (P, D) the concierge-voice replies' embeddings
         self._pairs: ExemplarIndex | None = None  # the written pairs' messages (pairs.py)
         self._pair_nearest: dict[bool, Any] = {}  # same kind? -> (n,) cosine of each pair
@@ -179,6 +182,9 @@ class Generator:
 
             name = str(manifest.get("model") or ".")
             decoder = manifest.get("decoder")
+            self._model_name = str((manifest.get("report") or {}).get("pretrained")
+                                   or (name if name != "." else "an exported model" if decoder
+                                       else "GPT-2 (trained here)"))
             if decoder:  # exported to ONNX at training (onnx_decoder.py)
                 from generation.onnx_decoder import load_decoder
 
@@ -242,7 +248,7 @@ class Generator:
             text = written[0].text if written else None
             seconds = time.perf_counter() - started
             logger.info("generation.reply written=%s ms=%.0f", text is not None, seconds * 1000)
-            return GeneratedReply(text, tuple(written), seconds)
+            return GeneratedReply(text, tuple(written), seconds, self._model_name)
         config = self.sampling
         unfit = ("no small talk" if config.small_talk_only and not small_talk(user_text)
                  else "unknown words" if self.known_share(user_text) < config.min_known_words
@@ -250,7 +256,7 @@ class Generator:
         if unfit:
             seconds = time.perf_counter() - started
             logger.info("generation.reply declined=%r ms=%.0f", unfit, seconds * 1000)
-            return GeneratedReply(None, (), seconds)
+            return GeneratedReply(None, (), seconds, self._model_name)
         earlier = list(history)[-config.history_turns:] if config.history_turns else []
         case = str.lower if self._lowercase else str
         found = self.retrieve(user_text)  # (reply, its corpus turn's cosine to the message)
@@ -315,7 +321,7 @@ class Generator:
             text = truecase(text)
         logger.info("generation.reply candidates=%d kept=%d ms=%.0f", len(candidates),
                     len(ranked), seconds * 1000)
-        return GeneratedReply(text, tuple(candidates), seconds)
+        return GeneratedReply(text, tuple(candidates), seconds, self._model_name)
 
     def written(self, user_text: str, query: Any = None) -> list[Candidate]:
         """The replies of the `pairs` written pairs whose message is nearest to `user_text`,

@@ -167,6 +167,7 @@ def test_a_generator_over_a_saved_decoder_answers_in_the_chat_template(
     assert [c.text for c in first.candidates] == [c.text for c in again.candidates]
     assert len(first.candidates) == 3
     assert all(c.mmi == 0.0 for c in first.candidates if c.kept)  # no MMI pass at weight 0
+    assert first.metadata()["generation"]["model"] == "an exported model"  # no report
     assert all(c.likelihood > float("-inf") for c in first.candidates if c.kept)
     job = generator.reply("write me a poem about the ocean")  # no small talk: nothing sampled
     assert job.text is None and job.candidates == ()

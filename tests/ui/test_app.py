@@ -65,7 +65,13 @@ def test_bot_message_buttons_image_custom_and_badges() -> None:
                                {"value": "/only_payload", "label": "/only_payload"}]
     assert chat["content"].startswith("Where to?")
     assert "![image](https://x.test/a%20b.png)" in chat["content"]
-    assert '"k": 1' in chat["content"] and "generated" in chat["content"]
+    assert '"k": 1' in chat["content"] and "`generated`" in chat["content"]
+    smol = {"text": "Rain is soothing.", "metadata": {"generated": True, "generation": {
+        "model": "HuggingFaceTB/SmolLM2-135M-Instruct", "written": False}}}
+    assert "`SmolLM2-135M-Instruct · generated`" in bot_chat_message(smol)["content"]
+    written = {"text": "I love the rain.", "metadata": {"generated": True,
+                                                        "generation": {"written": True}}}
+    assert "`written small talk`" in bot_chat_message(written)["content"]
     assert "options" not in bot_chat_message({"text": "hi"})
     assert bot_chat_message({"image": "javascript:alert(1)"})["content"] == "…"
     assert render.button_options({"buttons": None}) == []
