@@ -87,6 +87,13 @@ def read_manifest(model_dir: Path) -> dict[str, Any]:
     return manifest
 
 
+def _load_weights(encoder: Any) -> None:
+    """Load an encoder that loads lazily (retrieval.embedder's), so that `load()` holds all."""
+    load = getattr(encoder, "load", None)
+    if callable(load):
+        load()
+
+
 @dataclass(frozen=True, slots=True)
 class GeneratedReply:
     text: str | None  # None: nothing could be said safely; the caller uses its fallback
@@ -174,6 +181,7 @@ class Generator:
                     from retrieval.embedder import get_embedder
 
                     self._encoder = get_embedder(DEFAULT_ENCODER, device=self.device)
+                _load_weights(self._encoder)
                 self._loaded = True
                 return self
             from generation.model import context_window, load_causal_lm
@@ -228,6 +236,7 @@ class Generator:
                                  else float(floor) if isinstance(floor, (int, float)) else None)
             self._tokenizer = tokenizer
             self._lm = lm
+            _load_weights(self._encoder)  # now, not at the first guest's turn (4-5 s)
             self._loaded = True
         return self
 
