@@ -185,7 +185,7 @@ class Generator:
                 self._loaded = True
                 return self
             from generation.model import context_window, load_causal_lm
-            from generation.sampler import sentence_end_ids
+            from generation.sampler import chat_prompt, sentence_end_ids
             from generation.tokenizer import turn_end_ids
 
             name = str(manifest.get("model") or ".")
@@ -205,8 +205,12 @@ class Generator:
             if self._sampling.one_sentence:
                 self._stop_ids = sorted({*self._stop_ids, *sentence_end_ids(tokenizer)})
             eos = tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
-            self._prior_ids = [eos, *tokenizer(BOT, add_special_tokens=False)["input_ids"]]
             self._window = context_window(lm)
+            # MMI's prior p(reply): a bot's turn with nothing before it (a chat model's: after
+            # its system line and an empty message)
+            self._prior_ids = (chat_prompt(tokenizer, "", [], self._window,
+                                           system=self._sampling.system_prompt) if self._chat
+                               else [eos, *tokenizer(BOT, add_special_tokens=False)["input_ids"]])
             if self._window <= self._sampling.max_new_tokens + 8:
                 raise ModelLoadError(f"The model's window ({self._window} tokens) leaves no room "
                                      f"for a prompt with max_new_tokens="

@@ -96,15 +96,13 @@ async def say(bot: DialogueManager, text: str, sender: str = "guest") -> TurnRes
 
 
 def test_the_demo_chain_tries_the_knowledge_base_then_small_talk(demo: Project) -> None:
-    # The demo ships with the written pairs and SmolLM2 (no GPT-2 trained): the KB first, then
+    # The demo ships with the written pairs' arm on (no language model): the KB first, then
     # small talk, and small talk only where the bot would give up, the canned chitchat
     # response included.
     section = demo.config.sections["fallback"]
     assert section["attempts"] == ["action_answer_question", "action_generate_reply"]
     assert "utter_chitchat" in section["give_up"]
-    generation = demo.config.sections["generation"]
-    assert generation["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert "train" not in generation
+    assert demo.config.sections["generation"]["train"] == {"language_model": False}
 
 
 async def test_small_talk_gets_a_generated_reply_and_a_steer_back(

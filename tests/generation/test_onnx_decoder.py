@@ -161,6 +161,8 @@ def test_a_generator_over_a_saved_decoder_answers_in_the_chat_template(
     save_pairs(PAIRS, tmp_path)
     generator = Generator(tmp_path).load()
     assert isinstance(generator._lm, OnnxCausalLM) and generator._chat
+    prior = tokenizer.decode(generator._prior_ids)  # MMI's p(reply): no message before it
+    assert prior.startswith("system: You are a concierge.") and prior.endswith("assistant:")
     assert [m for m, _ in generator.shots("do you like coffee?")][-1] == "do you like tea?"
     first = generator.reply("do you like coffee?")
     again = generator.reply("do you like coffee?")

