@@ -275,7 +275,8 @@ def pairs_perplexity(generator: Generator, n: int) -> dict[str, Any]:
                   if generator._chat else build_prompt(tokenizer, message, [], room))
         mean = reply_logprobs_each(lm, [prompt], [ids], tokenizer.pad_token_id or 0)[0]
         total, tokens = total + mean * len(ids), tokens + len(ids)
-    return {"pairs": len(pairs), "tokens": tokens, "perplexity": round(math.exp(-total / tokens), 2)}
+    return {"pairs": len(pairs), "tokens": tokens,
+            "perplexity": round(math.exp(-total / tokens), 2)}
 
 
 if __name__ == "__main__":

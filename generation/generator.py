@@ -8,14 +8,17 @@
 A turn: when the guest's message is near the message of a pair written in the concierge's
 voice (pairs.py; `sampling.pair_min_score`), that pair's reply is said as it is, and nothing
 is sampled. A message that is no small talk (a job asked for, a question about the world:
-kinds.small_talk) or mostly of words the encoder does not know gets nothing sampled. Otherwise: retrieve exemplars (the replies to the corpus turns nearest to the message,
-exemplars.py) -> build a prompt per exemplar -> sample n_candidates spread over them
+kinds.small_talk) or mostly of words the encoder does not know gets nothing sampled.
+Otherwise: retrieve exemplars (the replies to the corpus turns nearest to the message,
+exemplars.py; a chat model instead sees the nearest written pairs as earlier turns,
+sampler.chat_prompt) -> build a prompt per exemplar -> sample n_candidates spread over them
 (sampler.py) -> drop unsafe and broken ones (safety.py, rerank.quality_problems) and what a
 concierge would not say (concierge.py) -> score the rest by relevance, MMI and likeness to the
 concierge's voice (rerank.py) -> the best one; a model directory without a language model
 (`language_model: false`) declines instead. The model directory holds
 `generation.json` (written by training or by `write_manifest` for a named pretrained model)
-next to the weights, the exemplar index when the model was trained with one and the written
+next to the weights (or a Llama-layout model's decoder.onnx and tokenizer: onnx_decoder.py),
+the exemplar index when the model was trained with one and the written
 pairs' index (pairs.npy, pairs.json) when it was given some.
 """
 
@@ -46,11 +49,11 @@ from generation.safety import SafetyFilter
 logger = logging.getLogger(__name__)
 
 MANIFEST = "generation.json"
-_LETTERS = re.compile(r"[^\W\d_]+")  # words of letters, in any script
 WORDS_FILE = "words.txt"  # known words, written by training (absent for pretrained models)
 GENERIC_FILE = "generic.txt"  # the corpus's most frequent replies, written by training
 FORMAT_VERSION = 1
 DEFAULT_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"
+_LETTERS = re.compile(r"[^\W\d_]+")  # words of letters, in any script (known_share)
 
 
 def write_manifest(out: Path, *, model: str | None, sampling: SamplingConfig,
@@ -99,7 +102,6 @@ class GeneratedReply:
     text: str | None  # None: nothing could be said safely; the caller uses its fallback
     candidates: tuple[Candidate, ...]
     seconds: float
-
     model: str = ""  # the model's name (a pretrained id, "GPT-2 (trained here)")
 
     def metadata(self) -> dict[str, Any]:

@@ -4,8 +4,9 @@
     message_kind("i feel lonely sometimes")    # Kind(act="statement", to_bot=False)
 
 `small_talk(text)` says whether a language model may answer it at all (no jobs, no questions
-about the world). A written pair (pairs.py) answers one kind of message: "I'm sorry you feel that way" fits the
-guest's statement, not a question whether the bot feels lonely. Plain rules on the words:
+about the world). A written pair (pairs.py) answers one kind of message: "I'm sorry you feel
+that way" fits the guest's statement, not a question whether the bot feels lonely. Plain rules
+on the words:
 
 - act: a question has a "?" or opens with a question word or an auxiliary ("what", "do",
   "are", "would", after a filler like "so" or "honestly"), is a hypothetical put to the bot
@@ -84,8 +85,6 @@ _TASKS = frozenset("write translate convert summarize summarise debug draft fix 
                    "solve find list plan code generate create compose define check search "
                    "look order send remind set draw spell count rewrite correct proofread "
                    "outline quiz".split())  # imperatives of jobs, not of chat ("tell me a joke")
-
-
 _ADVICE = frozenset("tips tip advice suggestions recommendations ideas".split())
 
 

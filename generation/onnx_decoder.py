@@ -146,8 +146,9 @@ def decoder_shape(lm: Any) -> dict[str, int]:
 class OnnxCausalLM:
     """The exported step in an ONNX Runtime session, called like a transformers causal LM by
     sampler.py (input_ids, attention_mask, position_ids, past_key_values, logits_to_keep);
-    `past_key_values` is the graph's cache: a list of arrays, a key and a value per layer. A first call whose rows are one prompt
-    repeated (the candidates of one turn) runs that prompt once."""
+    `past_key_values` is the graph's cache: a list of arrays, a key and a value per layer.
+    A first call whose rows are one prompt repeated (the candidates of one turn) runs that
+    prompt once."""
 
     def __init__(self, graph: str | Path, shape: dict[str, int], threads: int = 1) -> None:
         import onnxruntime as ort

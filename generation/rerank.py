@@ -61,9 +61,9 @@ def quality_problems(text: str, finished: bool, user_text: str, config: Sampling
                      known_words: frozenset[str] = frozenset(),
                      generic: frozenset[str] = frozenset()) -> list[str]:
     """Why `text` is not a usable reply: cut off, too short or long, repetitive, an echo (or
-    nearly),
-    (when `known_words` is given) a word that is no word of the corpus nor of the user's
-    message, or one of the `generic` replies (reply_key form) that fit any message."""
+    nearly one), (when `known_words` is given) a word that is no word of the corpus nor of
+    the user's message, or one of the `generic` replies (reply_key form) that fit any
+    message."""
     words = words_of(text)
     found = []
     if not finished:

@@ -119,8 +119,8 @@ def sample_prompts(lm: Any, tokenizer: Any, prompts: Sequence[Sequence[int]],
     added to their logits. The candidates are one batch (prompts of different lengths are
     padded on the left, masked, their positions counted from their first real token) with
     one key/value cache; the loop ends when every candidate (or `config.enough` of them) has
-    ended its turn or after max_new_tokens (a small loop of our own: transformers' generate costs about twice as much
-    per token on a small model)."""
+    ended its turn or after max_new_tokens (a small loop of our own: transformers' generate
+    costs about twice as much per token on a small model)."""
     import torch
 
     generator = torch.Generator(device=lm.device)

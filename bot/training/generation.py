@@ -116,12 +116,13 @@ def exported_decoder(model: str, out: Path) -> dict[str, Any] | None:
 def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
                      budget_s: float | None = None, progress: bool = True) -> dict[str, Any]:
     """Build models/generation: the named pretrained model's manifest (and its ONNX decoder,
-    exported_decoder), or a GPT-2 trained
-    from scratch on chitchat-dataset plus the assistant's own small talk; with
-    generation.pairs also their index (with `language_model: false` only that)."""
+    exported_decoder), or a GPT-2 trained from scratch on chitchat-dataset plus the
+    assistant's own small talk; with generation.pairs also their index (with
+    `language_model: false` only that)."""
     from generation.corpus import chitchat_conversations, pair_conversations
     from generation.errors import GenerationError
     from generation.generator import write_manifest
+    from generation.model import model_type
     from generation.pairs import save_pairs
     from generation.training import train_generator
 
@@ -135,8 +136,6 @@ def train_generation(project: Project, settings: GenerationConfig, out: Path, *,
             save_pairs(written, out)
         logger.info("train.generation.pretrained model=%s onnx=%s", settings.model,
                     decoder is not None)
-        from generation.model import model_type
-
         return {"pretrained": settings.model, "out_dir": str(out),
                 **({"decoder_seconds": decoder["seconds"]} if decoder
                    else {"found": model_type(settings.model) is not None})}
