@@ -323,9 +323,11 @@ class Generator:
                     given[k] = value
             prior = (reply_logprobs(self._lm, self._prior_ids, ids, pad) if config.mmi_weight
                      else given)  # no MMI: skip its pass (mmi reads 0)
-            vectors = encode(self._encoder, [user_text, *(c.text for _, c, _ in alive)])
-            sims = [float(v) for v in vectors[1:] @ vectors[0]]  # (N,) cosines
-            persona = (persona_similarity(vectors[1:], self._persona)
+            if query is None:  # no written pairs: the message is encoded here, once
+                query = encode(self._encoder, [user_text])  # (1, D)
+            vectors = encode(self._encoder, [c.text for _, c, _ in alive])  # (N, D)
+            sims = [float(v) for v in vectors @ query[0]]  # (N,) cosines
+            persona = (persona_similarity(vectors, self._persona)
                        if self._persona is not None else [0.0] * len(alive))
             for (_, c, _), g, p, r, q in zip(alive, given, prior, sims, persona):
                 c.mmi, c.relevance, c.likelihood, c.persona = g - p, r, g, q
