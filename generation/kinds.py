@@ -70,7 +70,7 @@ def message_kind(text: str) -> Kind:
     first = clauses[0] if clauses else []
     head = (first + ["", "", ""])[:3]
     if head[0] in _ORDERS or (head[0] in _POLITE and head[1] in ("you", "u")
-                              and head[2] in _ORDERS):
+                              and head[2] in _ORDERS) or asks_job(text):
         return Kind(REQUEST, True)
     if "?" in text or (first and _asks(first, opening=True)) \
             or any(_asks(c, opening=False) for c in clauses[1:]) \
@@ -86,6 +86,10 @@ _TASKS = frozenset("write translate convert summarize summarise debug draft fix 
                    "look order send remind set draw spell count rewrite correct proofread "
                    "outline quiz".split())  # imperatives of jobs, not of chat ("tell me a joke")
 _ADVICE = frozenset("tips tip advice suggestions recommendations ideas".split())
+# errands asked with "me" or "us" after them ("get me a taxi", "bring us two coffees");
+# "trust me", "wish me luck" and "call me crazy" ask none
+_ERRANDS = frozenset("get buy bring book reserve fetch grab pay ship deliver email text drive "
+                     "take pick".split())
 
 
 def small_talk(text: str) -> bool:
@@ -107,6 +111,21 @@ def small_talk(text: str) -> bool:
     if kind.act == STATEMENT:
         return True
     return any(w in _YOU for w in words)  # "how do i ...", "should i ...": advice, not chat
+
+
+def asks_job(text: str) -> bool:
+    """Whether `text` asks the bot for a job done ("order me a burger", "get me a taxi",
+    "can you book me a flight"), not for chat ("tell me a joke", "give me a compliment",
+    "trust me, the view was amazing"): a job's imperative (_TASKS), or an errand's verb
+    (_ERRANDS) with "me" or "us" after it. message_kind calls it a request, so only a
+    written pair for a request may answer it ("draw me something"), and small_talk
+    keeps it from the language model."""
+    words = _content(_WORD.findall(text.lower().replace("\u2019", "'")))
+    polite = len(words) > 2 and words[0] in _POLITE and words[1] in ("you", "u")
+    verb, after = (words[2], words[3:4]) if polite else ((words or [""])[0], words[1:2])
+    if verb in _TASKS:
+        return after != ["at"]  # "look at that sunset" is chat
+    return verb in _ERRANDS and after in (["me"], ["us"])
 
 
 def _asked(words: list[str]) -> list[str]:

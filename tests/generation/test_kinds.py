@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from generation.kinds import QUESTION, REQUEST, STATEMENT, Kind, message_kind, small_talk
+from generation.kinds import (QUESTION, REQUEST, STATEMENT, Kind, asks_job, message_kind,
+                              small_talk)
 
 
 @pytest.mark.parametrize("text, act, to_bot", [
@@ -34,6 +35,10 @@ from generation.kinds import QUESTION, REQUEST, STATEMENT, Kind, message_kind, s
     ("tell me a joke", REQUEST, True),  # a request is always to the bot
     ("can you tell me a joke", REQUEST, True),
     ("please recommend a book", REQUEST, True),
+    ("order me a burger", REQUEST, True),  # a job: only a pair for a request answers it
+    ("get me a taxi", REQUEST, True),
+    ("look at that sunset", STATEMENT, False),
+    ("trust me, the view was amazing", STATEMENT, False),
     ("", STATEMENT, False),
 ])
 def test_message_kind(text: str, act: str, to_bot: bool) -> None:
@@ -65,3 +70,20 @@ def test_small_talk_a_model_may_answer(text: str) -> None:
     "can you book me a flight to rome", "can u buy me two concert tickets for saturday"])
 def test_jobs_world_questions_and_advice_are_no_small_talk(text: str) -> None:
     assert not small_talk(text)
+
+
+@pytest.mark.parametrize("text", [
+    "order me a burger", "get me a taxi", "find me a good sushi place", "bring us two coffees",
+    "so get us a table at lumiere", "can you book me a flight to rome", "draw me something",
+    "can u buy me two concert tickets for saturday"])
+def test_jobs_asked_of_the_bot(text: str) -> None:
+    assert asks_job(text) and not small_talk(text)
+
+
+@pytest.mark.parametrize("text", [
+    "tell me a joke", "give me a compliment", "can you tell me a joke", "trust me, it was fun",
+    "wish me luck", "call me crazy but i love airports", "will u marry me", "look at that sunset",
+    "can you keep me company while i wait", "not me crying at a cartoon again", "get well soon",
+    "i could really go for a burger"])
+def test_chat_that_asks_no_job(text: str) -> None:
+    assert not asks_job(text)
