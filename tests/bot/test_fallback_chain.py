@@ -251,7 +251,8 @@ def test_question_shapes() -> None:
                  "booked a family room, which part of the building is it in",
                  "ok so is there a pool", "wondering if the bar is open late",
                  "any trams near the hotel", "what's the wifi password",
-                 "garage price vienna", "front desk hours comet inn", "spa opening times"):
+                 "garage price vienna", "front desk hours comet inn", "spa opening times",
+                 "starlight amsterdam address pls", "nova grand phone number"):
         assert is_question(text), text
     for text in ("i want to book a room", "book me a double in lisbon for friday",
                  "cancel SL-482913 please", "two adults", "a double for three nights",
