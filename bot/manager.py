@@ -362,6 +362,7 @@ class DialogueManager:
         `why` (the prediction's diagnostics) records what was tried and why."""
         record: dict[str, Any] = {"reason": reason, "tried": [], "answered": None}
         why["fallback"] = record
+        decline: tuple[str, list[Event]] | None = None  # the first attempt's decline
         for name in chain.attempts:
             record["tried"].append(name)
             try:
@@ -373,23 +374,39 @@ class DialogueManager:
                                type(exc).__name__, exc)
                 continue
             if not chain.answered(events, reason):
+                if decline is None and chain.said_decline(events):
+                    decline = (name, events)
                 continue
-            record["answered"] = name
-            logger.info("dialogue.fallback.answered action=%s reason=%s", name, reason)
-            if not tracker.is_active_loop_interrupted:  # the form asks again, reading nothing
-                self.mark_interruption(tracker, name)
-            tracker.update(ActionExecuted(name=name, policy="fallback_chain", confidence=1.0))
-            for event in events:
-                tracker.update(event)
-                if isinstance(event, BotUttered):
-                    messages.append(_message(event, tracker.sender_id))
-            loop = tracker.active_loop_name
-            if loop and not await self._run_action(tracker, loop, "fallback_chain", 1.0,
-                                                   channel, messages, None):
-                return True
-            tracker.update(ActionExecuted(name=ACTION_LISTEN_NAME, policy="fallback_chain"))
-            return True
+            return await self._keep_attempt(tracker, name, events, reason, record, channel,
+                                            messages)
+        if decline is not None and chain.declines_named(tracker, reason):
+            record["declined"] = decline[0]
+            return await self._keep_attempt(tracker, *decline, reason, record, channel,
+                                            messages)
         return False
+
+    async def _keep_attempt(self, tracker: DialogueStateTracker, name: str,
+                            events: list[Event], reason: str, record: dict[str, Any],
+                            channel: str | None, messages: list[dict[str, Any]]) -> bool:
+        """Apply an attempt's events (its answer, or its decline) and end the turn; the
+        form, if one is active, asks its question again, reading nothing."""
+        if "declined" not in record:
+            record["answered"] = name
+        logger.info("dialogue.fallback.kept action=%s reason=%s declined=%s", name, reason,
+                    "declined" in record)
+        if not tracker.is_active_loop_interrupted:
+            self.mark_interruption(tracker, name)
+        tracker.update(ActionExecuted(name=name, policy="fallback_chain", confidence=1.0))
+        for event in events:
+            tracker.update(event)
+            if isinstance(event, BotUttered):
+                messages.append(_message(event, tracker.sender_id))
+        loop = tracker.active_loop_name
+        if loop and not await self._run_action(tracker, loop, "fallback_chain", 1.0,
+                                               channel, messages, None):
+            return True
+        tracker.update(ActionExecuted(name=ACTION_LISTEN_NAME, policy="fallback_chain"))
+        return True
 
     def _fail(self, tracker: DialogueStateTracker, channel: str | None,
               messages: list[dict[str, Any]]) -> None:

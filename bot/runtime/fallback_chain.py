@@ -49,6 +49,9 @@ project behaves exactly as before:
                        # question_confidence)
       digressions: [ask_question]   # inside a form, these intents are tried first when the
                        # form (not a rule) is predicted for them (default: none)
+      decline_named: [hotel, city]   # where the bot gives up on a question that names one
+                       # of these entities and does not speak to the bot, an attempt's
+                       # decline is said instead (default: none)
 """
 
 from __future__ import annotations
@@ -59,12 +62,12 @@ from typing import Any
 
 from bot.errors import ConfigError
 from bot.runtime.question_shape import (asks_leave, intent_words, is_question, is_request,
-                                        words_of)
+                                        to_bot, words_of)
 from bot.state.events import ACTION_LISTEN_NAME, BotUttered, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 
 NAME_LISTS = ("attempts", "give_up", "keep", "declines", "questions", "question_entities",
-              "digressions", "plain_questions")
+              "digressions", "plain_questions", "decline_named")
 CONFIDENCES = ("below", "question_confidence", "plain_question_confidence")
 KEYS = NAME_LISTS + CONFIDENCES
 
@@ -89,6 +92,9 @@ class FallbackChain:
     digressions: tuple[str, ...] = ()  # off unless configured: the form reads every message
     plain_questions: tuple[str, ...] = ()  # off unless configured
     plain_question_confidence: float | None = None  # None: question_confidence
+    # a question about one of these entities (a hotel, a city) that no attempt answers gets
+    # the attempt's decline ("I couldn't find a reliable answer ...") where the bot gives up
+    decline_named: tuple[str, ...] = ()  # off unless configured: the give-up as predicted
     # the words that mark each of `plain_questions` in the NLU data (with_task_words)
     task_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
@@ -170,6 +176,26 @@ class FallbackChain:
                      and not self.task_words.get(name, frozenset()) & words_of(text))
             return PLAIN if plain else QUESTION
         return None
+
+    def said_decline(self, events: Iterable[Event]) -> bool:
+        """Whether an attempt's `events` utter one of `declines`."""
+        return any(isinstance(e, BotUttered)
+                   and (e.metadata or {}).get("utter_action") in self.declines for e in events)
+
+    def declines_named(self, tracker: DialogueStateTracker, reason: str) -> bool:
+        """True when the bot, giving up (GIVE_UP or FILED), should say an attempt's decline
+        instead: the guest put a question that names a `decline_named` entity ("does nova
+        grand do shoe shining", "weather in vienna in november?") and does not speak to the
+        bot ("have you been to paris?" is small talk). Such a question is about the place;
+        a canned small-talk or out-of-scope reply misreads it."""
+        if not self.decline_named or reason not in (GIVE_UP, FILED):
+            return False
+        user = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
+        if user is None or not user.text:
+            return False
+        entities = (user.parse_data or {}).get("entities") or []
+        return (any(e.get("entity") in self.decline_named for e in entities)
+                and is_question(user.text) and not to_bot(user.text))
 
     def applies(self, tracker: DialogueStateTracker, action: str) -> bool:
         """True when the chain steps in before `action` (see `reason`)."""

@@ -58,6 +58,7 @@ REQUEST = re.compile(r"^(can|could|would|will|cud) (you|u|ya)\b"
                      r"(?! (tell|say|explain|recommend|suggest|let|show|describe|know|advise|"
                      r"help me (find|understand)|give me (info|details|an idea))\b)")
 LEAVE = re.compile(r"^(can|could|may|cud) (i|we)\b")
+YOU = frozenset({"you", "u", "ya", "your", "ur", "yours", "yourself", "you're", "youre"})
 CLAUSES = re.compile(r"[,.;:!\n]+|\s-\s|\bbut\b|\band\b")
 WORD = re.compile(r"[a-z']+")
 
@@ -86,6 +87,12 @@ def asks_leave(text: str) -> bool:
     """True when a clause of `text` asks leave to act: "can i ...", "could we ..." (module
     docstring), not "how can i ..."."""
     return any(LEAVE.search(c) for c in clauses(text))
+
+
+def to_bot(text: str) -> bool:
+    """True when `text` speaks of the one it is said to ("have you been to paris?", "do u
+    like vienna"): small talk with the bot, not a question about a place."""
+    return bool(YOU & words_of(text))
 
 
 def words_of(text: str) -> set[str]:

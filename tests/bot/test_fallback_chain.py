@@ -83,8 +83,17 @@ PARSES = {
     "can you book breakfast for me in lisbon?": ("book_room", 0.97),
     "is there a spa room to book in lisbon": ("book_room", 0.97),
     "can we use the spa in lisbon": ("book_room", 0.97),
+    "does the lisbon hotel do shoe shining?": ("chitchat", 0.9),
+    "have you ever been to lisbon?": ("chitchat", 0.9),
+    "lisbon is lovely": ("chitchat", 0.9),
+    "what is the weather in lisbon in november": ("out_of_scope", 0.9),
 }
+LISBON = [{"entity": "city", "value": "lisbon", "start": 0, "end": 6}]  # offsets aside
 ENTITIES = {
+    "does the lisbon hotel do shoe shining?": LISBON,
+    "have you ever been to lisbon?": LISBON,
+    "lisbon is lovely": LISBON,
+    "what is the weather in lisbon in november": LISBON,
     "can i get breakfast at the lisbon hotel": [
         {"entity": "city", "value": "Lisbon", "start": 20, "end": 26}],
     "can i book breakfast for tomorrow": [
@@ -392,6 +401,31 @@ async def test_small_talk_filed_sure_gets_a_knowledge_answer_only_at_question_co
     plain = FallbackChain(give_up=("utter_chitchat",))  # chitchat not among `questions`
     assert texts(await say(manager(demo, ensemble, executor, plain), "is your spa nice")) == [
         UNSURE_ANSWER]
+
+
+async def test_a_question_about_a_named_place_gets_the_decline_not_small_talk(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    """Giving up on a question that names a city and does not speak to the bot, the
+    knowledge base's "not sure" is said (it offers a person), not chitchat's canned reply;
+    small talk with the bot, statements and chains without `decline_named` are as before."""
+    chain = FallbackChain(give_up=("utter_chitchat", "utter_out_of_scope"),
+                          questions=("chitchat",), decline_named=("city",))
+    declines = {v["text"] for v in demo.domain.responses["utter_cannot_answer"]}
+    for question in ("does the lisbon hotel do shoe shining?",
+                     "what is the weather in lisbon in november"):
+        result = await say(manager(demo, ensemble, executor, chain), question)
+        assert actions(result) == ["action_answer_question"]
+        assert set(texts(result)) <= declines and texts(result)
+        record = next(d["fallback"] for d in result.diagnostics if "fallback" in d)
+        assert record["answered"] is None and record["declined"] == "action_answer_question"
+        assert result.tracker.latest_action_name == "action_listen"
+    for small_talk in ("have you ever been to lisbon?", "lisbon is lovely"):
+        result = await say(manager(demo, ensemble, executor, chain), small_talk)
+        assert actions(result) == ["utter_chitchat"]
+    off = replace(chain, decline_named=())
+    result = await say(manager(demo, ensemble, executor, off),
+                       "does the lisbon hotel do shoe shining?")
+    assert actions(result) == ["utter_chitchat"]
 
 
 def test_a_written_reply_answers_small_talk_filed_sure() -> None:
