@@ -379,7 +379,7 @@ class DialogueManager:
                 continue
             return await self._keep_attempt(tracker, name, events, reason, record, channel,
                                             messages)
-        if decline is not None and chain.declines_named(tracker, reason):
+        if decline is not None and chain.declines_about_place(tracker, reason):
             record["declined"] = decline[0]
             return await self._keep_attempt(tracker, *decline, reason, record, channel,
                                             messages)

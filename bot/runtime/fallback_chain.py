@@ -49,9 +49,12 @@ project behaves exactly as before:
                        # question_confidence)
       digressions: [ask_question]   # inside a form, these intents are tried first when the
                        # form (not a rule) is predicted for them (default: none)
-      decline_named: [hotel, city]   # where the bot gives up on a question that names one
-                       # of these entities and does not speak to the bot, an attempt's
-                       # decline is said instead (default: none)
+      place_questions: [hotel, city]   # a question that names one of these entities and
+                       # does not speak to the bot is about the place: where the bot gives
+                       # up on it, the attempts answer as for any give-up (no
+                       # question_confidence), and if none does and the NLU filed it under
+                       # one of `questions`, an attempt's decline is said instead of the
+                       # canned reply (default: none)
 """
 
 from __future__ import annotations
@@ -67,7 +70,7 @@ from bot.state.events import ACTION_LISTEN_NAME, BotUttered, Event, UserUttered
 from bot.state.tracker import DialogueStateTracker
 
 NAME_LISTS = ("attempts", "give_up", "keep", "declines", "questions", "question_entities",
-              "digressions", "plain_questions", "decline_named")
+              "digressions", "plain_questions", "place_questions")
 CONFIDENCES = ("below", "question_confidence", "plain_question_confidence")
 KEYS = NAME_LISTS + CONFIDENCES
 
@@ -92,9 +95,9 @@ class FallbackChain:
     digressions: tuple[str, ...] = ()  # off unless configured: the form reads every message
     plain_questions: tuple[str, ...] = ()  # off unless configured
     plain_question_confidence: float | None = None  # None: question_confidence
-    # a question about one of these entities (a hotel, a city) that no attempt answers gets
-    # the attempt's decline ("I couldn't find a reliable answer ...") where the bot gives up
-    decline_named: tuple[str, ...] = ()  # off unless configured: the give-up as predicted
+    # a question naming one of these entities (a hotel, a city), not said to the bot, is
+    # about the place: never FILED, and declined honestly where the bot gives up on it
+    place_questions: tuple[str, ...] = ()  # off unless configured
     # the words that mark each of `plain_questions` in the NLU data (with_task_words)
     task_words: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
@@ -148,14 +151,15 @@ class FallbackChain:
     def reason(self, tracker: DialogueStateTracker, action: str) -> str | None:
         """Why the chain steps in before `action`, the first one predicted after a typed user
         message: GIVE_UP (the bot is about to give up; FILED when the NLU filed the message
-        under one of `questions` at `below` or more), UNSURE (the NLU was unsure and no form
+        under one of `questions` at `below` or more, unless it is a question about a place:
+        `about_place`), UNSURE (the NLU was unsure and no form
         is asking), QUESTION (a question filed under a task intent, no form asking),
         DIGRESSION (a `digressions` intent the active form is predicted to read); None when
         it does not. A QUESTION filed under one of `plain_questions` that names none of that
         intent's task words and asks no leave is PLAIN."""
         if tracker.latest_action_name != ACTION_LISTEN_NAME or action in self.attempts:
             return None
-        user = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
+        user = _latest_user(tracker)
         text = (user.text or "").strip() if user is not None else ""
         if not text or text.startswith("/"):  # `/intent` payloads say exactly what they mean
             return None
@@ -164,7 +168,8 @@ class FallbackChain:
         name = intent.get("name")
         sure = float(intent.get("confidence") or 0.0) >= self.below
         if action in self.give_up:
-            return FILED if name in self.questions and sure else GIVE_UP
+            filed = name in self.questions and sure and not self.about_place(user)
+            return FILED if filed else GIVE_UP
         loop = tracker.active_loop_name
         if loop is not None:
             return DIGRESSION if action == loop and name in self.digressions else None
@@ -182,20 +187,27 @@ class FallbackChain:
         return any(isinstance(e, BotUttered)
                    and (e.metadata or {}).get("utter_action") in self.declines for e in events)
 
-    def declines_named(self, tracker: DialogueStateTracker, reason: str) -> bool:
-        """True when the bot, giving up (GIVE_UP or FILED), should say an attempt's decline
-        instead: the guest put a question that names a `decline_named` entity ("does nova
-        grand do shoe shining", "weather in vienna in november?") and does not speak to the
-        bot ("have you been to paris?" is small talk). Such a question is about the place;
-        a canned small-talk or out-of-scope reply misreads it."""
-        if not self.decline_named or reason not in (GIVE_UP, FILED):
-            return False
-        user = next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
-        if user is None or not user.text:
+    def about_place(self, user: UserUttered | None) -> bool:
+        """Whether the guest's message is a question about a place: it names a
+        `place_questions` entity ("does nova grand do shoe shining", "weather in vienna in
+        november?") and does not speak to the bot ("have you been to paris?" is small talk)."""
+        if not self.place_questions or user is None or not user.text:
             return False
         entities = (user.parse_data or {}).get("entities") or []
-        return (any(e.get("entity") in self.decline_named for e in entities)
+        return (any(e.get("entity") in self.place_questions for e in entities)
                 and is_question(user.text) and not to_bot(user.text))
+
+    def declines_about_place(self, tracker: DialogueStateTracker, reason: str) -> bool:
+        """True when the bot, giving up on a question about a place (`about_place`) that no
+        attempt answered and that the NLU filed under one of `questions` (chitchat in the
+        demo), should say an attempt's decline ("I couldn't find a reliable answer ... pass
+        you to a person?") instead: a canned small-talk reply misreads the question. Filed
+        as out_of_scope, it keeps its out-of-scope reply, a decline already ("how do i get a
+        tax refund as a freelancer in germany")."""
+        user = _latest_user(tracker)
+        intent = ((user.parse_data or {}).get("intent") or {}) if user is not None else {}
+        return (reason == GIVE_UP and intent.get("name") in self.questions
+                and self.about_place(user))
 
     def applies(self, tracker: DialogueStateTracker, action: str) -> bool:
         """True when the chain steps in before `action` (see `reason`)."""
@@ -217,6 +229,10 @@ class FallbackChain:
             return sure
         from_knowledge = any(_knowledge_confidence(e) >= 0.0 for e in said)
         return sure if from_knowledge else bool(said)
+
+
+def _latest_user(tracker: DialogueStateTracker) -> UserUttered | None:
+    return next((e for e in reversed(tracker.events) if isinstance(e, UserUttered)), None)
 
 
 def _knowledge_confidence(event: BotUttered) -> float:

@@ -87,6 +87,7 @@ PARSES = {
     "have you ever been to lisbon?": ("chitchat", 0.9),
     "lisbon is lovely": ("chitchat", 0.9),
     "what is the weather in lisbon in november": ("out_of_scope", 0.9),
+    "is the spa in lisbon nice?": ("chitchat", 0.95),
 }
 LISBON = [{"entity": "city", "value": "lisbon", "start": 0, "end": 6}]  # offsets aside
 ENTITIES = {
@@ -94,6 +95,7 @@ ENTITIES = {
     "have you ever been to lisbon?": LISBON,
     "lisbon is lovely": LISBON,
     "what is the weather in lisbon in november": LISBON,
+    "is the spa in lisbon nice?": LISBON,
     "can i get breakfast at the lisbon hotel": [
         {"entity": "city", "value": "Lisbon", "start": 20, "end": 26}],
     "can i book breakfast for tomorrow": [
@@ -405,14 +407,14 @@ async def test_small_talk_filed_sure_gets_a_knowledge_answer_only_at_question_co
 
 async def test_a_question_about_a_named_place_gets_the_decline_not_small_talk(
         demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
-    """Giving up on a question that names a city and does not speak to the bot, the
-    knowledge base's "not sure" is said (it offers a person), not chitchat's canned reply;
-    small talk with the bot, statements and chains without `decline_named` are as before."""
+    """Giving up on a question that names a city, does not speak to the bot and was filed as
+    chitchat, the knowledge base's "not sure" is said (it offers a person), not chitchat's
+    canned reply; small talk with the bot, statements, out_of_scope and chains without
+    `place_questions` are as before."""
     chain = FallbackChain(give_up=("utter_chitchat", "utter_out_of_scope"),
-                          questions=("chitchat",), decline_named=("city",))
+                          questions=("chitchat",), place_questions=("city",))
     declines = {v["text"] for v in demo.domain.responses["utter_cannot_answer"]}
-    for question in ("does the lisbon hotel do shoe shining?",
-                     "what is the weather in lisbon in november"):
+    for question in ("does the lisbon hotel do shoe shining?",):
         result = await say(manager(demo, ensemble, executor, chain), question)
         assert actions(result) == ["action_answer_question"]
         assert set(texts(result)) <= declines and texts(result)
@@ -422,10 +424,29 @@ async def test_a_question_about_a_named_place_gets_the_decline_not_small_talk(
     for small_talk in ("have you ever been to lisbon?", "lisbon is lovely"):
         result = await say(manager(demo, ensemble, executor, chain), small_talk)
         assert actions(result) == ["utter_chitchat"]
-    off = replace(chain, decline_named=())
+    # filed as out_of_scope: its own reply declines already
+    result = await say(manager(demo, ensemble, executor, chain),
+                       "what is the weather in lisbon in november")
+    assert actions(result) == ["utter_out_of_scope"]
+    off = replace(chain, place_questions=())
     result = await say(manager(demo, ensemble, executor, off),
                        "does the lisbon hotel do shoe shining?")
     assert actions(result) == ["utter_chitchat"]
+
+
+async def test_a_question_about_a_named_place_is_answered_at_the_knowledge_bases_own_bar(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    """Filed, sure, as chitchat, a question about a place is not small talk: the knowledge
+    answer counts as for any give-up, not only at question_confidence."""
+    chain = FallbackChain(give_up=("utter_chitchat",), questions=("chitchat",),
+                          place_questions=("city",))
+    result = await say(manager(demo, ensemble, executor, chain), "is the spa in lisbon nice?")
+    assert texts(result) == [UNSURE_ANSWER]
+    record = next(d["fallback"] for d in result.diagnostics if "fallback" in d)
+    assert record["reason"] == "give_up" and record["answered"] == "action_answer_question"
+    held = await say(manager(demo, ensemble, executor, replace(chain, place_questions=())),
+                     "is the spa in lisbon nice?")
+    assert actions(held) == ["utter_chitchat"]
 
 
 def test_a_written_reply_answers_small_talk_filed_sure() -> None:
