@@ -358,8 +358,10 @@ class DialogueManager:
                              messages: list[dict[str, Any]], why: dict[str, Any]) -> bool:
         """Run the chain's attempts in order; the first that answers is kept (the form, if
         one is active, asks its question again) and ends the turn. Attempts that decline or
-        fail leave no event behind, so the predicted action runs as if nothing happened.
-        `why` (the prediction's diagnostics) records what was tried and why."""
+        fail leave no event behind, so the predicted action runs as if nothing happened,
+        unless the chain says a decline instead (a question about a place given up on:
+        `FallbackChain.declines_about_place`). `why` (the prediction's diagnostics) records
+        what was tried and why."""
         record: dict[str, Any] = {"reason": reason, "tried": [], "answered": None}
         why["fallback"] = record
         decline: tuple[str, list[Event]] | None = None  # the first attempt's decline

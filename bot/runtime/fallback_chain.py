@@ -9,20 +9,20 @@
                              ->  try the next attempt (e.g. a generated small-talk reply)
                              ->  the action as predicted
 
-Rules and stories keep the control: the chain only steps in where they already chose to give
-up (or where the NLU was unsure and no form is asking, or where a guest asked a question the
-NLU filed under a task, or asked a question the active form was about to read as an answer),
-and an attempt that declines leaves no trace in the tracker. An
-attempt "answers" when it utters a message that is not one of `declines` (the knowledge action
-utters utter_cannot_answer when it is not confident); for a question filed under a task, only
-a knowledge answer at `question_confidence` or above counts (message metadata
-`knowledge.confidence`), so the task still runs unless the knowledge base is sure; the same
-bar holds for a knowledge answer when the bot gives up on a message the NLU filed, sure, under
-one of `questions` (chitchat's canned response: "how's the weather" is small talk, not a
-question for the knowledge base, whose bar sentence about a terrace "in good weather" came
-close), while another attempt (a written small-talk reply) answers as usual. After an
-answer inside a form the form is interrupted: it asks its question again without reading the
-question as an answer.
+Rules and stories keep the control: the chain only steps in where they already chose to give up
+(or where the NLU was unsure and no form is asking, or where a guest asked a question the NLU
+filed under a task, or asked a question the active form was about to read as an answer), and an
+attempt that declines leaves no trace in the tracker (except a question about a place,
+`place_questions`, given up on: there the first attempt's decline is said instead of the canned
+reply). An attempt "answers" when it utters a message that is not one of `declines` (the
+knowledge action utters utter_cannot_answer when it is not confident); for a question filed
+under a task, only a knowledge answer at `question_confidence` or above counts (message metadata
+`knowledge.confidence`), so the task still runs unless the knowledge base is sure; the same bar
+holds for a knowledge answer when the bot gives up on a message the NLU filed, sure, under one
+of `questions` (chitchat's canned response: "how's the weather" is small talk, not a question
+for the knowledge base, whose bar sentence about a terrace "in good weather" came close), while
+another attempt (a written small-talk reply) answers as usual. After an answer inside a form the
+form is interrupted: it asks its question again without reading the question as an answer.
 
 config.yml, all keys optional; without a `fallback:` section there is no chain and a Rasa
 project behaves exactly as before:
@@ -151,12 +151,12 @@ class FallbackChain:
     def reason(self, tracker: DialogueStateTracker, action: str) -> str | None:
         """Why the chain steps in before `action`, the first one predicted after a typed user
         message: GIVE_UP (the bot is about to give up; FILED when the NLU filed the message
-        under one of `questions` at `below` or more, unless it is a question about a place:
-        `about_place`), UNSURE (the NLU was unsure and no form
-        is asking), QUESTION (a question filed under a task intent, no form asking),
-        DIGRESSION (a `digressions` intent the active form is predicted to read); None when
-        it does not. A QUESTION filed under one of `plain_questions` that names none of that
-        intent's task words and asks no leave is PLAIN."""
+        under one of `questions` at `below` or more, unless it is a question about a place,
+        `about_place`), UNSURE (the NLU was unsure and no form is asking), QUESTION (a question
+        filed under a task intent, no form asking), DIGRESSION (a `digressions` intent the
+        active form is predicted to read); None when it does not. A QUESTION filed under one of
+        `plain_questions` that names none of that intent's task words and asks no leave is
+        PLAIN."""
         if tracker.latest_action_name != ACTION_LISTEN_NAME or action in self.attempts:
             return None
         user = _latest_user(tracker)
