@@ -22,7 +22,6 @@ Prints ONE JSON line, appended to benchmarks/results/smollm2_finetune.jsonl.
 
 from __future__ import annotations
 
-import math
 import os
 import random
 import sys
@@ -57,14 +56,15 @@ def parse_args(argv: list[str] | None = None) -> Any:
 
 
 def written_pairs(config: Path) -> list[tuple[str, str]]:
-    import yaml
+    """The written pairs of `config`'s `generation:` section, read as `xingkong train` reads
+    them (bot.training.generation.written_pairs); [] without one."""
+    from bot.project.config import ProjectPaths
+    from bot.project.project import Project
+    from bot.training.generation import written_pairs as read_written
 
-    from generation.pairs import read_pairs
-
-    section = (yaml.safe_load(config.read_text(encoding="utf-8")) or {}).get("generation") or {}
-    paths = section.get("pairs") or []
-    paths = [paths] if isinstance(paths, str) else paths
-    return [pair for p in paths for pair in read_pairs(config.parent / p)]
+    project = Project.load(ProjectPaths.at(config.parent, config=config))
+    settings = project.config.generation
+    return read_written(project, settings) if settings is not None else []
 
 
 def encode(tokenizer: Any, message: str, reply: str) -> tuple[list[int], list[int]]:
@@ -96,20 +96,12 @@ def batch(tokenizer: Any, pairs: list[tuple[str, str]]) -> tuple[Any, Any, Any]:
 
 
 def reply_perplexity(lm: Any, tokenizer: Any, pairs: list[tuple[str, str]]) -> float:
-    import torch
+    """Perplexity of the pairs' replies (their prompts carry no loss)."""
+    from generation.training import heldout_perplexity
 
     lm.eval()
-    total, count = 0.0, 0
-    with torch.no_grad():
-        for i in range(0, len(pairs), 16):
-            ids, mask, labels = batch(tokenizer, pairs[i:i + 16])
-            logits = lm(input_ids=ids, attention_mask=mask).logits[:, :-1]
-            gold = labels[:, 1:]
-            total += torch.nn.functional.cross_entropy(
-                logits.reshape(-1, logits.size(-1)), gold.reshape(-1), ignore_index=-100,
-                reduction="sum").item()
-            count += int((gold != -100).sum())
-    return math.exp(total / count)
+    ids, _, labels = batch(tokenizer, pairs)  # right-padded: pads follow each pair
+    return heldout_perplexity(lm, (ids, labels))
 
 
 def main(argv: list[str] | None = None) -> int:
