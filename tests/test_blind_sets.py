@@ -286,3 +286,21 @@ def test_sixth_kb_blind_set_is_not_near_duplicates() -> None:
                 for answer in qa["answers"]:
                     start = answer["answer_start"]
                     assert para["context"][start:start + len(answer["text"])] == answer["text"]
+
+
+def test_third_kb_dev_set_is_not_near_duplicates() -> None:
+    """tests/kb_dev3.json (session 25): two writers, shown only the KB documents, wrote 220
+    long messages (18-40 words: the guest's situation first, or rambling, then the question);
+    the 16 within KB_LIMIT of any other KB file, a house question, an NLU example or an
+    earlier one were dropped. A dev set for long messages: its failures may be read."""
+    path = REPO / "tests" / "kb_dev3.json"
+    dev3 = squad_questions(path)
+    others = [p for p in sorted((REPO / "tests").glob("kb_*.json")) if p != path]
+    others += [REPO / "data" / "kb" / "qa.json", REPO / "data" / "kb" / "guest_questions.json",
+               *sorted((REPO / "data" / "qa_pretrain").glob("house_qa*.json"))]
+    seen = [q for other in others for q in squad_questions(other)]
+    seen += nlu_texts(REPO / "data/nlu.yml")
+    assert len(squad_questions(path, impossible=False)) >= 120
+    assert len(squad_questions(path, impossible=True)) >= 40
+    assert near_duplicates(dev3, seen, KB_LIMIT) == []
+    assert all(near_duplicates([q], dev3[:i], KB_LIMIT) == [] for i, q in enumerate(dev3))
