@@ -359,9 +359,9 @@ class DialogueManager:
         """Run the chain's attempts in order; the first that answers is kept (the form, if
         one is active, asks its question again) and ends the turn. Attempts that decline or
         fail leave no event behind, so the predicted action runs as if nothing happened,
-        unless the chain says a decline instead (a question about a place given up on:
-        `FallbackChain.declines_about_place`). `why` (the prediction's diagnostics) records
-        what was tried and why."""
+        unless the chain says a decline instead (a plain question, or a question about a
+        place given up on: `FallbackChain.says_decline`). `why` (the prediction's
+        diagnostics) records what was tried and why."""
         record: dict[str, Any] = {"reason": reason, "tried": [], "answered": None}
         why["fallback"] = record
         decline: tuple[str, list[Event]] | None = None  # the first attempt's decline
@@ -381,7 +381,7 @@ class DialogueManager:
                 continue
             return await self._keep_attempt(tracker, name, events, reason, record, channel,
                                             messages)
-        if decline is not None and chain.declines_about_place(tracker, reason):
+        if decline is not None and chain.says_decline(tracker, reason):
             record["declined"] = decline[0]
             return await self._keep_attempt(tracker, *decline, reason, record, channel,
                                             messages)

@@ -12,10 +12,12 @@
 Rules and stories keep the control: the chain only steps in where they already chose to give up
 (or where the NLU was unsure and no form is asking, or where a guest asked a question the NLU
 filed under a task, or asked a question the active form was about to read as an answer), and an
-attempt that declines leaves no trace in the tracker (except a question about a place,
-`place_questions`, given up on: there the first attempt's decline is said instead of the canned
-reply). An attempt "answers" when it utters a message that is not one of `declines` (the
-knowledge action utters utter_cannot_answer when it is not confident); for a question filed
+attempt that declines leaves no trace in the tracker (except where the predicted action would
+misread the message: a question plainly not its intent's task, `plain_questions`, and a
+question about a place, `place_questions`, given up on; there the first attempt's decline is
+said instead of the task's form or the canned reply). An attempt "answers" when it utters a
+message that is not one of `declines` (the knowledge action utters utter_cannot_answer when
+it is not confident); for a question filed
 under a task, only a knowledge answer at `question_confidence` or above counts (message metadata
 `knowledge.confidence`), so the task still runs unless the knowledge base is sure; the same bar
 holds for a knowledge answer when the bot gives up on a message the NLU filed, sure, under one
@@ -197,13 +199,17 @@ class FallbackChain:
         return (any(e.get("entity") in self.place_questions for e in entities)
                 and is_question(user.text) and not to_bot(user.text))
 
-    def declines_about_place(self, tracker: DialogueStateTracker, reason: str) -> bool:
-        """True when the bot, giving up on a question about a place (`about_place`) that no
-        attempt answered and that the NLU filed under one of `questions` (chitchat in the
-        demo), should say an attempt's decline ("I couldn't find a reliable answer ... pass
-        you to a person?") instead: a canned small-talk reply misreads the question. Filed
-        as out_of_scope, it keeps its out-of-scope reply, a decline already ("how do i get a
-        tax refund as a freelancer in germany")."""
+    def says_decline(self, tracker: DialogueStateTracker, reason: str) -> bool:
+        """True when no attempt answered and the bot should say an attempt's decline ("I
+        couldn't find a reliable answer ... pass you to a person?") rather than what it
+        predicted: for a PLAIN question, plainly not its intent's task, that task's form
+        would misread it ("any tascas near aurora open on mondays" filed under book_room
+        asked for a check-in date); and for a question about a place (`about_place`) given
+        up on that the NLU filed under one of `questions` (chitchat in the demo), a canned
+        small-talk reply would. Filed as out_of_scope, a question keeps its out-of-scope
+        reply, a decline already ("how do i get a tax refund as a freelancer in germany")."""
+        if reason == PLAIN:
+            return True
         user = _latest_user(tracker)
         intent = ((user.parse_data or {}).get("intent") or {}) if user is not None else {}
         return (reason == GIVE_UP and intent.get("name") in self.questions

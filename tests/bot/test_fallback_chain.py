@@ -74,6 +74,7 @@ PARSES = {
     "can i get breakfast at the lisbon hotel": ("book_room", 0.97),
     "can i book breakfast for tomorrow": ("book_room", 0.97),
     "is there a spa in lisbon": ("book_room", 0.97),
+    "any tascas in lisbon open on mondays": ("book_room", 0.97),
     "breakfast room for two please": ("book_room", 0.97),
     "does my booking include breakfast?": ("check_booking", 0.95),
     "is breakfast served on friday": ("ask_question", 0.96),
@@ -331,6 +332,25 @@ async def test_a_question_plainly_not_the_task_is_answered_at_the_lower_bar(
         result = await say(bot, text)
         assert actions(result)[0] == "booking_form", text
         assert UNSURE_ANSWER not in texts(result)
+
+
+async def test_a_plain_question_the_knowledge_base_declines_gets_the_decline_not_the_form(
+        demo: Project, ensemble: PolicyEnsemble, executor: KnowledgeAtTheEdge) -> None:
+    """Plainly not the task it was filed under, a question the knowledge base cannot answer
+    gets its decline (with the offer of a person), not the booking form's first question."""
+    declines = {v["text"] for v in demo.domain.responses["utter_cannot_answer"]}
+    bot = manager(demo, ensemble, executor, PLAIN_QUESTIONS)
+    result = await say(bot, "any tascas in lisbon open on mondays")
+    assert actions(result) == ["action_answer_question"]
+    assert set(texts(result)) <= declines and texts(result)
+    assert result.tracker.active_loop_name is None
+    record = next(d["fallback"] for d in result.diagnostics if "fallback" in d)
+    assert record["reason"] == "plain_question" and record["answered"] is None
+    assert record["declined"] == "action_answer_question"
+    # not plain (a question filed under a task, the knowledge base unsure): the task runs
+    result = await say(manager(demo, ensemble, executor, TASK_QUESTIONS),
+                       "any tascas in lisbon open on mondays")
+    assert actions(result)[0] == "booking_form"
 
 
 async def test_a_question_filed_as_a_task_gets_a_confident_knowledge_answer(
