@@ -13,18 +13,18 @@ Rules and stories keep the control: the chain only steps in where they already c
 (or where the NLU was unsure and no form is asking, or where a guest asked a question the NLU
 filed under a task, or asked a question the active form was about to read as an answer), and an
 attempt that declines leaves no trace in the tracker (except where the predicted action would
-misread the message: a question plainly not its intent's task, `plain_questions`, and a
-question about a place, `place_questions`, given up on; there the first attempt's decline is
-said instead of the task's form or the canned reply). An attempt "answers" when it utters a
-message that is not one of `declines` (the knowledge action utters utter_cannot_answer when
-it is not confident); for a question filed
-under a task, only a knowledge answer at `question_confidence` or above counts (message metadata
-`knowledge.confidence`), so the task still runs unless the knowledge base is sure; the same bar
-holds for a knowledge answer when the bot gives up on a message the NLU filed, sure, under one
-of `questions` (chitchat's canned response: "how's the weather" is small talk, not a question
-for the knowledge base, whose bar sentence about a terrace "in good weather" came close), while
-another attempt (a written small-talk reply) answers as usual. After an answer inside a form the
-form is interrupted: it asks its question again without reading the question as an answer.
+misread the message: a question plainly not its intent's task, `plain_questions`, and a question
+about a place, `place_questions`, given up on; there the first attempt's decline is said instead
+of the task's form or the canned reply). An attempt "answers" when it utters a message that is
+not one of `declines` (the knowledge action utters utter_cannot_answer when it is not
+confident); for a question filed under a task, only a knowledge answer at `question_confidence`
+or above counts (message metadata `knowledge.confidence`), so the task still runs unless the
+knowledge base is sure; the same bar holds for a knowledge answer when the bot gives up on a
+message the NLU filed, sure, under one of `questions` (chitchat's canned response: "how's the
+weather" is small talk, not a question for the knowledge base, whose bar sentence about a
+terrace "in good weather" came close), while another attempt (a written small-talk reply)
+answers as usual. After an answer inside a form the form is interrupted: it asks its question
+again without reading the question as an answer.
 
 config.yml, all keys optional; without a `fallback:` section there is no chain and a Rasa
 project behaves exactly as before:
