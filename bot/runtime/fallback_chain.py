@@ -48,7 +48,8 @@ project behaves exactly as before:
                        # plainly not the task ("any tascas near aurora open on mondays?";
                        # default: none) ...
       plain_question_confidence: 0.5  # ... and is answered at this confidence (default:
-                       # question_confidence)
+                       # question_confidence); where no attempt answers, an attempt's
+                       # decline is said instead of the task
       digressions: [ask_question]   # inside a form, these intents are tried first when the
                        # form (not a rule) is predicted for them (default: none)
       place_questions: [hotel, city]   # a question that names one of these entities and
