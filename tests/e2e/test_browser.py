@@ -189,8 +189,9 @@ class _StubHandler(BaseHTTPRequestHandler):
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     _ensure_browser()
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
 
+    expect.set_options(timeout=TIMEOUT_MS)  # as the pages wait: a busy machine is slow to draw
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     with sync_playwright() as pw:
         chromium = pw.chromium.launch(executable_path=str(CHROMIUM), args=LAUNCH_ARGS)
@@ -227,7 +228,8 @@ def assistant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 QUICK = {"JointIntentEntity": {"epochs": 3, "min_steps": 0},
          "IntentClassifier": {"epochs": 3, "min_steps": 0},
          "LukeSpanExtractor": {"epochs": 3, "negative_ratio": 4.0, "min_steps": 0},
-         "reader": {"epochs": 2, "progress": False, "pretrain_qa": []},  # no 4-minute pretraining
+         "reader": {"epochs": 1, "progress": False, "pretrain_qa": []},  # no 4-minute pretraining
+         "encoder": {"epochs": 0.25},
          "reranker": {"pretrain_limit": 40},
          "TEDPolicy": {"epochs": 20}}
 QUICK_PER_INTENT = 30  # NLU examples kept per intent
@@ -248,7 +250,8 @@ def _quick_demo(folder: Path, log: Path) -> Path:
     for component in config["pipeline"] + config["policies"]:
         component.update(QUICK.get(component["name"], {}))
     knowledge = config.get("knowledge") or {}
-    knowledge["reader"] = {**(knowledge.get("reader") or {}), **QUICK["reader"]}
+    for part in ("reader", "encoder"):
+        knowledge[part] = {**(knowledge.get(part) or {}), **QUICK[part]}
     if knowledge.get("reranker"):  # a few house questions, not 3,000 (6 minutes)
         knowledge["reranker"] = {**knowledge["reranker"], **QUICK["reranker"]}
     config["knowledge"] = knowledge
