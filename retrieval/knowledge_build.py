@@ -11,7 +11,10 @@ Four steps, each its own function, each skipped when what it is built from did n
    questions (retrieval.question_gen), starting from a reader of `reader.pretrain_qa` when
    set (trained first, on that reading-comprehension data), or copied from `reader_from`, or
    reused; it learns "no answer" from generated negatives (a sentence of another document),
-   so that qa.json's unanswerable questions stay unseen for calibration;
+   so that qa.json's unanswerable questions stay unseen for calibration; a tenth of its
+   questions are also read inside what guests write around one (retrieval.guest_talk: "we
+   land at 11pm with two tired kids. is there parking?"), and so are a fifth of the
+   reranker's pretraining questions;
 3. `build_encoder`: the sentence encoder fine-tuned (retrieval.sentence_encoder) on the
    training split and generated questions, and the vectors of every KB sentence;
 4. `calibrate`: sentence selection, re-ranking, answer confidence and its threshold
@@ -52,6 +55,7 @@ from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDG
                                 load_answerer, sentence_ranker, sentences_hash)
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError, RetrievalError
+from retrieval.guest_talk import TALK_FILE, wrap
 from retrieval.pretrained_cache import fetch_pretrained, keep_pretrained
 from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice, place_of)
@@ -67,6 +71,9 @@ from retrieval.types import Embedder, IndexConfig
 logger = logging.getLogger(__name__)
 
 READER_RECIPE = 2  # 2: sentence contexts; a new recipe retrains readers built by the old one
+# a share of the reader's training questions (qa.json's training split and the generated ones)
+# also read wrapped in what guests write around a question (retrieval.guest_talk)
+READER_TALK_SHARE = 0.1
 CALIBRATION_RECIPE = 8  # 3: place, answer-kind evidence and missing-kind negatives; 4: the
 # question's word and place evidence (question_evidence); 5: the reader reads only the selected
 # sentence (answer_calibration.RERANK_K); 6: the selection corrects typos (retrieval.spelling);
@@ -114,6 +121,9 @@ RERANKER_RECIPE = 1
 # contexts (retrieval.qa_sentences.rerank_groups: unanswerable questions too, at most
 # `reranker_pretrain_limit`, a seeded sample), kept in RERANKER_PRETRAINED_DIR like the reader's
 RERANKER_PRETRAINED_DIR = "reranker_pretrained"
+# a share of its pretraining questions read wrapped in what guests write around a question
+# (retrieval.guest_talk), in place of the bare question
+RERANKER_TALK_SHARE = 0.2
 RERANKER_PRETRAIN = "reranker.pretrain_qa"
 # questions in guests' own words, answerable ones with their sentence, written from the KB
 # documents alone (SQuAD format, inside the KB folder, optional): calibration only
@@ -224,7 +234,8 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     # a changed document retrains the encoder, not the reader (a span finder, trained mostly
     # on qa.json: the generated questions of the old sentences still teach it spans)
     reader_fp = _digest(READER_RECIPE, build.qa.read_bytes(), _where_free(build.reader),
-                        str(build.reader_from), build.generated, build.seed, build.paragraphs)
+                        str(build.reader_from), build.generated, build.seed, build.paragraphs,
+                        *_talk(READER_TALK_SHARE))
     if (not build.retrain and previous is not None and previous.reader_fingerprint == reader_fp
             and (root / READER_DIR).is_dir()):
         reused.append("reader")
@@ -251,7 +262,7 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     if build.reranker is not None:
         reranker_fp = _digest(RERANKER_RECIPE, reader_fp, encoder_fp, build.reranker.to_dict(),
                               _file_digests(build.reranker_pretrain_qa, RERANKER_PRETRAIN),
-                              build.reranker_pretrain_limit)
+                              build.reranker_pretrain_limit, *_talk(RERANKER_TALK_SHARE))
         settings = replace(settings, reranker=RERANKER_DIR, reranker_fingerprint=reranker_fp)
         if (not build.retrain and previous is not None
                 and previous.reranker_fingerprint == reranker_fp
@@ -374,11 +385,23 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
              for n, g in enumerate(data.generated_train)
              if g.sentence is not None and g.answer is not None and g.start is not None]
     options = {"out_dir": target, "train_unanswerable": False, **reader}
+    own = sentence_contexts(data)
+    trained = {e.id for e in data.train}
+    extra += talk_copies([e for e in own if e.id in trained] + extra,
+                         random.Random(build.seed + 3))
     if build.paragraphs:  # the whole contexts as well, under other ids (never held out)
         extra += [replace(e, id=f"{e.id}#paragraph") for e in data.train if not e.is_impossible]
-    report = train_reader(sentence_contexts(data), extra_examples=extra, **options).to_dict()
+    report = train_reader(own, extra_examples=extra, **options).to_dict()
     held = {k: v for k, v in report.pop("holdout", {}).items() if k != "ids"}
     return {**report, "holdout": held, **({"pretrained": pretrained} if pretrained else {})}
+
+
+def talk_copies(examples: list[QAExample], rng: random.Random,
+                share: float = READER_TALK_SHARE) -> list[QAExample]:
+    """A `share` of the answerable `examples`, each question wrapped in what guests write
+    around one (retrieval.guest_talk), under its own id (never held out)."""
+    return [replace(e, id=f"{e.id}#talk", question=wrap(e.question, rng))
+            for e in examples if not e.is_impossible and rng.random() < share]
 
 
 def pretrained_reader(out_dir: Path, reader: dict[str, Any]
@@ -571,16 +594,24 @@ def pretrained_reranker(build: KnowledgeBuild) -> tuple[RerankerConfig, dict[str
             # the folder, not where it is: a moved models folder keeps its reranker
             "base_model": PRETRAINED_DIR if base == str(reader_first) else base}
     stamp = _digest(_file_digests(files, RERANKER_PRETRAIN), build.reranker_pretrain_limit,
-                    build.seed, kept,
+                    build.seed, kept, *_talk(RERANKER_TALK_SHARE),
                     marker.read_text(encoding="utf-8")
                     if base == str(reader_first) and marker.is_file() else "")
     done = _pretrain(first, files, RERANKER_PRETRAIN, stamp,
-                     lambda examples: rerank_groups(examples, config.negatives),
+                     lambda examples: talk_groups(rerank_groups(examples, config.negatives),
+                                                  random.Random(build.seed + 4)),
                      build.reranker_pretrain_limit, build.seed,
                      lambda rows, out: fit_reranker(rows, out, first_config),
                      need="question(s) with a sentence of its context to rank; at least 1 is "
                           "needed")
     return replace(config, base_model=str(first)), done
+
+
+def talk_groups(groups: list[Group], rng: random.Random,
+                share: float = RERANKER_TALK_SHARE) -> list[Group]:
+    """`groups` with a `share` of their questions wrapped in what guests write around one."""
+    return [(wrap(q, rng), answer, wrong) if rng.random() < share else (q, answer, wrong)
+            for q, answer, wrong in groups]
 
 
 def calibrate(build: KnowledgeBuild, data: _Data, index: Any,
@@ -658,6 +689,12 @@ def _where_free(reader: Mapping[str, Any]) -> dict[str, Any]:
     of their contents: a project moved elsewhere keeps its reader (its paths are absolute)."""
     return {k: _file_digests(v, f"reader.{k}") if k in ("pretrain_qa", "extra_qa_paths") else v
             for k, v in reader.items()}
+
+
+def _talk(share: float) -> tuple[Any, ...]:
+    """What a model learns from guest talk (its share and the lines) for its fingerprint;
+    nothing when it learns none, so models built before it are kept."""
+    return (share, TALK_FILE.read_bytes()) if share else ()
 
 
 def _reader_fields() -> set[str]:

@@ -8,6 +8,8 @@ import re
 from pathlib import Path
 
 from retrieval.guest_talk import load_talk, wrap
+from retrieval.knowledge_build import talk_copies, talk_groups
+from retrieval.qa_metrics import QAExample
 
 HOTELS = re.compile(r"starlight|aurora|nova grand|comet", re.I)
 
@@ -42,3 +44,23 @@ def test_a_file_of_ones_own_is_read_with_its_after_lines(tmp_path: Path):
     talk = load_talk(path)
     assert talk.before == ("we land at noon",) and talk.after == ("thanks!",)
 
+def test_talk_copies_wrap_a_share_of_the_answerable_questions_under_their_own_ids():
+    examples = [QAExample(f"q{i}", f"question number {i}?", "Some context.",
+                          (("context", 5),), "doc") for i in range(400)]
+    examples.append(QAExample("none", "nothing here?", "Some context.", (), "doc"))
+    copies = talk_copies(examples, random.Random(1), share=0.25)
+    assert 60 < len(copies) < 140
+    assert all(c.id.endswith("#talk") and c.answers == (("context", 5),) for c in copies)
+    assert all(c.question.endswith(f"question number {c.id[1:-5]}?") or
+               f"question number {c.id[1:-5]}?" in c.question for c in copies)
+
+
+def test_talk_groups_wrap_a_share_of_the_questions_and_keep_their_sentences():
+    groups = [(f"question {i}?", f"answer {i}", (f"wrong {i}",)) for i in range(300)]
+    wrapped = talk_groups(groups, random.Random(2), share=0.2)
+    changed = [(g, w) for g, w in zip(groups, wrapped) if g != w]
+    assert 30 < len(changed) < 90
+    for (question, answer, wrong), (text, answer2, wrong2) in changed:
+        assert question in text and len(text) > len(question)
+        assert (answer2, wrong2) == (answer, wrong)
+    assert talk_groups(groups, random.Random(2), share=0.0) == groups
