@@ -10,9 +10,14 @@ habits alone: about the guest, never a fact of a hotel, and never a question.
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from retrieval.qa_metrics import QAExample
+    from retrieval.reranker import Group
 
 TALK_FILE = Path(__file__).with_name("guest_talk.txt")
 AFTER_MARK = "> "  # a line said after the question starts with this mark
@@ -54,3 +59,17 @@ def wrap(question: str, rng: random.Random, talk: Talk | None = None) -> str:
 def _end(line: str) -> str:
     """A line as a finished clause: guests end one with a full stop, a comma or nothing."""
     return line if line[-1:] in ".!,;:" else line + "."
+
+
+def talk_copies(examples: list[QAExample], rng: random.Random,
+                share: float) -> list[QAExample]:
+    """A `share` of the answerable `examples`, each question wrapped, under its own id
+    (`#talk`: a reader never holds it out)."""
+    return [replace(e, id=f"{e.id}#talk", question=wrap(e.question, rng))
+            for e in examples if not e.is_impossible and rng.random() < share]
+
+
+def talk_groups(groups: list[Group], rng: random.Random, share: float) -> list[Group]:
+    """Reranker rows with a `share` of their questions wrapped in place of the bare one."""
+    return [(wrap(q, rng), answer, wrong) if rng.random() < share else (q, answer, wrong)
+            for q, answer, wrong in groups]

@@ -55,7 +55,7 @@ from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDG
                                 load_answerer, sentence_ranker, sentences_hash)
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError, RetrievalError
-from retrieval.guest_talk import TALK_FILE, wrap
+from retrieval.guest_talk import TALK_FILE, talk_copies, talk_groups
 from retrieval.pretrained_cache import fetch_pretrained, keep_pretrained
 from retrieval.question_gen import (Generated, generate_answerable, generate_unanswerable,
                                     guest_rephrase, guest_voice, place_of)
@@ -388,20 +388,12 @@ def build_reader(build: KnowledgeBuild, data: _Data) -> dict[str, Any]:
     own = sentence_contexts(data)
     trained = {e.id for e in data.train}
     extra += talk_copies([e for e in own if e.id in trained] + extra,
-                         random.Random(build.seed + 3))
+                         random.Random(build.seed + 3), READER_TALK_SHARE)
     if build.paragraphs:  # the whole contexts as well, under other ids (never held out)
         extra += [replace(e, id=f"{e.id}#paragraph") for e in data.train if not e.is_impossible]
     report = train_reader(own, extra_examples=extra, **options).to_dict()
     held = {k: v for k, v in report.pop("holdout", {}).items() if k != "ids"}
     return {**report, "holdout": held, **({"pretrained": pretrained} if pretrained else {})}
-
-
-def talk_copies(examples: list[QAExample], rng: random.Random,
-                share: float = READER_TALK_SHARE) -> list[QAExample]:
-    """A `share` of the answerable `examples`, each question wrapped in what guests write
-    around one (retrieval.guest_talk), under its own id (never held out)."""
-    return [replace(e, id=f"{e.id}#talk", question=wrap(e.question, rng))
-            for e in examples if not e.is_impossible and rng.random() < share]
 
 
 def pretrained_reader(out_dir: Path, reader: dict[str, Any]
@@ -599,19 +591,13 @@ def pretrained_reranker(build: KnowledgeBuild) -> tuple[RerankerConfig, dict[str
                     if base == str(reader_first) and marker.is_file() else "")
     done = _pretrain(first, files, RERANKER_PRETRAIN, stamp,
                      lambda examples: talk_groups(rerank_groups(examples, config.negatives),
-                                                  random.Random(build.seed + 4)),
+                                                  random.Random(build.seed + 4),
+                                                  RERANKER_TALK_SHARE),
                      build.reranker_pretrain_limit, build.seed,
                      lambda rows, out: fit_reranker(rows, out, first_config),
                      need="question(s) with a sentence of its context to rank; at least 1 is "
                           "needed")
     return replace(config, base_model=str(first)), done
-
-
-def talk_groups(groups: list[Group], rng: random.Random,
-                share: float = RERANKER_TALK_SHARE) -> list[Group]:
-    """`groups` with a `share` of their questions wrapped in what guests write around one."""
-    return [(wrap(q, rng), answer, wrong) if rng.random() < share else (q, answer, wrong)
-            for q, answer, wrong in groups]
 
 
 def calibrate(build: KnowledgeBuild, data: _Data, index: Any,

@@ -7,8 +7,7 @@ import random
 import re
 from pathlib import Path
 
-from retrieval.guest_talk import load_talk, wrap
-from retrieval.knowledge_build import talk_copies, talk_groups
+from retrieval.guest_talk import load_talk, talk_copies, talk_groups, wrap
 from retrieval.qa_metrics import QAExample
 
 HOTELS = re.compile(r"starlight|aurora|nova grand|comet", re.I)
@@ -44,6 +43,7 @@ def test_a_file_of_ones_own_is_read_with_its_after_lines(tmp_path: Path):
     talk = load_talk(path)
     assert talk.before == ("we land at noon",) and talk.after == ("thanks!",)
 
+
 def test_talk_copies_wrap_a_share_of_the_answerable_questions_under_their_own_ids():
     examples = [QAExample(f"q{i}", f"question number {i}?", "Some context.",
                           (("context", 5),), "doc") for i in range(400)]
@@ -51,8 +51,7 @@ def test_talk_copies_wrap_a_share_of_the_answerable_questions_under_their_own_id
     copies = talk_copies(examples, random.Random(1), share=0.25)
     assert 60 < len(copies) < 140
     assert all(c.id.endswith("#talk") and c.answers == (("context", 5),) for c in copies)
-    assert all(c.question.endswith(f"question number {c.id[1:-5]}?") or
-               f"question number {c.id[1:-5]}?" in c.question for c in copies)
+    assert all(f"question number {c.id[1:-5]}?" in c.question for c in copies)
 
 
 def test_talk_groups_wrap_a_share_of_the_questions_and_keep_their_sentences():
