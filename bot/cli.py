@@ -639,8 +639,9 @@ def _echo_kb_report(report: dict[str, Any], path: Path) -> None:
     click.echo(f"retrieval   recall@1 {retrieval['recall@1']:.3f}  recall@5 "
                f"{retrieval['recall@5']:.3f}  MRR {retrieval['mrr']:.3f}  "
                f"(top_k {retrieval['top_k']})")
-    click.echo(f"sentence    holds the answer {sentence['answered_right']:.3f} (answered and "
-               f"right; gold answers alone {sentence['answered_right_gold_only']:.3f})  best "
+    click.echo(f"sentence    reply holds the answer {sentence['answered_right']:.3f} (answered "
+               f"and right; gold answers alone {sentence['answered_right_gold_only']:.3f}; "
+               f"the sentence alone {sentence['answered_right_sentence']:.3f})  best "
                f"sentence {sentence['best_sentence_right']:.3f}  answered "
                f"{sentence['answered']:.3f}")
     click.echo(f"answers     EM {pipeline['exact']:.3f}  F1 {pipeline['f1']:.3f}  "

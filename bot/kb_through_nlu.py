@@ -129,7 +129,7 @@ def score_alone(turn: GuestTurn, answer: Any, best: Any = None) -> None:
             best.sentence or best.text or "", turn.golds)
     if answer.text is None:
         turn.kb_alone = "declined"
-    elif turn.golds and contains_answer(answer.sentence or answer.text, turn.golds):
+    elif turn.golds and contains_answer(answer.reply or "", turn.golds):
         turn.kb_alone = "right"
     else:
         turn.kb_alone = "wrong"

@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 
 from retrieval.errors import RetrievalConfigError, RetrievalError
+from retrieval.follow import follows
 from retrieval.qa_metrics import normalize_answer
 from retrieval.reader import Reader, ReaderResult
 from retrieval.reranker import Reranker
@@ -77,6 +78,7 @@ class Answer:
     passage: str | None = None
     question: str = ""
     lead: str = ""
+    follow: str = ""
 
     @property
     def span_in_sentence(self) -> tuple[int, int] | None:
@@ -88,10 +90,11 @@ class Answer:
     @property
     def reply(self) -> str | None:
         """What the guest reads: the sentence, after the sentence it refers back to when it
-        does ("Bikes can be rented at reception. It costs 15 EUR per day.")."""
+        does ("Bikes can be rented at reception. It costs 15 EUR per day."), and before the
+        sentence after it when that answers as well (`follow`, retrieval.follow)."""
         if self.sentence is None:
             return self.text
-        return f"{self.lead} {self.sentence}" if self.lead else self.sentence
+        return " ".join(t for t in (self.lead, self.sentence, self.follow) if t)
 
     @property
     def span_in_reply(self) -> tuple[int, int] | None:
@@ -115,6 +118,7 @@ class AnswererConfig:
     min_confidence: float = 0.1
     retrieval_temperature: float = 0.05
     read_k: int | None = None
+    follow: bool = True  # an answer may go on with the sentence after it (retrieval.follow)
 
     def __post_init__(self) -> None:
         if self.top_k < 1 or (self.read_k is not None and self.read_k < 1):
@@ -294,6 +298,7 @@ class Answerer:
         t2 = time.perf_counter()
         share = ((t1 - t0) * 1000 / len(questions), (t2 - t1) * 1000 / len(questions))
         traces = []
+        given: list[Candidate | None] = [None] * len(questions)  # the answers given
         for i, question in enumerate(questions):
             if not candidates[i]:
                 answer = Answer(None, 0.0, 0.0, None, None, None, None, None, None, 0.0, None,
@@ -308,12 +313,20 @@ class Answerer:
             best = sentence_answer(ranker, question, hits[i],
                                    ranker.table.sentences[candidate.sentence], result,
                                    confidence)
-            answer = best if confidence >= cal.threshold else replace(
-                best, text=None, span=None, sentence=None, sentence_span=None, doc_id=None,
-                passage_id=None, title=None, passage=None, lead="")
+            if confidence >= cal.threshold:
+                answer, given[i] = best, candidate
+            else:
+                answer = replace(best, text=None, span=None, sentence=None, sentence_span=None,
+                                 doc_id=None, passage_id=None, title=None, passage=None,
+                                 lead="")
             traces.append(AnswerTrace(question, tuple(hits[i]), tuple(results), answer,
                                       (confidence,), *share, tuple(candidates[i]), best,
                                       features))
+        if self.config.follow and self.reranker is not None and any(given):
+            for i, text in enumerate(follows(self.reranker, ranker, questions, given)):
+                if text:
+                    answer = replace(traces[i].answer, follow=text)
+                    traces[i] = replace(traces[i], answer=answer, best=answer)
         return traces
 
     def combine(self, question: str, hits: Sequence[SearchHit],
@@ -475,6 +488,7 @@ class KnowledgeSettings:
     reranker: str | None = None
     reranker_fingerprint: str = ""
     runtime: str = "auto"  # what runs the models (RUNTIMES), config.yml knowledge.runtime
+    follow: bool = True  # config.yml knowledge.follow (retrieval.follow)
 
 
 def read_settings(knowledge_dir: str | Path) -> KnowledgeSettings:
@@ -494,7 +508,7 @@ def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
                   runtime: str | None = None, **config: Any) -> Answerer:
     """The Answerer of a knowledge directory (layout: knowledge.json, index/, reader/).
     Loads lazily: the models load on the first answer (or `.load()`). `config` overrides
-    AnswererConfig fields (top_k, min_confidence, read_k, retrieval_temperature);
+    AnswererConfig fields (top_k, min_confidence, read_k, retrieval_temperature, follow);
     `precision` and `runtime` are the Answerer's (None: as built, config.yml's
     knowledge.runtime; its ONNX graphs in GRAPHS_DIR)."""
     from retrieval.embedder import get_embedder
@@ -513,7 +527,7 @@ def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
         overrides["no_answer_margin"] = settings.reader_margin
     reader = Reader.from_dir(root / READER_DIR, **overrides)
     values = {"top_k": settings.top_k, "min_confidence": settings.min_confidence,
-              "read_k": settings.read_k, **config}
+              "read_k": settings.read_k, "follow": settings.follow, **config}
     ranker = sentence_ranker(root, index, settings, device=device or "cpu") \
         if settings.sentence_encoder else None
     reranker = Reranker(root / settings.reranker) if settings.reranker and ranker else None

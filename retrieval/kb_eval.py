@@ -7,9 +7,11 @@
 Evaluation: retrieval recall@1/@5 and MRR on answerable questions (a hit is a retrieved
 passage of the gold document - the SQuAD title is the document path without suffix - that
 contains a gold answer text); what the guest reads (`sentence`): the share of answerable
-questions whose reply sentence contains a gold answer or one of the test file's
-`alternatives` (answered and right; `answered_right_gold_only` without them), the same before
-the confidence threshold (the best sentence), the share answered, and the share of
+questions whose reply (the answer sentence, with the sentence before or after it that it
+shows) contains a gold answer or one of the test file's `alternatives` (answered and right;
+`answered_right_gold_only` without the alternatives, `answered_right_sentence` in the
+answer sentence alone), the same before the confidence threshold (the best sentence), the
+share answered, and the share of
 unanswerable ones declined; span EM/F1 on answerable questions through the whole pipeline and
 with the gold context (reader alone); the reliability of the confidence (10 bins, expected
 calibration error, ROC AUC; a PNG diagram when asked); latency per question; the wrong answers.
@@ -197,11 +199,14 @@ def sentence_scores(examples: Sequence[QAExample],
     none = [t for e, t in zip(examples, traces) if e.is_impossible]
     n = max(1, len(pairs))
     return {
-        "answered_right": round(sum(contains_answer(t.answer.sentence, e.accepted_texts())
+        "answered_right": round(sum(contains_answer(t.answer.reply, e.accepted_texts())
                                     for e, t in pairs) / n, 4),
-        "answered_right_gold_only": round(sum(contains_answer(t.answer.sentence,
+        "answered_right_gold_only": round(sum(contains_answer(t.answer.reply,
                                                               e.answer_texts)
                                               for e, t in pairs) / n, 4),
+        "answered_right_sentence": round(sum(contains_answer(t.answer.sentence,
+                                                             e.accepted_texts())
+                                             for e, t in pairs) / n, 4),
         "best_sentence_right": round(sum(contains_answer(_best(t).sentence,
                                                          e.accepted_texts())
                                          for e, t in pairs) / n, 4),

@@ -159,6 +159,7 @@ class KnowledgeBuild:
     reranker_pretrain_qa: tuple[str, ...] = ()
     reranker_pretrain_limit: int | None = None
     runtime: str = "auto"  # what runs the models at answer time (retrieval.answerer.RUNTIMES)
+    follow: bool = True  # an answer may go on with the sentence after it (retrieval.follow)
     seed: int = 13
 
     def __post_init__(self) -> None:
@@ -257,7 +258,8 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
         embedder=embedder.name, top_k=build.top_k, read_k=build.read_k,
         built_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         sentence_encoder=ENCODER_DIR, sentences_hash=sentences_hash(data.table),
-        reader_fingerprint=reader_fp, encoder_fingerprint=encoder_fp, runtime=build.runtime)
+        reader_fingerprint=reader_fp, encoder_fingerprint=encoder_fp, runtime=build.runtime,
+        follow=build.follow)
     reranker_report: dict[str, Any] = {}
     if build.reranker is not None:
         reranker_fp = _digest(RERANKER_RECIPE, reader_fp, encoder_fp, build.reranker.to_dict(),

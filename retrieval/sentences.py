@@ -76,9 +76,12 @@ def sentence_spans(text: str) -> list[tuple[int, int]]:
 class SentenceTable:
     """The sentences of a set of passages, each document sentence once."""
 
-    def __init__(self, sentences: list[Sentence], by_passage: dict[int, list[int]]) -> None:
+    def __init__(self, sentences: list[Sentence], by_passage: dict[int, list[int]],
+                 following: dict[int, int] | None = None) -> None:
         self.sentences = sentences
         self.by_passage = by_passage
+        # sentence id -> the sentence after it on the same line (its paragraph goes on)
+        self.following = following or {}
 
     def __len__(self) -> int:
         return len(self.sentences)
@@ -90,26 +93,30 @@ class SentenceTable:
                        key=lambda kv: (kv[1].doc_id, kv[1].start, kv[0]))
         found: dict[tuple[str, int, int], Sentence] = {}
         by_passage: dict[int, list[int]] = {}
+        following: dict[int, int] = {}
         for slot, passage in items:
             ids = []
             before: tuple[int, int] | None = None
             for s, e in sentence_spans(passage.text):
                 key = (passage.doc_id, passage.start + s, passage.start + e)
                 sentence = found.get(key)
+                same_line = before is not None and "\n" not in passage.text[before[1]:s]
                 if sentence is None:
                     lead = ""
-                    if (before is not None and "\n" not in passage.text[before[1]:s]
-                            and _REFERS_BACK.match(passage.text[s:e])):
+                    if before is not None and same_line and _REFERS_BACK.match(
+                            passage.text[s:e]):
                         lead = passage.text[before[0]:before[1]]
                     sentence = Sentence(len(found), passage.doc_id, passage.title,
                                         passage.text[s:e], passage.start + s, passage.start + e,
                                         lead=lead)
                     found[key] = sentence
                 sentence.passages[slot] = s
+                if same_line:
+                    following[ids[-1]] = sentence.id
                 ids.append(sentence.id)
                 before = (s, e)
             by_passage[slot] = ids
-        return cls(list(found.values()), by_passage)
+        return cls(list(found.values()), by_passage, following)
 
     def containing(self, doc_id: str, start: int, end: int) -> Sentence | None:
         """The sentence of `doc_id` that covers document characters [start, end), if any."""

@@ -57,7 +57,7 @@ SKIPPED_COMPONENTS = {
 DEFAULT_POLICIES = ({"name": "MemoizationPolicy"}, {"name": "RulePolicy"})
 DEFAULT_KB = "data/kb"  # the knowledge base sits next to the NLU data in a Rasa project
 KNOWLEDGE_KEYS = ("kb", "embedder", "top_k", "read_k", "hybrid", "reader", "encoder",
-                  "reranker", "runtime")
+                  "reranker", "runtime", "follow")
 GENERATION_KEYS = ("model", "budget_s", "pairs", "train", "sampling")
 _ENV_REF = re.compile(r"\$\{([^}]+)\}")
 
@@ -111,6 +111,7 @@ class KnowledgeConfig:
     reranker: Mapping[str, Any] | None = None  # RerankerConfig fields (and pretrain_qa,
     # pretrain_limit); None: no reranker (absent or `reranker: false`)
     runtime: str = "auto"  # what runs the models at answer time: retrieval.answerer.RUNTIMES
+    follow: bool = True  # an answer goes on with the next sentence the reranker rates as high
     at: str = "config.yml"
 
     @property
@@ -302,6 +303,7 @@ def _knowledge(path: Path, data: Any) -> KnowledgeConfig:
         "read_k": _typed(path, section, "read_k", (int,), "an integer >= 1 or null", low=1),
         "hybrid": _typed(path, section, "hybrid", (bool,), "true or false"),
         "runtime": _typed(path, section, "runtime", (str,), "auto, torch, onnx or onnx-int8"),
+        "follow": _typed(path, section, "follow", (bool,), "true or false"),
     }
     if values["runtime"] not in (None, "auto", "torch", "onnx", "onnx-int8"):
         raise ConfigError(f"{where(path, section, 'runtime')}: knowledge.runtime must be auto, "

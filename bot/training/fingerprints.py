@@ -68,7 +68,7 @@ def knowledge_fingerprint(project: Project, kb: Path) -> str:
              if isinstance(paths, list) for p in paths]
     knobs = [settings.kb_path, settings.embedder, settings.top_k, settings.read_k,
              settings.hybrid, dict(settings.reader), dict(settings.encoder), reranker,
-             settings.runtime]
+             settings.runtime, settings.follow]
     defaults = [IndexConfig().to_dict(), asdict(TrainConfig()), SentenceEncoderConfig().to_dict(),
                 RerankerConfig().to_dict(), KNOWLEDGE_FORMAT, CALIBRATION_RECIPE,
                 RERANKER_RECIPE]

@@ -67,7 +67,8 @@ def train_knowledge(project: Project, kb: Path, out: Path, *, retrain: bool = Fa
                            encoder_pretrain_qa=tuple(encoder_pretrain),
                            encoder_pretrain_limit=encoder_limit, reranker=reranker,
                            reranker_pretrain_qa=tuple(reranker_pretrain),
-                           reranker_pretrain_limit=reranker_limit, runtime=settings.runtime)
+                           reranker_pretrain_limit=reranker_limit, runtime=settings.runtime,
+                           follow=settings.follow)
     return build_knowledge(build)
 
 

@@ -417,14 +417,16 @@ def test_test_kb_with_a_missing_test_set(trained: tuple[Path, str]) -> None:
 def test_knowledge_section_is_read_and_typed(tmp_path: Path) -> None:
     path = tmp_path / "config.yml"
     path.write_text("knowledge:\n  kb: docs\n  embedder: my/model\n  top_k: 8\n  read_k: 3\n"
-                    "  hybrid: false\n  reader:\n    epochs: 2\n    extra_qa: [squad.json]\n")
+                    "  hybrid: false\n  follow: false\n  reader:\n    epochs: 2\n"
+                    "    extra_qa: [squad.json]\n")
     settings = load_config(path).knowledge
     assert (settings.kb, settings.kb_path, settings.embedder) == ("docs", "docs", "my/model")
     assert (settings.top_k, settings.read_k, settings.hybrid) == (8, 3, False)
+    assert settings.follow is False
     assert settings.reader == {"epochs": 2, "extra_qa": ["squad.json"]}
     default = load_config(tmp_path / "missing.yml").knowledge
-    assert (default.kb, default.kb_path, default.top_k, default.reader) == (
-        None, "data/kb", 5, {})
+    assert (default.kb, default.kb_path, default.top_k, default.reader, default.follow) == (
+        None, "data/kb", 5, {}, True)
 
 
 def test_demo_config_keeps_retrievals_defaults() -> None:
@@ -469,6 +471,7 @@ def test_demo_config_keeps_retrievals_defaults() -> None:
      "knowledge.reranker.pretrain_limit must be an integer >= 1"),
     ("knowledge:\n  runtime: tensorrt\n", "knowledge.runtime must be auto, torch, onnx or onnx-int8"),
     ("knowledge:\n  runtime: 1\n", "knowledge.runtime must be auto, torch, onnx or onnx-int8"),
+    ("knowledge:\n  follow: sometimes\n", "knowledge.follow must be true or false"),
 ])
 def test_bad_knowledge_settings_name_file_and_line(tmp_path: Path, section: str,
                                                    phrase: str) -> None:

@@ -329,6 +329,17 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
                  calibration=answerer.calibration)
     trace = answerer.trace_batch(["How much is a shirt?"])[0]
     assert trace.best is not None and "cross" in trace.features
+    # what follows an answer is the next sentence of its line, read after it
+    table, questions = answerer.ranker.table, ["How much is a shirt?", "When is breakfast?"]
+    for trace in answerer.trace_batch(questions):
+        answer = trace.answer
+        if answer.follow:
+            chosen = next(s.id for s in table.sentences if s.text == answer.sentence
+                          and s.doc_id == answer.doc_id)
+            assert answer.follow == table.sentences[table.following[chosen]].text
+            assert answer.reply.endswith(f"{answer.sentence} {answer.follow}")
+    plain = load_answerer(out, embedder=FakeEmbedder(), follow=False)
+    assert not any(a.follow for a in plain.answer_batch(questions))
     assert [c for c in trace.candidates[:3] if "cross_p" in c.features] == \
         sorted(trace.candidates[:3], key=lambda c: -c.features["cross_p"])
     kept_reranker = build_knowledge(replace(build, reranker=RerankerConfig(
