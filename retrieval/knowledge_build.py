@@ -74,13 +74,13 @@ READER_RECIPE = 2  # 2: sentence contexts; a new recipe retrains readers built b
 # a share of the reader's training questions (qa.json's training split and the generated ones)
 # also read wrapped in what guests write around a question (retrieval.guest_talk)
 READER_TALK_SHARE = 0.1
-CALIBRATION_RECIPE = 8  # 3: place, answer-kind evidence and missing-kind negatives; 4: the
+CALIBRATION_RECIPE = 9  # 3: place, answer-kind evidence and missing-kind negatives; 4: the
 # question's word and place evidence (question_evidence); 5: the reader reads only the selected
 # sentence (answer_calibration.RERANK_K); 6: the selection corrects typos (retrieval.spelling);
 # 7: the selection reads place clashes (a hotel's streets and restaurants name it too), and a
 # sentence that refers back is searched with the one before it (retrieval.sentences); 8: the
-# threshold is chosen on a 0.01 grid;
-# a new recipe re-calibrates
+# threshold is chosen on a 0.01 grid; 9: the confidence reads the asked clauses' cover
+# (question_evidence.cover_ask); a new recipe re-calibrates
 # guest-rephrased copies of each held-out qa.json question in the calibration slice. Not in
 # the encoder's training: there they cost 46 % more encoder steps and did not help (kb_test
 # confidence AUC 0.858 with them, 0.873 without; best sentence 0.843 vs 0.839)

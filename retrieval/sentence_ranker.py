@@ -118,7 +118,7 @@ DEFAULT_SELECTION = Logistic(FEATURES, (20.0, 1.0, 0.0, 1.0, -2.0, -3.0), 0.0)
 DEFAULT_RERANK = Logistic(RERANK_FEATURES, (1.0, 0.0), 0.0)  # keeps the selection's order
 DEFAULT_CROSS = Logistic(CROSS_FEATURES, (1.0, 10.0), 0.0)  # about select_logp + raw score
 DEFAULT_CONFIDENCE = Logistic(CONFIDENCE_FEATURES, (2.0, 2.0, 4.0, 0.0, 0.2, -1.0, 0.0, 1.0,
-                                                    1.0, 0.0, 0.0, -0.5), -5.0)
+                                                    1.0, 0.0, 0.0, -0.5, 0.0), -5.0)
 
 
 @dataclass(frozen=True, slots=True)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from retrieval.question_evidence import EVIDENCE_FEATURES, QuestionEvidence, content_words
+from retrieval.question_evidence import (EVIDENCE_FEATURES, QuestionEvidence, asked_part,
+                                        content_words)
 from retrieval.sentences import SentenceTable
 from retrieval.types import Passage
 
@@ -49,6 +50,30 @@ def test_a_word_the_sentence_lacks_lowers_its_cover(evidence: QuestionEvidence) 
     assert asked["cover_sent"] == pytest.approx(1.0)
     assert deep["cover_sent"] < 1.0 and deep["cover_kb"] < 1.0  # "deep" is nowhere in the KB
     assert all(0.0 <= v <= 1.0 for v in deep.values())
+
+
+@pytest.mark.parametrize(("message", "asked"), [
+    ("we land late with two tired kids. is there parking?", "is there parking?"),
+    ("ok so how much is the pet fee", "how much is the pet fee"),
+    ("my dog is a big boy, 30 kilos, which rooms take dogs", "which rooms take dogs"),
+    ("garage price rome", "garage price rome"),                    # no clause asks: all of it
+    ("we love rome and the pantheon, is that ok?",                  # the asking clause has no
+     "we love rome and the pantheon, is that ok?"),                 # content word: all of it
+    ("when does the pool open and how much is parking in rome",
+     "when does the pool open how much is parking in rome"),
+])
+def test_the_asked_part_is_the_clauses_that_ask(message: str, asked: str) -> None:
+    assert asked_part(message) == asked
+
+
+def test_the_asked_clause_is_covered_apart_from_the_talk_around_it(
+        evidence: QuestionEvidence) -> None:
+    pool = sentence(evidence, "rooftop pool")
+    long = evidence.features("my kids love swimming and diving lessons, when is the rooftop "
+                             "pool open in rome", pool)
+    assert long["cover_sent"] < 0.6 and long["cover_ask"] == pytest.approx(1.0)
+    short = evidence.features("when is the rooftop pool open in rome", pool)
+    assert short["cover_ask"] == short["cover_sent"] == pytest.approx(1.0)
 
 
 def test_words_match_despite_typos_and_endings(evidence: QuestionEvidence) -> None:
