@@ -236,9 +236,9 @@ def test_answerable_questions_are_counted_where_they_are_won_or_lost() -> None:
     def turn(outcome: str, sentence: str | None, threshold_passed: bool) -> GuestTurn:
         t = GuestTurn("breakfast?", ["7:00 to 10:30"], outcome, "ask_question", 0.9, [], "",
                       None, None, 5.0)
-        best = SimpleNamespace(sentence=sentence, text=sentence, confidence=0.4)
+        best = SimpleNamespace(sentence=sentence, text=sentence, reply=sentence, confidence=0.4)
         said = best if threshold_passed else SimpleNamespace(sentence=None, text=None,
-                                                               confidence=0.4)
+                                                               reply=None, confidence=0.4)
         score_alone(t, said, best if sentence else None)
         return t
 
