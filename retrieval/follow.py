@@ -24,28 +24,32 @@ answers for 15. One more reranker pair per answer.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING
 
 from retrieval.sentence_ranker import CROSS_CLIP, Candidate
+
+if TYPE_CHECKING:
+    from retrieval.reranker import Reranker
+    from retrieval.sentence_ranker import SentenceRanker
 
 FOLLOW_MARGIN = 0.0  # the next sentence's reranker score minus the chosen one's, at least
 
 
-def follows(reranker: Any, ranker: Any, questions: Sequence[str],
+def follows(reranker: Reranker, ranker: SentenceRanker, questions: Sequence[str],
             chosen: Sequence[Candidate | None], margin: float = FOLLOW_MARGIN) -> list[str]:
     """Per question, the text of the sentence after its `chosen` candidate when the reranker
     scores it at least `margin` above the chosen one ("" otherwise, or where `chosen` is None
-    or has no reranker score)."""
+    or has no reranker score: its `cross` feature, the score clipped and scaled)."""
     table = ranker.table
-    pairs = [(i, table.following[c.sentence]) for i, c in enumerate(chosen)
+    pairs = [(i, c.features["cross"] * CROSS_CLIP, table.following[c.sentence])
+             for i, c in enumerate(chosen)
              if c is not None and "cross" in c.features and c.sentence in table.following]
     out = [""] * len(questions)
     if not pairs:
         return out
-    scores = reranker.score([questions[i] for i, _ in pairs],
-                            [table.sentences[sid].search_text for _, sid in pairs])
-    for (i, sid), score in zip(pairs, scores):
-        chosen_score = chosen[i].features["cross"] * CROSS_CLIP  # type: ignore[union-attr]
+    scores = reranker.score([questions[i] for i, _, _ in pairs],
+                            [table.sentences[sid].search_text for _, _, sid in pairs])
+    for (i, chosen_score, sid), score in zip(pairs, scores):
         if max(-CROSS_CLIP, min(CROSS_CLIP, float(score))) >= chosen_score + margin:
             out[i] = table.sentences[sid].text
     return out

@@ -11,10 +11,10 @@ questions whose reply (the answer sentence, with the sentence before or after it
 shows) contains a gold answer or one of the test file's `alternatives` (answered and right;
 `answered_right_gold_only` without the alternatives, `answered_right_sentence` in the
 answer sentence alone), the same before the confidence threshold (the best sentence), the
-share answered, and the share of
-unanswerable ones declined; span EM/F1 on answerable questions through the whole pipeline and
-with the gold context (reader alone); the reliability of the confidence (10 bins, expected
-calibration error, ROC AUC; a PNG diagram when asked); latency per question; the wrong answers.
+share answered, and the share of unanswerable ones declined; span EM/F1 on answerable
+questions through the whole pipeline and with the gold context (reader alone); the
+reliability of the confidence (10 bins, expected calibration error, ROC AUC; a PNG diagram
+when asked); latency per question; the wrong answers.
 """
 
 from __future__ import annotations
