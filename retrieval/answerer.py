@@ -487,6 +487,7 @@ class KnowledgeSettings:
     encoder_fingerprint: str = ""
     reranker: str | None = None
     reranker_fingerprint: str = ""
+    reranker_pretrained: str | None = None  # its twin (retrieval.reranker.Reranker.twin)
     runtime: str = "auto"  # what runs the models (RUNTIMES), config.yml knowledge.runtime
     follow: bool = True  # config.yml knowledge.follow (retrieval.follow)
 
@@ -530,11 +531,20 @@ def load_answerer(knowledge_dir: str | Path = "models/knowledge", *,
               "read_k": settings.read_k, "follow": settings.follow, **config}
     ranker = sentence_ranker(root, index, settings, device=device or "cpu") \
         if settings.sentence_encoder else None
-    reranker = Reranker(root / settings.reranker) if settings.reranker and ranker else None
+    reranker = load_reranker(root, settings) if ranker else None
     return Answerer(index, None, reader, config=AnswererConfig(**values), ranker=ranker,
                     calibration=Calibration.from_dict(settings.calibration), reranker=reranker,
                     precision=precision, runtime=runtime or settings.runtime,
                     graphs=root / GRAPHS_DIR)
+
+
+def load_reranker(root: Path, settings: KnowledgeSettings) -> Reranker | None:
+    """The reranker of a knowledge directory (None without one), with its twin when the
+    settings name one."""
+    if not settings.reranker:
+        return None
+    twin = root / settings.reranker_pretrained if settings.reranker_pretrained else None
+    return Reranker(root / settings.reranker, twin=twin)
 
 
 def sentences_hash(table: SentenceTable) -> str:

@@ -52,7 +52,7 @@ from retrieval.answer_types import missing_kind_questions
 from retrieval.answerer import (ENCODER_DIR, INDEX_DIR, KNOWLEDGE_FILE, KNOWLEDGE_FORMAT,
                                 READER_DIR, RERANKER_DIR, RUNTIMES, SENTENCE_VECTORS, Answerer,
                                 AnswererConfig, KnowledgeSettings, read_settings,
-                                load_answerer, sentence_ranker, sentences_hash)
+                                load_answerer, load_reranker, sentence_ranker, sentences_hash)
 from retrieval.embedder import DEFAULT_MODEL
 from retrieval.errors import RetrievalConfigError, RetrievalError
 from retrieval.guest_talk import TALK_FILE, talk_copies, talk_groups
@@ -62,7 +62,7 @@ from retrieval.question_gen import (Generated, generate_answerable, generate_una
 from retrieval.qa_metrics import QAExample, load_qa
 from retrieval.qa_sentences import rerank_groups, sentence_examples, sentence_triples
 from retrieval.reader import DEFAULT_READER_BASE, Reader
-from retrieval.reranker import Group, Reranker, RerankerConfig, fit_reranker
+from retrieval.reranker import Group, RerankerConfig, fit_reranker
 from retrieval.sentence_encoder import SentenceEncoderConfig, Triple, fit_sentence_encoder
 from retrieval.sentence_ranker import DEFAULT_SELECTION
 from retrieval.sentences import SentenceTable, answer_sentences
@@ -262,10 +262,14 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
         follow=build.follow)
     reranker_report: dict[str, Any] = {}
     if build.reranker is not None:
-        reranker_fp = _digest(RERANKER_RECIPE, reader_fp, encoder_fp, build.reranker.to_dict(),
+        reranker_fp = _digest(RERANKER_RECIPE, reader_fp, encoder_fp,
+                              build.reranker.training_dict(),
                               _file_digests(build.reranker_pretrain_qa, RERANKER_PRETRAIN),
                               build.reranker_pretrain_limit, *_talk(RERANKER_TALK_SHARE))
-        settings = replace(settings, reranker=RERANKER_DIR, reranker_fingerprint=reranker_fp)
+        twin = (RERANKER_PRETRAINED_DIR if build.reranker.with_pretrained
+                and build.reranker.epochs > 0 and build.reranker_pretrain_qa else None)
+        settings = replace(settings, reranker=RERANKER_DIR, reranker_fingerprint=reranker_fp,
+                           reranker_pretrained=twin)
         if (not build.retrain and previous is not None
                 and previous.reranker_fingerprint == reranker_fp
                 and (root / RERANKER_DIR / "config.json").is_file()):
@@ -280,6 +284,7 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
     trained = {"reader", "encoder", *(("reranker",) if build.reranker is not None else ())}
     if (set(reused) == trained and previous is not None and previous.calibration
             and previous.reranker == settings.reranker
+            and previous.reranker_pretrained == settings.reranker_pretrained
             and all(previous.calibration.get("report", {}).get(k) == v
                     for k, v in recipe.items())):
         reused.append("calibration")
@@ -584,7 +589,7 @@ def pretrained_reranker(build: KnowledgeBuild) -> tuple[RerankerConfig, dict[str
             str(build.reader.get("base_model", DEFAULT_READER_BASE))
     marker = reader_first / PRETRAINED_STAMP  # that reader changes: so does this start
     first_config = replace(config, base_model=base, epochs=config.pretrain_epochs)
-    kept = {**first_config.to_dict(), "top_k": None,  # read at answer time only
+    kept = {**first_config.training_dict(), "top_k": None,  # read at answer time only
             # the folder, not where it is: a moved models folder keeps its reranker
             "base_model": PRETRAINED_DIR if base == str(reader_first) else base}
     stamp = _digest(_file_digests(files, RERANKER_PRETRAIN), build.reranker_pretrain_limit,
@@ -608,7 +613,7 @@ def calibrate(build: KnowledgeBuild, data: _Data, index: Any,
     root = Path(build.out_dir)
     reader = Reader.from_dir(root / READER_DIR, device=build.reader.get("device", "cpu"))
     ranker = sentence_ranker(root, index, settings)
-    reranker = Reranker(root / RERANKER_DIR) if settings.reranker else None
+    reranker = load_reranker(root, settings)
     answerer = Answerer(index, None, reader, ranker=ranker, reranker=reranker,
                         config=AnswererConfig(top_k=build.top_k, read_k=build.read_k))
     return fit_calibration(answerer, held_out_questions(data),

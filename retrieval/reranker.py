@@ -36,6 +36,7 @@ import numpy as np
 from retrieval.errors import RetrievalConfigError, RetrievalError
 
 
+ANSWER_TIME = ("with_pretrained",)  # RerankerConfig settings its training does not read
 Group = tuple[str, str | None, tuple[str, ...]]  # question, answer sentence (None: the
 # question has no answer among them), wrong sentences
 
@@ -49,7 +50,9 @@ class RerankerConfig:
     sentence together; `top_k` candidates of the selection it reads per question at answer
     time; `pretrain_epochs` over the reading-comprehension groups it may learn first
     (retrieval.knowledge_build's `reranker_pretrain_qa`); `layers`: keep only the base
-    model's first `layers` transformer layers (None: all), a smaller and faster reranker."""
+    model's first `layers` transformer layers (None: all), a smaller and faster reranker;
+    `with_pretrained`: with `epochs` > 0 over the knowledge base's questions and a pretrained
+    reranker, answers read the mean of the two rerankers' scores (`Reranker.twin`)."""
 
     base_model: str = "reader"
     epochs: float = 1.0
@@ -66,6 +69,7 @@ class RerankerConfig:
     top_k: int = 5
     seed: int = 13
     num_threads: int | None = 1
+    with_pretrained: bool = False
 
     def __post_init__(self) -> None:
         if self.pretrain_epochs < 0 or (self.layers is not None and self.layers < 1):
@@ -84,6 +88,10 @@ class RerankerConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def training_dict(self) -> dict[str, Any]:
+        """to_dict without ANSWER_TIME settings: what a trained reranker depends on."""
+        return {k: v for k, v in asdict(self).items() if k not in ANSWER_TIME}
 
 
 def fit_reranker(groups: Sequence[Group], out_dir: str | Path,
@@ -201,10 +209,14 @@ def keep_layers(model: Any, layers: int) -> None:
 
 class Reranker:
     """A trained reranker. Construction is cheap; `load()` (idempotent, also on first use)
-    loads the tokenizer and model."""
+    loads the tokenizer and model. With a `twin` (another reranker's folder) a score is the
+    mean of both models' scores: the knowledge base's fine-tuned reranker beside the
+    pretrained one it started from (RerankerConfig.with_pretrained), which learnt from other
+    writers than the knowledge base's questions."""
 
     def __init__(self, path: str | Path, *, max_length: int = 128,
-                 num_threads: int | None = None, precision: str = "auto") -> None:
+                 num_threads: int | None = None, precision: str = "auto",
+                 twin: str | Path | None = None) -> None:
         if precision not in ("auto", "float32", "bfloat16"):
             raise RetrievalConfigError(f"reranker: precision must be auto, float32 or "
                                        f"bfloat16, got {precision!r}")
@@ -215,12 +227,17 @@ class Reranker:
         self.model: Any = None
         self._lock = threading.Lock()
         self.onnx: Any = None  # an OnnxPass of the model (retrieval.onnx_pass), or None
+        self.twin = None if twin is None else Reranker(
+            twin, max_length=max_length, num_threads=num_threads, precision=precision)
 
     def __repr__(self) -> str:
-        return (f"Reranker(path={str(self.path)!r}, "
+        twin = f", twin={str(self.twin.path)!r}" if self.twin is not None else ""
+        return (f"Reranker(path={str(self.path)!r}{twin}, "
                 f"loaded={self.model is not None or self.onnx is not None})")
 
     def load(self) -> Reranker:
+        if self.twin is not None:
+            self.twin.load()
         with self._lock:
             if self.model is not None or self.onnx is not None:
                 return self
@@ -269,6 +286,8 @@ class Reranker:
                     continue
                 with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
                     scores[batch] = self.model(**padded).logits[:, 0].float().numpy()
+        if self.twin is not None:
+            scores = (scores + self.twin.score(questions, texts, batch_size=batch_size)) / 2
         return scores
 
     def use_onnx(self, graph: Path, threads: int = 1, int8: bool = False) -> bool:
@@ -281,4 +300,7 @@ class Reranker:
         self.onnx = cached_pass(self.model, ("logits",), graph, self.path, threads, int8)
         if self.onnx is not None:
             self.model = None  # its weights live in the session now
+        if self.twin is not None:  # its graph beside: reranker_pretrained.int8.onnx
+            twin = graph.with_name(self.twin.path.name + "".join(graph.suffixes))
+            return self.twin.use_onnx(twin, threads, int8) and self.onnx is not None
         return self.onnx is not None

@@ -437,11 +437,14 @@ def test_demo_config_keeps_retrievals_defaults() -> None:
     # every other reader setting is retrieval's own
     assert set(settings.reader) == {"pretrain_qa", "epochs"}
     assert all((root / path).is_file() for path in settings.reader["pretrain_qa"])
-    # its reranker (session 16): pretrained on the same house files, used as it is, reading
-    # three sentences; it is a valid RerankerConfig
+    # its reranker (session 16): pretrained on the house files (the fourth too, session
+    # 29), then the KB's questions, read beside its pretrained self, reading three
+    # sentences; it is a valid RerankerConfig
     assert settings.reranker is not None
-    assert settings.reranker["pretrain_qa"] == settings.reader["pretrain_qa"]
-    assert (settings.reranker["epochs"], settings.reranker["top_k"]) == (0, 3)
+    assert set(settings.reranker["pretrain_qa"]) > set(settings.reader["pretrain_qa"])
+    assert all((root / path).is_file() for path in settings.reranker["pretrain_qa"])
+    assert (settings.reranker["epochs"], settings.reranker["top_k"]) == (1, 3)
+    assert settings.reranker["with_pretrained"] is True
     from retrieval.reranker import RerankerConfig
     RerankerConfig(**{k: v for k, v in settings.reranker.items()
                       if k not in ("pretrain_qa", "pretrain_limit")})

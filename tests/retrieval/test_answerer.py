@@ -366,6 +366,22 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
         saved = json.loads((out / folder / "config.json").read_text(encoding="utf-8"))
         assert saved["num_hidden_layers"] == 1
     assert load_answerer(out, embedder=FakeEmbedder()).trace_batch(["How much is a shirt?"])
+    # `with_pretrained`: the fine-tuned reranker reads beside the pretrained one, its twin;
+    # an answer-time setting, so turning it on or off re-calibrates and trains nothing again
+    paired_build = replace(first_build, reranker=replace(
+        first_build.reranker, epochs=1, with_pretrained=True))
+    paired = build_knowledge(paired_build, embedder=FakeEmbedder())
+    assert paired.reranker["steps"] > 0 and paired.reranker["pretrained"]["reused"] is True
+    assert "calibration" not in paired.reused
+    reranker = load_answerer(out, embedder=FakeEmbedder()).reranker
+    assert reranker is not None and reranker.twin is not None
+    assert reranker.twin.path == out / "reranker_pretrained"
+    assert load_answerer(out, embedder=FakeEmbedder()).trace_batch(["How much is a shirt?"])
+    single = build_knowledge(replace(paired_build, reranker=replace(
+        paired_build.reranker, with_pretrained=False)), embedder=FakeEmbedder())
+    assert single.reused == ("reader", "encoder", "reranker")
+    reranker = load_answerer(out, embedder=FakeEmbedder()).reranker
+    assert reranker is not None and reranker.twin is None
     with pytest.raises(RetrievalConfigError, match="encoder.pretrain_qa: cannot read"):
         build_knowledge(replace(build, encoder_pretrain_qa=(str(kb / "no.json"),)),
                         embedder=FakeEmbedder())

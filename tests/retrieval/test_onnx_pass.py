@@ -37,21 +37,46 @@ def test_the_reader_reads_the_same_spans_in_onnx_runtime(tmp_path: Path) -> None
         assert b.null_score == pytest.approx(a.null_score, abs=1e-4)
 
 
-def test_the_reranker_scores_the_same_in_onnx_runtime(tmp_path: Path) -> None:
+def tiny_reranker(path: Path, seed: int) -> Path:
+    """A random tiny BERT with one output, as a reranker."""
     import torch
     from transformers import BertConfig, BertForSequenceClassification
 
-    from retrieval.reranker import Reranker
-
-    (tmp_path / "reranker").mkdir()
-    path = write_tiny_bert(tmp_path / "reranker", WORDS)
-    torch.manual_seed(0)
+    path.mkdir()
+    write_tiny_bert(path, WORDS)
+    torch.manual_seed(seed)
     config = BertConfig.from_pretrained(str(path), num_labels=1)
     BertForSequenceClassification(config).save_pretrained(str(path))
+    return path
+
+
+def test_the_reranker_scores_the_same_in_onnx_runtime(tmp_path: Path) -> None:
+    from retrieval.reranker import Reranker
+
+    path = tiny_reranker(tmp_path / "reranker", 0)
     reranker = Reranker(path, precision="float32")
     before = reranker.score(QUESTIONS, TEXTS)
     assert reranker.use_onnx(tmp_path / "onnx" / "reranker.onnx") and reranker.model is None
     assert reranker.score(QUESTIONS, TEXTS) == pytest.approx(before, abs=1e-5)
+
+
+def test_a_reranker_with_a_twin_scores_the_mean_of_both_in_either_runtime(
+        tmp_path: Path) -> None:
+    from retrieval.reranker import Reranker
+
+    path, other = tiny_reranker(tmp_path / "reranker", 0), tiny_reranker(tmp_path / "first", 1)
+    alone = Reranker(path, precision="float32").score(QUESTIONS, TEXTS)
+    twin = Reranker(other, precision="float32").score(QUESTIONS, TEXTS)
+    assert not np.allclose(alone, twin, atol=1e-3)
+    paired = Reranker(path, precision="float32", twin=other)
+    assert "twin=" in repr(paired)
+    before = paired.score(QUESTIONS, TEXTS)
+    assert before == pytest.approx((alone + twin) / 2, abs=1e-5)
+    assert paired.use_onnx(tmp_path / "onnx" / "reranker.int8.onnx", int8=True)
+    assert (tmp_path / "onnx" / "first.int8.onnx").is_file()  # the twin's graph, beside
+    assert paired.model is None and paired.twin is not None and paired.twin.model is None
+    after = paired.score(QUESTIONS, TEXTS)
+    assert np.abs(after - before).max() < 0.05 * max(np.ptp(before), 1e-3) + 0.02
 
 
 def test_an_embedder_keeps_its_graph_until_its_weights_change(
