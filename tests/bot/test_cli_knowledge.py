@@ -443,7 +443,7 @@ def test_demo_config_keeps_retrievals_defaults() -> None:
     assert settings.reranker is not None
     assert set(settings.reranker["pretrain_qa"]) > set(settings.reader["pretrain_qa"])
     assert all((root / path).is_file() for path in settings.reranker["pretrain_qa"])
-    assert (settings.reranker["epochs"], settings.reranker["top_k"]) == (1, 3)
+    assert (settings.reranker["epochs"], settings.reranker["top_k"]) == (0.5, 3)
     assert settings.reranker["with_pretrained"] is True
     from retrieval.reranker import RerankerConfig
     RerankerConfig(**{k: v for k, v in settings.reranker.items()
