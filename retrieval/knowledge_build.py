@@ -266,8 +266,10 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
                               build.reranker.training_dict(),
                               _file_digests(build.reranker_pretrain_qa, RERANKER_PRETRAIN),
                               build.reranker_pretrain_limit, *_talk(RERANKER_TALK_SHARE))
-        twin = (RERANKER_PRETRAINED_DIR if build.reranker.with_pretrained
-                and build.reranker.epochs > 0 and build.reranker_pretrain_qa else None)
+        if build.reranker.with_pretrained and not build.reranker_pretrain_qa:
+            raise RetrievalConfigError("reranker: with_pretrained needs pretrain_qa (the "
+                                       "files a pretrained reranker learns first)")
+        twin = RERANKER_PRETRAINED_DIR if build.reranker.with_pretrained else None
         settings = replace(settings, reranker=RERANKER_DIR, reranker_fingerprint=reranker_fp,
                            reranker_pretrained=twin)
         if (not build.retrain and previous is not None
@@ -588,7 +590,8 @@ def pretrained_reranker(build: KnowledgeBuild) -> tuple[RerankerConfig, dict[str
         base = str(reader_first) if build.reader.get("pretrain_qa") else \
             str(build.reader.get("base_model", DEFAULT_READER_BASE))
     marker = reader_first / PRETRAINED_STAMP  # that reader changes: so does this start
-    first_config = replace(config, base_model=base, epochs=config.pretrain_epochs)
+    first_config = replace(config, base_model=base, epochs=config.pretrain_epochs,
+                           with_pretrained=False)
     kept = {**first_config.training_dict(), "top_k": None,  # read at answer time only
             # the folder, not where it is: a moved models folder keeps its reranker
             "base_model": PRETRAINED_DIR if base == str(reader_first) else base}

@@ -85,6 +85,9 @@ class RerankerConfig:
         if self.precision not in ("auto", "float32", "bfloat16"):
             raise RetrievalConfigError(f"reranker: precision must be auto, float32 or "
                                        f"bfloat16, got {self.precision!r}")
+        if self.with_pretrained and self.epochs == 0:
+            raise RetrievalConfigError("reranker: with_pretrained needs epochs > 0 (with "
+                                       "epochs 0 the reranker is the pretrained one)")
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

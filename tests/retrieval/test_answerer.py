@@ -382,6 +382,8 @@ def test_build_and_load_a_knowledge_directory(tmp_path: Path) -> None:
     assert single.reused == ("reader", "encoder", "reranker")
     reranker = load_answerer(out, embedder=FakeEmbedder()).reranker
     assert reranker is not None and reranker.twin is None
+    with pytest.raises(RetrievalConfigError, match="with_pretrained needs pretrain_qa"):
+        build_knowledge(replace(paired_build, reranker_pretrain_qa=()), embedder=FakeEmbedder())
     with pytest.raises(RetrievalConfigError, match="encoder.pretrain_qa: cannot read"):
         build_knowledge(replace(build, encoder_pretrain_qa=(str(kb / "no.json"),)),
                         embedder=FakeEmbedder())

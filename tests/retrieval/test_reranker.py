@@ -53,6 +53,8 @@ def test_bad_settings_and_missing_models_get_clear_errors(tmp_path: Path) -> Non
         RerankerConfig(pretrain_epochs=-1)
     with pytest.raises(RetrievalConfigError, match="precision must be"):
         RerankerConfig(precision="half")
+    with pytest.raises(RetrievalConfigError, match="with_pretrained needs epochs > 0"):
+        RerankerConfig(epochs=0, with_pretrained=True)
     with pytest.raises(RetrievalConfigError, match="no question"):
         fit_reranker([("q", None, ())], tmp_path / "r", RerankerConfig())
     with pytest.raises(RetrievalError, match="No reranker at"):
