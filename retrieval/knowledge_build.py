@@ -171,6 +171,10 @@ class KnowledgeBuild:
         if self.runtime not in RUNTIMES:
             raise RetrievalConfigError(f"runtime must be one of {RUNTIMES}, got "
                                        f"{self.runtime!r}")
+        if self.reranker is not None and self.reranker.with_pretrained \
+                and not self.reranker_pretrain_qa:
+            raise RetrievalConfigError("reranker: with_pretrained needs pretrain_qa (the "
+                                       "files a pretrained reranker learns first)")
         unknown = set(self.reader) - _reader_fields()
         if unknown:
             raise RetrievalConfigError(f"unknown reader option(s) {sorted(unknown)}; "
@@ -266,9 +270,6 @@ def build_knowledge(build: KnowledgeBuild, *, embedder: Embedder | None = None
                               build.reranker.training_dict(),
                               _file_digests(build.reranker_pretrain_qa, RERANKER_PRETRAIN),
                               build.reranker_pretrain_limit, *_talk(RERANKER_TALK_SHARE))
-        if build.reranker.with_pretrained and not build.reranker_pretrain_qa:
-            raise RetrievalConfigError("reranker: with_pretrained needs pretrain_qa (the "
-                                       "files a pretrained reranker learns first)")
         twin = RERANKER_PRETRAINED_DIR if build.reranker.with_pretrained else None
         settings = replace(settings, reranker=RERANKER_DIR, reranker_fingerprint=reranker_fp,
                            reranker_pretrained=twin)
